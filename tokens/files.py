@@ -1,0 +1,239 @@
+"""Key files: PEM or DER, PKCS#8 or traditional, encrypted or not, and PKCS#12 bundles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from tokens.api import SecretPrompt, SignatureScheme
+from tokens.digest import Digest, HashAlgorithm
+from tokens.errors import (
+    KeyLoadError,
+    KeyMismatchError,
+    PasswordError,
+    UnsupportedAlgorithmError,
+)
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+_PREHASHED: dict[HashAlgorithm, type[hashes.HashAlgorithm]] = {
+    HashAlgorithm.MD5: hashes.MD5,
+    HashAlgorithm.SHA1: hashes.SHA1,
+    HashAlgorithm.SHA256: hashes.SHA256,
+    HashAlgorithm.SHA384: hashes.SHA384,
+    HashAlgorithm.SHA512: hashes.SHA512,
+}
+
+
+def load_certificates(path: Path) -> list[x509.Certificate]:
+    """Load one or more certificates from a PEM bundle or a DER file."""
+    data = _read(path)
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as e:
+        raise KeyLoadError(f"{path}: not a certificate ({e})") from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise KeyLoadError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _is_encrypted(data: bytes) -> bool:
+    return b"ENCRYPTED" in data[:200] or b"Proc-Type: 4,ENCRYPTED" in data
+
+
+class FileKeyProvider:
+    """A private key held in memory, loaded from files.
+
+    Args:
+        key: the private key.
+        certificate: the signer certificate; must carry the key's public key.
+        chain: further certificates (intermediates) that came with the key.
+    """
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
+    ) -> None:
+        if key.public_key().public_numbers() != certificate.public_key().public_numbers():  # type: ignore[comparison-overlap]
+            raise KeyMismatchError(
+                "the certificate does not match the private key "
+                f"(certificate subject: {certificate.subject.rfc4514_string()})"
+            )
+        self._key = key
+        self._certificate = certificate
+        self._chain = tuple(chain)
+
+    @classmethod
+    def from_files(
+        cls,
+        key_path: Path,
+        cert_path: Path | None = None,
+        *,
+        password: bytes | None = None,
+        secrets: SecretPrompt | None = None,
+    ) -> FileKeyProvider:
+        """Load a key (PEM/DER/PKCS#8/PKCS#12) and its certificate.
+
+        The certificate comes from ``cert_path``, from the PKCS#12 bundle, or from a PEM
+        certificate that follows the key in the same file. When the key is encrypted and no
+        ``password`` is given, ``secrets`` is asked for one.
+        """
+        data = _read(key_path)
+        if key_path.suffix.lower() in (".p12", ".pfx") or _looks_like_pkcs12(data):
+            return cls._from_pkcs12(key_path, data, cert_path, password, secrets)
+        if password is None and _is_encrypted(data) and secrets is not None:
+            password = secrets(f"password for {key_path}").encode()
+        key = _load_private_key(key_path, data, password)
+        certs: list[x509.Certificate] = []
+        if cert_path is not None:
+            certs = load_certificates(cert_path)
+        elif b"-----BEGIN CERTIFICATE" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        if not certs:
+            raise KeyLoadError(f"{key_path}: no certificate given (use --cert)")
+        leaf = _pick_leaf(key, certs)
+        return cls(key, leaf, [c for c in certs if c is not leaf])
+
+    @classmethod
+    def _from_pkcs12(
+        cls,
+        path: Path,
+        data: bytes,
+        cert_path: Path | None,
+        password: bytes | None,
+        secrets: SecretPrompt | None,
+    ) -> FileKeyProvider:
+        try:
+            bundle = pkcs12.load_pkcs12(data, password)
+        except ValueError:
+            if password is None and secrets is not None:
+                password = secrets(f"password for {path}").encode()
+                return cls._from_pkcs12(path, data, cert_path, password, None)
+            raise PasswordError(f"{path}: wrong or missing password for the PKCS#12 file") from None
+        key = bundle.key
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise UnsupportedAlgorithmError(f"{path}: only RSA and EC keys are supported")
+        chain = [c.certificate for c in bundle.additional_certs]
+        if cert_path is not None:
+            leaf = load_certificates(cert_path)[0]
+        elif bundle.cert is not None:
+            leaf = bundle.cert.certificate
+        else:
+            raise KeyLoadError(f"{path}: the PKCS#12 file holds no certificate (use --cert)")
+        return cls(key, leaf, chain)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The signer certificate."""
+        return self._certificate
+
+    @property
+    def chain(self) -> Sequence[x509.Certificate]:
+        """Intermediates that came with the key."""
+        return self._chain
+
+    @property
+    def scheme(self) -> SignatureScheme:
+        """RSA PKCS#1 v1.5 for RSA keys, DER ECDSA for EC keys."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return SignatureScheme.RSA_PKCS1V15
+        return SignatureScheme.ECDSA_DER
+
+    @property
+    def key_size(self) -> int:
+        """Key size in bits."""
+        return self._key.key_size
+
+    def sign_digest(self, digest: Digest) -> bytes:
+        """Sign a precomputed digest (RSA: PKCS#1 v1.5 over DigestInfo; EC: DER ECDSA)."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            # Any hash, RIPEMD-160 included: pad the DER DigestInfo ourselves via the
+            # "no algorithm" PKCS#1 v1.5 path, which signs the given bytes as DigestInfo.
+            return self._key.sign(
+                digest.algorithm.digest_info(digest.value),
+                padding.PKCS1v15(),
+                utils.NoDigestInfo(),
+            )
+        prehashed = _PREHASHED.get(digest.algorithm)
+        if prehashed is None:
+            # ECDSA does not bind the hash; cryptography only needs the length to match.
+            return self._key.sign(digest.value, ec.ECDSA(utils.Prehashed(_LengthOnly(digest))))
+        return self._key.sign(digest.value, ec.ECDSA(utils.Prehashed(prehashed())))
+
+    def close(self) -> None:
+        """Nothing to release for an in-memory key."""
+
+
+class _LengthOnly(hashes.HashAlgorithm):
+    """Stand-in hash for Prehashed ECDSA with digests cryptography has no class for."""
+
+    def __init__(self, digest: Digest) -> None:
+        self._digest = digest
+
+    @property
+    def name(self) -> str:
+        return self._digest.algorithm.hashlib_name
+
+    @property
+    def digest_size(self) -> int:
+        return self._digest.algorithm.digest_size
+
+    @property
+    def block_size(self) -> int | None:
+        return None
+
+
+def _looks_like_pkcs12(data: bytes) -> bool:
+    # DER SEQUENCE { INTEGER 3, ... }: the PFX version; PEM and PKCS#8 never start like this.
+    return data[:1] == b"\x30" and b"\x02\x01\x03" in data[2:6]
+
+
+def _load_private_key(path: Path, data: bytes, password: bytes | None) -> PrivateKey:
+    loaders = (
+        (serialization.load_pem_private_key,)
+        if b"-----BEGIN" in data
+        else (serialization.load_der_private_key,)
+    )
+    try:
+        key = loaders[0](data, password)
+    except TypeError:
+        if password is None:
+            raise PasswordError(f"{path}: the key is encrypted and no password was given") from None
+        raise PasswordError(f"{path}: the key is not encrypted, but a password was given") from None
+    except ValueError as e:
+        if _is_encrypted(data) or password is not None:
+            raise PasswordError(f"{path}: wrong password, or not a private key") from None
+        raise KeyLoadError(f"{path}: not a private key ({str(e).splitlines()[0]})") from None
+    except UnsupportedAlgorithm as e:
+        raise UnsupportedAlgorithmError(f"{path}: unsupported key algorithm ({e})") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise UnsupportedAlgorithmError(f"{path}: only RSA and EC keys are supported")
+    return key
+
+
+def _pick_leaf(key: PrivateKey, certs: Sequence[x509.Certificate]) -> x509.Certificate:
+    wanted = key.public_key().public_numbers()
+    for cert in certs:
+        try:
+            if cert.public_key().public_numbers() == wanted:  # type: ignore[union-attr]
+                return cert
+        except AttributeError:
+            continue
+    raise KeyMismatchError(
+        "the certificate does not match the private key "
+        f"(certificate subject: {certs[0].subject.rfc4514_string()})"
+    )

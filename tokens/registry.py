@@ -1,0 +1,30 @@
+"""Open a key provider from what the user typed: a key file path or a ``pkcs11:`` URI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokens.api import KeyProvider, SecretPrompt
+
+
+def open_key_provider(
+    spec: str,
+    *,
+    cert: Path | None = None,
+    password: bytes | None = None,
+    secrets: SecretPrompt | None = None,
+) -> KeyProvider:
+    """Open the key named by ``spec``.
+
+    ``spec`` is a file path (optionally ``file:``-prefixed) or an RFC 7512 ``pkcs11:`` URI.
+    ``password`` is the key-file password or the token PIN when already known; otherwise
+    ``secrets`` is asked when one is needed. The caller closes the provider.
+    """
+    if spec.startswith("pkcs11:"):
+        from tokens import pkcs11  # lazy: the core never needs python-pkcs11
+
+        return pkcs11.open_pkcs11_provider(spec, cert=cert, pin=password, secrets=secrets)
+    from tokens.files import FileKeyProvider
+
+    path = Path(spec.removeprefix("file:"))
+    return FileKeyProvider.from_files(path, cert, password=password, secrets=secrets)
