@@ -1,0 +1,31 @@
+"""Operational errors of the DICOM layer (CLI exit code 4). A bad signature is not an error."""
+
+from __future__ import annotations
+
+
+class DsigError(Exception):
+    """Root of dsig's errors; the message is one line meant for the user."""
+
+
+class DicomFormatError(DsigError):
+    """The input is not DICOM, is truncated, or holds malformed signature attributes."""
+
+
+class LocationError(DsigError):
+    """An item location string does not parse or does not point to an item."""
+
+
+class TagError(DsigError):
+    """A tag given by the user is unknown, absent or not signable."""
+
+
+class SigningError(DsigError):
+    """A signature cannot be created with the given options."""
+
+
+class SignatureNotFoundError(DsigError):
+    """No signature with the given UID, or no signature at all to remove."""
+
+
+class OutputError(DsigError):
+    """The output cannot be written (exists, same as input, encoding impossible)."""
