@@ -154,3 +154,50 @@ def build_pki(now: dt.datetime = NOW) -> TestPki:
 
 
 TIMESTAMPING = ExtendedKeyUsageOID.TIME_STAMPING
+
+
+def issue_for_public_key(
+    cn: str,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    *,
+    issuer: Issued,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    now: dt.datetime = NOW,
+) -> x509.Certificate:
+    """Issue a signer (leaf) certificate for a public key whose private half lives elsewhere.
+
+    Used for keys generated on a PKCS#11 token: only the public key ever leaves the token.
+    """
+    nb = not_before or now - dt.timedelta(days=30)
+    na = not_after or now + dt.timedelta(days=365 * 2)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer.cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(nb)
+        .not_valid_after(na)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    )
+    return builder.sign(issuer.key, hashes.SHA256())
