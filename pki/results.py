@@ -26,6 +26,7 @@ class TrustFinding:
 
     code: str
     message: str
+    note: bool = False  # informational: does not change the indication
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class TrustResult:
         """The ``trust`` object of the JSON report."""
         out: dict[str, object] = {
             "indication": self.indication.value,
-            "findings": [{"code": f.code, "message": f.message} for f in self.findings],
+            "findings": [_finding_json(f) for f in self.findings],
         }
         if self.validated_at is not None:
             out["validated_at"] = self.validated_at.isoformat()
@@ -50,6 +51,33 @@ class TrustResult:
             out["chain"] = [c.subject.rfc4514_string() for c in self.chain]
         out.update(self.details)
         return out
+
+
+def _finding_json(finding: TrustFinding) -> dict[str, object]:
+    out: dict[str, object] = {"code": finding.code, "message": finding.message}
+    if finding.note:
+        out["note"] = True
+    return out
+
+
+#: Every finding code the trust module emits, with its meaning. The list is the contract.
+FINDING_CODES: dict[str, str] = {
+    "TRUST_NOT_CHECKED": "no trust store was given, so the signer was not validated",
+    "NO_TRUSTED_PATH": "no certificate path from the signer to a configured trust anchor",
+    "CERT_EXPIRED": "a certificate of the path had expired at the validation moment",
+    "CERT_NOT_YET_VALID": "a certificate of the path was not yet valid at the validation moment",
+    "CERT_REVOKED": "a certificate of the path was revoked at or before the validation moment",
+    "REVOCATION_UNAVAILABLE": "revocation status could not be established (note under soft-fail)",
+    "REVOKED_AFTER_MOMENT": "note: a certificate was revoked, but only after the validation moment",
+    "KEY_USAGE": "the signer's key usage (or required extended key usage) does not allow signing",
+    "BASIC_CONSTRAINTS": "an issuer is not a CA, or a path length constraint is exceeded",
+    "WEAK_ALGORITHM": "weak hash (MD5, SHA-1) or small key (RSA/DSA < 2048 bits) in the path",
+    "CERT_SIGNATURE_INVALID": "a certificate's signature does not verify with its issuer's key",
+    "NAME_CONSTRAINTS": "a certificate violates a name constraint of an issuer",
+    "CERT_POLICY": "the certificate policy processing of the path failed",
+    "PATH_INVALID": "the path failed validation for another RFC 5280 reason (message says which)",
+    "VALIDATION_ERROR": "the validator failed unexpectedly; no decision could be made",
+}
 
 
 NOT_CHECKED = TrustResult(

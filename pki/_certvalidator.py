@@ -1,0 +1,184 @@
+"""The only module that imports pyhanko_certvalidator (and, through it, aiohttp).
+
+Builds a ``ValidationContext`` from a :class:`~pki.policy.TrustPolicy`, runs path validation
+and maps the library's exceptions to finding codes (pyHanko's error-handler pattern).
+Converts cryptography <-> asn1crypto certificates at this boundary only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import errors as pv_errors
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    DisallowWeakAlgorithmsPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+
+from pki.policy import RevocationMode, TrustPolicy
+from pki.results import TrustFinding, TrustIndication
+
+_RULES: dict[RevocationMode, RevocationCheckingRule] = {
+    RevocationMode.OFF: RevocationCheckingRule.NO_CHECK,
+    RevocationMode.SOFT_FAIL: RevocationCheckingRule.CHECK_IF_DECLARED_SOFT,
+    RevocationMode.HARD_FAIL: RevocationCheckingRule.CHECK_IF_DECLARED,
+    RevocationMode.REQUIRE: RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+}
+
+# Generic PathValidationError messages, classified (pinned to pyhanko-certvalidator 0.33.x).
+_MESSAGE_CODES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"not a CA|basic constraints|path length|maximum path", re.I), "BASIC_CONSTRAINTS"),
+    (re.compile(r"name constraint|excluded|permitted subtree", re.I), "NAME_CONSTRAINTS"),
+    (re.compile(r"polic", re.I), "CERT_POLICY"),
+    (re.compile(r"key usage", re.I), "KEY_USAGE"),
+    (re.compile(r"signature", re.I), "CERT_SIGNATURE_INVALID"),
+)
+
+
+class Outcome:
+    """What the validator said: a path (leaf first) or a failure, plus soft-fail notes."""
+
+    def __init__(self) -> None:
+        self.path: tuple[x509.Certificate, ...] = ()
+        self.indication = TrustIndication.VALID
+        self.findings: list[TrustFinding] = []
+        self.crls: list[bytes] = []  # every CRL the context saw (supplied and fetched)
+
+
+def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _from_asn1(cert: Any, known: dict[bytes, x509.Certificate]) -> x509.Certificate:
+    der: bytes = cert.dump()
+    return known.get(der) or x509.load_der_x509_certificate(der)
+
+
+def _context(
+    policy: TrustPolicy, at: dt.datetime, extra: Sequence[x509.Certificate]
+) -> ValidationContext:
+    rule = _RULES[policy.revocation_mode]
+    rev_policy = CertRevTrustPolicy(
+        RevocationCheckingPolicy(rule, rule), retroactive_revinfo=policy.retroactive_revinfo
+    )
+    algos = policy.algorithms
+    backend = (
+        OwnedFetcherBackend(AIOHttpFetcherBackend(per_request_timeout=policy.timeout))
+        if policy.online
+        else None
+    )
+    return ValidationContext(
+        trust_roots=[_to_asn1(c) for c in policy.trust_roots],
+        other_certs=[_to_asn1(c) for c in (*policy.intermediates, *extra)],
+        moment=at,
+        # Lists, never None: the library refuses "essential" policies without any source.
+        crls=list(policy.crls),
+        ocsps=list(policy.ocsp_responses),
+        allow_fetching=policy.online,
+        fetcher_backend=backend,
+        revinfo_policy=rev_policy,
+        algorithm_usage_policy=DisallowWeakAlgorithmsPolicy(  # type: ignore[no-untyped-call]
+            weak_hash_algos=algos.weak_hashes,
+            rsa_key_size_threshold=algos.min_rsa_bits,
+            dsa_key_size_threshold=algos.min_dsa_bits,
+        ),
+        time_tolerance=policy.time_tolerance,
+    )
+
+
+async def validate_path(
+    leaf: x509.Certificate,
+    policy: TrustPolicy,
+    *,
+    at: dt.datetime,
+    extra_certs: Sequence[x509.Certificate] = (),
+) -> Outcome:
+    """Build and validate a path for ``leaf`` at ``at``; never raises for a bad certificate."""
+    known = {
+        c.public_bytes(serialization.Encoding.DER): c
+        for c in (leaf, *policy.trust_roots, *policy.intermediates, *extra_certs)
+    }
+    out = Outcome()
+    vc = _context(policy, at, extra_certs)
+    try:
+        validator = CertificateValidator(_to_asn1(leaf), validation_context=vc)
+        try:
+            path = await validator.async_validate_path()
+        except pv_errors.PathValidationError as e:
+            out.path = tuple(_from_asn1(c, known) for c in e.original_path.iter_certs(True))[::-1]
+            _map_path_error(e, out)
+        except (pv_errors.PathBuildingError, pv_errors.ValidationError) as e:
+            _map_other_error(e, out)
+        except (OSError, TimeoutError) as e:  # network trouble that escaped the fetchers
+            out.indication = TrustIndication.INDETERMINATE
+            out.findings.append(TrustFinding("REVOCATION_UNAVAILABLE", f"network error: {e}"))
+        else:
+            out.path = tuple(_from_asn1(c, known) for c in path.iter_certs(True))[::-1]
+        for exc in vc.soft_fail_exceptions:
+            out.findings.append(
+                TrustFinding("REVOCATION_UNAVAILABLE", f"soft-fail: {_msg(exc)}", note=True)
+            )
+        out.crls = [c.dump() for c in vc.crls]
+    finally:
+        await vc.aclose()  # type: ignore[no-untyped-call]
+    return out
+
+
+def _msg(e: BaseException) -> str:
+    text = getattr(e, "failure_msg", None) or str(e) or type(e).__name__
+    return " ".join(str(text).split())
+
+
+def _map_path_error(e: pv_errors.PathValidationError, out: Outcome) -> None:
+    code: str
+    indication = TrustIndication.INVALID
+    if isinstance(e, pv_errors.RevokedError):
+        code = "CERT_REVOKED"
+    elif isinstance(e, pv_errors.InsufficientRevinfoError):
+        code, indication = "REVOCATION_UNAVAILABLE", TrustIndication.INDETERMINATE
+    elif isinstance(e, pv_errors.ExpiredError):
+        code = "CERT_EXPIRED"
+    elif isinstance(e, pv_errors.NotYetValidError):
+        code = "CERT_NOT_YET_VALID"
+    elif isinstance(e, pv_errors.DisallowedAlgorithmError):
+        code = "WEAK_ALGORITHM"
+    elif isinstance(e, pv_errors.InsufficientPOEError):
+        code, indication = "PATH_INVALID", TrustIndication.INDETERMINATE
+    else:
+        code = next((c for rx, c in _MESSAGE_CODES if rx.search(_msg(e))), "PATH_INVALID")
+    message = _msg(e)
+    if isinstance(e, pv_errors.RevokedError):
+        reason = getattr(e.reason, "native", None) or str(e.reason)
+        message += f" [revoked {e.revocation_dt.isoformat()}, reason {reason}]"
+    out.indication = indication
+    out.findings.append(TrustFinding(code, message))
+
+
+def _map_other_error(e: Exception, out: Outcome) -> None:
+    if isinstance(e, pv_errors.CertificateFetchError):
+        # An intermediate could not be fetched: no decision, not a proven failure.
+        out.indication = TrustIndication.INDETERMINATE
+        out.findings.append(TrustFinding("NO_TRUSTED_PATH", _msg(e)))
+    elif isinstance(e, pv_errors.PathBuildingError):
+        out.indication = TrustIndication.INVALID
+        out.findings.append(TrustFinding("NO_TRUSTED_PATH", _msg(e)))
+    elif isinstance(e, pv_errors.InvalidCertificateError):
+        # Raised for an untrusted self-signed leaf as well as for usage problems.
+        msg = _msg(e)
+        code = "NO_TRUSTED_PATH" if "self-signed" in msg else "KEY_USAGE"
+        out.indication = TrustIndication.INVALID
+        out.findings.append(TrustFinding(code, msg))
+    else:
+        out.indication = TrustIndication.INVALID
+        out.findings.append(TrustFinding("PATH_INVALID", _msg(e)))

@@ -1,0 +1,165 @@
+"""Load certificates (PEM, DER, PKCS#7, directories) as ``cryptography`` objects."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from pki.errors import CertificateLoadError
+
+PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+# Files an OpenSSL hashed directory or a CA bundle directory may hold next to the certificates.
+_SKIP_IN_DIR = re.compile(r"(^\.|\.(crl|key|csr|txt|md|json|r\d+)$|^[0-9a-f]{8}\.r\d+$)", re.I)
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint of the DER encoding, lower-case hex."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def describe(cert: x509.Certificate) -> str:
+    """Short human display: the subject as an RFC 4514 string."""
+    return cert.subject.rfc4514_string()
+
+
+def dedupe(certs: Iterable[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    """Drop repeated certificates (same DER), keeping the first occurrence."""
+    seen: set[bytes] = set()
+    out: list[x509.Certificate] = []
+    for cert in certs:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if der not in seen:
+            seen.add(der)
+            out.append(cert)
+    return tuple(out)
+
+
+def parse_certificates(data: bytes, *, source: str = "<data>") -> tuple[x509.Certificate, ...]:
+    """Certificates from PEM (CERTIFICATE / PKCS7 blocks), DER, or DER PKCS#7 bytes.
+
+    Raises :class:`CertificateLoadError` when ``data`` holds no certificate.
+    """
+    try:
+        if b"-----BEGIN" in data:
+            certs = _parse_pem(data)
+        else:
+            certs = _parse_der(data)
+    except ValueError as e:
+        raise CertificateLoadError(f"{source}: not a certificate file ({_first_line(e)})") from e
+    if not certs:
+        raise CertificateLoadError(f"{source}: no certificate found")
+    return dedupe(certs)
+
+
+def _parse_pem(data: bytes) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for match in PEM_BLOCK.finditer(data):
+        label = match.group(1)
+        block = match.group(0)
+        if label in (b"CERTIFICATE", b"X509 CERTIFICATE"):
+            certs.append(x509.load_pem_x509_certificate(block))
+        elif label == b"TRUSTED CERTIFICATE":
+            # OpenSSL's "trusted" form appends trust settings after the DER certificate.
+            der = _pem_body(block)
+            certs.append(x509.load_der_x509_certificate(_first_der_element(der)))
+        elif label in (b"PKCS7", b"CMS"):
+            certs.extend(
+                pkcs7.load_pem_pkcs7_certificates(block.replace(b"CMS-----", b"PKCS7-----"))
+            )
+    return certs
+
+
+def _parse_der(data: bytes) -> list[x509.Certificate]:
+    try:
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        # Not a certificate: maybe a DER PKCS#7 bundle (degenerate SignedData).
+        return list(pkcs7.load_der_pkcs7_certificates(data))
+
+
+def _pem_body(block: bytes) -> bytes:
+
+    lines = block.splitlines()[1:-1]
+    return base64.b64decode(b"".join(line.strip() for line in lines if b":" not in line))
+
+
+def _first_der_element(der: bytes) -> bytes:
+    """The first TLV of ``der`` (definite length)."""
+    if len(der) < 2:
+        raise ValueError("truncated DER")
+    first = der[1]
+    if first < 0x80:
+        return der[: 2 + first]
+    n = first & 0x7F
+    length = int.from_bytes(der[2 : 2 + n], "big")
+    return der[: 2 + n + length]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def read_path(path: Path, what: str) -> bytes:
+    """Read a file, mapping OS errors to :class:`CertificateLoadError`."""
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise CertificateLoadError(f"cannot read {what} {path}: {e.strerror or e}") from e
+
+
+def list_dir(directory: Path, what: str) -> list[Path]:
+    """Regular, non-hidden files of ``directory`` (symlinks followed), sorted."""
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as e:
+        msg = f"cannot list {what} directory {directory}: {e.strerror or e}"
+        raise CertificateLoadError(msg) from e
+    return [p for p in entries if p.is_file() and not p.name.startswith(".")]
+
+
+def iter_dir_files(directory: Path, what: str) -> list[Path]:
+    """Files of ``directory`` that may hold certificates (skips CRLs, keys, notes)."""
+    return [p for p in list_dir(directory, what) if not _SKIP_IN_DIR.search(p.name)]
+
+
+def load_from_paths(
+    paths: Sequence[Path],
+    what: str,
+    parse: Callable[[bytes, str], Sequence[x509.Certificate]] | None = None,
+) -> tuple[x509.Certificate, ...]:
+    """Certificates from files and directories (OpenSSL hashed directories included).
+
+    ``what`` names the option in error messages (e.g. ``"trust store"``).
+    """
+    parser = parse or (lambda data, src: parse_certificates(data, source=src))
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found: list[x509.Certificate] = []
+            for file in iter_dir_files(path, what):
+                found.extend(parser(read_path(file, what), str(file)))
+            if not found:
+                raise CertificateLoadError(f"{what} directory {path} holds no certificate")
+            certs.extend(found)
+        elif path.exists():
+            certs.extend(parser(read_path(path, what), str(path)))
+        else:
+            raise CertificateLoadError(f"{what} {path} does not exist")
+    return dedupe(certs)
+
+
+def load_certificates(*paths: Path, what: str = "certificate file") -> tuple[x509.Certificate, ...]:
+    """Load certificates from PEM bundles, DER files, PKCS#7 bundles or directories of them.
+
+    Raises :class:`CertificateLoadError` (a :class:`~pki.errors.TrustConfigError`) with a
+    one-line message on a missing path, an unreadable or unparsable file, or an empty result.
+    """
+    return load_from_paths(paths, what)

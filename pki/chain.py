@@ -1,0 +1,237 @@
+"""The evaluation entry points: :func:`evaluate_chain` (sync) and :func:`aevaluate_chain`."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+
+from pki.certs import describe
+from pki.errors import PkiError, TrustConfigError
+from pki.policy import RevocationMode, TrustPolicy
+from pki.results import TrustFinding, TrustIndication, TrustResult
+from pki.revocation import crl_lookup, declares_revinfo, revocation_message
+
+_KU_ATTR = {
+    "digital_signature": "digital_signature",
+    "non_repudiation": "content_commitment",
+    "key_encipherment": "key_encipherment",
+    "data_encipherment": "data_encipherment",
+    "key_agreement": "key_agreement",
+    "key_cert_sign": "key_cert_sign",
+    "crl_sign": "crl_sign",
+}
+_RANK = {
+    TrustIndication.VALID: 0,
+    TrustIndication.NOT_CHECKED: 0,
+    TrustIndication.INDETERMINATE: 1,
+    TrustIndication.INVALID: 2,
+}
+
+
+def evaluate_chain(
+    leaf: x509.Certificate,
+    policy: TrustPolicy,
+    *,
+    at: dt.datetime,
+    extra_certs: Sequence[x509.Certificate] = (),
+    certified_time: bool = False,
+) -> TrustResult:
+    """Validate ``leaf`` at ``at``: path to an anchor, algorithms, validity, key usage, revocation.
+
+    ``extra_certs`` are untrusted certificates that came with the signature. Set
+    ``certified_time`` when ``at`` comes from a verified RFC 3161 timestamp: revocations dated
+    after it then pass with a ``REVOKED_AFTER_MOMENT`` note saying so.
+
+    Synchronous façade over :func:`aevaluate_chain`; it cannot run inside an event loop.
+    Raises :class:`~pki.errors.TrustConfigError` for a naive ``at``.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(
+            aevaluate_chain(
+                leaf, policy, at=at, extra_certs=extra_certs, certified_time=certified_time
+            )
+        )
+    raise PkiError("evaluate_chain() cannot run inside an event loop: await aevaluate_chain()")
+
+
+async def aevaluate_chain(
+    leaf: x509.Certificate,
+    policy: TrustPolicy,
+    *,
+    at: dt.datetime,
+    extra_certs: Sequence[x509.Certificate] = (),
+    certified_time: bool = False,
+) -> TrustResult:
+    """Async variant of :func:`evaluate_chain` (same arguments, same result)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise TrustConfigError(f"validation moment {at.isoformat()} has no time zone")
+    at = at.astimezone(dt.UTC)
+    from pki import _certvalidator  # lazy: keeps `import pki` free of pyhanko/aiohttp
+
+    findings: list[TrustFinding] = []
+    try:
+        outcome = await _certvalidator.validate_path(leaf, policy, at=at, extra_certs=extra_certs)
+    except Exception as e:
+        return TrustResult(
+            TrustIndication.INDETERMINATE,
+            (TrustFinding("VALIDATION_ERROR", f"{type(e).__name__}: {e}"),),
+            validated_at=at,
+            details=_details(policy, certified_time),
+        )
+    indication = outcome.indication
+    findings.extend(outcome.findings)
+    chain = outcome.path
+
+    local = [*_key_usage(leaf, policy), *_leaf_key(leaf, policy)]
+    if chain and chain[-1] in policy.trust_roots:
+        seen = {f.code for f in findings}
+        local.extend(f for f in _anchor_validity(chain[-1], at, policy) if f.code not in seen)
+    if chain and indication is TrustIndication.VALID:
+        local.extend(_crl_supplement(chain, policy, at, outcome.crls, certified_time))
+    for finding in local:
+        if not finding.note and finding.code != "REVOKED_AFTER_MOMENT":
+            indication = _worst(indication, TrustIndication.INVALID)
+        findings.append(finding)
+
+    findings.sort(key=lambda f: f.note)  # decisions first, notes after
+    return TrustResult(
+        indication,
+        tuple(findings),
+        chain=chain,
+        validated_at=at,
+        details=_details(policy, certified_time),
+    )
+
+
+def _details(policy: TrustPolicy, certified_time: bool) -> dict[str, str]:
+    details = {"revocation_mode": policy.revocation_mode.value}
+    if certified_time:
+        details["moment_source"] = "certified-timestamp"
+    return details
+
+
+def _worst(a: TrustIndication, b: TrustIndication) -> TrustIndication:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def _key_usage(leaf: x509.Certificate, policy: TrustPolicy) -> list[TrustFinding]:
+    out: list[TrustFinding] = []
+    try:
+        ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        ku = None  # RFC 5280 4.2.1.3: no extension means no restriction
+    if ku is not None and policy.key_usage:
+        if not any(getattr(ku, _KU_ATTR[name]) for name in policy.key_usage):
+            wanted = " or ".join(sorted(policy.key_usage))
+            out.append(TrustFinding("KEY_USAGE", f"{describe(leaf)}: key usage lacks {wanted}"))
+    if policy.extended_key_usage:
+        try:
+            eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            have = {oid.dotted_string for oid in eku}
+        except x509.ExtensionNotFound:
+            have = set()
+        missing = sorted(policy.extended_key_usage - have)
+        if missing:
+            out.append(
+                TrustFinding(
+                    "KEY_USAGE", f"{describe(leaf)}: extended key usage lacks {', '.join(missing)}"
+                )
+            )
+    return out
+
+
+def _leaf_key(leaf: x509.Certificate, policy: TrustPolicy) -> list[TrustFinding]:
+    # The validator checks the keys that sign certificates; the signer's own key is ours to check.
+    try:
+        key = leaf.public_key()
+    except ValueError as e:
+        return [TrustFinding("WEAK_ALGORITHM", f"{describe(leaf)}: unsupported public key ({e})")]
+    rule = policy.algorithms
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < rule.min_rsa_bits:
+        floor = rule.min_rsa_bits
+    elif isinstance(key, dsa.DSAPublicKey) and key.key_size < rule.min_dsa_bits:
+        floor = rule.min_dsa_bits
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.key_size < 224:
+        floor = 224
+    else:
+        return []
+    kind = type(key).__name__.removeprefix("_").replace("PublicKey", "")
+    return [
+        TrustFinding(
+            "WEAK_ALGORITHM",
+            f"{describe(leaf)}: {kind} key of {key.key_size} bits (policy needs >= {floor})",
+        )
+    ]
+
+
+def _anchor_validity(
+    anchor: x509.Certificate, at: dt.datetime, policy: TrustPolicy
+) -> list[TrustFinding]:
+    tol = policy.time_tolerance
+    if at > anchor.not_valid_after_utc + tol:
+        return [
+            TrustFinding(
+                "CERT_EXPIRED",
+                f"trust anchor {describe(anchor)} expired {anchor.not_valid_after_utc.isoformat()}",
+            )
+        ]
+    if at < anchor.not_valid_before_utc - tol:
+        return [
+            TrustFinding(
+                "CERT_NOT_YET_VALID",
+                f"trust anchor {describe(anchor)} is valid only from "
+                f"{anchor.not_valid_before_utc.isoformat()}",
+            )
+        ]
+    return []
+
+
+def _crl_supplement(
+    chain: Sequence[x509.Certificate],
+    policy: TrustPolicy,
+    at: dt.datetime,
+    seen_crls: Sequence[bytes],
+    certified_time: bool,
+) -> list[TrustFinding]:
+    """CRL facts the validator does not report.
+
+    - Under soft/hard-fail it ignores supplied CRLs for certificates declaring no revocation
+      source; a user who hands us a CRL expects it to count.
+    - With a past ``at`` it passes certificates revoked later, silently: say so in a note.
+    """
+    mode = policy.revocation_mode
+    if mode is RevocationMode.OFF:
+        return []
+    crls = tuple(dict.fromkeys((*policy.crls, *seen_crls)))
+    out: list[TrustFinding] = []
+    for cert, issuer in itertools.pairwise(chain):
+        _, entry = crl_lookup(cert, issuer, crls)
+        if entry is None:
+            continue
+        if entry.revoked_at <= at + policy.time_tolerance:
+            unchecked = mode is not RevocationMode.REQUIRE and not declares_revinfo(cert)
+            if unchecked:
+                out.append(
+                    TrustFinding(
+                        "CERT_REVOKED",
+                        revocation_message(cert, entry.revoked_at, entry.reason, "CRL"),
+                    )
+                )
+            continue
+        when = "certified time" if certified_time else "validation moment"
+        out.append(
+            TrustFinding(
+                "REVOKED_AFTER_MOMENT",
+                revocation_message(cert, entry.revoked_at, entry.reason, "CRL")
+                + f", after the {when} {at.isoformat()}",
+                note=True,
+            )
+        )
+    return out

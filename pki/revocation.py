@@ -1,0 +1,156 @@
+"""Offline revocation material: load CRLs and OCSP responses, look a serial up in CRLs.
+
+The path validator does the authoritative revocation checks; the look-ups here cover what it
+leaves out by design (CRLs supplied for certificates that declare no distribution point, and
+revocations dated after the validation moment, reported as notes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from pki.certs import PEM_BLOCK, iter_dir_files, list_dir, read_path
+from pki.errors import CertificateLoadError
+
+
+def parse_crls(data: bytes, *, source: str = "<data>") -> tuple[bytes, ...]:
+    """DER encodings of the CRLs in ``data`` (PEM ``X509 CRL`` blocks or one DER CRL)."""
+    try:
+        if b"-----BEGIN" in data:
+            crls = [
+                x509.load_pem_x509_crl(m.group(0)).public_bytes(serialization.Encoding.DER)
+                for m in PEM_BLOCK.finditer(data)
+                if m.group(1) == b"X509 CRL"
+            ]
+        else:
+            crls = [x509.load_der_x509_crl(data).public_bytes(serialization.Encoding.DER)]
+    except ValueError as e:
+        raise CertificateLoadError(f"{source}: not a CRL file ({str(e).splitlines()[0]})") from e
+    if not crls:
+        raise CertificateLoadError(f"{source}: no CRL found")
+    return tuple(crls)
+
+
+def parse_ocsp_response(data: bytes, *, source: str = "<data>") -> bytes:
+    """Check that ``data`` is a DER OCSP response and return it."""
+    try:
+        ocsp.load_der_ocsp_response(data)
+    except ValueError as e:
+        raise CertificateLoadError(f"{source}: not a DER OCSP response") from e
+    return data
+
+
+def load_crls(*paths: Path) -> tuple[bytes, ...]:
+    """Load CRLs (PEM or DER) from files or directories; returns DER encodings."""
+    out: list[bytes] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files = list_dir(path, "CRL")
+            found = [c for f in files for c in parse_crls(read_path(f, "CRL"), source=str(f))]
+            if not found:
+                raise CertificateLoadError(f"CRL directory {path} holds no CRL")
+            out.extend(found)
+        elif path.exists():
+            out.extend(parse_crls(read_path(path, "CRL"), source=str(path)))
+        else:
+            raise CertificateLoadError(f"CRL {path} does not exist")
+    return tuple(dict.fromkeys(out))
+
+
+def load_ocsp_responses(*paths: Path) -> tuple[bytes, ...]:
+    """Load DER OCSP responses from files or directories."""
+    out: list[bytes] = []
+    for path in paths:
+        path = Path(path)
+        files = iter_dir_files(path, "OCSP response") if path.is_dir() else [path]
+        for f in files:
+            if not f.exists():
+                raise CertificateLoadError(f"OCSP response {f} does not exist")
+            out.append(parse_ocsp_response(read_path(f, "OCSP response"), source=str(f)))
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class CrlEntry:
+    """A revocation found in a CRL whose signature was checked against the issuer."""
+
+    revoked_at: dt.datetime
+    reason: str | None
+    crl_this_update: dt.datetime
+
+
+def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    key = issuer.public_key()
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
+        return False
+    try:
+        return crl.is_signature_valid(key)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+
+
+def crl_lookup(
+    cert: x509.Certificate, issuer: x509.Certificate, crls: Iterable[bytes]
+) -> tuple[bool, CrlEntry | None]:
+    """Search ``crls`` for ``cert``: (a CRL of the issuer was found, the revocation entry).
+
+    Only CRLs issued by ``issuer`` (name and signature) count; delta and indirect CRLs are
+    left to the path validator.
+    """
+    covered = False
+    for der in crls:
+        try:
+            crl = x509.load_der_x509_crl(der)
+        except ValueError:
+            continue
+        if crl.issuer != cert.issuer or not _signed_by(crl, issuer):
+            continue
+        covered = True
+        entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+        if entry is not None:
+            return True, CrlEntry(entry.revocation_date_utc, _reason(entry), crl.last_update_utc)
+    return covered, None
+
+
+def _reason(entry: x509.RevokedCertificate) -> str | None:
+    try:
+        ext = entry.extensions.get_extension_for_class(x509.CRLReason)
+    except x509.ExtensionNotFound:
+        return None
+    return ext.value.reason.value
+
+
+def declares_revinfo(cert: x509.Certificate) -> bool:
+    """Whether ``cert`` names a CRL distribution point or an OCSP responder."""
+    try:
+        cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+        return True
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return False
+    return any(d.access_method == AuthorityInformationAccessOID.OCSP for d in aia)
+
+
+def revocation_message(
+    cert: x509.Certificate, revoked_at: dt.datetime, reason: str | None, source: str
+) -> str:
+    """One-line message for a revoked certificate."""
+    why = f", reason {reason}" if reason else ""
+    return (
+        f"{cert.subject.rfc4514_string()} (serial {cert.serial_number:x}) was revoked on "
+        f"{revoked_at.isoformat()}{why} ({source})"
+    )
