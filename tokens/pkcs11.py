@@ -311,7 +311,7 @@ def find_module(
     if module_path:
         if not Path(module_path).is_file():
             raise BackendUnavailableError(
-                f"PKCS#11 module {module_path} (module-path) does not exist"
+                f"PKCS#11 module {module_path} does not exist"
             )
         return module_path
     override = env.get(ENV_MODULE)
