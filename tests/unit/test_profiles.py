@@ -454,3 +454,67 @@ def test_dcmsign_differences(pki_dir: Path, tmp_path: Path) -> None:
     # 3. dcmsign's verifier does not look at the purpose; we need one for "sr".
     signed = _dcmsign_sign(pki_dir, sr, tmp_path / "sr2.dcm", "+pr")
     assert "sr" not in _satisfied(pydicom.dcmread(sr), set(signed), purpose=None)
+
+
+def _whole_dictionary_dataset() -> Dataset:
+    """One empty element per signable dictionary tag; looks like a VERIFIED SR."""
+    from pydicom._dicom_dict import DicomDictionary
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    for tag, (vr, _vm, _name, _retired, _kw) in DicomDictionary.items():
+        vr = vr.split(" or ")[0]
+        if not profiles._signable_tag(tag) or vr in ("UN", "NONE"):
+            continue
+        ds.add_new(tag, vr, [] if vr == "SQ" else None)
+    for tag in (0x60000010, 0x50000005, 0x50020005):  # repeating groups
+        ds.add_new(tag, "US", None)
+    del ds[_t("CreatorVersionUID")]  # keep the raw-data private-tag rule out of it
+    del ds[_t("PixelDataProviderURL")]  # dcmsign refuses to write such a file
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.ValueType = "CONTAINER"
+    ds.VerificationFlag = "VERIFIED"
+    ds.VerificationDateTime = "20200101120000"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(_DCMSIGN is None, reason="dcmsign not on PATH")
+@pytest.mark.parametrize("profile", list(_OPT))
+def test_dcmsign_whole_dictionary(pki_dir: Path, tmp_path: Path, profile: Profile) -> None:
+    """Every dictionary attribute present at once: our lists == dcmsign's, tag for tag."""
+    ds = _whole_dictionary_dataset()
+    src = tmp_path / "all.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    theirs = set(
+        _dcmsign_sign(pki_dir, src, tmp_path / "s.dcm", _OPT[profile], "-t", "SOPClassUID")
+    )
+    ours = {int(t) for t in tags_to_sign(profile, ds, top_level=True)} | {_t("SOPClassUID")}
+    assert ours == theirs
+    assert len(ours) > 25
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(_DCMSIGN is None, reason="dcmsign not on PATH")
+def test_dcmsign_verifier_rejects_what_we_reject(pki_dir: Path, tmp_path: Path) -> None:
+    """Only the four UIDs signed: neither dcmsign +rc/+ru nor we call it creator/authorization."""
+    src = Path(str(get_testdata_file("CT_small.dcm")))
+    out = tmp_path / "uids.dcm"
+    tags = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
+    opts = [x for kw in tags for x in ("-t", kw)]
+    signed = _dcmsign_sign(pki_dir, src, out, "+pb", "+m2", *opts)
+    assert _satisfied(pydicom.dcmread(src), set(signed)) == ["base"]
+    for flag in ("+rc", "+ru"):
+        cmd = ["dcmsign", "--verify", flag, "+cf", str(pki_dir / "root.pem")]
+        cmd += ["+uf", str(pki_dir / "inter.pem"), str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert "policy" in proc.stderr
