@@ -267,6 +267,10 @@ def _standard_candidates() -> tuple[str, ...]:
     )
 
 
+# p11-kit's trust module only holds CA anchors (no keys); it is registered on most desktops.
+_NOT_KEY_MODULES = frozenset({"p11-kit-trust"})
+
+
 def _p11kit_registrations(dirs: Sequence[Path]) -> dict[str, str]:
     """name → module path, from p11-kit ``*.module`` files (relative paths resolved)."""
     found: dict[str, str] = {}
@@ -285,6 +289,8 @@ def _p11kit_registrations(dirs: Sequence[Path]) -> dict[str, str]:
                 if key.strip() != "module" or not value.strip():
                     continue
                 module = value.strip()
+                if file.stem in _NOT_KEY_MODULES:
+                    continue
                 if not os.path.isabs(module):
                     # p11-kit resolves bare names against its module directory.
                     module = f"/usr/lib/{_multiarch()}/pkcs11/{module}"
@@ -310,9 +316,7 @@ def find_module(
     env = os.environ if env is None else env
     if module_path:
         if not Path(module_path).is_file():
-            raise BackendUnavailableError(
-                f"PKCS#11 module {module_path} does not exist"
-            )
+            raise BackendUnavailableError(f"PKCS#11 module {module_path} does not exist")
         return module_path
     override = env.get(ENV_MODULE)
     if override:
@@ -398,26 +402,31 @@ _POOL: dict[tuple[str, int], _Shared] = {}
 class _Shared:
     session: _p11.Session
     users: int
+    # A PKCS#11 session runs one operation at a time: serialise C_SignInit/C_Sign pairs.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _acquire_session(
     module: str, lib: _Lib, token: _p11.Token, pin_for: Callable[[], str | object]
-) -> _p11.Session:
+) -> _Shared:
+    """The logged-in session for ``token``: the pooled one, or a new login (asks ``pin_for``).
+
+    Every successful call must be paired with :func:`_release_session`.
+    """
     p11 = _import_pkcs11()
     key = (module, token.slot.slot_id)
     with _POOL_LOCK:
         shared = _POOL.get(key)
         if shared is not None:
             shared.users += 1
-            return shared.session
+            return shared
         if token.flags & p11.TokenFlag.USER_PIN_LOCKED:
             raise LoginError(
                 f"the user PIN of token '{token.label}' is locked; ask its officer to unblock it"
             )
         if not token.flags & p11.TokenFlag.LOGIN_REQUIRED:
-            session = token.open()  # keys usable without login: never ask for a PIN
-            _POOL[key] = _Shared(session, 1)
-            return session
+            shared = _POOL[key] = _Shared(token.open(), 1)  # no login needed: never ask a PIN
+            return shared
         pin = pin_for()
         try:
             session = token.open(user_pin=pin)
@@ -440,8 +449,8 @@ def _acquire_session(
         except p11.PKCS11Error as e:
             _drop_leaked_session(module, lib)
             raise LoginError(f"login to token '{token.label}' failed: {_describe(e)}") from None
-        _POOL[key] = _Shared(session, 1)
-        return session
+        shared = _POOL[key] = _Shared(session, 1)
+        return shared
 
 
 def _release_session(module: str, slot_id: int) -> None:
@@ -655,19 +664,31 @@ def _certificates_on_token(session: _p11.Session) -> list[tuple[_p11.Object, x50
 def _issuer_chain(
     leaf: x509.Certificate, pool: Sequence[x509.Certificate]
 ) -> list[x509.Certificate]:
-    """Walk issuer names through ``pool`` (intermediates stored next to the key), leaf excluded."""
+    """Walk up from ``leaf`` through ``pool`` (certificates stored next to the key).
+
+    Returns the intermediates, leaf excluded; a self-signed root is left out too, since the
+    verifier must take trust anchors from its own trust store, never from the signed object.
+    A parent must have signed its child: equal names alone are not enough.
+    """
     chain: list[x509.Certificate] = []
     current = leaf
     while current.issuer != current.subject and len(chain) < 8:
         parent = next(
-            (c for c in pool if c.subject == current.issuer and c not in chain and c != leaf),
-            None,
+            (c for c in pool if c not in chain and c != leaf and _issued_by(current, c)), None
         )
-        if parent is None:
+        if parent is None or parent.issuer == parent.subject:
             break
         chain.append(parent)
         current = parent
     return chain
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,7 +717,7 @@ class Pkcs11KeyProvider:
         *,
         module: str,
         token: _p11.Token,
-        session: _p11.Session,
+        shared: _Shared,
         key: _p11.PrivateKey,
         certificate: x509.Certificate,
         chain: Sequence[x509.Certificate],
@@ -707,7 +728,8 @@ class Pkcs11KeyProvider:
         self._module = module
         self._token = token
         self._slot_id: int = token.slot.slot_id
-        self._session: _p11.Session | None = session
+        self._session: _p11.Session | None = shared.session
+        self._lock = shared.lock
         self._key = key
         self._certificate = certificate
         self._chain = tuple(chain)
@@ -773,10 +795,11 @@ class Pkcs11KeyProvider:
                 )
             kwargs["pin"] = self._pin
         try:
-            if self._scheme is SignatureScheme.RSA_PKCS1V15:
-                data = digest.algorithm.digest_info(digest.value)
-                return bytes(signer.sign(data, mechanism=p11.Mechanism.RSA_PKCS, **kwargs))
-            raw = bytes(signer.sign(digest.value, mechanism=p11.Mechanism.ECDSA, **kwargs))
+            with self._lock:
+                if self._scheme is SignatureScheme.RSA_PKCS1V15:
+                    data = digest.algorithm.digest_info(digest.value)
+                    return bytes(signer.sign(data, mechanism=p11.Mechanism.RSA_PKCS, **kwargs))
+                raw = bytes(signer.sign(digest.value, mechanism=p11.Mechanism.ECDSA, **kwargs))
         except p11.MechanismInvalid:
             raise MechanismNotSupportedError(
                 f"token '{self.token_label}' does not support the mechanism "
@@ -836,11 +859,19 @@ def open_pkcs11_provider(
             resolved.append(_resolve_pin(parsed, token, pin, secrets))
         return resolved[0]
 
-    session = _acquire_session(module, lib, token, pin_for)
     try:
-        return _build_provider(parsed, module, token, session, cert, pin_for)
-    except BaseException:
+        shared = _acquire_session(module, lib, token, pin_for)
+    except p11.PKCS11Error as e:
+        raise LoginError(
+            f"cannot open a session on token '{token.label}': {_describe(e)}"
+        ) from None
+    try:
+        return _build_provider(parsed, module, token, shared, cert, pin_for)
+    except BaseException as e:
         _release_session(module, token.slot.slot_id)
+        if isinstance(e, p11.PKCS11Error):
+            # Anything python-pkcs11 raises that we did not map: one line, no traceback.
+            raise TokenError(f"token '{token.label}': {_describe(e)}") from None
         raise
 
 
@@ -886,11 +917,12 @@ def _build_provider(
     uri: Pkcs11Uri,
     module: str,
     token: _p11.Token,
-    session: _p11.Session,
+    shared: _Shared,
     cert_path: Path | None,
     pin_for: Callable[[], str | object],
 ) -> Pkcs11KeyProvider:
     p11 = _import_pkcs11()
+    session = shared.session
     key = _select_key(uri, session, token)
     try:
         key_type = key.key_type
@@ -932,7 +964,7 @@ def _build_provider(
     provider = Pkcs11KeyProvider(
         module=module,
         token=token,
-        session=session,
+        shared=shared,
         key=key,
         certificate=leaf,
         chain=_issuer_chain(leaf, pool),
@@ -993,7 +1025,10 @@ def _check_match(
             expected = cert_key.public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
             )
-            if point != expected:
+            # CKA_EC_POINT is a DER OCTET STRING by the spec; some modules store it bare.
+            from asn1crypto.core import OctetString
+
+            if point not in (expected, OctetString(expected).dump()):
                 raise mismatch
             return
     # No public half readable: prove possession with one signature.
@@ -1011,10 +1046,8 @@ def _check_match(
 
 
 def _ec_point_of(key: _p11.PrivateKey, session: _p11.Session) -> bytes | None:
-    """The uncompressed EC point of the public key object paired with ``key``, if any."""
+    """CKA_EC_POINT of the public key object paired with ``key`` (as stored), if any."""
     p11 = _import_pkcs11()
-    from asn1crypto.core import OctetString
-
     query: dict[Any, Any] = {p11.Attribute.CLASS: p11.ObjectClass.PUBLIC_KEY}
     key_id, label = _obj_id(key), _obj_label(key)
     if key_id is not None:
@@ -1030,12 +1063,6 @@ def _ec_point_of(key: _p11.PrivateKey, session: _p11.Session) -> bytes | None:
         raw = bytes(pubs[0][p11.Attribute.EC_POINT])
     except p11.PKCS11Error:
         return None
-    # CKA_EC_POINT is DER OCTET STRING-wrapped by the spec; some modules store it bare.
-    if raw[:1] == b"\x04" and len(raw) > 2 and raw[2:3] == b"\x04":
-        try:
-            return bytes(OctetString.load(raw).native)
-        except ValueError:
-            return raw
     return raw
 
 
@@ -1098,39 +1125,65 @@ class TokenInfo:
         return data
 
 
-def list_tokens(module: str | None = None, *, pin: bytes | None = None) -> list[TokenInfo]:
-    """Describe every token visible through ``module`` (found as in :func:`find_module`).
+def list_tokens(
+    module: str | None = None, *, pin: bytes | None = None, token: str | None = None
+) -> list[TokenInfo]:
+    """Describe the tokens visible through ``module`` (found as in :func:`find_module`).
 
-    Without ``pin`` only public objects (public keys, certificates) are listed; with ``pin``
-    each initialised token is logged into so its private keys are listed too. A token whose
-    login fails is listed without private keys rather than aborting the listing.
+    ``token`` limits the listing to tokens with that label. Without ``pin`` only public objects
+    (public keys, certificates) are listed. With ``pin``, private keys are listed too: the PIN
+    is tried on ONE token only (the one named by ``token``, or the only initialised token), so
+    a PIN meant for one card never spends the retry counter of another.
+
+    Raises BackendUnavailableError, TokenNotFoundError (no or several candidate tokens for the
+    PIN) and LoginError (wrong or locked PIN).
     """
     path = find_module(module_path=module)
     lib = _load_lib(path)
     p11 = _import_pkcs11()
-    infos: list[TokenInfo] = []
     try:
-        tokens = _present_tokens(lib)
+        present = _present_tokens(lib)
     except p11.PKCS11Error as e:
         raise TokenNotFoundError(f"cannot list the tokens of {path}: {_describe(e)}") from None
-    for token in tokens:
-        initialized = bool(token.flags & p11.TokenFlag.TOKEN_INITIALIZED)
+    if token is not None:
+        chosen = [t for t in present if t.label.strip() == token]
+        if not chosen:
+            listing = ", ".join(_token_desc(t) for t in present if t.label.strip()) or "none"
+            raise TokenNotFoundError(f"no token labelled '{token}'; tokens present: {listing}")
+        present = chosen
+    initialised = [t for t in present if t.flags & p11.TokenFlag.TOKEN_INITIALIZED]
+    login_slot: int | None = None
+    if pin is not None:
+        if len(initialised) != 1:
+            listing = ", ".join(_token_desc(t) for t in initialised) or "none"
+            raise TokenNotFoundError(
+                f"a PIN needs exactly one token to log in to, found {len(initialised)} "
+                f"({listing}); name it with --token"
+            )
+        login_slot = initialised[0].slot.slot_id
+    infos: list[TokenInfo] = []
+    for tok in present:
         objects: tuple[ObjectInfo, ...] = ()
-        logged_in = False
-        if initialized:
-            objects, logged_in = _list_objects(path, lib, token, pin)
-        serial = token.serial.decode("ascii", "replace").strip()
+        logged_in = tok.slot.slot_id == login_slot
+        if tok.flags & p11.TokenFlag.TOKEN_INITIALIZED:
+            try:
+                objects = _list_objects(path, lib, tok, pin if logged_in else None)
+            except p11.PKCS11Error as e:
+                raise TokenError(
+                    f"cannot list objects on token '{tok.label}': {_describe(e)}"
+                ) from None
+        serial = tok.serial.decode("ascii", "replace").strip()
         infos.append(
             TokenInfo(
                 module=path,
-                slot_id=token.slot.slot_id,
-                slot_description=token.slot.slot_description.strip(),
-                label=token.label.strip(),
+                slot_id=tok.slot.slot_id,
+                slot_description=tok.slot.slot_description.strip(),
+                label=tok.label.strip(),
                 serial=serial,
-                manufacturer=token.manufacturer_id.strip(),
-                model=token.model.strip(),
-                flags=_flag_names(token.flags),
-                uri=str(Pkcs11Uri(token=token.label, serial=serial or None)),
+                manufacturer=tok.manufacturer_id.strip(),
+                model=tok.model.strip(),
+                flags=_flag_names(tok.flags),
+                uri=str(Pkcs11Uri(token=tok.label, serial=serial or None)),
                 objects=objects,
                 logged_in=logged_in,
             )
@@ -1147,24 +1200,16 @@ def _flag_names(flags: int) -> tuple[str, ...]:
 
 def _list_objects(
     module: str, lib: _Lib, token: _p11.Token, pin: bytes | None
-) -> tuple[tuple[ObjectInfo, ...], bool]:
-    p11 = _import_pkcs11()
-    if pin is not None:
-        text = _pin_text(pin, token)
-        try:
-            session = _acquire_session(module, lib, token, lambda: text)
-        except LoginError:
-            session = None
-        if session is not None:
-            try:
-                return tuple(_describe_objects(session, token)), True
-            finally:
-                _release_session(module, token.slot.slot_id)
-    try:
+) -> tuple[ObjectInfo, ...]:
+    if pin is None:
         with token.open() as session:
-            return tuple(_describe_objects(session, token)), False
-    except p11.PKCS11Error:
-        return (), False
+            return tuple(_describe_objects(session, token))
+    text = _pin_text(pin, token)
+    shared = _acquire_session(module, lib, token, lambda: text)
+    try:
+        return tuple(_describe_objects(shared.session, token))
+    finally:
+        _release_session(module, token.slot.slot_id)
 
 
 def _describe_objects(session: _p11.Session, token: _p11.Token) -> Iterator[ObjectInfo]:

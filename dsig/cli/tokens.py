@@ -67,6 +67,12 @@ def list_command(
             "then the usual SoftHSM2/OpenSC paths.",
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", metavar="LABEL", help="Only this token (needed with a PIN if several)."
+        ),
+    ] = None,
     pin_env: Annotated[
         str | None,
         typer.Option(
@@ -83,14 +89,15 @@ def list_command(
 ) -> None:
     """List slots, tokens, keys and certificates, with the pkcs11: URI to sign with each key.
 
-    Without a PIN only public objects (public keys, certificates) are visible.
+    Without a PIN only public objects (public keys, certificates) are visible. A PIN is
+    tried on one token only: the one named by --token, or the only initialised token.
     """
     pin = _read_pin(pin_env, pin_file)
     try:
         # Lazy: python-pkcs11 loads only when this command runs.
         from tokens.pkcs11 import list_tokens
 
-        infos = list_tokens(str(module) if module is not None else None, pin=pin)
+        infos = list_tokens(str(module) if module is not None else None, pin=pin, token=token)
     except TokenError as e:
         raise _fail(str(e)) from None
     if as_json:

@@ -55,6 +55,7 @@ class ProvisionedToken:
     ca_cert: Path
     rsa_cert: x509.Certificate
     ec_cert: x509.Certificate
+    ca: Issued
 
 
 def find_softhsm_module() -> str | None:
@@ -218,6 +219,49 @@ def generate_keys(
     return rsa_cert, ec_cert
 
 
+def add_always_authenticate_key(
+    token: ProvisionedToken, label: str, key_id: bytes
+) -> x509.Certificate:
+    """Add an RSA-2048 key with CKA_ALWAYS_AUTHENTICATE (re-login before each signature).
+
+    Opens its own read-write login, so no provider may be open on the token meanwhile.
+    """
+    import pkcs11
+    from pkcs11 import Attribute, KeyType
+
+    lib = pkcs11.lib(token.module)
+    p11_token = lib.get_token(token_label=token.label)
+    with p11_token.open(user_pin=token.pin, rw=True) as session:
+        pub, _ = session.generate_keypair(
+            KeyType.RSA,
+            2048,
+            id=key_id,
+            label=label,
+            store=True,
+            private_template={
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.SIGN: True,
+                Attribute.ALWAYS_AUTHENTICATE: True,
+            },
+            public_template={Attribute.VERIFY: True},
+        )
+        cert = issue_for_public_key(f"dsig {label}", _public_key(pub), issuer=token.ca)
+        _store_certificate(session, cert, key_id, label)
+    return cert
+
+
+def delete_objects(token: ProvisionedToken, key_id: bytes) -> None:
+    """Destroy every object (keys, certificate) with CKA_ID ``key_id`` on the token."""
+    import pkcs11
+
+    lib = pkcs11.lib(token.module)
+    p11_token = lib.get_token(token_label=token.label)
+    with p11_token.open(user_pin=token.pin, rw=True) as session:
+        for obj in list(session.get_objects({pkcs11.Attribute.ID: key_id})):
+            obj.destroy()
+
+
 def provision(
     directory: Path,
     label: str,
@@ -258,6 +302,7 @@ def provision(
         ca_cert=ca_path,
         rsa_cert=rsa_cert,
         ec_cert=ec_cert,
+        ca=ca,
     )
 
 

@@ -22,7 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from typer.testing import CliRunner
 
 from tests.helpers.pki_factory import issue
-from tests.helpers.softhsm import ProvisionedToken
+from tests.helpers.softhsm import (
+    ProvisionedToken,
+    add_always_authenticate_key,
+    delete_objects,
+)
 from tests.helpers.softhsm_fixtures import skip_or_fail_without_softhsm
 from tokens import open_key_provider
 from tokens.api import KeyProvider, SignatureScheme
@@ -206,6 +210,46 @@ def test_pin_prompt_asked_once(softhsm_token: ProvisionedToken) -> None:
         for _ in range(3):
             provider.sign_digest(_digest(HashAlgorithm.SHA256))
     assert asked == [f"PIN for token '{softhsm_token.label}'"]
+
+
+def test_always_authenticate_key_relogs_in_for_each_signature(
+    softhsm_token: ProvisionedToken,
+) -> None:
+    cert = add_always_authenticate_key(softhsm_token, "rsa-always-auth", b"\x09")
+    try:
+        asked: list[str] = []
+
+        def prompt(what: str) -> str:
+            asked.append(what)
+            return softhsm_token.pin
+
+        uri = f"pkcs11:token={softhsm_token.label};object=rsa-always-auth"
+        with open_pkcs11_provider(uri, secrets=prompt) as provider:
+            for alg in (HashAlgorithm.SHA256, HashAlgorithm.RIPEMD160, HashAlgorithm.SHA512):
+                digest = _digest(alg)
+                _verify_rsa(cert, provider.sign_digest(digest), digest)
+            assert softhsm_token.pin not in repr(provider)
+        assert len(asked) == 1  # SoftHSM rejects C_Sign without the context-specific login
+    finally:
+        delete_objects(softhsm_token, b"\x09")
+
+
+def test_protected_authentication_path_is_used_without_pin() -> None:
+    import pkcs11
+
+    from tokens import pkcs11 as p11mod
+
+    flags = pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.PROTECTED_AUTHENTICATION_PATH
+    token = _FakeToken(flags, None)
+
+    def prompt(what: str) -> str:
+        raise AssertionError("must not prompt when the reader has a PIN pad")
+
+    uri = p11mod.parse_pkcs11_uri("pkcs11:token=fake-card")
+    resolved = p11mod._resolve_pin(uri, token, None, prompt)  # type: ignore[arg-type]
+    assert resolved is pkcs11.PROTECTED_AUTH
+    # An explicit PIN still wins over the PIN pad.
+    assert p11mod._resolve_pin(uri, token, b"1234\n", prompt) == "1234"  # type: ignore[arg-type]
 
 
 def test_no_pin_and_no_prompt(softhsm_token: ProvisionedToken) -> None:
@@ -406,6 +450,34 @@ def test_cli_tokens_list_json_with_pin(
     assert "dsig-test rsa-2048" in cert["subject"]
     assert cert["not_after"]
     assert softhsm_token.pin not in result.output
+
+
+def test_cli_tokens_list_one_token(softhsm_token: ProvisionedToken, tmp_path: Path) -> None:
+    from dsig.cli.tokens import tokens_app
+
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(softhsm_token.pin + "\n")
+    args = ["list", "--token", softhsm_token.label, "--pin-file", str(pin_file), "--json"]
+    result = CliRunner().invoke(tokens_app, args)
+    assert result.exit_code == 0, result.output
+    (token,) = json.loads(result.output)["tokens"]
+    assert token["logged_in"] is True
+    result = CliRunner().invoke(tokens_app, ["list", "--token", "no-such-token"])
+    assert result.exit_code == 4
+    assert "dsig: error: no token labelled 'no-such-token'" in result.output
+    assert f"'{softhsm_token.label}'" in result.output
+
+
+def test_cli_tokens_list_wrong_pin(
+    softhsm_token: ProvisionedToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsig.cli.tokens import tokens_app
+
+    monkeypatch.setenv("DSIG_TEST_PIN", WRONG_PIN)
+    result = CliRunner().invoke(tokens_app, ["list", "--pin-env", "DSIG_TEST_PIN"])
+    assert result.exit_code == 4
+    assert "dsig: error: wrong PIN" in result.output
+    assert WRONG_PIN not in result.output
 
 
 def test_cli_tokens_list_errors(softhsm_token: ProvisionedToken, tmp_path: Path) -> None:

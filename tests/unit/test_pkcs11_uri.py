@@ -225,3 +225,18 @@ def test_missing_python_pkcs11_gives_install_hint(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "python-pkcs11" in done.stdout
     assert "pip install" in done.stdout
+
+
+# ---------------------------------------------------------------------------- chain from token
+
+
+def test_issuer_chain_keeps_intermediates_and_drops_the_root() -> None:
+    from tests.helpers.pki_factory import build_pki
+    from tokens.pkcs11 import _issuer_chain
+
+    pki = build_pki()
+    leaf = pki.leaf("signer").cert
+    unrelated = build_pki().intermediate.cert
+    pool = [unrelated, pki.root.cert, pki.intermediate.cert, leaf]
+    assert _issuer_chain(leaf, pool) == [pki.intermediate.cert]
+    assert _issuer_chain(leaf, []) == []
