@@ -8,6 +8,7 @@ Converts cryptography <-> asn1crypto certificates at this boundary only.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,10 @@ from pyhanko_certvalidator.policy_decl import (
 from pki.policy import RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication
 
+# The library logs warnings with tracebacks (e.g. a revoked CRL issuer); without a handler
+# Python's last-resort handler would dump them on a CLI user's stderr. Our findings carry them.
+logging.getLogger("pyhanko_certvalidator").addHandler(logging.NullHandler())
+
 _RULES: dict[RevocationMode, RevocationCheckingRule] = {
     RevocationMode.OFF: RevocationCheckingRule.NO_CHECK,
     RevocationMode.SOFT_FAIL: RevocationCheckingRule.CHECK_IF_DECLARED_SOFT,
@@ -39,9 +44,12 @@ _RULES: dict[RevocationMode, RevocationCheckingRule] = {
 # Generic PathValidationError messages, classified (pinned to pyhanko-certvalidator 0.33.x).
 _MESSAGE_CODES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"not a CA|basic constraints|path length|maximum path", re.I), "BASIC_CONSTRAINTS"),
-    (re.compile(r"name constraint|excluded|permitted subtree", re.I), "NAME_CONSTRAINTS"),
+    (
+        re.compile(r"name constraint|excluded|permitted (subtree|namespace)", re.I),
+        "NAME_CONSTRAINTS",
+    ),
     (re.compile(r"polic", re.I), "CERT_POLICY"),
-    (re.compile(r"key usage", re.I), "KEY_USAGE"),
+    (re.compile(r"key usage|not allowed to sign", re.I), "KEY_USAGE"),
     (re.compile(r"signature", re.I), "CERT_SIGNATURE_INVALID"),
 )
 

@@ -53,12 +53,14 @@ def evaluate_chain(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(
-            aevaluate_chain(
-                leaf, policy, at=at, extra_certs=extra_certs, certified_time=certified_time
-            )
-        )
-    raise PkiError("evaluate_chain() cannot run inside an event loop: await aevaluate_chain()")
+        in_loop = False
+    else:
+        in_loop = True
+    if in_loop:
+        raise PkiError("evaluate_chain() cannot run inside an event loop: await aevaluate_chain()")
+    return asyncio.run(
+        aevaluate_chain(leaf, policy, at=at, extra_certs=extra_certs, certified_time=certified_time)
+    )
 
 
 async def aevaluate_chain(

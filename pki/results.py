@@ -69,7 +69,8 @@ FINDING_CODES: dict[str, str] = {
     "CERT_REVOKED": "a certificate of the path was revoked at or before the validation moment",
     "REVOCATION_UNAVAILABLE": "revocation status could not be established (note under soft-fail)",
     "REVOKED_AFTER_MOMENT": "note: a certificate was revoked, but only after the validation moment",
-    "KEY_USAGE": "the signer's key usage (or required extended key usage) does not allow signing",
+    "KEY_USAGE": "signer lacks digitalSignature/nonRepudiation (or a required EKU), "
+    "or an issuer lacks keyCertSign",
     "BASIC_CONSTRAINTS": "an issuer is not a CA, or a path length constraint is exceeded",
     "WEAK_ALGORITHM": "weak hash (MD5, SHA-1) or small key (RSA/DSA < 2048 bits) in the path",
     "CERT_SIGNATURE_INVALID": "a certificate's signature does not verify with its issuer's key",
