@@ -236,6 +236,37 @@ def _pad(value: bytes, vr: str) -> bytes:
     return value + (b" " if vr in _TEXT_VRS else b"\x00")
 
 
+def le_value(elem: RawDataElement | DataElement, vr: str) -> bytes:
+    """Value bytes of a non-sequence element as explicit VR little endian, padded to even length."""
+    if isinstance(elem, RawDataElement):
+        value = elem.value or b""
+        if not elem.is_little_endian and vr in _SWAP_WIDTH:
+            value = _swap(value, _SWAP_WIDTH[vr])
+        return _pad(value, vr)
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    if elem.VR != vr:
+        elem = DataElement(elem.tag, vr, elem.value)
+    try:
+        write_data_element(fp, elem)
+    except (ValueError, TypeError, struct.error) as e:
+        raise DicomFormatError(f"cannot encode element {elem.tag}: {e}") from None
+    encoded = fp.getvalue()
+    return encoded[12:] if vr in LONG_VRS else encoded[8:]
+
+
+def to_big_endian(value: bytes, vr: str) -> bytes:
+    """Little endian value bytes -> big endian (binary VRs only)."""
+    width = _SWAP_WIDTH.get(vr)
+    return _swap(value, width) if width else value
+
+
+def header(tag: int, vr: str, length: int | None) -> bytes:
+    """Explicit VR little endian element header; ``length=None`` for the MAC's length-less form."""
+    return _header(tag, vr, length)
+
+
 def iter_fragments(value: bytes | memoryview, tag: int) -> Iterator[memoryview]:
     """Items of an encapsulated value (Basic Offset Table first), as views into ``value``."""
     view = memoryview(value)
@@ -287,9 +318,7 @@ class StreamEncoder:
         if elem.length == UNDEFINED:
             self._encapsulated(value, tag, vr)
             return
-        if not elem.is_little_endian and vr in _SWAP_WIDTH:
-            value = _swap(value, _SWAP_WIDTH[vr])
-        value = _pad(value, vr)
+        value = le_value(elem, vr)
         self.out.write(_header(tag, vr, len(value)))
         self.out.write(memoryview(value))
 
@@ -298,13 +327,9 @@ class StreamEncoder:
             value = elem.value if isinstance(elem.value, bytes | bytearray) else b""
             self._encapsulated(value, tag, vr)
             return
-        fp = DicomBytesIO()
-        fp.is_little_endian = True
-        fp.is_implicit_VR = False
-        if elem.VR != vr:
-            elem = DataElement(elem.tag, vr, elem.value)
-        write_data_element(fp, elem)
-        self.out.write(fp.getvalue())
+        value = le_value(elem, vr)
+        self.out.write(_header(tag, vr, len(value)))
+        self.out.write(memoryview(value))
 
     def _encapsulated(self, value: bytes | memoryview, tag: int, vr: str) -> None:
         self.out.write(_header(tag, vr, None))

@@ -7,6 +7,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import utils
+
 from tokens.errors import UnsupportedAlgorithmError
 
 
@@ -53,7 +56,7 @@ class HashAlgorithm(enum.Enum):
 
     @property
     def digest_info_prefix(self) -> bytes:
-        """DER DigestInfo header that precedes the digest (RFC 8017 §9.2, RIPEMD-160 1.3.36.3.2.1)."""
+        """DER DigestInfo header before the digest (RFC 8017 §9.2; RIPEMD-160: 1.3.36.3.2.1)."""
         return _DIGEST_INFO_PREFIX[self]
 
     def new(self) -> Hasher:
@@ -102,3 +105,38 @@ class Digest:
                 f"{self.algorithm.value} digest must be {self.algorithm.digest_size} bytes, "
                 f"got {len(self.value)}"
             )
+
+
+class _NamedDigest(hashes.HashAlgorithm):
+    """A hash descriptor for Prehashed ECDSA/DSA when cryptography has no class for it
+    (RIPEMD-160): (EC)DSA does not bind the hash, only the digest length matters."""
+
+    def __init__(self, algorithm: HashAlgorithm) -> None:
+        self._algorithm = algorithm
+
+    @property
+    def name(self) -> str:
+        return self._algorithm.hashlib_name
+
+    @property
+    def digest_size(self) -> int:
+        return self._algorithm.digest_size
+
+    @property
+    def block_size(self) -> int | None:
+        return None
+
+
+_CRYPTOGRAPHY_HASHES: dict[HashAlgorithm, type[hashes.HashAlgorithm]] = {
+    HashAlgorithm.MD5: hashes.MD5,
+    HashAlgorithm.SHA1: hashes.SHA1,
+    HashAlgorithm.SHA256: hashes.SHA256,
+    HashAlgorithm.SHA384: hashes.SHA384,
+    HashAlgorithm.SHA512: hashes.SHA512,
+}
+
+
+def prehashed(algorithm: HashAlgorithm) -> utils.Prehashed:
+    """``cryptography`` Prehashed wrapper for signing/verifying a digest with (EC)DSA."""
+    cls = _CRYPTOGRAPHY_HASHES.get(algorithm)
+    return utils.Prehashed(cls() if cls is not None else _NamedDigest(algorithm))

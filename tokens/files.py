@@ -7,12 +7,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tokens.api import SecretPrompt, SignatureScheme
-from tokens.digest import Digest, HashAlgorithm
+from tokens.digest import Digest, prehashed
 from tokens.errors import (
     KeyLoadError,
     KeyMismatchError,
@@ -21,15 +21,6 @@ from tokens.errors import (
 )
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-_PREHASHED: dict[HashAlgorithm, type[hashes.HashAlgorithm]] = {
-    HashAlgorithm.MD5: hashes.MD5,
-    HashAlgorithm.SHA1: hashes.SHA1,
-    HashAlgorithm.SHA256: hashes.SHA256,
-    HashAlgorithm.SHA384: hashes.SHA384,
-    HashAlgorithm.SHA512: hashes.SHA512,
-}
-
 
 def load_certificates(path: Path) -> list[x509.Certificate]:
     """Load one or more certificates from a PEM bundle or a DER file."""
@@ -168,33 +159,10 @@ class FileKeyProvider:
                 padding.PKCS1v15(),
                 utils.NoDigestInfo(),
             )
-        prehashed = _PREHASHED.get(digest.algorithm)
-        if prehashed is None:
-            # ECDSA does not bind the hash; cryptography only needs the length to match.
-            return self._key.sign(digest.value, ec.ECDSA(utils.Prehashed(_LengthOnly(digest))))
-        return self._key.sign(digest.value, ec.ECDSA(utils.Prehashed(prehashed())))
+        return self._key.sign(digest.value, ec.ECDSA(prehashed(digest.algorithm)))
 
     def close(self) -> None:
         """Nothing to release for an in-memory key."""
-
-
-class _LengthOnly(hashes.HashAlgorithm):
-    """Stand-in hash for Prehashed ECDSA with digests cryptography has no class for."""
-
-    def __init__(self, digest: Digest) -> None:
-        self._digest = digest
-
-    @property
-    def name(self) -> str:
-        return self._digest.algorithm.hashlib_name
-
-    @property
-    def digest_size(self) -> int:
-        return self._digest.algorithm.digest_size
-
-    @property
-    def block_size(self) -> int | None:
-        return None
 
 
 def _looks_like_pkcs12(data: bytes) -> bool:

@@ -1,0 +1,5 @@
+"""``python -m dsig``."""
+
+from dsig.cli import main
+
+main()

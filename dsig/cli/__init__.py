@@ -1,0 +1,63 @@
+"""The ``dsig`` command line: wires dsig (DICOM), tokens (keys) and pki (trust) together.
+
+Exit codes: 0 all valid; 1 any invalid or a --require not met; 2 usage; 3 indeterminate;
+4 operational error (unreadable input, bad key, wrong password, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from dsig.cli.sign import sign
+from dsig.cli.tokens import tokens_app
+from dsig.cli.verify import inspect, purposes, remove, verify
+
+app = typer.Typer(
+    name="dsig",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Sign and verify DICOM digital signatures (PS3.15 Annex C).",
+)
+app.command()(sign)
+app.command()(verify)
+app.command()(inspect)
+app.command()(remove)
+app.command()(purposes)
+app.add_typer(tokens_app, name="tokens")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from dsig import __version__
+
+        typer.echo(f"dsig {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="print the version and exit"),  # fmt: skip
+) -> None:
+    """Sign and verify DICOM digital signatures."""
+
+
+def main() -> None:
+    """Console-script entry point: no traceback ever reaches the user (DSIG_DEBUG=1 shows it)."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("dsig: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:
+        if os.environ.get("DSIG_DEBUG"):
+            raise
+        typer.echo(f"dsig: internal error: {type(e).__name__}: {e}", err=True)
+        sys.exit(4)

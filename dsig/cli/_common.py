@@ -1,0 +1,74 @@
+"""What every command shares: the error funnel, secrets, input expansion."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INDETERMINATE, EXIT_OPERATIONAL = 0, 1, 2, 3, 4
+
+
+def fail(message: str, code: int = EXIT_OPERATIONAL) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    typer.echo(f"dsig: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def operational_errors() -> tuple[type[Exception], ...]:
+    """Library errors that mean "bad input or environment" (exit 4)."""
+    from dsig.errors import DsigError
+    from dsig.profiles import ProfileError
+    from tokens.errors import TokenError
+
+    errors: list[type[Exception]] = [DsigError, ProfileError, TokenError]
+    if "pki" in sys.modules or "pki.errors" in sys.modules:
+        from pki.errors import PkiError
+
+        errors.append(PkiError)
+    return tuple(errors)
+
+
+def read_secret(
+    *, file: Path | None, env: str | None, none: bool, what: str
+) -> tuple[bytes | None, bool]:
+    """(secret, may_prompt): from a file or an environment variable, never from argv."""
+    if none:
+        return None, False
+    if file is not None:
+        try:
+            return file.read_bytes().rstrip(b"\r\n"), False
+        except OSError as e:
+            raise fail(f"cannot read {what} file {file}: {e.strerror or e}") from None
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            raise fail(f"environment variable {env} (for the {what}) is not set")
+        return value.encode(), False
+    return None, sys.stdin.isatty()
+
+
+def prompt_secret(prompt: str) -> str:
+    """Ask on the terminal without echo."""
+    return getpass.getpass(f"{prompt}: ")
+
+
+def no_prompt(prompt: str) -> str:
+    """Used when stdin is not a terminal: say how to pass the secret instead."""
+    raise fail(f"{prompt} is needed: use --password-file/--password-env (or --pin-file/--pin-env)")
+
+
+def expand_inputs(paths: list[Path], recursive: bool) -> Iterator[tuple[Path, Path]]:
+    """(file, path relative to the given root) for files and, with --recursive, directories."""
+    for path in paths:
+        if path.is_dir():
+            if not recursive:
+                raise fail(f"{path} is a directory (use --recursive)")
+            for sub in sorted(p for p in path.rglob("*") if p.is_file()):
+                yield sub, sub.relative_to(path)
+        else:
+            yield path, Path(path.name)

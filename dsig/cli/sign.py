@@ -1,0 +1,183 @@
+"""``dsig sign``: sign one file, many files (``--out-dir``), or in place."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsig.cli._common import expand_inputs, fail, no_prompt, prompt_secret, read_secret
+
+
+class MacChoice(enum.StrEnum):
+    """--mac values."""
+
+    sha256 = "sha256"
+    sha384 = "sha384"
+    sha512 = "sha512"
+    ripemd160 = "ripemd160"
+    sha1 = "sha1"
+    md5 = "md5"
+
+
+class ProfileChoice(enum.StrEnum):
+    """--profile values."""
+
+    none = "none"
+    base = "base"
+    creator = "creator"
+    authorization = "authorization"
+    sr = "sr"
+    sr_verification = "sr-verification"
+
+
+class XferChoice(enum.StrEnum):
+    """--write-xfer values."""
+
+    same = "same"
+    little = "little"
+    big = "big"
+    implicit = "implicit"
+
+
+class LengthChoice(enum.StrEnum):
+    """--lengths values."""
+
+    explicit = "explicit"
+    undefined = "undefined"
+
+
+class FormatChoice(enum.StrEnum):
+    """--format values."""
+
+    new = "new"
+    old = "old"
+
+
+def sign(
+    paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT, or inputs with --out-dir / --in-place")],
+    key: Annotated[str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")],
+    cert: Annotated[Path | None, typer.Option(help="signer certificate (PEM/DER)")] = None,
+    mac: Annotated[MacChoice, typer.Option(help="MAC algorithm")] = MacChoice.sha256,
+    profile: Annotated[ProfileChoice, typer.Option(help="signature profile enforced at creation")] = ProfileChoice.none,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="sign only this tag (keyword or gggg,eeee); repeatable")] = None,
+    tag_file: Annotated[Path | None, typer.Option(help="file with tags to sign")] = None,
+    item: Annotated[str | None, typer.Option(help="sign inside this item, e.g. ContentSequence[1]")] = None,
+    purpose: Annotated[int | None, typer.Option(help="signature purpose code 1-18 (CID 7007)")] = None,
+    write_xfer: Annotated[XferChoice, typer.Option(help="output transfer syntax")] = XferChoice.same,
+    lengths: Annotated[LengthChoice | None, typer.Option(help="sequence/item length encoding (default: as read)")] = None,
+    format: Annotated[FormatChoice, typer.Option("--format", help="new, or DCMTK pre-3.5.4 'old'")] = FormatChoice.new,
+    dump: Annotated[Path | None, typer.Option(help="write the MAC byte stream here")] = None,
+    password_file: Annotated[Path | None, typer.Option(help="read the key password from a file")] = None,
+    password_env: Annotated[str | None, typer.Option(help="read the key password from this variable")] = None,
+    no_password: Annotated[bool, typer.Option("--no-password", help="the key is not encrypted")] = False,
+    pin_file: Annotated[Path | None, typer.Option(help="token PIN from a file")] = None,
+    pin_env: Annotated[str | None, typer.Option(help="token PIN from this variable")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="replace each input (atomically)")] = False,
+    out_dir: Annotated[Path | None, typer.Option(help="write signed copies here (several inputs)")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into directories")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+) -> None:
+    """Sign DICOM files (main data set, or an item with --item)."""
+    from dsig.cli._common import operational_errors
+
+    jobs = _plan(paths, in_place=in_place, out_dir=out_dir, recursive=recursive, force=force)
+    if dump is not None and len(jobs) != 1:
+        raise fail("--dump needs exactly one input", 2)
+    secret, may_prompt = read_secret(
+        file=password_file or pin_file,
+        env=password_env or pin_env,
+        none=no_password,
+        what="PIN" if key.startswith("pkcs11:") else "password",
+    )
+    try:
+        _run(jobs, key=key, cert=cert, secret=secret, may_prompt=may_prompt, mac=mac,
+             profile=profile, tags=tag or [], tag_file=tag_file, item=item, purpose=purpose,
+             write_xfer=write_xfer, lengths=lengths, old=format is FormatChoice.old, dump=dump)  # fmt: skip
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+
+
+def _plan(
+    paths: list[Path], *, in_place: bool, out_dir: Path | None, recursive: bool, force: bool
+) -> list[tuple[Path, Path]]:
+    if in_place:
+        if out_dir is not None:
+            raise fail("--in-place and --out-dir exclude each other", 2)
+        return [(p, p) for p, _rel in expand_inputs(paths, recursive)]
+    if out_dir is not None:
+        jobs = [(p, out_dir / rel) for p, rel in expand_inputs(paths, recursive)]
+    else:
+        if len(paths) != 2:
+            raise fail("give INPUT OUTPUT (or --out-dir DIR / --in-place for several inputs)", 2)
+        jobs = [(paths[0], paths[1])]
+    for src, dst in jobs:
+        if dst.exists() and dst.resolve() == src.resolve():
+            raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
+        if dst.exists() and not force:
+            raise fail(f"output {dst} exists: use --force to overwrite it", 2)
+    return jobs
+
+
+def _run(
+    jobs: list[tuple[Path, Path]],
+    *,
+    key: str,
+    cert: Path | None,
+    secret: bytes | None,
+    may_prompt: bool,
+    mac: MacChoice,
+    profile: ProfileChoice,
+    tags: list[str],
+    tag_file: Path | None,
+    item: str | None,
+    purpose: int | None,
+    write_xfer: XferChoice,
+    lengths: LengthChoice | None,
+    old: bool,
+    dump: Path | None,
+) -> None:
+    from dsig.dicomio import read_dicom
+    from dsig.profiles import Profile
+    from dsig.signer import SignOptions, add_signature, mac_transfer_syntax_for
+    from dsig.tags import parse_location, parse_tag, parse_tag_file
+    from dsig.writer import atomic_output, save, target_encoding
+    from tokens.digest import HashAlgorithm
+    from tokens.registry import open_key_provider
+
+    tag_list: list[int] | None = None
+    if tags or tag_file is not None:
+        tag_list = [parse_tag(t) for t in tags]
+        if tag_file is not None:
+            tag_list += parse_tag_file(tag_file)
+    location = parse_location(item or "")
+    provider = open_key_provider(
+        key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
+    )
+    try:
+        for src, dst in jobs:
+            ds = read_dicom(src)
+            encoding = target_encoding(ds, write_xfer.value, lengths.value if lengths else None)
+            options = SignOptions(
+                mac=HashAlgorithm.from_name(mac.value),
+                profile=Profile(profile.value),
+                tags=tag_list,
+                purpose=purpose,
+                old_format=old,
+                mac_transfer_syntax=mac_transfer_syntax_for(encoding.transfer_syntax),
+            )
+            if dump is not None:
+                with atomic_output(dump) as fp:
+                    dumping = dataclasses.replace(options, dump_sinks=(fp.write,))
+                    info = add_signature(ds, provider, dumping, location=location)
+            else:
+                info = add_signature(ds, provider, options, location=location)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            save(ds, dst, encoding)
+            where = f" in {info.location}" if info.location else ""
+            typer.echo(f"signed {src} -> {dst}: {info.uid}{where} ({len(info.signed_tags)} elements, {options.mac.value})")
+    finally:
+        provider.close()

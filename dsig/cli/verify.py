@@ -1,0 +1,218 @@
+"""``dsig verify``, ``dsig inspect``, ``dsig remove`` and ``dsig purposes``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from dsig.cli._common import expand_inputs, fail, operational_errors
+
+if TYPE_CHECKING:
+    from dsig.report import FileResult
+
+
+class RequireChoice(enum.StrEnum):
+    """--require values."""
+
+    signature = "signature"
+    base = "base"
+    creator = "creator"
+    authorization = "authorization"
+    sr = "sr"
+
+
+class RevocationChoice(enum.StrEnum):
+    """--revocation values."""
+
+    off = "off"
+    soft_fail = "soft-fail"
+    hard_fail = "hard-fail"
+    require = "require"
+
+
+def verify(
+    paths: Annotated[list[Path], typer.Argument(help="files (or directories with --recursive)")],
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    require: Annotated[list[RequireChoice] | None, typer.Option(help="fail unless a valid signature meets this; repeatable")] = None,
+    format_old: Annotated[bool, typer.Option("--format-old", help="accept DCMTK's pre-3.5.4 format")] = False,
+    integrity_only: Annotated[bool, typer.Option("--integrity-only", help="check integrity only; do not require trust")] = False,
+    trust_store: Annotated[list[Path] | None, typer.Option(help="trust anchors: PEM/DER/PKCS#7 file or directory")] = None,
+    untrusted: Annotated[list[Path] | None, typer.Option(help="intermediate certificates")] = None,
+    crl: Annotated[list[Path] | None, typer.Option(help="CRL file or directory")] = None,
+    ocsp: Annotated[list[Path] | None, typer.Option(help="stored OCSP response (DER)")] = None,
+    revocation: Annotated[RevocationChoice | None, typer.Option(help="revocation checking mode")] = None,
+    online: Annotated[bool, typer.Option("--online", help="fetch CRLs/OCSP/intermediates from the network")] = False,
+    at: Annotated[str, typer.Option(help="validation moment: now, signing-time or ISO-8601")] = "now",
+    allow_weak: Annotated[list[str] | None, typer.Option(help="accept this weak algorithm in paths (sha1, md5, rsa1024)")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into directories")] = False,
+) -> None:
+    """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error."""
+    from dsig.report import FileResult, exit_code, summary
+    from dsig.verifier import VerifyOptions, verify_file
+
+    try:
+        evaluator = None
+        if trust_store:
+            import pki
+
+            evaluator = pki.build_evaluator(
+                trust_stores=trust_store,
+                untrusted=untrusted or (),
+                crls=crl or (),
+                ocsp_responses=ocsp or (),
+                revocation=revocation.value if revocation else None,
+                online=online,
+                allow_weak=allow_weak or (),
+            )
+        elif untrusted or crl or ocsp or online or revocation:
+            raise fail("trust options need --trust-store", 2)
+        options = VerifyOptions(
+            trust=evaluator,
+            integrity_only=integrity_only,
+            old_format=format_old,
+            at=_moment(at),
+            require=[r.value for r in require or []],
+        )
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    results: list[FileResult] = []
+    for path, _rel in expand_inputs(paths, recursive):
+        result = verify_file(path, options)
+        results.append(result)
+        if not json_out:
+            _print_human(result)
+    if json_out:
+        report = {"files": [r.to_json() for r in results], "summary": summary(results)}
+        typer.echo(json.dumps(report, indent=2))
+    raise typer.Exit(exit_code(results))
+
+
+def _moment(text: str) -> str | dt.datetime:
+    if text in ("now", "signing-time"):
+        return text
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(f"--at: expected now, signing-time or ISO-8601, got {text!r}", 2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _print_human(result: FileResult) -> None:
+    typer.echo(f"{result.indication.value:<13} {result.path}")
+    if result.error:
+        typer.echo(f"  error: {result.error}")
+    for n, sig in enumerate(result.signatures, 1):
+        where = sig.location or "main data set"
+        typer.echo(
+            f"  signature #{n} {sig.uid} ({where}): {sig.indication.value}; "
+            f"integrity {sig.integrity.value}, trust {sig.trust.indication.value}"
+        )
+        typer.echo(
+            f"    MAC {sig.mac_algorithm}, signed {sig.datetime}, by {sig.signer}"
+            + (f", purpose {sig.purpose['code']} {sig.purpose['meaning']}" if sig.purpose else "")
+        )
+        typer.echo(
+            f"    covers {len(sig.signed_tags)} elements, {len(sig.unsigned_tags)} present "
+            f"elements not covered; profiles: {', '.join(sig.profiles) or 'none'}"
+        )
+        for finding in [*sig.findings, *[_tf(f) for f in sig.trust.findings]]:
+            typer.echo(f"    {finding}")
+    for finding in result.findings:
+        typer.echo(f"  {finding.code}: {finding.message}")
+
+
+def _tf(f: Any) -> str:
+    return f"{f.code}: {f.message}"
+
+
+def inspect(
+    path: Annotated[Path, typer.Argument(help="DICOM file")],
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable listing")] = False,
+    dump_mac: Annotated[tuple[str, Path] | None, typer.Option(help="UID OUT: write the MAC stream of that signature")] = None,
+    format_old: Annotated[bool, typer.Option("--format-old", help="use the pre-3.5.4 format for --dump-mac")] = False,
+) -> None:
+    """List the signatures of a file without judging them."""
+    from dsig.dicomio import read_dicom
+    from dsig.inspect import describe
+    from dsig.verifier import dump_mac_stream
+    from dsig.writer import atomic_output
+
+    try:
+        ds = read_dicom(path)
+        if dump_mac is not None:
+            uid, out = dump_mac
+            with atomic_output(out) as fp:
+                dump_mac_stream(ds, uid, [fp.write], old_format=format_old)
+            typer.echo(f"wrote the MAC stream of {uid} to {out}")
+            return
+        listing = describe(ds)
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if json_out:
+        typer.echo(json.dumps({"path": str(path), "signatures": listing}, indent=2))
+        return
+    if not listing:
+        typer.echo(f"{path}: no signatures")
+    for n, sig in enumerate(listing, 1):
+        typer.echo(f"signature #{n}: {sig['uid']}")
+        for key in ("location", "mac_id", "mac_algorithm", "mac_transfer_syntax", "datetime",
+                    "signer", "purpose", "signed_count", "timestamp"):  # fmt: skip
+            typer.echo(f"  {key}: {sig.get(key)}")
+
+
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT (or INPUT with --in-place)")],
+    uid: Annotated[str | None, typer.Option(help="remove the signature with this UID")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="remove every signature")] = False,
+    in_place: Annotated[bool, typer.Option("--in-place", help="replace the input (atomically)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+) -> None:
+    """Remove one signature by UID, or all of them (main and nested)."""
+    from dsig.dicomio import read_dicom
+    from dsig.remove import remove_all, remove_signature
+    from dsig.writer import save, target_encoding
+
+    if (uid is None) == (not all_):
+        raise fail("give exactly one of --uid UID or --all", 2)
+    if in_place:
+        if len(paths) != 1:
+            raise fail("--in-place takes one INPUT", 2)
+        src = dst = paths[0]
+    else:
+        if len(paths) != 2:
+            raise fail("give INPUT OUTPUT (or INPUT --in-place)", 2)
+        src, dst = paths
+        if dst.exists() and dst.resolve() == src.resolve():
+            raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
+        if dst.exists() and not force:
+            raise fail(f"output {dst} exists: use --force to overwrite it", 2)
+    try:
+        ds = read_dicom(src)
+        if all_:
+            count = remove_all(ds)
+            message = f"removed {count} signature(s)"
+        else:
+            remove_signature(ds, uid or "")
+            message = f"removed signature {uid}"
+        save(ds, dst, target_encoding(ds, "same", None))
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    typer.echo(f"{message}: {src} -> {dst}")
+
+
+def purposes(
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable table")] = False,
+) -> None:
+    """Signature purpose codes (PS3.16 CID 7007, ASTM-sigpurpose)."""
+    from dsig.purposes import PURPOSES, SCHEME
+
+    if json_out:
+        typer.echo(json.dumps([{"code": c, "scheme": SCHEME, "meaning": m} for c, m in PURPOSES.items()]))
+        return
+    for code, meaning in PURPOSES.items():
+        typer.echo(f"{code:>3}  {meaning}")

@@ -1,0 +1,67 @@
+"""Read DICOM files strictly: anything truncated or malformed becomes a DicomFormatError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+from pydicom import config
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.errors import InvalidDicomError
+
+from dsig.errors import DicomFormatError
+from dsig.stream import UNDEFINED, element_vr, is_sequence, iter_fragments, sequence_items
+
+# Verification must see VRs exactly as stored: UN stays UN (C.12.1.1.3.1.1 excludes it), and
+# values are never "fixed" on read.
+config.replace_un_with_known_vr = False
+config.settings.reading_validation_mode = config.IGNORE
+
+
+def read_dicom(path: Path) -> FileDataset:
+    """Read a DICOM Part 10 file and check that it is complete."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix)") from None
+    except (OSError, EOFError) as e:
+        raise DicomFormatError(f"{path}: cannot read: {e}") from None
+    except Exception as e:  # pydicom raises many kinds on corrupt input
+        raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
+    if "TransferSyntaxUID" not in ds.file_meta:
+        raise DicomFormatError(f"{path}: no Transfer Syntax UID in the file meta information")
+    if len(ds) == 0:
+        raise DicomFormatError(f"{path}: truncated or empty: the file holds no data set")
+    try:
+        check_complete(ds, size)
+    except DicomFormatError as e:
+        raise DicomFormatError(f"{path}: {e}") from None
+    except Exception as e:
+        raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
+    return ds
+
+
+def check_complete(ds: Dataset, file_size: int, ancestors: tuple[Dataset, ...] = ()) -> None:
+    """Parse every sequence and check every value is whole (pydicom reads truncated values short)."""
+    for tag in ds.keys():
+        elem = ds.get_item(tag, keep_deferred=True)
+        vr = element_vr(ds, tag, ancestors)
+        if is_sequence(ds, tag, vr):
+            for item in sequence_items(ds, tag):
+                check_complete(item, file_size, (ds, *ancestors))
+            continue
+        if isinstance(elem, RawDataElement):
+            value = elem.value
+            if elem.length == UNDEFINED:
+                for _ in iter_fragments(value or b"", tag):
+                    pass
+            elif value is not None and len(value) != elem.length:
+                raise DicomFormatError(
+                    f"truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has "
+                    f"{len(value)} of {elem.length} bytes"
+                )

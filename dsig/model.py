@@ -1,0 +1,220 @@
+"""Parsed, read-only views of the signature attributes at one level of the data set."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+from dsig.errors import DicomFormatError
+from dsig.stream import element_vr, is_sequence, sequence_items
+from dsig.tags import ItemPath, ItemStep
+
+DIGITAL_SIGNATURES_SEQUENCE = 0xFFFAFFFA
+MAC_PARAMETERS_SEQUENCE = 0x4FFE0001
+ORIGINAL_ATTRIBUTES_SEQUENCE = 0x04000561
+MAC_ID_NUMBER = 0x04000005
+MAC_TRANSFER_SYNTAX = 0x04000010
+MAC_ALGORITHM = 0x04000015
+DATA_ELEMENTS_SIGNED = 0x04000020
+SIGNATURE_UID = 0x04000100
+SIGNATURE_DATETIME = 0x04000105
+CERTIFICATE_TYPE = 0x04000110
+CERTIFICATE_OF_SIGNER = 0x04000115
+SIGNATURE = 0x04000120
+TIMESTAMP_TYPE = 0x04000305
+CERTIFIED_TIMESTAMP = 0x04000310
+PURPOSE_SEQUENCE = 0x04000401
+
+
+def raw_bytes(ds: Dataset, tag: int) -> bytes | None:
+    """Stored value bytes of a binary element, without converting the element in place."""
+    if tag not in ds:
+        return None
+    elem = ds.get_item(tag)
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if value is None:
+        return b""
+    raise DicomFormatError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not binary")
+
+
+def raw_text(ds: Dataset, tag: int) -> str | None:
+    """Stored text of a string element (trailing padding removed), not converted in place."""
+    if tag not in ds:
+        return None
+    elem = ds.get_item(tag)
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("latin-1").rstrip("\x00 ")
+    if value is None:
+        return ""
+    return str(value).rstrip("\x00 ")
+
+
+def raw_ushort(ds: Dataset, tag: int) -> int | None:
+    """A US value (first one), read from the stored bytes."""
+    if tag not in ds:
+        return None
+    elem = ds.get_item(tag)
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        if len(value) < 2:
+            raise DicomFormatError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is empty")
+        little = not isinstance(elem, RawDataElement) or elem.is_little_endian
+        return int(struct.unpack("<H" if little else ">H", bytes(value[:2]))[0])
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list | tuple) and value and isinstance(value[0], int):
+        return int(value[0])
+    raise DicomFormatError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not US")
+
+
+def raw_tags(ds: Dataset, tag: int) -> list[int]:
+    """An AT value (Data Elements Signed) as a list of ints."""
+    if tag not in ds:
+        raise DicomFormatError("Data Elements Signed (0400,0020) is missing")
+    elem = ds.get_item(tag)
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        if len(value) % 4:
+            raise DicomFormatError("Data Elements Signed (0400,0020) has a bad length")
+        little = not isinstance(elem, RawDataElement) or elem.is_little_endian
+        fmt = "<HH" if little else ">HH"
+        return [
+            (g << 16) | e for g, e in (struct.unpack_from(fmt, value, i) for i in range(0, len(value), 4))
+        ]
+    if isinstance(value, int):
+        return [int(value)]
+    if isinstance(value, list | tuple):
+        return [int(t) for t in value]
+    raise DicomFormatError("Data Elements Signed (0400,0020) is not AT")
+
+
+def strip_der_pad(value: bytes) -> bytes:
+    """Cut a DER value at its encoded length (OB values carry a 0x00 pad byte when odd).
+
+    Handles every long form (0x81, 0x82, 0x83, 0x84), where DCMTK only knew 0x82.
+    """
+    if len(value) < 2 or value[0] != 0x30:
+        return value
+    first = value[1]
+    if first < 0x80:
+        total = 2 + first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or len(value) < 2 + n:
+            return value
+        total = 2 + n + int.from_bytes(value[2 : 2 + n], "big")
+    return value[:total] if total <= len(value) else value
+
+
+_DT = re.compile(
+    r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?(?:([+-])(\d{2})(\d{2}))?$"
+)
+
+
+def parse_dicom_datetime(text: str) -> dt.datetime | None:
+    """DICOM DT -> aware datetime (UTC when no offset is given); None if unparsable."""
+    m = _DT.match(text.strip())
+    if not m:
+        return None
+    year, month, day, hour, minute, second, frac, sign, oh, om = m.groups()
+    tz = dt.UTC
+    if sign:
+        delta = dt.timedelta(hours=int(oh), minutes=int(om))
+        tz = dt.timezone(delta if sign == "+" else -delta)
+    try:
+        return dt.datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((frac or "0").ljust(6, "0")),
+            tzinfo=tz,
+        )
+    except ValueError:
+        return None
+
+
+def format_dicom_datetime(moment: dt.datetime) -> str:
+    """``YYYYMMDDHHMMSS.FFFFFF+ZZZZ`` as DCMTK writes Digital Signature DateTime."""
+    return moment.strftime("%Y%m%d%H%M%S.%f%z")
+
+
+@dataclass(frozen=True)
+class SignatureRef:
+    """Where one signature item sits: its level, the level's path, and its index."""
+
+    level: Dataset
+    path: ItemPath
+    index: int
+    ancestors: tuple[Dataset, ...]
+
+    @property
+    def item(self) -> Dataset:
+        """The Digital Signatures Sequence item."""
+        return sequence_items(self.level, DIGITAL_SIGNATURES_SEQUENCE)[self.index]
+
+    @property
+    def uid(self) -> str:
+        """Digital Signature UID, or '' when missing."""
+        return raw_text(self.item, SIGNATURE_UID) or ""
+
+
+def iter_levels(
+    ds: Dataset, path: ItemPath = (), ancestors: tuple[Dataset, ...] = ()
+) -> Iterator[tuple[Dataset, ItemPath, tuple[Dataset, ...]]]:
+    """Every data-set level (root, then items depth-first), skipping Original Attributes and
+    the signature sequences themselves."""
+    yield ds, path, ancestors
+    for tag in sorted(ds.keys()):
+        if tag in (DIGITAL_SIGNATURES_SEQUENCE, MAC_PARAMETERS_SEQUENCE, ORIGINAL_ATTRIBUTES_SEQUENCE):
+            continue
+        if tag >> 16 < 0x0008:
+            continue
+        if not is_sequence(ds, tag, element_vr(ds, tag, ancestors)):
+            continue
+        for i, item in enumerate(sequence_items(ds, tag)):
+            yield from iter_levels(item, (*path, ItemStep(tag, i)), (ds, *ancestors))
+
+
+def find_signatures(ds: Dataset) -> list[SignatureRef]:
+    """All signature items in the instance, main level first."""
+    found = []
+    for level, path, ancestors in iter_levels(ds):
+        if DIGITAL_SIGNATURES_SEQUENCE in level:
+            for i in range(len(sequence_items(level, DIGITAL_SIGNATURES_SEQUENCE))):
+                found.append(SignatureRef(level, path, i, ancestors))
+    return found
+
+
+def mac_parameters(level: Dataset, mac_id: int) -> Dataset | None:
+    """The MAC Parameters item with this MAC ID at the same level (DCMTK resolves per level)."""
+    if MAC_PARAMETERS_SEQUENCE not in level:
+        return None
+    for item in sequence_items(level, MAC_PARAMETERS_SEQUENCE):
+        if raw_ushort(item, MAC_ID_NUMBER) == mac_id:
+            return item
+    return None
+
+
+def used_mac_ids(ds: Dataset) -> set[int]:
+    """MAC ID Numbers used anywhere in the instance."""
+    ids: set[int] = set()
+    for level, _path, _anc in iter_levels(ds):
+        for seq in (MAC_PARAMETERS_SEQUENCE, DIGITAL_SIGNATURES_SEQUENCE):
+            if seq in level:
+                for item in sequence_items(level, seq):
+                    value = raw_ushort(item, MAC_ID_NUMBER)
+                    if value is not None:
+                        ids.add(value)
+    return ids

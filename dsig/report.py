@@ -1,0 +1,170 @@
+"""Verification results and their JSON form (the ``--json`` contract documented in the README)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from pki.results import NOT_CHECKED, TrustIndication, TrustResult
+
+
+class Indication(enum.Enum):
+    """Per signature: VALID / INVALID / INDETERMINATE; per file also UNSIGNED and ERROR."""
+
+    VALID = "VALID"
+    INVALID = "INVALID"
+    INDETERMINATE = "INDETERMINATE"
+    UNSIGNED = "UNSIGNED"
+    ERROR = "ERROR"
+
+
+_RANK = {Indication.VALID: 0, Indication.INDETERMINATE: 1, Indication.INVALID: 2}
+
+#: Stable finding codes of the verifier (the trust module adds its own, see pki.results).
+FINDING_CODES = {
+    "MAC_MISMATCH": "the recomputed MAC does not match the signature: content or signature changed",
+    "MALFORMED_SIGNATURE": "signature attributes are missing or cannot be decoded",
+    "UNSUPPORTED_ALGORITHM": "MAC, key or transfer syntax this build cannot verify",
+    "WEAK_ALGORITHM": "MD5/SHA-1 MAC or a key under 2048 bits (a warning unless policy says otherwise)",
+    "PROFILE_NOT_MET": "a --require'd profile is met by no valid signature",
+    "TRUST_NOT_CHECKED": "no trust store was given: the signer was not validated",
+    "SIGNED_ELEMENT_MISSING": "an element listed in Data Elements Signed is absent",
+    "NOT_SIGNABLE": "an element listed in Data Elements Signed can no longer be signed (e.g. VR UN)",
+    "SIGNING_TIME_OUTSIDE_VALIDITY": "Digital Signature DateTime lies outside the certificate validity",
+    "PIXEL_ENCODING_CHANGED": "pixel data was (de)compressed since signing: cannot recompute the MAC",
+    "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
+    "TIMESTAMP_NOT_CHECKED": "a certified timestamp is present but was not verified",
+    "IN_ORIGINAL_ATTRIBUTES": "signatures inside Original Attributes Sequence describe an earlier state",
+}
+
+
+def worst(*indications: Indication) -> Indication:
+    """INVALID > INDETERMINATE > VALID."""
+    return max(indications, key=lambda i: _RANK.get(i, 0))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation about a signature, with a stable code."""
+
+    code: str
+    message: str
+    severity: str = "error"  # "error" decides the indication, "warning" only informs
+
+    def to_json(self) -> dict[str, str]:
+        """JSON form."""
+        return {"code": self.code, "message": self.message, "severity": self.severity}
+
+
+@dataclass
+class SignatureResult:
+    """Everything found out about one signature."""
+
+    uid: str
+    location: str
+    mac_id: int | None = None
+    mac_algorithm: str | None = None
+    mac_transfer_syntax: str | None = None
+    datetime: str | None = None
+    signer: str | None = None
+    purpose: dict[str, str] | None = None
+    integrity: Indication = Indication.INDETERMINATE
+    trust: TrustResult = NOT_CHECKED
+    timestamp: dict[str, Any] | None = None
+    profiles: list[str] = field(default_factory=list)
+    signed_tags: list[str] = field(default_factory=list)
+    unsigned_tags: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    trust_required: bool = True
+
+    @property
+    def indication(self) -> Indication:
+        """Worst of integrity and (when required) trust."""
+        result = self.integrity
+        if self.trust_required:
+            trust = {
+                TrustIndication.VALID: Indication.VALID,
+                TrustIndication.INVALID: Indication.INVALID,
+                TrustIndication.INDETERMINATE: Indication.INDETERMINATE,
+                TrustIndication.NOT_CHECKED: Indication.INDETERMINATE,
+            }[self.trust.indication]
+            result = worst(result, trust)
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (schema in the README)."""
+        return {
+            "uid": self.uid,
+            "location": self.location,
+            "mac_id": self.mac_id,
+            "mac_algorithm": self.mac_algorithm,
+            "mac_transfer_syntax": self.mac_transfer_syntax,
+            "datetime": self.datetime,
+            "signer": self.signer,
+            "purpose": self.purpose,
+            "integrity": self.integrity.value,
+            "trust": self.trust.to_json(),
+            "timestamp": self.timestamp,
+            "profiles": self.profiles,
+            "signed_tags": self.signed_tags,
+            "unsigned_tags": self.unsigned_tags,
+            "findings": [f.to_json() for f in self.findings],
+            "indication": self.indication.value,
+        }
+
+
+@dataclass
+class FileResult:
+    """Result for one file: its signatures, or the error that stopped reading it."""
+
+    path: str
+    signatures: list[SignatureResult] = field(default_factory=list)
+    error: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def indication(self) -> Indication:
+        """ERROR, UNSIGNED, or the worst signature/requirement outcome."""
+        if self.error is not None:
+            return Indication.ERROR
+        result = Indication.VALID
+        if not self.signatures:
+            result = Indication.UNSIGNED
+        else:
+            result = worst(*(s.indication for s in self.signatures))
+        if any(f.severity == "error" for f in self.findings):
+            result = Indication.INVALID
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "path": self.path,
+            "indication": self.indication.value,
+            "error": self.error,
+            "findings": [f.to_json() for f in self.findings],
+            "signatures": [s.to_json() for s in self.signatures],
+        }
+
+
+def summary(files: list[FileResult]) -> dict[str, int]:
+    """Counts per file indication, plus signatures seen."""
+    counts = {i.value.lower(): 0 for i in Indication}
+    for f in files:
+        counts[f.indication.value.lower()] += 1
+    counts["files"] = len(files)
+    counts["signatures"] = sum(len(f.signatures) for f in files)
+    return counts
+
+
+def exit_code(files: list[FileResult]) -> int:
+    """0 all valid (or unsigned without requirement); 1 invalid; 4 errors; 3 indeterminate."""
+    indications = {f.indication for f in files}
+    if Indication.INVALID in indications:
+        return 1
+    if Indication.ERROR in indications:
+        return 4
+    if Indication.INDETERMINATE in indications:
+        return 3
+    return 0

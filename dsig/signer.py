@@ -1,0 +1,189 @@
+"""Create a DICOM digital signature at the main level or inside a sequence item."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    generate_uid,
+)
+
+from dsig.errors import LocationError, SigningError, TagError
+from dsig.model import (
+    DATA_ELEMENTS_SIGNED,
+    DIGITAL_SIGNATURES_SEQUENCE,
+    MAC_ALGORITHM,
+    MAC_ID_NUMBER,
+    MAC_PARAMETERS_SEQUENCE,
+    MAC_TRANSFER_SYNTAX,
+    format_dicom_datetime,
+    used_mac_ids,
+)
+from dsig.profiles import Profile, check_creation, tags_to_sign
+from dsig.purposes import purpose_item
+from dsig.stream import Sink, StreamOptions, is_signable, sequence_items, write_mac_stream
+from dsig.tags import ROOT, ItemPath, format_location, tag_str
+from tokens.api import KeyProvider
+from tokens.digest import Digest, HashAlgorithm
+
+
+@dataclass(frozen=True)
+class SignOptions:
+    """What to sign and how. ``tags=None`` signs every signable element of the level."""
+
+    mac: HashAlgorithm = HashAlgorithm.SHA256
+    profile: Profile = Profile.NONE
+    tags: Sequence[int] | None = None
+    purpose: int | None = None
+    old_format: bool = False
+    #: Digital Signature DateTime; None = now, in local time with its UTC offset.
+    at: dt.datetime | None = None
+    #: MAC Calculation Transfer Syntax UID; None = derived from the file's transfer syntax.
+    mac_transfer_syntax: str | None = None
+    #: Extra sinks that receive the MAC stream (``--dump``).
+    dump_sinks: Sequence[Sink] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class SignedInfo:
+    """What was added: enough for the CLI to report and for timestamping later."""
+
+    uid: str
+    mac_id: int
+    location: str
+    signed_tags: tuple[int, ...]
+    stream_length: int
+    signature: bytes
+
+
+def mac_transfer_syntax_for(file_transfer_syntax: str) -> str:
+    """DCMTK's rule: the file's syntax, but implicit VR and big endian become explicit LE."""
+    if file_transfer_syntax in (ImplicitVRLittleEndian, ExplicitVRBigEndian, ""):
+        return str(ExplicitVRLittleEndian)
+    return file_transfer_syntax
+
+
+def resolve_location(ds: Dataset, path: ItemPath) -> tuple[Dataset, tuple[Dataset, ...]]:
+    """The item a location points to, and its ancestors (nearest first)."""
+    level, ancestors = ds, ()
+    for depth, step in enumerate(path):
+        where = format_location(path[: depth + 1])
+        if step.tag not in level:
+            raise LocationError(f"{where}: no sequence {tag_str(step.tag)} at this level")
+        try:
+            items = sequence_items(level, step.tag)
+        except Exception:
+            raise LocationError(f"{where}: {tag_str(step.tag)} is not a sequence") from None
+        if level[step.tag].VR != "SQ":
+            raise LocationError(f"{where}: {tag_str(step.tag)} is not a sequence")
+        if step.index >= len(items):
+            raise LocationError(f"{where}: the sequence has only {len(items)} item(s)")
+        ancestors = (level, *ancestors)
+        level = items[step.index]
+    return level, ancestors
+
+
+def _choose_tags(
+    level: Dataset, ancestors: tuple[Dataset, ...], options: SignOptions, top_level: bool
+) -> list[int]:
+    if options.tags is None:
+        chosen = {t for t in level.keys() if is_signable(level, t, ancestors)}
+    else:
+        chosen = set()
+        for tag in options.tags:
+            if tag not in level:
+                raise TagError(f"tag {tag_str(tag)} is not present at the level being signed")
+            if not is_signable(level, tag, ancestors):
+                raise TagError(f"tag {tag_str(tag)} cannot be signed (excluded or VR UN)")
+            chosen.add(tag)
+    profile_tags = {int(t) for t in tags_to_sign(options.profile, level, top_level=top_level)}
+    for tag in sorted(profile_tags):
+        if tag in level and not is_signable(level, tag, ancestors):
+            raise TagError(
+                f"the {options.profile.value} profile requires {tag_str(tag)}, "
+                "which cannot be signed (VR UN or excluded)"
+            )
+    chosen |= {t for t in profile_tags if t in level}
+    if not chosen:
+        raise SigningError("nothing to sign: the level holds no signable element")
+    return sorted(chosen)
+
+
+def add_signature(
+    ds: Dataset,
+    key: KeyProvider,
+    options: SignOptions = SignOptions(),
+    *,
+    location: ItemPath = ROOT,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now().astimezone(),
+) -> SignedInfo:
+    """Sign ``ds`` (mutated in place) at ``location`` with ``key``.
+
+    The MAC ID is unused anywhere in the instance (PS3.3 wants it unique per SOP Instance;
+    DCMTK allocates per level). Raises SigningError, ProfileError, TagError, LocationError.
+    """
+    level, ancestors = resolve_location(ds, location)
+    top_level = not location
+    file_ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    mac_ts = options.mac_transfer_syntax or mac_transfer_syntax_for(file_ts)
+    purpose = check_creation(
+        options.profile,
+        level,
+        top_level=top_level,
+        scheme=key.scheme,
+        mac=options.mac,
+        purpose=options.purpose,
+        transfer_syntax=mac_ts,
+    )
+    tags = _choose_tags(level, ancestors, options, top_level)
+    used = used_mac_ids(ds)
+    mac_id = next(i for i in range(0x10000) if i not in used)
+
+    item = Dataset()
+    item.add_new(MAC_ID_NUMBER, "US", mac_id)
+    uid = generate_uid()
+    item.add_new(0x04000100, "UI", uid)
+    item.add_new(0x04000105, "DT", format_dicom_datetime(options.at or clock()))
+    item.add_new(0x04000110, "CS", "X509_1993_SIG")
+    if purpose is not None:
+        item.add_new(0x04000401, "SQ", DicomSequence([purpose_item(purpose)]))
+    item.add_new(0x04000115, "OB", key.certificate.public_bytes(Encoding.DER))
+
+    hasher = options.mac.new()
+    lengths: list[int] = []
+    write_mac_stream(
+        level,
+        tags,
+        item,
+        [hasher.update, *options.dump_sinks, lambda b: lengths.append(len(b))],
+        ancestors=ancestors,
+        options=StreamOptions(old_format=options.old_format),
+    )
+    signature = key.sign_digest(Digest(options.mac, hasher.digest()))
+    item.add_new(0x04000120, "OB", signature)
+
+    params = Dataset()
+    params.add_new(MAC_ID_NUMBER, "US", mac_id)
+    params.add_new(MAC_TRANSFER_SYNTAX, "UI", mac_ts)
+    params.add_new(MAC_ALGORITHM, "CS", options.mac.value)
+    params.add_new(DATA_ELEMENTS_SIGNED, "AT", tags)
+    _append_item(level, MAC_PARAMETERS_SEQUENCE, params)
+    _append_item(level, DIGITAL_SIGNATURES_SEQUENCE, item)
+    return SignedInfo(uid, mac_id, format_location(location), tuple(tags), sum(lengths), signature)
+
+
+def _append_item(level: Dataset, tag: int, item: Dataset) -> None:
+    if tag in level:
+        level[tag].value.append(item)
+    else:
+        level.add_new(tag, "SQ", DicomSequence([item]))
+
+

@@ -1,0 +1,245 @@
+"""Write a data set to a DICOM file in a chosen transfer syntax, atomically.
+
+Our own encoder rather than ``pydicom.dcmwrite``: it converts between little and big endian
+(byte-swapping binary values, which pydicom refuses to do), chooses explicit or undefined
+sequence lengths, and writes the stored value bytes unchanged otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from dsig.errors import OutputError
+from dsig.stream import (
+    LONG_VRS,
+    UNDEFINED,
+    element_vr,
+    is_sequence,
+    iter_fragments,
+    le_value,
+    sequence_items,
+    to_big_endian,
+)
+
+_ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
+_ITEM_DELIM = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+_SEQ_DELIM = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Target encoding: transfer syntax plus the sequence-length style."""
+
+    transfer_syntax: str
+    #: "explicit", "undefined", or None to keep each sequence's current style.
+    lengths: str | None = None
+
+    @property
+    def implicit(self) -> bool:
+        """Implicit VR little endian."""
+        return self.transfer_syntax == ImplicitVRLittleEndian
+
+    @property
+    def little(self) -> bool:
+        """Little endian (everything but explicit VR big endian)."""
+        return self.transfer_syntax != ExplicitVRBigEndian
+
+    @property
+    def deflated(self) -> bool:
+        """Deflated explicit VR little endian: the data set is zlib-deflated after encoding."""
+        return self.transfer_syntax == DeflatedExplicitVRLittleEndian
+
+
+def target_encoding(ds: Dataset, xfer: str, lengths: str | None) -> Encoding:
+    """Resolve ``--write-xfer same|little|big|implicit`` for a data set."""
+    current = str(ds.file_meta.TransferSyntaxUID)
+    chosen = {
+        "same": current,
+        "little": ExplicitVRLittleEndian,
+        "big": ExplicitVRBigEndian,
+        "implicit": ImplicitVRLittleEndian,
+    }.get(xfer)
+    if chosen is None:
+        raise OutputError(f"unknown output transfer syntax {xfer!r}")
+    if chosen != current and _has_encapsulated_pixels(ds):
+        raise OutputError(
+            "the pixel data is encapsulated (compressed); it can only be written with "
+            "--write-xfer same"
+        )
+    return Encoding(chosen, lengths)
+
+
+def _has_encapsulated_pixels(ds: Dataset) -> bool:
+    if 0x7FE00010 not in ds:
+        return False
+    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    if isinstance(elem, RawDataElement):
+        return elem.length == UNDEFINED
+    return bool(elem.is_undefined_length)
+
+
+class DatasetEncoder:
+    """Encodes elements for one target encoding into a binary stream."""
+
+    def __init__(self, encoding: Encoding) -> None:
+        self.enc = encoding
+
+    def _tag(self, tag: int) -> bytes:
+        fmt = "<HH" if self.enc.little else ">HH"
+        return struct.pack(fmt, tag >> 16, tag & 0xFFFF)
+
+    def _u32(self, n: int) -> bytes:
+        return struct.pack("<I" if self.enc.little else ">I", n)
+
+    def _header(self, tag: int, vr: str, length: int) -> bytes:
+        if self.enc.implicit:
+            return self._tag(tag) + self._u32(length)
+        if vr in LONG_VRS:
+            return self._tag(tag) + vr.encode() + b"\x00\x00" + self._u32(length)
+        if length > 0xFFFF:
+            raise OutputError(f"value of {tag:08X} ({vr}) is too long for its VR")
+        fmt = "<H" if self.enc.little else ">H"
+        return self._tag(tag) + vr.encode() + struct.pack(fmt, length)
+
+    def dataset(self, ds: Dataset, ancestors: tuple[Dataset, ...] = ()) -> Iterator[bytes]:
+        """Encoded chunks of every element of ``ds`` except group lengths (recomputable)."""
+        for tag in sorted(ds.keys()):
+            if tag & 0xFFFF == 0 or tag >> 16 == 0x0002:
+                continue
+            yield from self.element(ds, tag, ancestors)
+
+    def element(self, ds: Dataset, tag: int, ancestors: tuple[Dataset, ...]) -> Iterator[bytes]:
+        """Encoded chunks of one element."""
+        vr = element_vr(ds, tag, ancestors)
+        if is_sequence(ds, tag, vr):
+            yield from self._sequence(ds, tag, ancestors)
+            return
+        elem = ds.get_item(tag)
+        undefined = (
+            elem.length == UNDEFINED if isinstance(elem, RawDataElement) else elem.is_undefined_length
+        )
+        if undefined:
+            value = elem.value if isinstance(elem.value, bytes | bytearray) else b""
+            yield self._header(tag, vr, UNDEFINED)
+            for fragment in iter_fragments(value, tag):
+                yield _ITEM + struct.pack("<I", len(fragment))
+                yield bytes(fragment)
+            yield _SEQ_DELIM
+            return
+        value = le_value(elem, vr)
+        if not self.enc.little:
+            value = to_big_endian(value, vr)
+        yield self._header(tag, vr, len(value))
+        yield value
+
+    def _sequence(self, ds: Dataset, tag: int, ancestors: tuple[Dataset, ...]) -> Iterator[bytes]:
+        items = sequence_items(ds, tag)
+        sq_undefined = self._undefined(ds[tag].is_undefined_length)
+        encoded_items: list[bytes] = []
+        for item in items:
+            body = b"".join(self.dataset(item, (ds, *ancestors)))
+            item_undefined = self._undefined(
+                getattr(item, "is_undefined_length_sequence_item", False)
+            )
+            if item_undefined:
+                encoded_items.append(
+                    self._tag(0xFFFEE000) + self._u32(UNDEFINED) + body + self._item_delim()
+                )
+            else:
+                encoded_items.append(self._tag(0xFFFEE000) + self._u32(len(body)) + body)
+        content = b"".join(encoded_items)
+        if sq_undefined:
+            yield self._header(tag, "SQ", UNDEFINED)
+            yield content
+            yield self._tag(0xFFFEE0DD) + self._u32(0)
+        else:
+            yield self._header(tag, "SQ", len(content))
+            yield content
+
+    def _item_delim(self) -> bytes:
+        return self._tag(0xFFFEE00D) + self._u32(0)
+
+    def _undefined(self, current: bool) -> bool:
+        if self.enc.lengths == "explicit":
+            return False
+        if self.enc.lengths == "undefined":
+            return True
+        return bool(current)
+
+
+def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
+    """Preamble, file meta (group length recomputed) and the data set in ``encoding``."""
+    meta = FileMetaDataset(ds.file_meta) if hasattr(ds, "file_meta") else FileMetaDataset()
+    meta.TransferSyntaxUID = encoding.transfer_syntax
+    for required in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID"):
+        if required not in meta:
+            source = "SOPClassUID" if "Class" in required else "SOPInstanceUID"
+            if source in ds:
+                setattr(meta, required, ds[source].value)
+    preamble = getattr(ds, "preamble", None) or b"\x00" * 128
+    fp.write(preamble[:128].ljust(128, b"\x00"))
+    fp.write(b"DICM")
+    write_file_meta_info(fp, meta, enforce_standard=True)  # type: ignore[arg-type]
+    chunks = DatasetEncoder(encoding).dataset(ds)
+    if encoding.deflated:
+        deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+        for chunk in chunks:
+            fp.write(deflater.compress(chunk))
+        tail = deflater.flush()
+        fp.write(tail)
+        # The deflated stream must have even length (PS3.5 A.5).
+        if (fp.tell() % 2) == 1:
+            fp.write(b"\x00")
+    else:
+        for chunk in chunks:
+            fp.write(chunk)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A temp file beside ``path``; renamed over it only when the block completes."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".dsig-tmp", dir=directory)
+    except OSError as e:
+        raise OutputError(f"cannot write to {directory}: {e.strerror or e}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            yield fp
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # directory fsync is best effort (not all filesystems)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def save(ds: Dataset, path: Path, encoding: Encoding) -> None:
+    """Write ``ds`` to ``path`` atomically in ``encoding``."""
+    with atomic_output(path) as fp:
+        write_dataset_file(ds, fp, encoding)
