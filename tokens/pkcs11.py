@@ -611,16 +611,14 @@ def _select_key(uri: Pkcs11Uri, session: _p11.Session, token: _p11.Token) -> _p1
     p11 = _import_pkcs11()
     if uri.type not in (None, "private"):
         raise KeyNotFoundError(
-            f"the key URI must name a private key (type=private), not type={uri.type}"
+            f"the key URI must name a private key: use type=private, not type={uri.type} "
+            "(the private key has the same id/object as its certificate)"
         )
-    if uri.object is None and uri.id is None:
-        query: dict[Any, Any] = {p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY}
-    else:
-        query = {p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY}
-        if uri.object is not None:
-            query[p11.Attribute.LABEL] = uri.object
-        if uri.id is not None:
-            query[p11.Attribute.ID] = uri.id
+    query: dict[Any, Any] = {p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY}
+    if uri.object is not None:
+        query[p11.Attribute.LABEL] = uri.object
+    if uri.id is not None:
+        query[p11.Attribute.ID] = uri.id
     try:
         found = list(session.get_objects(query))
     except p11.PKCS11Error as e:
