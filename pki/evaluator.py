@@ -57,6 +57,10 @@ def build_policy(
     """Load the files and build a :class:`TrustPolicy`; see :func:`build_evaluator`."""
     if not trust_stores:
         raise TrustConfigError("no trust store given (there is no implicit system store)")
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        raise TrustConfigError(f"timeout must be a number of seconds, got {timeout!r}") from None
     return TrustPolicy(
         trust_roots=load_from_paths([Path(p) for p in trust_stores], "trust store"),
         intermediates=(
@@ -68,7 +72,7 @@ def build_policy(
         ocsp_responses=load_ocsp_responses(*map(Path, ocsp_responses)),
         revocation=RevocationMode.parse(revocation) if revocation is not None else None,
         online=online,
-        timeout=float(timeout),
+        timeout=seconds,
         algorithms=AlgorithmRule.from_names(allow_weak),
     )
 

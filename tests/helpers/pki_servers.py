@@ -31,7 +31,7 @@ def make_crl(
     *,
     this_update: dt.datetime = NOW,
     next_update: dt.datetime | None = None,
-    hash_alg: hashes.HashAlgorithm | None = None,
+    hash_alg: hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None = None,
 ) -> x509.CertificateRevocationList:
     """A CRL signed by ``ca`` listing ``(serial, revocation time, reason)`` entries."""
     builder = (

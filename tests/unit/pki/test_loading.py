@@ -198,13 +198,13 @@ def test_evaluator_caches(
 ) -> None:
     evaluator = pki.build_evaluator(trust_stores=[stores["der"]])
     calls: list[object] = []
-    real = pki.evaluator.evaluate_chain
+    real = pki.evaluate_chain
 
     def counting(*args: object, **kwargs: object) -> pki.TrustResult:
         calls.append(args)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pki.evaluator, "evaluate_chain", counting)
+    monkeypatch.setattr("pki.evaluator.evaluate_chain", counting)
     leaf = test_pki.leaf("signer").cert
     first = evaluator.evaluate(leaf, at=NOW, extra_certs=[test_pki.intermediate.cert])
     again = evaluator.evaluate(leaf, at=NOW, extra_certs=[test_pki.intermediate.cert])
