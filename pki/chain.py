@@ -14,7 +14,7 @@ from pki.certs import describe
 from pki.errors import PkiError, TrustConfigError
 from pki.policy import RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication, TrustResult
-from pki.revocation import crl_lookup, declares_revinfo, revocation_message
+from pki.revocation import crl_lookup, declares_revinfo, ocsp_covers, revocation_message
 
 _KU_ATTR = {
     "digital_signature": "digital_signature",
@@ -80,7 +80,7 @@ async def aevaluate_chain(
     findings: list[TrustFinding] = []
     try:
         outcome = await _certvalidator.validate_path(leaf, policy, at=at, extra_certs=extra_certs)
-    except Exception as e:
+    except Exception as e:  # a validator surprise must not abort a whole verification run
         return TrustResult(
             TrustIndication.INDETERMINATE,
             (TrustFinding("VALIDATION_ERROR", f"{type(e).__name__}: {e}"),),
@@ -97,8 +97,9 @@ async def aevaluate_chain(
         local.extend(f for f in _anchor_validity(chain[-1], at, policy) if f.code not in seen)
     if chain and indication is TrustIndication.VALID:
         local.extend(_crl_supplement(chain, policy, at, outcome.crls, certified_time))
+        local.extend(_offline_soft_fail_notes(chain, policy))
     for finding in local:
-        if not finding.note and finding.code != "REVOKED_AFTER_MOMENT":
+        if not finding.note:
             indication = _worst(indication, TrustIndication.INVALID)
         findings.append(finding)
 
@@ -193,6 +194,29 @@ def _anchor_validity(
             )
         ]
     return []
+
+
+def _offline_soft_fail_notes(
+    chain: Sequence[x509.Certificate], policy: TrustPolicy
+) -> list[TrustFinding]:
+    """Soft-fail offline skips declared revocation sources without a trace: leave one."""
+    if policy.revocation_mode is not RevocationMode.SOFT_FAIL or policy.online:
+        return []
+    out = []
+    for cert, issuer in itertools.pairwise(chain):
+        if not declares_revinfo(cert):
+            continue
+        covered, _ = crl_lookup(cert, issuer, policy.crls)
+        if covered or ocsp_covers(cert, policy.ocsp_responses):
+            continue
+        out.append(
+            TrustFinding(
+                "REVOCATION_UNAVAILABLE",
+                f"{describe(cert)}: revocation not checked (offline, no CRL/OCSP supplied)",
+                note=True,
+            )
+        )
+    return out
 
 
 def _crl_supplement(

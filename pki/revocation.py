@@ -154,3 +154,17 @@ def revocation_message(
         f"{cert.subject.rfc4514_string()} (serial {cert.serial_number:x}) was revoked on "
         f"{revoked_at.isoformat()}{why} ({source})"
     )
+
+
+def ocsp_covers(cert: x509.Certificate, responses: Iterable[bytes]) -> bool:
+    """Whether a successful stored OCSP response names ``cert``'s serial number."""
+    for der in responses:
+        try:
+            response = ocsp.load_der_ocsp_response(der)
+            if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+                continue
+            if any(r.serial_number == cert.serial_number for r in response.responses):
+                return True
+        except ValueError:
+            continue
+    return False

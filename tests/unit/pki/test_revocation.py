@@ -232,4 +232,8 @@ def test_offline_never_touches_network(
         assert result.indication is IND
         assert codes(result) == ["REVOCATION_UNAVAILABLE"]
     soft = dataclasses.replace(pol, revocation=pki.RevocationMode.SOFT_FAIL)
-    assert pki.evaluate_chain(online_pki.leaf.cert, soft, at=NOW).indication is V
+    result = pki.evaluate_chain(online_pki.leaf.cert, soft, at=NOW)
+    assert result.indication is V
+    # leaf and intermediate declare OCSP: two notes, no silent pass
+    assert codes(result) == ["REVOCATION_UNAVAILABLE", "REVOCATION_UNAVAILABLE"]
+    assert all(f.note for f in result.findings)
