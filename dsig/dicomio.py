@@ -9,6 +9,7 @@ from pydicom import config
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dsig.errors import DicomFormatError
 from dsig.stream import UNDEFINED, element_vr, is_sequence, iter_fragments, sequence_items
@@ -28,7 +29,7 @@ def read_dicom(path: Path) -> FileDataset:
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:
-        raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix)") from None
+        ds = _read_bare_dataset(path)
     except (OSError, EOFError) as e:
         raise DicomFormatError(f"{path}: cannot read: {e}") from None
     except Exception as e:  # pydicom raises many kinds on corrupt input
@@ -43,6 +44,30 @@ def read_dicom(path: Path) -> FileDataset:
         raise DicomFormatError(f"{path}: {e}") from None
     except Exception as e:
         raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
+    return ds
+
+
+def _looks_like_dataset(head: bytes) -> bool:
+    """A data set without preamble/meta starts with a group 0008 element (as dcmsign accepts)."""
+    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x00\x08")
+
+
+def _read_bare_dataset(path: Path) -> FileDataset:
+    with path.open("rb") as fp:
+        head = fp.read(8)
+    if not _looks_like_dataset(head):
+        raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix, no data set)")
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as e:
+        raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
+    implicit, little = ds.original_encoding
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit
+            else ExplicitVRLittleEndian if little
+            else ExplicitVRBigEndian
+        )  # fmt: skip
     return ds
 
 

@@ -332,7 +332,9 @@ class StreamEncoder:
         self.out.write(memoryview(value))
 
     def _encapsulated(self, value: bytes | memoryview, tag: int, vr: str) -> None:
-        self.out.write(_header(tag, vr, None))
+        # DCMTK holds every encapsulated value as an OB pixel sequence, even when the file
+        # says OW (seen in pydicom's MR_small_jpeg_ls_lossless.dcm).
+        self.out.write(_header(tag, "OB", None))
         for fragment in iter_fragments(value, tag):
             if self.options.old_format:
                 self.out.write(ITEM_TAG + struct.pack("<I", len(fragment)))

@@ -138,7 +138,7 @@ class DatasetEncoder:
         )
         if undefined:
             value = elem.value if isinstance(elem.value, bytes | bytearray) else b""
-            yield self._header(tag, vr, UNDEFINED)
+            yield self._header(tag, "OB", UNDEFINED)  # encapsulated data is always OB
             for fragment in iter_fragments(value, tag):
                 yield _ITEM + struct.pack("<I", len(fragment))
                 yield bytes(fragment)
