@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,7 +130,7 @@ class PkiServer:
     """HTTP server: ``GET /crl/<name>.crl``, ``GET /certs/<name>.der``, ``POST /ocsp``.
 
     ``failing = True`` makes every request answer 503 (a responder that is "down" while
-    the port stays open); ``hits`` records request paths.
+    the port stays open); ``delay`` stalls each answer; ``hits`` records request paths.
     """
 
     def __init__(self, *, this_update: dt.datetime = NOW) -> None:
@@ -137,6 +138,7 @@ class PkiServer:
         self.certs: dict[str, bytes] = {}
         self.hits: list[str] = []
         self.failing = False
+        self.delay = 0.0  # seconds to stall before answering (timeout tests)
         self.this_update = this_update
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -226,6 +228,7 @@ class PkiServer:
 
             def do_GET(self) -> None:
                 server.hits.append(f"GET {self.path}")
+                time.sleep(server.delay)
                 if server.failing:
                     return self._send(503)
                 for prefix, ext, table, ctype in (
@@ -245,6 +248,7 @@ class PkiServer:
 
             def do_POST(self) -> None:
                 server.hits.append(f"POST {self.path}")
+                time.sleep(server.delay)
                 if server.failing or self.path != "/ocsp":
                     return self._send(503 if server.failing else 404)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

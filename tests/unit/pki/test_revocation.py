@@ -237,3 +237,30 @@ def test_offline_never_touches_network(
     # leaf and intermediate declare OCSP: two notes, no silent pass
     assert codes(result) == ["REVOCATION_UNAVAILABLE", "REVOCATION_UNAVAILABLE"]
     assert all(f.note for f in result.findings)
+
+
+@pytest.mark.parametrize("mode", [pki.RevocationMode.HARD_FAIL, pki.RevocationMode.REQUIRE])
+def test_revoked_intermediate(test_pki: factory.TestPki, mode: pki.RevocationMode) -> None:
+    inter = issue("dsig Revoked Intermediate", issuer=test_pki.root, ca=True)
+    leaf = issue("dsig under revoked CA", issuer=inter)
+    root_crl = make_crl(
+        test_pki.root, [(inter.cert.serial_number, REVOKED_AT, x509.ReasonFlags.ca_compromise)]
+    )
+    pol = policy(
+        test_pki,
+        intermediates=(inter.cert,),
+        crls=(der(root_crl), der(make_crl(inter))),
+        revocation=mode,
+    )
+    result = pki.evaluate_chain(leaf.cert, pol, at=NOW)
+    assert (result.indication, codes(result)) == (INV, ["CERT_REVOKED"])
+
+
+def test_responder_timeout(online_pki: OnlinePki) -> None:
+    online_pki.server.delay = 1.5
+    try:
+        pol = online_policy(online_pki, timeout=0.3)
+        result = pki.evaluate_chain(online_pki.leaf.cert, pol, at=NOW)
+    finally:
+        online_pki.server.delay = 0.0
+    assert (result.indication, codes(result)) == (IND, ["REVOCATION_UNAVAILABLE"])
