@@ -124,6 +124,11 @@ class TrustPolicy:
     time_tolerance: dt.timedelta = dt.timedelta(seconds=1)
 
     def __post_init__(self) -> None:
+        # Accept any iterable from callers; store immutable containers (the policy is shared).
+        for name in ("trust_roots", "intermediates", "crls", "ocsp_responses"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("key_usage", "extended_key_usage"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
         if not self.trust_roots:
             raise TrustConfigError("a trust policy needs at least one trust anchor")
         if not all(isinstance(c, x509.Certificate) for c in self.trust_roots + self.intermediates):

@@ -219,3 +219,14 @@ def test_evaluator_caches(
 def test_fingerprint(test_pki: factory.TestPki) -> None:
     cert = test_pki.root.cert
     assert pki.fingerprint(cert) == cert.fingerprint(hashes.SHA256()).hex()
+
+
+def test_policy_coerces_lists(test_pki: factory.TestPki) -> None:
+    pol = pki.TrustPolicy(
+        trust_roots=[test_pki.root.cert],  # type: ignore[arg-type]
+        intermediates=[test_pki.intermediate.cert],  # type: ignore[arg-type]
+    )
+    assert isinstance(pol.trust_roots, tuple)
+    assert pki.evaluate_chain(test_pki.leaf("signer").cert, pol, at=NOW).indication is (
+        pki.TrustIndication.VALID
+    )
