@@ -12,7 +12,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dsig.errors import DicomFormatError
-from dsig.stream import UNDEFINED, element_vr, is_sequence, iter_fragments, sequence_items
+from dsig.stream import UNDEFINED, element_vr, is_sequence, iter_fragments, sequence_items, stored
 
 # Verification must see VRs exactly as stored: UN stays UN (C.12.1.1.3.1.1 excludes it), and
 # values are never "fixed" on read.
@@ -72,9 +72,9 @@ def _read_bare_dataset(path: Path) -> FileDataset:
 
 
 def check_complete(ds: Dataset, file_size: int, ancestors: tuple[Dataset, ...] = ()) -> None:
-    """Parse every sequence and check every value is whole (pydicom reads truncated values short)."""
+    """Parse every sequence; check every value is whole (pydicom reads truncated values short)."""
     for tag in ds.keys():
-        elem = ds.get_item(tag, keep_deferred=True)
+        elem = stored(ds, tag, keep_deferred=True)
         vr = element_vr(ds, tag, ancestors)
         if is_sequence(ds, tag, vr):
             for item in sequence_items(ds, tag):

@@ -12,7 +12,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dsig.errors import DicomFormatError
-from dsig.stream import element_vr, is_sequence, sequence_items
+from dsig.stream import element_vr, is_sequence, sequence_items, stored
 from dsig.tags import ItemPath, ItemStep
 
 DIGITAL_SIGNATURES_SEQUENCE = 0xFFFAFFFA
@@ -36,7 +36,7 @@ def raw_bytes(ds: Dataset, tag: int) -> bytes | None:
     """Stored value bytes of a binary element, without converting the element in place."""
     if tag not in ds:
         return None
-    elem = ds.get_item(tag)
+    elem = stored(ds, tag)
     value = elem.value
     if isinstance(value, bytes | bytearray):
         return bytes(value)
@@ -49,7 +49,7 @@ def raw_text(ds: Dataset, tag: int) -> str | None:
     """Stored text of a string element (trailing padding removed), not converted in place."""
     if tag not in ds:
         return None
-    elem = ds.get_item(tag)
+    elem = stored(ds, tag)
     value = elem.value
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("latin-1").rstrip("\x00 ")
@@ -62,7 +62,7 @@ def raw_ushort(ds: Dataset, tag: int) -> int | None:
     """A US value (first one), read from the stored bytes."""
     if tag not in ds:
         return None
-    elem = ds.get_item(tag)
+    elem = stored(ds, tag)
     value = elem.value
     if isinstance(value, bytes | bytearray):
         if len(value) < 2:
@@ -80,7 +80,7 @@ def raw_tags(ds: Dataset, tag: int) -> list[int]:
     """An AT value (Data Elements Signed) as a list of ints."""
     if tag not in ds:
         raise DicomFormatError("Data Elements Signed (0400,0020) is missing")
-    elem = ds.get_item(tag)
+    elem = stored(ds, tag)
     value = elem.value
     if isinstance(value, bytes | bytearray):
         if len(value) % 4:
@@ -88,7 +88,8 @@ def raw_tags(ds: Dataset, tag: int) -> list[int]:
         little = not isinstance(elem, RawDataElement) or elem.is_little_endian
         fmt = "<HH" if little else ">HH"
         return [
-            (g << 16) | e for g, e in (struct.unpack_from(fmt, value, i) for i in range(0, len(value), 4))
+            (g << 16) | e
+            for g, e in (struct.unpack_from(fmt, value, i) for i in range(0, len(value), 4))
         ]
     if isinstance(value, int):
         return [int(value)]
@@ -177,7 +178,11 @@ def iter_levels(
     the signature sequences themselves."""
     yield ds, path, ancestors
     for tag in sorted(ds.keys()):
-        if tag in (DIGITAL_SIGNATURES_SEQUENCE, MAC_PARAMETERS_SEQUENCE, ORIGINAL_ATTRIBUTES_SEQUENCE):
+        if tag in (
+            DIGITAL_SIGNATURES_SEQUENCE,
+            MAC_PARAMETERS_SEQUENCE,
+            ORIGINAL_ATTRIBUTES_SEQUENCE,
+        ):
             continue
         if tag >> 16 < 0x0008:
             continue

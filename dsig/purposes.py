@@ -33,7 +33,9 @@ PURPOSES: dict[int, str] = {
 def purpose_item(code: int) -> Dataset:
     """The single item of Digital Signature Purpose Code Sequence, as DCMTK writes it."""
     if code not in PURPOSES:
-        raise SigningError(f"unknown signature purpose {code} (CID 7007 has 1-18; see 'dsig purposes')")
+        raise SigningError(
+            f"unknown signature purpose {code} (CID 7007 has 1-18; see 'dsig purposes')"
+        )
     item = Dataset()
     item.CodeValue = str(code)
     item.CodingSchemeDesignator = SCHEME

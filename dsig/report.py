@@ -26,16 +26,16 @@ FINDING_CODES = {
     "MAC_MISMATCH": "the recomputed MAC does not match the signature: content or signature changed",
     "MALFORMED_SIGNATURE": "signature attributes are missing or cannot be decoded",
     "UNSUPPORTED_ALGORITHM": "MAC, key or transfer syntax this build cannot verify",
-    "WEAK_ALGORITHM": "MD5/SHA-1 MAC or a key under 2048 bits (a warning unless policy says otherwise)",
+    "WEAK_ALGORITHM": "MD5/SHA-1 MAC or a key under 2048 bits (a warning unless policy says so)",
     "PROFILE_NOT_MET": "a --require'd profile is met by no valid signature",
     "TRUST_NOT_CHECKED": "no trust store was given: the signer was not validated",
     "SIGNED_ELEMENT_MISSING": "an element listed in Data Elements Signed is absent",
-    "NOT_SIGNABLE": "an element listed in Data Elements Signed can no longer be signed (e.g. VR UN)",
-    "SIGNING_TIME_OUTSIDE_VALIDITY": "Digital Signature DateTime lies outside the certificate validity",
-    "PIXEL_ENCODING_CHANGED": "pixel data was (de)compressed since signing: cannot recompute the MAC",
+    "NOT_SIGNABLE": "a listed element can no longer be signed (e.g. now VR UN)",
+    "SIGNING_TIME_OUTSIDE_VALIDITY": "signing DateTime outside the certificate validity",
+    "PIXEL_ENCODING_CHANGED": "pixel data (de)compressed since signing: MAC not recomputable",
     "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
     "TIMESTAMP_NOT_CHECKED": "a certified timestamp is present but was not verified",
-    "IN_ORIGINAL_ATTRIBUTES": "signatures inside Original Attributes Sequence describe an earlier state",
+    "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
 }
 
 

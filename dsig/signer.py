@@ -73,7 +73,8 @@ def mac_transfer_syntax_for(file_transfer_syntax: str) -> str:
 
 def resolve_location(ds: Dataset, path: ItemPath) -> tuple[Dataset, tuple[Dataset, ...]]:
     """The item a location points to, and its ancestors (nearest first)."""
-    level, ancestors = ds, ()
+    level: Dataset = ds
+    ancestors: tuple[Dataset, ...] = ()
     for depth, step in enumerate(path):
         where = format_location(path[: depth + 1])
         if step.tag not in level:
@@ -94,10 +95,10 @@ def resolve_location(ds: Dataset, path: ItemPath) -> tuple[Dataset, tuple[Datase
 def _choose_tags(
     level: Dataset, ancestors: tuple[Dataset, ...], options: SignOptions, top_level: bool
 ) -> list[int]:
+    chosen: set[int] = set()
     if options.tags is None:
-        chosen = {t for t in level.keys() if is_signable(level, t, ancestors)}
+        chosen = {int(t) for t in level.keys() if is_signable(level, t, ancestors)}
     else:
-        chosen = set()
         for tag in options.tags:
             if tag not in level:
                 raise TagError(f"tag {tag_str(tag)} is not present at the level being signed")
@@ -185,5 +186,3 @@ def _append_item(level: Dataset, tag: int, item: Dataset) -> None:
         level[tag].value.append(item)
     else:
         level.add_new(tag, "SQ", DicomSequence([item]))
-
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
@@ -48,7 +49,8 @@ _PIXEL_REP_TAGS = frozenset(
     }
 )  # fmt: skip
 
-Sink = Callable[[bytes | memoryview], None]
+#: Receives stream chunks: a hash update, a dump file write, ...
+Sink = Callable[[bytes | memoryview], object]
 
 
 def is_signable_tag(tag: int) -> bool:
@@ -106,9 +108,15 @@ class MacWriter:
 # --- element views -------------------------------------------------------------------------
 
 
+def stored(ds: Dataset, tag: int, *, keep_deferred: bool = False) -> RawDataElement | DataElement:
+    """The element as stored: pydicom keeps unconverted RawDataElements until asked (its type
+    hints say DataElement); we read raw bytes to hash values exactly as they are in the file."""
+    return cast("RawDataElement | DataElement", ds.get_item(tag, keep_deferred=keep_deferred))
+
+
 def element_vr(level: Dataset, tag: int, ancestors: Sequence[Dataset] = ()) -> str:
     """The VR of an element as DCMTK sees it, resolving implicit and ambiguous VRs."""
-    elem = level.get_item(tag, keep_deferred=True)
+    elem = stored(level, tag, keep_deferred=True)
     vr = elem.VR
     if vr is not None and " or " not in vr:
         return str(vr)
@@ -147,7 +155,7 @@ def _resolve_vr(
 def _pixel_representation(level: Dataset, ancestors: Sequence[Dataset]) -> int:
     for ds in (level, *ancestors):
         if 0x00280103 in ds:
-            raw = ds.get_item(0x00280103, keep_deferred=True)
+            raw = stored(ds, 0x00280103, keep_deferred=True)
             value = raw.value
             if isinstance(value, bytes | bytearray) and len(value) >= 2:
                 little = getattr(raw, "is_little_endian", True)
@@ -173,7 +181,7 @@ def is_sequence(level: Dataset, tag: int, vr: str) -> bool:
     if vr == "SQ":
         return True
     if vr == "UN":
-        elem = level.get_item(tag, keep_deferred=True)
+        elem = stored(level, tag, keep_deferred=True)
         if isinstance(elem, RawDataElement) and elem.length == UNDEFINED:
             return level[tag].VR == "SQ"
     return False
@@ -267,7 +275,7 @@ def header(tag: int, vr: str, length: int | None) -> bytes:
     return _header(tag, vr, length)
 
 
-def iter_fragments(value: bytes | memoryview, tag: int) -> Iterator[memoryview]:
+def iter_fragments(value: bytes | bytearray | memoryview, tag: int) -> Iterator[memoryview]:
     """Items of an encapsulated value (Basic Offset Table first), as views into ``value``."""
     view = memoryview(value)
     pos, end = 0, len(view)
@@ -301,7 +309,7 @@ class StreamEncoder:
                 self.dataset(item, (level, *ancestors))
             self.out.write(SEQ_DELIM)
             return
-        elem = level.get_item(tag)
+        elem = stored(level, tag)
         if isinstance(elem, RawDataElement):
             self._raw(elem, tag, vr)
         else:
@@ -331,7 +339,7 @@ class StreamEncoder:
         self.out.write(_header(tag, vr, len(value)))
         self.out.write(memoryview(value))
 
-    def _encapsulated(self, value: bytes | memoryview, tag: int, vr: str) -> None:
+    def _encapsulated(self, value: bytes | bytearray | memoryview, tag: int, vr: str) -> None:
         # DCMTK holds every encapsulated value as an OB pixel sequence, even when the file
         # says OW (seen in pydicom's MR_small_jpeg_ls_lossless.dcm).
         self.out.write(_header(tag, "OB", None))

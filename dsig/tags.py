@@ -31,7 +31,7 @@ def parse_tag(text: str) -> int:
 
 
 def parse_tag_file(path: Path) -> list[int]:
-    """Tags from a file: one or more per line, separated by blanks or commas-free; ``#`` comments."""
+    """Tags from a file: any number per line, separated by blanks; ``#`` starts a comment."""
     try:
         lines = path.read_text().splitlines()
     except OSError as e:
@@ -69,7 +69,9 @@ class ItemStep:
 ItemPath = tuple[ItemStep, ...]
 ROOT: ItemPath = ()
 
-_STEP = re.compile(r"^\s*(\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)|[A-Za-z][A-Za-z0-9]*)\s*\[\s*(\d+)\s*\]\s*$")
+_STEP = re.compile(
+    r"^\s*(\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)|[A-Za-z][A-Za-z0-9]*)\s*\[\s*(\d+)\s*\]\s*$"
+)
 
 
 def parse_location(text: str) -> ItemPath:

@@ -45,6 +45,7 @@ from dsig.stream import (
     UnsignableElementError,
     is_signable,
     sequence_items,
+    stored,
     write_mac_stream,
 )
 from dsig.tags import format_location, tag_str
@@ -263,7 +264,7 @@ def _explain_mismatch(
 def _has_encapsulated(level: Dataset, signed: list[int]) -> bool:
     for tag in signed:
         if tag in level:
-            elem = level.get_item(tag, keep_deferred=True)
+            elem = stored(level, tag, keep_deferred=True)
             if isinstance(elem, RawDataElement) and elem.length == UNDEFINED and elem.VR != "SQ":
                 return True
     return False
@@ -324,15 +325,21 @@ def _check_signing_time(res: SignatureResult, cert: x509.Certificate) -> None:
     moment = parse_dicom_datetime(res.datetime or "")
     if moment is None:
         res.findings.append(
-            Finding("MALFORMED_SIGNATURE", f"bad Digital Signature DateTime {res.datetime!r}",
-                    "warning")  # fmt: skip
+            Finding(
+                "MALFORMED_SIGNATURE", f"bad Digital Signature DateTime {res.datetime!r}", "warning"
+            )
         )
         return
     if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
-        _fail(res, "SIGNING_TIME_OUTSIDE_VALIDITY",
-              f"signed at {moment.isoformat()}, outside the certificate validity "
-              f"({cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})",
-              Indication.INVALID)  # fmt: skip
+        validity = (
+            f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}"
+        )
+        _fail(
+            res,
+            "SIGNING_TIME_OUTSIDE_VALIDITY",
+            f"signed at {moment.isoformat()}, outside the certificate validity ({validity})",
+            Indication.INVALID,
+        )
 
 
 def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions) -> TrustResult:

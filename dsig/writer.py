@@ -21,6 +21,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -36,6 +37,7 @@ from dsig.stream import (
     iter_fragments,
     le_value,
     sequence_items,
+    stored,
     to_big_endian,
 )
 
@@ -90,7 +92,7 @@ def target_encoding(ds: Dataset, xfer: str, lengths: str | None) -> Encoding:
 def _has_encapsulated_pixels(ds: Dataset) -> bool:
     if 0x7FE00010 not in ds:
         return False
-    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    elem = stored(ds, 0x7FE00010, keep_deferred=True)
     if isinstance(elem, RawDataElement):
         return elem.length == UNDEFINED
     return bool(elem.is_undefined_length)
@@ -132,9 +134,11 @@ class DatasetEncoder:
         if is_sequence(ds, tag, vr):
             yield from self._sequence(ds, tag, ancestors)
             return
-        elem = ds.get_item(tag)
+        elem = stored(ds, tag)
         undefined = (
-            elem.length == UNDEFINED if isinstance(elem, RawDataElement) else elem.is_undefined_length
+            elem.length == UNDEFINED
+            if isinstance(elem, RawDataElement)
+            else elem.is_undefined_length
         )
         if undefined:
             value = elem.value if isinstance(elem.value, bytes | bytearray) else b""
@@ -188,7 +192,7 @@ class DatasetEncoder:
 def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
     """Preamble, file meta (group length recomputed) and the data set in ``encoding``."""
     meta = FileMetaDataset(ds.file_meta) if hasattr(ds, "file_meta") else FileMetaDataset()
-    meta.TransferSyntaxUID = encoding.transfer_syntax
+    meta.TransferSyntaxUID = UID(encoding.transfer_syntax)
     for required in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID"):
         if required not in meta:
             source = "SOPClassUID" if "Class" in required else "SOPInstanceUID"

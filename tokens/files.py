@@ -22,6 +22,7 @@ from tokens.errors import (
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
+
 def load_certificates(path: Path) -> list[x509.Certificate]:
     """Load one or more certificates from a PEM bundle or a DER file."""
     data = _read(path)
@@ -59,7 +60,7 @@ class FileKeyProvider:
         certificate: x509.Certificate,
         chain: Sequence[x509.Certificate] = (),
     ) -> None:
-        if key.public_key().public_numbers() != certificate.public_key().public_numbers():  # type: ignore[comparison-overlap]
+        if not _same_public_key(key, certificate):
             raise KeyMismatchError(
                 "the certificate does not match the private key "
                 f"(certificate subject: {certificate.subject.rfc4514_string()})"
@@ -193,14 +194,23 @@ def _load_private_key(path: Path, data: bytes, password: bytes | None) -> Privat
     return key
 
 
+def _same_public_key(key: PrivateKey, cert: x509.Certificate) -> bool:
+    public = cert.public_key()
+    if isinstance(key, rsa.RSAPrivateKey):
+        return (
+            isinstance(public, rsa.RSAPublicKey)
+            and public.public_numbers() == key.public_key().public_numbers()
+        )
+    return (
+        isinstance(public, ec.EllipticCurvePublicKey)
+        and public.public_numbers() == key.public_key().public_numbers()
+    )
+
+
 def _pick_leaf(key: PrivateKey, certs: Sequence[x509.Certificate]) -> x509.Certificate:
-    wanted = key.public_key().public_numbers()
     for cert in certs:
-        try:
-            if cert.public_key().public_numbers() == wanted:  # type: ignore[union-attr]
-                return cert
-        except AttributeError:
-            continue
+        if _same_public_key(key, cert):
+            return cert
     raise KeyMismatchError(
         "the certificate does not match the private key "
         f"(certificate subject: {certs[0].subject.rfc4514_string()})"

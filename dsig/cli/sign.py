@@ -58,27 +58,58 @@ class FormatChoice(enum.StrEnum):
 
 
 def sign(
-    paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT, or inputs with --out-dir / --in-place")],
-    key: Annotated[str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="INPUT OUTPUT, or inputs with --out-dir / --in-place")
+    ],
+    key: Annotated[
+        str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
+    ],
     cert: Annotated[Path | None, typer.Option(help="signer certificate (PEM/DER)")] = None,
     mac: Annotated[MacChoice, typer.Option(help="MAC algorithm")] = MacChoice.sha256,
-    profile: Annotated[ProfileChoice, typer.Option(help="signature profile enforced at creation")] = ProfileChoice.none,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="sign only this tag (keyword or gggg,eeee); repeatable")] = None,
+    profile: Annotated[
+        ProfileChoice, typer.Option(help="signature profile enforced at creation")
+    ] = ProfileChoice.none,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="sign only this tag (keyword or gggg,eeee); repeatable"),
+    ] = None,
     tag_file: Annotated[Path | None, typer.Option(help="file with tags to sign")] = None,
-    item: Annotated[str | None, typer.Option(help="sign inside this item, e.g. ContentSequence[1]")] = None,
-    purpose: Annotated[int | None, typer.Option(help="signature purpose code 1-18 (CID 7007)")] = None,
-    write_xfer: Annotated[XferChoice, typer.Option(help="output transfer syntax")] = XferChoice.same,
-    lengths: Annotated[LengthChoice | None, typer.Option(help="sequence/item length encoding (default: as read)")] = None,
-    format: Annotated[FormatChoice, typer.Option("--format", help="new, or DCMTK pre-3.5.4 'old'")] = FormatChoice.new,
+    item: Annotated[
+        str | None, typer.Option(help="sign inside this item, e.g. ContentSequence[1]")
+    ] = None,
+    purpose: Annotated[
+        int | None, typer.Option(help="signature purpose code 1-18 (CID 7007)")
+    ] = None,
+    write_xfer: Annotated[
+        XferChoice, typer.Option(help="output transfer syntax")
+    ] = XferChoice.same,
+    lengths: Annotated[
+        LengthChoice | None, typer.Option(help="sequence/item length encoding (default: as read)")
+    ] = None,
+    format: Annotated[
+        FormatChoice, typer.Option("--format", help="new, or DCMTK pre-3.5.4 'old'")
+    ] = FormatChoice.new,
     dump: Annotated[Path | None, typer.Option(help="write the MAC byte stream here")] = None,
-    password_file: Annotated[Path | None, typer.Option(help="read the key password from a file")] = None,
-    password_env: Annotated[str | None, typer.Option(help="read the key password from this variable")] = None,
-    no_password: Annotated[bool, typer.Option("--no-password", help="the key is not encrypted")] = False,
+    password_file: Annotated[
+        Path | None, typer.Option(help="read the key password from a file")
+    ] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="read the key password from this variable")
+    ] = None,
+    no_password: Annotated[
+        bool, typer.Option("--no-password", help="the key is not encrypted")
+    ] = False,
     pin_file: Annotated[Path | None, typer.Option(help="token PIN from a file")] = None,
     pin_env: Annotated[str | None, typer.Option(help="token PIN from this variable")] = None,
-    in_place: Annotated[bool, typer.Option("--in-place", help="replace each input (atomically)")] = False,
-    out_dir: Annotated[Path | None, typer.Option(help="write signed copies here (several inputs)")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into directories")] = False,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="replace each input (atomically)")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option(help="write signed copies here (several inputs)")
+    ] = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="descend into directories")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
@@ -94,9 +125,23 @@ def sign(
         what="PIN" if key.startswith("pkcs11:") else "password",
     )
     try:
-        _run(jobs, key=key, cert=cert, secret=secret, may_prompt=may_prompt, mac=mac,
-             profile=profile, tags=tag or [], tag_file=tag_file, item=item, purpose=purpose,
-             write_xfer=write_xfer, lengths=lengths, old=format is FormatChoice.old, dump=dump)  # fmt: skip
+        _run(
+            jobs,
+            key=key,
+            cert=cert,
+            secret=secret,
+            may_prompt=may_prompt,
+            mac=mac,
+            profile=profile,
+            tags=tag or [],
+            tag_file=tag_file,
+            item=item,
+            purpose=purpose,
+            write_xfer=write_xfer,
+            lengths=lengths,
+            old=format is FormatChoice.old,
+            dump=dump,
+        )
     except operational_errors() as e:
         raise fail(str(e)) from None
 
@@ -178,6 +223,9 @@ def _run(
             dst.parent.mkdir(parents=True, exist_ok=True)
             save(ds, dst, encoding)
             where = f" in {info.location}" if info.location else ""
-            typer.echo(f"signed {src} -> {dst}: {info.uid}{where} ({len(info.signed_tags)} elements, {options.mac.value})")
+            count = len(info.signed_tags)
+            typer.echo(
+                f"signed {src} -> {dst}: {info.uid}{where} ({count} elements, {options.mac.value})"
+            )
     finally:
         provider.close()

@@ -38,21 +38,41 @@ class RevocationChoice(enum.StrEnum):
 def verify(
     paths: Annotated[list[Path], typer.Argument(help="files (or directories with --recursive)")],
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
-    require: Annotated[list[RequireChoice] | None, typer.Option(help="fail unless a valid signature meets this; repeatable")] = None,
-    format_old: Annotated[bool, typer.Option("--format-old", help="accept DCMTK's pre-3.5.4 format")] = False,
-    integrity_only: Annotated[bool, typer.Option("--integrity-only", help="check integrity only; do not require trust")] = False,
-    trust_store: Annotated[list[Path] | None, typer.Option(help="trust anchors: PEM/DER/PKCS#7 file or directory")] = None,
+    require: Annotated[
+        list[RequireChoice] | None,
+        typer.Option(help="fail unless a valid signature meets this; repeatable"),
+    ] = None,
+    format_old: Annotated[
+        bool, typer.Option("--format-old", help="accept DCMTK's pre-3.5.4 format")
+    ] = False,
+    integrity_only: Annotated[
+        bool, typer.Option("--integrity-only", help="check integrity only; do not require trust")
+    ] = False,
+    trust_store: Annotated[
+        list[Path] | None, typer.Option(help="trust anchors: PEM/DER/PKCS#7 file or directory")
+    ] = None,
     untrusted: Annotated[list[Path] | None, typer.Option(help="intermediate certificates")] = None,
     crl: Annotated[list[Path] | None, typer.Option(help="CRL file or directory")] = None,
     ocsp: Annotated[list[Path] | None, typer.Option(help="stored OCSP response (DER)")] = None,
-    revocation: Annotated[RevocationChoice | None, typer.Option(help="revocation checking mode")] = None,
-    online: Annotated[bool, typer.Option("--online", help="fetch CRLs/OCSP/intermediates from the network")] = False,
-    at: Annotated[str, typer.Option(help="validation moment: now, signing-time or ISO-8601")] = "now",
-    allow_weak: Annotated[list[str] | None, typer.Option(help="accept this weak algorithm in paths (sha1, md5, rsa1024)")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into directories")] = False,
+    revocation: Annotated[
+        RevocationChoice | None, typer.Option(help="revocation checking mode")
+    ] = None,
+    online: Annotated[
+        bool, typer.Option("--online", help="fetch CRLs/OCSP/intermediates from the network")
+    ] = False,
+    at: Annotated[
+        str, typer.Option(help="validation moment: now, signing-time or ISO-8601")
+    ] = "now",
+    allow_weak: Annotated[
+        list[str] | None,
+        typer.Option(help="accept this weak algorithm in paths (sha1, md5, rsa1024)"),
+    ] = None,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="descend into directories")
+    ] = False,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error."""
-    from dsig.report import FileResult, exit_code, summary
+    from dsig.report import exit_code, summary
     from dsig.verifier import VerifyOptions, verify_file
 
     try:
@@ -133,8 +153,13 @@ def _tf(f: Any) -> str:
 def inspect(
     path: Annotated[Path, typer.Argument(help="DICOM file")],
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable listing")] = False,
-    dump_mac: Annotated[tuple[str, Path] | None, typer.Option(help="UID OUT: write the MAC stream of that signature")] = None,
-    format_old: Annotated[bool, typer.Option("--format-old", help="use the pre-3.5.4 format for --dump-mac")] = False,
+    dump_mac: Annotated[
+        tuple[str, Path] | None,
+        typer.Option(help="UID OUT: write the MAC stream of that signature"),
+    ] = None,
+    format_old: Annotated[
+        bool, typer.Option("--format-old", help="use the pre-3.5.4 format for --dump-mac")
+    ] = False,
 ) -> None:
     """List the signatures of a file without judging them."""
     from dsig.dicomio import read_dicom
@@ -169,7 +194,9 @@ def remove(
     paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT (or INPUT with --in-place)")],
     uid: Annotated[str | None, typer.Option(help="remove the signature with this UID")] = None,
     all_: Annotated[bool, typer.Option("--all", help="remove every signature")] = False,
-    in_place: Annotated[bool, typer.Option("--in-place", help="replace the input (atomically)")] = False,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="replace the input (atomically)")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
 ) -> None:
     """Remove one signature by UID, or all of them (main and nested)."""
@@ -212,7 +239,9 @@ def purposes(
     from dsig.purposes import PURPOSES, SCHEME
 
     if json_out:
-        typer.echo(json.dumps([{"code": c, "scheme": SCHEME, "meaning": m} for c, m in PURPOSES.items()]))
+        typer.echo(
+            json.dumps([{"code": c, "scheme": SCHEME, "meaning": m} for c, m in PURPOSES.items()])
+        )
         return
     for code, meaning in PURPOSES.items():
         typer.echo(f"{code:>3}  {meaning}")
