@@ -62,6 +62,8 @@ class Outcome:
         self.indication = TrustIndication.VALID
         self.findings: list[TrustFinding] = []
         self.crls: list[bytes] = []  # every CRL the context saw (supplied and fetched)
+        self.ocsps: list[bytes] = []  # every OCSP response the context saw
+        self.ee_revinfo_missing = False  # INDETERMINATE because of the signer's own status
 
 
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -74,11 +76,16 @@ def _from_asn1(cert: Any, known: dict[bytes, x509.Certificate]) -> x509.Certific
 
 
 def _context(
-    policy: TrustPolicy, at: dt.datetime, extra: Sequence[x509.Certificate]
+    policy: TrustPolicy,
+    at: dt.datetime,
+    extra: Sequence[x509.Certificate],
+    *,
+    skip_ee_revocation: bool = False,
 ) -> ValidationContext:
     rule = _RULES[policy.revocation_mode]
+    ee_rule = RevocationCheckingRule.NO_CHECK if skip_ee_revocation else rule
     rev_policy = CertRevTrustPolicy(
-        RevocationCheckingPolicy(rule, rule), retroactive_revinfo=policy.retroactive_revinfo
+        RevocationCheckingPolicy(ee_rule, rule), retroactive_revinfo=policy.retroactive_revinfo
     )
     algos = policy.algorithms
     backend = (
@@ -111,14 +118,18 @@ async def validate_path(
     *,
     at: dt.datetime,
     extra_certs: Sequence[x509.Certificate] = (),
+    skip_ee_revocation: bool = False,
 ) -> Outcome:
-    """Build and validate a path for ``leaf`` at ``at``; never raises for a bad certificate."""
+    """Build and validate a path for ``leaf`` at ``at``; never raises for a bad certificate.
+
+    ``skip_ee_revocation``: the caller has established the signer's status itself.
+    """
     known = {
         c.public_bytes(serialization.Encoding.DER): c
         for c in (leaf, *policy.trust_roots, *policy.intermediates, *extra_certs)
     }
     out = Outcome()
-    vc = _context(policy, at, extra_certs)
+    vc = _context(policy, at, extra_certs, skip_ee_revocation=skip_ee_revocation)
     try:
         validator = CertificateValidator(_to_asn1(leaf), validation_context=vc)
         try:
@@ -126,6 +137,9 @@ async def validate_path(
         except pv_errors.PathValidationError as e:
             out.path = tuple(_from_asn1(c, known) for c in e.original_path.iter_certs(True))[::-1]
             _map_path_error(e, out)
+            out.ee_revinfo_missing = isinstance(e, pv_errors.InsufficientRevinfoError) and bool(
+                e.is_ee_cert
+            )
         except (pv_errors.PathBuildingError, pv_errors.ValidationError) as e:
             _map_other_error(e, out)
         except (OSError, TimeoutError) as e:  # network trouble that escaped the fetchers
@@ -138,6 +152,7 @@ async def validate_path(
                 TrustFinding("REVOCATION_UNAVAILABLE", f"soft-fail: {_msg(exc)}", note=True)
             )
         out.crls = [c.dump() for c in vc.crls]
+        out.ocsps = [r.dump() for r in vc.ocsps]
     finally:
         await vc.aclose()  # type: ignore[no-untyped-call]
     return out

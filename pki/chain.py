@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import itertools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
@@ -14,7 +15,17 @@ from pki.certs import describe
 from pki.errors import PkiError, TrustConfigError
 from pki.policy import RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication, TrustResult
-from pki.revocation import crl_lookup, declares_revinfo, ocsp_covers, revocation_message
+from pki.revocation import (
+    RevocationEntry,
+    crl_lookup,
+    declares_revinfo,
+    ocsp_covers,
+    ocsp_revocation,
+    revocation_message,
+)
+
+if TYPE_CHECKING:  # the real import is lazy (see aevaluate_chain)
+    from pki._certvalidator import Outcome
 
 _KU_ATTR = {
     "digital_signature": "digital_signature",
@@ -87,6 +98,16 @@ async def aevaluate_chain(
             validated_at=at,
             details=_details(policy, certified_time),
         )
+    late = _ocsp_revoked_later(outcome, at)
+    if late is not None:
+        # The library reads an OCSP "revoked after the moment" as no status. The response is
+        # authentic and proves the signer unrevoked at ``at``: validate the rest without it.
+        retry = await _certvalidator.validate_path(
+            leaf, policy, at=at, extra_certs=extra_certs, skip_ee_revocation=True
+        )
+        if retry.indication is TrustIndication.VALID:
+            outcome = retry
+            findings.append(_after_moment_note(leaf, late, "OCSP", at, certified_time))
     indication = outcome.indication
     findings.extend(outcome.findings)
     chain = outcome.path
@@ -110,6 +131,25 @@ async def aevaluate_chain(
         chain=chain,
         validated_at=at,
         details=_details(policy, certified_time),
+    )
+
+
+def _ocsp_revoked_later(outcome: Outcome, at: dt.datetime) -> RevocationEntry | None:
+    if not outcome.ee_revinfo_missing or len(outcome.path) < 2:
+        return None
+    entry = ocsp_revocation(outcome.path[0], outcome.path[1], outcome.ocsps)
+    return entry if entry is not None and entry.revoked_at > at else None
+
+
+def _after_moment_note(
+    cert: x509.Certificate, entry: RevocationEntry, source: str, at: dt.datetime, certified: bool
+) -> TrustFinding:
+    when = "certified time" if certified else "validation moment"
+    return TrustFinding(
+        "REVOKED_AFTER_MOMENT",
+        revocation_message(cert, entry.revoked_at, entry.reason, source)
+        + f", after the {when} {at.isoformat()}",
+        note=True,
     )
 
 
@@ -251,13 +291,5 @@ def _crl_supplement(
                     )
                 )
             continue
-        when = "certified time" if certified_time else "validation moment"
-        out.append(
-            TrustFinding(
-                "REVOKED_AFTER_MOMENT",
-                revocation_message(cert, entry.revoked_at, entry.reason, "CRL")
-                + f", after the {when} {at.isoformat()}",
-                note=True,
-            )
-        )
+        out.append(_after_moment_note(cert, entry, "CRL", at, certified_time))
     return out

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from pki.certs import PEM_BLOCK, iter_dir_files, list_dir, read_path
 from pki.errors import CertificateLoadError
@@ -82,12 +82,12 @@ def load_ocsp_responses(*paths: Path) -> tuple[bytes, ...]:
 
 
 @dataclass(frozen=True)
-class CrlEntry:
-    """A revocation found in a CRL whose signature was checked against the issuer."""
+class RevocationEntry:
+    """A revocation found in a CRL or OCSP response whose signature was checked."""
 
     revoked_at: dt.datetime
     reason: str | None
-    crl_this_update: dt.datetime
+    this_update: dt.datetime
 
 
 def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
@@ -102,7 +102,7 @@ def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) ->
 
 def crl_lookup(
     cert: x509.Certificate, issuer: x509.Certificate, crls: Iterable[bytes]
-) -> tuple[bool, CrlEntry | None]:
+) -> tuple[bool, RevocationEntry | None]:
     """Search ``crls`` for ``cert``: (a CRL of the issuer was found, the revocation entry).
 
     Only CRLs issued by ``issuer`` (name and signature) count; delta and indirect CRLs are
@@ -119,7 +119,9 @@ def crl_lookup(
         covered = True
         entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
         if entry is not None:
-            return True, CrlEntry(entry.revocation_date_utc, _reason(entry), crl.last_update_utc)
+            return True, RevocationEntry(
+                entry.revocation_date_utc, _reason(entry), crl.last_update_utc
+            )
     return covered, None
 
 
@@ -168,3 +170,78 @@ def ocsp_covers(cert: x509.Certificate, responses: Iterable[bytes]) -> bool:
         except ValueError:
             continue
     return False
+
+
+def _verify_signed(
+    key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None
+) -> bool:
+    if algorithm is None:
+        return False
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(algorithm))
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _ocsp_signer_key(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> object | None:
+    """The key that may sign ``response`` for ``issuer``: the CA's own, or a delegated
+    responder's (issued by the CA, EKU OCSPSigning, carried in the response)."""
+    issuer_key_id = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest
+    if response.responder_key_hash == issuer_key_id or response.responder_name == issuer.subject:
+        return issuer.public_key()
+    for cert in response.certificates:
+        try:
+            cert.verify_directly_issued_by(issuer)
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except (InvalidSignature, ValueError, TypeError, x509.ExtensionNotFound):
+            continue
+        if ExtendedKeyUsageOID.OCSP_SIGNING in eku:
+            return cert.public_key()
+    return None
+
+
+def ocsp_revocation(
+    cert: x509.Certificate, issuer: x509.Certificate, responses: Iterable[bytes]
+) -> RevocationEntry | None:
+    """The revocation an authentic OCSP response reports for ``cert``, if any.
+
+    Authentic: SHA-1 CertID matching ``issuer``'s key, signed by the issuer or by its
+    delegated responder. Used only to recognise "revoked after the validation moment".
+    """
+    key_id = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest
+    for der in responses:
+        try:
+            response = ocsp.load_der_ocsp_response(der)
+            if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+                continue
+            key = _ocsp_signer_key(response, issuer)
+            if key is None or not _verify_signed(
+                key,
+                response.signature,
+                response.tbs_response_bytes,
+                response.signature_hash_algorithm,
+            ):
+                continue
+            for single in response.responses:
+                if (
+                    single.serial_number == cert.serial_number
+                    and isinstance(single.hash_algorithm, hashes.SHA1)
+                    and single.issuer_key_hash == key_id
+                    and single.certificate_status is ocsp.OCSPCertStatus.REVOKED
+                    and single.revocation_time_utc is not None
+                ):
+                    reason = single.revocation_reason
+                    return RevocationEntry(
+                        single.revocation_time_utc,
+                        reason.value if reason else None,
+                        single.this_update_utc,
+                    )
+        except ValueError:
+            continue
+    return None

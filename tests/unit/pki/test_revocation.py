@@ -141,14 +141,52 @@ def test_online_ocsp_good_and_revoked(online_pki: OnlinePki) -> None:
     assert "key_compromise" in revoked.findings[0].message
 
 
-@pytest.mark.xfail(
-    reason="pyhanko-certvalidator 0.33 reads an OCSP 'revoked after the moment' as no status "
-    "(INDETERMINATE); CRLs handle it (test_revoked_after_moment_is_valid)"
-)
 def test_online_ocsp_revoked_after_moment(online_pki: OnlinePki) -> None:
     at = REVOKED_AT - dt.timedelta(days=1)
-    result = pki.evaluate_chain(online_pki.revoked_leaf.cert, online_policy(online_pki), at=at)
-    assert result.indication is V
+    result = pki.evaluate_chain(
+        online_pki.revoked_leaf.cert, online_policy(online_pki), at=at, certified_time=True
+    )
+    assert result.indication is V, result.findings
+    assert codes(result) == ["REVOKED_AFTER_MOMENT"]
+    assert result.findings[0].note
+    assert "OCSP" in result.findings[0].message
+    assert "certified time" in result.findings[0].message
+    # and at/after the revocation it is revoked
+    late = pki.evaluate_chain(online_pki.revoked_leaf.cert, online_policy(online_pki), at=NOW)
+    assert codes(late) == ["CERT_REVOKED"]
+
+
+def test_stored_ocsp_revoked_after_moment_needs_authentic_response(
+    test_pki: factory.TestPki,
+) -> None:
+    # A "revoked later" OCSP response signed by someone else must not unlock the retry.
+    aia = x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier("http://127.0.0.1:9/ocsp"),
+            )
+        ]
+    )
+    leaf = issue("dsig forged-ocsp", issuer=test_pki.intermediate, extensions=[(aia, False)])
+    genuine = make_ocsp_response(
+        test_pki.intermediate,
+        leaf.cert.serial_number,
+        revoked=(NOW + dt.timedelta(days=1), x509.ReasonFlags.superseded),
+    ).public_bytes(serialization.Encoding.DER)
+    forged = genuine[:-1] + bytes([genuine[-1] ^ 1])  # the signature ends the response
+    pol = policy(
+        test_pki,
+        ocsp_responses=(forged,),
+        revocation=pki.RevocationMode.HARD_FAIL,
+    )
+    result = pki.evaluate_chain(leaf.cert, pol, at=NOW)
+    assert (result.indication, codes(result)) == (IND, ["REVOCATION_UNAVAILABLE"])
+    # the genuine stored response: valid at NOW, with a note about the later revocation
+    honest = pki.evaluate_chain(
+        leaf.cert, dataclasses.replace(pol, ocsp_responses=(genuine,)), at=NOW
+    )
+    assert (honest.indication, codes(honest)) == (V, ["REVOKED_AFTER_MOMENT"])
 
 
 def test_online_crl_distribution_point(online_pki: OnlinePki) -> None:
