@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -84,7 +84,6 @@ def _parse_der(data: bytes) -> list[x509.Certificate]:
 
 
 def _pem_body(block: bytes) -> bytes:
-
     lines = block.splitlines()[1:-1]
     return base64.b64decode(b"".join(line.strip() for line in lines if b":" not in line))
 
@@ -129,28 +128,23 @@ def iter_dir_files(directory: Path, what: str) -> list[Path]:
     return [p for p in list_dir(directory, what) if not _SKIP_IN_DIR.search(p.name)]
 
 
-def load_from_paths(
-    paths: Sequence[Path],
-    what: str,
-    parse: Callable[[bytes, str], Sequence[x509.Certificate]] | None = None,
-) -> tuple[x509.Certificate, ...]:
+def load_from_paths(paths: Sequence[Path], what: str) -> tuple[x509.Certificate, ...]:
     """Certificates from files and directories (OpenSSL hashed directories included).
 
     ``what`` names the option in error messages (e.g. ``"trust store"``).
     """
-    parser = parse or (lambda data, src: parse_certificates(data, source=src))
     certs: list[x509.Certificate] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
             found: list[x509.Certificate] = []
             for file in iter_dir_files(path, what):
-                found.extend(parser(read_path(file, what), str(file)))
+                found.extend(parse_certificates(read_path(file, what), source=str(file)))
             if not found:
                 raise CertificateLoadError(f"{what} directory {path} holds no certificate")
             certs.extend(found)
         elif path.exists():
-            certs.extend(parser(read_path(path, what), str(path)))
+            certs.extend(parse_certificates(read_path(path, what), source=str(path)))
         else:
             raise CertificateLoadError(f"{what} {path} does not exist")
     return dedupe(certs)

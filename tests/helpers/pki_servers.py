@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -280,9 +280,3 @@ class PkiServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._httpd.server_close()
-
-
-def serve() -> Iterator[PkiServer]:
-    """Generator for a pytest fixture: ``yield from serve()``."""
-    with PkiServer() as server:
-        yield server
