@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -140,14 +140,10 @@ def _print_human(result: FileResult) -> None:
             f"    covers {len(sig.signed_tags)} elements, {len(sig.unsigned_tags)} present "
             f"elements not covered; profiles: {', '.join(sig.profiles) or 'none'}"
         )
-        for finding in [*sig.findings, *[_tf(f) for f in sig.trust.findings]]:
-            typer.echo(f"    {finding}")
+        for finding in [*sig.findings, *sig.trust.findings]:
+            typer.echo(f"    {finding.code}: {finding.message}")
     for finding in result.findings:
         typer.echo(f"  {finding.code}: {finding.message}")
-
-
-def _tf(f: Any) -> str:
-    return f"{f.code}: {f.message}"
 
 
 def inspect(

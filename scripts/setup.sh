@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up everything dsig needs on a fresh Debian machine: dcmtk (dcmsign, the interop peer),
+# softhsm2 (the PKCS#11 test token), and a virtualenv (.venv) with dsig and its test tools.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v dcmsign >/dev/null 2>&1 || need_apt+=(dcmtk)
+command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need_apt[*]} with apt-get" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: please install the Debian packages: ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import dsig, pytest, hypothesis" >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.dsig-installed ]; then
+  if ! log=$(.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1); then
+    echo "$log" >&2
+    exit 1
+  fi
+  touch .venv/.dsig-installed
+fi
+echo "setup: ready (.venv/bin/dsig)" >&2
