@@ -65,11 +65,14 @@ class VerifyOptions:
     trust: TrustEvaluator | None = None
     integrity_only: bool = False
     old_format: bool = False
-    #: Validation moment for trust: "now", "signing-time" or a datetime.
-    at: str | dt.datetime = "now"
+    #: Validation moment for trust: "auto" (the certified time of a VALID timestamp, else
+    #: now), "timestamp", "now", "signing-time" or a datetime.
+    at: str | dt.datetime = "auto"
     #: Profiles that at least one non-invalid signature must satisfy ("signature" = any).
     require: Sequence[str] = ()
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    #: Validates TSA certificates of timestamps; None = use ``trust``.
+    tsa_trust: TrustEvaluator | None = None
 
 
 def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileResult:
@@ -98,6 +101,10 @@ def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
                 result.findings.append(
                     Finding("SIGNATURE_REQUIRED", "no valid signature, but one is required")
                 )
+        elif requirement == "timestamp":
+            from dsig.timestamp import check_timestamp_requirement
+
+            check_timestamp_requirement(result)
         elif not any(requirement in s.profiles for s in candidates):
             result.findings.append(
                 Finding(
@@ -160,14 +167,9 @@ def _verify_integrity(
         raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
     res.signer = cert.subject.rfc4514_string()
     if CERTIFIED_TIMESTAMP in item:
-        res.timestamp = {"indication": "NOT_CHECKED", "findings": []}
-        res.findings.append(
-            Finding(
-                "TIMESTAMP_NOT_CHECKED",
-                "a certified timestamp is present but was not verified",
-                "warning",
-            )
-        )
+        from dsig.timestamp import check_signature_timestamp  # lazy: asn1crypto tsp
+
+        res.timestamp = check_signature_timestamp(item, res, options)
 
     try:
         mac = HashAlgorithm.from_name(res.mac_algorithm or "")
@@ -348,6 +350,18 @@ def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions)
     at: dt.datetime | None
     if isinstance(options.at, dt.datetime):
         at = options.at
+    elif options.at in ("auto", "timestamp"):
+        from dsig.timestamp import certified_moment, trust_at_timestamp
+
+        moment = certified_moment(res)
+        if moment is not None:
+            return trust_at_timestamp(options.trust, cert, moment)
+        if options.at == "timestamp":
+            res.findings.append(
+                Finding("TIMESTAMP_MOMENT_UNAVAILABLE",
+                        "--at timestamp: no valid certified timestamp, validated now", "warning")
+            )  # fmt: skip
+        at = options.clock()
     elif options.at == "signing-time":
         at = parse_dicom_datetime(res.datetime or "")
         if at is None:

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from dsig.cli.sign import sign
+from dsig.cli.timestamp import timestamp_app
 from dsig.cli.tokens import tokens_app
 from dsig.cli.verify import inspect, purposes, remove, verify
 
@@ -29,6 +30,7 @@ app.command()(inspect)
 app.command()(remove)
 app.command()(purposes)
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(timestamp_app, name="timestamp")
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,21 @@ from typing import Annotated
 import typer
 
 from dsig.cli._common import expand_inputs, fail, no_prompt, prompt_secret, read_secret
+from dsig.cli.timestamp import (
+    SignTimestamping,
+    TsaOpt,
+    TsaPasswordEnvOpt,
+    TsaPasswordFileOpt,
+    TsaRetriesOpt,
+    TsaTimeoutOpt,
+    TsaUserOpt,
+    TsCertReqOpt,
+    TsHashChoice,
+    TsHashOpt,
+    TsNonceOpt,
+    TsPolicyOpt,
+    sign_timestamping,
+)
 
 
 class MacChoice(enum.StrEnum):
@@ -111,6 +126,22 @@ def sign(
         bool, typer.Option("--recursive", "-r", help="descend into directories")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    tsa: TsaOpt = None,
+    timestamp_query: Annotated[
+        Path | None, typer.Option(help="write an RFC 3161 query (.tsq) for the new signature")
+    ] = None,
+    timestamp_uid_file: Annotated[
+        Path | None, typer.Option(help="with --timestamp-query: also a dcmsign UID file")
+    ] = None,
+    ts_hash: TsHashOpt = TsHashChoice.sha256,
+    ts_nonce: TsNonceOpt = True,
+    ts_cert_req: TsCertReqOpt = True,
+    ts_policy: TsPolicyOpt = None,
+    tsa_timeout: TsaTimeoutOpt = 10.0,
+    tsa_retries: TsaRetriesOpt = 1,
+    tsa_user: TsaUserOpt = None,
+    tsa_password_env: TsaPasswordEnvOpt = None,
+    tsa_password_file: TsaPasswordFileOpt = None,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
     from dsig.cli._common import operational_errors
@@ -118,6 +149,12 @@ def sign(
     jobs = _plan(paths, in_place=in_place, out_dir=out_dir, recursive=recursive, force=force)
     if dump is not None and len(jobs) != 1:
         raise fail("--dump needs exactly one input", 2)
+    stamping = sign_timestamping(
+        jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file,
+        ts_hash=ts_hash, ts_nonce=ts_nonce, ts_cert_req=ts_cert_req, ts_policy=ts_policy,
+        tsa_timeout=tsa_timeout, tsa_retries=tsa_retries, tsa_user=tsa_user,
+        tsa_password_env=tsa_password_env, tsa_password_file=tsa_password_file,
+    )  # fmt: skip
     secret, may_prompt = read_secret(
         file=password_file or pin_file,
         env=password_env or pin_env,
@@ -141,6 +178,7 @@ def sign(
             lengths=lengths,
             old=format is FormatChoice.old,
             dump=dump,
+            stamping=stamping,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -184,6 +222,7 @@ def _run(
     lengths: LengthChoice | None,
     old: bool,
     dump: Path | None,
+    stamping: SignTimestamping | None = None,
 ) -> None:
     from dsig.dicomio import read_dicom
     from dsig.profiles import Profile
@@ -220,6 +259,8 @@ def _run(
                     info = add_signature(ds, provider, dumping, location=location)
             else:
                 info = add_signature(ds, provider, options, location=location)
+            # Before saving: a failed timestamp leaves no half-done output behind.
+            ts_note = stamping.apply(ds, info.uid) if stamping is not None else ""
             dst.parent.mkdir(parents=True, exist_ok=True)
             save(ds, dst, encoding)
             where = f" in {info.location}" if info.location else ""
@@ -227,5 +268,7 @@ def _run(
             typer.echo(
                 f"signed {src} -> {dst}: {info.uid}{where} ({count} elements, {options.mac.value})"
             )
+            if ts_note:
+                typer.echo(f"  {ts_note}")
     finally:
         provider.close()

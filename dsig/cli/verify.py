@@ -24,6 +24,7 @@ class RequireChoice(enum.StrEnum):
     creator = "creator"
     authorization = "authorization"
     sr = "sr"
+    timestamp = "timestamp"
 
 
 class RevocationChoice(enum.StrEnum):
@@ -61,8 +62,16 @@ def verify(
         bool, typer.Option("--online", help="fetch CRLs/OCSP/intermediates from the network")
     ] = False,
     at: Annotated[
-        str, typer.Option(help="validation moment: now, signing-time or ISO-8601")
-    ] = "now",
+        str | None,
+        typer.Option(
+            help="validation moment: timestamp (default when a valid one exists), "
+            "now, signing-time or ISO-8601"
+        ),
+    ] = None,
+    tsa_trust_store: Annotated[
+        list[Path] | None,
+        typer.Option(help="trust anchors for timestamp authorities (default: --trust-store)"),
+    ] = None,
     allow_weak: Annotated[
         list[str] | None,
         typer.Option(help="accept this weak algorithm in paths (sha1, md5, rsa1024)"),
@@ -91,11 +100,23 @@ def verify(
             )
         elif untrusted or crl or ocsp or online or revocation:
             raise fail("trust options need --trust-store", 2)
+        from dsig.cli.timestamp import build_tsa_evaluator
+
+        tsa_evaluator = build_tsa_evaluator(
+            tsa_trust_store or trust_store or [],
+            untrusted=untrusted or (),
+            crls=crl or (),
+            ocsp_responses=ocsp or (),
+            revocation=revocation.value if revocation else None,
+            online=online,
+            allow_weak=allow_weak or (),
+        )
         options = VerifyOptions(
+            tsa_trust=tsa_evaluator,
             trust=evaluator,
             integrity_only=integrity_only,
             old_format=format_old,
-            at=_moment(at),
+            at=_moment(at or "auto"),
             require=[r.value for r in require or []],
         )
     except operational_errors() as e:
@@ -113,12 +134,14 @@ def verify(
 
 
 def _moment(text: str) -> str | dt.datetime:
-    if text in ("now", "signing-time"):
+    if text in ("now", "signing-time", "timestamp", "auto"):
         return text
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise fail(f"--at: expected now, signing-time or ISO-8601, got {text!r}", 2) from None
+        raise fail(
+            f"--at: expected timestamp, now, signing-time or ISO-8601, got {text!r}", 2
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
@@ -140,6 +163,9 @@ def _print_human(result: FileResult) -> None:
             f"    covers {len(sig.signed_tags)} elements, {len(sig.unsigned_tags)} present "
             f"elements not covered; profiles: {', '.join(sig.profiles) or 'none'}"
         )
+        if sig.timestamp:
+            ts = sig.timestamp
+            typer.echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
         for finding in [*sig.findings, *sig.trust.findings]:
             typer.echo(f"    {finding.code}: {finding.message}")
     for finding in result.findings:

@@ -1,0 +1,421 @@
+"""``dsig timestamp query|insert|add``: RFC 3161 certified timestamps of existing signatures.
+
+Offline (dcmsign-compatible): ``query`` writes a ``.tsq`` (and optionally DCMTK's "UID file"),
+``insert`` checks a TSA reply against the query and the signature, then stores the token.
+Online: ``add`` asks TSAs over HTTP. ``dsig sign`` reuses :class:`SignTimestamping`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dsig.cli._common import fail, operational_errors
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dsig.timestamp import QueryOptions
+    from dsig.tsa_client import TsaOptions
+    from pki.results import TrustEvaluator
+
+#: DCMTK's private SOP Class of the "UID file" written by ``dcmsign +ts``.
+_UID_FILE_SOP_CLASS = "1.2.276.0.7230010.3.1.0.1"
+
+timestamp_app = typer.Typer(
+    name="timestamp",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="RFC 3161 certified timestamps: offline query/insert (dcmsign-compatible), online add.",
+)
+
+
+class TsHashChoice(enum.StrEnum):
+    """--ts-hash values."""
+
+    sha256 = "sha256"
+    sha384 = "sha384"
+    sha512 = "sha512"
+
+
+# Option declarations shared with `dsig sign` (typer reads them from the signature).
+TsHashOpt = Annotated[TsHashChoice, typer.Option("--ts-hash", help="timestamp imprint hash")]
+TsNonceOpt = Annotated[
+    bool, typer.Option("--ts-nonce/--ts-no-nonce", help="random nonce in the query")
+]
+TsCertReqOpt = Annotated[
+    bool,
+    typer.Option("--ts-cert-req/--ts-no-cert-req", help="ask for the TSA certificate in the token"),
+]
+TsPolicyOpt = Annotated[str | None, typer.Option("--ts-policy", help="request this TSA policy OID")]
+TsaOpt = Annotated[
+    list[str] | None, typer.Option("--tsa", help="TSA URL; repeat for fallbacks, tried in order")
+]
+TsaTimeoutOpt = Annotated[float, typer.Option("--tsa-timeout", help="seconds per TSA request")]
+TsaRetriesOpt = Annotated[
+    int, typer.Option("--tsa-retries", help="extra attempts per TSA on network errors/5xx")
+]
+TsaUserOpt = Annotated[
+    str | None, typer.Option("--tsa-user", help="HTTP basic-auth user for the TSA")
+]
+TsaPasswordEnvOpt = Annotated[
+    str | None, typer.Option("--tsa-password-env", help="TSA password from this variable")
+]
+TsaPasswordFileOpt = Annotated[
+    Path | None, typer.Option("--tsa-password-file", help="TSA password from this file")
+]
+
+
+def query_options(
+    ts_hash: TsHashChoice, nonce: bool, cert_req: bool, policy: str | None
+) -> QueryOptions:
+    """Build :class:`~dsig.timestamp.QueryOptions` (raises TimestampError on a bad OID)."""
+    from dsig.timestamp import QueryOptions
+
+    return QueryOptions(ts_hash.value, nonce=nonce, cert_req=cert_req, policy=policy)
+
+
+def tsa_options(
+    timeout: float,
+    retries: int,
+    user: str | None,
+    password_env: str | None,
+    password_file: Path | None,
+) -> TsaOptions:
+    """Build :class:`~dsig.tsa_client.TsaOptions` with credentials from env/file."""
+    from dsig.tsa_client import TsaCredentials, TsaOptions
+
+    creds = TsaCredentials.load(user, password_env=password_env, password_file=password_file)
+    return TsaOptions(timeout=timeout, retries=retries, credentials=creds)
+
+
+def write_uid_file(path: Path, uid: str) -> None:
+    """DCMTK's UID file (``dcmsign +ts q u``): a tiny DICOM file with Digital Signature UID."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import UID, ImplicitVRLittleEndian, generate_uid
+
+    from dsig.writer import Encoding, save
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = UID(_UID_FILE_SOP_CLASS)
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.add_new(0x04000100, "UI", uid)
+    save(ds, path, Encoding(ImplicitVRLittleEndian))
+
+
+def read_uid_file(path: Path) -> str:
+    """Digital Signature UID from a DCMTK UID file."""
+    from dsig.dicomio import read_dicom
+    from dsig.errors import DicomFormatError
+    from dsig.model import raw_text
+
+    uid = raw_text(read_dicom(path), 0x04000100)
+    if not uid:
+        raise DicomFormatError(f"{path} holds no Digital Signature UID (0400,0100)")
+    return uid
+
+
+@dataclass(frozen=True)
+class SignTimestamping:
+    """What ``dsig sign`` does after each signature: an online token and/or an offline query."""
+
+    urls: tuple[str, ...]
+    query: QueryOptions
+    tsa: TsaOptions
+    query_out: Path | None = None
+    uid_out: Path | None = None
+
+    def apply(self, ds: Dataset, uid: str) -> str:
+        """Timestamp signature ``uid`` of ``ds`` (in place); returns a line for the user."""
+        from dsig.timestamp import build_query, find_signature, insert_token, timestamped_bytes
+        from dsig.tsa_client import redact, request_timestamp
+        from dsig.writer import atomic_output
+
+        item = find_signature(ds, uid).item
+        data = timestamped_bytes(item)
+        notes = []
+        if self.urls:
+            stamp = request_timestamp(self.urls, data, self.query, self.tsa)
+            insert_token(item, stamp.token)
+            notes.append(f"timestamped {stamp.info.gen_time.isoformat()} by {redact(stamp.url)}")
+        if self.query_out is not None:
+            query = build_query(data, self.query)
+            with atomic_output(self.query_out) as fp:
+                fp.write(query.der)
+            notes.append(f"timestamp query written to {self.query_out}")
+            if self.uid_out is not None:
+                write_uid_file(self.uid_out, uid)
+        return "; ".join(notes)
+
+
+def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
+    from dsig.errors import SignatureNotFoundError
+    from dsig.model import find_signatures
+
+    if uid is not None and uid_file is not None:
+        raise fail("give --uid or --uid-file, not both", 2)
+    if uid_file is not None:
+        return read_uid_file(uid_file)
+    if uid is not None:
+        return uid
+    refs = find_signatures(ds)
+    if len(refs) == 1:
+        return refs[0].uid
+    if not refs:
+        raise SignatureNotFoundError("the file has no signature")
+    raise fail(f"the file has {len(refs)} signatures: choose one with --uid", 2)
+
+
+def _output(paths: list[Path], in_place: bool, force: bool) -> tuple[Path, Path]:
+    if in_place:
+        if len(paths) != 1:
+            raise fail("--in-place takes one INPUT", 2)
+        return paths[0], paths[0]
+    if len(paths) != 2:
+        raise fail("give INPUT OUTPUT (or INPUT --in-place)", 2)
+    src, dst = paths
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
+    if dst.exists() and not force:
+        raise fail(f"output {dst} exists: use --force to overwrite it", 2)
+    return src, dst
+
+
+@timestamp_app.command("query")
+def query(
+    path: Annotated[Path, typer.Argument(help="signed DICOM file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="write the RFC 3161 query (.tsq) here")],
+    uid: Annotated[
+        str | None, typer.Option(help="signature UID (optional when there is one)")
+    ] = None,
+    uid_file_out: Annotated[
+        Path | None,
+        typer.Option("--uid-file-out", help="also write a dcmsign UID file (for dcmsign +t)"),
+    ] = None,
+    ts_hash: TsHashOpt = TsHashChoice.sha256,
+    ts_nonce: TsNonceOpt = True,
+    ts_cert_req: TsCertReqOpt = True,
+    ts_policy: TsPolicyOpt = None,
+) -> None:
+    """Write a timestamp query for an existing signature (like dcmsign +ts)."""
+    from dsig.dicomio import read_dicom
+    from dsig.timestamp import build_query, find_signature, timestamped_bytes
+    from dsig.writer import atomic_output
+
+    try:
+        ds = read_dicom(path)
+        chosen = _resolve_uid(ds, uid, None)
+        options = query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy)
+        q = build_query(timestamped_bytes(find_signature(ds, chosen).item), options)
+        with atomic_output(out) as fp:
+            fp.write(q.der)
+        if uid_file_out is not None:
+            write_uid_file(uid_file_out, chosen)
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    typer.echo(f"wrote timestamp query for {chosen} ({q.hash_algorithm}) to {out}")
+
+
+@timestamp_app.command("insert")
+def insert(
+    paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT (or INPUT with --in-place)")],
+    reply: Annotated[
+        Path, typer.Option("--reply", help="TSA reply (.tsr TimeStampResp, or a bare token)")
+    ],
+    query_file: Annotated[
+        Path | None, typer.Option("--query", help="the query the reply answers (checked)")
+    ] = None,
+    uid: Annotated[
+        str | None, typer.Option(help="signature UID (optional when there is one)")
+    ] = None,
+    uid_file: Annotated[
+        Path | None, typer.Option("--uid-file", help="dcmsign UID file naming the signature")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="replace an existing timestamp")
+    ] = False,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="replace the input (atomically)")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+) -> None:
+    """Check a TSA reply against the query and the signature, then store its token."""
+    from dsig.dicomio import read_dicom
+    from dsig.model import CERTIFIED_TIMESTAMP
+    from dsig.timestamp import (
+        TimestampError,
+        TimestampQuery,
+        check_reply,
+        find_signature,
+        insert_token,
+        timestamped_bytes,
+        token_from_reply,
+    )
+    from dsig.writer import save, target_encoding
+
+    src, dst = _output(paths, in_place, force)
+    try:
+        ds = read_dicom(src)
+        chosen = _resolve_uid(ds, uid, uid_file)
+        item = find_signature(ds, chosen).item
+        if CERTIFIED_TIMESTAMP in item and not replace:
+            raise TimestampError(f"signature {chosen} already has a timestamp (use --replace)")
+        q = TimestampQuery.parse(_read(query_file, "query")) if query_file else None
+        token = token_from_reply(_read(reply, "reply"))
+        info = check_reply(token, timestamped_bytes(item), query=q)
+        insert_token(item, token)
+        save(ds, dst, target_encoding(ds, "same", None))
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if q is None:
+        typer.echo("note: no --query given: nonce and policy were not compared", err=True)
+    typer.echo(f"inserted timestamp {info.gen_time.isoformat()} into {chosen}: {src} -> {dst}")
+
+
+@timestamp_app.command("add")
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT (or INPUT with --in-place)")],
+    tsa: TsaOpt = None,
+    uid: Annotated[list[str] | None, typer.Option(help="signature UID; repeatable")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="every signature without a timestamp")
+    ] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="replace existing timestamps")] = False,
+    ts_hash: TsHashOpt = TsHashChoice.sha256,
+    ts_nonce: TsNonceOpt = True,
+    ts_cert_req: TsCertReqOpt = True,
+    ts_policy: TsPolicyOpt = None,
+    tsa_timeout: TsaTimeoutOpt = 10.0,
+    tsa_retries: TsaRetriesOpt = 1,
+    tsa_user: TsaUserOpt = None,
+    tsa_password_env: TsaPasswordEnvOpt = None,
+    tsa_password_file: TsaPasswordFileOpt = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="replace the input (atomically)")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+) -> None:
+    """Timestamp existing signatures online (RFC 3161 over HTTP, with fallback TSAs)."""
+    from dsig.dicomio import read_dicom
+    from dsig.timestamp import insert_token, signatures_to_stamp, timestamped_bytes
+    from dsig.tsa_client import redact, request_timestamp
+    from dsig.writer import save, target_encoding
+
+    if not tsa:
+        raise fail("give at least one --tsa URL", 2)
+    if bool(uid) == all_:
+        raise fail("give --uid UID (repeatable) or --all", 2)
+    src, dst = _output(paths, in_place, force)
+    lines = []
+    try:
+        q_options = query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy)
+        t_options = tsa_options(
+            tsa_timeout, tsa_retries, tsa_user, tsa_password_env, tsa_password_file
+        )
+        ds = read_dicom(src)
+        refs = signatures_to_stamp(ds, None if all_ else uid, replace=replace)
+        for ref in refs:
+            stamp = request_timestamp(tsa, timestamped_bytes(ref.item), q_options, t_options)
+            insert_token(ref.item, stamp.token)
+            lines.append(
+                f"timestamped {ref.uid} at {stamp.info.gen_time.isoformat()} by {redact(stamp.url)}"
+            )
+        if refs:
+            save(ds, dst, target_encoding(ds, "same", None))
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if not refs:
+        typer.echo(f"nothing to do: every signature of {src} already has a timestamp")
+        return
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"wrote {dst}")
+
+
+def _read(path: Path, what: str) -> bytes:
+    from dsig.timestamp import TimestampError
+
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise TimestampError(
+            f"cannot read the timestamp {what} {path}: {e.strerror or e}"
+        ) from None
+
+
+def build_tsa_evaluator(
+    trust_stores: Sequence[Path],
+    *,
+    untrusted: Sequence[Path] = (),
+    crls: Sequence[Path] = (),
+    ocsp_responses: Sequence[Path] = (),
+    revocation: str | None = None,
+    online: bool = False,
+    allow_weak: Sequence[str] = (),
+) -> TrustEvaluator | None:
+    """The TSA chain evaluator for ``dsig verify``: the signer's revocation settings, its own
+    anchors, and the timeStamping EKU required; None without any trust store."""
+    if not trust_stores:
+        return None
+    import dataclasses
+
+    import pki
+    from dsig.timestamp import TIMESTAMPING_OID
+
+    policy = pki.build_policy(
+        trust_stores=trust_stores,
+        untrusted=untrusted,
+        crls=crls,
+        ocsp_responses=ocsp_responses,
+        revocation=revocation,
+        online=online,
+        allow_weak=allow_weak,
+    )
+    tsa_policy = dataclasses.replace(policy, extended_key_usage=frozenset({TIMESTAMPING_OID}))
+    return pki.PolicyEvaluator(tsa_policy)
+
+
+def sign_timestamping(
+    *,
+    jobs: int,
+    tsa: list[str] | None,
+    query_out: Path | None,
+    uid_out: Path | None,
+    ts_hash: TsHashChoice,
+    ts_nonce: bool,
+    ts_cert_req: bool,
+    ts_policy: str | None,
+    tsa_timeout: float,
+    tsa_retries: int,
+    tsa_user: str | None,
+    tsa_password_env: str | None,
+    tsa_password_file: Path | None,
+) -> SignTimestamping | None:
+    """``dsig sign``'s timestamp options -> a :class:`SignTimestamping` (None if unused)."""
+    if not tsa and query_out is None:
+        if uid_out is not None:
+            raise fail("--timestamp-uid-file needs --timestamp-query", 2)
+        return None
+    if query_out is not None and jobs != 1:
+        raise fail("--timestamp-query needs exactly one input", 2)
+    if uid_out is not None and query_out is None:
+        raise fail("--timestamp-uid-file needs --timestamp-query", 2)
+    try:
+        return SignTimestamping(
+            urls=tuple(tsa or ()),
+            query=query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy),
+            tsa=tsa_options(
+                tsa_timeout, tsa_retries, tsa_user, tsa_password_env, tsa_password_file
+            ),
+            query_out=query_out,
+            uid_out=uid_out,
+        )
+    except operational_errors() as e:
+        raise fail(str(e)) from None

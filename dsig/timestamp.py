@@ -1,0 +1,791 @@
+"""RFC 3161 certified timestamps of DICOM signatures (PS3.3 C.12.1.1.3.1.3, CMS_TSP).
+
+What is timestamped is the value of Signature (0400,0120) as the signer produced it: the DER
+pad byte is stripped for (EC)DSA, RSA uses the first k (modulus length) bytes. What is stored
+in Certified Timestamp (0400,0310) is the DER TimeStampToken (a CMS ContentInfo), as DCMTK does;
+a whole TimeStampResp is accepted on reading.
+
+Built on asn1crypto (structures) and cryptography (signature checks); the TSA certificate
+chain goes through :mod:`pki`. No pyHanko.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from asn1crypto import algos, cms, core, tsp  # tsp registers TSTInfo/ESS attributes in cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from pydicom.dataset import Dataset
+
+from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
+from dsig.model import (
+    CERTIFICATE_OF_SIGNER,
+    CERTIFIED_TIMESTAMP,
+    SIGNATURE,
+    TIMESTAMP_TYPE,
+    SignatureRef,
+    find_signatures,
+    raw_bytes,
+    raw_text,
+    strip_der_pad,
+)
+from dsig.report import FileResult, Finding, Indication, SignatureResult
+from pki.results import TrustEvaluator, TrustIndication, TrustResult
+from tokens.digest import HashAlgorithm
+from tokens.errors import UnsupportedAlgorithmError
+
+if TYPE_CHECKING:
+    from dsig.verifier import VerifyOptions
+
+#: The only Certified Timestamp Type PS3.3 defines.
+CMS_TSP = "CMS_TSP"
+#: Imprint hashes offered for new queries (DCMTK's default is SHA-256).
+QUERY_HASHES = ("sha256", "sha384", "sha512")
+TIMESTAMPING_OID = ExtendedKeyUsageOID.TIME_STAMPING.dotted_string
+_RIPEMD160_OID = "1.3.36.3.2.1"  # not in asn1crypto's table; dcmsign +tmr uses it
+_MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+#: Finding codes of the ``timestamp`` object in the JSON report (and signature findings).
+TIMESTAMP_FINDING_CODES: dict[str, str] = {
+    "TIMESTAMP_MALFORMED": "Certified Timestamp is not a decodable RFC 3161 TimeStampToken",
+    "TIMESTAMP_TYPE": "Certified Timestamp Type is not CMS_TSP",
+    "TIMESTAMP_IMPRINT_MISMATCH": "the token's message imprint is not the hash of the Signature",
+    "TIMESTAMP_SIGNATURE_INVALID": "the TSA's CMS signature over the token does not verify",
+    "TIMESTAMP_TSA_CERT_MISSING": "the TSA certificate is neither in the token nor supplied",
+    "TIMESTAMP_TSA_KEY_USAGE": "the TSA certificate lacks a critical EKU of only timeStamping",
+    "TIMESTAMP_TSA_VALIDITY": "the time stamp lies outside the TSA certificate's validity",
+    "TIMESTAMP_TSA_UNTRUSTED": "the TSA certificate chain did not validate (see tsa_trust)",
+    "TIMESTAMP_TSA_NOT_CHECKED": "no trust store was given: the TSA was not validated",
+    "TIMESTAMP_BEFORE_SIGNING_TIME": "the certified time precedes Digital Signature DateTime",
+    "TIMESTAMP_INVALID": "a certified timestamp is present but does not verify",
+    "TIMESTAMP_REQUIRED": "--require timestamp: no valid signature carries a valid timestamp",
+    "TIMESTAMP_MOMENT_UNAVAILABLE": "--at timestamp without a valid timestamp: validated now",
+}
+
+
+class TimestampError(DsigError):
+    """A query, reply or token is unusable (bad reply, mismatch, not a token): exit 4."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What is timestamped
+# ---------------------------------------------------------------------------------------------
+
+
+def timestamped_bytes(item: Dataset) -> bytes:
+    """The Signature value of a signature item as the TSA must see it (pad byte removed)."""
+    signature = raw_bytes(item, SIGNATURE)
+    cert_bytes = raw_bytes(item, CERTIFICATE_OF_SIGNER)
+    if not signature or not cert_bytes:
+        raise DicomFormatError("the signature item lacks Certificate of Signer or Signature")
+    try:
+        cert = x509.load_der_x509_certificate(strip_der_pad(cert_bytes))
+    except ValueError:
+        raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
+    return signature_bytes(cert, signature)
+
+
+def signature_bytes(cert: x509.Certificate, signature: bytes) -> bytes:
+    """Strip the OB pad: RSA keeps the first k bytes, (EC)DSA is cut at its DER length."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        k = (key.key_size + 7) // 8
+        return signature[:k] if len(signature) > k else signature
+    return strip_der_pad(signature)
+
+
+def find_signature(ds: Dataset, uid: str) -> SignatureRef:
+    """The signature with Digital Signature UID ``uid`` (main level or nested)."""
+    for ref in find_signatures(ds):
+        if ref.uid == uid:
+            return ref
+    raise SignatureNotFoundError(f"no signature with UID {uid}")
+
+
+def insert_token(item: Dataset, token: bytes) -> None:
+    """Store the DER TimeStampToken and CMS_TSP (outside the MAC: the signature stays valid).
+
+    The writer pads the OB value to even length with 0x00, as DCMTK does.
+    """
+    item.add_new(TIMESTAMP_TYPE, "CS", CMS_TSP)
+    item.add_new(CERTIFIED_TIMESTAMP, "OB", token)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hash names
+# ---------------------------------------------------------------------------------------------
+
+
+def _hash_name(algorithm: algos.DigestAlgorithm) -> str:
+    oid = algorithm["algorithm"].dotted
+    return "ripemd160" if oid == _RIPEMD160_OID else str(algorithm["algorithm"].native)
+
+
+def _digest(name: str, data: bytes) -> bytes:
+    try:
+        hasher = HashAlgorithm.from_name(name).new()
+    except UnsupportedAlgorithmError:
+        try:
+            return hashlib.new(name, data).digest()
+        except ValueError:
+            raise TimestampError(f"unsupported hash algorithm {name}") from None
+    hasher.update(data)
+    return hasher.digest()
+
+
+def _digest_algorithm(name: str) -> dict[str, Any]:
+    if name == "ripemd160":
+        return {"algorithm": _RIPEMD160_OID, "parameters": core.Null()}
+    # DCMTK and OpenSSL write an explicit NULL; some TSAs compare the AlgorithmIdentifier.
+    return {"algorithm": name, "parameters": core.Null()}
+
+
+_CRYPTO_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+    "sha3_256": hashes.SHA3_256,
+    "sha3_384": hashes.SHA3_384,
+    "sha3_512": hashes.SHA3_512,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """TimeStampReq fields: imprint hash, nonce on/off, certReq, requested policy."""
+
+    hash_algorithm: str = "sha256"
+    nonce: bool = True
+    cert_req: bool = True
+    policy: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.hash_algorithm not in QUERY_HASHES:
+            raise TimestampError(
+                f"timestamp hash must be one of {', '.join(QUERY_HASHES)}, "
+                f"got {self.hash_algorithm!r}"
+            )
+        if self.policy is not None:
+            try:
+                core.ObjectIdentifier(self.policy).dump()
+                valid = all(p.isdigit() for p in self.policy.split(".")) and "." in self.policy
+            except (ValueError, TypeError):
+                valid = False
+            if not valid:
+                raise TimestampError(f"timestamp policy {self.policy!r} is not a dotted OID")
+
+
+@dataclass(frozen=True)
+class TimestampQuery:
+    """A parsed (or freshly built) TimeStampReq."""
+
+    der: bytes
+    hash_algorithm: str
+    digest: bytes
+    nonce: int | None
+    cert_req: bool
+    policy: str | None
+
+    @classmethod
+    def parse(cls, der: bytes) -> TimestampQuery:
+        """Decode a TimeStampReq (e.g. a ``.tsq`` written by ``dcmsign +ts`` or openssl)."""
+        try:
+            req = tsp.TimeStampReq.load(der, strict=True)
+            imprint = req["message_imprint"]
+            policy = req["req_policy"]
+            nonce = req["nonce"]
+            return cls(
+                der=der,
+                hash_algorithm=_hash_name(imprint["hash_algorithm"]),
+                digest=bytes(imprint["hashed_message"].native),
+                nonce=None if isinstance(nonce, core.Void) else int(nonce.native),
+                cert_req=bool(req["cert_req"].native),
+                policy=None if isinstance(policy, core.Void) else policy.dotted,
+            )
+        except (ValueError, TypeError, KeyError) as e:
+            raise TimestampError(f"not an RFC 3161 timestamp query: {_first(e)}") from None
+
+
+def build_query(data: bytes, options: QueryOptions = QueryOptions()) -> TimestampQuery:
+    """A TimeStampReq over ``data`` (the timestamped Signature bytes)."""
+    digest = _digest(options.hash_algorithm, data)
+    # 63 random bits with the top bit set: positive, never shorter than 8 bytes (as DCMTK).
+    nonce = secrets.randbits(63) | (1 << 62) if options.nonce else None
+    fields: dict[str, Any] = {
+        "version": "v1",
+        "message_imprint": {
+            "hash_algorithm": _digest_algorithm(options.hash_algorithm),
+            "hashed_message": digest,
+        },
+        "cert_req": options.cert_req,
+    }
+    if options.policy:
+        fields["req_policy"] = options.policy
+    if nonce is not None:
+        fields["nonce"] = nonce
+    der = tsp.TimeStampReq(fields).dump()
+    return TimestampQuery(
+        der, options.hash_algorithm, digest, nonce, options.cert_req, options.policy
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies and tokens
+# ---------------------------------------------------------------------------------------------
+
+_STATUS_TEXT = {
+    "rejection": "rejected",
+    "waiting": "waiting (no token yet)",
+    "revocation_warning": "revocation warning",
+    "revocation_notification": "the TSA certificate has been revoked",
+}
+
+
+def token_from_reply(der: bytes) -> bytes:
+    """The DER TimeStampToken from a TimeStampResp (status must be granted) or a bare token."""
+    try:
+        info = cms.ContentInfo.load(der, strict=True)
+        if info["content_type"].native == "signed_data":
+            return der
+    except (ValueError, TypeError):
+        pass
+    try:
+        resp = tsp.TimeStampResp.load(der, strict=True)
+        status_info = resp["status"]
+        status = status_info["status"].native
+    except (ValueError, TypeError, KeyError) as e:
+        raise TimestampError(f"not an RFC 3161 timestamp reply: {_first(e)}") from None
+    if status not in ("granted", "granted_with_mods"):
+        text = _STATUS_TEXT.get(str(status), str(status))
+        detail = status_info["status_string"].native if status_info["status_string"] else None
+        failure = status_info["fail_info"].native if status_info["fail_info"] else None
+        extra = "; ".join(str(x) for x in (detail, failure) if x)
+        raise TimestampError(
+            f"the TSA refused the request: {text}" + (f" ({extra})" if extra else "")
+        )
+    token = resp["time_stamp_token"]
+    if isinstance(token, core.Void):
+        raise TimestampError("the TSA reply is 'granted' but carries no token")
+    return bytes(token.dump())
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a cryptographically checked token says."""
+
+    der: bytes
+    gen_time: dt.datetime
+    hash_algorithm: str
+    digest: bytes
+    policy: str
+    serial: int
+    nonce: int | None
+    tsa_name: str | None
+    accuracy: dt.timedelta | None
+    signer: x509.Certificate | None
+    certificates: tuple[x509.Certificate, ...]
+
+
+@dataclass
+class TokenCheck:
+    """Result of :func:`check_token`: the info (when decodable) and problems found."""
+
+    info: TokenInfo | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return self.info is not None and not self.problems
+
+
+def _certs(signed: cms.SignedData) -> list[x509.Certificate]:
+    out: list[x509.Certificate] = []
+    for choice in signed["certificates"] or []:
+        if choice.name == "certificate":
+            try:
+                out.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+            except ValueError:
+                continue
+    return out
+
+
+def _matches_sid(cert: x509.Certificate, sid: cms.SignerIdentifier) -> bool:
+    asn1 = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+    if sid.name == "issuer_and_serial_number":
+        ias = sid.chosen
+        return bool(
+            ias["issuer"] == asn1.issuer and ias["serial_number"].native == asn1.serial_number
+        )
+    return bool(asn1.key_identifier == sid.chosen.native)
+
+
+def _general_name(name: Any) -> str | None:
+    if isinstance(name, core.Void) or name is None:
+        return None
+    if name.name == "directory_name":
+        return str(name.chosen.human_friendly)
+    return str(name.native)
+
+
+def _accuracy(acc: Any) -> dt.timedelta | None:
+    if isinstance(acc, core.Void) or acc is None:
+        return None
+    return dt.timedelta(
+        seconds=acc["seconds"].native or 0,
+        milliseconds=acc["millis"].native or 0,
+        microseconds=acc["micros"].native or 0,
+    )
+
+
+def check_token(
+    token: bytes, data: bytes, *, extra_certs: Sequence[x509.Certificate] = ()
+) -> TokenCheck:
+    """Cryptographic checks of a TimeStampToken over ``data`` (no chain, no trust).
+
+    Checks: SignedData with eContentType id-ct-TSTInfo; imprint = hash(``data``); the signer
+    certificate (token certificates or ``extra_certs``) by issuer+serial or SKI; the signed
+    attributes (content type, message digest of the exact eContent bytes, ESSCertID(v2) of the
+    signer certificate); the signature; the TSA EKU (critical, only timeStamping); the time
+    against the TSA certificate's validity.
+    """
+    out = TokenCheck()
+    try:
+        info = cms.ContentInfo.load(strip_der_pad(token), strict=True)
+        if info["content_type"].native != "signed_data":
+            raise ValueError("not a CMS SignedData")
+        signed: cms.SignedData = info["content"]
+        eci = signed["encap_content_info"]
+        if eci["content_type"].native != "tst_info":
+            raise ValueError("eContentType is not id-ct-TSTInfo")
+        econtent = bytes(eci["content"].contents)
+        tst = tsp.TSTInfo.load(econtent)
+        imprint = tst["message_imprint"]
+        nonce = tst["nonce"]
+        if len(signed["signer_infos"]) != 1:
+            raise ValueError("a token must have exactly one SignerInfo")
+        signer_info = signed["signer_infos"][0]
+        certs = _certs(signed)
+        parsed = TokenInfo(
+            der=strip_der_pad(token),
+            gen_time=tst["gen_time"].native.astimezone(dt.UTC),
+            hash_algorithm=_hash_name(imprint["hash_algorithm"]),
+            digest=bytes(imprint["hashed_message"].native),
+            policy=tst["policy"].dotted,
+            serial=int(tst["serial_number"].native),
+            nonce=None if isinstance(nonce, core.Void) else int(nonce.native),
+            tsa_name=_general_name(tst["tsa"]),
+            accuracy=_accuracy(tst["accuracy"]),
+            signer=None,
+            certificates=tuple(certs),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        out.problems.append(("TIMESTAMP_MALFORMED", f"not an RFC 3161 token: {_first(e)}"))
+        return out
+
+    try:
+        expected = _digest(parsed.hash_algorithm, data)
+    except TimestampError as e:
+        out.problems.append(("TIMESTAMP_MALFORMED", str(e)))
+        expected = b""
+    if expected and expected != parsed.digest:
+        out.problems.append(
+            (
+                "TIMESTAMP_IMPRINT_MISMATCH",
+                f"the {parsed.hash_algorithm} imprint is not the hash of this signature's value",
+            )
+        )
+
+    sid = signer_info["sid"]
+    signer = next((c for c in (*certs, *extra_certs) if _matches_sid(c, sid)), None)
+    if signer is None:
+        out.problems.append(
+            (
+                "TIMESTAMP_TSA_CERT_MISSING",
+                "the TSA certificate is not in the token (certReq was false?) and was not supplied",
+            )
+        )
+    else:
+        parsed = dataclasses.replace(parsed, signer=signer)
+        out.problems.extend(_check_signer_info(signer_info, econtent, signer))
+        out.problems.extend(_check_tsa_cert(signer, parsed.gen_time))
+    out.info = parsed
+    return out
+
+
+def _check_signer_info(
+    signer_info: cms.SignerInfo, econtent: bytes, cert: x509.Certificate
+) -> list[tuple[str, str]]:
+    bad = "TIMESTAMP_SIGNATURE_INVALID"
+    attrs = signer_info["signed_attrs"]
+    if isinstance(attrs, core.Void) or not len(attrs):
+        return [(bad, "the token has no signed attributes")]
+    digest_name = signer_info["digest_algorithm"]["algorithm"].native
+    values: dict[str, Any] = {}
+    for attr in attrs:
+        values[str(attr["type"].native)] = attr["values"][0] if len(attr["values"]) else None
+    problems: list[tuple[str, str]] = []
+    ctype = values.get("content_type")
+    if ctype is None or ctype.native != "tst_info":
+        problems.append((bad, "the content-type attribute is not id-ct-TSTInfo"))
+    md = values.get("message_digest")
+    try:
+        wanted = _digest(str(digest_name), econtent)
+    except TimestampError as e:
+        return [(bad, str(e))]
+    if md is None or bytes(md.native) != wanted:
+        problems.append((bad, "the message-digest attribute does not match the TSTInfo"))
+    problems.extend(_check_ess(values, cert))
+    signed_bytes = attrs.untag().dump()  # the signature covers the SET OF (tag 0x31), not [0]
+    try:
+        _verify_cms_signature(cert, signer_info, str(digest_name), signed_bytes)
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm, TimestampError) as e:
+        reason = str(e) or "the signature does not verify with the TSA certificate's key"
+        problems.append((bad, reason))
+    return problems
+
+
+def _check_ess(values: dict[str, Any], cert: x509.Certificate) -> list[tuple[str, str]]:
+    der = cert.public_bytes(Encoding.DER)
+    v2 = values.get("signing_certificate_v2")
+    v1 = values.get("signing_certificate")
+    bad = "TIMESTAMP_SIGNATURE_INVALID"
+    if v2 is not None:
+        first = v2["certs"][0]
+        name = first["hash_algorithm"]["algorithm"].native
+        if bytes(first["cert_hash"].native) != _digest(str(name), der):
+            return [(bad, "the ESSCertIDv2 hash does not match the TSA certificate")]
+        return []
+    if v1 is not None:
+        if bytes(v1["certs"][0]["cert_hash"].native) != hashlib.sha1(der).digest():  # noqa: S324
+            return [(bad, "the ESSCertID hash does not match the TSA certificate")]
+        return []
+    return [(bad, "no signing-certificate(-v2) attribute binds the TSA certificate")]
+
+
+def _verify_cms_signature(
+    cert: x509.Certificate, signer_info: cms.SignerInfo, digest_name: str, signed: bytes
+) -> None:
+    sig = bytes(signer_info["signature"].native)
+    sig_alg = signer_info["signature_algorithm"]
+    algo = sig_alg.signature_algo
+    hash_name = digest_name
+    try:
+        hash_name = sig_alg.hash_algo
+    except ValueError:
+        pass  # plain rsaEncryption / id-ecPublicKey: the digest algorithm decides
+    hash_cls = _CRYPTO_HASHES.get(hash_name)
+    if hash_cls is None:
+        raise TimestampError(f"unsupported token signature hash {hash_name}")
+    key = cert.public_key()
+    if algo == "rsassa_pss" and isinstance(key, rsa.RSAPublicKey):
+        params = sig_alg["parameters"]
+        mgf_hash = _CRYPTO_HASHES[params["mask_gen_algorithm"]["parameters"]["algorithm"].native]
+        pss = padding.PSS(mgf=padding.MGF1(mgf_hash()), salt_length=params["salt_length"].native)
+        key.verify(sig, signed, pss, hash_cls())
+    elif algo == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey):
+        key.verify(sig, signed, padding.PKCS1v15(), hash_cls())
+    elif algo == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(sig, signed, ec.ECDSA(hash_cls()))
+    elif algo == "dsa" and isinstance(key, dsa.DSAPublicKey):
+        key.verify(sig, signed, hash_cls())
+    else:
+        raise TimestampError(f"unsupported token signature algorithm {algo}")
+
+
+def _check_tsa_cert(cert: x509.Certificate, gen_time: dt.datetime) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    # RFC 3161 2.3: exactly one EKU, id-kp-timeStamping, and the extension is critical.
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        purposes = {oid.dotted_string for oid in ext.value}
+        if not ext.critical or purposes != {TIMESTAMPING_OID}:
+            problems.append(
+                (
+                    "TIMESTAMP_TSA_KEY_USAGE",
+                    "the TSA certificate's EKU must be critical and only timeStamping",
+                )
+            )
+    except x509.ExtensionNotFound:
+        problems.append(
+            (
+                "TIMESTAMP_TSA_KEY_USAGE",
+                "the TSA certificate has no extended key usage timeStamping",
+            )
+        )
+    if not cert.not_valid_before_utc <= gen_time <= cert.not_valid_after_utc:
+        problems.append(
+            (
+                "TIMESTAMP_TSA_VALIDITY",
+                f"time stamp {gen_time.isoformat()} is outside the TSA certificate validity "
+                f"({cert.not_valid_before_utc.isoformat()} to "
+                f"{cert.not_valid_after_utc.isoformat()})",
+            )
+        )
+    return problems
+
+
+def check_reply(
+    token: bytes,
+    data: bytes,
+    *,
+    query: TimestampQuery | None = None,
+    extra_certs: Sequence[x509.Certificate] = (),
+) -> TokenInfo:
+    """Everything a reply must pass before it is stored; raises :class:`TimestampError`.
+
+    The token is checked (:func:`check_token`) against the Signature bytes ``data``, and, when
+    the query is known, against it: same imprint algorithm and digest, the nonce echoed, the
+    requested policy honoured, the certificate included when certReq was set.
+    """
+    result = check_token(token, data, extra_certs=extra_certs)
+    if result.info is None or result.problems:
+        raise TimestampError("bad timestamp reply: " + result.problems[0][1])
+    info = result.info
+    if query is not None:
+        if (query.hash_algorithm, query.digest) != (info.hash_algorithm, info.digest):
+            raise TimestampError("bad timestamp reply: its imprint differs from the query's")
+        if query.nonce is not None and info.nonce != query.nonce:
+            raise TimestampError("bad timestamp reply: the nonce does not match the query's")
+        if query.policy is not None and info.policy != query.policy:
+            raise TimestampError(
+                f"bad timestamp reply: policy {info.policy} instead of the requested {query.policy}"
+            )
+        if query.cert_req and not info.certificates:
+            raise TimestampError("bad timestamp reply: certReq was set but it has no certificate")
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification inside `dsig verify`
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimestampResult:
+    """The ``timestamp`` object of the JSON report, plus the certified time when valid."""
+
+    indication: str  # VALID / INVALID / INDETERMINATE
+    time: dt.datetime | None
+    tsa: str | None
+    hash_algorithm: str | None
+    findings: tuple[tuple[str, str, str], ...]  # (code, message, severity)
+    details: dict[str, Any] = field(default_factory=dict)
+    tsa_trust: TrustResult | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Usable as a certified moment."""
+        return self.indication == "VALID" and self.time is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (``indication``, ``time``, ``tsa``, ``hash_algorithm``, ``findings``...)."""
+        out: dict[str, Any] = {
+            "indication": self.indication,
+            "time": self.time.isoformat() if self.time else None,
+            "tsa": self.tsa,
+            "hash_algorithm": self.hash_algorithm,
+            "findings": [{"code": c, "message": m, "severity": s} for c, m, s in self.findings],
+        }
+        out.update(self.details)
+        if self.tsa_trust is not None:
+            out["tsa_trust"] = self.tsa_trust.to_json()
+        return out
+
+
+def verify_item_timestamp(
+    item: Dataset,
+    *,
+    trust: TrustEvaluator | None,
+    at: dt.datetime,
+    trust_required: bool = True,
+    signing_time: dt.datetime | None = None,
+) -> TimestampResult:
+    """Check the Certified Timestamp of a signature item; ``trust`` validates the TSA chain.
+
+    ``at`` is the moment for the TSA chain (now, or an explicit ``--at``). Without ``trust``
+    the result is INDETERMINATE unless ``trust_required`` is false (integrity-only).
+    """
+    findings: list[tuple[str, str, str]] = []
+    ts_type = raw_text(item, TIMESTAMP_TYPE)
+    if ts_type is not None and ts_type != CMS_TSP:
+        findings.append(("TIMESTAMP_TYPE", f"Certified Timestamp Type is {ts_type!r}", "warning"))
+    try:
+        data = timestamped_bytes(item)
+        stored = raw_bytes(item, CERTIFIED_TIMESTAMP) or b""
+        token = token_from_reply(strip_der_pad(stored))
+    except (DsigError, DicomFormatError) as e:
+        findings.append(("TIMESTAMP_MALFORMED", str(e), "error"))
+        return TimestampResult("INVALID", None, None, None, tuple(findings))
+    check = check_token(token, data, extra_certs=_trust_certs(trust))
+    info = check.info
+    for code, message in check.problems:
+        findings.append((code, message, "error"))
+    if info is None:
+        return TimestampResult("INVALID", None, None, None, tuple(findings))
+    tsa = info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
+    details: dict[str, Any] = {"policy": info.policy, "serial": info.serial}
+    if info.accuracy is not None:
+        details["accuracy_seconds"] = info.accuracy.total_seconds()
+    if info.tsa_name:
+        details["tsa_name"] = info.tsa_name
+    if signing_time is not None:
+        slack = _MAX_CLOCK_SKEW + (info.accuracy or dt.timedelta())
+        if info.gen_time + slack < signing_time:
+            findings.append(
+                (
+                    "TIMESTAMP_BEFORE_SIGNING_TIME",
+                    f"certified time {info.gen_time.isoformat()} is before the claimed signing "
+                    f"time {signing_time.isoformat()}",
+                    "warning",
+                )
+            )
+    if any(s == "error" for _c, _m, s in findings):
+        return TimestampResult(
+            "INVALID", info.gen_time, tsa, info.hash_algorithm, tuple(findings), details
+        )
+    tsa_trust: TrustResult | None = None
+    indication = "VALID"
+    if trust is None or info.signer is None:
+        if trust_required:
+            indication = "INDETERMINATE"
+            findings.append(
+                (
+                    "TIMESTAMP_TSA_NOT_CHECKED",
+                    "no trust store: the TSA was not validated",
+                    "warning",
+                )
+            )
+    else:
+        tsa_trust = trust.evaluate(info.signer, at=at, extra_certs=info.certificates)
+        if tsa_trust.indication is TrustIndication.INVALID:
+            indication = "INVALID"
+        elif tsa_trust.indication is not TrustIndication.VALID:
+            indication = "INDETERMINATE"
+        if tsa_trust.indication is not TrustIndication.VALID:
+            first = next((f for f in tsa_trust.findings if not f.note), None)
+            reason = f"{first.code}: {first.message}" if first else tsa_trust.indication.value
+            findings.append(("TIMESTAMP_TSA_UNTRUSTED", f"TSA chain: {reason}", "error"))
+    return TimestampResult(
+        indication, info.gen_time, tsa, info.hash_algorithm, tuple(findings), details, tsa_trust
+    )
+
+
+def _trust_certs(trust: TrustEvaluator | None) -> tuple[x509.Certificate, ...]:
+    """Certificates the trust configuration knows (a certReq=false token names its TSA only)."""
+    policy = getattr(trust, "policy", None)
+    if policy is None:
+        return ()
+    return (*getattr(policy, "trust_roots", ()), *getattr(policy, "intermediates", ()))
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def signatures_to_stamp(
+    ds: Dataset, uids: Iterable[str] | None, *, replace: bool
+) -> list[SignatureRef]:
+    """The signatures named by ``uids`` (None = all); without ``replace`` skip stamped ones
+    when all are wanted and refuse an explicitly named stamped one."""
+    refs = find_signatures(ds)
+    if not refs:
+        raise SignatureNotFoundError("the file has no signature")
+    if uids is None:
+        chosen = [r for r in refs if replace or CERTIFIED_TIMESTAMP not in r.item]
+        return chosen
+    out = []
+    for uid in uids:
+        ref = find_signature(ds, uid)
+        if CERTIFIED_TIMESTAMP in ref.item and not replace:
+            raise TimestampError(f"signature {uid} already has a timestamp (use --replace)")
+        out.append(ref)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks called by dsig.verifier
+# ---------------------------------------------------------------------------------------------
+
+
+def check_signature_timestamp(
+    item: Dataset, res: SignatureResult, options: VerifyOptions
+) -> dict[str, Any]:
+    """Verify the timestamp of one signature for ``dsig verify``; returns the JSON object.
+
+    The TSA chain is validated with ``options.tsa_trust`` (default: ``options.trust``) at the
+    explicit ``--at`` datetime if one was given, else now. A timestamp that does not verify
+    adds a TIMESTAMP_INVALID warning to the signature: the signature itself is not affected
+    (the timestamp lies outside the MAC) unless ``--require timestamp`` asks for one.
+    """
+    trust = options.tsa_trust if options.tsa_trust is not None else options.trust
+    at = options.at if isinstance(options.at, dt.datetime) else options.clock()
+    from dsig.model import parse_dicom_datetime
+
+    result = verify_item_timestamp(
+        item,
+        trust=trust,
+        at=at,
+        trust_required=not options.integrity_only,
+        signing_time=parse_dicom_datetime(res.datetime or ""),
+    )
+    if result.indication == "INVALID":
+        first = next((m for _c, m, s in result.findings if s == "error"), "")
+        res.findings.append(
+            Finding(
+                "TIMESTAMP_INVALID", f"the certified timestamp does not verify: {first}", "warning"
+            )
+        )
+    return result.to_json()
+
+
+def certified_moment(res: SignatureResult) -> dt.datetime | None:
+    """The certified time of a signature whose timestamp verified as VALID, else None."""
+    ts = res.timestamp
+    if not ts or ts.get("indication") != "VALID" or not ts.get("time"):
+        return None
+    return dt.datetime.fromisoformat(str(ts["time"]))
+
+
+def trust_at_timestamp(
+    trust: TrustEvaluator, cert: x509.Certificate, moment: dt.datetime
+) -> TrustResult:
+    """Validate the signer at a certified moment: revocations after it pass with a note.
+
+    Uses ``certified_time=True`` where the evaluator offers it (``pki.PolicyEvaluator``).
+    """
+    from pki.evaluator import PolicyEvaluator
+
+    if isinstance(trust, PolicyEvaluator):
+        return trust.evaluate(cert, at=moment, certified_time=True)
+    return trust.evaluate(cert, at=moment)
+
+
+def check_timestamp_requirement(result: FileResult) -> None:
+    """``--require timestamp``: some non-invalid signature must carry a VALID timestamp."""
+    for sig in result.signatures:
+        if sig.indication is not Indication.INVALID and certified_moment(sig) is not None:
+            return
+    result.findings.append(
+        Finding("TIMESTAMP_REQUIRED", "no valid signature carries a valid certified timestamp")
+    )
