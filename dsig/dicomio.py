@@ -12,6 +12,14 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dsig.errors import DicomFormatError
+from dsig.limits import (
+    DEFAULT_LIMITS,
+    LimitExceededError,
+    ParseLimits,
+    WorkBudget,
+    check_inflated_size,
+    deflated_data_offset,
+)
 from dsig.stream import UNDEFINED, element_vr, is_sequence, iter_fragments, sequence_items, stored
 
 # Verification must see VRs exactly as stored: UN stays UN (C.12.1.1.3.1.1 excludes it), and
@@ -20,12 +28,18 @@ config.replace_un_with_known_vr = False
 config.settings.reading_validation_mode = config.IGNORE
 
 
-def read_dicom(path: Path) -> FileDataset:
-    """Read a DICOM Part 10 file and check that it is complete."""
+def read_dicom(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> FileDataset:
+    """Read a DICOM Part 10 file and check that it is complete (within ``limits``)."""
     try:
         size = path.stat().st_size
     except OSError as e:
         raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        offset = deflated_data_offset(path)
+        if offset is not None:
+            check_inflated_size(path, offset, limits)
+    except LimitExceededError as e:
+        raise LimitExceededError(f"{path}: {e}") from None
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:
@@ -39,9 +53,15 @@ def read_dicom(path: Path) -> FileDataset:
     if len(ds) == 0:
         raise DicomFormatError(f"{path}: truncated or empty: the file holds no data set")
     try:
-        check_complete(ds, size)
+        # A deflated data set may legitimately hold values longer than the file itself.
+        bound = size if offset is None else limits.max_inflated_bytes
+        check_complete(ds, bound, budget=WorkBudget(limits))
+    except LimitExceededError as e:
+        raise LimitExceededError(f"{path}: {e}") from None
     except DicomFormatError as e:
         raise DicomFormatError(f"{path}: {e}") from None
+    except RecursionError:
+        raise LimitExceededError(f"{path}: parser limit: sequences nested too deep") from None
     except Exception as e:
         raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
     return ds
@@ -71,14 +91,33 @@ def _read_bare_dataset(path: Path) -> FileDataset:
     return ds
 
 
-def check_complete(ds: Dataset, file_size: int, ancestors: tuple[Dataset, ...] = ()) -> None:
-    """Parse every sequence; check every value is whole (pydicom reads truncated values short)."""
+def check_complete(
+    ds: Dataset,
+    file_size: int,
+    ancestors: tuple[Dataset, ...] = (),
+    *,
+    budget: WorkBudget | None = None,
+) -> None:
+    """Parse every sequence; check every value is whole (pydicom reads truncated values short).
+
+    ``budget`` bounds nesting depth and the number of elements visited (ParseLimits).
+    """
+    budget = budget or WorkBudget(DEFAULT_LIMITS)
+    budget.depth(len(ancestors))
     for tag in ds.keys():
+        budget.spend()
         elem = stored(ds, tag, keep_deferred=True)
+        if isinstance(elem, RawDataElement) and elem.length not in (UNDEFINED, None):
+            if elem.length > file_size:
+                raise DicomFormatError(
+                    f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) claims {elem.length} bytes, "
+                    f"more than the whole file ({file_size})"
+                )
         vr = element_vr(ds, tag, ancestors)
         if is_sequence(ds, tag, vr):
             for item in sequence_items(ds, tag):
-                check_complete(item, file_size, (ds, *ancestors))
+                budget.spend()
+                check_complete(item, file_size, (ds, *ancestors), budget=budget)
             continue
         if isinstance(elem, RawDataElement):
             value = elem.value

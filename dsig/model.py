@@ -12,6 +12,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dsig.errors import DicomFormatError
+from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, check_signature_count
 from dsig.stream import element_vr, is_sequence, sequence_items, stored
 from dsig.tags import ItemPath, ItemStep
 
@@ -192,13 +193,22 @@ def iter_levels(
             yield from iter_levels(item, (*path, ItemStep(tag, i)), (ds, *ancestors))
 
 
-def find_signatures(ds: Dataset) -> list[SignatureRef]:
-    """All signature items in the instance, main level first."""
+def find_signatures(ds: Dataset, limits: ParseLimits = DEFAULT_LIMITS) -> list[SignatureRef]:
+    """All signature items in the instance, main level first.
+
+    Raises LimitExceededError past ``limits.max_signatures`` items or ``limits.max_depth``.
+    """
     found = []
     for level, path, ancestors in iter_levels(ds):
+        if len(path) > limits.max_depth:
+            raise LimitExceededError(
+                f"parser limit: sequences nested deeper than {limits.max_depth} levels "
+                "(ParseLimits.max_depth)"
+            )
         if DIGITAL_SIGNATURES_SEQUENCE in level:
             for i in range(len(sequence_items(level, DIGITAL_SIGNATURES_SEQUENCE))):
                 found.append(SignatureRef(level, path, i, ancestors))
+            check_signature_count(len(found), limits)
     return found
 
 

@@ -6,6 +6,8 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -31,6 +33,8 @@ from dsig.profiles import Profile, check_creation, tags_to_sign
 from dsig.purposes import purpose_item
 from dsig.stream import Sink, StreamOptions, is_signable, sequence_items, write_mac_stream
 from dsig.tags import ROOT, ItemPath, format_location, tag_str
+from pki.errors import TrustConfigError
+from pki.policy import AlgorithmRule
 from tokens.api import KeyProvider
 from tokens.digest import Digest, HashAlgorithm
 
@@ -50,6 +54,10 @@ class SignOptions:
     mac_transfer_syntax: str | None = None
     #: Extra sinks that receive the MAC stream (``--dump``).
     dump_sinks: Sequence[Sink] = field(default_factory=tuple)
+    #: Weak algorithms accepted for this signature, in pki's vocabulary (``md5``, ``sha1``,
+    #: ``rsa1024``, ``dsa1024``...); without them MD5/SHA-1 MACs and RSA/DSA keys under 2048
+    #: bits are refused.
+    allow_weak: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,7 @@ def add_signature(
     The MAC ID is unused anywhere in the instance (PS3.3 wants it unique per SOP Instance;
     DCMTK allocates per level). Raises SigningError, ProfileError, TagError, LocationError.
     """
+    check_algorithm_policy(options.mac, key.certificate, options.allow_weak)
     level, ancestors = resolve_location(ds, location)
     top_level = not location
     file_ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
@@ -179,6 +188,35 @@ def add_signature(
     _append_item(level, MAC_PARAMETERS_SEQUENCE, params)
     _append_item(level, DIGITAL_SIGNATURES_SEQUENCE, item)
     return SignedInfo(uid, mac_id, format_location(location), tuple(tags), sum(lengths), signature)
+
+
+def check_algorithm_policy(
+    mac: HashAlgorithm, certificate: x509.Certificate, allow_weak: Sequence[str] = ()
+) -> None:
+    """Refuse a weak MAC or a small RSA/DSA signer key unless ``allow_weak`` names it.
+
+    The names are pki's :class:`AlgorithmRule` vocabulary, shared with ``verify --allow-weak``.
+    Raises SigningError (one line, naming the ``--allow-weak`` value that would accept it).
+    """
+    try:
+        rule = AlgorithmRule.from_names(allow_weak)
+    except TrustConfigError as e:
+        raise SigningError(f"--allow-weak: {e}") from None
+    name = mac.hashlib_name
+    if mac.weak and name not in rule.allowed_hashes:
+        raise SigningError(
+            f"{mac.value} is a weak MAC algorithm, refused for new signatures "
+            f"(--allow-weak {name} to sign with it anyway)"
+        )
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+        kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
+        floor = rule.min_rsa_bits if kind == "rsa" else rule.min_dsa_bits
+        if key.key_size < floor:
+            raise SigningError(
+                f"the signer's {kind.upper()} key has {key.key_size} bits, under {floor}: "
+                f"refused for new signatures (--allow-weak {kind}{key.key_size} to sign anyway)"
+            )
 
 
 def _append_item(level: Dataset, tag: int, item: Dataset) -> None:

@@ -126,6 +126,13 @@ def sign(
         bool, typer.Option("--recursive", "-r", help="descend into directories")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    allow_weak: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-weak",
+            help="sign even with this weak algorithm: md5, sha1, rsa1024 (...); repeatable",
+        ),
+    ] = None,
     tsa: TsaOpt = None,
     timestamp_query: Annotated[
         Path | None, typer.Option(help="write an RFC 3161 query (.tsq) for the new signature")
@@ -149,6 +156,8 @@ def sign(
     jobs = _plan(paths, in_place=in_place, out_dir=out_dir, recursive=recursive, force=force)
     if dump is not None and len(jobs) != 1:
         raise fail("--dump needs exactly one input", 2)
+    if dump is not None:
+        _check_dump_target(dump, jobs[0], force=force)
     stamping = sign_timestamping(
         jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file,
         ts_hash=ts_hash, ts_nonce=ts_nonce, ts_cert_req=ts_cert_req, ts_policy=ts_policy,
@@ -179,6 +188,7 @@ def sign(
             old=format is FormatChoice.old,
             dump=dump,
             stamping=stamping,
+            allow_weak=allow_weak or [],
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -205,6 +215,15 @@ def _plan(
     return jobs
 
 
+def _check_dump_target(dump: Path, job: tuple[Path, Path], *, force: bool) -> None:
+    """--dump must not replace the input or the signed output, nor an existing file unforced."""
+    for other in job:
+        if dump.resolve() == other.resolve():
+            raise fail(f"--dump {dump} is the same path as {other}: it would be overwritten", 2)
+    if dump.exists() and not force:
+        raise fail(f"--dump {dump} exists: use --force to overwrite it", 2)
+
+
 def _run(
     jobs: list[tuple[Path, Path]],
     *,
@@ -223,10 +242,16 @@ def _run(
     old: bool,
     dump: Path | None,
     stamping: SignTimestamping | None = None,
+    allow_weak: list[str] | None = None,
 ) -> None:
     from dsig.dicomio import read_dicom
     from dsig.profiles import Profile
-    from dsig.signer import SignOptions, add_signature, mac_transfer_syntax_for
+    from dsig.signer import (
+        SignOptions,
+        add_signature,
+        check_algorithm_policy,
+        mac_transfer_syntax_for,
+    )
     from dsig.tags import parse_location, parse_tag, parse_tag_file
     from dsig.writer import atomic_output, save, target_encoding
     from tokens.digest import HashAlgorithm
@@ -242,16 +267,20 @@ def _run(
         key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
     )
     try:
+        mac_algorithm = HashAlgorithm.from_name(mac.value)
+        # Refused before any input is read: a weak MAC or key fails the whole run at once.
+        check_algorithm_policy(mac_algorithm, provider.certificate, allow_weak or ())
         for src, dst in jobs:
             ds = read_dicom(src)
             encoding = target_encoding(ds, write_xfer.value, lengths.value if lengths else None)
             options = SignOptions(
-                mac=HashAlgorithm.from_name(mac.value),
+                mac=mac_algorithm,
                 profile=Profile(profile.value),
                 tags=tag_list,
                 purpose=purpose,
                 old_format=old,
                 mac_transfer_syntax=mac_transfer_syntax_for(encoding.transfer_syntax),
+                allow_weak=tuple(allow_weak or ()),
             )
             if dump is not None:
                 with atomic_output(dump) as fp:

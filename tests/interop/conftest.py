@@ -168,6 +168,8 @@ class Dsig:
         args += ["--key", str(signer.key), "--cert", str(signer.cert), "--no-password"]
         if mac:
             args += ["--mac", mac]
+            if mac in ("md5", "sha1"):
+                args += ["--allow-weak", mac]
         if profile:
             args += ["--profile", profile]
         for t in tags:

@@ -1,0 +1,146 @@
+"""Parser limits: a crafted file must not exhaust memory or time.
+
+Every limit hit raises :class:`LimitExceededError` (a :class:`DicomFormatError`, so the CLI
+reports it on one line and exits 4). The defaults are far above what real objects need: SR
+content trees rarely nest more than a dozen levels, objects rarely carry more than a handful
+of signatures, and the element budget allows multi-frame objects with huge functional-group
+sequences.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsig.errors import DicomFormatError
+
+DEFLATED_EXPLICIT_LE = "1.2.840.10008.1.2.1.99"
+
+
+class LimitExceededError(DicomFormatError):
+    """A parser limit was hit; the message names the limit and its value."""
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on the work of reading and walking one DICOM file."""
+
+    #: Sequence nesting depth (the main data set is depth 0; its sequences' items depth 1).
+    max_depth: int = 64
+    #: Digital Signatures Sequence items in the whole instance (all levels).
+    max_signatures: int = 128
+    #: Data elements and items visited while checking the file (total work of one walk).
+    max_elements: int = 2_000_000
+    #: Bytes a deflated data set may inflate to (a "zip bomb" is refused before pydicom
+    #: inflates it in memory).
+    max_inflated_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        for name in ("max_depth", "max_signatures", "max_elements", "max_inflated_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ParseLimits.{name} must be a positive int, got {value!r}")
+
+
+DEFAULT_LIMITS = ParseLimits()
+
+
+class WorkBudget:
+    """Counts visited elements against ``ParseLimits.max_elements``."""
+
+    def __init__(self, limits: ParseLimits) -> None:
+        self.limits = limits
+        self.used = 0
+
+    def spend(self, n: int = 1) -> None:
+        """Account for ``n`` more elements; raises when the budget is exhausted."""
+        self.used += n
+        if self.used > self.limits.max_elements:
+            raise LimitExceededError(
+                f"parser limit: more than {self.limits.max_elements} data elements "
+                "(ParseLimits.max_elements)"
+            )
+
+    def depth(self, depth: int) -> None:
+        """Check a sequence nesting depth."""
+        if depth > self.limits.max_depth:
+            raise LimitExceededError(
+                f"parser limit: sequences nested deeper than {self.limits.max_depth} levels "
+                "(ParseLimits.max_depth)"
+            )
+
+
+def check_signature_count(count: int, limits: ParseLimits) -> None:
+    """Refuse more signature items than ``limits.max_signatures``."""
+    if count > limits.max_signatures:
+        raise LimitExceededError(
+            f"parser limit: more than {limits.max_signatures} signatures "
+            "(ParseLimits.max_signatures)"
+        )
+
+
+def deflated_data_offset(path: Path) -> int | None:
+    """Where the data set starts if the file's meta names Deflated Explicit VR LE, else None.
+
+    A minimal scan of the explicit VR little endian group 0002 (pydicom keeps no position).
+    """
+    try:
+        with path.open("rb") as fp:
+            head = fp.read(1 << 16)
+    except OSError:
+        return None
+    if head[128:132] != b"DICM":
+        return None
+    pos, syntax = 132, ""
+    while pos + 8 <= len(head):
+        group, element = struct.unpack_from("<HH", head, pos)
+        if group != 0x0002:
+            break
+        vr = head[pos + 4 : pos + 6]
+        if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC", b"UR", b"OL", b"OD", b"OF", b"OV"):
+            if pos + 12 > len(head):
+                return None
+            length = struct.unpack_from("<I", head, pos + 8)[0]
+            start = pos + 12
+        else:
+            length = struct.unpack_from("<H", head, pos + 6)[0]
+            start = pos + 8
+        if element == 0x0010:
+            syntax = head[start : start + length].decode("latin-1").rstrip("\x00 ")
+        pos = start + length
+    return pos if syntax == DEFLATED_EXPLICIT_LE else None
+
+
+def check_inflated_size(path: Path, data_offset: int, limits: ParseLimits) -> None:
+    """Inflate a deflated data set in bounded chunks, refusing it past ``max_inflated_bytes``.
+
+    Nothing is kept: this only measures, so that pydicom's whole-buffer inflate that follows
+    cannot be turned into a memory bomb. Corrupt deflate data is left for pydicom to report.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    chunk = 1 << 16
+    try:
+        with path.open("rb") as fp:
+            fp.seek(data_offset)
+            while True:
+                data = fp.read(chunk)
+                if not data:
+                    break
+                while True:
+                    out = inflater.decompress(data, chunk)
+                    total += len(out)
+                    if total > limits.max_inflated_bytes:
+                        raise LimitExceededError(
+                            f"parser limit: the deflated data set inflates to more than "
+                            f"{limits.max_inflated_bytes} bytes (ParseLimits.max_inflated_bytes)"
+                        )
+                    if inflater.eof:
+                        return
+                    data = inflater.unconsumed_tail
+                    if not data and len(out) < chunk:
+                        break
+    except (OSError, zlib.error):
+        return
