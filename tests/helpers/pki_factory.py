@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+# Real time (to the second), so that certificates made for CLI tests stay valid whenever the
+# suite runs; every window is relative to it.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def make_key(kind: str = "rsa2048") -> PrivateKey:

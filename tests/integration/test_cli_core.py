@@ -23,7 +23,11 @@ def dsig(*args: object) -> Any:
 
 
 def sign(core_pki: CorePki, src: Path, dst: Path, *extra: object, key: str = "rsa") -> Any:
-    k, c = (core_pki.rsa_key, core_pki.rsa_cert) if key == "rsa" else (core_pki.ec_key, core_pki.ec_cert)
+    k, c = (
+        (core_pki.rsa_key, core_pki.rsa_cert)
+        if key == "rsa"
+        else (core_pki.ec_key, core_pki.ec_cert)
+    )
     result = dsig("sign", src, dst, "--key", k, "--cert", c, "--no-password", *extra)
     return result
 
@@ -43,10 +47,14 @@ def only_signature(data: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mac", ["sha256", "sha384", "sha512", "ripemd160", "sha1", "md5"])
 @pytest.mark.parametrize("key", ["rsa", "ec"])
-def test_sign_verify_all_macs_and_keys(core_pki: CorePki, tmp_path: Path, mac: str, key: str) -> None:
+def test_sign_verify_all_macs_and_keys(
+    core_pki: CorePki, tmp_path: Path, mac: str, key: str
+) -> None:
     out = tmp_path / "signed.dcm"
     weak_ok = ("--allow-weak", mac) if mac in ("sha1", "md5") else ()
-    assert sign(core_pki, sample("CT_small.dcm"), out, "--mac", mac, *weak_ok, key=key).exit_code == 0
+    assert (
+        sign(core_pki, sample("CT_small.dcm"), out, "--mac", mac, *weak_ok, key=key).exit_code == 0
+    )
     data = report(out)
     sig = only_signature(data)
     assert data["exit_code"] == 0
@@ -56,7 +64,9 @@ def test_sign_verify_all_macs_and_keys(core_pki: CorePki, tmp_path: Path, mac: s
     assert ("base" in sig["profiles"]) == (key == "rsa")  # profiles are RSA only
 
 
-def test_json_schema_and_trust_not_checked_is_indeterminate(core_pki: CorePki, tmp_path: Path) -> None:
+def test_json_schema_and_trust_not_checked_is_indeterminate(
+    core_pki: CorePki, tmp_path: Path
+) -> None:
     out = tmp_path / "s.dcm"
     sign(core_pki, sample("reportsi.dcm"), out, "--purpose", "1")
     result = dsig("verify", out, "--json")
@@ -73,11 +83,17 @@ def test_json_schema_and_trust_not_checked_is_indeterminate(core_pki: CorePki, t
     assert sig["trust"]["indication"] == "NOT_CHECKED"
     assert sig["trust"]["findings"][0]["code"] == "TRUST_NOT_CHECKED"
     assert sig["indication"] == "INDETERMINATE" and file["indication"] == "INDETERMINATE"
-    assert sig["purpose"] == {"code": "1", "scheme": "ASTM-sigpurpose", "meaning": "Author's Signature"}
+    assert sig["purpose"] == {
+        "code": "1",
+        "scheme": "ASTM-sigpurpose",
+        "meaning": "Author's Signature",
+    }
     assert data["summary"]["indeterminate"] == 1
 
 
-def test_tampering_fails_and_adding_unsigned_element_is_reported(core_pki: CorePki, tmp_path: Path) -> None:
+def test_tampering_fails_and_adding_unsigned_element_is_reported(
+    core_pki: CorePki, tmp_path: Path
+) -> None:
     out = tmp_path / "s.dcm"
     sign(core_pki, sample("CT_small.dcm"), out)
     ds = pydicom.dcmread(out)
@@ -148,7 +164,9 @@ def test_old_format_needs_format_old(core_pki: CorePki, tmp_path: Path) -> None:
     assert report(out, "--format-old")["exit_code"] == 0
 
 
-def test_multiframe_multifragment_jpeg_and_fragment_tamper(core_pki: CorePki, tmp_path: Path) -> None:
+def test_multiframe_multifragment_jpeg_and_fragment_tamper(
+    core_pki: CorePki, tmp_path: Path
+) -> None:
     from tests.helpers.dicom_factory import multiframe_multifragment_jpeg
 
     src = multiframe_multifragment_jpeg(tmp_path / "mf.dcm", frames=4)
@@ -200,7 +218,16 @@ def test_in_place_and_output_safety(core_pki: CorePki, tmp_path: Path) -> None:
     r = sign(core_pki, src, out)
     assert r.exit_code == 2 and out.read_bytes() == b"keep me"
     assert src.read_bytes() == original
-    r = dsig("sign", src, "--in-place", "--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert, "--no-password")
+    r = dsig(
+        "sign",
+        src,
+        "--in-place",
+        "--key",
+        core_pki.rsa_key,
+        "--cert",
+        core_pki.rsa_cert,
+        "--no-password",
+    )
     assert r.exit_code == 0
     assert report(src)["exit_code"] == 0
     assert not list(tmp_path.glob("*.dsig-tmp"))
@@ -219,13 +246,25 @@ def test_many_inputs_to_out_dir(core_pki: CorePki, tmp_path: Path) -> None:
     assert dsig("verify", tmp_path / "out", "--recursive", "--integrity-only").exit_code == 0
 
 
-def test_encrypted_key_password_sources(core_pki: CorePki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_encrypted_key_password_sources(
+    core_pki: CorePki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pw = tmp_path / "pw"
     pw.write_text(core_pki.password + "\n")
-    base = ["sign", sample("CT_small.dcm"), "--key", core_pki.encrypted_key, "--cert", core_pki.rsa_cert]
+    base = [
+        "sign",
+        sample("CT_small.dcm"),
+        "--key",
+        core_pki.encrypted_key,
+        "--cert",
+        core_pki.rsa_cert,
+    ]
     assert dsig(*base[:2], tmp_path / "a.dcm", *base[2:], "--password-file", pw).exit_code == 0
     monkeypatch.setenv("DSIG_TEST_PW", core_pki.password)
-    assert dsig(*base[:2], tmp_path / "b.dcm", *base[2:], "--password-env", "DSIG_TEST_PW").exit_code == 0
+    assert (
+        dsig(*base[:2], tmp_path / "b.dcm", *base[2:], "--password-env", "DSIG_TEST_PW").exit_code
+        == 0
+    )
     monkeypatch.setenv("DSIG_TEST_PW", "wrong")
     r = dsig(*base[:2], tmp_path / "c.dcm", *base[2:], "--password-env", "DSIG_TEST_PW")
     assert r.exit_code == 4 and "password" in r.stderr and "wrong\n" not in r.stderr

@@ -25,7 +25,9 @@ from dsig.writer import Encoding, write_dataset_file
 
 TEXT = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ^", min_size=0, max_size=20)
 DS_VALUES = st.lists(
-    st.decimals(min_value=-999, max_value=999, places=2).map(lambda d: str(d)), min_size=1, max_size=3
+    st.decimals(min_value=-999, max_value=999, places=2).map(lambda d: str(d)),
+    min_size=1,
+    max_size=3,
 )
 
 
@@ -35,7 +37,9 @@ def items(draw: st.DrawFn, depth: int = 0) -> Dataset:
     ds.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
     ds.ReferencedSOPInstanceUID = draw(st.sampled_from(["1.2.3", "1.2.34", "1.2.3.4.5"]))
     if draw(st.booleans()):
-        ds.ReferencedFrameNumber = draw(st.lists(st.integers(0, 9999).map(str), min_size=1, max_size=3))
+        ds.ReferencedFrameNumber = draw(
+            st.lists(st.integers(0, 9999).map(str), min_size=1, max_size=3)
+        )
     if depth < 2 and draw(st.booleans()):
         ds.ReferencedSeriesSequence = Sequence(draw(st.lists(items(depth + 1), max_size=2)))
     return ds
@@ -66,7 +70,9 @@ def datasets(draw: st.DrawFn) -> Dataset:
     if draw(st.booleans()):
         ds.EncapsulatedDocument = draw(st.binary(max_size=33))
     if draw(st.booleans()):
-        ds.RedPaletteColorLookupTableData = draw(st.binary(max_size=16).map(lambda b: b[: len(b) // 2 * 2]))
+        ds.RedPaletteColorLookupTableData = draw(
+            st.binary(max_size=16).map(lambda b: b[: len(b) // 2 * 2])
+        )
     if draw(st.booleans()):
         ds.DoubleFloatPixelData = draw(st.binary(max_size=24).map(lambda b: b[: len(b) // 8 * 8]))
     if draw(st.booleans()):
@@ -110,7 +116,12 @@ def _roundtrip(ds: Dataset, ts: str, lengths: str) -> Dataset:
 @given(
     datasets(),
     st.sampled_from(
-        ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99"]
+        [
+            "1.2.840.10008.1.2.1",
+            "1.2.840.10008.1.2.2",
+            "1.2.840.10008.1.2",
+            "1.2.840.10008.1.2.1.99",
+        ]
     ),
     st.sampled_from(["explicit", "undefined"]),
 )
