@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from dsig.cli.net import send, serve
 from dsig.cli.sign import sign
 from dsig.cli.timestamp import timestamp_app
 from dsig.cli.tokens import tokens_app
@@ -29,6 +30,8 @@ app.command()(verify)
 app.command()(inspect)
 app.command()(remove)
 app.command()(purposes)
+app.command()(serve)
+app.command()(send)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(timestamp_app, name="timestamp")
 

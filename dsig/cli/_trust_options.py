@@ -1,0 +1,144 @@
+"""Verification options shared by commands that verify (``dsig serve``; ``dsig verify`` may adopt
+them): the typer option declarations and one builder from option values to
+:class:`~dsig.verifier.VerifyOptions`.
+
+The declarations mirror ``dsig verify``'s (same names, types and help), so that a trust policy
+written for ``dsig verify`` works unchanged for ``dsig serve``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dsig.cli._common import fail
+from dsig.cli.verify import RequireChoice, RevocationChoice
+
+if TYPE_CHECKING:
+    from dsig.verifier import VerifyOptions
+    from pki.policy import TrustPolicy
+    from pki.results import TrustEvaluator
+
+RequireOpt = Annotated[
+    list[RequireChoice] | None,
+    typer.Option(help="fail unless a valid signature meets this; repeatable"),
+]
+FormatOldOpt = Annotated[bool, typer.Option("--format-old", help="accept DCMTK's pre-3.5.4 format")]
+IntegrityOnlyOpt = Annotated[
+    bool, typer.Option("--integrity-only", help="check integrity only; do not require trust")
+]
+TrustStoreOpt = Annotated[
+    list[Path] | None, typer.Option(help="trust anchors: PEM/DER/PKCS#7 file or directory")
+]
+UntrustedOpt = Annotated[list[Path] | None, typer.Option(help="intermediate certificates")]
+CrlOpt = Annotated[list[Path] | None, typer.Option(help="CRL file or directory")]
+OcspOpt = Annotated[list[Path] | None, typer.Option(help="stored OCSP response (DER)")]
+RevocationOpt = Annotated[RevocationChoice | None, typer.Option(help="revocation checking mode")]
+OnlineOpt = Annotated[
+    bool, typer.Option("--online", help="fetch CRLs/OCSP/intermediates from the network")
+]
+AtOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="validation moment: timestamp (default when a valid one exists), "
+        "now, signing-time or ISO-8601"
+    ),
+]
+TsaTrustStoreOpt = Annotated[
+    list[Path] | None,
+    typer.Option(help="trust anchors for timestamp authorities (default: --trust-store)"),
+]
+AllowWeakOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="accept this weak algorithm in paths (sha1, md5, rsa1024)"),
+]
+
+
+def parse_moment(text: str | None) -> str | dt.datetime:
+    """``--at``: "timestamp", "now", "signing-time" or an ISO-8601 moment (UTC when no offset
+    is given); None means "auto" (a valid timestamp's certified time, else now)."""
+    if text is None:
+        return "auto"
+    if text in ("now", "signing-time", "timestamp", "auto"):
+        return text
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(
+            f"--at: expected timestamp, now, signing-time or ISO-8601, got {text!r}", 2
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def build_verify_options(
+    *,
+    require: list[RequireChoice] | None,
+    format_old: bool,
+    integrity_only: bool,
+    trust_store: list[Path] | None,
+    untrusted: list[Path] | None,
+    crl: list[Path] | None,
+    ocsp: list[Path] | None,
+    revocation: RevocationChoice | None,
+    online: bool,
+    at: str | None,
+    allow_weak: list[str] | None,
+    tsa_trust_store: list[Path] | None = None,
+    evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None,
+) -> VerifyOptions:
+    """VerifyOptions from the shared options, as ``dsig verify`` builds them.
+
+    ``evaluator`` turns a loaded policy into an evaluator, for signers and for timestamp
+    authorities alike (default :class:`pki.PolicyEvaluator`). Usage errors exit 2; unreadable
+    trust material exits 4 with one line.
+    """
+    from dsig.cli._common import operational_errors
+    from dsig.cli.timestamp import build_tsa_evaluator
+    from dsig.verifier import VerifyOptions
+
+    moment = parse_moment(at)
+    trust: TrustEvaluator | None = None
+    tsa_trust: TrustEvaluator | None = None
+    try:
+        if trust_store:
+            import pki
+
+            policy = pki.build_policy(
+                trust_stores=trust_store,
+                untrusted=untrusted or (),
+                crls=crl or (),
+                ocsp_responses=ocsp or (),
+                revocation=revocation.value if revocation else None,
+                online=online,
+                allow_weak=allow_weak or (),
+            )
+            trust = evaluator(policy) if evaluator is not None else pki.PolicyEvaluator(policy)
+        elif untrusted or crl or ocsp or online or revocation:
+            raise fail("trust options need --trust-store", 2)
+        tsa_trust = build_tsa_evaluator(
+            tsa_trust_store or trust_store or [],
+            untrusted=untrusted or (),
+            crls=crl or (),
+            ocsp_responses=ocsp or (),
+            revocation=revocation.value if revocation else None,
+            online=online,
+            allow_weak=allow_weak or (),
+        )
+        if evaluator is not None and tsa_trust is not None:
+            tsa_policy = getattr(tsa_trust, "policy", None)
+            if tsa_policy is not None:
+                tsa_trust = evaluator(tsa_policy)
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    return VerifyOptions(
+        tsa_trust=tsa_trust,
+        trust=trust,
+        integrity_only=integrity_only,
+        old_format=format_old,
+        at=moment,
+        require=[r.value for r in require or []],
+    )

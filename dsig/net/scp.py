@@ -1,0 +1,589 @@
+"""A C-STORE SCP that verifies the digital signatures of every object it receives.
+
+Each C-STORE request is handled like this, in the association's thread:
+
+1. the data set is taken **exactly as received** (pynetdicom's raw encoded bytes, never decoded
+   and re-encoded), prefixed with a preamble and File Meta Information built from the request
+   (SOP Class/Instance UID), the presentation context (Transfer Syntax) and the calling AE;
+2. those bytes are parsed and verified as ``dsig verify`` would verify the file;
+3. the object goes to the store when ``dsig verify`` would exit 0 for it (VALID, or UNSIGNED
+   with no ``--require``), otherwise to the quarantine with its JSON report beside it;
+4. it is written atomically (temporary file, fsync, rename, directory fsync), one JSON line is
+   appended to the audit log (fsync'ed), and only then is the C-STORE response sent: success,
+   or with ``reject_invalid`` a failure status for objects that did not pass. An object that
+   could not be written is answered with 0xA700 (out of resources), never with success.
+
+Extended negotiation: when the requestor proposes SOP Class Extended Negotiation for a storage
+SOP class, the SCP answers Level 2 storage support, Digital Signature support Level 2 (objects
+are stored bit-for-bit as received, so incoming signatures keep their integrity) and no
+element coercion (PS3.4 B.3.1 / B.4.1).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from cryptography import x509
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
+from pynetdicom import AE, evt
+from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
+from pynetdicom.events import Event
+from pynetdicom.presentation import AllStoragePresentationContexts
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dsig.dicomio import check_complete
+from dsig.errors import DicomFormatError, DsigError
+from dsig.net import NetError
+from dsig.report import FileResult, Indication, SignatureResult, exit_code
+from dsig.verifier import VerifyOptions, verify_dataset
+from dsig.writer import atomic_output
+from pki.certs import fingerprint
+from pki.chain import evaluate_chain
+from pki.policy import TrustPolicy
+from pki.results import TrustResult
+
+#: Service-class application information the SCP returns in SOP Class Extended Negotiation:
+#: Level 2 storage SCP, Digital Signature support Level 2, no element coercion (PS3.4 B.3.1).
+SCP_APPLICATION_INFO = bytes([2, 0, 2, 0, 0, 0])
+
+STATUS_SUCCESS = 0x0000
+#: Failure statuses of ``--reject-invalid`` (PS3.4 B.2.3 "Error: Cannot understand" range).
+STATUS_INVALID = 0xC210
+STATUS_INDETERMINATE = 0xC211
+STATUS_REQUIREMENT = 0xC212
+STATUS_UNREADABLE = 0xC213
+#: The object could not be kept (disk, permissions) or the server is shutting down.
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_PROCESSING_FAILURE = 0x0110
+
+STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(
+    str(cx.abstract_syntax) for cx in AllStoragePresentationContexts
+)
+
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+
+_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE = (
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+)
+#: Accepted transfer syntaxes in order of preference: pynetdicom, as acceptor, picks the first of
+#: these that the requestor proposed in a context. Explicit VR little endian comes first and
+#: implicit VR last: converting to implicit VR loses the VRs of private and unknown elements,
+#: and with them the signatures that cover such elements (PS3.15 A.3 asks for explicit VR).
+TRANSFER_SYNTAXES: tuple[str, ...] = (
+    _EXPLICIT_LE,
+    *(ts for ts in ALL_TRANSFER_SYNTAXES if ts not in (_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE)),
+    _EXPLICIT_BE,
+    _IMPLICIT_LE,
+)
+
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_TMP_SUFFIX = ".dsig-tmp"
+_STALE_TMP_SECONDS = 300
+
+
+class CachingEvaluator:
+    """A thread-safe :class:`~pki.results.TrustEvaluator` for a long-running server.
+
+    ``pki.PolicyEvaluator`` caches per exact validation moment, which never repeats when the
+    moment is "now", so its cache would grow without bound. This one keeps at most
+    ``max_entries`` results (least recently used are dropped) and reuses a result for the same
+    certificate while the requested moment is less than ``ttl`` seconds after the moment it was
+    computed for. ``ttl=0`` disables the reuse.
+    """
+
+    def __init__(self, policy: TrustPolicy, *, ttl: float = 60.0, max_entries: int = 1024) -> None:
+        self.policy = policy
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._cache: collections.OrderedDict[
+            tuple[str, frozenset[str], bool], tuple[dt.datetime, TrustResult]
+        ] = collections.OrderedDict()
+
+    def evaluate(
+        self,
+        leaf: x509.Certificate,
+        *,
+        at: dt.datetime,
+        extra_certs: Sequence[x509.Certificate] = (),
+        certified_time: bool = False,
+    ) -> TrustResult:
+        """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing recent results."""
+        key = (fingerprint(leaf), frozenset(map(fingerprint, extra_certs)), certified_time)
+        if self.ttl > 0:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None and 0 <= (at - hit[0]).total_seconds() < self.ttl:
+                    self._cache.move_to_end(key)
+                    return hit[1]
+        result = evaluate_chain(
+            leaf, self.policy, at=at, extra_certs=extra_certs, certified_time=certified_time
+        )
+        if self.ttl > 0:
+            with self._lock:
+                self._cache[key] = (at, result)
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.max_entries:
+                    self._cache.popitem(last=False)
+        return result
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the storage node listens, verifies and keeps objects."""
+
+    store: Path
+    quarantine: Path
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
+    ae_title: str = "DSIG"
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (see :attr:`ReceiveServer.port`).
+    port: int = 11112
+    #: Answer objects that did not pass with a failure status (they are still quarantined).
+    reject_invalid: bool = False
+    #: JSON-lines audit log; None = ``<store>/dsig-audit.jsonl``.
+    audit_log: Path | None = None
+    max_associations: int = 10
+    #: Accept associations only from these calling AE titles (empty: from any).
+    allow_calling_ae: tuple[str, ...] = ()
+    #: Reject associations whose called AE title is not ``ae_title``.
+    require_called_ae: bool = False
+    #: Largest P-DATA PDU we accept (0 = no limit).
+    max_pdu: int = 262144
+    #: Seconds without network traffic before an association is aborted.
+    network_timeout: float = 60.0
+
+    @property
+    def audit_path(self) -> Path:
+        """Where audit lines go."""
+        return self.audit_log if self.audit_log is not None else self.store / "dsig-audit.jsonl"
+
+
+@dataclass
+class AuditRecord:
+    """One received object: who sent what, the verdict, where it went, what was answered."""
+
+    time: str
+    calling_ae: str
+    called_ae: str
+    peer: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    size: int
+    indication: str
+    #: "stored", "quarantined", "refused" (quarantined and answered with a failure) or "failed"
+    action: str
+    status: int
+    path: str | None = None
+    report: str | None = None
+    error: str | None = None
+    signatures: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The audit-log line (one JSON object)."""
+        return {
+            "time": self.time,
+            "calling_ae": self.calling_ae,
+            "called_ae": self.called_ae,
+            "peer": self.peer,
+            "sop_class_uid": self.sop_class_uid,
+            "sop_instance_uid": self.sop_instance_uid,
+            "transfer_syntax": self.transfer_syntax,
+            "size": self.size,
+            "indication": self.indication,
+            "action": self.action,
+            "status": f"0x{self.status:04X}",
+            "path": self.path,
+            "report": self.report,
+            "error": self.error,
+            "signatures": self.signatures,
+            "findings": self.findings,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def parse_received(data: bytes) -> FileDataset:
+    """Parse a Part-10 byte string strictly, as :func:`dsig.read_dicom` parses a file."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except Exception as e:  # pydicom raises many kinds on corrupt input
+        raise DicomFormatError(f"malformed DICOM ({type(e).__name__}: {e})") from None
+    if len(ds) == 0:
+        raise DicomFormatError("empty data set")
+    try:
+        check_complete(ds, len(data))
+    except DicomFormatError:
+        raise
+    except Exception as e:
+        raise DicomFormatError(f"malformed DICOM ({type(e).__name__}: {e})") from None
+    return ds
+
+
+def part10_bytes(
+    dataset: bytes, *, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
+) -> bytes:
+    """Preamble, DICM, File Meta Information and the encoded data set unchanged."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    if source_ae:
+        meta.SourceApplicationEntityTitle = source_ae
+    buf = io.BytesIO()
+    buf.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buf, meta, enforce_standard=True)  # type: ignore[arg-type]
+    buf.write(dataset)
+    return buf.getvalue()
+
+
+def accepted(result: FileResult) -> bool:
+    """Whether ``dsig verify`` would exit 0 for this result."""
+    return exit_code([result]) == 0
+
+
+def refusal(result: FileResult) -> tuple[int, str]:
+    """Failure status and error comment (at most 64 characters) for an object that failed."""
+    codes = [f.code for f in result.findings if f.severity == "error"]
+    for sig in result.signatures:
+        codes += [f.code for f in sig.findings if f.severity == "error"]
+        codes += [f.code for f in sig.trust.findings]
+    if result.indication is Indication.ERROR:
+        status, text = STATUS_UNREADABLE, f"unreadable: {result.error or ''}"
+    elif any(s.indication is Indication.INVALID for s in result.signatures):
+        status, text = STATUS_INVALID, "signature invalid: " + ",".join(dict.fromkeys(codes))
+    elif any(f.severity == "error" for f in result.findings):
+        status, text = (
+            STATUS_REQUIREMENT,
+            "requirement not met: "
+            + ",".join(f.code for f in result.findings if f.severity == "error"),
+        )
+    else:
+        status, text = (
+            STATUS_INDETERMINATE,
+            "signature indeterminate: " + ",".join(dict.fromkeys(codes)),
+        )
+    return status, text[:64]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _status_dataset(status: int, comment: str | None = None) -> Dataset:
+    ds = Dataset()
+    ds.Status = status
+    if comment:
+        ds.ErrorComment = comment[:64]
+    return ds
+
+
+class ReceiveServer:
+    """The verifying storage node. ``start()``, then ``stop()`` (from any thread).
+
+    ``on_record`` is called (in the association's thread) with every :class:`AuditRecord`
+    after the response status is decided and the audit line is written.
+    """
+
+    def __init__(
+        self, config: ServerConfig, *, on_record: Callable[[AuditRecord], None] | None = None
+    ) -> None:
+        if config.store.resolve() == config.quarantine.resolve():
+            raise NetError("the store and the quarantine must be different directories")
+        self.config = config
+        self.on_record = on_record
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._server: ThreadedAssociationServer | None = None
+        self._ae: AE | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._stopping = False
+        self._reserved: set[Path] = set()
+        self._audit_lock = threading.Lock()
+        self._audit_fd: int | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on (useful with ``port=0``)."""
+        if self._server is None:
+            raise NetError("the server is not running")
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Create the directories, open the audit log and start listening (non-blocking)."""
+        cfg = self.config
+        for directory in (cfg.store, cfg.quarantine, cfg.audit_path.parent):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise NetError(f"cannot create {directory}: {e.strerror or e}") from None
+        for directory in (cfg.store, cfg.quarantine):
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise NetError(f"cannot write to {directory}")
+            _remove_stale_temporaries(directory)
+        try:
+            self._audit_fd = os.open(
+                cfg.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
+        except OSError as e:
+            raise NetError(
+                f"cannot open the audit log {cfg.audit_path}: {e.strerror or e}"
+            ) from None
+        try:
+            ae = AE(ae_title=cfg.ae_title)
+        except ValueError as e:
+            self._close_audit()
+            raise NetError(f"bad AE title {cfg.ae_title!r}: {e}") from None
+        ae.maximum_associations = cfg.max_associations
+        ae.maximum_pdu_size = cfg.max_pdu
+        ae.network_timeout = cfg.network_timeout
+        ae.require_calling_aet = list(cfg.allow_calling_ae)
+        ae.require_called_aet = cfg.require_called_ae
+        for uid in STORAGE_SOP_CLASSES:
+            ae.add_supported_context(uid, list(TRANSFER_SYNTAXES))
+        ae.add_supported_context(VERIFICATION_SOP_CLASS, list(TRANSFER_SYNTAXES))
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_SOP_EXTENDED, self._on_extended_negotiation),
+        ]
+        try:
+            server = ae.start_server((cfg.host, cfg.port), block=False, evt_handlers=handlers)
+        except OSError as e:
+            self._close_audit()
+            raise NetError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
+        assert server is not None
+        self._ae, self._server = ae, server
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop listening, answer new requests with 0xA700, let objects being handled finish
+        (up to ``grace`` seconds), abort the remaining associations and close the audit log."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+        server = self._server
+        if server is not None:
+            server.shutdown()
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self._in_flight and time.monotonic() < deadline:
+                self._idle.wait(max(0.0, deadline - time.monotonic()))
+        if server is not None:
+            for assoc in server.active_associations:
+                assoc.abort()
+            for assoc in server.active_associations:
+                assoc.join(timeout=max(0.1, deadline - time.monotonic()))
+        if self._ae is not None:
+            self._ae.shutdown()
+        with self._idle:  # a handler still running after the grace keeps the log open
+            while self._in_flight and time.monotonic() < deadline + 5:
+                self._idle.wait(0.1)
+        self._close_audit()
+
+    def _close_audit(self) -> None:
+        with self._audit_lock:
+            if self._audit_fd is not None:
+                os.close(self._audit_fd)
+                self._audit_fd = None
+
+    # -- event handlers ---------------------------------------------------------------------
+
+    def _on_extended_negotiation(self, event: Event) -> dict[str, bytes]:
+        app_info: dict[str, bytes] = getattr(event, "app_info", {})
+        return {uid: SCP_APPLICATION_INFO for uid in app_info if uid in STORAGE_SOP_CLASSES}
+
+    def _on_store(self, event: Event) -> Dataset:
+        with self._lock:
+            if self._stopping:
+                return _status_dataset(STATUS_OUT_OF_RESOURCES, "server shutting down")
+            self._in_flight += 1
+        try:
+            return self._handle(event)
+        except Exception as e:  # never let an object be acknowledged by accident
+            return _status_dataset(STATUS_PROCESSING_FAILURE, f"internal error: {type(e).__name__}")
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _handle(self, event: Event) -> Dataset:
+        started = time.perf_counter()
+        request = event.request
+        requestor = event.assoc.requestor
+        sop_class = str(getattr(request, "AffectedSOPClassUID", "") or "")
+        sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
+        transfer_syntax = str(event.context.transfer_syntax)
+        raw = event.encoded_dataset(include_meta=False)
+        data = part10_bytes(
+            raw,
+            sop_class=sop_class,
+            sop_instance=sop_instance,
+            transfer_syntax=transfer_syntax,
+            source_ae=requestor.ae_title.strip(),
+        )
+        result = self._verify(data)
+        ok = accepted(result)
+        record = AuditRecord(
+            time=_now(),
+            calling_ae=requestor.ae_title.strip(),
+            called_ae=_called_ae(event),
+            peer=f"{requestor.address}:{requestor.port}",
+            sop_class_uid=sop_class,
+            sop_instance_uid=sop_instance,
+            transfer_syntax=transfer_syntax,
+            size=len(raw),
+            indication=result.indication.value,
+            action="stored" if ok else "quarantined",
+            status=STATUS_SUCCESS,
+            error=result.error,
+            signatures=[_signature_summary(s) for s in result.signatures],
+            findings=_finding_codes(result),
+        )
+        comment = None
+        if not ok and self.config.reject_invalid:
+            record.status, comment = refusal(result)
+            record.action = "refused"
+        try:
+            self._keep(data, result, record, ok)
+        except (OSError, DsigError) as e:
+            record.action, record.status = "failed", STATUS_OUT_OF_RESOURCES
+            record.error = f"cannot store: {getattr(e, 'strerror', None) or e}"
+            comment = "cannot store the object"
+        record.seconds = time.perf_counter() - started
+        try:
+            self._audit(record)
+        except OSError as e:
+            if record.status == STATUS_SUCCESS:
+                record.status = STATUS_OUT_OF_RESOURCES
+                comment = "cannot write the audit log"
+            record.error = record.error or f"audit log: {e.strerror or e}"
+        with self._lock:
+            self.counts[record.action] += 1
+        if self.on_record is not None:
+            with contextlib.suppress(Exception):
+                self.on_record(record)
+        return _status_dataset(record.status, comment)
+
+    def _verify(self, data: bytes) -> FileResult:
+        try:
+            ds = parse_received(data)
+            return verify_dataset(ds, self.config.verify)
+        except DsigError as e:
+            return FileResult("", error=str(e))
+        except Exception as e:  # a verifier bug must quarantine, not crash the handler
+            return FileResult("", error=f"internal error: {type(e).__name__}: {e}")
+
+    def _keep(self, data: bytes, result: FileResult, record: AuditRecord, ok: bool) -> None:
+        stem = record.sop_instance_uid
+        if not (_UID_RE.match(stem) and len(stem) <= 64):
+            stem = "unnamed-" + os.urandom(8).hex()
+        if ok:
+            path = self.config.store / f"{stem}.dcm"
+            with self._lock:
+                self._reserved.add(path)
+        else:
+            path = self._reserve(self.config.quarantine, stem)
+        try:
+            result.path = str(path)
+            record.path = str(path)
+            with atomic_output(path) as fp:
+                fp.write(data)
+            if not ok:
+                report = path.with_suffix(".json")
+                content = {"received": record.to_json(), **result.to_json()}
+                with atomic_output(report) as fp:
+                    fp.write(json.dumps(content, indent=2).encode() + b"\n")
+                record.report = str(report)
+        finally:
+            with self._lock:
+                self._reserved.discard(path)
+
+    def _reserve(self, directory: Path, stem: str) -> Path:
+        """A quarantine name not used yet: earlier quarantined copies are evidence, kept."""
+        with self._lock:
+            n = 0
+            while True:
+                name = f"{stem}.dcm" if n == 0 else f"{stem}.{n}.dcm"
+                path = directory / name
+                if path not in self._reserved and not path.exists():
+                    self._reserved.add(path)
+                    return path
+                n += 1
+
+    def _audit(self, record: AuditRecord) -> None:
+        line = json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
+        with self._audit_lock:
+            if self._audit_fd is None:
+                raise OSError(0, "the audit log is closed")
+            os.write(self._audit_fd, line)
+            os.fsync(self._audit_fd)
+
+
+def _called_ae(event: Event) -> str:
+    """The called AE title as the requestor sent it (pynetdicom reports its own otherwise)."""
+    primitive = getattr(event.assoc.requestor, "primitive", None)
+    called = getattr(primitive, "called_ae_title", None)
+    return str(called if called is not None else event.assoc.acceptor.ae_title).strip()
+
+
+def _signature_summary(sig: SignatureResult) -> dict[str, Any]:
+    return {
+        "uid": sig.uid,
+        "location": sig.location,
+        "signer": sig.signer,
+        "indication": sig.indication.value,
+    }
+
+
+def _finding_codes(result: FileResult) -> list[str]:
+    codes = [f.code for f in result.findings]
+    for sig in result.signatures:
+        codes += [f.code for f in sig.findings]
+        codes += [f.code for f in sig.trust.findings]
+    return list(dict.fromkeys(codes))
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Temporary files of writes interrupted by a crash (never acknowledged objects)."""
+    limit = time.time() - _STALE_TMP_SECONDS
+    for tmp in directory.glob(f".*{_TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_mtime < limit:
+                tmp.unlink()
+
+
+__all__ = [
+    "SCP_APPLICATION_INFO",
+    "STORAGE_SOP_CLASSES",
+    "TRANSFER_SYNTAXES",
+    "AuditRecord",
+    "CachingEvaluator",
+    "ReceiveServer",
+    "ServerConfig",
+    "accepted",
+    "parse_received",
+    "part10_bytes",
+    "refusal",
+]

@@ -1,0 +1,390 @@
+"""A C-STORE SCU that can sign each object (one key-provider open for the batch) before sending.
+
+Objects are sent **bit-for-bit**: pynetdicom reads the data set bytes from a Part-10 file and
+sends them without decoding (``STORE_SEND_CHUNKED_DATASET``), so each file is proposed in its
+own transfer syntax and never converted (a conversion by the network layer could break the
+signatures). A signed copy is written with dsig's own writer to a temporary file first.
+
+Extended negotiation: for every SOP class the SCU proposes SOP Class Extended Negotiation as an
+SCU-only requestor; the acceptor's answer (storage level, Digital Signature support level,
+element coercion) is reported in :attr:`SendSummary.peer_support`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pynetdicom import AE, _config
+from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+
+from dsig.dicomio import read_dicom
+from dsig.errors import DsigError
+from dsig.net import NetError
+from dsig.profiles import ProfileError
+from dsig.signer import SignOptions, add_signature, mac_transfer_syntax_for
+from dsig.writer import target_encoding, write_dataset_file
+from tokens.api import KeyProvider
+from tokens.errors import TokenError
+
+#: What an SCU-only requestor puts in SOP Class Extended Negotiation for storage (PS3.4 B.3.1):
+#: level of support 3 (N/A, SCU only), signature level 0 (SCU only), coercion 2 (N/A).
+SCU_APPLICATION_INFO = bytes([3, 0, 0, 0, 2, 0])
+
+MAX_CONTEXTS = 128
+_WARNINGS = {0x0001, 0xB000, 0xB006, 0xB007}
+
+_SIGNATURE_LEVELS = {
+    0: "unspecified",
+    1: "level 1 (may not preserve signatures)",
+    2: "level 2 (preserves signatures)",
+    3: "level 3 (preserves or replaces signatures)",
+}
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """Where to send and how."""
+
+    host: str
+    port: int
+    calling_ae: str = "DSIG"
+    called_ae: str = "ANY-SCP"
+    #: Sign each object before sending (with the provider given to :func:`send_files`).
+    sign: SignOptions | None = None
+    #: Number of parallel associations.
+    associations: int = 1
+    #: Seconds for connection, association negotiation and each response.
+    timeout: float = 30.0
+
+
+@dataclass
+class SendResult:
+    """The outcome for one input file."""
+
+    path: Path
+    #: "stored", "warning" (stored with a warning status), "refused" (failure status, or no
+    #: presentation context for the object) or "error" (unreadable, cannot sign, no association)
+    outcome: str
+    status: int | None = None
+    message: str = ""
+    sop_instance_uid: str = ""
+    signature_uid: str | None = None
+
+
+@dataclass
+class SendSummary:
+    """All results, in input order, and what the peer said about signature support."""
+
+    results: list[SendResult] = field(default_factory=list)
+    #: "SOP class UID: description" of the peer's extended negotiation answers.
+    peer_support: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """4 operational error, 1 something refused, else 0."""
+        outcomes = {r.outcome for r in self.results}
+        if "error" in outcomes:
+            return 4
+        if "refused" in outcomes:
+            return 1
+        return 0
+
+
+@dataclass
+class _Item:
+    index: int
+    path: Path
+    sop_class: str
+    sop_instance: str
+    transfer_syntax: str
+    has_meta: bool
+
+
+def describe_support(info: bytes) -> str:
+    """Human reading of a storage SCP's service-class application information."""
+    if len(info) < 3:
+        return f"unrecognised answer {info.hex()}"
+    level = {0: "level 0", 1: "level 1", 2: "level 2", 3: "N/A"}.get(info[0], f"{info[0]}")
+    signature = _SIGNATURE_LEVELS.get(info[2], f"{info[2]}")
+    text = f"storage {level}, digital signature {signature}"
+    if len(info) >= 5:
+        text += ", " + {0: "no coercion", 1: "may coerce elements"}.get(info[4], "coercion N/A")
+    return text
+
+
+def probe(path: Path) -> tuple[str, str, str, bool]:
+    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID, has usable file meta)."""
+    try:
+        ds: Dataset = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        ds = read_dicom(path)  # a bare data set (as dcmsign accepts); raises if not DICOM
+    except (OSError, EOFError) as e:
+        raise DsigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    except Exception as e:
+        raise DsigError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
+    meta = getattr(ds, "file_meta", Dataset())
+    sop_class = str(meta.get("MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", "") or "")
+    sop_instance = str(
+        meta.get("MediaStorageSOPInstanceUID", "") or ds.get("SOPInstanceUID", "") or ""
+    )
+    ts = str(meta.get("TransferSyntaxUID", "") or "")
+    if not sop_class or not sop_instance:
+        raise DsigError(f"{path}: no SOP Class/Instance UID: cannot be sent")
+    if not ts:
+        raise DsigError(f"{path}: no Transfer Syntax UID")
+    has_meta = all(
+        k in meta
+        for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+    )
+    return sop_class, sop_instance, ts, has_meta
+
+
+class _ConnectErrors(logging.Handler):
+    """Catches pynetdicom's "TCP Initialisation Error: ..." (it reports no cause otherwise)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("TCP Initialisation Error:"):
+            self.messages.append(message.split(":", 1)[1].strip())
+
+
+def _groups(items: list[_Item], associations: int) -> list[list[_Item]]:
+    """Split items over associations: round-robin, then by at most 128 contexts each."""
+    lanes: list[list[_Item]] = [items[i :: max(1, associations)] for i in range(associations)]
+    groups: list[list[_Item]] = []
+    for lane in lanes:
+        current: list[_Item] = []
+        contexts: set[tuple[str, str]] = set()
+        for item in lane:
+            key = (item.sop_class, item.transfer_syntax)
+            if key not in contexts and len(contexts) == MAX_CONTEXTS:
+                groups.append(current)
+                current, contexts = [], set()
+            contexts.add(key)
+            current.append(item)
+        if current:
+            groups.append(current)
+    return groups
+
+
+def send_files(
+    files: Sequence[Path],
+    options: SendOptions,
+    *,
+    provider: KeyProvider | None = None,
+    on_result: Callable[[SendResult], None] | None = None,
+) -> SendSummary:
+    """Send ``files`` (optionally signed with ``provider``); one result per file, in order.
+
+    Raises :class:`NetError` only for bad options; per-file and per-association problems are
+    reported in the results.
+    """
+    if options.sign is not None and provider is None:
+        raise NetError("signing needs a key provider")
+    if options.associations < 1:
+        raise NetError("the number of associations must be at least 1")
+    summary = SendSummary()
+    results: list[SendResult | None] = [None] * len(files)
+    report_lock = threading.Lock()
+
+    def report(index: int, result: SendResult) -> None:
+        with report_lock:
+            results[index] = result
+            if on_result is not None:
+                on_result(result)
+
+    items: list[_Item] = []
+    for index, path in enumerate(files):
+        try:
+            sop_class, sop_instance, ts, has_meta = probe(path)
+        except (DsigError, ProfileError) as e:
+            report(index, SendResult(path, "error", message=str(e)))
+            continue
+        items.append(_Item(index, path, sop_class, sop_instance, ts, has_meta))
+
+    sender = _Sender(options, provider, report, summary)
+    groups = _groups(items, options.associations)
+    previous = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        with tempfile.TemporaryDirectory(prefix="dsig-send-") as tmp:
+            sender.tmp = Path(tmp)
+            if options.associations == 1:
+                for group in groups:
+                    sender.run(group)
+            else:
+                threads = [threading.Thread(target=sender.run, args=(g,)) for g in groups]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = previous
+    summary.results = [r for r in results if r is not None]
+    return summary
+
+
+class _Sender:
+    def __init__(
+        self,
+        options: SendOptions,
+        provider: KeyProvider | None,
+        report: Callable[[int, SendResult], None],
+        summary: SendSummary,
+    ) -> None:
+        self.options = options
+        self.provider = provider
+        self.report = report
+        self.summary = summary
+        self.tmp = Path(tempfile.gettempdir())
+        self._sign_lock = threading.Lock()
+
+    def run(self, group: list[_Item]) -> None:
+        try:
+            assoc = self._associate(group)
+        except NetError as e:
+            for item in group:
+                self.report(item.index, SendResult(item.path, "error", message=str(e),
+                                                   sop_instance_uid=item.sop_instance))  # fmt: skip
+            return
+        try:
+            for n, item in enumerate(group):
+                if not assoc.is_established:
+                    for rest in group[n:]:
+                        self.report(rest.index, SendResult(
+                            rest.path, "error", message="the association was aborted",
+                            sop_instance_uid=rest.sop_instance))  # fmt: skip
+                    return
+                self.report(item.index, self._send_one(assoc, item))
+        finally:
+            if assoc.is_established:
+                assoc.release()
+
+    def _associate(self, group: list[_Item]) -> Association:
+        opts = self.options
+        try:
+            ae = AE(ae_title=opts.calling_ae)
+        except ValueError as e:
+            raise NetError(f"bad calling AE title {opts.calling_ae!r}: {e}") from None
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = opts.timeout
+        ae.connection_timeout = opts.timeout
+        contexts = sorted({(i.sop_class, i.transfer_syntax) for i in group})
+        for sop_class, ts in contexts:
+            ae.add_requested_context(sop_class, [ts])
+        ext_neg: list[Any] = []
+        for uid in sorted({c for c, _ in contexts}):
+            neg = SOPClassExtendedNegotiation()
+            neg.sop_class_uid = uid
+            neg.service_class_application_information = SCU_APPLICATION_INFO
+            ext_neg.append(neg)
+        catcher = _ConnectErrors()
+        logger = logging.getLogger("pynetdicom")
+        logger.addHandler(catcher)
+        level = logger.level
+        if not level or level > logging.ERROR:
+            logger.setLevel(logging.ERROR)
+        try:
+            assoc = ae.associate(opts.host, opts.port, ae_title=opts.called_ae, ext_neg=ext_neg)
+        except ValueError as e:
+            raise NetError(f"bad association parameters: {e}") from None
+        finally:
+            logger.removeHandler(catcher)
+            logger.setLevel(level)
+        if assoc.is_established:
+            for uid, info in assoc.acceptor.sop_class_extended.items():
+                self.summary.peer_support[str(uid)] = describe_support(info)
+            return assoc
+        where = f"{opts.host}:{opts.port}"
+        if catcher.messages:
+            raise NetError(f"cannot connect to {where}: {catcher.messages[-1]}")
+        if assoc.is_rejected:
+            raise NetError(f"{where} ({opts.called_ae}) rejected the association")
+        if assoc.is_aborted:
+            raise NetError(f"{where} ({opts.called_ae}) aborted the association")
+        raise NetError(f"cannot connect to {where}")
+
+    def _send_one(self, assoc: Association, item: _Item) -> SendResult:
+        result = SendResult(item.path, "error", sop_instance_uid=item.sop_instance)
+        try:
+            with self._prepared(item, result) as path:
+                status = assoc.send_c_store(path)
+        except (DsigError, ProfileError, TokenError) as e:
+            result.message = str(e)
+            return result
+        except ValueError as e:  # pynetdicom: no accepted presentation context
+            result.outcome = "refused"
+            result.message = f"the peer accepted no context for it ({e})".replace("\n", " ")
+            return result
+        except (OSError, RuntimeError, AttributeError) as e:
+            result.message = f"cannot send: {e}"
+            return result
+        return _interpret(status, result)
+
+    @contextlib.contextmanager
+    def _prepared(self, item: _Item, result: SendResult) -> Iterator[Path]:
+        """The file to send: the input itself, or a signed / completed copy."""
+        if self.options.sign is None and item.has_meta:
+            yield item.path
+            return
+        ds = read_dicom(item.path)
+        if self.options.sign is not None:
+            assert self.provider is not None
+            encoding = target_encoding(ds, "same", None)
+            sign = dataclasses.replace(
+                self.options.sign,
+                mac_transfer_syntax=mac_transfer_syntax_for(encoding.transfer_syntax),
+            )
+            with self._sign_lock:
+                info = add_signature(ds, self.provider, sign)
+            result.signature_uid = info.uid
+        encoding = target_encoding(ds, "same", None)
+        out = self.tmp / f"{item.index}.dcm"
+        try:
+            with out.open("wb") as fp:
+                write_dataset_file(ds, fp, encoding)
+            yield out
+        finally:
+            out.unlink(missing_ok=True)
+
+
+def _interpret(status: Dataset, result: SendResult) -> SendResult:
+    if "Status" not in status:
+        result.message = "no response (timeout or the association was aborted)"
+        return result
+    code = int(status.Status)
+    result.status = code
+    comment = str(status.get("ErrorComment", "") or "")
+    if code == 0:
+        result.outcome = "stored"
+    elif code in _WARNINGS:
+        result.outcome, result.message = "warning", comment
+    else:
+        result.outcome, result.message = "refused", comment
+    return result
+
+
+__all__ = [
+    "SCU_APPLICATION_INFO",
+    "SendOptions",
+    "SendResult",
+    "SendSummary",
+    "describe_support",
+    "probe",
+    "send_files",
+]
