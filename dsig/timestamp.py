@@ -17,7 +17,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from asn1crypto import algos, cms, core, tsp  # tsp registers TSTInfo/ESS attributes in cms
 from asn1crypto import x509 as asn1_x509
@@ -252,6 +252,17 @@ def build_query(data: bytes, options: QueryOptions = QueryOptions()) -> Timestam
 # Replies and tokens
 # ---------------------------------------------------------------------------------------------
 
+
+class _TimeStampResp(core.Sequence):  # type: ignore[misc]
+    """RFC 3161 TimeStampResp; asn1crypto's class wrongly makes the token mandatory, so a
+    rejection (status only) would not even parse."""
+
+    _fields: ClassVar[list[tuple[str, type, dict[str, bool]] | tuple[str, type]]] = [
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
 _STATUS_TEXT = {
     "rejection": "rejected",
     "waiting": "waiting (no token yet)",
@@ -269,7 +280,7 @@ def token_from_reply(der: bytes) -> bytes:
     except (ValueError, TypeError):
         pass
     try:
-        resp = tsp.TimeStampResp.load(der, strict=True)
+        resp = _TimeStampResp.load(der, strict=True)
         status_info = resp["status"]
         status = status_info["status"].native
     except (ValueError, TypeError, KeyError) as e:
