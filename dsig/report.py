@@ -26,7 +26,7 @@ FINDING_CODES = {
     "MAC_MISMATCH": "the recomputed MAC does not match the signature: content or signature changed",
     "MALFORMED_SIGNATURE": "signature attributes are missing or cannot be decoded",
     "UNSUPPORTED_ALGORITHM": "MAC, key or transfer syntax this build cannot verify",
-    "WEAK_ALGORITHM": "MD5/SHA-1 MAC or a key under 2048 bits (a warning unless policy says so)",
+    "WEAK_ALGORITHM": "MD5/SHA-1 MAC or key under 2048 bits (warning; error under --strict)",
     "PROFILE_NOT_MET": "a --require'd profile is met by no valid signature",
     "TRUST_NOT_CHECKED": "no trust store was given: the signer was not validated",
     "SIGNED_ELEMENT_MISSING": "an element listed in Data Elements Signed is absent",
@@ -36,7 +36,13 @@ FINDING_CODES = {
     "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
     "TIMESTAMP_NOT_CHECKED": "a certified timestamp is present but was not verified",
     "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
+    "COVERAGE_INCOMPLETE": "--require-coverage: a present element is covered by no valid signature",
 }
+
+
+#: Findings that fail an intact signature when raised with severity "error" (policy, not
+#: integrity: the MAC matched, but the verifier was told not to accept this).
+POLICY_FAILURES = frozenset({"WEAK_ALGORITHM"})
 
 
 def worst(*indications: Indication) -> Indication:
@@ -90,6 +96,8 @@ class SignatureResult:
                 TrustIndication.NOT_CHECKED: Indication.INDETERMINATE,
             }[self.trust.indication]
             result = worst(result, trust)
+        if any(f.severity == "error" and f.code in POLICY_FAILURES for f in self.findings):
+            result = worst(result, Indication.INVALID)
         return result
 
     def to_json(self) -> dict[str, Any]:

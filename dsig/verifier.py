@@ -16,6 +16,7 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from dsig.dicomio import read_dicom
 from dsig.errors import DicomFormatError, DsigError
+from dsig.limits import DEFAULT_LIMITS, ParseLimits
 from dsig.model import (
     CERTIFICATE_OF_SIGNER,
     CERTIFIED_TIMESTAMP,
@@ -36,7 +37,7 @@ from dsig.model import (
     raw_ushort,
     strip_der_pad,
 )
-from dsig.profiles import Profile, satisfied_profiles
+from dsig.profiles import Profile, ProfileError, satisfied_profiles, tags_to_sign
 from dsig.report import FileResult, Finding, Indication, SignatureResult
 from dsig.stream import (
     UNDEFINED,
@@ -49,6 +50,7 @@ from dsig.stream import (
     write_mac_stream,
 )
 from dsig.tags import format_location, tag_str
+from pki.policy import AlgorithmRule
 from pki.results import NOT_CHECKED, TrustEvaluator, TrustResult
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm, prehashed
@@ -73,12 +75,29 @@ class VerifyOptions:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: Validates TSA certificates of timestamps; None = use ``trust``.
     tsa_trust: TrustEvaluator | None = None
+    #: A weak MAC or signer key (WEAK_ALGORITHM) fails the signature unless ``allow_weak``
+    #: names it; without ``strict`` it is a warning.
+    strict: bool = False
+    #: Weak algorithms tolerated under ``strict`` (pki's names: md5, sha1, rsa1024, ...).
+    allow_weak: Sequence[str] = ()
+    #: "all": every signable element present at the top level must be covered by a valid
+    #: main-level signature; "profile": every element the file's profile demands. None = off.
+    require_coverage: str | None = None
+    #: Bounds on parsing (depth, signatures, elements, inflated size).
+    limits: ParseLimits = DEFAULT_LIMITS
+
+    def __post_init__(self) -> None:
+        AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
+        if self.require_coverage not in (None, "all", "profile"):
+            raise ValueError(
+                f"require_coverage must be all or profile, not {self.require_coverage!r}"
+            )
 
 
 def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileResult:
     """Read and verify one file; operational problems become the result's ``error``."""
     try:
-        ds = read_dicom(path)
+        ds = read_dicom(path, options.limits)
         return verify_dataset(ds, options, path=str(path))
     except DsigError as e:
         return FileResult(str(path), error=str(e))
@@ -87,10 +106,96 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
     result = FileResult(path)
-    for ref in find_signatures(ds):
+    for ref in find_signatures(ds, options.limits):
         result.signatures.append(_verify_one(ref, options))
     _check_requirements(result, options)
+    if options.require_coverage is not None:
+        _check_coverage(ds, result, options.require_coverage, options.require)
     return result
+
+
+#: (0040,A040) Value Type, (0040,A043) Concept Name Code Sequence, (0040,A730) Content Sequence.
+_SR_MARKERS = (0x0040A040, 0x0040A043, 0x0040A730)
+_COVERAGE_PROFILES = frozenset({"base", "creator", "authorization", "sr", "sr-verification"})
+
+
+def _covering(result: FileResult) -> list[SignatureResult]:
+    """Main-level signatures that count for coverage: intact and not failed otherwise."""
+    return [
+        s
+        for s in result.signatures
+        if not s.location
+        and s.integrity is Indication.VALID
+        and s.indication is not Indication.INVALID
+    ]
+
+
+def _parse_tag_str(text: str) -> int:
+    return int(text[1:5], 16) << 16 | int(text[6:10], 16)
+
+
+def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequence[str]) -> None:
+    """COVERAGE_INCOMPLETE (file level) when a demanded element has no valid signature over it.
+
+    Protects against signature wrapping: content added or left outside Data Elements Signed
+    next to a valid signature. Only main-level signatures cover top-level elements.
+    """
+    covered: set[int] = set()
+    for sig in _covering(result):
+        covered.update(_parse_tag_str(t) for t in sig.signed_tags)
+    present = {int(t) for t in ds.keys()}
+    if mode == "all":
+        demanded = {t for t in present if is_signable(ds, t)}
+        what = "signable element(s) present"
+    else:
+        names = [r for r in require if r in _COVERAGE_PROFILES]
+        if not names:
+            names = ["sr" if all(t in ds for t in _SR_MARKERS) else "creator"]
+        demanded = set()
+        for name in names:
+            try:
+                demanded |= {int(t) for t in tags_to_sign(Profile(name), ds, top_level=True)}
+            except ProfileError as e:
+                result.findings.append(
+                    Finding("COVERAGE_INCOMPLETE", f"--require-coverage profile: {e}")
+                )
+                return
+        demanded &= present
+        what = "element(s) required by the " + "/".join(names) + " profile"
+    missing = sorted(demanded - covered)
+    if missing:
+        shown = ", ".join(tag_str(t) for t in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        result.findings.append(
+            Finding(
+                "COVERAGE_INCOMPLETE",
+                f"--require-coverage {mode}: {len(missing)} {what} are covered by no valid "
+                f"signature: {shown}{more}",
+            )
+        )
+
+
+def partial_coverage(result: FileResult) -> str | None:
+    """A warning when valid signatures leave present top-level elements unsigned, else None."""
+    valid = [
+        s
+        for s in result.signatures
+        if s.integrity is Indication.VALID and s.indication is not Indication.INVALID
+    ]
+    if not valid:
+        return None
+    main = _covering(result)
+    if not main:
+        return "valid signatures cover only sequence items, not the main data set"
+    uncovered = set(main[0].unsigned_tags).intersection(*(s.unsigned_tags for s in main[1:]))
+    if not uncovered:
+        return None
+    tags = sorted(uncovered)
+    shown = ", ".join(tags[:8]) + (f" and {len(tags) - 8} more" if len(tags) > 8 else "")
+    return (
+        f"valid signatures cover only part of the object: {len(tags)} present element(s) "
+        f"are signed by none: {shown}"
+    )
 
 
 def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
@@ -198,7 +303,7 @@ def _verify_integrity(
         _explain_mismatch(ref, signed, item, mac, res, options, message)
     else:
         res.integrity = Indication.VALID
-    _weakness(res, mac, cert)
+    _weakness(res, mac, cert, options)
     _check_signing_time(res, cert)
     if scheme is not None:
         res.profiles = satisfied_profiles(
@@ -311,16 +416,30 @@ def _check_crypto(
     return None, None, f"unsupported signer key type {type(key).__name__}"
 
 
-def _weakness(res: SignatureResult, mac: HashAlgorithm, cert: x509.Certificate) -> None:
+def _weakness(
+    res: SignatureResult, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
+) -> None:
+    """WEAK_ALGORITHM: a warning, or under ``strict`` an error unless ``allow_weak`` names it."""
+    rule = AlgorithmRule.from_names(options.allow_weak)
+    weak: list[tuple[str, str, bool]] = []
     if mac.weak:
-        res.findings.append(
-            Finding("WEAK_ALGORITHM", f"{mac.value} is a weak MAC algorithm", "warning")
-        )
+        name = mac.hashlib_name
+        weak.append((f"{mac.value} is a weak MAC algorithm", name, name in rule.allowed_hashes))
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048:
-        res.findings.append(
-            Finding("WEAK_ALGORITHM", f"signer key is only {key.key_size} bits", "warning")
-        )
+        kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
+        floor = rule.min_rsa_bits if kind == "rsa" else rule.min_dsa_bits
+        weak.append(
+            (f"signer key is only {key.key_size} bits", f"{kind}{key.key_size}",
+             key.key_size >= floor)
+        )  # fmt: skip
+    for message, name, allowed in weak:
+        if options.strict and not allowed:
+            res.findings.append(
+                Finding("WEAK_ALGORITHM", f"{message}: refused by --strict (--allow-weak {name})")
+            )
+        else:
+            res.findings.append(Finding("WEAK_ALGORITHM", message, "warning"))
 
 
 def _check_signing_time(res: SignatureResult, cert: x509.Certificate) -> None:

@@ -27,6 +27,13 @@ class RequireChoice(enum.StrEnum):
     timestamp = "timestamp"
 
 
+class CoverageChoice(enum.StrEnum):
+    """--require-coverage values."""
+
+    all = "all"
+    profile = "profile"
+
+
 class RevocationChoice(enum.StrEnum):
     """--revocation values."""
 
@@ -74,11 +81,24 @@ def verify(
     ] = None,
     allow_weak: Annotated[
         list[str] | None,
-        typer.Option(help="accept this weak algorithm in paths (sha1, md5, rsa1024)"),
+        typer.Option(help="accept this weak algorithm (sha1, md5, rsa1024...); repeatable"),
     ] = None,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="descend into directories")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="a weak MAC or signer key fails the signature (unless --allow-weak)"
+        ),
+    ] = False,
+    require_coverage: Annotated[
+        CoverageChoice | None,
+        typer.Option(
+            help="fail a file when a present element is covered by no valid signature "
+            "(all: every signable top-level element; profile: what its profile demands)"
+        ),
+    ] = None,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error."""
     from dsig.report import exit_code, summary
@@ -118,6 +138,9 @@ def verify(
             old_format=format_old,
             at=_moment(at or "auto"),
             require=[r.value for r in require or []],
+            strict=strict,
+            allow_weak=tuple(allow_weak or ()),
+            require_coverage=require_coverage.value if require_coverage else None,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -170,6 +193,11 @@ def _print_human(result: FileResult) -> None:
             typer.echo(f"    {finding.code}: {finding.message}")
     for finding in result.findings:
         typer.echo(f"  {finding.code}: {finding.message}")
+    from dsig.verifier import partial_coverage
+
+    partial = partial_coverage(result)
+    if partial and not any(f.code == "COVERAGE_INCOMPLETE" for f in result.findings):
+        typer.echo(f"  warning: {partial} (--require-coverage all fails such files)")
 
 
 def inspect(
