@@ -157,7 +157,7 @@ def sign(
     if dump is not None and len(jobs) != 1:
         raise fail("--dump needs exactly one input", 2)
     if dump is not None:
-        _check_dump_target(dump, jobs[0], force=force)
+        _check_dump_target(dump, jobs[0])
     stamping = sign_timestamping(
         jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file,
         ts_hash=ts_hash, ts_nonce=ts_nonce, ts_cert_req=ts_cert_req, ts_policy=ts_policy,
@@ -215,13 +215,11 @@ def _plan(
     return jobs
 
 
-def _check_dump_target(dump: Path, job: tuple[Path, Path], *, force: bool) -> None:
-    """--dump must not replace the input or the signed output, nor an existing file unforced."""
+def _check_dump_target(dump: Path, job: tuple[Path, Path]) -> None:
+    """--dump must not replace the input or the signed output."""
     for other in job:
         if dump.resolve() == other.resolve():
             raise fail(f"--dump {dump} is the same path as {other}: it would be overwritten", 2)
-    if dump.exists() and not force:
-        raise fail(f"--dump {dump} exists: use --force to overwrite it", 2)
 
 
 def _run(

@@ -217,6 +217,8 @@ def inspect(
     from dsig.verifier import dump_mac_stream
     from dsig.writer import atomic_output
 
+    if dump_mac is not None and dump_mac[1].resolve() == path.resolve():
+        raise fail(f"--dump-mac {dump_mac[1]} is the input file: it would be overwritten", 2)
     try:
         ds = read_dicom(path)
         if dump_mac is not None:
