@@ -561,16 +561,22 @@ def check_reply(
     *,
     query: TimestampQuery | None = None,
     extra_certs: Sequence[x509.Certificate] = (),
+    allow_missing_cert: bool = False,
 ) -> TokenInfo:
     """Everything a reply must pass before it is stored; raises :class:`TimestampError`.
 
     The token is checked (:func:`check_token`) against the Signature bytes ``data``, and, when
     the query is known, against it: same imprint algorithm and digest, the nonce echoed, the
     requested policy honoured, the certificate included when certReq was set.
+    ``allow_missing_cert`` accepts a token whose TSA certificate is neither inside (certReq
+    false) nor in ``extra_certs``: its signature then remains unchecked (``info.signer`` None).
     """
     result = check_token(token, data, extra_certs=extra_certs)
-    if result.info is None or result.problems:
-        raise TimestampError("bad timestamp reply: " + result.problems[0][1])
+    problems = result.problems
+    if allow_missing_cert:
+        problems = [p for p in problems if p[0] != "TIMESTAMP_TSA_CERT_MISSING"]
+    if result.info is None or problems:
+        raise TimestampError("bad timestamp reply: " + problems[0][1])
     info = result.info
     if query is not None:
         if (query.hash_algorithm, query.digest) != (info.hash_algorithm, info.digest):

@@ -18,6 +18,7 @@ import typer
 from dsig.cli._common import fail, operational_errors
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from pydicom.dataset import Dataset
 
     from dsig.timestamp import QueryOptions
@@ -238,6 +239,10 @@ def insert(
     uid_file: Annotated[
         Path | None, typer.Option("--uid-file", help="dcmsign UID file naming the signature")
     ] = None,
+    tsa_cert: Annotated[
+        list[Path] | None,
+        typer.Option(help="TSA certificate(s) for a token made without certReq"),
+    ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="replace an existing timestamp")
     ] = False,
@@ -269,13 +274,28 @@ def insert(
             raise TimestampError(f"signature {chosen} already has a timestamp (use --replace)")
         q = TimestampQuery.parse(_read(query_file, "query")) if query_file else None
         token = token_from_reply(_read(reply, "reply"))
-        info = check_reply(token, timestamped_bytes(item), query=q)
+        extra = _load_certs(tsa_cert or [])
+        # A query without certReq yields a token without the TSA certificate (dcmsign -tc):
+        # still insertable, as dcmsign does; verification then needs the certificate.
+        info = check_reply(
+            token,
+            timestamped_bytes(item),
+            query=q,
+            extra_certs=extra,
+            allow_missing_cert=q is not None and not q.cert_req,
+        )
         insert_token(item, token)
         save(ds, dst, target_encoding(ds, "same", None))
     except operational_errors() as e:
         raise fail(str(e)) from None
     if q is None:
         typer.echo("note: no --query given: nonce and policy were not compared", err=True)
+    if info.signer is None:
+        typer.echo(
+            "note: the token carries no TSA certificate: its signature was not checked "
+            "(give --tsa-cert; verify with --untrusted TSA-CERT)",
+            err=True,
+        )
     typer.echo(f"inserted timestamp {info.gen_time.isoformat()} into {chosen}: {src} -> {dst}")
 
 
@@ -419,3 +439,11 @@ def sign_timestamping(
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
+
+
+def _load_certs(paths: Sequence[Path]) -> list[x509.Certificate]:
+    if not paths:
+        return []
+    import pki
+
+    return list(pki.load_certificates(*paths, what="TSA certificate"))
