@@ -4,14 +4,17 @@ Each C-STORE request is handled like this, in the association's thread:
 
 1. the data set is taken **exactly as received** (pynetdicom's raw encoded bytes, never decoded
    and re-encoded), prefixed with a preamble and File Meta Information built from the request
-   (SOP Class/Instance UID), the presentation context (Transfer Syntax) and the calling AE;
-2. those bytes are parsed and verified as ``dsig verify`` would verify the file;
+   (SOP Class/Instance UID), the presentation context (Transfer Syntax) and the calling AE, and
+   spooled (fsync'ed) to ``<store>/.dsig-incoming/``;
+2. that file is read and verified exactly as ``dsig verify`` reads and verifies a file
+   (:func:`dsig.verify_file`, with its parse limits);
 3. the object goes to the store when ``dsig verify`` would exit 0 for it (VALID, or UNSIGNED
    with no ``--require``), otherwise to the quarantine with its JSON report beside it;
-4. it is written atomically (temporary file, fsync, rename, directory fsync), one JSON line is
-   appended to the audit log (fsync'ed), and only then is the C-STORE response sent: success,
-   or with ``reject_invalid`` a failure status for objects that did not pass. An object that
-   could not be written is answered with 0xA700 (out of resources), never with success.
+4. it is renamed into place (directory fsync'ed; an atomic copy if the quarantine is on another
+   filesystem), one JSON line is appended to the audit log (fsync'ed), and only then is the
+   C-STORE response sent: success, or with ``reject_invalid`` a failure status for objects
+   that did not pass. An object that could not be kept is answered with 0xA700 (out of
+   resources), never with success.
 
 Extended negotiation: when the requestor proposes SOP Class Extended Negotiation for a storage
 SOP class, the SCP answers Level 2 storage support, Digital Signature support Level 2 (objects
@@ -24,20 +27,22 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import errno
 import io
 import json
 import os
 import re
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from cryptography import x509
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 from pynetdicom import AE, evt
@@ -46,11 +51,10 @@ from pynetdicom.events import Event
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dsig.dicomio import check_complete
-from dsig.errors import DicomFormatError, DsigError
+from dsig.errors import DsigError
 from dsig.net import NetError
 from dsig.report import FileResult, Indication, SignatureResult, exit_code
-from dsig.verifier import VerifyOptions, verify_dataset
+from dsig.verifier import VerifyOptions, verify_file
 from dsig.writer import atomic_output
 from pki.certs import fingerprint
 from pki.chain import evaluate_chain
@@ -95,6 +99,8 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _TMP_SUFFIX = ".dsig-tmp"
+#: Received objects are spooled here (inside the store) while they are verified.
+STAGING_DIR = ".dsig-incoming"
 _STALE_TMP_SECONDS = 300
 
 
@@ -222,23 +228,6 @@ class AuditRecord:
         }
 
 
-def parse_received(data: bytes) -> FileDataset:
-    """Parse a Part-10 byte string strictly, as :func:`dsig.read_dicom` parses a file."""
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-    except Exception as e:  # pydicom raises many kinds on corrupt input
-        raise DicomFormatError(f"malformed DICOM ({type(e).__name__}: {e})") from None
-    if len(ds) == 0:
-        raise DicomFormatError("empty data set")
-    try:
-        check_complete(ds, len(data))
-    except DicomFormatError:
-        raise
-    except Exception as e:
-        raise DicomFormatError(f"malformed DICOM ({type(e).__name__}: {e})") from None
-    return ds
-
-
 def part10_bytes(
     dataset: bytes, *, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
 ) -> bytes:
@@ -321,6 +310,7 @@ class ReceiveServer:
         self._reserved: set[Path] = set()
         self._audit_lock = threading.Lock()
         self._audit_fd: int | None = None
+        self._staging = config.store / STAGING_DIR
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -334,12 +324,12 @@ class ReceiveServer:
     def start(self) -> None:
         """Create the directories, open the audit log and start listening (non-blocking)."""
         cfg = self.config
-        for directory in (cfg.store, cfg.quarantine, cfg.audit_path.parent):
+        for directory in (cfg.store, cfg.quarantine, cfg.audit_path.parent, self._staging):
             try:
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise NetError(f"cannot create {directory}: {e.strerror or e}") from None
-        for directory in (cfg.store, cfg.quarantine):
+        for directory in (cfg.store, cfg.quarantine, self._staging):
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise NetError(f"cannot write to {directory}")
             _remove_stale_temporaries(directory)
@@ -436,15 +426,6 @@ class ReceiveServer:
         sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
         transfer_syntax = str(event.context.transfer_syntax)
         raw = event.encoded_dataset(include_meta=False)
-        data = part10_bytes(
-            raw,
-            sop_class=sop_class,
-            sop_instance=sop_instance,
-            transfer_syntax=transfer_syntax,
-            source_ae=requestor.ae_title.strip(),
-        )
-        result = self._verify(data)
-        ok = accepted(result)
         record = AuditRecord(
             time=_now(),
             calling_ae=requestor.ae_title.strip(),
@@ -454,23 +435,47 @@ class ReceiveServer:
             sop_instance_uid=sop_instance,
             transfer_syntax=transfer_syntax,
             size=len(raw),
-            indication=result.indication.value,
-            action="stored" if ok else "quarantined",
-            status=STATUS_SUCCESS,
-            error=result.error,
-            signatures=[_signature_summary(s) for s in result.signatures],
-            findings=_finding_codes(result),
+            indication="",
+            action="failed",
+            status=STATUS_OUT_OF_RESOURCES,
         )
-        comment = None
-        if not ok and self.config.reject_invalid:
-            record.status, comment = refusal(result)
-            record.action = "refused"
+        data = part10_bytes(
+            raw,
+            sop_class=sop_class,
+            sop_instance=sop_instance,
+            transfer_syntax=transfer_syntax,
+            source_ae=record.calling_ae,
+        )
+        del raw
+        comment: str | None = "cannot store the object"
         try:
-            self._keep(data, result, record, ok)
-        except (OSError, DsigError) as e:
-            record.action, record.status = "failed", STATUS_OUT_OF_RESOURCES
-            record.error = f"cannot store: {getattr(e, 'strerror', None) or e}"
-            comment = "cannot store the object"
+            spool = self._spool(data)
+        except OSError as e:
+            record.error = f"cannot store: {e.strerror or e}"
+            return self._finish(record, comment, started)
+        del data
+        try:
+            result = self._verify(spool)
+            ok = accepted(result)
+            record.indication = result.indication.value
+            record.action, record.status, comment = "stored" if ok else "quarantined", 0, None
+            record.signatures = [_signature_summary(s) for s in result.signatures]
+            record.findings = _finding_codes(result)
+            if not ok and self.config.reject_invalid:
+                record.status, comment = refusal(result)
+                record.action = "refused"
+            try:
+                self._keep(spool, result, record, ok)
+            except (OSError, DsigError) as e:
+                record.action, record.status = "failed", STATUS_OUT_OF_RESOURCES
+                record.error = f"cannot store: {getattr(e, 'strerror', None) or e}"
+                comment = "cannot store the object"
+        finally:
+            spool.unlink(missing_ok=True)
+        return self._finish(record, comment, started)
+
+    def _finish(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+        """Audit, count, report; then the response status (failure if the audit failed)."""
         record.seconds = time.perf_counter() - started
         try:
             self._audit(record)
@@ -486,36 +491,48 @@ class ReceiveServer:
                 self.on_record(record)
         return _status_dataset(record.status, comment)
 
-    def _verify(self, data: bytes) -> FileResult:
+    def _spool(self, data: bytes) -> Path:
+        """The received object in a fsync'ed file of the staging directory (same filesystem
+        as the store, so that keeping it is a rename)."""
+        path = self._staging / f"{uuid.uuid4().hex}.dcm{_TMP_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            ds = parse_received(data)
-            return verify_dataset(ds, self.config.verify)
-        except DsigError as e:
-            return FileResult("", error=str(e))
-        except Exception as e:  # a verifier bug must quarantine, not crash the handler
-            return FileResult("", error=f"internal error: {type(e).__name__}: {e}")
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(data)
+                fp.flush()
+                os.fsync(fp.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
 
-    def _keep(self, data: bytes, result: FileResult, record: AuditRecord, ok: bool) -> None:
+    def _verify(self, spool: Path) -> FileResult:
+        """``dsig verify``'s reading and verification of the spooled file."""
+        try:
+            return verify_file(spool, self.config.verify)
+        except Exception as e:  # a verifier bug must quarantine, not crash the handler
+            return FileResult(str(spool), error=f"internal error: {type(e).__name__}: {e}")
+
+    def _keep(self, spool: Path, result: FileResult, record: AuditRecord, ok: bool) -> None:
         stem = record.sop_instance_uid
         if not (_UID_RE.match(stem) and len(stem) <= 64):
-            stem = "unnamed-" + os.urandom(8).hex()
+            stem = "unnamed-" + uuid.uuid4().hex[:16]
         if ok:
             path = self.config.store / f"{stem}.dcm"
-            with self._lock:
-                self._reserved.add(path)
         else:
             path = self._reserve(self.config.quarantine, stem)
         try:
-            result.path = str(path)
-            record.path = str(path)
-            with atomic_output(path) as fp:
-                fp.write(data)
+            result.path = record.path = str(path)
+            if result.error:
+                result.error = result.error.replace(str(spool), path.name)
+                record.error = result.error
+            _move(spool, path)
             if not ok:
                 report = path.with_suffix(".json")
+                record.report = str(report)
                 content = {"received": record.to_json(), **result.to_json()}
                 with atomic_output(report) as fp:
                     fp.write(json.dumps(content, indent=2).encode() + b"\n")
-                record.report = str(report)
         finally:
             with self._lock:
                 self._reserved.discard(path)
@@ -565,10 +582,29 @@ def _finding_codes(result: FileResult) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def _move(src: Path, dst: Path) -> None:
+    """Rename ``src`` (already fsync'ed) over ``dst`` and fsync the directory; copy atomically
+    when they are on different filesystems."""
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        with src.open("rb") as fin, atomic_output(dst) as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        return
+    with contextlib.suppress(OSError):  # best effort, as in dsig.writer.atomic_output
+        fd = os.open(dst.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _remove_stale_temporaries(directory: Path) -> None:
     """Temporary files of writes interrupted by a crash (never acknowledged objects)."""
     limit = time.time() - _STALE_TMP_SECONDS
-    for tmp in directory.glob(f".*{_TMP_SUFFIX}"):
+    for tmp in directory.glob(f"*{_TMP_SUFFIX}"):
         with contextlib.suppress(OSError):
             if tmp.stat().st_mtime < limit:
                 tmp.unlink()
@@ -583,7 +619,6 @@ __all__ = [
     "ReceiveServer",
     "ServerConfig",
     "accepted",
-    "parse_received",
     "part10_bytes",
     "refusal",
 ]
