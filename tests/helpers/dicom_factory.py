@@ -542,3 +542,16 @@ def signature_matches_stream(ref: SigRef, stream: bytes) -> bool:
             return False
         return True
     raise TypeError(f"unsupported key type {type(key)}")
+
+
+def verified_sr_single_observer(out: StrPath) -> Path:
+    """test-SR.dcm (Verification Flag VERIFIED, two Verifying Observers) reduced to one
+    Verifying Observer, so that PS3.15 C.4 (SR RSA profile: SR/KOS with at most one
+    Verifying Observer) applies."""
+    ds = _read("test-SR.dcm")
+    ds.VerifyingObserverSequence = Sequence([ds.VerifyingObserverSequence[0]])
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = Path(out)
+    ds.save_as(out, enforce_file_format=True)
+    return out

@@ -387,6 +387,7 @@ FACTORY_SOURCES = {
     "gl_sr": lambda out: dicom_factory.with_group_lengths_and_padding("reportsi.dcm", out),
     "gl_ct": lambda out: dicom_factory.with_group_lengths_and_padding("CT_small.dcm", out),
     "empty_ct": dicom_factory.with_empty_values,
+    "sr_verified_1obs": dicom_factory.verified_sr_single_observer,
 }
 
 

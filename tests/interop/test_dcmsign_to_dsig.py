@@ -62,6 +62,7 @@ ALL_SOURCES = (
     "gl_sr",
     "gl_ct",
     "empty_ct",
+    "sr_verified_1obs",
 )
 
 CASES: list[Case] = [
@@ -91,7 +92,9 @@ CASES: list[Case] = [
     ),
     _c("profile-auth-MR_small", "MR_small.dcm", profile="authorization", require="authorization"),
     _c("profile-sr-reportsi", "reportsi.dcm", profile="sr"),
-    _c("profile-srv-test-SR", "test-SR.dcm", profile="sr-verification", require="sr"),
+    _c("profile-srv-sr_verified_1obs", "sr_verified_1obs", profile="sr-verification", require="sr"),
+    # test-SR has two Verifying Observers: dcmsign +pv signs it, C.4 does not apply (no --require)
+    _c("profile-srv-test-SR-2observers", "test-SR.dcm", profile="sr-verification"),
     # item signatures
     _c("item-rtplan-BeamSequence0", "rtplan.dcm", item="BeamSequence[0]"),
     _c("item-testSR-ContentSequence1-p5", "test-SR.dcm", item="ContentSequence[1]", purpose=5),
@@ -266,7 +269,9 @@ def test_dsig_verifies(signed_cases: dict[str, Signed], case: Case) -> None:
             assert rep.get("location"), f"item signature without location\n{ctx}"
         if step.purpose is not None or step.profile == "sr-verification":
             want = str(step.purpose or 5)
-            assert want in str(rep.get("purpose")), f"purpose {want} not reported\n{ctx}"
+            got = rep.get("purpose")
+            code = got.get("code") if isinstance(got, dict) else got
+            assert str(code) == want, f"purpose {want} not reported\n{ctx}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -341,3 +346,67 @@ def test_batch_exit_code_all_valid(signed_cases: dict[str, Signed], dsig: Dsig) 
     res = dsig.verify(paths)  # type: ignore[arg-type]
     assert res.returncode == 0, res.describe()
     assert res.data is not None and len(res.data["files"]) == len(paths), res.describe()
+
+
+# ---------------------------------------------------------------------------------------------
+# Odd-length signature values (doc section 10.3 items 3-4): dsig must verify dcmsign's
+# signatures even where dcmsign itself rejects them. dcmsign's own verdict is only recorded.
+# ---------------------------------------------------------------------------------------------
+
+P521_MAX_TRIES = 24
+
+
+def _check_dsig_against_dcmsign(
+    dsig: Dsig, signed: Path, dump: Path, tmp_path: Path
+) -> tuple[FileResult, str]:
+    ref = signature_refs(signed)[0]
+    assert dicom_factory.signature_matches_stream(ref, dump.read_bytes()), "oracle broken"
+    res = dsig.verify_one(signed)
+    ours = dsig.dump_mac(signed, ref.uid, tmp_path / "dsig.dump")
+    return res, first_difference(ours, dump.read_bytes())
+
+
+def test_p521_odd_length_signature(
+    pki: PkiFiles, sources: Sources, dsig: Dsig, tmp_path: Path, record_property: Any
+) -> None:
+    signer = pki.extra("p521", "ec-p521")
+    src = sources("reportsi.dcm")
+    found: dict[str, tuple[Path, Path]] = {}
+    for i in range(P521_MAX_TRIES):
+        out, dump = tmp_path / f"p521-{i}.dcm", tmp_path / f"p521-{i}.dump"
+        dcmtk.dcmsign_sign(src, out, signer.key, signer.cert, mac="sha512", dump=dump)
+        sig = signature_refs(out)[0].signature
+        der = dicom_factory.der_trim(sig)
+        kind = "odd" if len(der) % 2 else "even"
+        if kind == "odd":
+            assert len(sig) == len(der) + 1 and sig[-1] == 0, "odd DER must carry one pad byte"
+        found.setdefault(kind, (out, dump))
+        if len(found) == 2:
+            break
+    assert "odd" in found, f"no odd-length P-521 signature in {P521_MAX_TRIES} tries"
+    observations = []
+    for kind, (out, dump) in sorted(found.items()):
+        res, diff = _check_dsig_against_dcmsign(dsig, out, dump, tmp_path)
+        res.assert_valid(n_signatures=1)
+        assert diff == "identical", f"{kind}-length P-521: dsig dump vs dcmsign +d: {diff}"
+        ok, output = dcmtk.dcmsign_verify(out)
+        observations.append(f"{kind}: dcmsign {'accepts' if ok else 'REJECTS'}")
+    record_property("dcmsign_p521_observation", "; ".join(observations))
+    print("observation (doc 10.3 item 3):", "; ".join(observations))
+
+
+def test_rsa2056_odd_modulus_signature(
+    pki: PkiFiles, sources: Sources, dsig: Dsig, tmp_path: Path, record_property: Any
+) -> None:
+    signer = pki.extra("rsa2056", "rsa2056")
+    out, dump = tmp_path / "r2056.dcm", tmp_path / "r2056.dump"
+    dcmtk.dcmsign_sign(sources("CT_small.dcm"), out, signer.key, signer.cert, dump=dump)
+    sig = signature_refs(out)[0].signature
+    assert len(sig) == 258 and sig[-1] == 0, "257-byte RSA signature must be padded to 258"
+    res, diff = _check_dsig_against_dcmsign(dsig, out, dump, tmp_path)
+    res.assert_valid(n_signatures=1)
+    assert diff == "identical", f"RSA-2056: dsig dump vs dcmsign +d: {diff}"
+    ok, _ = dcmtk.dcmsign_verify(out)
+    obs = f"dcmsign {'accepts' if ok else 'REJECTS'} its own RSA-2056 signature"
+    record_property("dcmsign_rsa2056_observation", obs)
+    print("observation (doc 10.3 item 4):", obs)

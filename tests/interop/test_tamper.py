@@ -176,7 +176,7 @@ def t_sr_private_in_item(ds: Dataset, ctx: Ctx) -> None:
     it.add_new(0x00991001, "LO", "extra")
 
 
-UNSIGNED_TAG = 0x00104000  # PatientComments (absent from the originals)
+UNSIGNED_TAG = 0x00324000  # StudyComments (absent from the originals)
 
 
 def t_add_unsigned(ds: Dataset, ctx: Ctx) -> None:
