@@ -20,7 +20,17 @@ from dsig.limits import (
     check_inflated_size,
     deflated_data_offset,
 )
-from dsig.stream import UNDEFINED, element_vr, is_sequence, iter_fragments, sequence_items, stored
+from dsig.stream import (
+    DEFER_SIZE,
+    UNDEFINED,
+    element_vr,
+    file_fragments,
+    is_deferred,
+    is_sequence,
+    iter_fragments,
+    sequence_items,
+    stored,
+)
 
 # Verification must see VRs exactly as stored: UN stays UN (C.12.1.1.3.1.1 excludes it), and
 # values are never "fixed" on read.
@@ -28,8 +38,16 @@ config.replace_un_with_known_vr = False
 config.settings.reading_validation_mode = config.IGNORE
 
 
-def read_dicom(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> FileDataset:
-    """Read a DICOM Part 10 file and check that it is complete (within ``limits``)."""
+def read_dicom(
+    path: Path, limits: ParseLimits = DEFAULT_LIMITS, *, defer: bool = True
+) -> FileDataset:
+    """Read a DICOM Part 10 file and check that it is complete (within ``limits``).
+
+    ``defer``: top-level values over :data:`~dsig.stream.DEFER_SIZE` bytes stay in the file
+    (Pixel Data, waveforms); the MAC encoder and the writer stream them from it in chunks, so
+    memory does not grow with the file. Deflated files are inflated whole (a deflate stream
+    cannot be sought into), so they are always read into memory.
+    """
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -40,10 +58,11 @@ def read_dicom(path: Path, limits: ParseLimits = DEFAULT_LIMITS) -> FileDataset:
             check_inflated_size(path, offset, limits)
     except LimitExceededError as e:
         raise LimitExceededError(f"{path}: {e}") from None
+    defer_size = DEFER_SIZE if defer and offset is None else None
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, defer_size=defer_size)
     except InvalidDicomError:
-        ds = _read_bare_dataset(path)
+        ds = _read_bare_dataset(path, defer_size)
     except (OSError, EOFError) as e:
         raise DicomFormatError(f"{path}: cannot read: {e}") from None
     except Exception as e:  # pydicom raises many kinds on corrupt input
@@ -72,13 +91,13 @@ def _looks_like_dataset(head: bytes) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x00\x08")
 
 
-def _read_bare_dataset(path: Path) -> FileDataset:
+def _read_bare_dataset(path: Path, defer_size: int | None = None) -> FileDataset:
     with path.open("rb") as fp:
         head = fp.read(8)
     if not _looks_like_dataset(head):
         raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix, no data set)")
     try:
-        ds = pydicom.dcmread(path, force=True)
+        ds = pydicom.dcmread(path, force=True, defer_size=defer_size)
     except Exception as e:
         raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
     implicit, little = ds.original_encoding
@@ -119,7 +138,10 @@ def check_complete(
                 budget.spend()
                 check_complete(item, file_size, (ds, *ancestors), budget=budget)
             continue
-        if isinstance(elem, RawDataElement):
+        if is_deferred(elem):
+            assert isinstance(elem, RawDataElement)
+            _check_deferred(elem, tag, ds, file_size)
+        elif isinstance(elem, RawDataElement):
             value = elem.value
             if elem.length == UNDEFINED:
                 for _ in iter_fragments(value or b"", tag):
@@ -129,3 +151,21 @@ def check_complete(
                     f"truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has "
                     f"{len(value)} of {elem.length} bytes"
                 )
+
+
+def _check_deferred(elem: RawDataElement, tag: int, ds: Dataset, file_size: int) -> None:
+    """A value left in the file must end inside it (encapsulated: walk the item headers)."""
+    start = elem.value_tell or 0
+    if elem.length != UNDEFINED:
+        if start + elem.length > file_size:
+            raise DicomFormatError(
+                f"truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has "
+                f"{max(0, file_size - start)} of {elem.length} bytes"
+            )
+        return
+    name = getattr(ds, "filename", None)
+    if not isinstance(name, str):
+        raise DicomFormatError("a value was left in the file, but the data set has no file name")
+    with open(name, "rb") as fp:
+        for _ in file_fragments(fp, start, file_size, tag):
+            pass

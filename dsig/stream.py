@@ -8,6 +8,8 @@ elements (minus certificate, signature and timestamp) appended after the data el
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +53,13 @@ _PIXEL_REP_TAGS = frozenset(
 
 #: Receives stream chunks: a hash update, a dump file write, ...
 Sink = Callable[[bytes | memoryview], object]
+
+#: Top-level values larger than this stay in the file when read (pydicom ``defer_size``) and are
+#: streamed from it in chunks by the MAC encoder and the writer: memory does not grow with
+#: Pixel Data. Nested items are never deferred by pydicom; deflated files are read whole.
+DEFER_SIZE = 256 * 1024
+#: Read size for streamed values (a multiple of every swap width).
+CHUNK_SIZE = 1 << 20
 
 
 def is_signable_tag(tag: int) -> bool:
@@ -103,6 +112,83 @@ class MacWriter:
             self._buf.clear()
             for sink in self._sinks:
                 sink(data)
+
+
+# --- values left in the file ----------------------------------------------------------------
+
+
+def is_deferred(elem: RawDataElement | DataElement) -> bool:
+    """A raw element whose value pydicom left in the file (read with ``defer_size``)."""
+    return isinstance(elem, RawDataElement) and elem.value is None and elem.length != 0
+
+
+def source_path(levels: Sequence[Dataset]) -> str:
+    """The file a deferred value lives in: ``filename`` of the root (the last level given)."""
+    for ds in reversed(levels):
+        name = getattr(ds, "filename", None)
+        if isinstance(name, str) and name:
+            return name
+    raise DicomFormatError("a value was left in the file, but the data set has no file name")
+
+
+def read_range(
+    fp: io.RawIOBase | io.BufferedIOBase, offset: int, length: int, *, reuse: bool = True
+) -> Iterator[bytes | memoryview]:
+    """``length`` bytes at ``offset`` in chunks. ``reuse``: views into one buffer, each valid
+    only until the next chunk is asked for (hashing); otherwise fresh ``bytes`` per chunk."""
+    fp.seek(offset)
+    buf = bytearray(min(CHUNK_SIZE, length)) if reuse else bytearray()
+    view = memoryview(buf)
+    remaining = length
+    while remaining > 0:
+        want = min(CHUNK_SIZE, remaining)
+        if reuse:
+            got = fp.readinto(view[:want])
+            chunk: bytes | memoryview = view[:got]
+        else:
+            chunk = fp.read(want)
+            got = len(chunk)
+        if not got:
+            raise DicomFormatError(
+                f"truncated: {remaining} bytes missing at byte {offset + length - remaining} "
+                "(did the file change while it was read?)"
+            )
+        remaining -= got
+        yield chunk
+
+
+def file_fragments(
+    fp: io.RawIOBase | io.BufferedIOBase, start: int, end: int, tag: int
+) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each item of an encapsulated value that starts at ``start`` in the
+    file, by walking the item headers only; ``end`` is the file size."""
+    pos = start
+    while True:
+        fp.seek(pos)
+        head = fp.read(8)
+        if len(head) < 8:
+            raise DicomFormatError(f"truncated encapsulated value in {tag:08X}")
+        group, element, length = struct.unpack("<HHI", head)
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return
+        if (group, element) != (0xFFFE, 0xE000) or length == UNDEFINED:
+            raise DicomFormatError(
+                f"malformed encapsulated value in {tag:08X} at byte {pos - start}"
+            )
+        if pos + 8 + length > end:
+            raise DicomFormatError(f"truncated encapsulated value in {tag:08X}")
+        yield pos + 8, length
+        pos += 8 + length
+
+
+def swaps(vr: str) -> bool:
+    """Binary VRs whose values change between little and big endian."""
+    return vr in _SWAP_WIDTH
+
+
+def pad_byte(vr: str) -> bytes:
+    """The byte that pads an odd-length value of ``vr`` to even length."""
+    return b" " if vr in _TEXT_VRS else b"\x00"
 
 
 # --- element views -------------------------------------------------------------------------
@@ -309,8 +395,11 @@ class StreamEncoder:
                 self.dataset(item, (level, *ancestors))
             self.out.write(SEQ_DELIM)
             return
-        elem = stored(level, tag)
-        if isinstance(elem, RawDataElement):
+        elem = stored(level, tag, keep_deferred=True)
+        if is_deferred(elem):
+            assert isinstance(elem, RawDataElement)
+            self._deferred(elem, tag, vr, source_path((level, *ancestors)))
+        elif isinstance(elem, RawDataElement):
             self._raw(elem, tag, vr)
         else:
             self._converted(elem, tag, vr)
@@ -329,6 +418,35 @@ class StreamEncoder:
         value = le_value(elem, vr)
         self.out.write(_header(tag, vr, len(value)))
         self.out.write(memoryview(value))
+
+    def _deferred(self, elem: RawDataElement, tag: int, vr: str, path: str) -> None:
+        """A value still in the file: read it in chunks straight into the sinks."""
+        out = self.out
+        offset = elem.value_tell or 0
+        with open(path, "rb", buffering=0) as fp:
+            if elem.length == UNDEFINED:
+                out.write(_header(tag, "OB", None))
+                end = os.fstat(fp.fileno()).st_size
+                for start, length in list(file_fragments(fp, offset, end, tag)):
+                    if self.options.old_format:
+                        out.write(ITEM_TAG + struct.pack("<I", length))
+                    else:
+                        out.write(ITEM_TAG)
+                    for chunk in read_range(fp, start, length):
+                        out.write(chunk)
+                out.write(SEQ_DELIM)
+                return
+            length = elem.length
+            swap = not elem.is_little_endian and vr in _SWAP_WIDTH
+            if swap and length % _SWAP_WIDTH[vr]:
+                raise DicomFormatError(
+                    f"binary value of {length} bytes is not a multiple of {_SWAP_WIDTH[vr]}"
+                )
+            out.write(_header(tag, vr, length + (length & 1)))
+            for chunk in read_range(fp, offset, length):
+                out.write(_swap(bytes(chunk), _SWAP_WIDTH[vr]) if swap else chunk)
+            if length & 1:
+                out.write(pad_byte(vr))
 
     def _converted(self, elem: DataElement, tag: int, vr: str) -> None:
         if elem.is_undefined_length and vr in ("OB", "OW", "UN"):

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -33,11 +33,17 @@ from dsig.stream import (
     LONG_VRS,
     UNDEFINED,
     element_vr,
+    file_fragments,
+    is_deferred,
     is_sequence,
     iter_fragments,
     le_value,
+    pad_byte,
+    read_range,
     sequence_items,
+    source_path,
     stored,
+    swaps,
     to_big_endian,
 )
 
@@ -134,7 +140,11 @@ class DatasetEncoder:
         if is_sequence(ds, tag, vr):
             yield from self._sequence(ds, tag, ancestors)
             return
-        elem = stored(ds, tag)
+        elem = stored(ds, tag, keep_deferred=True)
+        if is_deferred(elem):
+            assert isinstance(elem, RawDataElement)
+            yield from self._deferred(elem, tag, vr, source_path((ds, *ancestors)))
+            return
         undefined = (
             elem.length == UNDEFINED
             if isinstance(elem, RawDataElement)
@@ -153,6 +163,28 @@ class DatasetEncoder:
             value = to_big_endian(value, vr)
         yield self._header(tag, vr, len(value))
         yield value
+
+    def _deferred(self, elem: RawDataElement, tag: int, vr: str, path: str) -> Iterator[bytes]:
+        """A value still in the source file, copied in chunks (fresh ones: callers may keep
+        them, e.g. to join a sequence body)."""
+        offset = elem.value_tell or 0
+        with open(path, "rb", buffering=0) as fp:
+            if elem.length == UNDEFINED:
+                yield self._header(tag, "OB", UNDEFINED)
+                end = os.fstat(fp.fileno()).st_size
+                for start, length in list(file_fragments(fp, offset, end, tag)):
+                    yield _ITEM + struct.pack("<I", length)
+                    for chunk in read_range(fp, start, length, reuse=False):
+                        yield cast(bytes, chunk)
+                yield _SEQ_DELIM
+                return
+            length = elem.length
+            swap = elem.is_little_endian != self.enc.little and swaps(vr)
+            yield self._header(tag, vr, length + (length & 1))
+            for chunk in read_range(fp, offset, length, reuse=False):
+                yield to_big_endian(bytes(chunk), vr) if swap else cast(bytes, chunk)
+            if length & 1:
+                yield pad_byte(vr)
 
     def _sequence(self, ds: Dataset, tag: int, ancestors: tuple[Dataset, ...]) -> Iterator[bytes]:
         items = sequence_items(ds, tag)
