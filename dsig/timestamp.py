@@ -70,6 +70,7 @@ TIMESTAMP_FINDING_CODES: dict[str, str] = {
     "TIMESTAMP_TSA_NOT_CHECKED": "no trust store was given: the TSA was not validated",
     "TIMESTAMP_BEFORE_SIGNING_TIME": "the certified time precedes Digital Signature DateTime",
     "TIMESTAMP_INVALID": "a certified timestamp is present but does not verify",
+    "TIMESTAMP_INDETERMINATE": "a certified timestamp is present but could not be checked",
     "TIMESTAMP_REQUIRED": "--require timestamp: no valid signature carries a valid timestamp",
     "TIMESTAMP_MOMENT_UNAVAILABLE": "--at timestamp without a valid timestamp: validated now",
 }
@@ -354,8 +355,28 @@ def _general_name(name: Any) -> str | None:
     if isinstance(name, core.Void) or name is None:
         return None
     if name.name == "directory_name":
-        return str(name.chosen.human_friendly)
+        # RFC 4514 order (most specific first), as cryptography prints certificate subjects.
+        parts = []
+        for rdn in reversed(list(name.chosen.chosen)):
+            for atv in rdn:
+                key = atv["type"].native
+                short = _RDN_SHORT.get(key, atv["type"].dotted)
+                parts.append(f"{short}={atv['value'].native}")
+        return ",".join(parts)
     return str(name.native)
+
+
+_RDN_SHORT = {
+    "common_name": "CN",
+    "organization_name": "O",
+    "organizational_unit_name": "OU",
+    "country_name": "C",
+    "locality_name": "L",
+    "state_or_province_name": "ST",
+    "street_address": "STREET",
+    "domain_component": "DC",
+    "serial_number": "serialNumber",
+}
 
 
 def _accuracy(acc: Any) -> dt.timedelta | None:
@@ -676,9 +697,12 @@ def verify_item_timestamp(
                     "warning",
                 )
             )
-    if any(s == "error" for _c, _m, s in findings):
+    errors = {c for c, _m, s in findings if s == "error"}
+    if errors:
+        # Without the TSA certificate nothing is proven either way: INDETERMINATE.
+        verdict = "INDETERMINATE" if errors == {"TIMESTAMP_TSA_CERT_MISSING"} else "INVALID"
         return TimestampResult(
-            "INVALID", info.gen_time, tsa, info.hash_algorithm, tuple(findings), details
+            verdict, info.gen_time, tsa, info.hash_algorithm, tuple(findings), details
         )
     tsa_trust: TrustResult | None = None
     indication = "VALID"
@@ -766,13 +790,13 @@ def check_signature_timestamp(
         trust_required=not options.integrity_only,
         signing_time=parse_dicom_datetime(res.datetime or ""),
     )
-    if result.indication == "INVALID":
-        first = next((m for _c, m, s in result.findings if s == "error"), "")
-        res.findings.append(
-            Finding(
-                "TIMESTAMP_INVALID", f"the certified timestamp does not verify: {first}", "warning"
-            )
-        )
+    first = next((m for _c, m, s in result.findings if s == "error"), "")
+    if result.indication == "INVALID" or first:  # not for a merely unchecked TSA (no trust)
+        if result.indication == "INVALID":
+            code, text = "TIMESTAMP_INVALID", "the certified timestamp does not verify"
+        else:
+            code, text = "TIMESTAMP_INDETERMINATE", "the certified timestamp could not be checked"
+        res.findings.append(Finding(code, f"{text}: {first}" if first else text, "warning"))
     return result.to_json()
 
 

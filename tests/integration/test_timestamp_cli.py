@@ -350,3 +350,34 @@ def test_at_timestamp_without_timestamp_notes_it(tpki: TimestampPki, tmp_path: P
     code, report = verify_json(plain, *trust(tpki), "--at", "timestamp")
     assert code == 0
     assert "TIMESTAMP_MOMENT_UNAVAILABLE" in {f["code"] for f in first_sig(report)["findings"]}
+
+
+def test_token_without_tsa_certificate(tpki: TimestampPki, tsa: TsaServer, tmp_path: Path) -> None:
+    signed, q = tmp_path / "signed.dcm", tmp_path / "q.tsq"
+    assert sign(tpki, signed, "--timestamp-query", q, "--ts-no-cert-req").exit_code == 0
+    r = tmp_path / "r.tsr"
+    r.write_bytes(tsa.respond(q.read_bytes()))
+    out = tmp_path / "stamped.dcm"
+    ins = dsig("timestamp", "insert", signed, out, "--reply", r, "--query", q)
+    assert ins.exit_code == 0 and "signature was not checked" in ins.stderr, ins.output
+    tsa_pem = tmp_path / "tsa.pem"
+    tsa_pem.write_bytes(tpki.tsa.cert.public_bytes(serialization.Encoding.PEM))
+    checked = dsig("timestamp", "insert", signed, tmp_path / "o2.dcm", "--reply", r,
+                   "--query", q, "--tsa-cert", tsa_pem)  # fmt: skip
+    assert checked.exit_code == 0 and "not checked" not in checked.stderr, checked.output
+    code, report = verify_json(out, *trust(tpki))
+    ts = first_sig(report)["timestamp"]
+    assert ts["indication"] == "INDETERMINATE"
+    assert [f["code"] for f in ts["findings"]] == ["TIMESTAMP_TSA_CERT_MISSING"]
+    code, report = verify_json(out, *trust(tpki), "--untrusted", tsa_pem)
+    assert code == 0 and first_sig(report)["timestamp"]["indication"] == "VALID"
+
+
+def test_item_signature_timestamp(tpki: TimestampPki, tsa: TsaServer, tmp_path: Path) -> None:
+    rtplan = Path(str(get_testdata_file("rtplan.dcm", download=False)))
+    out = tmp_path / "item.dcm"
+    result = sign(tpki, out, "--item", "BeamSequence[0]", "--tsa", tsa.url, src=rtplan)
+    assert result.exit_code == 0, result.output
+    code, report = verify_json(out, *trust(tpki), "--require", "timestamp")
+    sig = first_sig(report)
+    assert code == 0 and sig["location"] and sig["timestamp"]["indication"] == "VALID"

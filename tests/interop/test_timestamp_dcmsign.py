@@ -120,3 +120,33 @@ def test_tampered_token_rejected_by_both(dsig: Dsig, pki: PkiFiles, sources: Sou
     ok, out = _dcmsign_verify(path)
     assert not ok, out
     assert TS_OK not in out and "Timestamp Verification : OK" not in out, out
+
+
+def test_dcmsign_query_without_cert_req(dsig: Dsig, pki: PkiFiles, sources: Sources,
+                                        tsa: TsaServer, tsa_issued: object,
+                                        tmp_path: Path) -> None:  # fmt: skip
+    """``-tc``: the token carries no TSA certificate; both tools need it as an intermediate."""
+    from cryptography.hazmat.primitives import serialization
+
+    signed, q, u = tmp_path / "signed.dcm", tmp_path / "q.tsq", tmp_path / "uid.dcm"
+    _dcmsign_sign_with_query(sources("CT_small.dcm"), signed, pki.rsa, q, u, "-tc")
+    r = tmp_path / "r.tsr"
+    r.write_bytes(tsa.respond(q.read_bytes()))
+    out = tmp_path / "stamped.dcm"
+    proc = dsig.run("timestamp", "insert", signed, out, "--reply", r, "--query", q,
+                    "--uid-file", u)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    tsa_pem = tmp_path / "tsa.pem"
+    tsa_pem.write_bytes(tsa_issued.cert.public_bytes(serialization.Encoding.PEM))  # type: ignore[attr-defined]
+    ok, output = dcmtk.dcmsign_verify(out, untrusted=[pki.intermediate, tsa_pem], extra=["+tv"])
+    assert ok and "Timestamp Verification : OK" in output, output
+    res = dsig.verify_one(out, "--trust-store", str(pki.root), "--untrusted",
+                          str(pki.intermediate), "--untrusted", str(tsa_pem),
+                          integrity_only=False)  # fmt: skip
+    assert res.signatures[0]["timestamp"]["indication"] == "VALID", res.describe()
+    # Without the TSA certificate neither tool can check the token.
+    ok, output = dcmtk.dcmsign_verify(out, extra=["+tv"])
+    assert not ok, output
+    res = dsig.verify_one(out, "--trust-store", str(pki.root), "--untrusted",
+                          str(pki.intermediate), integrity_only=False)  # fmt: skip
+    assert res.signatures[0]["timestamp"]["indication"] == "INDETERMINATE", res.describe()
