@@ -359,3 +359,51 @@ def test_sr_profile_refused_with_two_verifying_observers(
     proc = dsig.sign_proc(sources("test-SR.dcm"), out, pki.rsa, profile="sr-verification")
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# dsig remove on dcmsign-signed files (doc section 3.2/7: inner and outer signatures are
+# independent, so removing one leaves the other valid for dcmsign too)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dcmsign_nested(tmp_path_factory: pytest.TempPathFactory, pki: PkiFiles, sources: Sources) -> Path:
+    d = tmp_path_factory.mktemp("remove")
+    item = d / "item.dcm"
+    both = d / "both.dcm"
+    dcmtk.dcmsign_sign(sources("sr_nested"), item, pki.rsa.key, pki.rsa.cert, item=SR_NESTED_ITEM)
+    dcmtk.dcmsign_sign(item, both, pki.ec.key, pki.ec.cert, purpose=1)
+    return both
+
+
+@pytest.mark.parametrize("which", ["item", "main"])
+def test_dsig_remove_one_keeps_other_valid_in_dcmsign(
+    dcmsign_nested: Path, which: str, dsig: Dsig, tmp_path: Path
+) -> None:
+    refs = signature_refs(dcmsign_nested)
+    gone = next(r for r in refs if bool(r.location) == (which == "item"))
+    out = tmp_path / "removed.dcm"
+    proc = dsig.run("remove", dcmsign_nested, out, "--uid", gone.uid)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    left = signature_refs(out)
+    assert [r.uid for r in left] == [r.uid for r in refs if r.uid != gone.uid]
+    ok, output = dcmtk.dcmsign_verify(out)
+    assert ok and output.count("Signature Verification : OK") == 1, output
+    dsig.verify_one(out).assert_valid(n_signatures=1)
+
+
+def test_dsig_remove_all_dcmsign_sees_none(dcmsign_nested: Path, dsig: Dsig, tmp_path: Path) -> None:
+    out = tmp_path / "none.dcm"
+    proc = dsig.run("remove", dcmsign_nested, out, "--all")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert signature_refs(out) == []
+    leftovers = [
+        e.tag for e in dicom_factory.read_raw(out).iterall() if int(e.tag) == 0x4FFE0001
+    ]
+    assert not leftovers, "MAC Parameters Sequence left behind (dcmsign +ra removes it)"
+    ok, output = dcmtk.dcmsign_verify(out, require_signature=False)
+    assert ok is True or "no signatures found" in output, output
+    assert "no signatures found" in output, output
+    ok_req, output_req = dcmtk.dcmsign_verify(out)
+    assert not ok_req, output_req
