@@ -274,9 +274,7 @@ def dcmsign_integrity_ok(output: str) -> bool:
     lines = [ln for ln in output.splitlines() if "Signature Verification" in ln]
     if not lines:
         return False
-    return all(
-        ln.rstrip().endswith(": OK") or "signature is OK but" in ln for ln in lines
-    )
+    return all(ln.rstrip().endswith(": OK") or "signature is OK but" in ln for ln in lines)
 
 
 def dcmsign_remove_all(inp: StrPath, out: StrPath) -> subprocess.CompletedProcess[str]:

@@ -196,7 +196,12 @@ def _encode_elem(elem: DataElement) -> bytes:
         for item in elem.value:
             body = _encode_level(item)
             items += pack("<HHL", 0xFFFE, 0xE000, len(body)) + body
-        return pack("<HH", elem.tag.group, elem.tag.element) + b"SQ\0\0" + pack("<L", len(items)) + items
+        return (
+            pack("<HH", elem.tag.group, elem.tag.element)
+            + b"SQ\0\0"
+            + pack("<L", len(items))
+            + items
+        )
     fp = pydicom.filebase.DicomBytesIO()
     fp.is_little_endian = True
     fp.is_implicit_VR = False
@@ -482,7 +487,7 @@ def split_stream(stream: bytes, item: Dataset) -> tuple[bytes, bytes]:
     if not stream.endswith(tail):
         raise AssertionError(
             f"stream does not end with the expected signature-item tail "
-            f"({len(tail)} bytes): {first_difference(stream[-len(tail):], tail)}"
+            f"({len(tail)} bytes): {first_difference(stream[-len(tail) :], tail)}"
         )
     return stream[: len(stream) - len(tail)], tail
 

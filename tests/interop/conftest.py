@@ -86,7 +86,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
     rk, rc = rsa_issued.write(d, "rsa")
     ek, ec_ = ec_issued.write(d, "ec")
     dcmtk.set_default_trust([root], [inter])
-    return PkiFiles(root, inter, Signer("rsa", rk, rc, rsa_issued), Signer("ec", ek, ec_, ec_issued), d, p)
+    return PkiFiles(
+        root, inter, Signer("rsa", rk, rc, rsa_issued), Signer("ec", ek, ec_, ec_issued), d, p
+    )
 
 
 @pytest.fixture(scope="session")
@@ -272,7 +274,9 @@ class Dsig:
         try:
             return json.loads(proc.stdout)  # type: ignore[no-any-return]
         except json.JSONDecodeError as exc:
-            raise DsigCliError(f"dsig inspect --json: bad JSON ({exc})\n" + _fmt(args, proc)) from exc
+            raise DsigCliError(
+                f"dsig inspect --json: bad JSON ({exc})\n" + _fmt(args, proc)
+            ) from exc
 
 
 @dataclass
@@ -346,9 +350,13 @@ class FileResult:
         sigs = self.signatures
         assert sigs, f"no signatures reported\n{self.describe()}"
         if n_signatures is not None:
-            assert len(sigs) == n_signatures, f"expected {n_signatures} signatures\n{self.describe()}"
+            assert len(sigs) == n_signatures, (
+                f"expected {n_signatures} signatures\n{self.describe()}"
+            )
         for s in sigs:
-            assert s.get("integrity") == "VALID", f"signature {s.get('uid')} integrity\n{self.describe()}"
+            assert s.get("integrity") == "VALID", (
+                f"signature {s.get('uid')} integrity\n{self.describe()}"
+            )
             assert s.get("indication") == "VALID", f"signature {s.get('uid')}\n{self.describe()}"
 
     def assert_invalid(self, code: str | None = None) -> None:

@@ -50,7 +50,9 @@ class Case:
     require: str | None = None  # dsig verify --require value expected to be met
 
 
-def _c(cid: str, source: str, old_format: bool = False, require: str | None = None, **kw: Any) -> Case:
+def _c(
+    cid: str, source: str, old_format: bool = False, require: str | None = None, **kw: Any
+) -> Case:
     return Case(cid, source, (Step(**kw),), old_format=old_format, require=require)
 
 
@@ -69,7 +71,10 @@ CASES: list[Case] = [
     # every source, default options
     *(_c(f"default-{s.removesuffix('.dcm')}", s) for s in ALL_SOURCES),
     # MACs
-    *(_c(f"mac-{m}-CT_small", "CT_small.dcm", mac=m) for m in ("ripemd160", "sha1", "md5", "sha384", "sha512")),
+    *(
+        _c(f"mac-{m}-CT_small", "CT_small.dcm", mac=m)
+        for m in ("ripemd160", "sha1", "md5", "sha384", "sha512")
+    ),
     _c("mac-ripemd160-JPEG-lossy", "JPEG-lossy.dcm", mac="ripemd160"),
     _c("mac-ripemd160-reportsi", "reportsi.dcm", mac="ripemd160"),
     _c("mac-sha512-mf_jpeg_bot", "mf_jpeg_bot", mac="sha512"),
@@ -203,8 +208,14 @@ def _sign_case(case: Case, workdir: Path, pki: PkiFiles, sources: Sources) -> Si
                 # format-unaware stream builder produces for the old-format file
                 alt = workdir / f"{case.id}.{n}.newfmt.dump"
                 dcmtk.dcmsign_sign(
-                    cur, workdir / f"{case.id}.{n}.newfmt.dcm", s.key, s.cert,
-                    mac=step.mac, tags=step.tags, item=step.item, purpose=step.purpose,
+                    cur,
+                    workdir / f"{case.id}.{n}.newfmt.dcm",
+                    s.key,
+                    s.cert,
+                    mac=step.mac,
+                    tags=step.tags,
+                    item=step.item,
+                    purpose=step.purpose,
                     dump=alt,
                 )
                 signed.new_format_dumps.append(alt)
@@ -290,8 +301,8 @@ def test_dump_mac_matches_dcmsign(
         if case.old_format:
             # inspect has no --format-old in the contract: accept the new-format stream too
             data_part, _ = dicom_factory.split_stream(
-                s.new_format_dumps[n].read_bytes(), signature_refs(
-                    s.new_format_dumps[n].with_suffix(".dcm"))[0].item
+                s.new_format_dumps[n].read_bytes(),
+                signature_refs(s.new_format_dumps[n].with_suffix(".dcm"))[0].item,
             )
             new_style = data_part + dicom_factory.expected_tail(refs[uid].item)
             if ours == new_style:
@@ -389,7 +400,7 @@ def test_p521_odd_length_signature(
         res, diff = _check_dsig_against_dcmsign(dsig, out, dump, tmp_path)
         res.assert_valid(n_signatures=1)
         assert diff == "identical", f"{kind}-length P-521: dsig dump vs dcmsign +d: {diff}"
-        ok, output = dcmtk.dcmsign_verify(out)
+        ok, _ = dcmtk.dcmsign_verify(out)
         observations.append(f"{kind}: dcmsign {'accepts' if ok else 'REJECTS'}")
     record_property("dcmsign_p521_observation", "; ".join(observations))
     print("observation (doc 10.3 item 3):", "; ".join(observations))

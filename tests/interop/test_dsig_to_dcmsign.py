@@ -70,7 +70,10 @@ ALL_SOURCES = (
 CASES: list[Case] = [
     *(_c(f"default-{s.removesuffix('.dcm')}", s) for s in ALL_SOURCES),
     # MACs
-    *(_c(f"mac-{m}-CT_small", "CT_small.dcm", mac=m) for m in ("ripemd160", "sha1", "md5", "sha384", "sha512")),
+    *(
+        _c(f"mac-{m}-CT_small", "CT_small.dcm", mac=m)
+        for m in ("ripemd160", "sha1", "md5", "sha384", "sha512")
+    ),
     _c("mac-ripemd160-JPEG-lossy", "JPEG-lossy.dcm", mac="ripemd160"),
     _c("mac-sha384-reportsi", "reportsi.dcm", mac="sha384"),
     _c("mac-sha512-mf_jpeg_bot", "mf_jpeg_bot", mac="sha512"),
@@ -82,7 +85,12 @@ CASES: list[Case] = [
     # profiles
     _c("profile-base-CT_small", "CT_small.dcm", profile="base"),
     _c("profile-creator-CT_small", "CT_small.dcm", profile="creator"),
-    _c("profile-creator-tags-JPEG-lossy", "JPEG-lossy.dcm", profile="creator", tags=("PatientName",)),
+    _c(
+        "profile-creator-tags-JPEG-lossy",
+        "JPEG-lossy.dcm",
+        profile="creator",
+        tags=("PatientName",),
+    ),
     _c("profile-auth-MR_small", "MR_small.dcm", profile="authorization"),
     _c("profile-sr-p1-reportsi", "reportsi.dcm", profile="sr", purpose=1),
     _c("profile-srv-sr_verified_1obs", "sr_verified_1obs", profile="sr-verification"),
@@ -115,7 +123,13 @@ CASES: list[Case] = [
     _c(
         "tags-CT_small-mixed",
         "CT_small.dcm",
-        tags=("PixelData", "PatientName", "(0008,0016)", "SOPInstanceUID", "OtherPatientIDsSequence"),
+        tags=(
+            "PixelData",
+            "PatientName",
+            "(0008,0016)",
+            "SOPInstanceUID",
+            "OtherPatientIDsSequence",
+        ),
     ),
     _c(
         "tagfile-reportsi",
@@ -169,9 +183,7 @@ class Signed:
     result: FileResult | None = None
 
 
-def _sign_case(
-    case: Case, workdir: Path, pki: PkiFiles, sources: Sources, dsig: Dsig
-) -> Signed:
+def _sign_case(case: Case, workdir: Path, pki: PkiFiles, sources: Sources, dsig: Dsig) -> Signed:
     signed = Signed(case)
     signers = {"rsa": pki.rsa, "ec": pki.ec}
     cur = sources(case.source)
@@ -187,9 +199,19 @@ def _sign_case(
             s = signers[step.signer]
             if step.by == "dcmsign":
                 dcmtk.dcmsign_sign(
-                    cur, out, s.key, s.cert, mac=step.mac, profile=step.profile,
-                    tags=step.tags, tag_file=tag_file, item=step.item, purpose=step.purpose,
-                    dump=dump, old_format=case.old_format, write_xfer=step.write_xfer,
+                    cur,
+                    out,
+                    s.key,
+                    s.cert,
+                    mac=step.mac,
+                    profile=step.profile,
+                    tags=step.tags,
+                    tag_file=tag_file,
+                    item=step.item,
+                    purpose=step.purpose,
+                    dump=dump,
+                    old_format=case.old_format,
+                    write_xfer=step.write_xfer,
                     lengths=step.lengths,
                 )
             else:
@@ -274,7 +296,7 @@ def test_dump_matches_dcmsign_stream(
         if not ours.endswith(tail):
             failures.append(
                 f"step {n}: dsig dump does not end with its signature-item tail: "
-                f"{first_difference(ours[-len(tail):], tail)}"
+                f"{first_difference(ours[-len(tail) :], tail)}"
             )
             continue
         ours_data = ours[: len(ours) - len(tail)]
@@ -291,9 +313,17 @@ def test_dump_matches_dcmsign_stream(
             profile = None
         tags = tuple(t.strip("()") for t in tags)  # dcmsign -t wants gggg,eeee or a keyword
         dcmtk.dcmsign_sign(
-            st.input, ref_out, signer.key, signer.cert, mac="sha256", profile=profile,
-            tags=tags, tag_file=st.tag_file, item=step.item,
-            dump=ref_dump, old_format=case.old_format,
+            st.input,
+            ref_out,
+            signer.key,
+            signer.cert,
+            mac="sha256",
+            profile=profile,
+            tags=tags,
+            tag_file=st.tag_file,
+            item=step.item,
+            dump=ref_dump,
+            old_format=case.old_format,
         )
         had = {r.uid for r in signature_refs(st.input)}
         ref_new = [r for r in signature_refs(ref_out) if r.uid not in had]
@@ -322,7 +352,12 @@ def test_dsig_verifies_own(signed_cases: dict[str, Signed], case: Case) -> None:
 
 @pytest.mark.parametrize(("name", "kind"), [("p521", "ec-p521"), ("rsa2056", "rsa2056")])
 def test_dsig_odd_length_signatures(
-    name: str, kind: str, pki: PkiFiles, sources: Sources, dsig: Dsig, tmp_path: Path,
+    name: str,
+    kind: str,
+    pki: PkiFiles,
+    sources: Sources,
+    dsig: Dsig,
+    tmp_path: Path,
     record_property: Any,
 ) -> None:
     signer = pki.extra(name, kind)
@@ -368,7 +403,9 @@ def test_sr_profile_refused_with_two_verifying_observers(
 
 
 @pytest.fixture(scope="module")
-def dcmsign_nested(tmp_path_factory: pytest.TempPathFactory, pki: PkiFiles, sources: Sources) -> Path:
+def dcmsign_nested(
+    tmp_path_factory: pytest.TempPathFactory, pki: PkiFiles, sources: Sources
+) -> Path:
     d = tmp_path_factory.mktemp("remove")
     item = d / "item.dcm"
     both = d / "both.dcm"
@@ -393,14 +430,14 @@ def test_dsig_remove_one_keeps_other_valid_in_dcmsign(
     dsig.verify_one(out).assert_valid(n_signatures=1)
 
 
-def test_dsig_remove_all_dcmsign_sees_none(dcmsign_nested: Path, dsig: Dsig, tmp_path: Path) -> None:
+def test_dsig_remove_all_dcmsign_sees_none(
+    dcmsign_nested: Path, dsig: Dsig, tmp_path: Path
+) -> None:
     out = tmp_path / "none.dcm"
     proc = dsig.run("remove", dcmsign_nested, out, "--all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert signature_refs(out) == []
-    leftovers = [
-        e.tag for e in dicom_factory.read_raw(out).iterall() if int(e.tag) == 0x4FFE0001
-    ]
+    leftovers = [e.tag for e in dicom_factory.read_raw(out).iterall() if int(e.tag) == 0x4FFE0001]
     assert not leftovers, "MAC Parameters Sequence left behind (dcmsign +ra removes it)"
     ok, output = dcmtk.dcmsign_verify(out, require_signature=False)
     assert ok is True or "no signatures found" in output, output

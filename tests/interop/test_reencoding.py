@@ -76,7 +76,15 @@ CONVERSIONS: dict[str, Conv] = {
     "fill-bot": _fill_bot,
 }
 
-NATIVE_OK = ("te", "tb", "td", "len-undefined", "undef-then-explicit", "grouplen-padding", "pydicom-resave")
+NATIVE_OK = (
+    "te",
+    "tb",
+    "td",
+    "len-undefined",
+    "undef-then-explicit",
+    "grouplen-padding",
+    "pydicom-resave",
+)
 ENCAPS_OK = ("len-undefined", "len-explicit", "grouplen-padding", "pydicom-resave")
 
 

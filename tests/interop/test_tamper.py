@@ -385,7 +385,8 @@ def test_dsig_verdict(built: Built, m: T) -> None:
 
 
 @pytest.mark.parametrize(
-    "m", [m for m in MATRIX if m.tamper == "add-unsigned"],
+    "m",
+    [m for m in MATRIX if m.tamper == "add-unsigned"],
     ids=[m.id for m in MATRIX if m.tamper == "add-unsigned"],
 )
 def test_unsigned_tag_reported(built: Built, m: T) -> None:

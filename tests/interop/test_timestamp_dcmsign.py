@@ -61,7 +61,9 @@ def _dcmsign_sign_with_query(src: Path, out: Path, signer: Signer, q: Path, u: P
     dcmtk.dcmsign_sign(src, out, signer.key, signer.cert, extra=["+ts", str(q), str(u), *flags])
 
 
-@pytest.mark.parametrize("flags", [(), ("+tm5", "-tn", "+tp", "1.2.3.4.5")], ids=["default", "sha512-nononce-policy"])
+@pytest.mark.parametrize(
+    "flags", [(), ("+tm5", "-tn", "+tp", "1.2.3.4.5")], ids=["default", "sha512-nononce-policy"]
+)
 def test_dcmsign_query_dsig_insert(dsig: Dsig, pki: PkiFiles, sources: Sources, tsa: TsaServer,
                                    tmp_path: Path, flags: tuple[str, ...]) -> None:  # fmt: skip
     signed, q, u = tmp_path / "signed.dcm", tmp_path / "q.tsq", tmp_path / "uid.dcm"
