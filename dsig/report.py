@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,7 +169,12 @@ def summary(files: list[FileResult]) -> dict[str, int]:
 
 def exit_code(files: list[FileResult]) -> int:
     """0 all valid (or unsigned without requirement); 1 invalid; 4 errors; 3 indeterminate."""
-    indications = {f.indication for f in files}
+    return exit_code_for(f.indication for f in files)
+
+
+def exit_code_for(file_indications: Iterable[Indication]) -> int:
+    """:func:`exit_code` from the file indications alone (batch runs keep no FileResults)."""
+    indications = set(file_indications)
     if Indication.INVALID in indications:
         return 1
     if Indication.ERROR in indications:

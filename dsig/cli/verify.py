@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import expand_inputs, fail, operational_errors
+from dsig.cli._common import fail, operational_errors
 
 if TYPE_CHECKING:
     from dsig.report import FileResult
@@ -99,10 +99,23 @@ def verify(
             "(all: every signable top-level element; profile: what its profile demands)"
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
+    ] = None,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="stream one JSON object per file, then the summary")
+    ] = False,
+    report_html: Annotated[
+        Path | None, typer.Option("--report", help="write a self-contained HTML audit report")
+    ] = None,
 ) -> None:
-    """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error."""
-    from dsig.report import exit_code, summary
-    from dsig.verifier import VerifyOptions, verify_file
+    """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
+
+    Directories (with --recursive) are verified in parallel; files found there without the
+    DICM prefix are skipped and counted. A summary table ends the human output.
+    """
+    from dsig.verifier import VerifyOptions
 
     try:
         evaluator = None
@@ -144,16 +157,16 @@ def verify(
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
-    results: list[FileResult] = []
-    for path, _rel in expand_inputs(paths, recursive):
-        result = verify_file(path, options)
-        results.append(result)
-        if not json_out:
-            _print_human(result)
-    if json_out:
-        report = {"files": [r.to_json() for r in results], "summary": summary(results)}
-        typer.echo(json.dumps(report, indent=2))
-    raise typer.Exit(exit_code(results))
+    if json_out and jsonl:
+        raise fail("--json and --jsonl exclude each other", 2)
+    from dsig.cli.batch import run_verify
+
+    raise typer.Exit(
+        run_verify(
+            paths, options, recursive=recursive, jobs=jobs, json_out=json_out, jsonl=jsonl,
+            report=report_html, render=_print_human,
+        )
+    )
 
 
 def _moment(text: str) -> str | dt.datetime:

@@ -1,0 +1,298 @@
+"""Verify many files: discovery, parallel workers, a run summary, streamed results.
+
+Workers are processes forked from the CLI process (``fork`` start method): they inherit the
+``VerifyOptions`` the CLI built - trust stores, CRLs and OCSP responses already loaded, nothing
+pickled. Each file is read and verified entirely in its worker; only JSON-able dicts come back.
+
+Trust caching: the evaluator caches per (certificate, moment); ``"now"`` is frozen at the start
+of the run, so every file signed by the same certificate hits the cache. The cache lives in each
+worker process: with ``--jobs N`` one certificate is evaluated (and an online CRL/OCSP fetched)
+at most N times per run, not once per file. Before forking, the parent warms the cache with
+the signer certificates of the first files, so common signers are evaluated once for all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import io
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsig.report import FileResult
+    from dsig.verifier import VerifyOptions
+
+#: Files per task sent to a worker (amortises inter-process messages for small files).
+_CHUNK = 8
+#: Tasks in flight per worker (bounds memory for runs of millions of files).
+_WINDOW = 4
+
+NOT_DICOM = "not a DICOM file (no DICM prefix)"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file to verify. ``explicit``: named on the command line (so never skipped)."""
+
+    path: str
+    explicit: bool
+
+
+@dataclass
+class Outcome:
+    """What a worker found for one file: skipped (with the reason) or a verification result."""
+
+    path: str
+    skipped: str | None = None
+    result: dict[str, Any] | None = None
+    text: str | None = None
+
+
+def discover(paths: Iterable[Path], recursive: bool) -> list[Candidate]:
+    """Files named, and with ``recursive`` every regular file below the directories named
+    (sorted, symlinked directories not followed). Raises NotADirectoryError-like ValueError
+    for a directory without ``recursive``."""
+    found: list[Candidate] = []
+    for path in paths:
+        if path.is_dir():
+            if not recursive:
+                raise ValueError(f"{path} is a directory (use --recursive)")
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    if os.path.isfile(full):
+                        found.append(Candidate(full, explicit=False))
+        else:
+            found.append(Candidate(str(path), explicit=True))
+    return found
+
+
+def has_dicm_prefix(path: str) -> bool:
+    """A DICOM Part 10 file: 128-byte preamble then ``DICM``."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+    except OSError:
+        return True  # let the reader report the error
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+# --- the worker side -------------------------------------------------------------------------
+
+_options: VerifyOptions | None = None
+_render: Callable[[FileResult], object] | None = None
+
+
+def _verify(candidate: Candidate) -> Outcome:
+    from dsig.report import FileResult
+    from dsig.verifier import verify_file
+
+    assert _options is not None
+    if not candidate.explicit and not has_dicm_prefix(candidate.path):
+        return Outcome(candidate.path, skipped=NOT_DICOM)
+    try:
+        result = verify_file(Path(candidate.path), _options)
+    except Exception as e:  # a bug must not take the whole run down: report it for this file
+        result = FileResult(candidate.path, error=f"internal error: {type(e).__name__}: {e}")
+    text = None
+    if _render is not None:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            _render(result)
+        text = buf.getvalue()
+    return Outcome(candidate.path, result=result.to_json(), text=text)
+
+
+def _verify_chunk(chunk: list[Candidate]) -> list[Outcome]:
+    return [_verify(c) for c in chunk]
+
+
+def _chunks(items: list[Candidate], size: int) -> Iterator[list[Candidate]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def frozen_now(options: VerifyOptions) -> VerifyOptions:
+    """The same options with "now" fixed at this moment (one validation moment per run, so
+    the trust cache hits for every file of a signer)."""
+    now = options.clock()
+    return dataclasses.replace(options, clock=lambda: now)
+
+
+def run(
+    candidates: list[Candidate],
+    options: VerifyOptions,
+    *,
+    jobs: int,
+    render: Callable[[FileResult], object] | None = None,
+    warm: int = 0,
+) -> Iterator[Outcome]:
+    """Verify ``candidates`` in order; ``jobs`` > 1 uses that many forked worker processes.
+
+    ``render`` (human output) runs in the worker with stdout captured into ``Outcome.text``.
+    ``warm``: verify this many leading files in this process before forking, so the trust
+    cache the workers inherit already holds their signers.
+    """
+    global _options, _render
+    _options, _render = options, render
+    try:
+        if jobs <= 1 or len(candidates) <= 1:
+            for c in candidates:
+                yield _verify(c)
+            return
+        head, rest = candidates[:warm], candidates[warm:]
+        for c in head:
+            yield _verify(c)
+        yield from _parallel(rest, jobs)
+    finally:
+        _options, _render = None, None
+
+
+def _parallel(candidates: list[Candidate], jobs: int) -> Iterator[Outcome]:
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    size = max(1, min(_CHUNK, len(candidates) // (jobs * 4) or 1))
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    pending: deque[Future[list[Outcome]]] = deque()
+    try:
+        for chunk in _chunks(candidates, size):
+            pending.append(pool.submit(_verify_chunk, chunk))
+            if len(pending) >= jobs * _WINDOW:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- the run's tally ---------------------------------------------------------------------------
+
+_SEVERITY = {"INVALID": 0, "ERROR": 1, "INDETERMINATE": 2, "UNSIGNED": 3, "VALID": 4}
+NO_SIGNER = "(no signature)"
+
+
+@dataclass
+class Tally:
+    """Counts for the summary and the compact per-file records the HTML report needs."""
+
+    files: Counter[str] = field(default_factory=Counter)
+    signatures: int = 0
+    skipped: list[str] = field(default_factory=list)
+    #: signer -> indication -> files (a file counts once per distinct signer it holds).
+    by_signer: dict[str, Counter[str]] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    keep_records: bool = False
+
+    def add(self, outcome: Outcome) -> None:
+        """Count one outcome."""
+        if outcome.skipped is not None:
+            self.skipped.append(outcome.path)
+            return
+        data = outcome.result or {}
+        indication = str(data.get("indication", "ERROR"))
+        self.files[indication] += 1
+        sigs = data.get("signatures") or []
+        self.signatures += len(sigs)
+        per_signer: dict[str, str] = {}
+        for sig in sigs:
+            signer = str(sig.get("signer") or "(unknown signer)")
+            ind = str(sig.get("indication", "INDETERMINATE"))
+            old = per_signer.get(signer)
+            if old is None or _SEVERITY.get(ind, 9) < _SEVERITY.get(old, 9):
+                per_signer[signer] = ind
+        if not per_signer:
+            per_signer[NO_SIGNER] = indication
+        for signer, ind in per_signer.items():
+            self.by_signer.setdefault(signer, Counter())[ind] += 1
+        if self.keep_records:
+            self.records.append(_record(data))
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary`` object: report.summary's keys, plus skipped and by_signer."""
+        out: dict[str, Any] = {
+            k: self.files.get(k.upper(), 0)
+            for k in ("valid", "invalid", "indeterminate", "unsigned", "error")
+        }
+        out["files"] = sum(self.files.values())
+        out["signatures"] = self.signatures
+        out["skipped"] = len(self.skipped)
+        out["by_signer"] = {
+            signer: {k.lower(): n for k, n in sorted(counts.items())}
+            for signer, counts in sorted(self.by_signer.items())
+        }
+        return out
+
+    def exit_code(self) -> int:
+        """The run's exit code (report.exit_code over every verified file)."""
+        from dsig.report import Indication, exit_code_for
+
+        return exit_code_for(Indication(k) for k, n in self.files.items() if n)
+
+
+def _record(data: dict[str, Any]) -> dict[str, Any]:
+    """What the HTML report shows of a file (not the signed tag lists)."""
+    sigs = []
+    for sig in data.get("signatures") or []:
+        trust = sig.get("trust") or {}
+        findings = [
+            f"{f.get('code')}: {f.get('message')}"
+            for f in [*(sig.get("findings") or []), *(trust.get("findings") or [])]
+        ]
+        sigs.append(
+            {
+                "signer": sig.get("signer"),
+                "indication": sig.get("indication"),
+                "integrity": sig.get("integrity"),
+                "trust": trust.get("indication"),
+                "mac": sig.get("mac_algorithm"),
+                "datetime": sig.get("datetime"),
+                "location": sig.get("location"),
+                "findings": findings,
+            }
+        )
+    return {
+        "path": data.get("path"),
+        "indication": data.get("indication"),
+        "error": data.get("error"),
+        "findings": [f"{f.get('code')}: {f.get('message')}" for f in data.get("findings") or []],
+        "signatures": sigs,
+    }
+
+
+def severity(indication: str) -> int:
+    """Sort key: failures first (INVALID, ERROR, INDETERMINATE, UNSIGNED, VALID)."""
+    return _SEVERITY.get(indication, 9)
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The human summary: totals, then one row per signer."""
+    cols = ("valid", "invalid", "indeterminate", "unsigned", "error", "skipped")
+    heads = ("VALID", "INVALID", "INDETERM.", "UNSIGNED", "ERRORS", "SKIPPED")
+    rows: list[tuple[str, list[int]]] = [("all files", [int(summary.get(c, 0)) for c in cols])]
+    for signer, counts in summary.get("by_signer", {}).items():
+        rows.append((signer, [int(counts.get(c, 0)) for c in cols]))
+    width = min(60, max(len(r[0]) for r in rows))
+    lines = ["", "Summary " + "-" * (width + 62 - 8)]
+    lines.append(f"{'signer':<{width}}" + "".join(f" {h:>9}" for h in heads))
+    for name, values in rows:
+        shown = name if len(name) <= width else name[: width - 3] + "..."
+        lines.append(f"{shown:<{width}}" + "".join(f" {v:>9}" for v in values))
+    lines.append(
+        f"{summary.get('files', 0)} file(s) verified, {summary.get('signatures', 0)} "
+        f"signature(s), {summary.get('skipped', 0)} skipped (not DICOM)"
+    )
+    return "\n".join(lines)
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC, seconds precision (report headers)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()

@@ -1,0 +1,156 @@
+"""The output side of ``dsig verify``: human lines, --json, --jsonl, --report, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from dsig.cli._common import fail
+
+if TYPE_CHECKING:
+    from dsig.batch import Outcome
+    from dsig.report import FileResult
+    from dsig.verifier import VerifyOptions
+
+
+def default_jobs() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_verify(
+    paths: list[Path],
+    options: VerifyOptions,
+    *,
+    recursive: bool,
+    jobs: int | None,
+    json_out: bool,
+    jsonl: bool,
+    report: Path | None,
+    render: Callable[[FileResult], object],
+) -> int:
+    """Verify ``paths`` and print the results; returns the exit code of the run."""
+    from dsig.batch import Tally, discover, frozen_now, run, summary_table
+
+    try:
+        candidates = discover(paths, recursive)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    human = not (json_out or jsonl)
+    tally = Tally(keep_records=report is not None)
+    files_json: list[dict[str, Any]] = []
+    outcomes = run(
+        candidates,
+        frozen_now(options),
+        jobs=jobs or default_jobs(),
+        render=render if human else None,
+        warm=1,
+    )
+    show_progress = len(candidates) > 1 and sys.stderr.isatty()
+    for outcome in _with_progress(outcomes, len(candidates)) if show_progress else outcomes:
+        tally.add(outcome)
+        if outcome.skipped is not None:
+            if jsonl:
+                _emit(json.dumps({"path": outcome.path, "indication": "SKIPPED",
+                                  "reason": outcome.skipped}))  # fmt: skip
+            continue
+        if jsonl:
+            _emit(json.dumps(outcome.result))
+        elif json_out:
+            files_json.append(outcome.result or {})
+        elif outcome.text:
+            _emit(outcome.text.rstrip("\n"))
+    summary = tally.summary()
+    code = tally.exit_code()
+    if json_out:
+        typer.echo(json.dumps(
+            {"files": files_json, "summary": summary, "skipped": tally.skipped}, indent=2
+        ))  # fmt: skip
+    elif jsonl:
+        _emit(json.dumps({"summary": summary}))
+    elif len(candidates) > 1 or any(p.is_dir() for p in paths):
+        _emit(summary_table(summary))
+    if report is not None:
+        _write_report(report, tally, summary, code)
+    return code
+
+
+_progress_console: Any = None
+
+
+def _emit(text: str) -> None:
+    """One result to stdout; above the progress bar when both share the terminal."""
+    if _progress_console is not None and sys.stdout.isatty():
+        _progress_console.print(text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        typer.echo(text)
+
+
+def _with_progress(outcomes: Iterator[Outcome], total: int) -> Iterator[Outcome]:
+    """A rich progress bar on stderr: count, rate and ETA."""
+    global _progress_console
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    task = progress.add_task("verify", total=total, rate="")
+    _progress_console = console
+    try:
+        with progress:
+            for outcome in outcomes:
+                speed = progress.tasks[0].speed
+                progress.update(task, advance=1, rate=f"{speed:,.0f} files/s" if speed else "")
+                yield outcome
+    finally:
+        _progress_console = None
+
+
+def _write_report(path: Path, tally: Any, summary: dict[str, Any], code: int) -> None:
+    from dsig.batch import utc_now
+    from dsig.errors import DsigError
+    from dsig.html_report import render
+    from dsig.writer import atomic_output
+
+    document = render(
+        summary,
+        tally.records,
+        tally.skipped,
+        generated=utc_now(),
+        command=shlex.join(["dsig", *sys.argv[1:]]),
+        exit_code=code,
+    )
+    try:
+        with atomic_output(path) as fp:
+            fp.write(document.encode("utf-8"))
+    except DsigError as e:
+        raise fail(f"--report: {e}") from None
