@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import secrets
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -335,9 +336,11 @@ def _certs(signed: cms.SignedData) -> list[x509.Certificate]:
     for choice in signed["certificates"] or []:
         if choice.name == "certificate":
             try:
-                out.append(x509.load_der_x509_certificate(choice.chosen.dump()))
-            except ValueError:
-                continue
+                with warnings.catch_warnings():  # e.g. a negative serial: not our finding
+                    warnings.simplefilter("ignore")
+                    out.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+            except (ValueError, x509.InvalidVersion):
+                continue  # an undecodable extra certificate is ignored, as OpenSSL does
     return out
 
 
@@ -430,7 +433,7 @@ def check_token(
             signer=None,
             certificates=tuple(certs),
         )
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
+    except Exception as e:  # see below: any parse failure means "not a token"
         out.problems.append(("TIMESTAMP_MALFORMED", f"not an RFC 3161 token: {_first(e)}"))
         return out
 
@@ -447,20 +450,26 @@ def check_token(
             )
         )
 
-    sid = signer_info["sid"]
-    signer = next((c for c in (*certs, *extra_certs) if _matches_sid(c, sid)), None)
-    if signer is None:
-        out.problems.append(
-            (
-                "TIMESTAMP_TSA_CERT_MISSING",
-                "the TSA certificate is not in the token (certReq was false?) and was not supplied",
+    out.info = parsed
+    try:
+        sid = signer_info["sid"]
+        signer = next((c for c in (*certs, *extra_certs) if _matches_sid(c, sid)), None)
+        if signer is None:
+            out.problems.append(
+                (
+                    "TIMESTAMP_TSA_CERT_MISSING",
+                    "the TSA certificate is not in the token (certReq was false?) "
+                    "and was not supplied",
+                )
             )
-        )
-    else:
-        parsed = dataclasses.replace(parsed, signer=signer)
+            return out
+        out.info = dataclasses.replace(parsed, signer=signer)
         out.problems.extend(_check_signer_info(signer_info, econtent, signer))
         out.problems.extend(_check_tsa_cert(signer, parsed.gen_time))
-    out.info = parsed
+    except Exception as e:
+        # asn1crypto and cryptography parse lazily, and a corrupt certificate or attribute
+        # surfaces as any of a dozen exception types: all mean "malformed", none may escape.
+        out.problems.append(("TIMESTAMP_MALFORMED", f"undecodable token part: {_first(e)}"))
     return out
 
 

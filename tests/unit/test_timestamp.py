@@ -375,3 +375,20 @@ def test_reply_structure_is_rfc3161(tpki: TimestampPki) -> None:
     resp = tsp.TimeStampResp.load(answer_query(q.der, tpki.tsa))
     assert resp["status"]["status"].native == "granted"
     assert dataclasses.is_dataclass(check_reply(token_from_reply(resp.dump()), DATA, query=q))
+
+
+def test_check_token_never_raises_on_corruption(tpki: TimestampPki) -> None:
+    """Every single-byte corruption is reported as a problem (or harmless), never raised."""
+    token = _token(tpki)
+    outcomes = set()
+    for i in range(0, len(token), 3):
+        bad = bytearray(token)
+        bad[i] ^= 0x5A
+        check = check_token(bytes(bad), DATA)
+        outcomes.add(check.ok)
+        if check.ok:  # only bytes outside what is signed may change silently (certificates)
+            info = check.info
+            assert info is not None and info.digest == hashlib.sha256(DATA).digest()
+    assert False in outcomes
+    for cut in (1, 10, 100, len(token) // 2, len(token) - 1):
+        assert not check_token(token[:cut], DATA).ok
