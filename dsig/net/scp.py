@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -357,6 +358,7 @@ class ReceiveServer:
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_SOP_EXTENDED, self._on_extended_negotiation),
+            (evt.EVT_CONN_OPEN, _no_delay),
         ]
         try:
             server = ae.start_server((cfg.host, cfg.port), block=False, evt_handlers=handlers)
@@ -556,6 +558,14 @@ class ReceiveServer:
                 raise OSError(0, "the audit log is closed")
             os.write(self._audit_fd, line)
             os.fsync(self._audit_fd)
+
+
+def _no_delay(event: Event) -> None:
+    """TCP_NODELAY on accepted connections (responses are small, single-PDU messages)."""
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _called_ae(event: Event) -> str:

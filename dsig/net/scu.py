@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -307,6 +308,7 @@ class _Sender:
             logger.removeHandler(catcher)
             logger.setLevel(level)
         if assoc.is_established:
+            _no_delay(assoc)
             for uid, info in assoc.acceptor.sop_class_extended.items():
                 self.summary.peer_support[str(uid)] = describe_support(info)
             return assoc
@@ -361,6 +363,15 @@ class _Sender:
             yield out
         finally:
             out.unlink(missing_ok=True)
+
+
+def _no_delay(assoc: Association) -> None:
+    """Disable Nagle's algorithm: pynetdicom writes a PDU in pieces, and Nagle plus delayed
+    ACKs would hold each C-STORE for ~40 ms (20 objects/s instead of well over 100)."""
+    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _interpret(status: Dataset, result: SendResult) -> SendResult:

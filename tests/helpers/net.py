@@ -1,0 +1,237 @@
+"""Helpers for the network tests: a ``dsig serve`` subprocess, small DICOM objects, DCMTK storescu.
+
+Everything listens on and connects to 127.0.0.1 only. The server is started with ``--port 0``
+and the port is read from its "listening on" line, so there is no free-port race.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from tests.helpers.pki_factory import build_pki
+
+REPO = Path(__file__).resolve().parents[2]
+PATIENT = "Test^Net"
+
+
+def dsig_cmd(*args: str | os.PathLike[str]) -> list[str]:
+    """``python -m dsig ARGS`` with the interpreter running the tests."""
+    return [sys.executable, "-m", "dsig", *map(str, args)]
+
+
+def run_dsig(
+    *args: str | os.PathLike[str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the dsig CLI, capturing text output."""
+    return subprocess.run(
+        dsig_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+    )
+
+
+@dataclass
+class NetPki:
+    """A signer trusted by ``trust`` and one from an unrelated PKI."""
+
+    directory: Path
+    trust: Path  # root + intermediate, PEM
+    key: Path
+    cert: Path
+    stranger_key: Path
+    stranger_cert: Path
+
+
+def make_pki(directory: Path) -> NetPki:
+    """Write both signers and the trust bundle under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    pki = build_pki()
+    key, cert = pki.leaf("x").write(directory, "x")
+    trust = directory / "trust.pem"
+    trust.write_bytes(pki.root.cert.public_bytes(pem) + pki.intermediate.cert.public_bytes(pem))
+    other = build_pki()
+    stranger_key, stranger_cert = other.leaf("stranger").write(directory, "stranger")
+    return NetPki(directory, trust, key, cert, stranger_key, stranger_cert)
+
+
+def small_object(path: Path, *, index: int = 0, size: int = 16) -> Path:
+    """A small Secondary Capture object (``size``x``size`` 8-bit pixels), explicit VR LE."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientName = PATIENT
+    ds.PatientID = f"NET{index:05d}"
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "OT"
+    ds.InstanceNumber = index
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes((index + i) % 256 for i in range(size * size))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def tamper(src: Path, dst: Path, old: bytes = PATIENT.encode(), new: bytes = b"Test^Nut") -> Path:
+    """Copy ``src`` with one signed value changed in place (same length)."""
+    data = src.read_bytes()
+    assert old in data and len(old) == len(new)
+    dst.write_bytes(data.replace(old, new, 1))
+    return dst
+
+
+def sign(src: Path, dst: Path, key: Path, cert: Path) -> Path:
+    """``dsig sign`` one file (or a directory into ``dst`` with --out-dir)."""
+    if src.is_dir():
+        args: list[str | os.PathLike[str]] = [src, "--out-dir", dst, "--recursive"]
+    else:
+        args = [src, dst]
+    proc = run_dsig("sign", *args, "--key", key, "--cert", cert, "--no-password", "--force")
+    assert proc.returncode == 0, proc.stderr
+    return dst
+
+
+def dataset_bytes(path: Path) -> bytes:
+    """The encoded data set of a Part-10 file (everything after the file meta)."""
+    from pynetdicom.dsutils import split_dataset
+
+    _meta, offset = split_dataset(path)
+    return path.read_bytes()[offset:]
+
+
+@dataclass
+class Server:
+    """A running ``dsig serve`` subprocess."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    store: Path
+    quarantine: Path
+    port: int = 0
+    returncode: int | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def audit(self) -> Path:
+        """The default audit log."""
+        return self.store / "dsig-audit.jsonl"
+
+    def log(self) -> str:
+        """Everything the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        """Parsed audit-log lines."""
+        if not self.audit.exists():
+            return []
+        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+
+    def wait_audit(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        """Wait until the audit log holds ``count`` lines."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.audit_lines()
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Signal the server and wait for it (killed if it does not stop in time)."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def stored(self) -> list[Path]:
+        """DICOM files in the store."""
+        return sorted(self.store.glob("*.dcm"))
+
+    def quarantined(self) -> list[Path]:
+        """DICOM files in the quarantine."""
+        return sorted(self.quarantine.glob("*.dcm"))
+
+
+def start_server(directory: Path, *args: str | os.PathLike[str], timeout: float = 30) -> Server:
+    """Start ``dsig serve --port 0`` with store/quarantine under ``directory``; wait for it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store, quarantine = directory / "store", directory / "quarantine"
+    log_path = directory / "serve.log"
+    cmd = dsig_cmd(
+        "serve", "--port", "0", "--ae-title", "DSIGTEST", "--store", store,
+        "--quarantine", quarantine, *args,
+    )  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    server = Server(proc, log_path, store, quarantine, args=[str(a) for a in args])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = server.log()
+        for line in text.splitlines():
+            if "listening on 127.0.0.1:" in line:
+                server.port = int(line.split("listening on 127.0.0.1:")[1].split()[0])
+                return server
+        if proc.poll() is not None:
+            server.returncode = proc.returncode
+            raise RuntimeError(f"dsig serve exited {proc.returncode}: {text}")
+        time.sleep(0.05)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"dsig serve did not start in {timeout} s: {server.log()}")
+
+
+def dcmtk_storescu() -> str | None:
+    """DCMTK's storescu (pynetdicom installs its own ``storescu`` script too: skip that one)."""
+    candidates = [shutil.which("storescu"), "/usr/bin/storescu", "/bin/storescu"]
+    for path in [*os.get_exec_path()]:
+        candidates.append(str(Path(path) / "storescu"))
+    for candidate in candidates:
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        try:
+            out = subprocess.run(
+                [candidate, "--version"], capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if "dcmtk" in (out.stdout + out.stderr).lower():
+            return candidate
+    return None
+
+
+def storescu(
+    exe: str, port: int, files: Sequence[Path], *options: str, called_ae: str = "DSIGTEST"
+) -> subprocess.CompletedProcess[str]:
+    """Send ``files`` with DCMTK storescu to 127.0.0.1:``port``."""
+    cmd = [exe, *options, "-aet", "STORESCU", "-aec", called_ae, "127.0.0.1", str(port)]
+    return subprocess.run(
+        [*cmd, *map(str, files)], capture_output=True, text=True, timeout=120, check=False
+    )
