@@ -18,7 +18,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv_errors
-from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
@@ -88,11 +87,11 @@ def _context(
         RevocationCheckingPolicy(ee_rule, rule), retroactive_revinfo=policy.retroactive_revinfo
     )
     algos = policy.algorithms
-    backend = (
-        OwnedFetcherBackend(AIOHttpFetcherBackend(per_request_timeout=policy.timeout))
-        if policy.online
-        else None
-    )
+    backend = None
+    if policy.online:  # aiohttp only when fetching: it is a large import
+        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+
+        backend = OwnedFetcherBackend(AIOHttpFetcherBackend(per_request_timeout=policy.timeout))
     return ValidationContext(
         trust_roots=[_to_asn1(c) for c in policy.trust_roots],
         other_certs=[_to_asn1(c) for c in (*policy.intermediates, *extra)],

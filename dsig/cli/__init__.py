@@ -55,6 +55,9 @@ def _main(
 
 def main() -> None:
     """Console-script entry point: no traceback ever reaches the user (DSIG_DEBUG=1 shows it)."""
+    from dsig.cli._startup import defer_modules
+
+    defer_modules()
     try:
         app()
     except SystemExit:
