@@ -195,8 +195,9 @@ def _pem(cert: x509.Certificate) -> bytes:
 class OpensslTsa:
     """``openssl ts -reply`` with a generated ``tsa.cnf`` in a private directory."""
 
-    def __init__(self, tsa: Issued, certs: Sequence[x509.Certificate] = (), *,
-                 policy: str = DEFAULT_POLICY) -> None:  # fmt: skip
+    def __init__(
+        self, tsa: Issued, certs: Sequence[x509.Certificate] = (), *, policy: str = DEFAULT_POLICY
+    ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="dsig-openssl-tsa-")
         d = Path(self._dir.name)
         key, cert = tsa.write(d, "tsa")
@@ -222,8 +223,17 @@ class OpensslTsa:
             q = self.directory / "q.tsq"
             r = self.directory / "r.tsr"
             q.write_bytes(query_der)
-            cmd = ["openssl", "ts", "-reply", "-config", str(self.config), "-queryfile", str(q),
-                   "-out", str(r)]  # fmt: skip
+            cmd = [
+                "openssl",
+                "ts",
+                "-reply",
+                "-config",
+                str(self.config),
+                "-queryfile",
+                str(q),
+                "-out",
+                str(r),
+            ]
             if token_only:
                 cmd.append("-token_out")
             subprocess.run(cmd, check=True, capture_output=True, timeout=60)
@@ -279,8 +289,14 @@ class TsaServer:
         if self._openssl is not None:
             return self._openssl.reply(query)
         gen_time = self.clock() if self.clock else None
-        return answer_query(query, self.tsa, certs=self.certs, gen_time=gen_time,
-                            policy=self.policy, fault=self.fault)  # fmt: skip
+        return answer_query(
+            query,
+            self.tsa,
+            certs=self.certs,
+            gen_time=gen_time,
+            policy=self.policy,
+            fault=self.fault,
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -374,12 +390,18 @@ class TimestampPki:
         self.root, self.intermediate = p.root, p.intermediate
         self.rsa = p.leaf("rsa", now=self.now)
         self.ec = p.leaf("ec", key_kind="ec-p256", now=self.now)
-        self.tsa = issue("dsig TSA", issuer=p.intermediate, eku=[TIMESTAMPING], now=self.now,
-                         key_usage={"digital_signature", "non_repudiation"})  # fmt: skip
+        self.tsa = issue(
+            "dsig TSA",
+            issuer=p.intermediate,
+            eku=[TIMESTAMPING],
+            now=self.now,
+            key_usage={"digital_signature", "non_repudiation"},
+        )
         self.tsa_no_eku = issue("dsig TSA without EKU", issuer=p.intermediate, now=self.now)
         self.other_root = issue("dsig Other Root CA", ca=True, now=self.now)
-        self.other_tsa = issue("dsig Other TSA", issuer=self.other_root, eku=[TIMESTAMPING],
-                               now=self.now)  # fmt: skip
+        self.other_tsa = issue(
+            "dsig Other TSA", issuer=self.other_root, eku=[TIMESTAMPING], now=self.now
+        )
         directory.mkdir(parents=True, exist_ok=True)
         self.root_pem = self._pem("root.pem", self.root.cert)
         self.inter_pem = self._pem("intermediate.pem", self.intermediate.cert)

@@ -49,8 +49,9 @@ def dsig(*args: object) -> Any:
 
 
 def sign(tpki: TimestampPki, out: Path, *extra: object, src: Path = CT) -> Any:
-    return dsig("sign", src, out, "--key", tpki.rsa_key, "--cert", tpki.rsa_cert,
-                "--no-password", *extra)  # fmt: skip
+    return dsig(
+        "sign", src, out, "--key", tpki.rsa_key, "--cert", tpki.rsa_cert, "--no-password", *extra
+    )
 
 
 def verify_json(path: Path, *extra: object) -> tuple[int, dict[str, Any]]:
@@ -101,8 +102,18 @@ def test_sign_falls_back_when_first_tsa_is_dead(
 ) -> None:
     out = tmp_path / "signed.dcm"
     before = tsa.hits
-    result = sign(tpki, out, "--tsa", dead_url(), "--tsa", tsa.url, "--tsa-timeout", "3",
-                  "--ts-hash", "sha512")  # fmt: skip
+    result = sign(
+        tpki,
+        out,
+        "--tsa",
+        dead_url(),
+        "--tsa",
+        tsa.url,
+        "--tsa-timeout",
+        "3",
+        "--ts-hash",
+        "sha512",
+    )
     assert result.exit_code == 0, result.output
     assert f"by {tsa.url}" in result.stdout and tsa.hits == before + 1
     code, report = verify_json(out, *trust(tpki))
@@ -127,26 +138,50 @@ def test_tsa_without_eku_rejected(tpki: TimestampPki, tmp_path: Path) -> None:
     signed = tmp_path / "signed.dcm"
     assert sign(tpki, signed).exit_code == 0
     with tpki.server(tpki.tsa_no_eku) as bad:
-        err = one_line_error(dsig("timestamp", "add", signed, tmp_path / "o.dcm", "--all",
-                                  "--tsa", bad.url))  # fmt: skip
+        err = one_line_error(
+            dsig("timestamp", "add", signed, tmp_path / "o.dcm", "--all", "--tsa", bad.url)
+        )
     assert "extended key usage" in err or "EKU" in err
 
 
-def test_add_with_basic_auth_and_openssl_backend(tpki: TimestampPki, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_add_with_basic_auth_and_openssl_backend(
+    tpki: TimestampPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     signed = tmp_path / "signed.dcm"
     assert sign(tpki, signed).exit_code == 0
     secret = "tsa-Secret-42"
     monkeypatch.setenv("DSIG_TEST_TSA_PW", secret)
     with tpki.server(backend="openssl", auth=("bob", secret)) as srv:
         out = tmp_path / "stamped.dcm"
-        ok = dsig("timestamp", "add", signed, out, "--all", "--tsa", srv.url,
-                  "--tsa-user", "bob", "--tsa-password-env", "DSIG_TEST_TSA_PW")  # fmt: skip
+        ok = dsig(
+            "timestamp",
+            "add",
+            signed,
+            out,
+            "--all",
+            "--tsa",
+            srv.url,
+            "--tsa-user",
+            "bob",
+            "--tsa-password-env",
+            "DSIG_TEST_TSA_PW",
+        )
         assert ok.exit_code == 0, ok.output
         assert secret not in ok.output
         monkeypatch.setenv("DSIG_TEST_TSA_PW", "wrong")
-        bad = dsig("timestamp", "add", signed, tmp_path / "x.dcm", "--all", "--tsa", srv.url,
-                   "--tsa-user", "bob", "--tsa-password-env", "DSIG_TEST_TSA_PW")  # fmt: skip
+        bad = dsig(
+            "timestamp",
+            "add",
+            signed,
+            tmp_path / "x.dcm",
+            "--all",
+            "--tsa",
+            srv.url,
+            "--tsa-user",
+            "bob",
+            "--tsa-password-env",
+            "DSIG_TEST_TSA_PW",
+        )
         assert "credentials" in one_line_error(bad) and "wrong" not in bad.stderr
     code, report = verify_json(out, *trust(tpki))
     assert code == 0 and first_sig(report)["timestamp"]["policy"] == "1.2.3.4.1"
@@ -158,8 +193,9 @@ def test_add_refuses_existing_unless_replace(
     out = tmp_path / "signed.dcm"
     assert sign(tpki, out, "--tsa", tsa.url).exit_code == 0
     uid = first_sig(verify_json(out)[1])["uid"]
-    err = one_line_error(dsig("timestamp", "add", out, tmp_path / "x.dcm", "--uid", uid,
-                              "--tsa", tsa.url))  # fmt: skip
+    err = one_line_error(
+        dsig("timestamp", "add", out, tmp_path / "x.dcm", "--uid", uid, "--tsa", tsa.url)
+    )
     assert "already has a timestamp" in err
     nothing = dsig("timestamp", "add", out, tmp_path / "y.dcm", "--all", "--tsa", tsa.url)
     assert nothing.exit_code == 0 and "nothing to do" in nothing.stdout
@@ -176,12 +212,26 @@ def _openssl_reply(srv: TsaServer, query: Path, reply: Path) -> None:
 
 def test_offline_query_insert_verify(tpki: TimestampPki, tmp_path: Path) -> None:
     signed, q, u = tmp_path / "signed.dcm", tmp_path / "q.tsq", tmp_path / "uid.dcm"
-    result = sign(tpki, signed, "--timestamp-query", q, "--timestamp-uid-file", u,
-                  "--ts-policy", "1.2.3.4.5", "--ts-hash", "sha384")  # fmt: skip
+    result = sign(
+        tpki,
+        signed,
+        "--timestamp-query",
+        q,
+        "--timestamp-uid-file",
+        u,
+        "--ts-policy",
+        "1.2.3.4.5",
+        "--ts-hash",
+        "sha384",
+    )
     assert result.exit_code == 0, result.output
     assert CERTIFIED_TIMESTAMP not in find_signatures(read_dicom(signed))[0].item
-    openssl = subprocess.run(["openssl", "ts", "-query", "-in", str(q), "-text"],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    openssl = subprocess.run(
+        ["openssl", "ts", "-query", "-in", str(q), "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "sha384" in openssl and "1.2.3.4.5" in openssl
     with TimestampPki.server(tpki, backend="openssl") as srv:
         r = tmp_path / "r.tsr"
@@ -207,8 +257,9 @@ def test_query_command_and_mismatched_reply(
     # The reply for b's signature must not go into a.
     err = one_line_error(dsig("timestamp", "insert", a, tmp_path / "x.dcm", "--reply", rb))
     assert "imprint" in err
-    err = one_line_error(dsig("timestamp", "insert", b, tmp_path / "y.dcm", "--reply", rb,
-                              "--query", qa))  # fmt: skip
+    err = one_line_error(
+        dsig("timestamp", "insert", b, tmp_path / "y.dcm", "--reply", rb, "--query", qa)
+    )
     assert "differs from the query" in err
     ok = dsig("timestamp", "insert", b, tmp_path / "z.dcm", "--reply", rb, "--query", qb)
     assert ok.exit_code == 0, ok.output
@@ -216,8 +267,9 @@ def test_query_command_and_mismatched_reply(
 
 def test_bad_options_are_usage_errors(tpki: TimestampPki, tmp_path: Path) -> None:
     assert sign(tpki, tmp_path / "o.dcm", "--ts-policy", "x.y").exit_code == 0  # unused
-    err = one_line_error(sign(tpki, tmp_path / "p.dcm", "--timestamp-query", tmp_path / "q",
-                              "--ts-policy", "x.y"))  # fmt: skip
+    err = one_line_error(
+        sign(tpki, tmp_path / "p.dcm", "--timestamp-query", tmp_path / "q", "--ts-policy", "x.y")
+    )
     assert "dotted OID" in err
     usage = sign(tpki, tmp_path / "r.dcm", "--timestamp-uid-file", tmp_path / "u")
     assert usage.exit_code == 2
@@ -293,8 +345,9 @@ def _stamp_at(tpki: TimestampPki, src: Path, out: Path, moment: dt.datetime) -> 
 def test_expired_signer_rescued_by_earlier_timestamp(tpki: TimestampPki, tmp_path: Path) -> None:
     now = tpki.now
     t = now - dt.timedelta(days=10)
-    _, key, cert = tpki.signer("expired", not_before=now - dt.timedelta(days=20),
-                               not_after=now - dt.timedelta(days=5))  # fmt: skip
+    _, key, cert = tpki.signer(
+        "expired", not_before=now - dt.timedelta(days=20), not_after=now - dt.timedelta(days=5)
+    )
     signed, stamped = tmp_path / "signed.dcm", tmp_path / "stamped.dcm"
     _sign_at(tpki, key, cert, t, signed)
     _stamp_at(tpki, signed, stamped, t)
@@ -313,8 +366,11 @@ def test_expired_signer_rescued_by_earlier_timestamp(tpki: TimestampPki, tmp_pat
 
 
 def _crl(tpki: TimestampPki, cert: x509.Certificate, when: dt.datetime, path: Path) -> Path:
-    crl = make_crl(tpki.intermediate, [(cert.serial_number, when, x509.ReasonFlags.key_compromise)],
-                   this_update=tpki.now - dt.timedelta(hours=1))  # fmt: skip
+    crl = make_crl(
+        tpki.intermediate,
+        [(cert.serial_number, when, x509.ReasonFlags.key_compromise)],
+        this_update=tpki.now - dt.timedelta(hours=1),
+    )
     path.write_bytes(crl.public_bytes(serialization.Encoding.DER))
     return path
 
@@ -362,8 +418,18 @@ def test_token_without_tsa_certificate(tpki: TimestampPki, tsa: TsaServer, tmp_p
     assert ins.exit_code == 0 and "signature was not checked" in ins.stderr, ins.output
     tsa_pem = tmp_path / "tsa.pem"
     tsa_pem.write_bytes(tpki.tsa.cert.public_bytes(serialization.Encoding.PEM))
-    checked = dsig("timestamp", "insert", signed, tmp_path / "o2.dcm", "--reply", r,
-                   "--query", q, "--tsa-cert", tsa_pem)  # fmt: skip
+    checked = dsig(
+        "timestamp",
+        "insert",
+        signed,
+        tmp_path / "o2.dcm",
+        "--reply",
+        r,
+        "--query",
+        q,
+        "--tsa-cert",
+        tsa_pem,
+    )
     assert checked.exit_code == 0 and "not checked" not in checked.stderr, checked.output
     code, report = verify_json(out, *trust(tpki))
     ts = first_sig(report)["timestamp"]
