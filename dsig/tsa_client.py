@@ -122,11 +122,26 @@ def _validate_url(url: str) -> None:
         raise TimestampError(f"TSA URL must be http(s)://host/..., got {redact(url)!r}")
 
 
+def _split_userinfo(url: str) -> tuple[str, TsaCredentials | None]:
+    """``http://user:pw@host/`` -> (``http://host/``, credentials): urllib cannot use userinfo."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, None
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    return redact(url), TsaCredentials(user, password)
+
+
 def post_query(url: str, query: bytes, options: TsaOptions) -> bytes:
-    """One POST; raises :class:`_TransientError` (retry) or :class:`TimestampError` (give up)."""
+    """One POST; raises :class:`_TransientError` (retry) or :class:`TimestampError` (give up).
+
+    Credentials: ``options.credentials``, else user:password given in the URL.
+    """
+    url, in_url = _split_userinfo(url)
+    credentials = options.credentials or in_url
     headers = {"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPES[0], "User-Agent": "dsig"}
-    if options.credentials is not None:
-        headers["Authorization"] = options.credentials.header()
+    if credentials is not None:
+        headers["Authorization"] = credentials.header()
     request = urllib.request.Request(url, data=query, headers=headers, method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=options.timeout) as response:  # noqa: S310

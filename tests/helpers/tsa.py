@@ -134,7 +134,7 @@ def make_token(
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
 
 
-class _Resp(core.Sequence):
+class _Resp(core.Sequence):  # type: ignore[misc]
     # asn1crypto's TimeStampResp makes the token mandatory; RFC 3161 says OPTIONAL.
     _fields: ClassVar[list[tuple[str, type, dict[str, bool]] | tuple[str, type]]] = [
         ("status", tsp.PKIStatusInfo),

@@ -434,3 +434,27 @@ def test_check_token_never_raises_on_corruption(tpki: TimestampPki) -> None:
     assert False in outcomes
     for cut in (1, 10, 100, len(token) // 2, len(token) - 1):
         assert not check_token(token[:cut], DATA).ok
+
+
+def test_timestamp_before_claimed_signing_time_warns(tpki: TimestampPki) -> None:
+    gen = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    item = _item(tpki, _token(tpki, gen_time=gen))
+    res = verify_item_timestamp(
+        item,
+        trust=None,
+        at=dt.datetime.now(dt.UTC),
+        trust_required=False,
+        signing_time=gen + dt.timedelta(hours=1),
+    )
+    assert res.valid
+    assert [(c, s) for c, _m, s in res.findings] == [("TIMESTAMP_BEFORE_SIGNING_TIME", "warning")]
+
+
+def test_client_credentials_in_url(tpki: TimestampPki) -> None:
+    with tpki.server(auth=("carol", "p@ss")) as srv:
+        url = srv.url.replace("http://", "http://carol:p%40ss@")
+        assert request_timestamp([url], DATA).url == url
+        bad = srv.url.replace("http://", "http://carol:nope-secret@")
+        with pytest.raises(TsaUnavailableError) as err:
+            request_timestamp([bad], DATA)
+    assert "nope-secret" not in str(err.value) and "credentials" in str(err.value)
