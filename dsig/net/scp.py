@@ -229,10 +229,11 @@ class AuditRecord:
         }
 
 
-def part10_bytes(
-    dataset: bytes, *, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
+def file_meta_bytes(
+    *, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
 ) -> bytes:
-    """Preamble, DICM, File Meta Information and the encoded data set unchanged."""
+    """Preamble, DICM and File Meta Information for a received data set (which follows it
+    unchanged in the file)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = UID(sop_instance)
@@ -242,8 +243,42 @@ def part10_bytes(
     buf = io.BytesIO()
     buf.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(buf, meta, enforce_standard=True)  # type: ignore[arg-type]
-    buf.write(dataset)
     return buf.getvalue()
+
+
+def _received_bytes(event: Event) -> bytes | memoryview:
+    """The data set bytes exactly as received, without a copy when pynetdicom allows."""
+    stream = getattr(event.request, "DataSet", None)
+    if isinstance(stream, io.BytesIO):
+        return stream.getbuffer()
+    return event.encoded_dataset(include_meta=False)
+
+
+def _bare_record(event: Event) -> AuditRecord:
+    """What is known of a request before looking at its data set (never raises)."""
+    request = event.request
+    requestor = event.assoc.requestor
+    try:
+        peer = f"{requestor.address}:{requestor.port}"
+    except ValueError:
+        peer = ""
+    try:
+        transfer_syntax = str(event.context.transfer_syntax)
+    except Exception:
+        transfer_syntax = ""
+    return AuditRecord(
+        time=_now(),
+        calling_ae=str(requestor.ae_title or "").strip(),
+        called_ae=_called_ae(event),
+        peer=peer,
+        sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
+        sop_instance_uid=str(getattr(request, "AffectedSOPInstanceUID", "") or ""),
+        transfer_syntax=transfer_syntax,
+        size=0,
+        indication="NOT_VERIFIED",
+        action="failed",
+        status=STATUS_OUT_OF_RESOURCES,
+    )
 
 
 def accepted(result: FileResult) -> bool:
@@ -407,55 +442,45 @@ class ReceiveServer:
         return {uid: SCP_APPLICATION_INFO for uid in app_info if uid in STORAGE_SOP_CLASSES}
 
     def _on_store(self, event: Event) -> Dataset:
+        started = time.perf_counter()
         with self._lock:
-            if self._stopping:
-                return _status_dataset(STATUS_OUT_OF_RESOURCES, "server shutting down")
-            self._in_flight += 1
+            stopping = self._stopping
+            if not stopping:
+                self._in_flight += 1
+        if stopping:
+            record = _bare_record(event)
+            record.error = "server shutting down"
+            return self._finish(record, record.error, started)
         try:
-            return self._handle(event)
+            return self._handle(event, started)
         except Exception as e:  # never let an object be acknowledged by accident
-            return _status_dataset(STATUS_PROCESSING_FAILURE, f"internal error: {type(e).__name__}")
+            record = _bare_record(event)
+            record.status = STATUS_PROCESSING_FAILURE
+            record.error = f"internal error: {type(e).__name__}: {e}"
+            return self._finish(record, f"internal error: {type(e).__name__}", started)
         finally:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def _handle(self, event: Event) -> Dataset:
-        started = time.perf_counter()
-        request = event.request
-        requestor = event.assoc.requestor
-        sop_class = str(getattr(request, "AffectedSOPClassUID", "") or "")
-        sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
-        transfer_syntax = str(event.context.transfer_syntax)
-        raw = event.encoded_dataset(include_meta=False)
-        record = AuditRecord(
-            time=_now(),
-            calling_ae=requestor.ae_title.strip(),
-            called_ae=_called_ae(event),
-            peer=f"{requestor.address}:{requestor.port}",
-            sop_class_uid=sop_class,
-            sop_instance_uid=sop_instance,
-            transfer_syntax=transfer_syntax,
-            size=len(raw),
-            indication="",
-            action="failed",
-            status=STATUS_OUT_OF_RESOURCES,
-        )
-        data = part10_bytes(
-            raw,
-            sop_class=sop_class,
-            sop_instance=sop_instance,
-            transfer_syntax=transfer_syntax,
+    def _handle(self, event: Event, started: float) -> Dataset:
+        record = _bare_record(event)
+        raw = _received_bytes(event)
+        record.size = len(raw)
+        head = file_meta_bytes(
+            sop_class=record.sop_class_uid,
+            sop_instance=record.sop_instance_uid,
+            transfer_syntax=record.transfer_syntax,
             source_ae=record.calling_ae,
         )
-        del raw
         comment: str | None = "cannot store the object"
         try:
-            spool = self._spool(data)
+            spool = self._spool(head, raw)
         except OSError as e:
             record.error = f"cannot store: {e.strerror or e}"
             return self._finish(record, comment, started)
-        del data
+        finally:
+            del raw
         try:
             result = self._verify(spool)
             ok = accepted(result)
@@ -493,14 +518,15 @@ class ReceiveServer:
                 self.on_record(record)
         return _status_dataset(record.status, comment)
 
-    def _spool(self, data: bytes) -> Path:
+    def _spool(self, head: bytes, dataset: bytes | memoryview) -> Path:
         """The received object in a fsync'ed file of the staging directory (same filesystem
         as the store, so that keeping it is a rename)."""
         path = self._staging / f"{uuid.uuid4().hex}.dcm{_TMP_SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             with os.fdopen(fd, "wb") as fp:
-                fp.write(data)
+                fp.write(head)
+                fp.write(dataset)
                 fp.flush()
                 os.fsync(fp.fileno())
         except BaseException:
@@ -629,6 +655,6 @@ __all__ = [
     "ReceiveServer",
     "ServerConfig",
     "accepted",
-    "part10_bytes",
+    "file_meta_bytes",
     "refusal",
 ]
