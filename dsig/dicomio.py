@@ -10,6 +10,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import VR as PYDICOM_VR
 
 from dsig.errors import DicomFormatError
 from dsig.limits import (
@@ -110,6 +111,10 @@ def _read_bare_dataset(path: Path, defer_size: int | None = None) -> FileDataset
     return ds
 
 
+#: VRs as pydicom spells them (explicit ones, and the ambiguous ones of its dictionary).
+_KNOWN_VRS = frozenset(str(vr.value) for vr in PYDICOM_VR)
+
+
 def check_complete(
     ds: Dataset,
     file_size: int,
@@ -126,6 +131,10 @@ def check_complete(
     for tag in ds.keys():
         budget.spend()
         elem = stored(ds, tag, keep_deferred=True)
+        if elem.VR is not None and elem.VR not in _KNOWN_VRS:
+            raise DicomFormatError(
+                f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has an invalid VR {elem.VR!r}"
+            )
         if isinstance(elem, RawDataElement) and elem.length not in (UNDEFINED, None):
             if elem.length > file_size:
                 raise DicomFormatError(

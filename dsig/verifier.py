@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -270,7 +270,14 @@ def _verify_integrity(
         cert = x509.load_der_x509_certificate(strip_der_pad(cert_bytes))
     except ValueError:
         raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
-    res.signer = cert.subject.rfc4514_string()
+    try:  # cryptography parses names and keys lazily: hostile certificates fail here
+        res.signer = cert.subject.rfc4514_string()
+        cert.public_key()
+    except UnsupportedAlgorithm as e:
+        _fail(res, "UNSUPPORTED_ALGORITHM", f"signer certificate: {e}", Indication.INDETERMINATE)
+        return
+    except ValueError as e:
+        raise DicomFormatError(f"Certificate of Signer cannot be decoded: {e}") from None
     if CERTIFIED_TIMESTAMP in item:
         from dsig.timestamp import check_signature_timestamp  # lazy: asn1crypto tsp
 

@@ -184,14 +184,14 @@ def _spans(tag: int, node: Node) -> Iterator[tuple[int, int, int]]:
         yield node.start, node.end, tag
 
 
-def _levels(level: dict[int, Node]) -> Iterator[dict[int, Node]]:
+def levels(level: dict[int, Node]) -> Iterator[dict[int, Node]]:
     """Data-set levels in dsig.model.iter_levels order."""
     yield level
     for tag in sorted(level):
         if tag in (0xFFFAFFFA, 0x4FFE0001, 0x04000561) or tag >> 16 < 0x0008:
             continue
         for item in level[tag].items or ():
-            yield from _levels(item)
+            yield from levels(item)
 
 
 def covered_ranges(path: Path) -> list[Covered]:
@@ -200,7 +200,7 @@ def covered_ranges(path: Path) -> list[Covered]:
     data = path.read_bytes()
     out: list[Covered] = []
     n = 0
-    for level in _levels(parse_explicit_le(data)):
+    for level in levels(parse_explicit_le(data)):
         sigs = level.get(0xFFFAFFFA)
         if sigs is None:
             continue
