@@ -250,8 +250,13 @@ def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """A temp file beside ``path``; renamed over it only when the block completes."""
+def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A temp file beside ``path``; renamed over it only when the block completes.
+
+    ``durable``: fsync the file before the rename and the directory after it. Batches of new
+    files pass False and call :func:`sync_filesystem` once at the end (an fsync costs
+    milliseconds per file; one syncfs covers thousands).
+    """
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".dsig-tmp", dir=directory)
@@ -262,11 +267,14 @@ def atomic_output(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fp:
             yield fp
             fp.flush()
-            os.fsync(fp.fileno())
+            if durable:
+                os.fsync(fp.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     with contextlib.suppress(OSError):  # directory fsync is best effort (not all filesystems)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -275,7 +283,28 @@ def atomic_output(path: Path) -> Iterator[BinaryIO]:
             os.close(dir_fd)
 
 
-def save(ds: Dataset, path: Path, encoding: Encoding) -> None:
-    """Write ``ds`` to ``path`` atomically in ``encoding``."""
-    with atomic_output(path) as fp:
+def save(ds: Dataset, path: Path, encoding: Encoding, *, durable: bool = True) -> None:
+    """Write ``ds`` to ``path`` atomically in ``encoding`` (``durable``: see atomic_output)."""
+    with atomic_output(path, durable=durable) as fp:
         write_dataset_file(ds, fp, encoding)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush the filesystem holding ``path`` to stable storage (Linux syncfs, else sync)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise OutputError(f"cannot sync {path}: {e.strerror or e}") from None
+    try:
+        if syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)

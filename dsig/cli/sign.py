@@ -251,7 +251,7 @@ def _run(
         mac_transfer_syntax_for,
     )
     from dsig.tags import parse_location, parse_tag, parse_tag_file
-    from dsig.writer import atomic_output, save, target_encoding
+    from dsig.writer import atomic_output, save, sync_filesystem, target_encoding
     from tokens.digest import HashAlgorithm
     from tokens.registry import open_key_provider
 
@@ -264,6 +264,10 @@ def _run(
     provider = open_key_provider(
         key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
     )
+    # Many new files: each is renamed into place atomically, and one syncfs at the end makes
+    # them durable together; replacing inputs (--in-place) stays fsync'ed file by file.
+    batch = len(jobs) > 1 and all(src != dst for src, dst in jobs)
+    written: set[Path] = set()
     try:
         mac_algorithm = HashAlgorithm.from_name(mac.value)
         # Refused before any input is read: a weak MAC or key fails the whole run at once.
@@ -289,7 +293,9 @@ def _run(
             # Before saving: a failed timestamp leaves no half-done output behind.
             ts_note = stamping.apply(ds, info.uid) if stamping is not None else ""
             dst.parent.mkdir(parents=True, exist_ok=True)
-            save(ds, dst, encoding)
+            save(ds, dst, encoding, durable=not batch)
+            if batch:
+                written.add(dst.parent)
             where = f" in {info.location}" if info.location else ""
             count = len(info.signed_tags)
             typer.echo(
@@ -299,3 +305,5 @@ def _run(
                 typer.echo(f"  {ts_note}")
     finally:
         provider.close()
+        if written:
+            sync_filesystem(next(iter(written)))
