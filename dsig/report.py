@@ -35,7 +35,6 @@ FINDING_CODES = {
     "SIGNING_TIME_OUTSIDE_VALIDITY": "signing DateTime outside the certificate validity",
     "PIXEL_ENCODING_CHANGED": "pixel data (de)compressed since signing: MAC not recomputable",
     "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
-    "TIMESTAMP_NOT_CHECKED": "a certified timestamp is present but was not verified",
     "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
     "COVERAGE_INCOMPLETE": "--require-coverage: a present element is covered by no valid signature",
 }

@@ -820,15 +820,8 @@ def certified_moment(res: SignatureResult) -> dt.datetime | None:
 def trust_at_timestamp(
     trust: TrustEvaluator, cert: x509.Certificate, moment: dt.datetime
 ) -> TrustResult:
-    """Validate the signer at a certified moment: revocations after it pass with a note.
-
-    Uses ``certified_time=True`` where the evaluator offers it (``pki.PolicyEvaluator``).
-    """
-    from pki.evaluator import PolicyEvaluator
-
-    if isinstance(trust, PolicyEvaluator):
-        return trust.evaluate(cert, at=moment, certified_time=True)
-    return trust.evaluate(cert, at=moment)
+    """Validate the signer at a certified moment: revocations after it pass with a note."""
+    return trust.evaluate(cert, at=moment, certified_time=True)
 
 
 def check_timestamp_requirement(result: FileResult) -> None:

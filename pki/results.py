@@ -96,6 +96,11 @@ class TrustEvaluator(Protocol):
         *,
         at: dt.datetime,
         extra_certs: Sequence[x509.Certificate] = (),
+        certified_time: bool = False,
     ) -> TrustResult:
-        """Validate ``leaf`` (path, validity at ``at``, key usage, revocation)."""
+        """Validate ``leaf`` (path, validity at ``at``, key usage, revocation).
+
+        ``certified_time``: ``at`` comes from a certified timestamp, so a revocation dated
+        after it passes with a ``REVOKED_AFTER_MOMENT`` note.
+        """
         ...

@@ -202,8 +202,10 @@ def _print_human(result: FileResult) -> None:
         if sig.timestamp:
             ts = sig.timestamp
             typer.echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
-        for finding in [*sig.findings, *sig.trust.findings]:
-            typer.echo(f"    {finding.code}: {finding.message}")
+        lines = [(f.code, f.message) for f in sig.findings]
+        lines += [(f.code, f.message) for f in sig.trust.findings]
+        for code, message in lines:
+            typer.echo(f"    {code}: {message}")
     for finding in result.findings:
         typer.echo(f"  {finding.code}: {finding.message}")
     from dsig.verifier import partial_coverage
