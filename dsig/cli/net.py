@@ -132,6 +132,11 @@ def serve(
     --quarantine with a JSON report, and are answered with success unless --reject-invalid.
     Every object is written atomically and fsync'ed, and its audit line appended, before the
     response is sent. SIGTERM or Ctrl-C stop the server cleanly (exit 0).
+
+    Failure statuses with --reject-invalid: 0xC210 a signature is invalid, 0xC211
+    indeterminate (e.g. untrusted signer), 0xC212 a --require is not met (e.g. unsigned),
+    0xC213 unreadable; the Error Comment names the finding codes. 0xA700: not stored (disk
+    full, shutting down). Exit 4 when the server cannot start.
     """
     if max_associations < 1:
         raise fail("--max-associations must be at least 1", 2)

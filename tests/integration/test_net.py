@@ -337,6 +337,18 @@ def test_operational_errors_are_one_line(
     assert "cannot connect to 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_calling_ae_allow_list(serve: ServeFactory, objects: Objects) -> None:
+    server = serve("--allow-calling-ae", "TRUSTED_AE", "--require-called-ae")
+    code, _out, err = send(server, objects.signed[0])
+    assert code == 4 and "rejected the association" in err
+    code, _out, err = send(server, objects.signed[0], extra=("--ae-title", "TRUSTED_AE"))
+    assert code == 0, err
+    code, _out, err = send(server, objects.signed[0], extra=("--ae-title", "TRUSTED_AE",
+                                                             "--called-ae", "SOMEONE"))  # fmt: skip
+    assert code == 4 and "rejected the association" in err
+    assert len(server.wait_audit(1)) == 1
+
+
 def test_caching_evaluator_is_bounded(objects: Objects) -> None:
     from cryptography import x509
 
