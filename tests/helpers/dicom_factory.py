@@ -17,6 +17,7 @@ Every builder writes a Part-10 file and returns its path. Only pydicom is used (
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from io import BytesIO
 from pathlib import Path
@@ -307,8 +308,17 @@ def with_empty_values(out: StrPath, src: StrPath = "CT_small.dcm") -> Path:
     return out
 
 
+#: pydicom's UN handling is a global switch; serialise the readers that flip it
+_CONFIG_LOCK = threading.RLock()
+
+
 def resave_with_pydicom(src: StrPath, out: StrPath) -> Path:
     """Read with pydicom (no UN conversion) and write back unchanged (same TS)."""
+    with _CONFIG_LOCK:
+        return _resave(src, out)
+
+
+def _resave(src: StrPath, out: StrPath) -> Path:
     old = pydicom.config.replace_un_with_known_vr
     pydicom.config.replace_un_with_known_vr = False
     try:
@@ -402,6 +412,11 @@ class SigRef:
 
 def read_raw(path: StrPath) -> Dataset:
     """dcmread without UN -> known-VR conversion (as a verifier must)."""
+    with _CONFIG_LOCK:
+        return _read_raw(path)
+
+
+def _read_raw(path: StrPath) -> Dataset:
     old = pydicom.config.replace_un_with_known_vr
     pydicom.config.replace_un_with_known_vr = False
     try:

@@ -11,7 +11,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DSIG_TIMEOUT = 180
 
 _HERE = Path(__file__).resolve().parent
+
+#: concurrent subprocesses in the fixtures' build phases (dsig / dcmsign runs are independent)
+JOBS = max(1, int(os.environ.get("DSIG_INTEROP_JOBS") or min(2, os.cpu_count() or 1)))
+
+
+def pmap(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[fn(x) for x in items]`` on :data:`JOBS` threads (order kept)."""
+    items = list(items)
+    if JOBS <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(JOBS) as ex:
+        return list(ex.map(fn, items))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -238,23 +252,26 @@ class Dsig:
     def verify_many(
         self, paths: Sequence[Path | str], *extra: str, **kw: Any
     ) -> dict[str, FileResult]:
-        """One batched call; if it does not produce usable JSON, fall back to one call per file."""
+        """Batched calls (:data:`JOBS` chunks in parallel); where a batch gives no usable JSON,
+        fall back to one call per file."""
         out: dict[str, FileResult] = {}
         if not paths:
             return out
-        res = self.verify(paths, *extra, **kw)
-        if res.data is not None:
-            try:
-                for p in paths:
-                    out[str(p)] = res.file(p)
-                return out
-            except DsigCliError:
-                out.clear()
-        for p in paths:
-            try:
-                out[str(p)] = self.verify_one(p, *extra, **kw)
-            except DsigCliError as exc:
-                out[str(p)] = FileResult.failed(str(p), str(exc))
+        chunks = [list(paths[i::JOBS]) for i in range(min(JOBS, len(paths)))]
+        results = pmap(lambda c: self.verify(c, *extra, **kw), chunks)
+        for res, chunk in zip(results, chunks, strict=True):
+            if res.data is not None:
+                try:
+                    for p in chunk:
+                        out[str(p)] = res.file(p)
+                    continue
+                except DsigCliError:
+                    pass
+            for p in chunk:
+                try:
+                    out[str(p)] = self.verify_one(p, *extra, **kw)
+                except DsigCliError as exc:
+                    out[str(p)] = FileResult.failed(str(p), str(exc))
         return out
 
     # -- inspect ------------------------------------------------------------------------------
@@ -403,9 +420,14 @@ class Sources:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._cache: dict[str, Path] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, key: str) -> Path:
         """Path of a source object: a pydicom test file name or a :data:`FACTORY_SOURCES` key."""
+        with self._lock:
+            return self._get(key)
+
+    def _get(self, key: str) -> Path:
         if key not in self._cache:
             if key in FACTORY_SOURCES:
                 self._cache[key] = FACTORY_SOURCES[key](self.directory / f"{key}.dcm")

@@ -23,7 +23,15 @@ import pytest
 
 from tests.helpers import dcmtk, dicom_factory
 from tests.helpers.dicom_factory import SR_NESTED_ITEM, first_difference, signature_refs
-from tests.interop.conftest import Dsig, FileResult, PkiFiles, Sources, tag_str
+from tests.interop.conftest import (
+    Dsig,
+    DsigCliError,
+    FileResult,
+    PkiFiles,
+    Sources,
+    pmap,
+    tag_str,
+)
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,7 @@ class Signed:
     dcmsign_output: str = ""
     result: FileResult | None = None
     new_format_dumps: list[Path] = field(default_factory=list)  # old-format cases only
+    dsig_dumps: dict[str, bytes | str] = field(default_factory=dict)  # uid -> stream | error
 
 
 def _sign_case(case: Case, workdir: Path, pki: PkiFiles, sources: Sources) -> Signed:
@@ -234,12 +243,25 @@ def signed_cases(
     tmp_path_factory: pytest.TempPathFactory, pki: PkiFiles, sources: Sources, dsig: Dsig
 ) -> dict[str, Signed]:
     workdir = tmp_path_factory.mktemp("dcmsign_signed")
-    out = {c.id: _sign_case(c, workdir, pki, sources) for c in CASES}
+    built = pmap(lambda c: _sign_case(c, workdir, pki, sources), CASES)
+    out = {c.id: s for c, s in zip(CASES, built, strict=True)}
     for old in (False, True):
         batch = [s for s in out.values() if s.path is not None and s.case.old_format == old]
         results = dsig.verify_many([s.path for s in batch], format_old=old)  # type: ignore[misc]
         for s in batch:
             s.result = results[str(s.path)]
+    # dsig inspect --dump-mac for every signature, computed up front in parallel
+    tasks = [(s, uid) for s in out.values() if s.path is not None for uid, _ in s.dumps]
+
+    def dump(task: tuple[Signed, str]) -> bytes | str:
+        s, uid = task
+        try:
+            return dsig.dump_mac(s.path, uid, workdir / f"{s.case.id}.{uid}.dsig.dump")  # type: ignore[arg-type]
+        except DsigCliError as exc:
+            return str(exc)
+
+    for (s, uid), got in zip(tasks, pmap(dump, tasks), strict=True):
+        s.dsig_dumps[uid] = got
     return out
 
 
@@ -294,7 +316,10 @@ def test_dump_mac_matches_dcmsign(
     refs = {r.uid: r for r in signature_refs(s.path)}
     failures = []
     for n, (uid, dump) in enumerate(s.dumps):
-        ours = dsig.dump_mac(s.path, uid, tmp_path / f"{uid}.dsig.dump")
+        ours = s.dsig_dumps[uid]
+        if isinstance(ours, str):
+            failures.append(f"signature {uid}: {ours}")
+            continue
         theirs = dump.read_bytes()
         if ours == theirs:
             continue

@@ -26,7 +26,7 @@ import pytest
 
 from tests.helpers import dcmtk, dicom_factory
 from tests.helpers.dicom_factory import SR_NESTED_ITEM, first_difference, signature_refs
-from tests.interop.conftest import Dsig, FileResult, PkiFiles, Sources
+from tests.interop.conftest import Dsig, FileResult, PkiFiles, Sources, pmap
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,8 @@ def signed_cases(
     tmp_path_factory: pytest.TempPathFactory, pki: PkiFiles, sources: Sources, dsig: Dsig
 ) -> dict[str, Signed]:
     workdir = tmp_path_factory.mktemp("dsig_signed")
-    out = {c.id: _sign_case(c, workdir, pki, sources, dsig) for c in CASES}
+    built = pmap(lambda c: _sign_case(c, workdir, pki, sources, dsig), CASES)
+    out = {c.id: s for c, s in zip(CASES, built, strict=True)}
     for old in (False, True):
         batch = [s for s in out.values() if s.path is not None and s.case.old_format == old]
         results = dsig.verify_many([s.path for s in batch], format_old=old)  # type: ignore[misc]

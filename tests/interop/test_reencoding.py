@@ -22,7 +22,7 @@ from pydicom.encaps import generate_frames
 
 from tests.helpers import dcmtk, dicom_factory
 from tests.helpers.dicom_factory import SR_NESTED_ITEM, signature_refs
-from tests.interop.conftest import Dsig, FileResult, PkiFiles, Sources
+from tests.interop.conftest import Dsig, FileResult, PkiFiles, Sources, pmap
 
 Conv = Callable[[Path, Path], object]
 
@@ -199,11 +199,18 @@ def built(
 ) -> Built:
     d = tmp_path_factory.mktemp("reencoding")
     b = Built()
-    for o in ORIGINALS:
+
+    def sign(o: Original) -> Path | str:
         try:
-            b.originals[o.id] = _sign_original(o, d, pki, sources, dsig)
+            return _sign_original(o, d, pki, sources, dsig)
         except Exception as exc:
-            b.original_errors[o.id] = f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exc}"
+
+    for o, got in zip(ORIGINALS, pmap(sign, ORIGINALS), strict=True):
+        if isinstance(got, str):
+            b.original_errors[o.id] = got
+        else:
+            b.originals[o.id] = got
     for m in MATRIX:
         c = Converted(m)
         b.converted[m.id] = c

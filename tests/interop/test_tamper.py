@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 
 from tests.helpers import dcmtk, dicom_factory
 from tests.helpers.dicom_factory import SR_NESTED_ITEM, read_raw, signature_refs
-from tests.interop.conftest import Dsig, FileResult, PkiFiles, Sources, tag_str
+from tests.interop.conftest import Dsig, FileResult, PkiFiles, Sources, pmap, tag_str
 
 
 @dataclass(frozen=True)
@@ -296,11 +296,18 @@ def built(
     d = tmp_path_factory.mktemp("tamper")
     b = Built()
     ctx = Ctx(pki)
-    for o in ORIGINALS:
+
+    def sign(o: Original) -> Path | str:
         try:
-            b.originals[o.id] = _sign(o, d, pki, sources, dsig)
+            return _sign(o, d, pki, sources, dsig)
         except Exception as exc:
-            b.errors[o.id] = f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exc}"
+
+    for o, got in zip(ORIGINALS, pmap(sign, ORIGINALS), strict=True):
+        if isinstance(got, str):
+            b.errors[o.id] = got
+        else:
+            b.originals[o.id] = got
     for m in MATRIX:
         t = Tampered(m)
         b.tampered[m.id] = t
