@@ -20,6 +20,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
+from pydicom.tag import BaseTag
 
 from dsig.errors import DicomFormatError
 
@@ -197,7 +198,15 @@ def pad_byte(vr: str) -> bytes:
 def stored(ds: Dataset, tag: int, *, keep_deferred: bool = False) -> RawDataElement | DataElement:
     """The element as stored: pydicom keeps unconverted RawDataElements until asked (its type
     hints say DataElement); we read raw bytes to hash values exactly as they are in the file."""
-    return cast("RawDataElement | DataElement", ds.get_item(tag, keep_deferred=keep_deferred))
+    # Hot path (many lookups per element): pydicom's element dict is keyed by int tags, and
+    # get_item would convert the key with Tag() on every call. Absent and deferred elements
+    # take pydicom's own path.
+    elem = ds._dict.get(cast("BaseTag", tag))
+    if elem is None or (
+        not keep_deferred and isinstance(elem, RawDataElement) and elem.value is None
+    ):
+        return cast("RawDataElement | DataElement", ds.get_item(tag, keep_deferred=keep_deferred))
+    return elem
 
 
 def element_vr(level: Dataset, tag: int, ancestors: Sequence[Dataset] = ()) -> str:
