@@ -34,12 +34,13 @@ def dsig_cmd(*args: str | os.PathLike[str]) -> list[str]:
 
 
 def run_dsig(
-    *args: str | os.PathLike[str], timeout: float = 120
+    *args: str | os.PathLike[str], timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the dsig CLI, capturing text output."""
+    """Run the dsig CLI, capturing text output (stdin closed: no prompts)."""
     return subprocess.run(
-        dsig_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
-    )
+        dsig_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+        stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
 
 
 @dataclass

@@ -27,6 +27,7 @@ import pki
 from dsig.verifier import VerifyOptions, verify_file
 from tests.helpers import net
 from tests.helpers.dicom_factory import sample
+from tests.helpers.softhsm import ProvisionedToken
 
 #: Sample files in the transfer syntaxes a storage node must take (name, storescu option).
 SAMPLES = {
@@ -347,6 +348,30 @@ def test_calling_ae_allow_list(serve: ServeFactory, objects: Objects) -> None:
                                                              "--called-ae", "SOMEONE"))  # fmt: skip
     assert code == 4 and "rejected the association" in err
     assert len(server.wait_audit(1)) == 1
+
+
+@pytest.mark.softhsm
+def test_send_signs_with_a_token_logged_in_once(
+    softhsm_token: ProvisionedToken, objects: Objects, tmp_path: Path
+) -> None:
+    """``dsig send --sign --key pkcs11:...`` over two associations: one login, every object
+    signed on the token and accepted by a node that trusts the token's CA."""
+    server = net.start_server(tmp_path / "srv", "--trust-store", softhsm_token.ca_cert,
+                              "--trust-store", objects.pki.trust, "--require", "signature")  # fmt: skip
+    try:
+        env = {**os.environ, "NET_TEST_PIN": softhsm_token.pin}
+        proc = net.run_dsig("send", "127.0.0.1", str(server.port), *objects.unsigned,
+                            objects.bulk[0], "--called-ae", "DSIGTEST", "--associations", "2",
+                            "--sign", "--key", softhsm_token.rsa_uri, "--pin-env",
+                            "NET_TEST_PIN", env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert softhsm_token.pin not in proc.stdout + proc.stderr
+        lines = server.wait_audit(4)
+        assert [(x["action"], x["indication"]) for x in lines] == [("stored", "VALID")] * 4
+        # the already signed object now carries two signatures, both valid
+        assert len(by_instance(lines)[instance_uid(objects.bulk[0])]["signatures"]) == 2
+    finally:
+        assert server.stop() == 0, server.log()
 
 
 def test_caching_evaluator_is_bounded(objects: Objects) -> None:
