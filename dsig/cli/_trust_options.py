@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dsig.cli._common import fail
-from dsig.cli.verify import RequireChoice, RevocationChoice
+from dsig.cli.verify import CoverageChoice, RequireChoice, RevocationChoice
 
 if TYPE_CHECKING:
     from dsig.verifier import VerifyOptions
@@ -54,7 +54,20 @@ TsaTrustStoreOpt = Annotated[
 ]
 AllowWeakOpt = Annotated[
     list[str] | None,
-    typer.Option(help="accept this weak algorithm in paths (sha1, md5, rsa1024)"),
+    typer.Option(help="accept this weak algorithm (sha1, md5, rsa1024...); repeatable"),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="a weak MAC or signer key fails the signature (unless --allow-weak)"
+    ),
+]
+RequireCoverageOpt = Annotated[
+    CoverageChoice | None,
+    typer.Option(
+        help="fail a file when a present element is covered by no valid signature "
+        "(all: every signable top-level element; profile: what its profile demands)"
+    ),
 ]
 
 
@@ -88,6 +101,8 @@ def build_verify_options(
     at: str | None,
     allow_weak: list[str] | None,
     tsa_trust_store: list[Path] | None = None,
+    strict: bool = False,
+    require_coverage: CoverageChoice | None = None,
     evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None,
 ) -> VerifyOptions:
     """VerifyOptions from the shared options, as ``dsig verify`` builds them.
@@ -132,13 +147,16 @@ def build_verify_options(
             tsa_policy = getattr(tsa_trust, "policy", None)
             if tsa_policy is not None:
                 tsa_trust = evaluator(tsa_policy)
+        return VerifyOptions(
+            tsa_trust=tsa_trust,
+            trust=trust,
+            integrity_only=integrity_only,
+            old_format=format_old,
+            at=moment,
+            require=[r.value for r in require or []],
+            strict=strict,
+            allow_weak=tuple(allow_weak or ()),
+            require_coverage=require_coverage.value if require_coverage else None,
+        )
     except operational_errors() as e:
         raise fail(str(e)) from None
-    return VerifyOptions(
-        tsa_trust=tsa_trust,
-        trust=trust,
-        integrity_only=integrity_only,
-        old_format=format_old,
-        at=moment,
-        require=[r.value for r in require or []],
-    )

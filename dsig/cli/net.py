@@ -32,8 +32,10 @@ from dsig.cli._trust_options import (
     IntegrityOnlyOpt,
     OcspOpt,
     OnlineOpt,
+    RequireCoverageOpt,
     RequireOpt,
     RevocationOpt,
+    StrictOpt,
     TrustStoreOpt,
     TsaTrustStoreOpt,
     UntrustedOpt,
@@ -104,6 +106,8 @@ def serve(
     at: AtOpt = None,
     tsa_trust_store: TsaTrustStoreOpt = None,
     allow_weak: AllowWeakOpt = None,
+    strict: StrictOpt = False,
+    require_coverage: RequireCoverageOpt = None,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
     ] = 60.0,
@@ -150,7 +154,7 @@ def serve(
         require=require, format_old=format_old, integrity_only=integrity_only,
         trust_store=trust_store, untrusted=untrusted, crl=crl, ocsp=ocsp,
         revocation=revocation, online=online, at=at, allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store,
+        tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
         evaluator=lambda policy: CachingEvaluator(policy, ttl=trust_cache),
     )  # fmt: skip
     config = ServerConfig(

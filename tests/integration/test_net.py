@@ -53,6 +53,7 @@ class Objects:
     stranger: Path  # signed by a signer from an unrelated PKI
     samples: dict[str, Path]  # signed sample files by name
     bulk: list[Path]  # 200 small signed objects
+    partial: Path  # signed over PatientName and PatientID only
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,10 @@ def objects(tmp_path_factory: pytest.TempPathFactory) -> Objects:
     net.sign(plain / "bulk", d / "bulk", pki.key, pki.cert)
     stranger_src = net.small_object(plain / "stranger.dcm", index=50)
     stranger = net.sign(stranger_src, d / "stranger.dcm", pki.stranger_key, pki.stranger_cert)
+    partial_src = net.small_object(plain / "partial.dcm", index=60)
+    proc = net.run_dsig("sign", partial_src, d / "partial.dcm", "--key", pki.key, "--cert",
+                        pki.cert, "--no-password", "--tag", "PatientName", "--tag", "PatientID")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
     signed = [d / "signed" / f"s{i}.dcm" for i in range(3)]
     tampered = net.tamper(signed[0], d / "tampered.dcm")
     return Objects(
@@ -84,6 +89,7 @@ def objects(tmp_path_factory: pytest.TempPathFactory) -> Objects:
         stranger=stranger,
         samples={name: d / "signed" / name for name in SAMPLES},
         bulk=sorted((d / "bulk").glob("*.dcm")),
+        partial=d / "partial.dcm",
     )
 
 
@@ -336,6 +342,17 @@ def test_operational_errors_are_one_line(
     proc = net.run_dsig("send", "127.0.0.1", str(port), objects.signed[0])
     assert proc.returncode == 4
     assert "cannot connect to 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_require_coverage(serve: ServeFactory, objects: Objects) -> None:
+    server = serve("--require-coverage", "all")
+    code, out, err = send(server, objects.signed[0], objects.partial)
+    assert code == 0, out + err
+    lines = by_instance(server.wait_audit(2))
+    assert lines[instance_uid(objects.signed[0])]["action"] == "stored"
+    partial = lines[instance_uid(objects.partial)]
+    assert partial["action"] == "quarantined"
+    assert "COVERAGE_INCOMPLETE" in partial["findings"]  # type: ignore[operator]
 
 
 def test_calling_ae_allow_list(serve: ServeFactory, objects: Objects) -> None:
