@@ -413,6 +413,16 @@ FACTORY_SOURCES = {
     "gl_ct": lambda out: dicom_factory.with_group_lengths_and_padding("CT_small.dcm", out),
     "empty_ct": dicom_factory.with_empty_values,
     "sr_verified_1obs": dicom_factory.verified_sr_single_observer,
+    # implicit VR LE variants made by DCMTK: private elements known to DCMTK's (and pydicom's)
+    # private dictionary; group length elements inside sequence items
+    "ct_implicit": lambda out: (
+        dcmtk.dcmconv(dicom_factory.sample("CT_small.dcm"), out, "+ti"),
+        out,
+    )[1],
+    "gl_rtplan_implicit": lambda out: (
+        dcmtk.dcmconv(dicom_factory.sample("rtplan.dcm"), out, "+ti", "+g"),
+        out,
+    )[1],
 }
 
 

@@ -65,6 +65,8 @@ ALL_SOURCES = (
     "gl_ct",
     "empty_ct",
     "sr_verified_1obs",
+    "ct_implicit",
+    "gl_rtplan_implicit",
 )
 
 CASES: list[Case] = [
