@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from cryptography import x509
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
@@ -54,7 +55,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from dsig.errors import DsigError
 from dsig.net import NetError
-from dsig.report import FileResult, Indication, SignatureResult, exit_code
+from dsig.report import FileResult, Finding, Indication, SignatureResult, exit_code
 from dsig.verifier import VerifyOptions, verify_file
 from dsig.writer import atomic_output
 from pki.certs import fingerprint
@@ -72,6 +73,8 @@ STATUS_INVALID = 0xC210
 STATUS_INDETERMINATE = 0xC211
 STATUS_REQUIREMENT = 0xC212
 STATUS_UNREADABLE = 0xC213
+#: The data set's SOP Class/Instance UID differ from the request's (PS3.4 B.2.3).
+STATUS_MISMATCH = 0xA900
 #: The object could not be kept (disk, permissions) or the server is shutting down.
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_PROCESSING_FAILURE = 0x0110
@@ -81,6 +84,7 @@ STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(
 )
 
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+_SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
 
 _IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE = (
     "1.2.840.10008.1.2",
@@ -97,6 +101,10 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     _EXPLICIT_BE,
     _IMPLICIT_LE,
 )
+
+#: Finding of the storage node (not of the verifier): the data set names another SOP Class or
+#: Instance than the C-STORE request, whose UIDs name the stored file.
+UID_MISMATCH = "REQUEST_UID_MISMATCH"
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _TMP_SUFFIX = ".dsig-tmp"
@@ -294,6 +302,8 @@ def refusal(result: FileResult) -> tuple[int, str]:
         codes += [f.code for f in sig.trust.findings]
     if result.indication is Indication.ERROR:
         status, text = STATUS_UNREADABLE, f"unreadable: {result.error or ''}"
+    elif any(f.code == UID_MISMATCH for f in result.findings):
+        status, text = STATUS_MISMATCH, "data set UIDs differ from the request"
     elif any(s.indication is Indication.INVALID for s in result.signatures):
         status, text = STATUS_INVALID, "signature invalid: " + ",".join(dict.fromkeys(codes))
     elif any(f.severity == "error" for f in result.findings):
@@ -483,6 +493,8 @@ class ReceiveServer:
             del raw
         try:
             result = self._verify(spool)
+            if result.error is None:
+                _check_request_uids(spool, record, result)
             ok = accepted(result)
             record.indication = result.indication.value
             record.action, record.status, comment = "stored" if ok else "quarantined", 0, None
@@ -584,6 +596,27 @@ class ReceiveServer:
                 raise OSError(0, "the audit log is closed")
             os.write(self._audit_fd, line)
             os.fsync(self._audit_fd)
+
+
+def _check_request_uids(spool: Path, record: AuditRecord, result: FileResult) -> None:
+    """The stored file is named after the request's SOP Instance UID: a data set that names
+    another instance (or class) must not pass, or it could replace another object's file."""
+    ds: Dataset
+    try:
+        ds = pydicom.dcmread(
+            spool, stop_before_pixels=True, specific_tags=[_SOP_CLASS, _SOP_INSTANCE]
+        )
+    except Exception:  # unreadable now: the verifier read it, so this should not happen
+        ds = Dataset()
+    found = (str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or ""))
+    if found != (record.sop_class_uid, record.sop_instance_uid):
+        result.findings.append(
+            Finding(
+                UID_MISMATCH,
+                f"the data set is {found[0] or '-'} / {found[1] or '-'} but the C-STORE request "
+                f"named {record.sop_class_uid or '-'} / {record.sop_instance_uid or '-'}",
+            )
+        )
 
 
 def _no_delay(event: Event) -> None:

@@ -10,6 +10,7 @@ Every server is stopped (and its clean exit checked) in fixture teardown.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import generate_uid
 
 import pki
@@ -342,6 +344,30 @@ def test_operational_errors_are_one_line(
     proc = net.run_dsig("send", "127.0.0.1", str(port), objects.signed[0])
     assert proc.returncode == 4
     assert "cannot connect to 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_object_cannot_take_another_objects_name(
+    serve: ServeFactory, objects: Objects, tmp_path: Path
+) -> None:
+    """A validly signed object sent under another SOP Instance UID (the request's UIDs name the
+    stored file) is quarantined; the object whose name it claimed stays as it was."""
+    victim, impostor_src = objects.signed[1], objects.signed[0]
+    meta = pydicom.dcmread(impostor_src, stop_before_pixels=True).file_meta
+    meta.MediaStorageSOPInstanceUID = instance_uid(victim)
+    buf = io.BytesIO()
+    buf.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buf, meta, enforce_standard=True)
+    impostor = tmp_path / "impostor.dcm"
+    impostor.write_bytes(buf.getvalue() + net.dataset_bytes(impostor_src))
+    server = serve("--reject-invalid")
+    code, out, err = send(server, victim, impostor)
+    assert code == 1, out + err
+    assert "(0xA900)" in out
+    lines = server.wait_audit(2)
+    assert [line["action"] for line in lines] == ["stored", "refused"]
+    assert "REQUEST_UID_MISMATCH" in lines[1]["findings"]  # type: ignore[operator]
+    kept = server.store / f"{instance_uid(victim)}.dcm"
+    assert net.dataset_bytes(kept) == net.dataset_bytes(victim)
 
 
 def test_require_coverage(serve: ServeFactory, objects: Objects) -> None:
