@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import struct
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -137,6 +139,9 @@ def read_range(
 ) -> Iterator[bytes | memoryview]:
     """``length`` bytes at ``offset`` in chunks. ``reuse``: views into one buffer, each valid
     only until the next chunk is asked for (hashing); otherwise fresh ``bytes`` per chunk."""
+    if reuse and length >= READ_AHEAD_MIN:
+        yield from _read_ahead(fp, offset, length)
+        return
     fp.seek(offset)
     buf = bytearray(min(CHUNK_SIZE, length)) if reuse else bytearray()
     view = memoryview(buf)
@@ -156,6 +161,61 @@ def read_range(
             )
         remaining -= got
         yield chunk
+
+
+#: Values at least this long are read by a second thread while the first one hashes: reads
+#: and SHA-256 both release the GIL, so reading costs no wall time (about 20% otherwise).
+READ_AHEAD_MIN = 16 * CHUNK_SIZE
+_RING = 3
+
+
+def _read_ahead(
+    fp: io.RawIOBase | io.BufferedIOBase, offset: int, length: int
+) -> Iterator[memoryview]:
+    """:func:`read_range` with a reader thread filling a ring of buffers ahead of the caller.
+    A chunk's buffer goes back to the reader when the caller asks for the next chunk."""
+    bufs = [bytearray(CHUNK_SIZE) for _ in range(_RING)]
+    free: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[int, int] | BaseException] = queue.SimpleQueue()
+    for i in range(_RING):
+        free.put(i)
+
+    def reader() -> None:
+        try:
+            fp.seek(offset)
+            remaining = length
+            while remaining > 0:
+                i = free.get()
+                if i is None:  # the caller stopped early
+                    return
+                got = fp.readinto(memoryview(bufs[i])[: min(CHUNK_SIZE, remaining)]) or 0
+                full.put((i, got))
+                if not got:
+                    return
+                remaining -= got
+        except BaseException as e:  # handed to the caller, raised there
+            full.put(e)
+
+    thread = threading.Thread(target=reader, name="dsig-read-ahead", daemon=True)
+    thread.start()
+    remaining = length
+    try:
+        while remaining > 0:
+            item = full.get()
+            if isinstance(item, BaseException):
+                raise item
+            i, got = item
+            if not got:
+                raise DicomFormatError(
+                    f"truncated: {remaining} bytes missing at byte "
+                    f"{offset + length - remaining} (did the file change while it was read?)"
+                )
+            remaining -= got
+            yield memoryview(bufs[i])[:got]
+            free.put(i)
+    finally:
+        free.put(None)
+        thread.join()
 
 
 def file_fragments(

@@ -30,7 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Odd-length OB (Encapsulated Document) and big endian OF (Float Pixel Data) exercise padding
 # and 4-byte swapping of streamed values.
-EXTRA = (BigValue(0x00420011, "OB", DEFER_SIZE * 2 + 1), BigValue(0x7FE00008, "OF", DEFER_SIZE + 4096))
+EXTRA = (
+    BigValue(0x00420011, "OB", DEFER_SIZE * 2 + 1),
+    BigValue(0x7FE00008, "OF", DEFER_SIZE + 4096),
+)
 
 
 def mac_bytes(ds: Dataset, *, old_format: bool = False) -> bytes:
@@ -62,8 +65,13 @@ def written(ds: Dataset, ts: str) -> bytes:
 def test_streamed_values_equal_in_memory(tmp_path: Path, ts: str, encapsulated: bool) -> None:
     extra = () if ts == ImplicitVRLittleEndian else EXTRA  # OF/OB would be UN-free anyway
     path = write_big_file(
-        tmp_path / "f.dcm", frames=3, rows=512 if encapsulated else 256, cols=256, transfer_syntax=ts,
-        encapsulated=encapsulated, extra=extra,
+        tmp_path / "f.dcm",
+        frames=3,
+        rows=512 if encapsulated else 256,
+        cols=256,
+        transfer_syntax=ts,
+        encapsulated=encapsulated,
+        extra=extra,
     )
     deferred = read_dicom(path)
     whole = read_dicom(path, defer=False)
@@ -74,8 +82,12 @@ def test_streamed_values_equal_in_memory(tmp_path: Path, ts: str, encapsulated: 
         assert mac_bytes(deferred, old_format=True) == mac_bytes(whole, old_format=True)
         targets = [ts]
     else:
-        targets = [ExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian,
-                   DeflatedExplicitVRLittleEndian]
+        targets = [
+            ExplicitVRLittleEndian,
+            ExplicitVRBigEndian,
+            ImplicitVRLittleEndian,
+            DeflatedExplicitVRLittleEndian,
+        ]
     for target in targets:
         assert written(deferred, target) == written(whole, target), target
     # the streamed value never became a loaded element
@@ -117,13 +129,15 @@ def test_sign_and_verify_200_mib_in_bounded_memory(core_pki: CorePki, tmp_path: 
     src = write_big_file(tmp_path / "big.dcm", frames=400)  # 400 x 512 x 512 x 2 = 200 MiB
     assert src.stat().st_size > 200 * 2**20
     out = tmp_path / "signed.dcm"
-    rc, sign_mib = peak("sign", src, out, "--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert,
-                        "--no-password")
+    rc, sign_mib = peak(
+        "sign", src, out, "--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert, "--no-password"
+    )
     assert rc == 0
     assert out.stat().st_size > src.stat().st_size
     src.unlink()
-    rc, verify_mib = peak("verify", out, "--trust-store", core_pki.root, "--untrusted",
-                          core_pki.intermediate)
+    rc, verify_mib = peak(
+        "verify", out, "--trust-store", core_pki.root, "--untrusted", core_pki.intermediate
+    )
     assert rc == 0
     assert sign_mib < 100, f"sign peaked at {sign_mib} MiB"
     assert verify_mib < 100, f"verify peaked at {verify_mib} MiB"
@@ -136,3 +150,27 @@ def test_sign_and_verify_200_mib_in_bounded_memory(core_pki: CorePki, tmp_path: 
     rc, _ = peak("verify", out, "--integrity-only")
     assert rc == 1
     assert time.monotonic() - started < 60
+
+
+def test_read_ahead_yields_the_exact_bytes_and_reports_truncation(tmp_path: Path) -> None:
+    import hashlib
+
+    from dsig.stream import READ_AHEAD_MIN, read_range
+
+    data = os.urandom(READ_AHEAD_MIN + 12345)
+    f = tmp_path / "blob"
+    f.write_bytes(b"head" + data)
+    with f.open("rb", buffering=0) as fp:
+        h = hashlib.sha256()
+        for chunk in read_range(fp, 4, len(data)):
+            h.update(chunk)
+        assert h.digest() == hashlib.sha256(data).digest()
+        with pytest.raises(DicomFormatError, match="truncated"):
+            for _ in read_range(fp, 4, len(data) + 10):
+                pass
+        chunks = read_range(fp, 4, len(data))
+        next(chunks)
+        chunks.close()  # stopping early ends the reader thread
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "dsig-read-ahead"]
