@@ -263,6 +263,8 @@ def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     except OSError as e:
         raise OutputError(f"cannot write to {directory}: {e.strerror or e}") from None
     tmp = Path(tmp_name)
+    with contextlib.suppress(OSError):  # mkstemp makes 0600: give the output a normal mode
+        os.fchmod(fd, _output_mode(path))
     try:
         with os.fdopen(fd, "wb") as fp:
             yield fp
@@ -281,6 +283,16 @@ def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _output_mode(path: Path) -> int:
+    """The mode of the file being replaced, else what open() would create (0666 - umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def save(ds: Dataset, path: Path, encoding: Encoding, *, durable: bool = True) -> None:
