@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
+import pydicom.filereader as pydicom_filereader
 from pydicom import config
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
@@ -39,6 +43,40 @@ config.replace_un_with_known_vr = False
 config.settings.reading_validation_mode = config.IGNORE
 
 
+class DuplicateElementError(DicomFormatError):
+    """The same tag twice in one data set or item: readers disagree on which one counts
+    (pydicom keeps the last, DCMTK the first), so a signature could cover a value that another
+    viewer never shows. Refused as malformed."""
+
+
+def _refuse_duplicates(generator: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """Wrap pydicom's per-level element generator: each call reads one data set or item."""
+    if getattr(generator, "_dsig_refuses_duplicates", False):
+        return generator
+
+    @functools.wraps(generator)
+    def elements(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        seen: set[int] = set()
+        for elem in generator(*args, **kwargs):
+            tag = int(elem.tag)
+            if tag in seen:
+                raise DuplicateElementError(
+                    f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) appears twice in one data set"
+                )
+            seen.add(tag)
+            yield elem
+
+    elements._dsig_refuses_duplicates = True  # type: ignore[attr-defined]
+    return elements
+
+
+# pydicom's read_dataset keeps the last of duplicate tags silently; every level (the main data
+# set, and each item, also when a sequence is parsed later) goes through this generator.
+pydicom_filereader.data_element_generator = _refuse_duplicates(
+    pydicom_filereader.data_element_generator
+)
+
+
 def read_dicom(
     path: Path, limits: ParseLimits = DEFAULT_LIMITS, *, defer: bool = True
 ) -> FileDataset:
@@ -64,6 +102,8 @@ def read_dicom(
         ds = pydicom.dcmread(path, defer_size=defer_size)
     except InvalidDicomError:
         ds = _read_bare_dataset(path, defer_size)
+    except DuplicateElementError as e:
+        raise DuplicateElementError(f"{path}: {e}") from None
     except (OSError, EOFError) as e:
         raise DicomFormatError(f"{path}: cannot read: {e}") from None
     except Exception as e:  # pydicom raises many kinds on corrupt input

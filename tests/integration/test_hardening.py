@@ -343,6 +343,35 @@ def test_wrapping_added_element_fails_coverage(core_pki: CorePki, tmp_path: Path
     assert "(0010,4000), (0032,4000)" in human.stdout
 
 
+def _insert_before(data: bytes, marker: bytes, extra: bytes) -> bytes:
+    at = data.index(marker)
+    return data[:at] + extra + data[at:]
+
+
+def test_duplicate_element_is_refused_not_verified(core_pki: CorePki, tmp_path: Path) -> None:
+    """Wrapping by duplication: pydicom keeps the last of two equal tags, DCMTK the first. A
+    forged PatientName before the signed one must not verify VALID anywhere: refused."""
+    signed = tmp_path / "s.dcm"
+    assert sign_cli(core_pki, sample("CT_small.dcm"), signed).exit_code == 0
+    data = signed.read_bytes()
+    forged = b"\x10\x00\x10\x00PN\x0c\x00Forged^Name "
+    top = tmp_path / "dup-top.dcm"
+    top.write_bytes(_insert_before(data, b"\x10\x00\x10\x00PN", forged))
+    result = verify_file(top, INTEGRITY)
+    assert result.indication is Indication.ERROR and "appears twice" in (result.error or "")
+    assert verify_json(top)["exit_code"] == 4
+    r = sign_cli(core_pki, top, tmp_path / "o.dcm")
+    assert r.exit_code == 4 and "appears twice" in one_line_error(r)
+    # inside a sequence item (parsed lazily): (0010,0020) LO twice in OtherPatientIDsSequence
+    inner = tmp_path / "dup-item.dcm"
+    item_start = data.index(b"\x10\x00\x20\x00LO\x08\x00ABCD1234")
+    body = data[:item_start] + b"\x10\x00\x20\x00LO\x08\x00EVIL0000" + data[item_start:]
+    inner.write_bytes(body.replace(b"\xfe\xff\x00\xe0\x1c\x00\x00\x00", b"\xfe\xff\x00\xe0\x2c\x00\x00\x00", 1)
+                      .replace(b"\x10\x00\x02\x10SQ\x00\x00H\x00\x00\x00", b"\x10\x00\x02\x10SQ\x00\x00X\x00\x00\x00", 1))  # fmt: skip
+    result = verify_file(inner, INTEGRITY)
+    assert result.indication is Indication.ERROR and "appears twice" in (result.error or "")
+
+
 def test_partial_coverage_warning_for_item_only_signature(
     core_pki: CorePki, tmp_path: Path
 ) -> None:
