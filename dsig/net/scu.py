@@ -261,21 +261,28 @@ class _Sender:
             assoc = self._associate(group)
         except NetError as e:
             for item in group:
-                self.report(item.index, SendResult(item.path, "error", message=str(e),
-                                                   sop_instance_uid=item.sop_instance))  # fmt: skip
+                self.report(item.index, _unsent(item, str(e)))
             return
+        stop_reason = ""
         try:
-            for n, item in enumerate(group):
-                if not assoc.is_established:
-                    for rest in group[n:]:
-                        self.report(rest.index, SendResult(
-                            rest.path, "error", message="the association was aborted",
-                            sop_instance_uid=rest.sop_instance))  # fmt: skip
-                    return
-                self.report(item.index, self._send_one(assoc, item))
+            for item in group:
+                if not stop_reason and not (assoc.is_established and assoc.is_alive()):
+                    stop_reason = "not sent: the association was aborted"
+                if stop_reason:
+                    self.report(item.index, _unsent(item, stop_reason))
+                    continue
+                result, broken = self._send_one(assoc, item)
+                self.report(item.index, result)
+                if broken:
+                    stop_reason = "not sent: the association was lost"
+                elif result.status is not None and result.status & 0xFF00 == 0xA700:
+                    # out of resources (disk full, shutting down): the rest would fail too
+                    stop_reason = f"not sent: the peer is out of resources ({result.message})"
         finally:
             if assoc.is_established:
                 assoc.release()
+            elif assoc.is_alive():
+                assoc.abort()
 
     def _associate(self, group: list[_Item]) -> Association:
         opts = self.options
@@ -321,22 +328,26 @@ class _Sender:
             raise NetError(f"{where} ({opts.called_ae}) aborted the association")
         raise NetError(f"cannot connect to {where}")
 
-    def _send_one(self, assoc: Association, item: _Item) -> SendResult:
+    def _send_one(self, assoc: Association, item: _Item) -> tuple[SendResult, bool]:
+        """The result, and whether the association is unusable afterwards."""
         result = SendResult(item.path, "error", sop_instance_uid=item.sop_instance)
         try:
             with self._prepared(item, result) as path:
                 status = assoc.send_c_store(path)
         except (DsigError, ProfileError, TokenError) as e:
             result.message = str(e)
-            return result
+            return result, False
         except ValueError as e:  # pynetdicom: no accepted presentation context
             result.outcome = "refused"
             result.message = f"the peer accepted no context for it ({e})".replace("\n", " ")
-            return result
+            return result, False
         except (OSError, RuntimeError, AttributeError) as e:
             result.message = f"cannot send: {e}"
-            return result
-        return _interpret(status, result)
+            return result, True
+        result = _interpret(status, result)
+        # No status: DIMSE timeout or abort. pynetdicom would spin forever in the next
+        # send_c_store on an association whose reactor has stopped, so never reuse it.
+        return result, result.status is None
 
     @contextlib.contextmanager
     def _prepared(self, item: _Item, result: SendResult) -> Iterator[Path]:
@@ -363,6 +374,10 @@ class _Sender:
             yield out
         finally:
             out.unlink(missing_ok=True)
+
+
+def _unsent(item: _Item, message: str) -> SendResult:
+    return SendResult(item.path, "error", message=message, sop_instance_uid=item.sop_instance)
 
 
 def _no_delay(assoc: Association) -> None:
