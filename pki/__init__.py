@@ -3,20 +3,61 @@
 ``import pki`` stays cheap: pyhanko_certvalidator (and aiohttp) load on the first evaluation.
 """
 
-from pki.certs import fingerprint, load_certificates
-from pki.chain import aevaluate_chain, evaluate_chain
-from pki.errors import CertificateLoadError, PkiError, TrustConfigError
-from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy
-from pki.policy import AlgorithmRule, RevocationMode, TrustPolicy
-from pki.results import (
-    FINDING_CODES,
-    NOT_CHECKED,
-    TrustEvaluator,
-    TrustFinding,
-    TrustIndication,
-    TrustResult,
-)
-from pki.revocation import load_crls, load_ocsp_responses
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which dsig's
+    # reports need) stays cheap when no trust is evaluated
+    from pki.certs import fingerprint, load_certificates
+    from pki.chain import aevaluate_chain, evaluate_chain
+    from pki.errors import CertificateLoadError, PkiError, TrustConfigError
+    from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy
+    from pki.policy import AlgorithmRule, RevocationMode, TrustPolicy
+    from pki.results import (
+        FINDING_CODES,
+        NOT_CHECKED,
+        TrustEvaluator,
+        TrustFinding,
+        TrustIndication,
+        TrustResult,
+    )
+    from pki.revocation import load_crls, load_ocsp_responses
+
+_EXPORTS = {
+    "fingerprint": "pki.certs",
+    "load_certificates": "pki.certs",
+    "aevaluate_chain": "pki.chain",
+    "evaluate_chain": "pki.chain",
+    "CertificateLoadError": "pki.errors",
+    "PkiError": "pki.errors",
+    "TrustConfigError": "pki.errors",
+    "PolicyEvaluator": "pki.evaluator",
+    "build_evaluator": "pki.evaluator",
+    "build_policy": "pki.evaluator",
+    "AlgorithmRule": "pki.policy",
+    "RevocationMode": "pki.policy",
+    "TrustPolicy": "pki.policy",
+    "FINDING_CODES": "pki.results",
+    "NOT_CHECKED": "pki.results",
+    "TrustEvaluator": "pki.results",
+    "TrustFinding": "pki.results",
+    "TrustIndication": "pki.results",
+    "TrustResult": "pki.results",
+    "load_crls": "pki.revocation",
+    "load_ocsp_responses": "pki.revocation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pki' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FINDING_CODES",
