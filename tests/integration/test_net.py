@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -462,3 +463,10 @@ def test_no_acknowledged_object_is_lost(
         assert net.dataset_bytes(kept) == net.dataset_bytes(f)
     for kept in server.stored():  # stored but maybe not acknowledged: still whole
         assert net.dataset_bytes(kept) == net.dataset_bytes(sent[kept.stem])
+
+
+def test_importing_dsig_does_not_import_pynetdicom() -> None:
+    code = "import sys, dsig, dsig.cli, dsig.net; assert 'pynetdicom' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=net.REPO, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
