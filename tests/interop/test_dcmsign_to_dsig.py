@@ -301,7 +301,9 @@ def test_dsig_verifies(signed_cases: dict[str, Signed], case: Case) -> None:
             tag_str(t) for t in ref.signed_tags
         ], ctx
         if step.item is not None:
-            assert rep.get("location"), f"item signature without location\n{ctx}"
+            assert rep.get("location") == step.item, f"item location != {step.item}\n{ctx}"
+        else:
+            assert not rep.get("location"), f"main signature with a location\n{ctx}"
         if step.purpose is not None or step.profile == "sr-verification":
             want = str(step.purpose or 5)
             got = rep.get("purpose")
@@ -375,15 +377,20 @@ def test_exit_codes_single_file(signed_cases: dict[str, Signed], dsig: Dsig) -> 
     assert all(sig.get("integrity") == "VALID" for sig in f.signatures), f.describe()
 
 
-def test_batch_exit_code_all_valid(signed_cases: dict[str, Signed], dsig: Dsig) -> None:
+def test_batch_exit_codes(signed_cases: dict[str, Signed], dsig: Dsig) -> None:
+    """Several files in one call: 0 when all are valid; 1 as soon as one is invalid."""
     paths = [
-        s.path
-        for s in signed_cases.values()
-        if s.path is not None and not s.case.old_format and s.case.id.startswith("default-")
+        signed_cases[f"default-{n.removesuffix('.dcm')}"].path
+        for n in ("CT_small.dcm", "JPEG-lossy.dcm", "reportsi.dcm", "MR_small_bigendian.dcm")
     ]
+    assert all(p is not None for p in paths)
     res = dsig.verify(paths)  # type: ignore[arg-type]
     assert res.returncode == 0, res.describe()
     assert res.data is not None and len(res.data["files"]) == len(paths), res.describe()
+    old = signed_cases["old-JPEG-lossy"].path  # invalid without --format-old
+    res1 = dsig.verify([*paths, old])  # type: ignore[list-item]
+    assert res1.returncode == 1, res1.describe()
+    assert [res1.file(p).indication for p in paths] == ["VALID"] * len(paths), res1.describe()  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
