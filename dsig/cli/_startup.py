@@ -2,8 +2,14 @@
 
 pydicom imports numpy (pixel handlers) and requests (test-data download) when it is imported;
 the CLI never uses either, and together they are most of pydicom's import time and about
-18 MiB of resident memory. :func:`defer_modules` puts a placeholder in ``sys.modules`` that
-imports the real module on first attribute access, so nothing breaks if one is used after all.
+18 MiB of resident memory.
+
+- numpy is an optional dependency of pydicom, needed only for pixel arrays, which dsig never
+  decodes: :func:`defer_modules` hides it, so pydicom runs exactly as it does where numpy is
+  not installed (``config.have_numpy`` False; otherwise its writer's ``isinstance(value,
+  numpy.ndarray)`` checks would load numpy on every sign).
+- requests gets a placeholder in ``sys.modules`` that imports the real module on first
+  attribute access, so nothing breaks if it is used after all.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import sys
 import types
 from typing import Any
 
-DEFERRED = ("numpy", "requests")
+DEFERRED = ("requests",)
+HIDDEN = ("numpy",)
 
 
 class _Deferred(types.ModuleType):
@@ -29,8 +36,12 @@ class _Deferred(types.ModuleType):
         return getattr(real, attr)
 
 
-def defer_modules(names: tuple[str, ...] = DEFERRED) -> None:
-    """Install placeholders for installed modules that are not imported yet."""
+def defer_modules(names: tuple[str, ...] = DEFERRED, hidden: tuple[str, ...] = HIDDEN) -> None:
+    """Install placeholders for installed modules that are not imported yet; make ``hidden``
+    ones unimportable (ImportError, as if not installed)."""
+    for name in hidden:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
     for name in names:
         if name in sys.modules:
             continue
