@@ -75,6 +75,10 @@ ALL_SOURCES = (
     "sr_verified_1obs",
     "ct_implicit",
     "gl_rtplan_implicit",
+    # exclusion corner cases (doc 12.1): group 0001 SQ, private UN/undefined-length SQ, UN
+    "nested_priv_SQ.dcm",
+    "UN_sequence.dcm",
+    "priv_SQ.dcm",
 )
 
 CASES: list[Case] = [
