@@ -268,7 +268,7 @@ def _verify_integrity(
         raise DicomFormatError("the signature item lacks Certificate of Signer or Signature")
     try:
         cert = x509.load_der_x509_certificate(strip_der_pad(cert_bytes))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
         raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
     try:  # cryptography parses names and keys lazily: hostile certificates fail here
         res.signer = cert.subject.rfc4514_string()
