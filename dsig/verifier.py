@@ -94,13 +94,24 @@ class VerifyOptions:
             )
 
 
+#: Start of ``FileResult.error`` when verification hit a bug rather than bad input.
+INTERNAL_ERROR = "internal error"
+
+
 def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileResult:
-    """Read and verify one file; operational problems become the result's ``error``."""
+    """Read and verify one file; operational problems become the result's ``error``.
+
+    Never raises for any file content: a bug surfaces as an ERROR result whose message starts
+    with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
+    """
     try:
         ds = read_dicom(path, options.limits)
         return verify_dataset(ds, options, path=str(path))
     except DsigError as e:
         return FileResult(str(path), error=str(e))
+    except Exception as e:
+        message = f"{INTERNAL_ERROR} while verifying ({type(e).__name__}: {e}); please report it"
+        return FileResult(str(path), error=" ".join(message.split()))
 
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
@@ -268,7 +279,7 @@ def _verify_integrity(
         raise DicomFormatError("the signature item lacks Certificate of Signer or Signature")
     try:
         cert = x509.load_der_x509_certificate(strip_der_pad(cert_bytes))
-    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
+    except Exception:  # ValueError, InvalidVersion, ...: hostile DER fails in many ways
         raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
     try:  # cryptography parses names and keys lazily: hostile certificates fail here
         res.signer = cert.subject.rfc4514_string()
@@ -276,8 +287,10 @@ def _verify_integrity(
     except UnsupportedAlgorithm as e:
         _fail(res, "UNSUPPORTED_ALGORITHM", f"signer certificate: {e}", Indication.INDETERMINATE)
         return
-    except ValueError as e:
-        raise DicomFormatError(f"Certificate of Signer cannot be decoded: {e}") from None
+    except Exception as e:  # ValueError, KeyError (unknown string type), ...
+        raise DicomFormatError(
+            f"Certificate of Signer cannot be decoded ({type(e).__name__}: {e})"
+        ) from None
     if CERTIFIED_TIMESTAMP in item:
         from dsig.timestamp import check_signature_timestamp  # lazy: asn1crypto tsp
 

@@ -202,6 +202,19 @@ def test_limits_module_helpers_on_junk(tmp_path: Path) -> None:
     assert deflated_data_offset(tmp_path / "missing") is None
 
 
+def test_verify_file_fails_closed_on_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dsig.verifier
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise KeyError("simulated bug")
+
+    monkeypatch.setattr(dsig.verifier, "verify_dataset", broken)
+    result = verify_file(sample("CT_small.dcm"), INTEGRITY)
+    assert result.indication is Indication.ERROR
+    assert (result.error or "").startswith(dsig.verifier.INTERNAL_ERROR)
+    assert "KeyError" in (result.error or "") and "\n" not in (result.error or "")
+
+
 # --- algorithm policy ---------------------------------------------------------------------------
 
 
