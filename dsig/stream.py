@@ -139,8 +139,8 @@ def read_range(
 ) -> Iterator[bytes | memoryview]:
     """``length`` bytes at ``offset`` in chunks. ``reuse``: views into one buffer, each valid
     only until the next chunk is asked for (hashing); otherwise fresh ``bytes`` per chunk."""
-    if reuse and length >= READ_AHEAD_MIN:
-        yield from _read_ahead(fp, offset, length)
+    if length >= READ_AHEAD_MIN:
+        yield from _read_ahead(fp, offset, length, reuse=reuse)
         return
     fp.seek(offset)
     buf = bytearray(min(CHUNK_SIZE, length)) if reuse else bytearray()
@@ -170,11 +170,13 @@ _RING = 3
 
 
 def _read_ahead(
-    fp: io.RawIOBase | io.BufferedIOBase, offset: int, length: int
-) -> Iterator[memoryview]:
+    fp: io.RawIOBase | io.BufferedIOBase, offset: int, length: int, *, reuse: bool
+) -> Iterator[bytes | memoryview]:
     """:func:`read_range` with a reader thread filling a ring of buffers ahead of the caller.
-    A chunk's buffer goes back to the reader when the caller asks for the next chunk."""
-    bufs = [bytearray(CHUNK_SIZE) for _ in range(_RING)]
+    A chunk's buffer goes back to the reader when the caller asks for the next chunk
+    (``reuse=False``: fresh ``bytes`` per chunk, at most ``_RING`` read ahead)."""
+    bufs = [bytearray(CHUNK_SIZE) for _ in range(_RING)] if reuse else []
+    fresh: list[bytes] = [b""] * _RING
     free: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[int, int] | BaseException] = queue.SimpleQueue()
     for i in range(_RING):
@@ -188,7 +190,12 @@ def _read_ahead(
                 i = free.get()
                 if i is None:  # the caller stopped early
                     return
-                got = fp.readinto(memoryview(bufs[i])[: min(CHUNK_SIZE, remaining)]) or 0
+                want = min(CHUNK_SIZE, remaining)
+                if reuse:
+                    got = fp.readinto(memoryview(bufs[i])[:want]) or 0
+                else:
+                    fresh[i] = fp.read(want) or b""
+                    got = len(fresh[i])
                 full.put((i, got))
                 if not got:
                     return
@@ -211,7 +218,11 @@ def _read_ahead(
                     f"{offset + length - remaining} (did the file change while it was read?)"
                 )
             remaining -= got
-            yield memoryview(bufs[i])[:got]
+            if reuse:
+                yield memoryview(bufs[i])[:got]
+            else:
+                chunk, fresh[i] = fresh[i], b""
+                yield chunk
             free.put(i)
     finally:
         free.put(None)

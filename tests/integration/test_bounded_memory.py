@@ -165,6 +165,8 @@ def test_read_ahead_yields_the_exact_bytes_and_reports_truncation(tmp_path: Path
         for chunk in read_range(fp, 4, len(data)):
             h.update(chunk)
         assert h.digest() == hashlib.sha256(data).digest()
+        kept = list(read_range(fp, 4, len(data), reuse=False))  # fresh chunks may be kept
+        assert all(isinstance(c, bytes) for c in kept) and b"".join(kept) == data
         with pytest.raises(DicomFormatError, match="truncated"):
             for _ in read_range(fp, 4, len(data) + 10):
                 pass
