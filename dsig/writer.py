@@ -29,6 +29,7 @@ from pydicom.uid import (
 )
 
 from dsig.errors import OutputError
+from dsig.model import raw_text
 from dsig.stream import (
     LONG_VRS,
     UNDEFINED,
@@ -226,14 +227,20 @@ def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
     meta = FileMetaDataset(ds.file_meta) if hasattr(ds, "file_meta") else FileMetaDataset()
     meta.TransferSyntaxUID = UID(encoding.transfer_syntax)
     for required in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID"):
-        if required not in meta:
-            source = "SOPClassUID" if "Class" in required else "SOPInstanceUID"
-            if source in ds:
-                setattr(meta, required, ds[source].value)
+        if not meta.get(required):
+            source = 0x00080016 if "Class" in required else 0x00080018
+            value = raw_text(ds, source) if source in ds else None
+            if value:
+                setattr(meta, required, value)
+            elif required in meta:
+                del meta[required]  # an empty value is worse than none (pydicom rejects it)
+    # pydicom's "standard" meta needs both media storage UIDs; a data set without SOP UIDs
+    # (odd, but seen in test files) still gets written with the meta it has.
+    complete = all(meta.get(r) for r in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID"))
     preamble = getattr(ds, "preamble", None) or b"\x00" * 128
     fp.write(preamble[:128].ljust(128, b"\x00"))
     fp.write(b"DICM")
-    write_file_meta_info(fp, meta, enforce_standard=True)  # type: ignore[arg-type]
+    write_file_meta_info(fp, meta, enforce_standard=complete)  # type: ignore[arg-type]
     chunks = DatasetEncoder(encoding).dataset(ds)
     if encoding.deflated:
         deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
