@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,16 +121,24 @@ def _with_progress(outcomes: Iterator[Outcome], total: int) -> Iterator[Outcome]
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        # No refresh thread: worker processes are forked while the bar is shown.
+        auto_refresh=False,
         redirect_stdout=False,
         redirect_stderr=False,
     )
     task = progress.add_task("verify", total=total, rate="")
     _progress_console = console
+    last = 0.0
     try:
         with progress:
             for outcome in outcomes:
                 speed = progress.tasks[0].speed
-                progress.update(task, advance=1, rate=f"{speed:,.0f} files/s" if speed else "")
+                rate = f"{speed:,.0f} files/s" if speed else ""
+                now = time.monotonic()
+                refresh = now - last >= 0.1  # at most 10 redraws a second
+                if refresh:
+                    last = now
+                progress.update(task, advance=1, rate=rate, refresh=refresh)
                 yield outcome
     finally:
         _progress_console = None
