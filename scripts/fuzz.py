@@ -6,7 +6,8 @@
     python scripts/fuzz.py --engine atheris --seconds 600
 
 Seeds: a signed CT, JPEG image, ECG waveform and an SR with a nested item signature (the
-tamper-matrix objects of tests/integration/test_hardening.py), signed with a throw-away PKI.
+tamper-matrix objects of tests/integration/test_hardening.py), signed with a throw-away PKI,
+plus the CT with an RFC 3161 timestamp token in its signature item.
 
 Oracles, checked on every input:
   * crash: reading and verifying must give a report or a DsigError (``verify_file`` without
@@ -88,10 +89,34 @@ class Harness:
             spans = sorted((c.start, c.end, c.sig) for c in mutations.covered_ranges(path))
             self.covered[name] = spans
         key.close()
+        self._add_timestamped_seed(workdir, mutations)
         self.by_length = {len(data): name for name, data in self.seeds.items()}
         self.options = VerifyOptions(integrity_only=True)
         self.stats = Stats()
         self.target = workdir / "input.dcm"
+
+    def _add_timestamped_seed(self, workdir: Path, mutations: object) -> None:
+        """The CT seed with an RFC 3161 token in its signature (reaches the timestamp parser)."""
+        import hashlib as _hashlib
+
+        from dsig.dicomio import read_dicom
+        from dsig.model import find_signatures
+        from dsig.timestamp import insert_token, timestamped_bytes
+        from dsig.writer import Encoding, save
+        from tests.helpers.tsa import TimestampPki, make_token
+
+        tsa = TimestampPki(workdir / "tsa")
+        path = workdir / "ct.signed.dcm"
+        ds = read_dicom(path, defer=False)
+        item = find_signatures(ds)[0].item
+        digest = _hashlib.sha256(timestamped_bytes(item)).digest()
+        insert_token(item, make_token(tsa.tsa, hash_algorithm="sha256", digest=digest,
+                                      certs=[tsa.tsa.cert, tsa.intermediate.cert]))  # fmt: skip
+        out = workdir / "ct_timestamped.signed.dcm"
+        save(ds, out, Encoding(str(ds.file_meta.TransferSyntaxUID)))
+        self.seeds["ct_timestamped"] = out.read_bytes()
+        spans = sorted((c.start, c.end, c.sig) for c in mutations.covered_ranges(out))  # type: ignore[attr-defined]
+        self.covered["ct_timestamped"] = spans
 
     def _covering_signatures(self, seed: str, data: bytes) -> set[int] | None:
         """Signatures whose covered bytes were changed, if *only* covered bytes were changed."""
