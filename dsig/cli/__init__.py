@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -17,14 +18,15 @@ from dsig.cli.timestamp import timestamp_app
 from dsig.cli.tokens import tokens_app
 from dsig.cli.verify import inspect, purposes, remove, verify
 
-app = typer.Typer(
-    name="dsig",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="Sign and verify DICOM digital signatures (PS3.15 Annex C).",
-)
+_SETTINGS: dict[str, Any] = {
+    "name": "dsig",
+    "no_args_is_help": True,
+    "pretty_exceptions_enable": False,
+    "add_completion": False,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+    "help": "Sign and verify DICOM digital signatures (PS3.15 Annex C).",
+}
+app = typer.Typer(**_SETTINGS)
 app.command()(sign)
 app.command()(verify)
 app.command()(inspect)
@@ -59,7 +61,7 @@ def main() -> None:
 
     defer_modules()
     try:
-        app()
+        _app_for(sys.argv[1:])()
     except SystemExit:
         raise
     except KeyboardInterrupt:
@@ -70,3 +72,20 @@ def main() -> None:
             raise
         typer.echo(f"dsig: internal error: {type(e).__name__}: {e}", err=True)
         sys.exit(4)
+
+
+def _app_for(argv: list[str]) -> typer.Typer:
+    """For ``dsig COMMAND ...``, an app holding only that command (and the same callback):
+    typer builds the options of every registered command on each start (tens of ms, paid by
+    every single-file verify). Anything else (help, sub-groups) runs the full app."""
+    if not argv or argv[0].startswith("-"):
+        return app
+    for info in app.registered_commands:
+        callback = info.callback
+        name = info.name or (callback.__name__.lower().replace("_", "-") if callback else None)
+        if name == argv[0]:
+            slim = typer.Typer(**_SETTINGS)
+            slim.registered_commands.append(info)
+            slim.registered_callback = app.registered_callback
+            return slim
+    return app
