@@ -8,11 +8,12 @@ sequence lengths, and writes the stored value bytes unchanged otherwise.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -105,11 +106,21 @@ def _has_encapsulated_pixels(ds: Dataset) -> bool:
     return bool(elem.is_undefined_length)
 
 
-class DatasetEncoder:
-    """Encodes elements for one target encoding into a binary stream."""
+#: Copies ``length`` bytes at ``offset`` of the source fd to the output; returns how many it
+#: copied (fewer, even 0, when the kernel cannot: the encoder then copies the rest itself).
+Copier = Callable[[int, int, int], int]
 
-    def __init__(self, encoding: Encoding) -> None:
+
+class DatasetEncoder:
+    """Encodes elements for one target encoding into a binary stream.
+
+    ``copier``: values left in the source file that need no byte swapping are handed to it
+    instead of being read and yielded (the output's chunks so far have been consumed by then).
+    """
+
+    def __init__(self, encoding: Encoding, copier: Copier | None = None) -> None:
         self.enc = encoding
+        self.copier = copier
 
     def _tag(self, tag: int) -> bytes:
         fmt = "<HH" if self.enc.little else ">HH"
@@ -144,7 +155,10 @@ class DatasetEncoder:
         elem = stored(ds, tag, keep_deferred=True)
         if is_deferred(elem):
             assert isinstance(elem, RawDataElement)
-            yield from self._deferred(elem, tag, vr, source_path((ds, *ancestors)))
+            # The copier writes to the output directly: only for top-level values, whose
+            # chunks go straight to the file (item bodies are joined in memory first).
+            copier = self.copier if not ancestors else None
+            yield from self._deferred(elem, tag, vr, source_path((ds, *ancestors)), copier)
             return
         undefined = (
             elem.length == UNDEFINED
@@ -165,7 +179,9 @@ class DatasetEncoder:
         yield self._header(tag, vr, len(value))
         yield value
 
-    def _deferred(self, elem: RawDataElement, tag: int, vr: str, path: str) -> Iterator[bytes]:
+    def _deferred(
+        self, elem: RawDataElement, tag: int, vr: str, path: str, copier: Copier | None
+    ) -> Iterator[bytes]:
         """A value still in the source file, copied in chunks (fresh ones: callers may keep
         them, e.g. to join a sequence body)."""
         offset = elem.value_tell or 0
@@ -175,15 +191,17 @@ class DatasetEncoder:
                 end = os.fstat(fp.fileno()).st_size
                 for start, length in list(file_fragments(fp, offset, end, tag)):
                     yield _ITEM + struct.pack("<I", length)
-                    for chunk in read_range(fp, start, length, reuse=False):
-                        yield cast(bytes, chunk)
+                    yield from _copy(fp, start, length, copier)
                 yield _SEQ_DELIM
                 return
             length = elem.length
             swap = elem.is_little_endian != self.enc.little and swaps(vr)
             yield self._header(tag, vr, length + (length & 1))
-            for chunk in read_range(fp, offset, length, reuse=False):
-                yield to_big_endian(bytes(chunk), vr) if swap else cast(bytes, chunk)
+            if swap:
+                for chunk in read_range(fp, offset, length, reuse=False):
+                    yield to_big_endian(bytes(chunk), vr)
+            else:
+                yield from _copy(fp, offset, length, copier)
             if length & 1:
                 yield pad_byte(vr)
 
@@ -241,7 +259,7 @@ def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
     fp.write(preamble[:128].ljust(128, b"\x00"))
     fp.write(b"DICM")
     write_file_meta_info(fp, meta, enforce_standard=complete)  # type: ignore[arg-type]
-    chunks = DatasetEncoder(encoding).dataset(ds)
+    chunks = DatasetEncoder(encoding, None if encoding.deflated else _kernel_copier(fp)).dataset(ds)
     if encoding.deflated:
         deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
         for chunk in chunks:
@@ -254,6 +272,42 @@ def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
     else:
         for chunk in chunks:
             fp.write(chunk)
+
+
+def _copy(fp: io.FileIO, offset: int, length: int, copier: Copier | None) -> Iterator[bytes]:
+    """Bytes of the source file unchanged: by the copier when there is one, else read."""
+    done = copier(fp.fileno(), offset, length) if copier and length else 0
+    for chunk in read_range(fp, offset + done, length - done, reuse=False):
+        yield cast(bytes, chunk)
+
+
+def _kernel_copier(out: BinaryIO) -> Copier | None:
+    """A copier into ``out`` with copy_file_range (the kernel copies; no pass through Python),
+    when ``out`` is a real file and the platform has it."""
+    copy_file_range = getattr(os, "copy_file_range", None)
+    try:
+        out_fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # BytesIO and the like
+        return None
+    if copy_file_range is None:
+        return None
+
+    def copy(src_fd: int, offset: int, length: int) -> int:
+        out.flush()
+        start = out.tell()
+        done = 0
+        try:
+            while done < length:
+                n = copy_file_range(src_fd, out_fd, length - done, offset + done, start + done)
+                if n <= 0:
+                    break
+                done += n
+        except OSError:  # EXDEV, EINVAL, ENOSYS...: the encoder reads the rest
+            pass
+        out.seek(start + done)
+        return done
+
+    return copy
 
 
 @contextlib.contextmanager

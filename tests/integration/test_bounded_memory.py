@@ -176,3 +176,37 @@ def test_read_ahead_yields_the_exact_bytes_and_reports_truncation(tmp_path: Path
     import threading
 
     assert not [t for t in threading.enumerate() if t.name == "dsig-read-ahead"]
+
+
+@pytest.mark.parametrize("encapsulated", [False, True])
+def test_kernel_copy_writes_the_same_bytes(
+    tmp_path: Path, encapsulated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsig.writer import save, target_encoding
+
+    path = write_big_file(
+        tmp_path / "f.dcm", frames=3, rows=512, cols=256, encapsulated=encapsulated
+    )
+    ds = read_dicom(path)
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def counting(*args: int) -> int:
+        calls.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(os, "copy_file_range", counting)
+    out = tmp_path / "out.dcm"
+    save(ds, out, target_encoding(ds, "same", None))
+    assert calls  # the kernel copied the values left in the file
+    assert out.read_bytes() == written(
+        read_dicom(path, defer=False), str(ds.file_meta.TransferSyntaxUID)
+    )
+    # a kernel that refuses (EXDEV, ...) falls back to reading
+    monkeypatch.setattr(
+        os, "copy_file_range", lambda *a: (_ for _ in ()).throw(OSError(18, "EXDEV"))
+    )
+    save(ds, out, target_encoding(ds, "same", None))
+    assert out.read_bytes() == written(
+        read_dicom(path, defer=False), str(ds.file_meta.TransferSyntaxUID)
+    )
