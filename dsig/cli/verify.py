@@ -163,8 +163,14 @@ def verify(
 
     raise typer.Exit(
         run_verify(
-            paths, options, recursive=recursive, jobs=jobs, json_out=json_out, jsonl=jsonl,
-            report=report_html, render=_print_human,
+            paths,
+            options,
+            recursive=recursive,
+            jobs=jobs,
+            json_out=json_out,
+            jsonl=jsonl,
+            report=report_html,
+            render=_print_human,
         )
     )
 
