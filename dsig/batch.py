@@ -19,10 +19,12 @@ import datetime as dt
 import io
 import os
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dsig.errors import DsigError
 
 if TYPE_CHECKING:
     from dsig.report import FileResult
@@ -34,6 +36,9 @@ _CHUNK = 8
 _WINDOW = 4
 
 NOT_DICOM = "not a DICOM file (no DICM prefix)"
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -110,15 +115,6 @@ def _verify(candidate: Candidate) -> Outcome:
     return Outcome(candidate.path, result=result.to_json(), text=text)
 
 
-def _verify_chunk(chunk: list[Candidate]) -> list[Outcome]:
-    return [_verify(c) for c in chunk]
-
-
-def _chunks(items: list[Candidate], size: int) -> Iterator[list[Candidate]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def frozen_now(options: VerifyOptions) -> VerifyOptions:
     """The same options with "now" fixed at this moment (one validation moment per run, so
     the trust cache hits for every file of a signer)."""
@@ -150,28 +146,77 @@ def run(
         head, rest = candidates[:warm], candidates[warm:]
         for c in head:
             yield _verify(c)
-        yield from _parallel(rest, jobs)
+        yield from forked_map(_verify, rest, jobs)
     finally:
         _options, _render = None, None
 
 
-def _parallel(candidates: list[Candidate], jobs: int) -> Iterator[Outcome]:
+# --- forked workers ------------------------------------------------------------------------
+
+_task: tuple[Callable[[Any], Any], Sequence[Any], tuple[type[BaseException], ...]] | None = None
+
+
+class ForkedTaskError(DsigError):
+    """An expected (operational) error raised by a task in a worker process."""
+
+
+def _run_indices(indices: list[int]) -> list[tuple[bool, Any]]:
+    assert _task is not None
+    fn, items, expected = _task
+    out: list[tuple[bool, Any]] = []
+    for i in indices:
+        try:
+            out.append((True, fn(items[i])))
+        except expected as e:
+            out.append((False, (True, str(e))))
+            break
+        except Exception as e:
+            out.append((False, (False, f"{type(e).__name__}: {e}")))
+            break
+    return out
+
+
+def forked_map(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    jobs: int,
+    *,
+    expected: tuple[type[BaseException], ...] = (DsigError,),
+) -> Iterator[R]:
+    """``fn(item)`` for every item, in order, in ``jobs`` worker processes forked from this
+    one: ``fn`` and ``items`` are inherited, not pickled (only results travel, so they must
+    pickle). The first exception stops the run: ``expected`` kinds come back as
+    :class:`ForkedTaskError` with their message, others as RuntimeError."""
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    size = max(1, min(_CHUNK, len(candidates) // (jobs * 4) or 1))
-    context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
-    pending: deque[Future[list[Outcome]]] = deque()
+    global _task
+    if not items:
+        return
+    size = max(1, min(_CHUNK, len(items) // (jobs * 4) or 1))
+    _task = (fn, items, expected)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+    pending: deque[Future[list[tuple[bool, Any]]]] = deque()
+
+    def drain(future: Future[list[tuple[bool, Any]]]) -> Iterator[R]:
+        for ok, value in future.result():
+            if not ok:
+                is_expected, message = value
+                raise ForkedTaskError(message) if is_expected else RuntimeError(message)
+            yield value
+
     try:
-        for chunk in _chunks(candidates, size):
-            pending.append(pool.submit(_verify_chunk, chunk))
+        for start in range(0, len(items), size):
+            pending.append(
+                pool.submit(_run_indices, list(range(start, min(start + size, len(items)))))
+            )
             if len(pending) >= jobs * _WINDOW:
-                yield from pending.popleft().result()
+                yield from drain(pending.popleft())
         while pending:
-            yield from pending.popleft().result()
+            yield from drain(pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _task = None
 
 
 # --- the run's tally ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from dsig.cli._common import expand_inputs, fail, no_prompt, prompt_secret, read_secret
+from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import (
     SignTimestamping,
     TsaOpt,
@@ -149,6 +150,15 @@ def sign(
     tsa_user: TsaUserOpt = None,
     tsa_password_env: TsaPasswordEnvOpt = None,
     tsa_password_file: TsaPasswordFileOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="worker processes for several inputs with a key file (default: cores)",
+        ),
+    ] = None,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
     from dsig.cli._common import operational_errors
@@ -189,6 +199,7 @@ def sign(
             dump=dump,
             stamping=stamping,
             allow_weak=allow_weak or [],
+            workers=workers,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -241,7 +252,9 @@ def _run(
     dump: Path | None,
     stamping: SignTimestamping | None = None,
     allow_weak: list[str] | None = None,
+    workers: int | None = None,
 ) -> None:
+    from dsig.cli._common import operational_errors
     from dsig.dicomio import read_dicom
     from dsig.profiles import Profile
     from dsig.signer import (
@@ -272,7 +285,9 @@ def _run(
         mac_algorithm = HashAlgorithm.from_name(mac.value)
         # Refused before any input is read: a weak MAC or key fails the whole run at once.
         check_algorithm_policy(mac_algorithm, provider.certificate, allow_weak or ())
-        for src, dst in jobs:
+
+        def sign_one(job: tuple[Path, Path]) -> list[str]:
+            src, dst = job
             ds = read_dicom(src)
             encoding = target_encoding(ds, write_xfer.value, lengths.value if lengths else None)
             options = SignOptions(
@@ -294,16 +309,30 @@ def _run(
             ts_note = stamping.apply(ds, info.uid) if stamping is not None else ""
             dst.parent.mkdir(parents=True, exist_ok=True)
             save(ds, dst, encoding, durable=not batch)
-            if batch:
-                written.add(dst.parent)
             where = f" in {info.location}" if info.location else ""
             count = len(info.signed_tags)
-            typer.echo(
+            lines = [
                 f"signed {src} -> {dst}: {info.uid}{where} ({count} elements, {options.mac.value})"
-            )
-            if ts_note:
-                typer.echo(f"  {ts_note}")
+            ]
+            return [*lines, f"  {ts_note}"] if ts_note else lines
+
+        # Several inputs with a key file sign in forked workers (the key is inherited); token
+        # sessions do not survive a fork and a TSA round trip is per file: those stay serial.
+        n = workers or default_jobs()
+        parallel = n > 1 and len(jobs) > 1 and not key.startswith("pkcs11:") and not stamping
+        if batch:
+            written.update(dst.parent for _src, dst in jobs)
+        if parallel:
+            from dsig.batch import forked_map
+
+            results = forked_map(sign_one, jobs, n, expected=operational_errors())
+        else:
+            results = map(sign_one, jobs)
+        for lines in results:
+            for line in lines:
+                typer.echo(line)
     finally:
         provider.close()
-        if written:
-            sync_filesystem(next(iter(written)))
+        made = [d for d in written if d.is_dir()]
+        if made:
+            sync_filesystem(made[0])

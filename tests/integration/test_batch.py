@@ -136,3 +136,21 @@ def test_directory_without_recursive_is_refused(tree: Path) -> None:
 
 def test_json_and_jsonl_exclude_each_other(tree: Path) -> None:
     assert dsig("verify", tree, "-r", "--json", "--jsonl").exit_code == 2
+
+
+def test_parallel_sign_and_a_failing_input(core_pki: CorePki, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        write_small_image(src / f"i{i}.dcm", seed=i)
+    key = ["--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert, "--no-password"]
+    r = dsig("sign", src, "--out-dir", tmp_path / "out", "-r", "-j", 2, *key)
+    assert r.exit_code == 0, r.output
+    assert [line.split()[1] for line in r.stdout.splitlines()] == [
+        str(src / f"i{i}.dcm") for i in range(5)
+    ]  # in input order
+    v = dsig("verify", tmp_path / "out", "-r", "--json", *trust(core_pki))
+    assert json.loads(v.stdout)["summary"]["valid"] == 5
+    (src / "i2.dcm").write_bytes(b"not DICOM")
+    r = dsig("sign", src, "--out-dir", tmp_path / "out2", "-r", "-j", 2, *key)
+    assert r.exit_code == 4 and "i2.dcm" in r.output
