@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -298,9 +298,7 @@ def _resolve_vr(
 ) -> str:
     if vr is None:
         if tag >> 16 & 1:
-            # Implicit VR private data: only private creators are known (LO); the rest is UN,
-            # as in DCMTK without a private dictionary entry.
-            return "LO" if 0x0010 <= (tag & 0xFFFF) <= 0x00FF else "UN"
+            return _implicit_private_vr(level, tag)
         try:
             vr = dictionary_VR(tag)
         except KeyError:
@@ -316,6 +314,33 @@ def _resolve_vr(
         return "US"
     # 'US or OW', 'US or SS or OW' (LUT data) are OW in implicit VR, as DCMTK reads them.
     return "OW"
+
+
+def _implicit_private_vr(level: Dataset, tag: int) -> str:
+    """Implicit VR private data: private creators are LO; other elements take their VR from
+    the private dictionary under their creator (as DCMTK's private.dic does), else UN."""
+    element = tag & 0xFFFF
+    if 0x0010 <= element <= 0x00FF:
+        return "LO"
+    if element < 0x1000:
+        return "UN"
+    creator_tag = (tag & 0xFFFF0000) | (element >> 8)
+    if creator_tag not in level:
+        return "UN"
+    value = stored(level, creator_tag).value
+    creator = (
+        bytes(value).decode("latin-1").strip(" \x00")
+        if isinstance(value, bytes | bytearray)
+        else str(value or "").strip()
+    )
+    try:
+        vr = private_dictionary_VR(tag, creator)
+    except KeyError:
+        return "UN"
+    return vr if vr in _KNOWN_VRS else "UN"
+
+
+_KNOWN_VRS = LONG_VRS | frozenset(_SWAP_WIDTH) | _TEXT_VRS | {"OB", "UI", "AT", "SQ"}
 
 
 def _pixel_representation(level: Dataset, ancestors: Sequence[Dataset]) -> int:
