@@ -297,6 +297,8 @@ def _resolve_vr(
     elem: RawDataElement | DataElement,
 ) -> str:
     if vr is None:
+        if tag & 0xFFFF == 0:
+            return "UL"  # group lengths, public or private (not all are in the dictionary)
         if tag >> 16 & 1:
             return _implicit_private_vr(level, tag)
         try:
