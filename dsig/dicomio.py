@@ -115,7 +115,9 @@ def read_dicom(
     try:
         # A deflated data set may legitimately hold values longer than the file itself.
         bound = size if offset is None else limits.max_inflated_bytes
-        check_complete(ds, bound, budget=WorkBudget(limits))
+        budget = WorkBudget(limits)
+        check_complete(ds, bound, budget=budget)
+        ds.dsig_weighted_elements = budget.weighted  # for verify's ParseLimits.max_work
     except LimitExceededError as e:
         raise LimitExceededError(f"{path}: {e}") from None
     except DicomFormatError as e:
@@ -169,7 +171,7 @@ def check_complete(
     budget = budget or WorkBudget(DEFAULT_LIMITS)
     budget.depth(len(ancestors))
     for tag in ds.keys():
-        budget.spend()
+        budget.spend(depth=len(ancestors))
         elem = stored(ds, tag, keep_deferred=True)
         if elem.VR is not None and elem.VR not in _KNOWN_VRS:
             raise DicomFormatError(

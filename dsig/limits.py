@@ -36,9 +36,16 @@ class ParseLimits:
     #: Bytes a deflated data set may inflate to (a "zip bomb" is refused before pydicom
     #: inflates it in memory).
     max_inflated_bytes: int = 1 << 30
+    #: Verification work: signatures x depth-weighted elements (an element counts once per
+    #: enclosing sequence level plus once, which is what the MAC encoder's signability checks
+    #: cost). About a microsecond each: the default bounds a file at well under a minute,
+    #: while a 5,000-frame enhanced object with two signatures needs a few million.
+    max_work: int = 32_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_depth", "max_signatures", "max_elements", "max_inflated_bytes"):
+        for name in (
+            "max_depth", "max_signatures", "max_elements", "max_inflated_bytes", "max_work"
+        ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ParseLimits.{name} must be a positive int, got {value!r}")
@@ -53,10 +60,13 @@ class WorkBudget:
     def __init__(self, limits: ParseLimits) -> None:
         self.limits = limits
         self.used = 0
+        #: Elements weighted by nesting (depth + 1): the work of one MAC over everything.
+        self.weighted = 0
 
-    def spend(self, n: int = 1) -> None:
-        """Account for ``n`` more elements; raises when the budget is exhausted."""
+    def spend(self, n: int = 1, *, depth: int = 0) -> None:
+        """Account for ``n`` more elements at ``depth``; raises when the budget is exhausted."""
         self.used += n
+        self.weighted += n * (depth + 1)
         if self.used > self.limits.max_elements:
             raise LimitExceededError(
                 f"parser limit: more than {self.limits.max_elements} data elements "
@@ -70,6 +80,15 @@ class WorkBudget:
                 f"parser limit: sequences nested deeper than {self.limits.max_depth} levels "
                 "(ParseLimits.max_depth)"
             )
+
+
+def check_verification_work(signatures: int, weighted: int, limits: ParseLimits) -> None:
+    """Refuse a file whose signatures would each walk too much nested content."""
+    if signatures * weighted > limits.max_work:
+        raise LimitExceededError(
+            f"parser limit: {signatures} signature(s) over {weighted} depth-weighted elements "
+            f"exceed {limits.max_work} (ParseLimits.max_work)"
+        )
 
 
 def check_signature_count(count: int, limits: ParseLimits) -> None:

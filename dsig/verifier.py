@@ -16,7 +16,7 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from dsig.dicomio import read_dicom
 from dsig.errors import DicomFormatError, DsigError
-from dsig.limits import DEFAULT_LIMITS, ParseLimits
+from dsig.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.model import (
     CERTIFICATE_OF_SIGNER,
     CERTIFIED_TIMESTAMP,
@@ -117,7 +117,11 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
     result = FileResult(path)
-    for ref in find_signatures(ds, options.limits):
+    refs = find_signatures(ds, options.limits)
+    weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
+    if isinstance(weighted, int):
+        check_verification_work(len(refs), weighted, options.limits)
+    for ref in refs:
         result.signatures.append(_verify_one(ref, options))
     _check_requirements(result, options)
     if options.require_coverage is not None:

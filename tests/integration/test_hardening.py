@@ -164,6 +164,22 @@ def test_total_work_limit() -> None:
         read_dicom(sample("CT_small.dcm"), ParseLimits(max_elements=100))
 
 
+def test_verification_work_limit(tmp_path: Path, key: KeyProvider) -> None:
+    """Each signature walks nested content once per level: signatures x depth-weighted
+    elements is bounded, so a deep, wide, many-signature file cannot take hours."""
+    ds = _nested(20)
+    for _ in range(3):
+        add_signature(ds, key, SignOptions(tags=[0x00100010]))
+    path = tmp_path / "deep-signed.dcm"
+    _write(ds, path)
+    weighted = read_dicom(path).dsig_weighted_elements
+    assert weighted > 20 * 20 / 2
+    assert verify_file(path, INTEGRITY).indication is Indication.VALID
+    tight = VerifyOptions(integrity_only=True, limits=ParseLimits(max_work=3 * weighted - 1))
+    result = verify_file(path, tight)
+    assert result.indication is Indication.ERROR and "ParseLimits.max_work" in (result.error or "")
+
+
 def test_element_length_beyond_file_size(tmp_path: Path) -> None:
     data = bytearray(sample("CT_small.dcm").read_bytes())
     at = data.index(b"\xe0\x7f\x10\x00OW")
