@@ -41,7 +41,10 @@ def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisio
     """
     skip_or_fail_without_softhsm()
     saved = {name: os.environ.get(name) for name in ("SOFTHSM2_CONF", "DSIG_PKCS11_MODULE")}
-    token = provision(tmp_path_factory.mktemp("softhsm"), TOKEN_LABEL)
+    # Distinctive PINs, so that "the PIN never appears in output" cannot pass or fail by chance.
+    token = provision(
+        tmp_path_factory.mktemp("softhsm"), TOKEN_LABEL, pin="pin-7g3Kq9", so_pin="so-5Rw2x8"
+    )
     os.environ["DSIG_PKCS11_MODULE"] = token.module
     try:
         yield token
