@@ -33,6 +33,15 @@ CERTIFIED_TIMESTAMP = 0x04000310
 PURPOSE_SEQUENCE = 0x04000401
 
 
+def sequence_datasets(level: Dataset, tag: int) -> list[Dataset]:
+    """Items of a signature-related sequence; DicomFormatError when the element is not a
+    sequence (a hostile file may give (FFFA,FFFA) or (4FFE,0001) any VR)."""
+    items = sequence_items(level, tag)
+    if not all(isinstance(item, Dataset) for item in items):
+        raise DicomFormatError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a sequence")
+    return items
+
+
 def raw_bytes(ds: Dataset, tag: int) -> bytes | None:
     """Stored value bytes of a binary element, without converting the element in place."""
     if tag not in ds:
@@ -164,7 +173,7 @@ class SignatureRef:
     @property
     def item(self) -> Dataset:
         """The Digital Signatures Sequence item."""
-        return sequence_items(self.level, DIGITAL_SIGNATURES_SEQUENCE)[self.index]
+        return sequence_datasets(self.level, DIGITAL_SIGNATURES_SEQUENCE)[self.index]
 
     @property
     def uid(self) -> str:
@@ -206,7 +215,7 @@ def find_signatures(ds: Dataset, limits: ParseLimits = DEFAULT_LIMITS) -> list[S
                 "(ParseLimits.max_depth)"
             )
         if DIGITAL_SIGNATURES_SEQUENCE in level:
-            for i in range(len(sequence_items(level, DIGITAL_SIGNATURES_SEQUENCE))):
+            for i in range(len(sequence_datasets(level, DIGITAL_SIGNATURES_SEQUENCE))):
                 found.append(SignatureRef(level, path, i, ancestors))
             check_signature_count(len(found), limits)
     return found
@@ -216,7 +225,7 @@ def mac_parameters(level: Dataset, mac_id: int) -> Dataset | None:
     """The MAC Parameters item with this MAC ID at the same level (DCMTK resolves per level)."""
     if MAC_PARAMETERS_SEQUENCE not in level:
         return None
-    for item in sequence_items(level, MAC_PARAMETERS_SEQUENCE):
+    for item in sequence_datasets(level, MAC_PARAMETERS_SEQUENCE):
         if raw_ushort(item, MAC_ID_NUMBER) == mac_id:
             return item
     return None
@@ -228,7 +237,7 @@ def used_mac_ids(ds: Dataset) -> set[int]:
     for level, _path, _anc in iter_levels(ds):
         for seq in (MAC_PARAMETERS_SEQUENCE, DIGITAL_SIGNATURES_SEQUENCE):
             if seq in level:
-                for item in sequence_items(level, seq):
+                for item in sequence_datasets(level, seq):
                     value = raw_ushort(item, MAC_ID_NUMBER)
                     if value is not None:
                         ids.add(value)

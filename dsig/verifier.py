@@ -35,6 +35,7 @@ from dsig.model import (
     raw_tags,
     raw_text,
     raw_ushort,
+    sequence_datasets,
     strip_der_pad,
 )
 from dsig.profiles import Profile, ProfileError, satisfied_profiles, tags_to_sign
@@ -45,7 +46,6 @@ from dsig.stream import (
     StreamOptions,
     UnsignableElementError,
     is_signable,
-    sequence_items,
     stored,
     write_mac_stream,
 )
@@ -298,7 +298,20 @@ def _verify_integrity(
     if CERTIFIED_TIMESTAMP in item:
         from dsig.timestamp import check_signature_timestamp  # lazy: asn1crypto tsp
 
-        res.timestamp = check_signature_timestamp(item, res, options)
+        try:
+            res.timestamp = check_signature_timestamp(item, res, options)
+        except Exception as e:  # an undecodable token part must not stop the verification
+            message = " ".join(f"undecodable token part: {type(e).__name__}: {e}".split())
+            res.timestamp = {
+                "indication": "INVALID", "time": None, "tsa": None, "hash_algorithm": None,
+                "findings": [
+                    {"code": "TIMESTAMP_MALFORMED", "message": message, "severity": "error"}
+                ],
+            }  # fmt: skip
+            res.findings.append(
+                Finding("TIMESTAMP_INVALID", f"the certified timestamp does not verify: {message}",
+                        "warning")
+            )  # fmt: skip
 
     try:
         mac = HashAlgorithm.from_name(res.mac_algorithm or "")
@@ -517,7 +530,7 @@ def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions)
 def _purpose(item: Dataset) -> dict[str, str] | None:
     if PURPOSE_SEQUENCE not in item:
         return None
-    items = sequence_items(item, PURPOSE_SEQUENCE)
+    items = sequence_datasets(item, PURPOSE_SEQUENCE)
     if not items:
         return None
     code = items[0]
