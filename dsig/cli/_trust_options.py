@@ -1,14 +1,12 @@
-"""Verification options shared by commands that verify (``dsig serve``; ``dsig verify`` may adopt
-them): the typer option declarations and one builder from option values to
-:class:`~dsig.verifier.VerifyOptions`.
-
-The declarations mirror ``dsig verify``'s (same names, types and help), so that a trust policy
-written for ``dsig verify`` works unchanged for ``dsig serve``.
+"""Verification options shared by the commands that verify (``dsig verify``, ``dsig serve``):
+the typer option declarations and one builder from option values to
+:class:`~dsig.verifier.VerifyOptions`, so a trust policy written for one works for the other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,12 +14,39 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dsig.cli._common import fail
-from dsig.cli.verify import CoverageChoice, RequireChoice, RevocationChoice
 
 if TYPE_CHECKING:
     from dsig.verifier import VerifyOptions
     from pki.policy import TrustPolicy
     from pki.results import TrustEvaluator
+
+
+class RequireChoice(enum.StrEnum):
+    """--require values."""
+
+    signature = "signature"
+    base = "base"
+    creator = "creator"
+    authorization = "authorization"
+    sr = "sr"
+    timestamp = "timestamp"
+
+
+class CoverageChoice(enum.StrEnum):
+    """--require-coverage values."""
+
+    all = "all"
+    profile = "profile"
+
+
+class RevocationChoice(enum.StrEnum):
+    """--revocation values."""
+
+    off = "off"
+    soft_fail = "soft-fail"
+    hard_fail = "hard-fail"
+    require = "require"
+
 
 RequireOpt = Annotated[
     list[RequireChoice] | None,

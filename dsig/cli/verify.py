@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,94 +9,48 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dsig.cli._common import fail, operational_errors
+from dsig.cli._trust_options import (
+    AllowWeakOpt,
+    AtOpt,
+    CrlOpt,
+    FormatOldOpt,
+    IntegrityOnlyOpt,
+    OcspOpt,
+    OnlineOpt,
+    RequireCoverageOpt,
+    RequireOpt,
+    RevocationOpt,
+    StrictOpt,
+    TrustStoreOpt,
+    TsaTrustStoreOpt,
+    UntrustedOpt,
+    build_verify_options,
+)
 
 if TYPE_CHECKING:
     from dsig.report import FileResult
 
 
-class RequireChoice(enum.StrEnum):
-    """--require values."""
-
-    signature = "signature"
-    base = "base"
-    creator = "creator"
-    authorization = "authorization"
-    sr = "sr"
-    timestamp = "timestamp"
-
-
-class CoverageChoice(enum.StrEnum):
-    """--require-coverage values."""
-
-    all = "all"
-    profile = "profile"
-
-
-class RevocationChoice(enum.StrEnum):
-    """--revocation values."""
-
-    off = "off"
-    soft_fail = "soft-fail"
-    hard_fail = "hard-fail"
-    require = "require"
-
-
 def verify(
     paths: Annotated[list[Path], typer.Argument(help="files (or directories with --recursive)")],
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
-    require: Annotated[
-        list[RequireChoice] | None,
-        typer.Option(help="fail unless a valid signature meets this; repeatable"),
-    ] = None,
-    format_old: Annotated[
-        bool, typer.Option("--format-old", help="accept DCMTK's pre-3.5.4 format")
-    ] = False,
-    integrity_only: Annotated[
-        bool, typer.Option("--integrity-only", help="check integrity only; do not require trust")
-    ] = False,
-    trust_store: Annotated[
-        list[Path] | None, typer.Option(help="trust anchors: PEM/DER/PKCS#7 file or directory")
-    ] = None,
-    untrusted: Annotated[list[Path] | None, typer.Option(help="intermediate certificates")] = None,
-    crl: Annotated[list[Path] | None, typer.Option(help="CRL file or directory")] = None,
-    ocsp: Annotated[list[Path] | None, typer.Option(help="stored OCSP response (DER)")] = None,
-    revocation: Annotated[
-        RevocationChoice | None, typer.Option(help="revocation checking mode")
-    ] = None,
-    online: Annotated[
-        bool, typer.Option("--online", help="fetch CRLs/OCSP/intermediates from the network")
-    ] = False,
-    at: Annotated[
-        str | None,
-        typer.Option(
-            help="validation moment: timestamp (default when a valid one exists), "
-            "now, signing-time or ISO-8601"
-        ),
-    ] = None,
-    tsa_trust_store: Annotated[
-        list[Path] | None,
-        typer.Option(help="trust anchors for timestamp authorities (default: --trust-store)"),
-    ] = None,
-    allow_weak: Annotated[
-        list[str] | None,
-        typer.Option(help="accept this weak algorithm (sha1, md5, rsa1024...); repeatable"),
-    ] = None,
+    require: RequireOpt = None,
+    format_old: FormatOldOpt = False,
+    integrity_only: IntegrityOnlyOpt = False,
+    trust_store: TrustStoreOpt = None,
+    untrusted: UntrustedOpt = None,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation: RevocationOpt = None,
+    online: OnlineOpt = False,
+    at: AtOpt = None,
+    tsa_trust_store: TsaTrustStoreOpt = None,
+    allow_weak: AllowWeakOpt = None,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="descend into directories")
     ] = False,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict", help="a weak MAC or signer key fails the signature (unless --allow-weak)"
-        ),
-    ] = False,
-    require_coverage: Annotated[
-        CoverageChoice | None,
-        typer.Option(
-            help="fail a file when a present element is covered by no valid signature "
-            "(all: every signable top-level element; profile: what its profile demands)"
-        ),
-    ] = None,
+    strict: StrictOpt = False,
+    require_coverage: RequireCoverageOpt = None,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
@@ -115,48 +67,22 @@ def verify(
     Directories (with --recursive) are verified in parallel; files found there without the
     DICM prefix are skipped and counted. A summary table ends the human output.
     """
-    from dsig.verifier import VerifyOptions
-
-    try:
-        evaluator = None
-        if trust_store:
-            import pki
-
-            evaluator = pki.build_evaluator(
-                trust_stores=trust_store,
-                untrusted=untrusted or (),
-                crls=crl or (),
-                ocsp_responses=ocsp or (),
-                revocation=revocation.value if revocation else None,
-                online=online,
-                allow_weak=allow_weak or (),
-            )
-        elif untrusted or crl or ocsp or online or revocation:
-            raise fail("trust options need --trust-store", 2)
-        from dsig.cli.timestamp import build_tsa_evaluator
-
-        tsa_evaluator = build_tsa_evaluator(
-            tsa_trust_store or trust_store or [],
-            untrusted=untrusted or (),
-            crls=crl or (),
-            ocsp_responses=ocsp or (),
-            revocation=revocation.value if revocation else None,
-            online=online,
-            allow_weak=allow_weak or (),
-        )
-        options = VerifyOptions(
-            tsa_trust=tsa_evaluator,
-            trust=evaluator,
-            integrity_only=integrity_only,
-            old_format=format_old,
-            at=_moment(at or "auto"),
-            require=[r.value for r in require or []],
-            strict=strict,
-            allow_weak=tuple(allow_weak or ()),
-            require_coverage=require_coverage.value if require_coverage else None,
-        )
-    except operational_errors() as e:
-        raise fail(str(e)) from None
+    options = build_verify_options(
+        require=require,
+        format_old=format_old,
+        integrity_only=integrity_only,
+        trust_store=trust_store,
+        untrusted=untrusted,
+        crl=crl,
+        ocsp=ocsp,
+        revocation=revocation,
+        online=online,
+        at=at,
+        allow_weak=allow_weak,
+        tsa_trust_store=tsa_trust_store,
+        strict=strict,
+        require_coverage=require_coverage,
+    )
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
     from dsig.cli.batch import run_verify
@@ -173,18 +99,6 @@ def verify(
             render=_print_human,
         )
     )
-
-
-def _moment(text: str) -> str | dt.datetime:
-    if text in ("now", "signing-time", "timestamp", "auto"):
-        return text
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(
-            f"--at: expected timestamp, now, signing-time or ISO-8601, got {text!r}", 2
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _print_human(result: FileResult) -> None:
