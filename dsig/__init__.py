@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the public names, imported on first use (a cold ``dsig`` CL
         SigningError,
         TagError,
     )
+    from dsig.limits import LimitExceededError, ParseLimits
     from dsig.profiles import Profile, ProfileError
     from dsig.remove import remove_all, remove_signature
     from dsig.report import FileResult, Finding, Indication, SignatureResult
@@ -42,6 +43,8 @@ _EXPORTS = {
     "SignatureNotFoundError": "dsig.errors",
     "SigningError": "dsig.errors",
     "TagError": "dsig.errors",
+    "LimitExceededError": "dsig.limits",
+    "ParseLimits": "dsig.limits",
     "Profile": "dsig.profiles",
     "ProfileError": "dsig.profiles",
     "remove_all": "dsig.remove",
@@ -84,8 +87,10 @@ __all__ = [
     "FileResult",
     "Finding",
     "Indication",
+    "LimitExceededError",
     "LocationError",
     "OutputError",
+    "ParseLimits",
     "Profile",
     "ProfileError",
     "SignOptions",
