@@ -204,12 +204,20 @@ def query(
     ts_nonce: TsNonceOpt = True,
     ts_cert_req: TsCertReqOpt = True,
     ts_policy: TsPolicyOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite existing outputs")] = False,
 ) -> None:
     """Write a timestamp query for an existing signature (like dcmsign +ts)."""
     from dsig.dicomio import read_dicom
     from dsig.timestamp import build_query, find_signature, timestamped_bytes
     from dsig.writer import atomic_output
 
+    for target in (out, uid_file_out):
+        if target is None or not target.exists():
+            continue
+        if target.resolve() == path.resolve():
+            raise fail(f"{target} is the input DICOM file", 2)
+        if not force:
+            raise fail(f"output {target} exists: use --force to overwrite it", 2)
     try:
         ds = read_dicom(path)
         chosen = _resolve_uid(ds, uid, None)
