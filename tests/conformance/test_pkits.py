@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,19 @@ from cryptography import x509
 
 import pki
 
-SUITE = Path("/work/shared/conformance/nist-pkits")
+
+def _find_suite() -> Path:
+    """NIST PKITS from ``$DSIG_PKITS_DIR``, else ``shared/`` beside the checkout."""
+    env = os.environ.get("DSIG_PKITS_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[3] / "shared/conformance/nist-pkits")
+    for candidate in candidates:
+        if (candidate / "pkits.json").is_file():
+            return candidate
+    return candidates[-1]
+
+
+SUITE = _find_suite()
 AT = dt.datetime(2022, 5, 1, tzinfo=dt.UTC)
 
 _POLICY_INPUTS = (
