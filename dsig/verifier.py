@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from dsig.dicomio import read_dicom
-from dsig.errors import DicomFormatError, DsigError
+from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
 from dsig.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.model import (
     CERTIFICATE_OF_SIGNER,
@@ -337,7 +337,7 @@ def _verify_integrity(
         _fail(res, "UNSUPPORTED_ALGORITHM", message, Indication.INDETERMINATE)
         return
     if not ok:
-        _explain_mismatch(ref, signed, item, mac, res, options, message)
+        _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message)
     else:
         res.integrity = Indication.VALID
     _weakness(res, mac, cert, options)
@@ -376,10 +376,14 @@ def _explain_mismatch(
     signed: list[int],
     item: Dataset,
     mac: HashAlgorithm,
+    cert: x509.Certificate,
+    signature: bytes,
     res: SignatureResult,
     options: VerifyOptions,
     message: str,
 ) -> None:
+    """Say why the MAC does not match: a missing element, transcoded pixels, the legacy
+    DCMTK format, or changed content."""
     present = set(ref.level.keys())
     missing = [t for t in signed if t not in present]
     if missing:
@@ -393,11 +397,8 @@ def _explain_mismatch(
               "recomputed", Indication.INDETERMINATE)  # fmt: skip
         return
     if not options.old_format and _has_encapsulated(ref.level, signed):
-        cert = x509.load_der_x509_certificate(
-            strip_der_pad(raw_bytes(item, CERTIFICATE_OF_SIGNER) or b"")
-        )
         legacy = _mac(ref, signed, item, mac, old_format=True)
-        if _check_crypto(cert, raw_bytes(item, SIGNATURE) or b"", mac, legacy)[0]:
+        if _check_crypto(cert, signature, mac, legacy)[0]:
             _fail(res, "LEGACY_FORMAT",
                   "valid only in the pre-3.5.4 DCMTK format: verify with --format-old",
                   Indication.INVALID)  # fmt: skip
@@ -567,8 +568,6 @@ def dump_mac_stream(
                 options=StreamOptions(old_format=old_format),
             )
             return
-    from dsig.errors import SignatureNotFoundError
-
     raise SignatureNotFoundError(f"no signature with UID {uid}")
 
 
