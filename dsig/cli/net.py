@@ -24,6 +24,19 @@ from dsig.cli._common import (
     prompt_secret,
     read_secret,
 )
+from dsig.cli._sign_options import (
+    CertOpt,
+    MacChoice,
+    MacOpt,
+    NoPasswordOpt,
+    PasswordEnvOpt,
+    PasswordFileOpt,
+    PinEnvOpt,
+    PinFileOpt,
+    ProfileChoice,
+    ProfileOpt,
+    PurposeOpt,
+)
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     AtOpt,
@@ -41,7 +54,6 @@ from dsig.cli._trust_options import (
     UntrustedOpt,
     build_verify_options,
 )
-from dsig.cli.sign import MacChoice, ProfileChoice
 
 if TYPE_CHECKING:
     from dsig.net.scp import AuditRecord
@@ -226,25 +238,15 @@ def send(
     key: Annotated[
         str | None, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
     ] = None,
-    cert: Annotated[Path | None, typer.Option(help="signer certificate (PEM/DER)")] = None,
-    mac: Annotated[MacChoice, typer.Option(help="MAC algorithm")] = MacChoice.sha256,
-    profile: Annotated[
-        ProfileChoice, typer.Option(help="signature profile enforced at creation")
-    ] = ProfileChoice.none,
-    purpose: Annotated[
-        int | None, typer.Option(help="signature purpose code 1-18 (CID 7007)")
-    ] = None,
-    password_file: Annotated[
-        Path | None, typer.Option(help="read the key password from a file")
-    ] = None,
-    password_env: Annotated[
-        str | None, typer.Option(help="read the key password from this variable")
-    ] = None,
-    no_password: Annotated[
-        bool, typer.Option("--no-password", help="the key is not encrypted")
-    ] = False,
-    pin_file: Annotated[Path | None, typer.Option(help="token PIN from a file")] = None,
-    pin_env: Annotated[str | None, typer.Option(help="token PIN from this variable")] = None,
+    cert: CertOpt = None,
+    mac: MacOpt = MacChoice.sha256,
+    profile: ProfileOpt = ProfileChoice.none,
+    purpose: PurposeOpt = None,
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    no_password: NoPasswordOpt = False,
+    pin_file: PinFileOpt = None,
+    pin_env: PinEnvOpt = None,
     associations: Annotated[int, typer.Option(help="parallel associations")] = 1,
     timeout: Annotated[
         float, typer.Option(help="seconds for connecting, negotiating and each response")

@@ -10,6 +10,19 @@ from typing import Annotated
 import typer
 
 from dsig.cli._common import expand_inputs, fail, no_prompt, prompt_secret, read_secret
+from dsig.cli._sign_options import (
+    CertOpt,
+    MacChoice,
+    MacOpt,
+    NoPasswordOpt,
+    PasswordEnvOpt,
+    PasswordFileOpt,
+    PinEnvOpt,
+    PinFileOpt,
+    ProfileChoice,
+    ProfileOpt,
+    PurposeOpt,
+)
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import (
     SignTimestamping,
@@ -26,28 +39,6 @@ from dsig.cli.timestamp import (
     TsPolicyOpt,
     sign_timestamping,
 )
-
-
-class MacChoice(enum.StrEnum):
-    """--mac values."""
-
-    sha256 = "sha256"
-    sha384 = "sha384"
-    sha512 = "sha512"
-    ripemd160 = "ripemd160"
-    sha1 = "sha1"
-    md5 = "md5"
-
-
-class ProfileChoice(enum.StrEnum):
-    """--profile values."""
-
-    none = "none"
-    base = "base"
-    creator = "creator"
-    authorization = "authorization"
-    sr = "sr"
-    sr_verification = "sr-verification"
 
 
 class XferChoice(enum.StrEnum):
@@ -80,11 +71,9 @@ def sign(
     key: Annotated[
         str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
     ],
-    cert: Annotated[Path | None, typer.Option(help="signer certificate (PEM/DER)")] = None,
-    mac: Annotated[MacChoice, typer.Option(help="MAC algorithm")] = MacChoice.sha256,
-    profile: Annotated[
-        ProfileChoice, typer.Option(help="signature profile enforced at creation")
-    ] = ProfileChoice.none,
+    cert: CertOpt = None,
+    mac: MacOpt = MacChoice.sha256,
+    profile: ProfileOpt = ProfileChoice.none,
     tag: Annotated[
         list[str] | None,
         typer.Option("--tag", help="sign only this tag (keyword or gggg,eeee); repeatable"),
@@ -93,9 +82,7 @@ def sign(
     item: Annotated[
         str | None, typer.Option(help="sign inside this item, e.g. ContentSequence[1]")
     ] = None,
-    purpose: Annotated[
-        int | None, typer.Option(help="signature purpose code 1-18 (CID 7007)")
-    ] = None,
+    purpose: PurposeOpt = None,
     write_xfer: Annotated[
         XferChoice, typer.Option(help="output transfer syntax")
     ] = XferChoice.same,
@@ -106,17 +93,11 @@ def sign(
         FormatChoice, typer.Option("--format", help="new, or DCMTK pre-3.5.4 'old'")
     ] = FormatChoice.new,
     dump: Annotated[Path | None, typer.Option(help="write the MAC byte stream here")] = None,
-    password_file: Annotated[
-        Path | None, typer.Option(help="read the key password from a file")
-    ] = None,
-    password_env: Annotated[
-        str | None, typer.Option(help="read the key password from this variable")
-    ] = None,
-    no_password: Annotated[
-        bool, typer.Option("--no-password", help="the key is not encrypted")
-    ] = False,
-    pin_file: Annotated[Path | None, typer.Option(help="token PIN from a file")] = None,
-    pin_env: Annotated[str | None, typer.Option(help="token PIN from this variable")] = None,
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    no_password: NoPasswordOpt = False,
+    pin_file: PinFileOpt = None,
+    pin_env: PinEnvOpt = None,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="replace each input (atomically)")
     ] = False,
