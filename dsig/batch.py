@@ -262,7 +262,8 @@ class Tally:
             self.records.append(_record(data))
 
     def summary(self) -> dict[str, Any]:
-        """The ``summary`` object: report.summary's keys, plus skipped and by_signer."""
+        """The ``summary`` object: counts per file indication, files, signatures, skipped and
+        by_signer."""
         out: dict[str, Any] = {
             k: self.files.get(k.upper(), 0)
             for k in ("valid", "invalid", "indeterminate", "unsigned", "error")

@@ -8,10 +8,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from dsig.errors import DicomFormatError
+from dsig.errors import DicomFormatError, SignatureNotFoundError
 from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, check_signature_count
 from dsig.stream import element_vr, is_sequence, sequence_items, stored
 from dsig.tags import ItemPath, ItemStep
@@ -242,3 +244,37 @@ def used_mac_ids(ds: Dataset) -> set[int]:
                     if value is not None:
                         ids.add(value)
     return ids
+
+
+def find_signature(ds: Dataset, uid: str, limits: ParseLimits = DEFAULT_LIMITS) -> SignatureRef:
+    """The signature with Digital Signature UID ``uid`` (main level or nested)."""
+    for ref in find_signatures(ds, limits):
+        if ref.uid == uid:
+            return ref
+    raise SignatureNotFoundError(f"no signature with UID {uid}")
+
+
+def signer_certificate(item: Dataset) -> tuple[x509.Certificate, bytes]:
+    """(Certificate of Signer, stored Signature bytes) of a signature item.
+
+    Raises DicomFormatError when either is missing or the certificate does not decode.
+    """
+    cert_bytes = raw_bytes(item, CERTIFICATE_OF_SIGNER)
+    signature = raw_bytes(item, SIGNATURE)
+    if not cert_bytes or not signature:
+        raise DicomFormatError("the signature item lacks Certificate of Signer or Signature")
+    try:
+        cert = x509.load_der_x509_certificate(strip_der_pad(cert_bytes))
+    except Exception:  # ValueError, InvalidVersion, ...: hostile DER fails in many ways
+        raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
+    return cert, signature
+
+
+def signature_value(cert: x509.Certificate, signature: bytes) -> bytes:
+    """The Signature without its OB pad byte: RSA keeps the first k (modulus) bytes, (EC)DSA
+    is cut at its DER length (dcmsign got both wrong for odd lengths)."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        k = (key.key_size + 7) // 8
+        return signature[:k] if len(signature) > k else signature
+    return strip_der_pad(signature)

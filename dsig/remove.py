@@ -9,7 +9,7 @@ from dsig.model import (
     DIGITAL_SIGNATURES_SEQUENCE,
     MAC_ID_NUMBER,
     MAC_PARAMETERS_SEQUENCE,
-    find_signatures,
+    find_signature,
     iter_levels,
     raw_ushort,
 )
@@ -18,13 +18,9 @@ from dsig.stream import sequence_items
 
 def remove_signature(ds: Dataset, uid: str) -> None:
     """Remove the signature with this UID and its MAC Parameters item if no other uses it."""
-    for ref in find_signatures(ds):
-        if ref.uid == uid:
-            sequence = ref.level[DIGITAL_SIGNATURES_SEQUENCE].value
-            del sequence[ref.index]
-            _clean_level(ref.level)
-            return
-    raise SignatureNotFoundError(f"no signature with UID {uid}")
+    ref = find_signature(ds, uid)
+    del ref.level[DIGITAL_SIGNATURES_SEQUENCE].value[ref.index]
+    _clean_level(ref.level)
 
 
 def remove_all(ds: Dataset) -> int:

@@ -156,16 +156,6 @@ class FileResult:
         }
 
 
-def summary(files: list[FileResult]) -> dict[str, int]:
-    """Counts per file indication, plus signatures seen."""
-    counts = {i.value.lower(): 0 for i in Indication}
-    for f in files:
-        counts[f.indication.value.lower()] += 1
-    counts["files"] = len(files)
-    counts["signatures"] = sum(len(f.signatures) for f in files)
-    return counts
-
-
 def exit_code(files: list[FileResult]) -> int:
     """0 all valid (or unsigned without requirement); 1 invalid; 4 errors; 3 indeterminate."""
     return exit_code_for(f.indication for f in files)

@@ -32,14 +32,15 @@ from pydicom.dataset import Dataset
 
 from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
 from dsig.model import (
-    CERTIFICATE_OF_SIGNER,
     CERTIFIED_TIMESTAMP,
-    SIGNATURE,
     TIMESTAMP_TYPE,
     SignatureRef,
+    find_signature,
     find_signatures,
     raw_bytes,
     raw_text,
+    signature_value,
+    signer_certificate,
     strip_der_pad,
 )
 from dsig.report import FileResult, Finding, Indication, SignatureResult
@@ -88,32 +89,11 @@ class TimestampError(DsigError):
 
 def timestamped_bytes(item: Dataset) -> bytes:
     """The Signature value of a signature item as the TSA must see it (pad byte removed)."""
-    signature = raw_bytes(item, SIGNATURE)
-    cert_bytes = raw_bytes(item, CERTIFICATE_OF_SIGNER)
-    if not signature or not cert_bytes:
-        raise DicomFormatError("the signature item lacks Certificate of Signer or Signature")
-    try:
-        cert = x509.load_der_x509_certificate(strip_der_pad(cert_bytes))
-    except ValueError:
-        raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
-    return signature_bytes(cert, signature)
+    return signature_value(*signer_certificate(item))
 
 
-def signature_bytes(cert: x509.Certificate, signature: bytes) -> bytes:
-    """Strip the OB pad: RSA keeps the first k bytes, (EC)DSA is cut at its DER length."""
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        k = (key.key_size + 7) // 8
-        return signature[:k] if len(signature) > k else signature
-    return strip_der_pad(signature)
-
-
-def find_signature(ds: Dataset, uid: str) -> SignatureRef:
-    """The signature with Digital Signature UID ``uid`` (main level or nested)."""
-    for ref in find_signatures(ds):
-        if ref.uid == uid:
-            return ref
-    raise SignatureNotFoundError(f"no signature with UID {uid}")
+#: Kept under its original name for callers of this module.
+signature_bytes = signature_value
 
 
 def insert_token(item: Dataset, token: bytes) -> None:

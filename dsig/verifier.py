@@ -15,28 +15,27 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from dsig.dicomio import read_dicom
-from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
+from dsig.errors import DicomFormatError, DsigError
 from dsig.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.model import (
-    CERTIFICATE_OF_SIGNER,
     CERTIFIED_TIMESTAMP,
     DATA_ELEMENTS_SIGNED,
     MAC_ALGORITHM,
     MAC_ID_NUMBER,
     MAC_TRANSFER_SYNTAX,
     PURPOSE_SEQUENCE,
-    SIGNATURE,
     SIGNATURE_DATETIME,
     SignatureRef,
+    find_signature,
     find_signatures,
     mac_parameters,
     parse_dicom_datetime,
-    raw_bytes,
     raw_tags,
     raw_text,
     raw_ushort,
     sequence_datasets,
-    strip_der_pad,
+    signature_value,
+    signer_certificate,
 )
 from dsig.profiles import Profile, ProfileError, satisfied_profiles, tags_to_sign
 from dsig.report import FileResult, Finding, Indication, SignatureResult
@@ -277,14 +276,7 @@ def _verify_integrity(
         for t in sorted(level.keys())
         if t not in signed_set and is_signable(level, t, ref.ancestors)
     ]
-    cert_bytes = raw_bytes(item, CERTIFICATE_OF_SIGNER)
-    signature = raw_bytes(item, SIGNATURE)
-    if not cert_bytes or not signature:
-        raise DicomFormatError("the signature item lacks Certificate of Signer or Signature")
-    try:
-        cert = x509.load_der_x509_certificate(strip_der_pad(cert_bytes))
-    except Exception:  # ValueError, InvalidVersion, ...: hostile DER fails in many ways
-        raise DicomFormatError("Certificate of Signer is not a DER X.509 certificate") from None
+    cert, signature = signer_certificate(item)
     try:  # cryptography parses names and keys lazily: hostile certificates fail here
         res.signer = cert.subject.rfc4514_string()
         cert.public_key()
@@ -428,10 +420,8 @@ def _check_crypto(
 ) -> tuple[bool | None, SignatureScheme | None, str]:
     """(ok, scheme, message); ok=None when the key type is not supported."""
     key = cert.public_key()
+    sig = signature_value(cert, signature)
     if isinstance(key, rsa.RSAPublicKey):
-        k = (key.key_size + 7) // 8
-        # The OB value may carry a pad byte (odd modulus length): use the first k bytes.
-        sig = signature[:k] if len(signature) > k else signature
         try:
             recovered = key.recover_data_from_signature(sig, padding.PKCS1v15(), None)
         except (InvalidSignature, ValueError):
@@ -442,12 +432,11 @@ def _check_crypto(
             return False, SignatureScheme.RSA_PKCS1V15, "the signature names another hash"
         return False, SignatureScheme.RSA_PKCS1V15, "the MAC does not match the signed data"
     if isinstance(key, ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
-        der = strip_der_pad(signature)
         try:
             if isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(der, digest, ec.ECDSA(prehashed(mac)))
+                key.verify(sig, digest, ec.ECDSA(prehashed(mac)))
             else:
-                key.verify(der, digest, prehashed(mac))
+                key.verify(sig, digest, prehashed(mac))
         except InvalidSignature:
             return False, SignatureScheme.ECDSA_DER, "the (EC)DSA signature does not verify"
         return True, SignatureScheme.ECDSA_DER, ""
@@ -552,23 +541,20 @@ def dump_mac_stream(
     ds: Dataset, uid: str, sinks: Sequence[Sink], *, old_format: bool = False
 ) -> None:
     """Write the exact stream that verification recomputes for signature ``uid``."""
-    for ref in find_signatures(ds):
-        if ref.uid == uid:
-            item = ref.item
-            mac_id = raw_ushort(item, MAC_ID_NUMBER)
-            params = mac_parameters(ref.level, mac_id) if mac_id is not None else None
-            if params is None:
-                raise DicomFormatError(f"signature {uid} has no MAC Parameters item")
-            write_mac_stream(
-                ref.level,
-                raw_tags(params, DATA_ELEMENTS_SIGNED),
-                item,
-                sinks,
-                ancestors=ref.ancestors,
-                options=StreamOptions(old_format=old_format),
-            )
-            return
-    raise SignatureNotFoundError(f"no signature with UID {uid}")
+    ref = find_signature(ds, uid)
+    item = ref.item
+    mac_id = raw_ushort(item, MAC_ID_NUMBER)
+    params = mac_parameters(ref.level, mac_id) if mac_id is not None else None
+    if params is None:
+        raise DicomFormatError(f"signature {uid} has no MAC Parameters item")
+    write_mac_stream(
+        ref.level,
+        raw_tags(params, DATA_ELEMENTS_SIGNED),
+        item,
+        sinks,
+        ancestors=ref.ancestors,
+        options=StreamOptions(old_format=old_format),
+    )
 
 
 __all__ = ["Profile", "VerifyOptions", "dump_mac_stream", "verify_dataset", "verify_file"]

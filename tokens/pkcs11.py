@@ -693,14 +693,6 @@ def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
 # The provider
 # --------------------------------------------------------------------------------------------
 
-_PREHASHED: dict[HashAlgorithm, type[hashes.HashAlgorithm]] = {
-    HashAlgorithm.MD5: hashes.MD5,
-    HashAlgorithm.SHA1: hashes.SHA1,
-    HashAlgorithm.SHA256: hashes.SHA256,
-    HashAlgorithm.SHA384: hashes.SHA384,
-    HashAlgorithm.SHA512: hashes.SHA512,
-}
-
 
 class Pkcs11KeyProvider:
     """A private key on a PKCS#11 token, with its certificate. Implements ``KeyProvider``.

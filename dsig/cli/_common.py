@@ -72,3 +72,24 @@ def expand_inputs(paths: list[Path], recursive: bool) -> Iterator[tuple[Path, Pa
                 yield sub, sub.relative_to(path)
         else:
             yield path, Path(path.name)
+
+
+def check_output(src: Path, dst: Path, *, force: bool) -> None:
+    """Refuse an output that is the input (use --in-place) or exists (use --force)."""
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
+    if dst.exists() and not force:
+        raise fail(f"output {dst} exists: use --force to overwrite it", 2)
+
+
+def input_output(paths: list[Path], *, in_place: bool, force: bool) -> tuple[Path, Path]:
+    """(INPUT, OUTPUT) of a one-file command: ``INPUT OUTPUT`` or ``INPUT --in-place``."""
+    if in_place:
+        if len(paths) != 1:
+            raise fail("--in-place takes one INPUT", 2)
+        return paths[0], paths[0]
+    if len(paths) != 2:
+        raise fail("give INPUT OUTPUT (or INPUT --in-place)", 2)
+    src, dst = paths
+    check_output(src, dst, force=force)
+    return src, dst

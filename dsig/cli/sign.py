@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from dsig.cli._common import expand_inputs, fail, no_prompt, prompt_secret, read_secret
+from dsig.cli._common import (
+    check_output,
+    expand_inputs,
+    fail,
+    no_prompt,
+    prompt_secret,
+    read_secret,
+)
 from dsig.cli._sign_options import (
     CertOpt,
     MacChoice,
@@ -200,10 +207,7 @@ def _plan(
             raise fail("give INPUT OUTPUT (or --out-dir DIR / --in-place for several inputs)", 2)
         jobs = [(paths[0], paths[1])]
     for src, dst in jobs:
-        if dst.exists() and dst.resolve() == src.resolve():
-            raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
-        if dst.exists() and not force:
-            raise fail(f"output {dst} exists: use --force to overwrite it", 2)
+        check_output(src, dst, force=force)
     return jobs
 
 

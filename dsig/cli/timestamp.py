@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, operational_errors
+from dsig.cli._common import fail, input_output, operational_errors
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -135,7 +135,8 @@ class SignTimestamping:
 
     def apply(self, ds: Dataset, uid: str) -> str:
         """Timestamp signature ``uid`` of ``ds`` (in place); returns a line for the user."""
-        from dsig.timestamp import build_query, find_signature, insert_token, timestamped_bytes
+        from dsig.model import find_signature
+        from dsig.timestamp import build_query, insert_token, timestamped_bytes
         from dsig.tsa_client import redact, request_timestamp
         from dsig.writer import atomic_output
 
@@ -174,21 +175,6 @@ def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
     raise fail(f"the file has {len(refs)} signatures: choose one with --uid", 2)
 
 
-def _output(paths: list[Path], in_place: bool, force: bool) -> tuple[Path, Path]:
-    if in_place:
-        if len(paths) != 1:
-            raise fail("--in-place takes one INPUT", 2)
-        return paths[0], paths[0]
-    if len(paths) != 2:
-        raise fail("give INPUT OUTPUT (or INPUT --in-place)", 2)
-    src, dst = paths
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
-    if dst.exists() and not force:
-        raise fail(f"output {dst} exists: use --force to overwrite it", 2)
-    return src, dst
-
-
 @timestamp_app.command("query")
 def query(
     path: Annotated[Path, typer.Argument(help="signed DICOM file")],
@@ -208,7 +194,8 @@ def query(
 ) -> None:
     """Write a timestamp query for an existing signature (like dcmsign +ts)."""
     from dsig.dicomio import read_dicom
-    from dsig.timestamp import build_query, find_signature, timestamped_bytes
+    from dsig.model import find_signature
+    from dsig.timestamp import build_query, timestamped_bytes
     from dsig.writer import atomic_output
 
     for target in (out, uid_file_out):
@@ -261,19 +248,18 @@ def insert(
 ) -> None:
     """Check a TSA reply against the query and the signature, then store its token."""
     from dsig.dicomio import read_dicom
-    from dsig.model import CERTIFIED_TIMESTAMP
+    from dsig.model import CERTIFIED_TIMESTAMP, find_signature
     from dsig.timestamp import (
         TimestampError,
         TimestampQuery,
         check_reply,
-        find_signature,
         insert_token,
         timestamped_bytes,
         token_from_reply,
     )
     from dsig.writer import save, target_encoding
 
-    src, dst = _output(paths, in_place, force)
+    src, dst = input_output(paths, in_place=in_place, force=force)
     try:
         ds = read_dicom(src)
         chosen = _resolve_uid(ds, uid, uid_file)
@@ -340,7 +326,7 @@ def add(
         raise fail("give at least one --tsa URL", 2)
     if bool(uid) == all_:
         raise fail("give --uid UID (repeatable) or --all", 2)
-    src, dst = _output(paths, in_place, force)
+    src, dst = input_output(paths, in_place=in_place, force=force)
     lines = []
     try:
         q_options = query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, operational_errors
+from dsig.cli._common import fail, input_output, operational_errors
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     AtOpt,
@@ -193,18 +193,7 @@ def remove(
 
     if (uid is None) == (not all_):
         raise fail("give exactly one of --uid UID or --all", 2)
-    if in_place:
-        if len(paths) != 1:
-            raise fail("--in-place takes one INPUT", 2)
-        src = dst = paths[0]
-    else:
-        if len(paths) != 2:
-            raise fail("give INPUT OUTPUT (or INPUT --in-place)", 2)
-        src, dst = paths
-        if dst.exists() and dst.resolve() == src.resolve():
-            raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
-        if dst.exists() and not force:
-            raise fail(f"output {dst} exists: use --force to overwrite it", 2)
+    src, dst = input_output(paths, in_place=in_place, force=force)
     try:
         ds = read_dicom(src)
         if all_:
