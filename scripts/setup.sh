@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Set up everything dsig needs on a fresh Debian machine: dcmtk (dcmsign, the interop peer),
-# softhsm2 (the PKCS#11 test token), and a virtualenv (.venv) with dsig and its test tools.
+# Set up everything dsig needs on a fresh Debian machine: the Debian tools the tests drive (dcmtk's
+# dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler, Bouncy Castle with a JDK)
+# and a virtualenv (.venv) with dsig and its test tools.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# command -> Debian package, for every tool the tests use
 need_apt=()
-command -v dcmsign >/dev/null 2>&1 || need_apt+=(dcmtk)
-command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+while read -r cmd pkg; do
+  command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
+done <<'EOT'
+dcmsign dcmtk
+softhsm2-util softhsm2
+openssl openssl
+pkcs11-tool opensc
+pkcsslotd opencryptoki
+dciodvfy dicom3tools
+pdftotext poppler-utils
+javac openjdk-17-jdk-headless
+EOT
+[ -f /usr/share/java/bcpkix.jar ] || need_apt+=(libbcpkix-java)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get" >&2

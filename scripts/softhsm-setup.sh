@@ -15,7 +15,11 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${DSIG_SOFTHSM_DIR:-$repo/.softhsm}"
 label="${DSIG_SOFTHSM_LABEL:-dsig-demo}"
-python="${PYTHON:-python3}"
+# the project's virtualenv (scripts/setup.sh makes it): the system python3 has none of our packages
+python="${DSIG_PYTHON:-$repo/.venv/bin/python}"
+if [ ! -x "$python" ]; then
+    "$repo/scripts/setup.sh" >&2
+fi
 
 if ! command -v softhsm2-util >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -32,7 +36,7 @@ if ! command -v softhsm2-util >/dev/null 2>&1; then
 fi
 
 if ! "$python" -c 'import pkcs11' >/dev/null 2>&1; then
-    echo "softhsm-setup: python-pkcs11 is missing: pip install 'python-pkcs11>=0.10,<0.11'" >&2
+    echo "softhsm-setup: python-pkcs11 is missing from $python: run scripts/setup.sh" >&2
     exit 2
 fi
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -498,8 +499,19 @@ def test_setup_script_is_idempotent(tmp_path: Path) -> None:
     skip_or_fail_without_softhsm()
     bash = shutil.which("bash")
     assert bash is not None
-    env = {**os.environ, "DSIG_SOFTHSM_DIR": str(tmp_path / "hsm")}
+    # A fresh machine's python3 has none of the project's packages: put a bare virtualenv's
+    # python3 first on PATH so the script must use the project's own virtualenv.
+    bare = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    bare_python = bare / "bin" / "python3"
+    assert subprocess.run([str(bare_python), "-c", "import pkcs11"], check=False).returncode != 0
+    env = {
+        **os.environ,
+        "DSIG_SOFTHSM_DIR": str(tmp_path / "hsm"),
+        "PATH": f"{bare / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.pop("SOFTHSM2_CONF", None)
+    env.pop("VIRTUAL_ENV", None)
     outputs = []
     for _ in range(2):
         done = subprocess.run(
