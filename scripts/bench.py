@@ -285,8 +285,8 @@ def bench(work: Path, only: set[int], big_mib: int, n_small: int, repeat_n: int)
                             target="faster than dcmsign", met=met))  # fmt: skip
         if 3 in only:
             print(f"3: verify {n_small} small", file=sys.stderr)
-            signed = sorted(signed_dir.iterdir())
-            d = loop([["dcmsign", "--verify", str(f), *dcm_trust] for f in signed])
+            signed_files = sorted(signed_dir.iterdir())
+            d = loop([["dcmsign", "--verify", str(f), *dcm_trust] for f in signed_files])
             s = run([*DSIG, "verify", str(signed_dir), "--recursive", *dsig_trust])
             rows.append(Row(f"3. verify {n_small:,} small images, trust on", d, s,
                             count=n_small, target=">= 10x dcmsign files/s",

@@ -14,6 +14,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -111,7 +112,7 @@ def write_big_file(
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ts
+    meta.TransferSyntaxUID = UID(ts)
     ds.file_meta = meta
     pydicom.dcmwrite(path, ds, enforce_file_format=True)
     big = sorted(extra, key=lambda v: v.tag)

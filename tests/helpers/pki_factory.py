@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -91,7 +92,9 @@ def issue(
     nb = not_before or now - dt.timedelta(days=30)
     na = not_after or now + dt.timedelta(days=365 * (10 if ca else 2))
     if key_usage is None:
-        key_usage = {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "non_repudiation"}
+        key_usage = (
+            {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "non_repudiation"}
+        )
     ku_flags = {
         name: name in key_usage
         for name in (
@@ -104,7 +107,9 @@ def issue(
             "crl_sign",
         )
     }
-    ku_flags["content_commitment"] = "non_repudiation" in key_usage or ku_flags["content_commitment"]
+    ku_flags["content_commitment"] = (
+        "non_repudiation" in key_usage or ku_flags["content_commitment"]
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -128,7 +133,8 @@ def issue(
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=True)
     for ext, critical in extensions or []:
         builder = builder.add_extension(ext, critical=critical)
-    algorithm = hash_alg if hash_alg is not None else hashes.SHA256()
+    # builder.sign accepts only the SHA-2/SHA-3 family in its types; tests also sign with SHA-1/MD5
+    algorithm: Any = hash_alg if hash_alg is not None else hashes.SHA256()
     cert = builder.sign(signer_key, algorithm)
     return Issued(cert, key)
 

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from pydicom.dataset import Dataset
@@ -49,7 +51,7 @@ def mac_bytes(ds: Dataset, *, old_format: bool = False) -> bytes:
 
 def written(ds: Dataset, ts: str) -> bytes:
     out = io.BytesIO()
-    write_dataset_file(ds, out, Encoding(ts))  # type: ignore[arg-type]
+    write_dataset_file(ds, out, Encoding(ts))
     return out.getvalue()
 
 
@@ -170,7 +172,7 @@ def test_read_ahead_yields_the_exact_bytes_and_reports_truncation(tmp_path: Path
         with pytest.raises(DicomFormatError, match="truncated"):
             for _ in read_range(fp, 4, len(data) + 10):
                 pass
-        chunks = read_range(fp, 4, len(data))
+        chunks = cast(Generator[bytes | memoryview, None, None], read_range(fp, 4, len(data)))
         next(chunks)
         chunks.close()  # stopping early ends the reader thread
     import threading

@@ -403,7 +403,7 @@ def tag_str(tag: int) -> str:
 # ---------------------------------------------------------------------------------------------
 
 #: factory-built sources (key -> builder(out_path))
-FACTORY_SOURCES = {
+FACTORY_SOURCES: dict[str, Callable[[Path], Path]] = {
     "mf_jpeg_bot": lambda out: dicom_factory.multiframe_multifragment_jpeg(out, frames=3, bot=True),
     "mf_jpeg_nobot": lambda out: dicom_factory.multiframe_multifragment_jpeg(
         out, frames=4, bot=False, fragments_per_frame=(3, 2)

@@ -262,7 +262,7 @@ def signed_cases(
     out = {c.id: s for c, s in zip(CASES, built, strict=True)}
     for old in (False, True):
         batch = [s for s in out.values() if s.path is not None and s.case.old_format == old]
-        results = dsig.verify_many([s.path for s in batch], format_old=old)  # type: ignore[misc]
+        results = dsig.verify_many([s.path for s in batch], format_old=old)
         for s in batch:
             s.result = results[str(s.path)]
     return out

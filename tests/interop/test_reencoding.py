@@ -227,7 +227,7 @@ def built(
         except Exception as exc:
             c.error = f"conversion failed: {type(exc).__name__}: {exc}"
     paths = [c.path for c in b.converted.values() if c.path is not None]
-    results = dsig.verify_many(paths)  # type: ignore[arg-type]
+    results = dsig.verify_many(paths)
     for c in b.converted.values():
         if c.path is not None:
             c.result = results[str(c.path)]

@@ -312,9 +312,9 @@ def random_mutation(data: bytes, rng: random.Random) -> tuple[str, bytes]:
         return f"flip {pos}", flip_bit(data, pos, rng.randrange(8))
     if kind == "byte":
         pos = rng.randrange(len(data))
-        b = bytearray(data)
-        b[pos] = rng.choice((0x00, 0xFF, 0x7F, 0x80, rng.randrange(256)))
-        return f"byte {pos}", bytes(b)
+        mutated = bytearray(data)
+        mutated[pos] = rng.choice((0x00, 0xFF, 0x7F, 0x80, rng.randrange(256)))
+        return f"byte {pos}", bytes(mutated)
     if kind == "truncate":
         n = rng.randrange(len(data))
         return f"truncate {n}", truncate(data, n)

@@ -20,11 +20,11 @@ from tests.property.conftest import examples
 
 OPTIONS = VerifyOptions(integrity_only=True)
 SEED_NAMES = sorted(mutations.SEEDS)
-_SETTINGS = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    "database": None,
-}
+_SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
 
 
 def verify_file_bytes(path: Path, data: bytes) -> object:
@@ -39,7 +39,7 @@ def _verify(path: Path, data: bytes) -> object:
     return result
 
 
-@settings(max_examples=examples(120), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(120))
 @given(
     name=st.sampled_from(SEED_NAMES), rng_seed=st.integers(0, 2**32 - 1), depth=st.integers(1, 3)
 )
@@ -55,7 +55,7 @@ def test_structured_mutations_never_crash(
     _verify(scratch, data)
 
 
-@settings(max_examples=examples(120), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(120))
 @given(name=st.sampled_from(SEED_NAMES), pick=st.integers(0, 2**32 - 1), bit=st.integers(0, 7))
 def test_flip_inside_covered_value_is_never_valid(
     seeds: dict[str, bytes],
@@ -73,7 +73,7 @@ def test_flip_inside_covered_value_is_never_valid(
     assert result.signatures[c.sig].integrity is Indication.INVALID  # type: ignore[attr-defined]
 
 
-@settings(max_examples=examples(60), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(60))
 @given(name=st.sampled_from(SEED_NAMES), cut=st.floats(0, 1, exclude_max=True))
 @example(name="sr_nested", cut=0.765625)  # the main signature cut off, the item one left
 def test_truncation_is_an_error_or_not_valid(
@@ -88,7 +88,7 @@ def test_truncation_is_an_error_or_not_valid(
         assert len(result.signatures) < len(whole.signatures)  # type: ignore[attr-defined]
 
 
-@settings(max_examples=examples(80), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(80))
 @given(
     name=st.sampled_from(SEED_NAMES),
     which=st.integers(0, 2**32 - 1),
@@ -103,7 +103,7 @@ def test_length_field_corruption(
     _verify(scratch, mutations.corrupt_length(data, headers[which % len(headers)], value))
 
 
-@settings(max_examples=examples(60), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(60))
 @given(name=st.sampled_from(SEED_NAMES), a=st.integers(0, 2**32 - 1), b=st.integers(0, 2**32 - 1))
 def test_swapped_and_duplicated_items(
     seeds: dict[str, bytes], scratch: Path, name: str, a: int, b: int
@@ -162,7 +162,7 @@ def test_duplicated_signature_item_via_pydicom(seeds: dict[str, bytes], tmp_path
 runner = CliRunner()
 
 
-@settings(max_examples=examples(25), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(25))
 @given(name=st.sampled_from(SEED_NAMES), rng_seed=st.integers(0, 2**32 - 1))
 def test_cli_on_mutated_files(
     seeds: dict[str, bytes], scratch: Path, name: str, rng_seed: int

@@ -32,11 +32,11 @@ from dsig.verifier import VerifyOptions, verify_dataset, verify_file
 from tests.property import mutations
 from tests.property.conftest import examples
 
-_SETTINGS = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    "database": None,
-}
+_SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
 OPTIONS = VerifyOptions(integrity_only=True)
 LONG = {"OB", "OW", "OF", "OD", "OL", "OV", "SQ", "UN", "UT", "UC", "UR", "SV", "UV"}
 VRS = ["US", "SS", "UL", "SL", "FL", "FD", "AT", "OB", "OW", "UN", "CS", "UI", "LO", "DT", "PN",
@@ -76,7 +76,7 @@ vrs = st.sampled_from(VRS)
 # --- signature-item parser ----------------------------------------------------------------------
 
 
-@settings(max_examples=examples(300), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(300))
 @given(vr=vrs, value=values, little=st.booleans())
 def test_raw_readers_return_or_raise_dsig_error(vr: str, value: bytes, little: bool) -> None:
     tag = 0x04000020
@@ -124,7 +124,7 @@ def signature_levels(draw: st.DrawFn) -> bytes:
     )
 
 
-@settings(max_examples=examples(250), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(250))
 @given(level=signature_levels())
 def test_signature_items_from_hostile_values(level: bytes) -> None:
     ds = parse(level)
@@ -167,7 +167,7 @@ def hostile_levels(draw: st.DrawFn) -> tuple[bytes, bool]:
     return body, little
 
 
-@settings(max_examples=examples(250), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(250))
 @given(level=hostile_levels())
 def test_stream_encoder_on_hostile_elements(level: tuple[bytes, bool]) -> None:
     data, little = level
@@ -232,7 +232,7 @@ def cert_offsets(seeds: dict[str, bytes]) -> tuple[int, int]:
     return node.start, node.end
 
 
-@settings(max_examples=examples(80), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(80))
 @given(pick=st.integers(0, 2**32 - 1), bit=st.integers(0, 7), stomp=st.booleans())
 def test_mutated_signer_certificate(
     seeds: dict[str, bytes],
@@ -270,7 +270,7 @@ def token_material(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, byt
     return token, data
 
 
-@settings(max_examples=examples(150), **_SETTINGS)  # type: ignore[call-overload]
+@settings(_SETTINGS, max_examples=examples(150))
 @given(pick=st.integers(0, 2**32 - 1), bit=st.integers(0, 7), cut=st.booleans())
 def test_mutated_timestamp_token(
     token_material: tuple[bytes, bytes], pick: int, bit: int, cut: bool

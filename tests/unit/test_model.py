@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 
 from dsig.model import (
     find_signatures,
@@ -82,7 +83,7 @@ def test_signature_items_parse_back_in_every_encoding(
     root.SOPInstanceUID = "1.2.3.4"
     root.ReferencedImageSequence = Sequence([_signed_level([7], [0x00100010])])
     root.file_meta = FileMetaDataset()
-    root.file_meta.TransferSyntaxUID = syntax
+    root.file_meta.TransferSyntaxUID = UID(syntax)
     buf = io.BytesIO()
     write_dataset_file(root, buf, Encoding(syntax))
     buf.seek(0)

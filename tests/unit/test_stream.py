@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Sequence as TagList
 from pathlib import Path
 
 import pydicom
@@ -94,8 +95,8 @@ def _signature_item() -> Dataset:
     return item
 
 
-def _stream(ds: Dataset, tags: list[int] | None = None, **kw: bool) -> bytes:
-    out: list[bytes] = []
+def _stream(ds: Dataset, tags: TagList[int] | None = None, **kw: bool) -> bytes:
+    out: list[bytes | memoryview] = []
     signed = tags if tags is not None else [t for t in ds.keys() if is_signable_tag(t)]
     write_mac_stream(ds, signed, _signature_item(), [out.append], options=StreamOptions(**kw))
     return b"".join(bytes(b) for b in out)

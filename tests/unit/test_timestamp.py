@@ -8,6 +8,7 @@ import hashlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asn1crypto import tsp
@@ -60,14 +61,14 @@ def openssl_tsa(tpki: TimestampPki) -> Iterator[OpensslTsa]:
     tsa.close()
 
 
-def _token(tpki: TimestampPki, data: bytes = DATA, **kw: object) -> bytes:
+def _token(tpki: TimestampPki, data: bytes = DATA, **kw: Any) -> bytes:
     return make_token(
         tpki.tsa,
         hash_algorithm="sha256",
         digest=hashlib.sha256(data).digest(),
         certs=[tpki.intermediate.cert],
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _codes(check: object) -> list[str]:
