@@ -378,10 +378,7 @@ def build_tsa_evaluator(
     anchors, and the timeStamping EKU required; None without any trust store."""
     if not trust_stores:
         return None
-    import dataclasses
-
     import pki
-    from dsig.timestamp import TIMESTAMPING_OID
 
     policy = pki.build_policy(
         trust_stores=trust_stores,
@@ -392,8 +389,7 @@ def build_tsa_evaluator(
         online=online,
         allow_weak=allow_weak,
     )
-    tsa_policy = dataclasses.replace(policy, extended_key_usage=frozenset({TIMESTAMPING_OID}))
-    return pki.PolicyEvaluator(tsa_policy)
+    return pki.PolicyEvaluator(policy.for_timestamp_authority())
 
 
 def sign_timestamping(

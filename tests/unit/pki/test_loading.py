@@ -173,7 +173,8 @@ def test_builder_errors(
 
 def test_revocation_mode_defaults_and_parse(test_pki: factory.TestPki) -> None:
     roots = (test_pki.root.cert,)
-    assert pki.TrustPolicy(trust_roots=roots).revocation_mode is pki.RevocationMode.OFF
+    # Checked unless declined: hard-fail with or without a source configured.
+    assert pki.TrustPolicy(trust_roots=roots).revocation_mode is pki.RevocationMode.HARD_FAIL
     assert pki.TrustPolicy(trust_roots=roots, online=True).revocation_mode is (
         pki.RevocationMode.HARD_FAIL
     )
