@@ -13,17 +13,20 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     from pki.certs import fingerprint, load_certificates
     from pki.chain import aevaluate_chain, evaluate_chain
     from pki.errors import CertificateLoadError, PkiError, TrustConfigError
-    from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy
+    from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy, policy_from_settings
     from pki.policy import AlgorithmRule, RevocationMode, TrustPolicy
+    from pki.policy_file import PolicySettings, load_policy_file
     from pki.results import (
         FINDING_CODES,
         NOT_CHECKED,
+        RevocationCheck,
         TrustEvaluator,
         TrustFinding,
         TrustIndication,
         TrustResult,
     )
     from pki.revocation import load_crls, load_ocsp_responses
+    from pki.signer_rules import SignerRules, check_signing_certificate
 
 _EXPORTS = {
     "fingerprint": "pki.certs",
@@ -36,6 +39,12 @@ _EXPORTS = {
     "PolicyEvaluator": "pki.evaluator",
     "build_evaluator": "pki.evaluator",
     "build_policy": "pki.evaluator",
+    "policy_from_settings": "pki.evaluator",
+    "PolicySettings": "pki.policy_file",
+    "load_policy_file": "pki.policy_file",
+    "RevocationCheck": "pki.results",
+    "SignerRules": "pki.signer_rules",
+    "check_signing_certificate": "pki.signer_rules",
     "AlgorithmRule": "pki.policy",
     "RevocationMode": "pki.policy",
     "TrustPolicy": "pki.policy",
@@ -66,7 +75,10 @@ __all__ = [
     "CertificateLoadError",
     "PkiError",
     "PolicyEvaluator",
+    "PolicySettings",
+    "RevocationCheck",
     "RevocationMode",
+    "SignerRules",
     "TrustConfigError",
     "TrustEvaluator",
     "TrustFinding",
@@ -76,9 +88,12 @@ __all__ = [
     "aevaluate_chain",
     "build_evaluator",
     "build_policy",
+    "check_signing_certificate",
     "evaluate_chain",
     "fingerprint",
     "load_certificates",
     "load_crls",
     "load_ocsp_responses",
+    "load_policy_file",
+    "policy_from_settings",
 ]

@@ -127,6 +127,7 @@ EKU_NAMES: dict[str, str] = {
     "codesigning": "1.3.6.1.5.5.7.3.3",
 }
 ANY_POLICY = "2.5.29.32.0"
+DEFAULT_MAX_FETCHES = 16
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 
@@ -190,13 +191,15 @@ class TrustPolicy:
     signing_eku: frozenset[str] = SIGNING_EKUS
     allow_ca_signer: bool = False
     #: Most HTTP requests one evaluation may make when ``online`` (CRLs, OCSP, AIA).
-    max_fetches: int = 16
+    max_fetches: int = DEFAULT_MAX_FETCHES
     #: Where the policy came from (a policy file path), for reports.
     source: str | None = None
+    #: Trust anchors for timestamp authorities; empty = ``trust_roots``.
+    tsa_roots: tuple[x509.Certificate, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept any iterable from callers; store immutable containers (the policy is shared).
-        for name in ("trust_roots", "intermediates", "crls", "ocsp_responses"):
+        for name in ("trust_roots", "intermediates", "crls", "ocsp_responses", "tsa_roots"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("key_usage", "extended_key_usage", "policies", "signing_eku"):
             object.__setattr__(self, name, frozenset(getattr(self, name)))
@@ -226,6 +229,8 @@ class TrustPolicy:
         document-signing EKU and certificate-policy inputs not applied."""
         return dataclasses.replace(
             self,
+            trust_roots=self.tsa_roots or self.trust_roots,
+            tsa_roots=(),
             extended_key_usage=frozenset({TIMESTAMPING_EKU}),
             signing_eku=frozenset(),
             policies=frozenset(),
