@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     # reports need) stays cheap when no trust is evaluated
     from pki.certs import fingerprint, load_certificates
     from pki.chain import aevaluate_chain, evaluate_chain
+    from pki.check import check_certificate
     from pki.errors import CertificateLoadError, PkiError, TrustConfigError
     from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy, policy_from_settings
     from pki.policy import AlgorithmRule, RevocationMode, TrustPolicy
@@ -33,6 +34,7 @@ _EXPORTS = {
     "load_certificates": "pki.certs",
     "aevaluate_chain": "pki.chain",
     "evaluate_chain": "pki.chain",
+    "check_certificate": "pki.check",
     "CertificateLoadError": "pki.errors",
     "PkiError": "pki.errors",
     "TrustConfigError": "pki.errors",
@@ -88,6 +90,7 @@ __all__ = [
     "aevaluate_chain",
     "build_evaluator",
     "build_policy",
+    "check_certificate",
     "check_signing_certificate",
     "evaluate_chain",
     "fingerprint",

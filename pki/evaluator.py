@@ -142,6 +142,7 @@ def policy_from_settings(settings: PolicySettings, *, source: str | None = None)
         require_explicit_policy=bool(settings.require_explicit_policy),
         inhibit_policy_mapping=bool(settings.inhibit_policy_mapping),
         inhibit_any_policy=bool(settings.inhibit_any_policy),
+        allow_ca_signer=bool(settings.allow_ca_signer),
         source=source,
         tsa_roots=(
             load_from_paths(settings.tsa_anchors, "TSA trust store") if settings.tsa_anchors else ()

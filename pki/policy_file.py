@@ -19,6 +19,7 @@ Example (paths are relative to the file's directory)::
     inhibit_policy_mapping = false
     inhibit_any_policy = false
     tsa_anchors = []                   # anchors for timestamp authorities (default: anchors)
+    allow_ca_signer = false            # true only to test paths (e.g. NIST PKITS), never to sign
 
 Unknown keys are an error (a misspelt key must not silently weaken the policy).
 """
@@ -59,6 +60,7 @@ class PolicySettings:
     require_explicit_policy: bool | None = None
     inhibit_policy_mapping: bool | None = None
     inhibit_any_policy: bool | None = None
+    allow_ca_signer: bool | None = None
     source: str | None = None
 
     def overridden_by(self, other: PolicySettings) -> PolicySettings:
@@ -76,7 +78,13 @@ class PolicySettings:
 
 _PATH_KEYS = ("anchors", "intermediates", "crls", "ocsp", "tsa_anchors")
 _LIST_KEYS = ("allow_weak", "key_usage", "signing_eku", "required_eku", "policies")
-_BOOL_KEYS = ("online", "require_explicit_policy", "inhibit_policy_mapping", "inhibit_any_policy")
+_BOOL_KEYS = (
+    "online",
+    "require_explicit_policy",
+    "inhibit_policy_mapping",
+    "inhibit_any_policy",
+    "allow_ca_signer",
+)
 
 
 def load_policy_file(path: Path) -> PolicySettings:

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from typer.testing import CliRunner
 
 import pki
+from dsig.cli import app
 
 
 def _find_suite() -> Path:
@@ -120,3 +122,60 @@ def test_pkits(case: dict[str, Any]) -> None:
     assert result.indication is indication, (error, result.findings)
     if code is not None:
         assert codes[:1] == [code], result.findings
+
+
+@pytest.fixture(scope="module")
+def pkits_policy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's common settings as a policy file: its anchor, weak algorithms of 2010,
+    signer-use rules off (PKITS tests path validation, not signing)."""
+    path = tmp_path_factory.mktemp("pkits") / "pkits.toml"
+    anchor = SUITE / "certs" / "TrustAnchorRootCertificate.crt"
+    path.write_text(
+        f"anchors = [{json.dumps(str(anchor))}]\n"
+        'allow_weak = ["sha1", "rsa1024", "dsa1024"]\n'
+        "key_usage = []\nsigning_eku = []\nallow_ca_signer = true\n"
+    )
+    return path
+
+
+def _cli_args(case: dict[str, Any], policy_file: Path) -> list[str]:
+    args = ["cert", "check", str(SUITE / "certs" / case["cert"]), "--policy-file", str(policy_file)]
+    args += ["--at", AT.isoformat(), "--json"]
+    args += ["--revocation", "require" if "revocation" not in case else "hard-fail"]
+    for name in case.get("other_certs", []):
+        args += ["--untrusted", str(SUITE / "certs" / name)]
+    for name in [*case.get("crls", []), "TrustAnchorRootCRL.crl"]:
+        args += ["--crl", str(SUITE / "crls" / name)]
+    params = case.get("params", {})
+    for oid in params.get("user_initial_policy_set", ()):
+        args += ["--policy", oid]
+    for key, flag in (
+        ("initial_explicit_policy", "--require-explicit-policy"),
+        ("initial_policy_mapping_inhibit", "--inhibit-policy-mapping"),
+        ("initial_any_policy_inhibit", "--inhibit-any-policy"),
+    ):
+        if params.get(key):
+            args.append(flag)
+    return args
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_pkits_through_cert_check(case: dict[str, Any], pkits_policy_file: Path) -> None:
+    """The same cases through ``dsig cert check`` (policy file, CLI PKIX flags, exit codes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # negative serial numbers, on purpose
+        run = CliRunner().invoke(app, _cli_args(case, pkits_policy_file))
+    assert run.exit_code in (0, 1, 3), run.output
+    report = json.loads(run.stdout)
+    assert report["policy"]["source"] == str(pkits_policy_file)
+    error = case.get("error")
+    if error is None:
+        assert (run.exit_code, report["indication"]) == (0, "VALID"), report
+        assert len(report["trust"]["chain"]) == case["path_len"]
+        return
+    indication, code = _EXPECTED_FAILURE[error["class"]]
+    expected_exit = 1 if indication is pki.TrustIndication.INVALID else 3
+    assert (run.exit_code, report["indication"]) == (expected_exit, indication.value), report
+    decisions = [f["code"] for f in report["trust"]["findings"] if not f.get("note")]
+    if code is not None:
+        assert decisions[:1] == [code], report

@@ -139,7 +139,7 @@ def test_trusted_certificate_pem(test_pki: factory.TestPki, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"trust_stores": []}, "no trust store"),
+        ({"trust_stores": []}, "no trust anchors"),
         ({"trust_stores": ["/nonexistent/roots.pem"]}, "does not exist"),
         ({"trust_stores": ["{garbage}"]}, "not a certificate"),
         ({"trust_stores": ["{empty_dir}"]}, "holds no certificate"),
