@@ -443,6 +443,14 @@ def _check_crypto(
     return None, None, f"unsupported signer key type {type(key).__name__}"
 
 
+def check_signature_value(
+    cert: x509.Certificate, signature: bytes, mac: HashAlgorithm, digest: bytes
+) -> bool | None:
+    """Whether ``signature`` over ``digest`` verifies with ``cert``'s key (None: key type not
+    supported)."""
+    return _check_crypto(cert, signature, mac, digest)[0]
+
+
 def _weakness(
     res: SignatureResult, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
 ) -> None:
