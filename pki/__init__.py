@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     from pki.check import check_certificate
     from pki.errors import CertificateLoadError, PkiError, TrustConfigError
     from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy, policy_from_settings
+    from pki.moment import at_claimed_time
     from pki.policy import AlgorithmRule, RevocationMode, TrustPolicy
     from pki.policy_file import PolicySettings, load_policy_file
     from pki.results import (
@@ -34,6 +35,7 @@ _EXPORTS = {
     "load_certificates": "pki.certs",
     "aevaluate_chain": "pki.chain",
     "evaluate_chain": "pki.chain",
+    "at_claimed_time": "pki.moment",
     "check_certificate": "pki.check",
     "CertificateLoadError": "pki.errors",
     "PkiError": "pki.errors",
@@ -88,6 +90,7 @@ __all__ = [
     "TrustPolicy",
     "TrustResult",
     "aevaluate_chain",
+    "at_claimed_time",
     "build_evaluator",
     "build_policy",
     "check_certificate",

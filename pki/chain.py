@@ -99,6 +99,8 @@ async def aevaluate_chain(
             leaf, policy, at=at, extra_certs=extra_certs, skip_ee_revocation=True
         )
         if retry.indication is TrustIndication.VALID:
+            retry.ocsps = [*outcome.ocsps, *retry.ocsps]  # keep the response that was seen
+            retry.crls = [*outcome.crls, *retry.crls]
             outcome = retry
             findings.append(_after_moment_note(leaf, late, "OCSP", at, certified_time))
     indication = outcome.indication
