@@ -419,3 +419,36 @@ def test_policy_file_errors_are_one_line(tmp_path: Path) -> None:
     r = dsig_cli("verify", bad, "--policy-file", bad)
     assert r.exit_code == 4 and "not valid TOML" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_policy_file_in_serve_and_send(tmp_path: Path) -> None:
+    """``dsig serve --policy-file``: the same file decides; its log states the policy."""
+    from tests.helpers import net
+
+    p = net.make_pki(tmp_path / "pki")
+    signed = net.sign(net.small_object(tmp_path / "o.dcm"), tmp_path / "signed.dcm", p.key, p.cert)
+    policy = tmp_path / "serve.toml"
+    # require: positive revocation info for every certificate; none is given -> quarantined
+    policy.write_text(f'anchors = ["{p.trust}"]\nrevocation = "require"\n')
+    server = net.start_server(tmp_path / "srv", "--policy-file", policy)
+    try:
+        assert f"trust policy: {policy}" in server.log()
+        sent = net.run_dsig("send", "127.0.0.1", str(server.port), signed, "--called-ae", "X",
+                            "--sign", "--key", p.key, "--cert", p.cert, "--no-password",
+                            "--policy-file", policy)  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        lines = server.wait_audit(1)
+        assert [line["action"] for line in lines] == ["quarantined"]
+        report = json.loads(next(server.quarantine.glob("*.json")).read_text())
+        trust = report["signatures"][0]["trust"]
+        assert trust["indication"] == "INDETERMINATE"
+        assert "REVOCATION_UNAVAILABLE" in codes(trust)
+    finally:
+        assert server.stop() == 0, server.log()
+    # send --sign refuses a certificate that can never verify, before any association
+    expired = issue("send expired", issuer=build_pki().intermediate,
+                    not_before=NOW - dt.timedelta(days=9), not_after=NOW - dt.timedelta(days=1))  # fmt: skip
+    key, cert = expired.write(tmp_path, "expired")
+    sent = net.run_dsig("send", "127.0.0.1", "1", signed, "--sign", "--key", key, "--cert", cert,
+                        "--no-password")  # fmt: skip
+    assert sent.returncode == 4 and "CERT_EXPIRED" in sent.stderr, sent.stderr
