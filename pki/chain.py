@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from pki.certs import describe
 from pki.errors import PkiError, TrustConfigError
+from pki.offered import MAX_OFFERED, MAX_PER_NAME, bound_offered
 from pki.policy import RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication, TrustResult
 from pki.revinfo_status import revocation_checks, unavailable_hint
@@ -82,6 +83,18 @@ async def aevaluate_chain(
     from pki import _certvalidator  # lazy: keeps `import pki` free of pyhanko/aiohttp
 
     findings: list[TrustFinding] = []
+    extra_certs, dropped = bound_offered(
+        leaf, extra_certs, (*policy.trust_roots, *policy.intermediates)
+    )
+    if dropped:
+        findings.append(
+            TrustFinding(
+                "OFFERED_CERTS_LIMITED",
+                f"{dropped} certificate(s) offered by the file were ignored (at most "
+                f"{MAX_PER_NAME} per name, {MAX_OFFERED} in all)",
+                note=True,
+            )
+        )
     try:
         outcome = await _certvalidator.validate_path(leaf, policy, at=at, extra_certs=extra_certs)
     except Exception as e:  # a validator surprise must not abort a whole verification run

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from typer.testing import CliRunner
 
@@ -452,3 +453,46 @@ def test_policy_file_in_serve_and_send(tmp_path: Path) -> None:
     sent = net.run_dsig("send", "127.0.0.1", "1", signed, "--sign", "--key", key, "--cert", cert,
                         "--no-password")  # fmt: skip
     assert sent.returncode == 4 and "CERT_EXPIRED" in sent.stderr, sent.stderr
+
+
+# --- bounded path building (issue 13) ---------------------------------------------------------
+
+
+def _ring(n: int) -> list[Issued]:
+    """``n`` CA certificates with one name, each signed by the next one's key (a ring)."""
+    from tests.helpers.pki_factory import make_key
+
+    keys = [make_key("ec-p256") for _ in range(n)]
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Look-alike CA")])
+    out = []
+    for i, key in enumerate(keys):
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(days=1))
+            .not_valid_after(NOW + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(keys[(i + 1) % n], hashes.SHA256())
+        )
+        out.append(Issued(cert, key))
+    return out
+
+
+def test_look_alike_ring_in_a_timestamp_token_is_cheap(
+    moment_pki: MomentPki, tmp_path: Path
+) -> None:
+    ring = _ring(12)
+    tsa = issue("ring TSA", issuer=ring[0], eku=[ExtendedKeyUsageOID.TIME_STAMPING])
+    leaf = issue("ring signer", issuer=moment_pki.pki.intermediate)
+    signed = sign_file(leaf, tmp_path / "ring.dcm", tsa=tsa, tsa_chain=tuple(r.cert for r in ring))
+    start = time.monotonic()
+    got, report = verify_json(signed, "--trust-store", moment_pki.store)
+    elapsed = time.monotonic() - start
+    sig = report["files"][0]["signatures"][0]
+    assert sig["timestamp"]["indication"] != "VALID", sig["timestamp"]
+    assert got != 0 or sig["timestamp"]["findings"], sig
+    assert elapsed < 2.0, f"{elapsed:.1f} s"
+    print(f"ring of 12: verified in {elapsed:.2f} s")
