@@ -81,6 +81,7 @@ def _context(
     at: dt.datetime,
     extra: Sequence[x509.Certificate],
     *,
+    signer_der: bytes,
     skip_ee_revocation: bool = False,
 ) -> ValidationContext:
     rule = _RULES[policy.revocation_mode]
@@ -91,9 +92,13 @@ def _context(
     algos = policy.algorithms
     backend = None
     if policy.online:  # aiohttp only when fetching: it is a large import
-        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+        from pki._fetching import GuardedFetcherBackend
 
-        backend = OwnedFetcherBackend(AIOHttpFetcherBackend(per_request_timeout=policy.timeout))
+        backend = OwnedFetcherBackend(
+            GuardedFetcherBackend(
+                signer_der=signer_der, timeout=policy.timeout, max_requests=policy.max_fetches
+            )
+        )
     return ValidationContext(
         trust_roots=[_to_asn1(c) for c in policy.trust_roots],
         other_certs=[_to_asn1(c) for c in (*policy.intermediates, *extra)],
@@ -141,7 +146,13 @@ async def validate_path(
         for c in (leaf, *policy.trust_roots, *policy.intermediates, *extra_certs)
     }
     out = Outcome()
-    vc = _context(policy, at, extra_certs, skip_ee_revocation=skip_ee_revocation)
+    vc = _context(
+        policy,
+        at,
+        extra_certs,
+        signer_der=leaf.public_bytes(serialization.Encoding.DER),
+        skip_ee_revocation=skip_ee_revocation,
+    )
     try:
         validator = CertificateValidator(
             _to_asn1(leaf), validation_context=vc, pkix_params=pkix_params(policy)
