@@ -496,3 +496,82 @@ def test_look_alike_ring_in_a_timestamp_token_is_cheap(
     assert got != 0 or sig["timestamp"]["findings"], sig
     assert elapsed < 2.0, f"{elapsed:.1f} s"
     print(f"ring of 12: verified in {elapsed:.2f} s")
+
+
+# --- network hygiene with hostile servers on 127.0.0.1 --------------------------------------
+
+
+def test_tsa_credentials_never_follow_a_redirect() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from dsig.errors import DsigError
+    from dsig.tsa_client import TsaOptions, post_query
+
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """Silence."""
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    target = f"http://127.0.0.1:{other.server_address[1]}/steal"
+
+    class Redirector(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """Silence."""
+
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    tsa = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    for server in (other, tsa):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://user:secret@127.0.0.1:{tsa.server_address[1]}/tsa"
+        with pytest.raises(DsigError, match="redirects are not followed"):
+            post_query(url, b"query", TsaOptions())
+        assert seen == []  # the other host never saw a request, let alone the credentials
+    finally:
+        for server in (other, tsa):
+            server.shutdown()
+            server.server_close()
+
+
+def test_online_refuses_ocsp_replay_and_future_crl(tmp_path: Path) -> None:
+    from tests.helpers.pki_servers import make_ocsp_response
+
+    with PkiServer(this_update=NOW + dt.timedelta(days=30)) as server:  # CRLs from the future
+        root = issue("hostile root", ca=True)
+        server.add_authority("root", root)
+        inter = issue("hostile inter", issuer=root, ca=True)
+        server.add_authority("inter", inter)
+        crl_leaf = issue(
+            "future crl", issuer=inter, extensions=server.revinfo_extensions("inter", ocsp=False)
+        )
+        store = write_pem(tmp_path / "store.pem", root.cert)
+        write_pem(tmp_path / "inter.pem", inter.cert)
+        base = ("--trust-store", store, "--untrusted", tmp_path / "inter.pem", "--online")
+        signed = sign_file(crl_leaf, tmp_path / "future.dcm")
+        got, report = verify_json(signed, *base)
+        assert got == 3 and "REVOCATION_UNAVAILABLE" in codes(sig_trust(report))
+        # A replayed OCSP response (no nonce) from a responder that ignores ours.
+        ocsp_leaf = issue(
+            "replayed", issuer=inter, extensions=server.revinfo_extensions("inter", crl=False)
+        )
+        canned = make_ocsp_response(inter, ocsp_leaf.cert.serial_number, this_update=NOW)
+        server._ocsp_answer = lambda body: canned.public_bytes(serialization.Encoding.DER)  # type: ignore[method-assign]
+        signed = sign_file(ocsp_leaf, tmp_path / "replay.dcm")
+        got, report = verify_json(signed, *base)
+        trust = sig_trust(report)
+        assert got == 3 and "REVOCATION_UNAVAILABLE" in codes(trust), trust
