@@ -299,6 +299,15 @@ def _record(data: dict[str, Any]) -> dict[str, Any]:
                 "indication": sig.get("indication"),
                 "integrity": sig.get("integrity"),
                 "trust": trust.get("indication"),
+                "revocation": "; ".join(
+                    f"{r.get('certificate')}: {r.get('status')}"
+                    + (
+                        f" ({r.get('source') or r.get('detail')})"
+                        if r.get("source") or r.get("detail")
+                        else ""
+                    )
+                    for r in trust.get("revocation") or []
+                ),
                 "mac": sig.get("mac_algorithm"),
                 "datetime": sig.get("datetime"),
                 "location": sig.get("location"),

@@ -50,6 +50,7 @@ def render(
     generated: str = "",
     command: str = "",
     exit_code: int = 0,
+    policy: str = "",
 ) -> str:
     """The whole HTML document."""
     verdict, css = {
@@ -67,6 +68,7 @@ def render(
         f'<div class="meta">Generated {_e(generated)} by dsig'
         + (f' &middot; <span class="path">{_e(command)}</span>' if command else "")
         + "</div>",
+        f'<div class="meta">{_e(policy)}</div>' if policy else "",
         f'<div class="verdict {css}">{_e(verdict)} (exit code {_e(exit_code)})</div>',
         "<h2>Summary</h2>",
         "<table><tr>" + "".join(f"<th>{h}</th>" for h in _HEADS) + "<th>Files</th>"
@@ -120,7 +122,9 @@ def _files_table(records: Sequence[dict[str, Any]]) -> str:
             + _ind(s.get("indication"))
             + f" {_e(s.get('signer'))}; {_e(s.get('mac'))}, {_e(s.get('datetime'))}"
             + (f", in {_e(s.get('location'))}" if s.get("location") else "")
-            + f"; integrity {_e(s.get('integrity'))}, trust {_e(s.get('trust'))}</li>"
+            + f"; integrity {_e(s.get('integrity'))}, trust {_e(s.get('trust'))}"
+            + (f"; revocation: {_e(s.get('revocation'))}" if s.get("revocation") else "")
+            + "</li>"
             for s in sigs
         )
         findings = list(rec.get("findings") or [])

@@ -132,6 +132,16 @@ def _split_userinfo(url: str) -> tuple[str, TsaCredentials | None]:
     return redact(url), TsaCredentials(user, password)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would resend the Authorization header to wherever a redirect points."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the 3xx then surfaces as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
 def post_query(url: str, query: bytes, options: TsaOptions) -> bytes:
     """One POST; raises :class:`_TransientError` (retry) or :class:`TimestampError` (give up).
 
@@ -144,10 +154,15 @@ def post_query(url: str, query: bytes, options: TsaOptions) -> bytes:
         headers["Authorization"] = credentials.header()
     request = urllib.request.Request(url, data=query, headers=headers, method="POST")  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=options.timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=options.timeout) as response:
             body: bytes = response.read(MAX_REPLY + 1)
             ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     except urllib.error.HTTPError as e:
+        if 300 <= e.code < 400:
+            raise TimestampError(
+                f"HTTP {e.code}: the TSA redirects; redirects are not followed "
+                "(credentials stay with the host named)"
+            ) from None
         if e.code >= 500 or e.code == 429:
             raise _TransientError(f"HTTP {e.code} {e.reason}") from None
         if e.code in (401, 403):

@@ -443,6 +443,14 @@ def _check_crypto(
     return None, None, f"unsupported signer key type {type(key).__name__}"
 
 
+def check_signature_value(
+    cert: x509.Certificate, signature: bytes, mac: HashAlgorithm, digest: bytes
+) -> bool | None:
+    """Whether ``signature`` over ``digest`` verifies with ``cert``'s key (None: key type not
+    supported)."""
+    return _check_crypto(cert, signature, mac, digest)[0]
+
+
 def _weakness(
     res: SignatureResult, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
 ) -> None:
@@ -509,9 +517,15 @@ def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions)
             )  # fmt: skip
         at = options.clock()
     elif options.at == "signing-time":
-        at = parse_dicom_datetime(res.datetime or "")
-        if at is None:
-            at = options.clock()
+        claimed = parse_dicom_datetime(res.datetime or "")
+        if claimed is not None:
+            from dsig.timestamp import certified_moment, trust_at_timestamp
+            from pki.moment import at_claimed_time
+
+            certified = certified_moment(res)
+            proven = trust_at_timestamp(options.trust, cert, certified) if certified else None
+            return at_claimed_time(options.trust.evaluate(cert, at=claimed), claimed, proven)
+        at = options.clock()
     else:
         at = options.clock()
     return options.trust.evaluate(cert, at=at)

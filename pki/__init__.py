@@ -12,30 +12,43 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     # reports need) stays cheap when no trust is evaluated
     from pki.certs import fingerprint, load_certificates
     from pki.chain import aevaluate_chain, evaluate_chain
+    from pki.check import check_certificate
     from pki.errors import CertificateLoadError, PkiError, TrustConfigError
-    from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy
+    from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy, policy_from_settings
+    from pki.moment import at_claimed_time
     from pki.policy import AlgorithmRule, RevocationMode, TrustPolicy
+    from pki.policy_file import PolicySettings, load_policy_file
     from pki.results import (
         FINDING_CODES,
         NOT_CHECKED,
+        RevocationCheck,
         TrustEvaluator,
         TrustFinding,
         TrustIndication,
         TrustResult,
     )
     from pki.revocation import load_crls, load_ocsp_responses
+    from pki.signer_rules import SignerRules, check_signing_certificate
 
 _EXPORTS = {
     "fingerprint": "pki.certs",
     "load_certificates": "pki.certs",
     "aevaluate_chain": "pki.chain",
     "evaluate_chain": "pki.chain",
+    "at_claimed_time": "pki.moment",
+    "check_certificate": "pki.check",
     "CertificateLoadError": "pki.errors",
     "PkiError": "pki.errors",
     "TrustConfigError": "pki.errors",
     "PolicyEvaluator": "pki.evaluator",
     "build_evaluator": "pki.evaluator",
     "build_policy": "pki.evaluator",
+    "policy_from_settings": "pki.evaluator",
+    "PolicySettings": "pki.policy_file",
+    "load_policy_file": "pki.policy_file",
+    "RevocationCheck": "pki.results",
+    "SignerRules": "pki.signer_rules",
+    "check_signing_certificate": "pki.signer_rules",
     "AlgorithmRule": "pki.policy",
     "RevocationMode": "pki.policy",
     "TrustPolicy": "pki.policy",
@@ -66,7 +79,10 @@ __all__ = [
     "CertificateLoadError",
     "PkiError",
     "PolicyEvaluator",
+    "PolicySettings",
+    "RevocationCheck",
     "RevocationMode",
+    "SignerRules",
     "TrustConfigError",
     "TrustEvaluator",
     "TrustFinding",
@@ -74,11 +90,16 @@ __all__ = [
     "TrustPolicy",
     "TrustResult",
     "aevaluate_chain",
+    "at_claimed_time",
     "build_evaluator",
     "build_policy",
+    "check_certificate",
+    "check_signing_certificate",
     "evaluate_chain",
     "fingerprint",
     "load_certificates",
     "load_crls",
     "load_ocsp_responses",
+    "load_policy_file",
+    "policy_from_settings",
 ]

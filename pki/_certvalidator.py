@@ -22,11 +22,12 @@ from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
     DisallowWeakAlgorithmsPolicy,
+    PKIXValidationParams,
     RevocationCheckingPolicy,
     RevocationCheckingRule,
 )
 
-from pki.policy import RevocationMode, TrustPolicy
+from pki.policy import ANY_POLICY, RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication
 
 # The library logs warnings with tracebacks (e.g. a revoked CRL issuer); without a handler
@@ -63,6 +64,7 @@ class Outcome:
         self.crls: list[bytes] = []  # every CRL the context saw (supplied and fetched)
         self.ocsps: list[bytes] = []  # every OCSP response the context saw
         self.ee_revinfo_missing = False  # INDETERMINATE because of the signer's own status
+        self.policies: tuple[str, ...] = ()  # accepted certificate policies (dotted OIDs)
 
 
 def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -79,6 +81,7 @@ def _context(
     at: dt.datetime,
     extra: Sequence[x509.Certificate],
     *,
+    signer_der: bytes,
     skip_ee_revocation: bool = False,
 ) -> ValidationContext:
     rule = _RULES[policy.revocation_mode]
@@ -89,9 +92,13 @@ def _context(
     algos = policy.algorithms
     backend = None
     if policy.online:  # aiohttp only when fetching: it is a large import
-        from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+        from pki._fetching import GuardedFetcherBackend
 
-        backend = OwnedFetcherBackend(AIOHttpFetcherBackend(per_request_timeout=policy.timeout))
+        backend = OwnedFetcherBackend(
+            GuardedFetcherBackend(
+                signer_der=signer_der, timeout=policy.timeout, max_requests=policy.max_fetches
+            )
+        )
     return ValidationContext(
         trust_roots=[_to_asn1(c) for c in policy.trust_roots],
         other_certs=[_to_asn1(c) for c in (*policy.intermediates, *extra)],
@@ -108,6 +115,17 @@ def _context(
             dsa_key_size_threshold=algos.min_dsa_bits,
         ),
         time_tolerance=policy.time_tolerance,
+    )
+
+
+def pkix_params(policy: TrustPolicy) -> PKIXValidationParams:
+    """The RFC 5280 initial inputs of ``policy`` (asn1crypto spells anyPolicy 'any_policy')."""
+    names = {"any_policy" if oid == ANY_POLICY else oid for oid in policy.policies}
+    return PKIXValidationParams(
+        user_initial_policy_set=frozenset(names or {"any_policy"}),
+        initial_explicit_policy=policy.require_explicit_policy,
+        initial_policy_mapping_inhibit=policy.inhibit_policy_mapping,
+        initial_any_policy_inhibit=policy.inhibit_any_policy,
     )
 
 
@@ -128,9 +146,17 @@ async def validate_path(
         for c in (leaf, *policy.trust_roots, *policy.intermediates, *extra_certs)
     }
     out = Outcome()
-    vc = _context(policy, at, extra_certs, skip_ee_revocation=skip_ee_revocation)
+    vc = _context(
+        policy,
+        at,
+        extra_certs,
+        signer_der=leaf.public_bytes(serialization.Encoding.DER),
+        skip_ee_revocation=skip_ee_revocation,
+    )
     try:
-        validator = CertificateValidator(_to_asn1(leaf), validation_context=vc)
+        validator = CertificateValidator(
+            _to_asn1(leaf), validation_context=vc, pkix_params=pkix_params(policy)
+        )
         try:
             path = await validator.async_validate_path()
         except pv_errors.PathValidationError as e:
@@ -146,6 +172,7 @@ async def validate_path(
             out.findings.append(TrustFinding("REVOCATION_UNAVAILABLE", f"network error: {e}"))
         else:
             out.path = tuple(_from_asn1(c, known) for c in path.iter_certs(True))[::-1]
+            out.policies = _accepted_policies(path)
         for exc in vc.soft_fail_exceptions:
             out.findings.append(
                 TrustFinding("REVOCATION_UNAVAILABLE", f"soft-fail: {_msg(exc)}", note=True)
@@ -155,6 +182,18 @@ async def validate_path(
     finally:
         await vc.aclose()  # type: ignore[no-untyped-call]
     return out
+
+
+def _accepted_policies(path: Any) -> tuple[str, ...]:
+    """The valid policy set at the end of the path (RFC 5280 6.1.6), as dotted OIDs."""
+    tree = path.qualified_policies()
+    if tree is None:
+        return ()
+    oids = set()
+    for qp in tree:
+        oid = qp.user_domain_policy_id
+        oids.add(ANY_POLICY if oid == "any_policy" else str(oid))
+    return tuple(sorted(oids))
 
 
 def _msg(e: BaseException) -> str:

@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from pki.certs import describe
 from pki.errors import PkiError, TrustConfigError
+from pki.offered import MAX_OFFERED, MAX_PER_NAME, bound_offered
 from pki.policy import RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication, TrustResult
+from pki.revinfo_status import revocation_checks, unavailable_hint
 from pki.revocation import (
     RevocationEntry,
     crl_lookup,
@@ -23,19 +25,11 @@ from pki.revocation import (
     ocsp_revocation,
     revocation_message,
 )
+from pki.signer_rules import SignerRules, signer_findings
 
 if TYPE_CHECKING:  # the real import is lazy (see aevaluate_chain)
     from pki._certvalidator import Outcome
 
-_KU_ATTR = {
-    "digital_signature": "digital_signature",
-    "non_repudiation": "content_commitment",
-    "key_encipherment": "key_encipherment",
-    "data_encipherment": "data_encipherment",
-    "key_agreement": "key_agreement",
-    "key_cert_sign": "key_cert_sign",
-    "crl_sign": "crl_sign",
-}
 _RANK = {
     TrustIndication.VALID: 0,
     TrustIndication.NOT_CHECKED: 0,
@@ -89,6 +83,18 @@ async def aevaluate_chain(
     from pki import _certvalidator  # lazy: keeps `import pki` free of pyhanko/aiohttp
 
     findings: list[TrustFinding] = []
+    extra_certs, dropped = bound_offered(
+        leaf, extra_certs, (*policy.trust_roots, *policy.intermediates)
+    )
+    if dropped:
+        findings.append(
+            TrustFinding(
+                "OFFERED_CERTS_LIMITED",
+                f"{dropped} certificate(s) offered by the file were ignored (at most "
+                f"{MAX_PER_NAME} per name, {MAX_OFFERED} in all)",
+                note=True,
+            )
+        )
     try:
         outcome = await _certvalidator.validate_path(leaf, policy, at=at, extra_certs=extra_certs)
     except Exception as e:  # a validator surprise must not abort a whole verification run
@@ -106,13 +112,15 @@ async def aevaluate_chain(
             leaf, policy, at=at, extra_certs=extra_certs, skip_ee_revocation=True
         )
         if retry.indication is TrustIndication.VALID:
+            retry.ocsps = [*outcome.ocsps, *retry.ocsps]  # keep the response that was seen
+            retry.crls = [*outcome.crls, *retry.crls]
             outcome = retry
             findings.append(_after_moment_note(leaf, late, "OCSP", at, certified_time))
     indication = outcome.indication
     findings.extend(outcome.findings)
     chain = outcome.path
 
-    local = [*_key_usage(leaf, policy), *_leaf_key(leaf, policy)]
+    local = [*signer_findings(leaf, SignerRules.of(policy)), *_leaf_key(leaf, policy)]
     if chain and chain[-1] in policy.trust_roots:
         seen = {f.code for f in findings}
         local.extend(f for f in _anchor_validity(chain[-1], at, policy) if f.code not in seen)
@@ -124,6 +132,9 @@ async def aevaluate_chain(
             indication = _worst(indication, TrustIndication.INVALID)
         findings.append(finding)
 
+    checks = revocation_checks(chain, policy, at, outcome.crls, outcome.ocsps)
+    if indication is not TrustIndication.VALID and not policy.online:
+        findings = [unavailable_hint(f) for f in findings]
     findings.sort(key=lambda f: f.note)  # decisions first, notes after
     return TrustResult(
         indication,
@@ -131,6 +142,8 @@ async def aevaluate_chain(
         chain=chain,
         validated_at=at,
         details=_details(policy, certified_time),
+        revocation=checks,
+        policies=outcome.policies if indication is TrustIndication.VALID else (),
     )
 
 
@@ -162,32 +175,6 @@ def _details(policy: TrustPolicy, certified_time: bool) -> dict[str, str]:
 
 def _worst(a: TrustIndication, b: TrustIndication) -> TrustIndication:
     return a if _RANK[a] >= _RANK[b] else b
-
-
-def _key_usage(leaf: x509.Certificate, policy: TrustPolicy) -> list[TrustFinding]:
-    out: list[TrustFinding] = []
-    try:
-        ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        ku = None  # RFC 5280 4.2.1.3: no extension means no restriction
-    if ku is not None and policy.key_usage:
-        if not any(getattr(ku, _KU_ATTR[name]) for name in policy.key_usage):
-            wanted = " or ".join(sorted(policy.key_usage))
-            out.append(TrustFinding("KEY_USAGE", f"{describe(leaf)}: key usage lacks {wanted}"))
-    if policy.extended_key_usage:
-        try:
-            eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            have = {oid.dotted_string for oid in eku}
-        except x509.ExtensionNotFound:
-            have = set()
-        missing = sorted(policy.extended_key_usage - have)
-        if missing:
-            out.append(
-                TrustFinding(
-                    "KEY_USAGE", f"{describe(leaf)}: extended key usage lacks {', '.join(missing)}"
-                )
-            )
-    return out
 
 
 def _leaf_key(leaf: x509.Certificate, policy: TrustPolicy) -> list[TrustFinding]:

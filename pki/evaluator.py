@@ -11,7 +11,18 @@ from cryptography import x509
 from pki.certs import fingerprint, load_from_paths
 from pki.chain import evaluate_chain
 from pki.errors import TrustConfigError
-from pki.policy import AlgorithmRule, RevocationMode, TrustPolicy
+from pki.policy import (
+    ANY_POLICY,
+    DEFAULT_MAX_FETCHES,
+    SIGNING_EKUS,
+    SIGNING_KEY_USAGE,
+    AlgorithmRule,
+    RevocationMode,
+    TrustPolicy,
+    parse_eku,
+    parse_policy_oid,
+)
+from pki.policy_file import PolicySettings, load_policy_file
 from pki.results import TrustEvaluator, TrustResult
 from pki.revocation import load_crls, load_ocsp_responses
 
@@ -45,58 +56,123 @@ class PolicyEvaluator:
 
 def build_policy(
     *,
-    trust_stores: Sequence[Path],
+    trust_stores: Sequence[Path] = (),
     untrusted: Sequence[Path] = (),
     crls: Sequence[Path] = (),
     revocation: str | None = None,
-    online: bool = False,
-    allow_weak: Sequence[str] = (),
-    timeout: float = 10.0,
+    online: bool | None = None,
+    allow_weak: Sequence[str] | None = None,
+    timeout: float | None = None,
     ocsp_responses: Sequence[Path] = (),
+    policy_file: Path | None = None,
+    policies: Sequence[str] | None = None,
+    require_explicit_policy: bool | None = None,
+    inhibit_policy_mapping: bool | None = None,
+    inhibit_any_policy: bool | None = None,
+    signing_eku: Sequence[str] | None = None,
+    required_eku: Sequence[str] | None = None,
+    tsa_trust_stores: Sequence[Path] = (),
 ) -> TrustPolicy:
-    """Load the files and build a :class:`TrustPolicy`; see :func:`build_evaluator`."""
-    if not trust_stores:
-        raise TrustConfigError("no trust store given (there is no implicit system store)")
+    """Load the files and build a :class:`TrustPolicy`; see :func:`build_evaluator`.
+
+    With ``policy_file`` (TOML, :mod:`pki.policy_file`) its settings are the base and every
+    argument given here overrides them (a list given here replaces the file's list).
+    """
+    base = load_policy_file(policy_file) if policy_file is not None else PolicySettings()
+    given = PolicySettings(
+        anchors=tuple(map(Path, trust_stores)),
+        tsa_anchors=tuple(map(Path, tsa_trust_stores)),
+        intermediates=tuple(map(Path, untrusted)),
+        crls=tuple(map(Path, crls)),
+        ocsp=tuple(map(Path, ocsp_responses)),
+        revocation=RevocationMode.parse(revocation).value if revocation is not None else None,
+        online=online or None,
+        timeout=_seconds(timeout),
+        allow_weak=tuple(allow_weak) if allow_weak else None,
+        policies=tuple(parse_policy_oid(p) for p in policies) if policies else None,
+        require_explicit_policy=require_explicit_policy or None,
+        inhibit_policy_mapping=inhibit_policy_mapping or None,
+        inhibit_any_policy=inhibit_any_policy or None,
+        signing_eku=tuple(parse_eku(e) for e in signing_eku) if signing_eku else None,
+        required_eku=tuple(parse_eku(e) for e in required_eku) if required_eku else None,
+    )
+    return policy_from_settings(base.overridden_by(given), source=base.source)
+
+
+def _seconds(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
     try:
-        seconds = float(timeout)
+        return float(timeout)
     except (TypeError, ValueError):
         raise TrustConfigError(f"timeout must be a number of seconds, got {timeout!r}") from None
+
+
+def policy_from_settings(settings: PolicySettings, *, source: str | None = None) -> TrustPolicy:
+    """Load the certificates, CRLs and OCSP responses ``settings`` name: a :class:`TrustPolicy`."""
+    if not settings.anchors:
+        raise TrustConfigError(
+            "no trust anchors given (--trust-store or 'anchors' in a policy file; "
+            "there is no implicit system store)"
+        )
     return TrustPolicy(
-        trust_roots=load_from_paths([Path(p) for p in trust_stores], "trust store"),
+        trust_roots=load_from_paths(settings.anchors, "trust store"),
         intermediates=(
-            load_from_paths([Path(p) for p in untrusted], "untrusted certificates")
-            if untrusted
+            load_from_paths(settings.intermediates, "untrusted certificates")
+            if settings.intermediates
             else ()
         ),
-        crls=load_crls(*map(Path, crls)),
-        ocsp_responses=load_ocsp_responses(*map(Path, ocsp_responses)),
-        revocation=RevocationMode.parse(revocation) if revocation is not None else None,
-        online=online,
-        timeout=seconds,
-        algorithms=AlgorithmRule.from_names(allow_weak),
+        crls=load_crls(*settings.crls),
+        ocsp_responses=load_ocsp_responses(*settings.ocsp),
+        revocation=RevocationMode.parse(settings.revocation) if settings.revocation else None,
+        online=bool(settings.online),
+        timeout=settings.timeout if settings.timeout is not None else 10.0,
+        max_fetches=(
+            settings.max_fetches if settings.max_fetches is not None else DEFAULT_MAX_FETCHES
+        ),
+        algorithms=AlgorithmRule.from_names(settings.allow_weak or ()),
+        key_usage=(
+            frozenset(settings.key_usage) if settings.key_usage is not None else SIGNING_KEY_USAGE
+        ),
+        signing_eku=(
+            frozenset(settings.signing_eku) if settings.signing_eku is not None else SIGNING_EKUS
+        ),
+        extended_key_usage=frozenset(settings.required_eku or ()),
+        policies=frozenset(p for p in settings.policies or () if p != ANY_POLICY),
+        require_explicit_policy=bool(settings.require_explicit_policy),
+        inhibit_policy_mapping=bool(settings.inhibit_policy_mapping),
+        inhibit_any_policy=bool(settings.inhibit_any_policy),
+        allow_ca_signer=bool(settings.allow_ca_signer),
+        source=source,
+        tsa_roots=(
+            load_from_paths(settings.tsa_anchors, "TSA trust store") if settings.tsa_anchors else ()
+        ),
     )
 
 
 def build_evaluator(
     *,
-    trust_stores: Sequence[Path],
+    trust_stores: Sequence[Path] = (),
     untrusted: Sequence[Path] = (),
     crls: Sequence[Path] = (),
     revocation: str | None = None,
     online: bool = False,
     allow_weak: Sequence[str] = (),
-    timeout: float = 10.0,
+    timeout: float | None = None,
     ocsp_responses: Sequence[Path] = (),
+    policy_file: Path | None = None,
 ) -> TrustEvaluator:
     """Build the evaluator ``dsig verify --trust-store ...`` uses.
 
     - ``trust_stores`` / ``untrusted``: PEM bundles, DER files, PKCS#7 bundles (PEM or DER),
       directories of them (OpenSSL hashed directories too).
     - ``crls``: PEM/DER CRL files or directories; ``ocsp_responses``: DER OCSP responses.
-    - ``revocation``: ``off|soft-fail|hard-fail|require``; None = hard-fail when CRLs, OCSP
-      responses or ``online`` are given, else off.
-    - ``online``: fetch CRLs, OCSP and missing intermediates (AIA), ``timeout`` s per request.
+    - ``revocation``: ``off|soft-fail|hard-fail|require``; None = hard-fail (every
+      certificate publishing a CRL DP or OCSP responder needs its status).
+    - ``online``: fetch CRLs, OCSP and missing intermediates (AIA), ``timeout`` s per request
+      (default 10).
     - ``allow_weak``: names such as ``sha1``, ``md5``, ``rsa1024``, ``dsa1024``.
+    - ``policy_file``: a TOML policy file (:mod:`pki.policy_file`); arguments override it.
 
     Raises :class:`~pki.errors.TrustConfigError` (one-line message) on bad paths or values.
     """
@@ -110,5 +186,6 @@ def build_evaluator(
             allow_weak=allow_weak,
             timeout=timeout,
             ocsp_responses=ocsp_responses,
+            policy_file=policy_file,
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import re
@@ -53,6 +54,15 @@ class AlgorithmRule:
     min_rsa_bits: int = MIN_KEY_BITS
     min_dsa_bits: int = MIN_KEY_BITS
 
+    def allowed_names(self) -> frozenset[str]:
+        """The allow-list names this rule was built from (``sha1``, ``rsa1024``, ...)."""
+        names = set(self.allowed_hashes)
+        if self.min_rsa_bits < MIN_KEY_BITS:
+            names.add(f"rsa{self.min_rsa_bits}")
+        if self.min_dsa_bits < MIN_KEY_BITS:
+            names.add(f"dsa{self.min_dsa_bits}")
+        return frozenset(names)
+
     @property
     def weak_hashes(self) -> frozenset[str]:
         """Hash names that make a signature in the path WEAK_ALGORITHM."""
@@ -99,13 +109,65 @@ _KU_NAMES = frozenset(
 )
 
 
+#: id-kp-documentSigning (RFC 9336), anyExtendedKeyUsage, id-kp-emailProtection.
+DOCUMENT_SIGNING_EKU = "1.3.6.1.5.5.7.3.36"
+ANY_EKU = "2.5.29.37.0"
+EMAIL_PROTECTION_EKU = "1.3.6.1.5.5.7.3.4"
+TIMESTAMPING_EKU = "1.3.6.1.5.5.7.3.8"
+#: The EKUs that let a certificate sign DICOM when it has an EKU extension at all.
+SIGNING_EKUS: frozenset[str] = frozenset({DOCUMENT_SIGNING_EKU, ANY_EKU})
+EKU_NAMES: dict[str, str] = {
+    "documentsigning": DOCUMENT_SIGNING_EKU,
+    "anyextendedkeyusage": ANY_EKU,
+    "emailprotection": EMAIL_PROTECTION_EKU,
+    "timestamping": "1.3.6.1.5.5.7.3.8",
+    "ocspsigning": "1.3.6.1.5.5.7.3.9",
+    "serverauth": "1.3.6.1.5.5.7.3.1",
+    "clientauth": "1.3.6.1.5.5.7.3.2",
+    "codesigning": "1.3.6.1.5.5.7.3.3",
+}
+ANY_POLICY = "2.5.29.32.0"
+DEFAULT_MAX_FETCHES = 16
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+def parse_oid(text: str, what: str) -> str:
+    """A dotted OID, or :class:`TrustConfigError` naming ``what``."""
+    value = text.strip()
+    if not _OID.match(value):
+        raise TrustConfigError(f"{what}: {text!r} is not a dotted OID")
+    return value
+
+
+def parse_eku(text: str) -> str:
+    """An EKU by name (``documentSigning``, ``emailProtection``, ...) or dotted OID."""
+    name = text.strip().replace("-", "").replace("_", "").lower()
+    return EKU_NAMES.get(name) or parse_oid(text, "extended key usage")
+
+
+def parse_policy_oid(text: str) -> str:
+    """A certificate policy OID; ``any`` (or anyPolicy) is 2.5.29.32.0."""
+    if text.strip().lower() in ("any", "anypolicy", "any-policy", "any_policy"):
+        return ANY_POLICY
+    return parse_oid(text, "certificate policy")
+
+
 @dataclass(frozen=True)
 class TrustPolicy:
     """Everything the second verification phase needs, except the moment.
 
     Trust anchors are required: there is never an implicit system store. ``revocation``
-    None means: hard-fail when any revocation source is configured (CRLs, OCSP responses,
-    ``online``), else off; read :attr:`revocation_mode` for the effective value.
+    None means hard-fail: every certificate of the path that publishes a CRL distribution
+    point or an OCSP responder needs its status from the supplied CRLs/OCSP responses or,
+    ``online``, fetched; read :attr:`revocation_mode` for the effective value.
+
+    PKIX initial inputs (RFC 5280 6.1.1): ``policies`` is the user-initial-policy-set
+    (dotted OIDs; empty = anyPolicy), with ``require_explicit_policy``,
+    ``inhibit_policy_mapping`` and ``inhibit_any_policy``.
+
+    Signer rules: when the signer has an EKU extension it must list one of
+    ``signing_eku`` (empty: no such rule, e.g. for timestamp authorities); a CA
+    certificate never signs unless ``allow_ca_signer``.
     """
 
     trust_roots: tuple[x509.Certificate, ...]
@@ -122,12 +184,24 @@ class TrustPolicy:
     # issued later than ``at`` would be "too recent". Risk: reversible holds (rare today).
     retroactive_revinfo: bool = True
     time_tolerance: dt.timedelta = dt.timedelta(seconds=1)
+    policies: frozenset[str] = frozenset()
+    require_explicit_policy: bool = False
+    inhibit_policy_mapping: bool = False
+    inhibit_any_policy: bool = False
+    signing_eku: frozenset[str] = SIGNING_EKUS
+    allow_ca_signer: bool = False
+    #: Most HTTP requests one evaluation may make when ``online`` (CRLs, OCSP, AIA).
+    max_fetches: int = DEFAULT_MAX_FETCHES
+    #: Where the policy came from (a policy file path), for reports.
+    source: str | None = None
+    #: Trust anchors for timestamp authorities; empty = ``trust_roots``.
+    tsa_roots: tuple[x509.Certificate, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept any iterable from callers; store immutable containers (the policy is shared).
-        for name in ("trust_roots", "intermediates", "crls", "ocsp_responses"):
+        for name in ("trust_roots", "intermediates", "crls", "ocsp_responses", "tsa_roots"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        for name in ("key_usage", "extended_key_usage"):
+        for name in ("key_usage", "extended_key_usage", "policies", "signing_eku"):
             object.__setattr__(self, name, frozenset(getattr(self, name)))
         if not self.trust_roots:
             raise TrustConfigError("a trust policy needs at least one trust anchor")
@@ -140,19 +214,68 @@ class TrustPolicy:
             raise TrustConfigError(f"unknown key usage names: {', '.join(sorted(unknown))}")
         if self.revocation is not None and not isinstance(self.revocation, RevocationMode):
             raise TrustConfigError("revocation must be a RevocationMode or None")
+        for oid in (*self.policies, *self.extended_key_usage, *self.signing_eku):
+            parse_oid(oid, "policy or EKU")
+        if self.max_fetches < 0:
+            raise TrustConfigError(f"max_fetches must be >= 0, got {self.max_fetches}")
 
     @property
     def revocation_mode(self) -> RevocationMode:
         """The effective revocation mode (see the class docstring for the default)."""
-        if self.revocation is not None:
-            return self.revocation
-        has_source = bool(self.crls or self.ocsp_responses or self.online)
-        return RevocationMode.HARD_FAIL if has_source else RevocationMode.OFF
+        return self.revocation if self.revocation is not None else RevocationMode.HARD_FAIL
 
-    def summary(self) -> dict[str, str]:
-        """Short description for reports (``policy_summary``)."""
-        return {
-            "trust_anchors": str(len(self.trust_roots)),
+    def for_timestamp_authority(self) -> TrustPolicy:
+        """This policy as it applies to TSA certificates: timeStamping EKU required, the
+        document-signing EKU and certificate-policy inputs not applied."""
+        return dataclasses.replace(
+            self,
+            trust_roots=self.tsa_roots or self.trust_roots,
+            tsa_roots=(),
+            extended_key_usage=frozenset({TIMESTAMPING_EKU}),
+            signing_eku=frozenset(),
+            policies=frozenset(),
+            require_explicit_policy=False,
+        )
+
+    def summary(self) -> dict[str, object]:
+        """The policy in effect, for reports (JSON ``policy``, human footer, HTML)."""
+        out: dict[str, object] = {
+            "source": self.source or "command line",
+            "trust_anchors": len(self.trust_roots),
+            "intermediates": len(self.intermediates),
+            "crls": len(self.crls),
+            "ocsp_responses": len(self.ocsp_responses),
             "revocation": self.revocation_mode.value,
-            "online": "yes" if self.online else "no",
+            "online": self.online,
+            "timeout": self.timeout,
+            "allow_weak": sorted(self.algorithms.allowed_names()),
+            "key_usage": sorted(self.key_usage),
+            "required_eku": sorted(self.extended_key_usage),
+            "signing_eku": sorted(self.signing_eku),
+            "policies": sorted(self.policies) or [ANY_POLICY],
+            "require_explicit_policy": self.require_explicit_policy,
+            "inhibit_policy_mapping": self.inhibit_policy_mapping,
+            "inhibit_any_policy": self.inhibit_any_policy,
         }
+        return out
+
+    def describe(self) -> str:
+        """One line for a human footer."""
+        extras = []
+        if self.policies:
+            extras.append("policies " + ",".join(sorted(self.policies)))
+        if self.require_explicit_policy:
+            extras.append("explicit policy required")
+        if self.inhibit_policy_mapping:
+            extras.append("policy mapping inhibited")
+        if self.inhibit_any_policy:
+            extras.append("anyPolicy inhibited")
+        weak = sorted(self.algorithms.allowed_names())
+        if weak:
+            extras.append("weak allowed: " + ",".join(weak))
+        tail = "; " + "; ".join(extras) if extras else ""
+        return (
+            f"{self.source or 'command line'}: {len(self.trust_roots)} anchor(s), "
+            f"revocation {self.revocation_mode.value}, {'online' if self.online else 'offline'}"
+            f"{tail}"
+        )

@@ -30,14 +30,65 @@ class TrustFinding:
 
 
 @dataclass(frozen=True)
+class RevocationCheck:
+    """How the revocation status of one certificate of the path was (or was not) established.
+
+    ``status``: ``good``, ``revoked``, ``revoked-later`` (after the validation moment),
+    ``unknown`` (OCSP said so), ``unavailable`` (publishes revocation info that could not be
+    had), ``not-published`` (no CRL distribution point, no OCSP responder, nothing supplied)
+    or ``not-checked`` (revocation off). ``source``: ``crl``/``ocsp`` with ``supplied`` or
+    ``fetched``; ``detail`` says why when nothing was used.
+    """
+
+    certificate: str
+    serial: str
+    status: str
+    source: str | None = None
+    detail: str = ""
+    revoked_at: dt.datetime | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """One entry of ``trust.revocation``."""
+        out: dict[str, object] = {
+            "certificate": self.certificate,
+            "serial": self.serial,
+            "status": self.status,
+            "source": self.source,
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        if self.revoked_at is not None:
+            out["revoked_at"] = self.revoked_at.isoformat()
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+    def describe(self) -> str:
+        """Short human form: ``CN=x: good (ocsp fetched)``."""
+        how = f" ({self.source})" if self.source else (f" ({self.detail})" if self.detail else "")
+        return f"{self.certificate}: {self.status}{how}"
+
+
+@dataclass(frozen=True)
 class TrustResult:
-    """Verdict on a signer certificate at a moment, with the path that was found."""
+    """Verdict on a signer certificate at a moment, with the path that was found.
+
+    ``revocation``: one :class:`RevocationCheck` per certificate of the path below the
+    anchor; ``policies``: the certificate policies the path was accepted under (dotted OIDs).
+    """
 
     indication: TrustIndication
     findings: tuple[TrustFinding, ...] = ()
     chain: tuple[x509.Certificate, ...] = ()
     validated_at: dt.datetime | None = None
     details: dict[str, str] = field(default_factory=dict)
+    revocation: tuple[RevocationCheck, ...] = ()
+    policies: tuple[str, ...] = ()
+
+    def revocation_line(self) -> str:
+        """What was and wasn't checked for revocation, in one line ('' when not evaluated)."""
+        return "; ".join(c.describe() for c in self.revocation)
 
     def to_json(self) -> dict[str, object]:
         """The ``trust`` object of the JSON report."""
@@ -49,6 +100,10 @@ class TrustResult:
             out["validated_at"] = self.validated_at.isoformat()
         if self.chain:
             out["chain"] = [c.subject.rfc4514_string() for c in self.chain]
+        if self.revocation:
+            out["revocation"] = [c.to_json() for c in self.revocation]
+        if self.chain and self.indication is TrustIndication.VALID:
+            out["accepted_policies"] = list(self.policies)
         out.update(self.details)
         return out
 
@@ -67,10 +122,17 @@ FINDING_CODES: dict[str, str] = {
     "CERT_EXPIRED": "a certificate of the path had expired at the validation moment",
     "CERT_NOT_YET_VALID": "a certificate of the path was not yet valid at the validation moment",
     "CERT_REVOKED": "a certificate of the path was revoked at or before the validation moment",
-    "REVOCATION_UNAVAILABLE": "revocation status could not be established (note under soft-fail)",
+    "REVOCATION_UNAVAILABLE": "a certificate publishes revocation information but its status "
+    "could not be established from --crl/--ocsp or --online (note under soft-fail)",
     "REVOKED_AFTER_MOMENT": "note: a certificate was revoked, but only after the validation moment",
-    "KEY_USAGE": "signer lacks digitalSignature/nonRepudiation (or a required EKU), "
-    "or an issuer lacks keyCertSign",
+    "KEY_USAGE": "signer lacks digitalSignature/nonRepudiation, or an issuer lacks keyCertSign",
+    "EXTENDED_KEY_USAGE": "signer's extended key usage does not allow document signing "
+    "(documentSigning, anyExtendedKeyUsage, or what the policy accepts), or lacks a required EKU",
+    "SIGNER_IS_CA": "the signer certificate is a CA certificate: CA certificates never sign DICOM",
+    "MOMENT_CLAIMED": "note: validated at the signer-claimed signing time, which is not proven",
+    "REVOKED_AFTER_CLAIMED_TIME": "revoked after the signer-claimed signing time, with no "
+    "certified timestamp before the revocation: the claim cannot be relied on",
+    "OFFERED_CERTS_LIMITED": "note: certificates offered by the file beyond the limit were ignored",
     "BASIC_CONSTRAINTS": "an issuer is not a CA, or a path length constraint is exceeded",
     "WEAK_ALGORITHM": "weak hash (MD5, SHA-1) or small key (RSA/DSA < 2048 bits) in the path",
     "CERT_SIGNATURE_INVALID": "a certificate's signature does not verify with its issuer's key",

@@ -108,7 +108,15 @@ def crl_lookup(
     Only CRLs issued by ``issuer`` (name and signature) count; delta and indirect CRLs are
     left to the path validator.
     """
-    covered = False
+    found, entry = crl_find(cert, issuer, crls)
+    return found is not None, entry
+
+
+def crl_find(
+    cert: x509.Certificate, issuer: x509.Certificate, crls: Iterable[bytes]
+) -> tuple[bytes | None, RevocationEntry | None]:
+    """Like :func:`crl_lookup`, naming the DER CRL that covered ``cert`` (None: none did)."""
+    covered: bytes | None = None
     for der in crls:
         try:
             crl = x509.load_der_x509_crl(der)
@@ -116,13 +124,22 @@ def crl_lookup(
             continue
         if crl.issuer != cert.issuer or not _signed_by(crl, issuer):
             continue
-        covered = True
-        entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+        covered = covered or der
+        entry = _revoked_entry(crl, cert.serial_number)
         if entry is not None:
-            return True, RevocationEntry(
+            return der, RevocationEntry(
                 entry.revocation_date_utc, _reason(entry), crl.last_update_utc
             )
     return covered, None
+
+
+def _revoked_entry(
+    crl: x509.CertificateRevocationList, serial: int
+) -> x509.RevokedCertificate | None:
+    try:
+        return crl.get_revoked_certificate_by_serial_number(serial)
+    except ValueError:  # negative serials (invalid, yet seen) are not indexable
+        return next((e for e in crl if e.serial_number == serial), None)
 
 
 def _reason(entry: x509.RevokedCertificate) -> str | None:
@@ -206,13 +223,22 @@ def _ocsp_signer_key(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> o
     return None
 
 
-def ocsp_revocation(
+@dataclass(frozen=True)
+class OcspStatus:
+    """What an authentic OCSP response says about one certificate."""
+
+    response: bytes  # the DER response it came from
+    revoked: RevocationEntry | None  # None: good
+    unknown: bool = False
+
+
+def ocsp_status(
     cert: x509.Certificate, issuer: x509.Certificate, responses: Iterable[bytes]
-) -> RevocationEntry | None:
-    """The revocation an authentic OCSP response reports for ``cert``, if any.
+) -> OcspStatus | None:
+    """The status an authentic OCSP response gives ``cert``, if any does.
 
     Authentic: SHA-1 CertID matching ``issuer``'s key, signed by the issuer or by its
-    delegated responder. Used only to recognise "revoked after the validation moment".
+    delegated responder.
     """
     key_id = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest
     for der in responses:
@@ -229,19 +255,33 @@ def ocsp_revocation(
             ):
                 continue
             for single in response.responses:
-                if (
+                if not (
                     single.serial_number == cert.serial_number
                     and isinstance(single.hash_algorithm, hashes.SHA1)
                     and single.issuer_key_hash == key_id
-                    and single.certificate_status is ocsp.OCSPCertStatus.REVOKED
-                    and single.revocation_time_utc is not None
                 ):
+                    continue
+                status = single.certificate_status
+                if status is ocsp.OCSPCertStatus.REVOKED and single.revocation_time_utc:
                     reason = single.revocation_reason
-                    return RevocationEntry(
+                    entry = RevocationEntry(
                         single.revocation_time_utc,
                         reason.value if reason else None,
                         single.this_update_utc,
                     )
+                    return OcspStatus(der, entry)
+                return OcspStatus(der, None, unknown=status is ocsp.OCSPCertStatus.UNKNOWN)
         except ValueError:
             continue
     return None
+
+
+def ocsp_revocation(
+    cert: x509.Certificate, issuer: x509.Certificate, responses: Iterable[bytes]
+) -> RevocationEntry | None:
+    """The revocation an authentic OCSP response reports for ``cert``, if any.
+
+    Used only to recognise "revoked after the validation moment".
+    """
+    status = ocsp_status(cert, issuer, responses)
+    return status.revoked if status is not None else None

@@ -43,3 +43,15 @@ PasswordEnvOpt = Annotated[
 NoPasswordOpt = Annotated[bool, typer.Option("--no-password", help="the key is not encrypted")]
 PinFileOpt = Annotated[Path | None, typer.Option(help="token PIN from a file")]
 PinEnvOpt = Annotated[str | None, typer.Option(help="token PIN from this variable")]
+ForceCertificateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force-certificate",
+        help="sign even with a certificate whose signatures can never verify "
+        "(expired, wrong key usage/EKU, CA, key mismatch)",
+    ),
+]
+SignPolicyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--policy-file", help="trust policy file: its signer rules (key usage, EKUs)"),
+]

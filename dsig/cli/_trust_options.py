@@ -87,6 +87,29 @@ StrictOpt = Annotated[
         "--strict", help="a weak MAC or signer key fails the signature (unless --allow-weak)"
     ),
 ]
+PolicyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="TOML trust policy file (anchors, CRLs, revocation, policies...); options override it"
+    ),
+]
+CertPolicyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        help="acceptable certificate policy OID (user-initial-policy-set); repeatable; 'any'",
+    ),
+]
+RequireExplicitPolicyOpt = Annotated[
+    bool,
+    typer.Option("--require-explicit-policy", help="the path must be valid for a policy"),
+]
+InhibitPolicyMappingOpt = Annotated[
+    bool, typer.Option("--inhibit-policy-mapping", help="do not accept policy mappings")
+]
+InhibitAnyPolicyOpt = Annotated[
+    bool, typer.Option("--inhibit-any-policy", help="anyPolicy in a CA certificate does not count")
+]
 RequireCoverageOpt = Annotated[
     CoverageChoice | None,
     typer.Option(
@@ -112,6 +135,82 @@ def parse_moment(text: str | None) -> str | dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def load_trust_policy(
+    *,
+    policy_file: Path | None,
+    trust_store: list[Path] | None,
+    untrusted: list[Path] | None = None,
+    crl: list[Path] | None = None,
+    ocsp: list[Path] | None = None,
+    revocation: RevocationChoice | None = None,
+    online: bool = False,
+    allow_weak: list[str] | None = None,
+    tsa_trust_store: list[Path] | None = None,
+    policies: list[str] | None = None,
+    require_explicit_policy: bool = False,
+    inhibit_policy_mapping: bool = False,
+    inhibit_any_policy: bool = False,
+) -> TrustPolicy | None:
+    """The trust policy of the shared options (file, then options on top); None when neither
+    a trust store nor a policy file is given (then any other trust option is a usage error,
+    exit 2). Unreadable trust material: one line, exit 4."""
+    from dsig.cli._common import operational_errors
+
+    if not trust_store and policy_file is None:
+        pkix = policies or require_explicit_policy or inhibit_policy_mapping or inhibit_any_policy
+        if untrusted or crl or ocsp or online or revocation or pkix:
+            raise fail("trust options need --trust-store (or --policy-file)", 2)
+        return None
+    try:
+        import pki
+
+        return pki.build_policy(
+            policy_file=policy_file,
+            trust_stores=trust_store or (),
+            untrusted=untrusted or (),
+            crls=crl or (),
+            ocsp_responses=ocsp or (),
+            revocation=revocation.value if revocation else None,
+            online=online,
+            allow_weak=allow_weak or None,
+            tsa_trust_stores=tsa_trust_store or (),
+            policies=policies,
+            require_explicit_policy=require_explicit_policy,
+            inhibit_policy_mapping=inhibit_policy_mapping,
+            inhibit_any_policy=inhibit_any_policy,
+        )
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+
+
+def policy_statement(options: VerifyOptions) -> dict[str, object]:
+    """What every report states: the dsig version and the trust policy in effect."""
+    from dsig import __version__
+
+    policy = getattr(options.trust, "policy", None)
+    if options.integrity_only:
+        stated: object = "integrity only (trust not checked)"
+    elif policy is None:
+        stated = "none (no trust store: trust not checked)"
+    else:
+        stated = policy.summary()
+    return {"dsig_version": __version__, "policy": stated}
+
+
+def policy_footer(options: VerifyOptions) -> str:
+    """The human footer line for :func:`policy_statement`."""
+    from dsig import __version__
+
+    policy = getattr(options.trust, "policy", None)
+    if options.integrity_only:
+        text = "integrity only (trust not checked)"
+    elif policy is None:
+        text = "none (no trust store: trust not checked)"
+    else:
+        text = policy.describe()
+    return f"trust policy: {text}; dsig {__version__}"
+
+
 def build_verify_options(
     *,
     require: list[RequireChoice] | None,
@@ -129,6 +228,11 @@ def build_verify_options(
     strict: bool = False,
     require_coverage: CoverageChoice | None = None,
     evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None,
+    policy_file: Path | None = None,
+    policies: list[str] | None = None,
+    require_explicit_policy: bool = False,
+    inhibit_policy_mapping: bool = False,
+    inhibit_any_policy: bool = False,
 ) -> VerifyOptions:
     """VerifyOptions from the shared options, as ``dsig verify`` builds them.
 
@@ -137,41 +241,27 @@ def build_verify_options(
     trust material exits 4 with one line.
     """
     from dsig.cli._common import operational_errors
-    from dsig.cli.timestamp import build_tsa_evaluator
     from dsig.verifier import VerifyOptions
 
     moment = parse_moment(at)
-    trust: TrustEvaluator | None = None
+    make = evaluator or _policy_evaluator
+    policy = load_trust_policy(
+        policy_file=policy_file, trust_store=trust_store, untrusted=untrusted, crl=crl,
+        ocsp=ocsp, revocation=revocation, online=online, allow_weak=allow_weak,
+        tsa_trust_store=tsa_trust_store, policies=policies,
+        require_explicit_policy=require_explicit_policy,
+        inhibit_policy_mapping=inhibit_policy_mapping, inhibit_any_policy=inhibit_any_policy,
+    )  # fmt: skip
+    trust = make(policy) if policy is not None else None
     tsa_trust: TrustEvaluator | None = None
     try:
-        if trust_store:
-            import pki
-
-            policy = pki.build_policy(
-                trust_stores=trust_store,
-                untrusted=untrusted or (),
-                crls=crl or (),
-                ocsp_responses=ocsp or (),
-                revocation=revocation.value if revocation else None,
-                online=online,
-                allow_weak=allow_weak or (),
+        if policy is not None:
+            tsa_trust = make(policy.for_timestamp_authority())
+        elif tsa_trust_store:
+            tsa_only = load_trust_policy(
+                policy_file=None, trust_store=tsa_trust_store, allow_weak=allow_weak
             )
-            trust = evaluator(policy) if evaluator is not None else pki.PolicyEvaluator(policy)
-        elif untrusted or crl or ocsp or online or revocation:
-            raise fail("trust options need --trust-store", 2)
-        tsa_trust = build_tsa_evaluator(
-            tsa_trust_store or trust_store or [],
-            untrusted=untrusted or (),
-            crls=crl or (),
-            ocsp_responses=ocsp or (),
-            revocation=revocation.value if revocation else None,
-            online=online,
-            allow_weak=allow_weak or (),
-        )
-        if evaluator is not None and tsa_trust is not None:
-            tsa_policy = getattr(tsa_trust, "policy", None)
-            if tsa_policy is not None:
-                tsa_trust = evaluator(tsa_policy)
+            tsa_trust = make(tsa_only.for_timestamp_authority()) if tsa_only else None
         return VerifyOptions(
             tsa_trust=tsa_trust,
             trust=trust,
@@ -185,3 +275,9 @@ def build_verify_options(
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
+
+
+def _policy_evaluator(policy: TrustPolicy) -> TrustEvaluator:
+    import pki
+
+    return pki.PolicyEvaluator(policy)

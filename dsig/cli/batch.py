@@ -71,18 +71,24 @@ def run_verify(
             files_json.append(outcome.result or {})
         elif outcome.text:
             _emit(outcome.text.rstrip("\n"))
+    from dsig.cli._trust_options import policy_footer, policy_statement
+
     summary = tally.summary()
     code = tally.exit_code()
+    stated = policy_statement(options)
     if json_out:
         typer.echo(json.dumps(
-            {"files": files_json, "summary": summary, "skipped": tally.skipped}, indent=2
+            {"files": files_json, "summary": summary, "skipped": tally.skipped, **stated},
+            indent=2,
         ))  # fmt: skip
     elif jsonl:
-        _emit(json.dumps({"summary": summary}))
-    elif len(candidates) > 1 or any(p.is_dir() for p in paths):
-        _emit(summary_table(summary))
+        _emit(json.dumps({"summary": summary, **stated}))
+    else:
+        if len(candidates) > 1 or any(p.is_dir() for p in paths):
+            _emit(summary_table(summary))
+        _emit(policy_footer(options))
     if report is not None:
-        _write_report(report, tally, summary, code)
+        _write_report(report, tally, summary, code, policy_footer(options))
     return code
 
 
@@ -144,7 +150,7 @@ def _with_progress(outcomes: Iterator[Outcome], total: int) -> Iterator[Outcome]
         _progress_console = None
 
 
-def _write_report(path: Path, tally: Any, summary: dict[str, Any], code: int) -> None:
+def _write_report(path: Path, tally: Any, summary: dict[str, Any], code: int, policy: str) -> None:
     from dsig.batch import utc_now
     from dsig.errors import DsigError
     from dsig.html_report import render
@@ -157,6 +163,7 @@ def _write_report(path: Path, tally: Any, summary: dict[str, Any], code: int) ->
         generated=utc_now(),
         command=shlex.join(["dsig", *sys.argv[1:]]),
         exit_code=code,
+        policy=policy,
     )
     try:
         with atomic_output(path) as fp:

@@ -26,6 +26,7 @@ from dsig.cli._common import (
 )
 from dsig.cli._sign_options import (
     CertOpt,
+    ForceCertificateOpt,
     MacChoice,
     MacOpt,
     NoPasswordOpt,
@@ -36,6 +37,7 @@ from dsig.cli._sign_options import (
     ProfileChoice,
     ProfileOpt,
     PurposeOpt,
+    SignPolicyFileOpt,
 )
 from dsig.cli._trust_options import (
     AllowWeakOpt,
@@ -45,6 +47,7 @@ from dsig.cli._trust_options import (
     IntegrityOnlyOpt,
     OcspOpt,
     OnlineOpt,
+    PolicyFileOpt,
     RequireCoverageOpt,
     RequireOpt,
     RevocationOpt,
@@ -120,6 +123,7 @@ def serve(
     allow_weak: AllowWeakOpt = None,
     strict: StrictOpt = False,
     require_coverage: RequireCoverageOpt = None,
+    policy_file: PolicyFileOpt = None,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
     ] = 60.0,
@@ -168,6 +172,7 @@ def serve(
         revocation=revocation, online=online, at=at, allow_weak=allow_weak,
         tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
         evaluator=lambda policy: CachingEvaluator(policy, ttl=trust_cache),
+        policy_file=policy_file,
     )  # fmt: skip
     config = ServerConfig(
         store=store, quarantine=quarantine, verify=options, ae_title=ae_title, host=host,
@@ -194,6 +199,9 @@ def serve(
                 "will be quarantined as INDETERMINATE (or use --integrity-only)",
                 err=True,
             )
+        from dsig.cli._trust_options import policy_footer
+
+        _say(f"dsig serve: {policy_footer(options)}", err=True)
         _say(
             f"dsig serve: listening on {host}:{server.port} as AE {ae_title!r}; "
             f"store {store}, quarantine {quarantine}, audit log {config.audit_path}"
@@ -257,6 +265,8 @@ def send(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
     ] = False,
+    force_certificate: ForceCertificateOpt = False,
+    policy_file: SignPolicyFileOpt = None,
 ) -> None:
     """Send DICOM files to a storage SCP (C-STORE), optionally signing each one first.
 
@@ -303,6 +313,12 @@ def send(
             provider = open_key_provider(
                 key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
             )
+            if not force_certificate:  # the same refusal as dsig sign, before any association
+                import datetime as dt
+
+                from dsig.signer_check import check_signer, signer_rules
+
+                check_signer(provider, at=dt.datetime.now(dt.UTC), rules=signer_rules(policy_file))
         options = SendOptions(
             host=host, port=port, calling_ae=ae_title, called_ae=called_ae,
             sign=sign_options, associations=associations, timeout=timeout,

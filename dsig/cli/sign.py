@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,7 @@ from dsig.cli._common import (
 )
 from dsig.cli._sign_options import (
     CertOpt,
+    ForceCertificateOpt,
     MacChoice,
     MacOpt,
     NoPasswordOpt,
@@ -29,6 +30,7 @@ from dsig.cli._sign_options import (
     ProfileChoice,
     ProfileOpt,
     PurposeOpt,
+    SignPolicyFileOpt,
 )
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import (
@@ -46,6 +48,9 @@ from dsig.cli.timestamp import (
     TsPolicyOpt,
     sign_timestamping,
 )
+
+if TYPE_CHECKING:
+    from tokens.api import KeyProvider
 
 
 class XferChoice(enum.StrEnum):
@@ -147,6 +152,8 @@ def sign(
             help="worker processes for several inputs with a key file (default: cores)",
         ),
     ] = None,
+    force_certificate: ForceCertificateOpt = False,
+    policy_file: SignPolicyFileOpt = None,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
     from dsig.cli._common import operational_errors
@@ -188,6 +195,7 @@ def sign(
             stamping=stamping,
             allow_weak=allow_weak or [],
             workers=workers,
+            certificate_check=None if force_certificate else policy_file or True,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -209,6 +217,16 @@ def _plan(
     for src, dst in jobs:
         check_output(src, dst, force=force)
     return jobs
+
+
+def _check_certificate(provider: KeyProvider, policy_file: Path | bool) -> None:
+    """Refuse (exit 4, nothing written) a certificate whose signatures can never verify."""
+    import datetime as dt
+
+    from dsig.signer_check import check_signer, signer_rules
+
+    rules = signer_rules(policy_file if isinstance(policy_file, Path) else None)
+    check_signer(provider, at=dt.datetime.now(dt.UTC), rules=rules)
 
 
 def _check_dump_target(dump: Path, job: tuple[Path, Path]) -> None:
@@ -238,6 +256,7 @@ def _run(
     stamping: SignTimestamping | None = None,
     allow_weak: list[str] | None = None,
     workers: int | None = None,
+    certificate_check: Path | bool | None = True,
 ) -> None:
     from dsig.cli._common import operational_errors
     from dsig.dicomio import read_dicom
@@ -270,6 +289,8 @@ def _run(
         mac_algorithm = HashAlgorithm.from_name(mac.value)
         # Refused before any input is read: a weak MAC or key fails the whole run at once.
         check_algorithm_policy(mac_algorithm, provider.certificate, allow_weak or ())
+        if certificate_check is not None:  # None: --force-certificate
+            _check_certificate(provider, certificate_check)
 
         def sign_one(job: tuple[Path, Path]) -> list[str]:
             src, dst = job

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from dsig.timestamp import QueryOptions
     from dsig.tsa_client import TsaOptions
-    from pki.results import TrustEvaluator
 
 #: DCMTK's private SOP Class of the "UID file" written by ``dcmsign +ts``.
 _UID_FILE_SOP_CLASS = "1.2.276.0.7230010.3.1.0.1"
@@ -362,38 +361,6 @@ def _read(path: Path, what: str) -> bytes:
         raise TimestampError(
             f"cannot read the timestamp {what} {path}: {e.strerror or e}"
         ) from None
-
-
-def build_tsa_evaluator(
-    trust_stores: Sequence[Path],
-    *,
-    untrusted: Sequence[Path] = (),
-    crls: Sequence[Path] = (),
-    ocsp_responses: Sequence[Path] = (),
-    revocation: str | None = None,
-    online: bool = False,
-    allow_weak: Sequence[str] = (),
-) -> TrustEvaluator | None:
-    """The TSA chain evaluator for ``dsig verify``: the signer's revocation settings, its own
-    anchors, and the timeStamping EKU required; None without any trust store."""
-    if not trust_stores:
-        return None
-    import dataclasses
-
-    import pki
-    from dsig.timestamp import TIMESTAMPING_OID
-
-    policy = pki.build_policy(
-        trust_stores=trust_stores,
-        untrusted=untrusted,
-        crls=crls,
-        ocsp_responses=ocsp_responses,
-        revocation=revocation,
-        online=online,
-        allow_weak=allow_weak,
-    )
-    tsa_policy = dataclasses.replace(policy, extended_key_usage=frozenset({TIMESTAMPING_OID}))
-    return pki.PolicyEvaluator(tsa_policy)
 
 
 def sign_timestamping(

@@ -12,12 +12,17 @@ from dsig.cli._common import fail, input_output, operational_errors
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     AtOpt,
+    CertPolicyOpt,
     CrlOpt,
     FormatOldOpt,
+    InhibitAnyPolicyOpt,
+    InhibitPolicyMappingOpt,
     IntegrityOnlyOpt,
     OcspOpt,
     OnlineOpt,
+    PolicyFileOpt,
     RequireCoverageOpt,
+    RequireExplicitPolicyOpt,
     RequireOpt,
     RevocationOpt,
     StrictOpt,
@@ -61,6 +66,11 @@ def verify(
     report_html: Annotated[
         Path | None, typer.Option("--report", help="write a self-contained HTML audit report")
     ] = None,
+    policy_file: PolicyFileOpt = None,
+    policy: CertPolicyOpt = None,
+    require_explicit_policy: RequireExplicitPolicyOpt = False,
+    inhibit_policy_mapping: InhibitPolicyMappingOpt = False,
+    inhibit_any_policy: InhibitAnyPolicyOpt = False,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
 
@@ -82,6 +92,11 @@ def verify(
         tsa_trust_store=tsa_trust_store,
         strict=strict,
         require_coverage=require_coverage,
+        policy_file=policy_file,
+        policies=policy,
+        require_explicit_policy=require_explicit_policy,
+        inhibit_policy_mapping=inhibit_policy_mapping,
+        inhibit_any_policy=inhibit_any_policy,
     )
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
@@ -122,6 +137,8 @@ def _print_human(result: FileResult) -> None:
         if sig.timestamp:
             ts = sig.timestamp
             typer.echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
+        if sig.trust.revocation:
+            typer.echo(f"    revocation: {sig.trust.revocation_line()}")
         lines = [(f.code, f.message) for f in sig.findings]
         lines += [(f.code, f.message) for f in sig.trust.findings]
         for code, message in lines:

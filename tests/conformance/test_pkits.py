@@ -3,7 +3,9 @@
 Each case runs with the PKITS anchor, the case's certificates as untrusted intermediates and
 its CRLs plus the anchor's CRL, at a fixed moment inside the anchor's validity. SHA-1 and
 1024-bit RSA/DSA are allowed explicitly (the suite dates from 2010); the signer key-usage
-rule is switched off because PKITS tests path validation, not signing use.
+rules (key usage, EKU, no CA signer) are switched off because PKITS tests path validation,
+not signing use. Each case's PKIX initial inputs (policy set, explicit policy, mapping and
+anyPolicy inhibition) come from its ``params``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from typer.testing import CliRunner
 
 import pki
+from dsig.cli import app
 
 
 def _find_suite() -> Path:
@@ -35,35 +39,15 @@ def _find_suite() -> Path:
 SUITE = _find_suite()
 AT = dt.datetime(2022, 5, 1, tzinfo=dt.UTC)
 
-_POLICY_INPUTS = (
-    "needs the PKIX initial policy inputs of the case (initial policy set, explicit policy, "
-    "mapping/any-policy inhibition), which TrustPolicy does not expose (out of scope)"
-)
 #: Cases whose outcome differs from the manifest, with the reason. Keyed by case name.
 EXPECTED_TO_DIFFER: dict[str, str] = {
     "valid_dsa_parameter_inheritance_test5": (
-        "cryptography cannot parse a DSA public key that inherits its parameters from the "
-        "issuer, and the public API takes cryptography certificates"
+        "the EE and DSAParametersInheritedCACert omit their DSA parameters (inherited from the "
+        "issuer, RFC 3279 2.3.2): cryptography's load_der_x509_certificate refuses them "
+        "(ParseError at SubjectPublicKeyInfo::algorithm::params), and pki's API and its signer "
+        "checks (key usage, key size, EKU) take cryptography certificates, so the case fails "
+        "while loading, before any validation; supporting it needs an asn1crypto-only leaf path"
     ),
-    **{
-        name: _POLICY_INPUTS
-        for name in (
-            "all_certs_same_policy_test1_with_constraint_mismatch",
-            "all_certificates_no_policies_test2_force_explicit",
-            "different_policies_test3_force_explicit",
-            "different_policies_test3_force_explicit_with_user_set",
-            "overlapping_policies_test6_with_testpol2",
-            "overlapping_policies_test6_with_testpol2_explicit",
-            "any_policy_test14_with_testpol2",
-            "valid_policy_mapping_test2_with_testpol2",
-            "valid_policy_mapping_test2_inhibit_mapping",
-            "valid_policy_mapping_test2_inhibit_mapping_testpol1",
-            "valid_policy_mapping_test3_with_testpol1",
-            "valid_policy_mapping_test5_with_testpol6",
-            "valid_policy_mapping_test6_with_testpol6",
-            "inhibit_any_policy_test3_initial_inhibit",
-        )
-    },
 }
 
 # The manifest's pyhanko error class -> (our indication, our finding code or None = any).
@@ -98,6 +82,17 @@ def _cert(name: str) -> x509.Certificate:
 _ALGORITHMS = pki.AlgorithmRule.from_names(["sha1", "rsa1024", "dsa1024"])
 
 
+def _pkix_inputs(case: dict[str, Any]) -> dict[str, Any]:
+    """The case's RFC 5280 initial inputs as :class:`pki.TrustPolicy` fields."""
+    params = case.get("params", {})
+    return {
+        "policies": frozenset(params.get("user_initial_policy_set", ())),
+        "require_explicit_policy": params.get("initial_explicit_policy", False),
+        "inhibit_policy_mapping": params.get("initial_policy_mapping_inhibit", False),
+        "inhibit_any_policy": params.get("initial_any_policy_inhibit", False),
+    }
+
+
 @pytest.mark.parametrize("case", _cases())
 def test_pkits(case: dict[str, Any]) -> None:
     leaf = _cert(case["cert"])
@@ -112,6 +107,9 @@ def test_pkits(case: dict[str, Any]) -> None:
         ),
         algorithms=_ALGORITHMS,
         key_usage=frozenset(),
+        signing_eku=frozenset(),
+        allow_ca_signer=True,  # some PKITS end entities are CA certificates
+        **_pkix_inputs(case),
     )
     result = pki.evaluate_chain(leaf, policy, at=AT)
     codes = [f.code for f in result.findings if not f.note]
@@ -124,3 +122,60 @@ def test_pkits(case: dict[str, Any]) -> None:
     assert result.indication is indication, (error, result.findings)
     if code is not None:
         assert codes[:1] == [code], result.findings
+
+
+@pytest.fixture(scope="module")
+def pkits_policy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's common settings as a policy file: its anchor, weak algorithms of 2010,
+    signer-use rules off (PKITS tests path validation, not signing)."""
+    path = tmp_path_factory.mktemp("pkits") / "pkits.toml"
+    anchor = SUITE / "certs" / "TrustAnchorRootCertificate.crt"
+    path.write_text(
+        f"anchors = [{json.dumps(str(anchor))}]\n"
+        'allow_weak = ["sha1", "rsa1024", "dsa1024"]\n'
+        "key_usage = []\nsigning_eku = []\nallow_ca_signer = true\n"
+    )
+    return path
+
+
+def _cli_args(case: dict[str, Any], policy_file: Path) -> list[str]:
+    args = ["cert", "check", str(SUITE / "certs" / case["cert"]), "--policy-file", str(policy_file)]
+    args += ["--at", AT.isoformat(), "--json"]
+    args += ["--revocation", "require" if "revocation" not in case else "hard-fail"]
+    for name in case.get("other_certs", []):
+        args += ["--untrusted", str(SUITE / "certs" / name)]
+    for name in [*case.get("crls", []), "TrustAnchorRootCRL.crl"]:
+        args += ["--crl", str(SUITE / "crls" / name)]
+    params = case.get("params", {})
+    for oid in params.get("user_initial_policy_set", ()):
+        args += ["--policy", oid]
+    for key, flag in (
+        ("initial_explicit_policy", "--require-explicit-policy"),
+        ("initial_policy_mapping_inhibit", "--inhibit-policy-mapping"),
+        ("initial_any_policy_inhibit", "--inhibit-any-policy"),
+    ):
+        if params.get(key):
+            args.append(flag)
+    return args
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_pkits_through_cert_check(case: dict[str, Any], pkits_policy_file: Path) -> None:
+    """The same cases through ``dsig cert check`` (policy file, CLI PKIX flags, exit codes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # negative serial numbers, on purpose
+        run = CliRunner().invoke(app, _cli_args(case, pkits_policy_file))
+    assert run.exit_code in (0, 1, 3), run.output
+    report = json.loads(run.stdout)
+    assert report["policy"]["source"] == str(pkits_policy_file)
+    error = case.get("error")
+    if error is None:
+        assert (run.exit_code, report["indication"]) == (0, "VALID"), report
+        assert len(report["trust"]["chain"]) == case["path_len"]
+        return
+    indication, code = _EXPECTED_FAILURE[error["class"]]
+    expected_exit = 1 if indication is pki.TrustIndication.INVALID else 3
+    assert (run.exit_code, report["indication"]) == (expected_exit, indication.value), report
+    decisions = [f["code"] for f in report["trust"]["findings"] if not f.get("note")]
+    if code is not None:
+        assert decisions[:1] == [code], report

@@ -25,10 +25,11 @@ def dsig(*args: object) -> Any:
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def signed_by(core_pki: CorePki, tmp_path: Path, leaf: Issued, name: str) -> Path:
+def signed_by(core_pki: CorePki, tmp_path: Path, leaf: Issued, name: str, *extra: object) -> Path:
     key, cert = leaf.write(tmp_path, name)
     out = tmp_path / f"{name}.dcm"
-    r = dsig("sign", sample("CT_small.dcm"), out, "--key", key, "--cert", cert, "--no-password")
+    r = dsig("sign", sample("CT_small.dcm"), out, "--key", key, "--cert", cert, "--no-password",
+             *extra)  # fmt: skip
     assert r.exit_code == 0, r.output
     return out
 
@@ -106,7 +107,7 @@ def test_expired_signer_at_now_vs_signing_time(core_pki: CorePki, tmp_path: Path
 
 def test_key_usage_is_enforced(core_pki: CorePki, tmp_path: Path) -> None:
     leaf = issue("encipher only", issuer=core_pki.pki.intermediate, key_usage={"key_encipherment"})
-    signed = signed_by(core_pki, tmp_path, leaf, "ku")
+    signed = signed_by(core_pki, tmp_path, leaf, "ku", "--force-certificate")
     code, trust = verify(signed, "--trust-store", core_pki.trust_bundle)
     assert code == 1 and "KEY_USAGE" in codes(trust)
 

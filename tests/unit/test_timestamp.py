@@ -263,6 +263,7 @@ def _tsa_evaluator(root: x509.Certificate, inter: x509.Certificate | None) -> pk
         trust_roots=(root,),
         intermediates=(inter,) if inter else (),
         extended_key_usage=frozenset({TIMESTAMPING_OID}),
+        signing_eku=frozenset(),
     )
     return pki.PolicyEvaluator(policy)
 

@@ -31,7 +31,8 @@ def test_chain_ok(test_pki: factory.TestPki) -> None:
     assert result.validated_at == NOW
     out = result.to_json()
     assert out["indication"] == "VALID"
-    assert out["revocation_mode"] == "off"
+    assert out["revocation_mode"] == "hard-fail"  # the default: checked unless declined
+    assert [r["status"] for r in out["revocation"]] == ["not-published", "not-published"]
 
 
 def test_ec_leaf_ok(test_pki: factory.TestPki) -> None:
@@ -131,9 +132,12 @@ def test_non_repudiation_alone_is_enough(test_pki: factory.TestPki) -> None:
 def test_extended_key_usage_rule(test_pki: factory.TestPki) -> None:
     tsa = test_pki.leaf("tsa", eku=[TIMESTAMPING])
     signer = test_pki.leaf("signer")
-    pol = policy(test_pki, extended_key_usage=frozenset({TIMESTAMPING.dotted_string}))
+    pol = policy(test_pki).for_timestamp_authority()
+    assert pol.extended_key_usage == {TIMESTAMPING.dotted_string}
     assert pki.evaluate_chain(tsa.cert, pol, at=NOW).indication is V
-    assert codes(pki.evaluate_chain(signer.cert, pol, at=NOW)) == ["KEY_USAGE"]
+    assert codes(pki.evaluate_chain(signer.cert, pol, at=NOW)) == ["EXTENDED_KEY_USAGE"]
+    # As a document signer, a timeStamping-only certificate is refused.
+    assert codes(pki.evaluate_chain(tsa.cert, policy(test_pki), at=NOW)) == ["EXTENDED_KEY_USAGE"]
 
 
 def test_basic_constraints(test_pki: factory.TestPki) -> None:

@@ -139,7 +139,7 @@ def test_trusted_certificate_pem(test_pki: factory.TestPki, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"trust_stores": []}, "no trust store"),
+        ({"trust_stores": []}, "no trust anchors"),
         ({"trust_stores": ["/nonexistent/roots.pem"]}, "does not exist"),
         ({"trust_stores": ["{garbage}"]}, "not a certificate"),
         ({"trust_stores": ["{empty_dir}"]}, "holds no certificate"),
@@ -173,7 +173,8 @@ def test_builder_errors(
 
 def test_revocation_mode_defaults_and_parse(test_pki: factory.TestPki) -> None:
     roots = (test_pki.root.cert,)
-    assert pki.TrustPolicy(trust_roots=roots).revocation_mode is pki.RevocationMode.OFF
+    # Checked unless declined: hard-fail with or without a source configured.
+    assert pki.TrustPolicy(trust_roots=roots).revocation_mode is pki.RevocationMode.HARD_FAIL
     assert pki.TrustPolicy(trust_roots=roots, online=True).revocation_mode is (
         pki.RevocationMode.HARD_FAIL
     )

@@ -1,0 +1,146 @@
+"""``dsig cert check``: judge a signer certificate alone, before it signs anything."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dsig.cli._common import EXIT_INDETERMINATE, EXIT_INVALID, EXIT_OK, fail, operational_errors
+from dsig.cli._trust_options import (
+    AllowWeakOpt,
+    CertPolicyOpt,
+    CrlOpt,
+    InhibitAnyPolicyOpt,
+    InhibitPolicyMappingOpt,
+    OcspOpt,
+    OnlineOpt,
+    PolicyFileOpt,
+    RequireExplicitPolicyOpt,
+    RevocationOpt,
+    TrustStoreOpt,
+    UntrustedOpt,
+    load_trust_policy,
+)
+
+if TYPE_CHECKING:
+    from pki.policy import TrustPolicy
+    from pki.results import TrustResult
+
+cert_app = typer.Typer(
+    name="cert", no_args_is_help=True, help="Certificate checks (the signer alone)."
+)
+
+
+@cert_app.command("check")
+def check(
+    certificate: Annotated[
+        Path, typer.Argument(help="signer certificate (PEM/DER; further certificates: untrusted)")
+    ],
+    trust_store: TrustStoreOpt = None,
+    untrusted: UntrustedOpt = None,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation: RevocationOpt = None,
+    online: OnlineOpt = False,
+    allow_weak: AllowWeakOpt = None,
+    policy_file: PolicyFileOpt = None,
+    policy: CertPolicyOpt = None,
+    require_explicit_policy: RequireExplicitPolicyOpt = False,
+    inhibit_policy_mapping: InhibitPolicyMappingOpt = False,
+    inhibit_any_policy: InhibitAnyPolicyOpt = False,
+    at: Annotated[
+        str | None, typer.Option(help="validation moment: now (default) or ISO-8601")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False,
+) -> None:
+    """Check a signer certificate: path to a trust anchor, validity, revocation, certificate
+    policies, and whether it may sign DICOM at all (key usage, EKU, not a CA).
+
+    Exit 0 valid, 1 invalid, 3 indeterminate (e.g. no trust store: path not checked), 4 error.
+    """
+    import pki
+
+    moment = _moment(at)
+    trust_policy = load_trust_policy(
+        policy_file=policy_file, trust_store=trust_store, untrusted=untrusted, crl=crl,
+        ocsp=ocsp, revocation=revocation, online=online, allow_weak=allow_weak,
+        policies=policy, require_explicit_policy=require_explicit_policy,
+        inhibit_policy_mapping=inhibit_policy_mapping, inhibit_any_policy=inhibit_any_policy,
+    )  # fmt: skip
+    try:
+        certs = pki.load_certificates(certificate, what="certificate")
+        leaf, extra = certs[0], certs[1:]
+        result = pki.check_certificate(leaf, trust_policy, at=moment, extra_certs=extra)
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if json_out:
+        typer.echo(json.dumps(_json(leaf.subject.rfc4514_string(), leaf, result, trust_policy)))
+    else:
+        _human(leaf.subject.rfc4514_string(), leaf.serial_number, result, trust_policy)
+    raise typer.Exit(_exit_code(result))
+
+
+def _moment(text: str | None) -> dt.datetime:
+    if text is None or text == "now":
+        return dt.datetime.now(dt.UTC)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(f"--at: expected now or ISO-8601, got {text!r}", 2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _exit_code(result: TrustResult) -> int:
+    from pki.results import TrustIndication
+
+    return {
+        TrustIndication.VALID: EXIT_OK,
+        TrustIndication.INVALID: EXIT_INVALID,
+    }.get(result.indication, EXIT_INDETERMINATE)
+
+
+def _statement(policy: TrustPolicy | None) -> tuple[object, str]:
+    from dsig import __version__
+
+    if policy is None:
+        return "none (no trust store: path not checked)", f"dsig {__version__}"
+    return policy.summary(), f"dsig {__version__}"
+
+
+def _json(
+    subject: str, leaf: object, result: TrustResult, policy: TrustPolicy | None
+) -> dict[str, object]:
+    from dsig import __version__
+
+    stated, _ = _statement(policy)
+    serial = getattr(leaf, "serial_number", 0)
+    return {
+        "certificate": subject,
+        "serial": f"{serial:x}",
+        "indication": result.indication.value,
+        "trust": result.to_json(),
+        "dsig_version": __version__,
+        "policy": stated,
+    }
+
+
+def _human(subject: str, serial: int, result: TrustResult, policy: TrustPolicy | None) -> None:
+    from dsig import __version__
+
+    typer.echo(f"{result.indication.value:<13} {subject} (serial {serial:x})")
+    if result.chain:
+        typer.echo("  chain: " + " <- ".join(c.subject.rfc4514_string() for c in result.chain))
+    if result.validated_at is not None:
+        typer.echo(f"  validated at {result.validated_at.isoformat()}")
+    if result.chain and result.indication.value == "VALID":
+        typer.echo(f"  accepted policies: {', '.join(result.policies) or 'none'}")
+    if result.revocation:
+        typer.echo(f"  revocation: {result.revocation_line()}")
+    for finding in result.findings:
+        typer.echo(f"  {finding.code}: {finding.message}")
+    text = policy.describe() if policy is not None else "none (no trust store: path not checked)"
+    typer.echo(f"trust policy: {text}; dsig {__version__}")
