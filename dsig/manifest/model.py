@@ -95,6 +95,22 @@ def is_manifest(ds: Dataset) -> bool:
     return (raw_text(code, 0x00080100), raw_text(code, 0x00080102)) == MANIFEST_TITLE[:2]
 
 
+def manifest_note(ds: Dataset) -> str | None:
+    """For ``dsig verify``: one line saying ``ds`` is a study manifest and what it lists
+    (None when it is not one)."""
+    if not is_manifest(ds):
+        return None
+    try:
+        manifest = read_manifest(ds)
+    except DicomFormatError as e:
+        return f"a study manifest, but malformed: {e}"
+    return (
+        f"a study manifest of study {manifest.study_uid}: {len(manifest.references)} "
+        f"instance reference(s) in {manifest.series_count} series "
+        "(check the instances with: dsig manifest verify MANIFEST STUDY_DIR)"
+    )
+
+
 def read_manifest(ds: Dataset) -> Manifest:
     """Parse a manifest's references. Raises DicomFormatError when it is not a manifest or a
     reference is malformed (no UID, neither a MAC nor a signature reference)."""
