@@ -41,8 +41,8 @@ def build_study(
     patient: str = "Manifest^Test",
 ) -> Study:
     """Copies of the samples under ``directory/<series>/``, re-identified into one study."""
-    study_uid = study_uid or generate_uid()
-    series = {label: generate_uid() for label, _name in layout}
+    study_uid = study_uid or str(generate_uid())
+    series = {label: str(generate_uid()) for label, _name in layout}
     files = []
     for n, (label, name) in enumerate(layout, 1):
         ds = pydicom.dcmread(sample(name))
