@@ -410,3 +410,30 @@ def test_python_api_results_are_frozen(core_pki: CorePki, tmp_path: Path) -> Non
     (study.files[1]).unlink()
     result = verify_manifest(out, [study.directory], VerifyOptions(integrity_only=True))
     assert result.exit_code == 1 and result.count(Status.MISSING) == 1
+
+
+def test_large_instance_in_bounded_memory(core_pki: CorePki, tmp_path: Path) -> None:
+    """A 200 MiB multi-frame instance: create and verify stay under 100 MiB resident (the
+    Pixel Data is hashed from the file in chunks), and a flipped pixel byte is found."""
+    from tests.helpers.bigfile import write_big_file
+    from tests.integration.test_bounded_memory import peak
+
+    study = tmp_path / "study"
+    study.mkdir()
+    big = write_big_file(study / "big.dcm", frames=400)  # 400 x 512 x 512 x 2 = 200 MiB
+    assert big.stat().st_size > 200 * 2**20
+    out = tmp_path / "m.dcm"
+    rc, create_mib = peak("manifest", "create", study, "-o", out, "--key", core_pki.rsa_key,
+                          "--cert", core_pki.rsa_cert, "--no-password")  # fmt: skip
+    assert rc == 0
+    rc, verify_mib = peak("manifest", "verify", out, study, "--integrity-only")
+    assert rc == 0
+    assert create_mib < 100, f"manifest create peaked at {create_mib} MiB"
+    assert verify_mib < 100, f"manifest verify peaked at {verify_mib} MiB"
+    with big.open("r+b") as fp:
+        fp.seek(150 * 2**20)
+        byte = fp.read(1)
+        fp.seek(150 * 2**20)
+        fp.write(bytes([byte[0] ^ 1]))
+    rc, _ = peak("manifest", "verify", out, study, "--integrity-only")
+    assert rc == 1
