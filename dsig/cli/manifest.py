@@ -41,6 +41,7 @@ from dsig.cli._trust_options import (
     UntrustedOpt,
     build_verify_options,
 )
+from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import (
     TsaOpt,
     TsaPasswordEnvOpt,
@@ -65,6 +66,10 @@ manifest_app = typer.Typer(
     no_args_is_help=True,
 )
 
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
+]
 StudyPaths = Annotated[
     list[Path], typer.Argument(help="the study: directories (walked recursively) and files")
 ]
@@ -89,6 +94,7 @@ def create(
         typer.Option("--allow-weak", help="sign even with this weak algorithm; repeatable"),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
+    jobs: JobsOpt = None,
     password_file: PasswordFileOpt = None,
     password_env: PasswordEnvOpt = None,
     no_password: NoPasswordOpt = False,
@@ -143,6 +149,7 @@ def create(
                 study_uid=study,
                 allow_weak=tuple(allow_weak or ()),
                 exclude=(output,),
+                jobs=jobs or default_jobs(),
             )
             created = create_manifest(paths, provider, options)
         finally:
@@ -210,6 +217,7 @@ def verify(
     tsa_trust_store: TsaTrustStoreOpt = None,
     allow_weak: AllowWeakOpt = None,
     strict: StrictOpt = False,
+    jobs: JobsOpt = None,
 ) -> None:
     """Verify the manifest's signature, then each instance: ok, modified, missing, extra.
     Exit 0 only when the manifest is VALID and every instance ok with none missing or extra;
@@ -235,7 +243,9 @@ def verify(
     if missing:
         raise fail(f"no such file or directory: {missing[0]}")
     try:
-        result = verify_manifest(manifest, paths, options, allow_extra=allow_extra)
+        result = verify_manifest(
+            manifest, paths, options, allow_extra=allow_extra, jobs=jobs or default_jobs()
+        )
     except operational_errors() as e:
         raise fail(str(e)) from None
     if json_out:

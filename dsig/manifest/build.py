@@ -29,7 +29,7 @@ from dsig.manifest.model import (
     SignatureReference,
     evidence_sequence,
 )
-from dsig.manifest.scan import scan
+from dsig.manifest.scan import candidate_files, examine, map_files
 from dsig.model import SIGNATURE, find_signatures, raw_bytes, raw_text
 from dsig.profiles import Profile
 from dsig.report import Indication
@@ -56,6 +56,8 @@ class CreateOptions:
     exclude: Sequence[Path] = ()
     #: Content, instance creation and signature date/time; None = now (local, with offset).
     at: dt.datetime | None = None
+    #: Worker processes reading and hashing the instances (forked; 1 = this process).
+    jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,19 @@ _WAVEFORM_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.9."
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
+@dataclass(frozen=True)
+class _Record:
+    """What one file contributes (made in a worker process; pickled back)."""
+
+    path: str
+    study_uid: str = ""
+    reference: Reference | None = None
+    value_type: str = ""
+    copied: Dataset | None = None  # patient/study attributes, for the first instance
+    skipped: str | None = None
+    error: str | None = None
+
+
 @dataclass
 class _Study:
     first: Dataset  # the copied attributes only (a small data set)
@@ -123,22 +138,25 @@ def create_manifest(
     studies: dict[str, _Study] = {}
     counts: dict[str, int] = {}
     skipped: list[Skipped] = []
-    for found in scan(paths, options.exclude):
-        if found.error is not None:
-            raise DicomFormatError(found.error)
-        if found.dataset is None:
-            skipped.append(Skipped(str(found.path), found.skipped or ""))
+    candidates = list(candidate_files(paths, options.exclude))
+
+    def record(candidate: tuple[Path, bool]) -> _Record:
+        return _file_record(*candidate, options)
+
+    for rec in map_files(record, candidates, options.jobs):
+        if rec.error is not None:
+            raise DicomFormatError(rec.error)
+        if rec.skipped is not None:
+            skipped.append(Skipped(rec.path, rec.skipped))
             continue
-        ds = found.dataset
-        study_uid = raw_text(ds, 0x0020000D) or ""
-        counts[study_uid] = counts.get(study_uid, 0) + 1
-        if options.study_uid is not None and study_uid != options.study_uid:
-            skipped.append(Skipped(str(found.path), f"another study ({study_uid})"))
-            continue
-        study = studies.get(study_uid)
+        counts[rec.study_uid] = counts.get(rec.study_uid, 0) + 1
+        if rec.reference is None:
+            continue  # another study than the one chosen (counted, skipped)
+        study = studies.get(rec.study_uid)
         if study is None:
-            study = studies[study_uid] = _Study(_copied_attributes(ds))
-        _add_instance(study, ds, str(found.path), options.mac)
+            assert rec.copied is not None
+            study = studies[rec.study_uid] = _Study(rec.copied)
+        _add(study, rec)
     if options.study_uid is not None and options.study_uid not in studies:
         raise StudySelectionError(f"no instance of study {options.study_uid} in the inputs")
     if not studies:
@@ -167,35 +185,64 @@ def create_manifest(
     return CreatedManifest(ds, manifest, signed, tuple(study.paths.items()), tuple(skipped))
 
 
-def _add_instance(study: _Study, ds: Dataset, path: str, mac: HashAlgorithm) -> None:
-    sop_uid = raw_text(ds, 0x00080018) or ""
+def _file_record(path: Path, explicit: bool, options: CreateOptions) -> _Record:
+    found = examine(path, explicit)
+    where = str(path)
+    if found.error is not None:
+        return _Record(where, error=found.error)
+    if found.dataset is None:
+        return _Record(where, skipped=found.skipped or "")
+    ds = found.dataset
+    study_uid = raw_text(ds, 0x0020000D) or ""
+    if options.study_uid is not None and study_uid != options.study_uid:
+        return _Record(where, study_uid=study_uid)
+    try:
+        return _Record(
+            where,
+            study_uid=study_uid,
+            reference=_reference(ds, options.mac),
+            value_type=_value_type(ds),
+            copied=_copied_attributes(ds),
+        )
+    except DsigError as e:
+        return _Record(where, error=f"{where}: {e}")
+
+
+def _add(study: _Study, rec: _Record) -> None:
+    assert rec.reference is not None
+    sop_uid = rec.reference.sop_instance_uid
     if sop_uid in study.paths:
         raise DicomFormatError(
-            f"SOP Instance UID {sop_uid} is in two files: {study.paths[sop_uid]} and {path}"
+            f"SOP Instance UID {sop_uid} is in two files: {study.paths[sop_uid]} and {rec.path}"
         )
+    study.references.append(rec.reference)
+    study.paths[sop_uid] = rec.path
+    study.value_types[sop_uid] = rec.value_type
+
+
+def _reference(ds: Dataset, mac: HashAlgorithm) -> Reference:
     tags = signable_tags(ds)
     value, _missing = reference_mac(ds, tags, mac)
-    sop_class = raw_text(ds, 0x00080016) or ""
-    study.references.append(
-        Reference(
-            study_uid=raw_text(ds, 0x0020000D) or "",
-            series_uid=raw_text(ds, 0x0020000E) or "",
-            sop_class_uid=sop_class,
-            sop_instance_uid=sop_uid,
-            mac_algorithm=mac.value,
-            mac_transfer_syntax=mac_transfer_syntax(ds),
-            signed_tags=tags,
-            mac=value,
-            signatures=_intact_signatures(ds),
-        )
+    return Reference(
+        study_uid=raw_text(ds, 0x0020000D) or "",
+        series_uid=raw_text(ds, 0x0020000E) or "",
+        sop_class_uid=raw_text(ds, 0x00080016) or "",
+        sop_instance_uid=raw_text(ds, 0x00080018) or "",
+        mac_algorithm=mac.value,
+        mac_transfer_syntax=mac_transfer_syntax(ds),
+        signed_tags=tags,
+        mac=value,
+        signatures=_intact_signatures(ds),
     )
-    study.paths[sop_uid] = path
-    if sop_class.startswith(_WAVEFORM_CLASS_PREFIX):
-        study.value_types[sop_uid] = "WAVEFORM"
-    elif any(t in ds for t in _PIXEL_TAGS):
-        study.value_types[sop_uid] = "IMAGE"
-    else:
-        study.value_types[sop_uid] = "COMPOSITE"
+
+
+def _value_type(ds: Dataset) -> str:
+    """The TID 2010 content item type for an instance."""
+    if (raw_text(ds, 0x00080016) or "").startswith(_WAVEFORM_CLASS_PREFIX):
+        return "WAVEFORM"
+    if any(t in ds for t in _PIXEL_TAGS):
+        return "IMAGE"
+    return "COMPOSITE"
 
 
 def _intact_signatures(ds: Dataset) -> tuple[SignatureReference, ...]:

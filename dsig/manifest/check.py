@@ -14,10 +14,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dsig.dicomio import read_dicom
-from dsig.errors import DicomFormatError
+from dsig.errors import DicomFormatError, DsigError
 from dsig.manifest.mac import NATIVE_MAC_SYNTAXES, reference_mac, signable_tags
 from dsig.manifest.model import EVIDENCE_SEQUENCE, Manifest, Reference, is_manifest, read_manifest
-from dsig.manifest.scan import scan
+from dsig.manifest.scan import candidate_files, examine, map_files
 from dsig.model import SIGNATURE, find_signatures, raw_bytes, raw_text
 from dsig.report import FileResult, Indication, exit_code_for, worst
 from dsig.stream import UNDEFINED, UnsignableElementError, stored
@@ -144,12 +144,14 @@ def verify_manifest(
     options: VerifyOptions | None = None,
     *,
     allow_extra: bool = False,
+    jobs: int = 1,
 ) -> ManifestVerification:
     """Verify the manifest at ``manifest_path`` and the study in ``paths``.
 
     ``options`` judge the manifest's own signature exactly as :func:`dsig.verify_file` does
     (no trust evaluator: INDETERMINATE unless ``integrity_only``). Raises DicomFormatError
-    when the manifest file cannot be read or is not a study manifest.
+    when the manifest file cannot be read or is not a study manifest. ``jobs``: worker
+    processes that read and hash the instances (forked; 1 = this process).
     """
     options = options or VerifyOptions()
     ds = read_dicom(manifest_path, options.limits)
@@ -175,7 +177,7 @@ def verify_manifest(
             str(manifest_path), signature, None, (), (), tuple(problems), allow_extra
         )
     del ds
-    checks, skipped = _check_files(manifest, paths, manifest_path)
+    checks, skipped = _check_files(manifest, paths, manifest_path, jobs)
     return ManifestVerification(
         str(manifest_path), signature, manifest, checks, skipped, tuple(problems), allow_extra
     )
@@ -192,38 +194,24 @@ def _evidence_covered(result: FileResult, options: VerifyOptions) -> bool:
 
 
 def _check_files(
-    manifest: Manifest, paths: Sequence[Path], manifest_path: Path
+    manifest: Manifest, paths: Sequence[Path], manifest_path: Path, jobs: int
 ) -> tuple[tuple[InstanceCheck, ...], tuple[tuple[str, str], ...]]:
     refs = {r.sop_instance_uid: r for r in manifest.references}
     seen: set[str] = set()
     checks: list[InstanceCheck] = []
     skipped: list[tuple[str, str]] = []
-    for found in scan(paths, exclude=[manifest_path]):
-        where = str(found.path)
-        if found.error is not None:
-            checks.append(InstanceCheck(Status.UNREADABLE, None, where, reason=found.error))
+    candidates = list(candidate_files(paths, exclude=[manifest_path]))
+
+    def check(candidate: tuple[Path, bool]) -> InstanceCheck | tuple[str, str]:
+        return _check_file(*candidate, manifest, refs)
+
+    for outcome in map_files(check, candidates, jobs):
+        if isinstance(outcome, tuple):
+            skipped.append(outcome)
             continue
-        if found.dataset is None:
-            skipped.append((where, found.skipped or ""))
-            continue
-        ds = found.dataset
-        uid = raw_text(ds, 0x00080018) or ""
-        series = raw_text(ds, 0x0020000E)
-        if uid == manifest.sop_instance_uid:
-            skipped.append((where, "the manifest itself"))
-            continue
-        if raw_text(ds, 0x0020000D) != manifest.study_uid:
-            skipped.append((where, f"another study ({raw_text(ds, 0x0020000D)})"))
-            continue
-        ref = refs.get(uid)
-        if ref is None:
-            checks.append(
-                InstanceCheck(Status.EXTRA, uid, where, series, "not listed in the manifest")
-            )
-            continue
-        seen.add(uid)
-        status, reason = check_instance(ds, ref)
-        checks.append(InstanceCheck(status, uid, where, series, reason))
+        checks.append(outcome)
+        if outcome.status not in (Status.EXTRA, Status.UNREADABLE) and outcome.sop_instance_uid:
+            seen.add(outcome.sop_instance_uid)
     for ref in manifest.references:
         if ref.sop_instance_uid not in seen:
             checks.append(
@@ -233,6 +221,33 @@ def _check_files(
                 )
             )  # fmt: skip
     return tuple(checks), tuple(skipped)
+
+
+def _check_file(
+    path: Path, explicit: bool, manifest: Manifest, refs: dict[str, Reference]
+) -> InstanceCheck | tuple[str, str]:
+    """One file's verdict, or (path, reason) when it is not part of the study."""
+    found = examine(path, explicit)
+    where = str(path)
+    if found.error is not None:
+        return InstanceCheck(Status.UNREADABLE, None, where, reason=found.error)
+    if found.dataset is None:
+        return where, found.skipped or ""
+    ds = found.dataset
+    uid = raw_text(ds, 0x00080018) or ""
+    series = raw_text(ds, 0x0020000E)
+    if uid == manifest.sop_instance_uid:
+        return where, "the manifest itself"
+    if raw_text(ds, 0x0020000D) != manifest.study_uid:
+        return where, f"another study ({raw_text(ds, 0x0020000D)})"
+    ref = refs.get(uid)
+    if ref is None:
+        return InstanceCheck(Status.EXTRA, uid, where, series, "not listed in the manifest")
+    try:
+        status, reason = check_instance(ds, ref)
+    except DsigError as e:  # malformed beyond what reading found (signature attributes...)
+        return InstanceCheck(Status.UNREADABLE, uid, where, series, f"{where}: {e}")
+    return InstanceCheck(status, uid, where, series, reason)
 
 
 def check_instance(ds: Dataset, ref: Reference) -> tuple[Status, str]:

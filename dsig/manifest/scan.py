@@ -8,9 +8,10 @@ in bounded memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -21,6 +22,8 @@ from dsig.model import raw_text
 
 #: Media Storage Directory (DICOMDIR): an index of the files, not an instance of the study.
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -53,37 +56,48 @@ def candidate_files(
 
 
 def scan(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> Iterator[Found]:
-    """Every file as a :class:`Found`. Files found in directories without the DICM prefix
-    and DICOMDIR files are skipped; files named explicitly are always read."""
+    """Every file as a :class:`Found` (see :func:`examine`), one at a time."""
     for path, explicit in candidate_files(paths, exclude):
-        if not explicit and not has_dicm_prefix(str(path)):
-            yield Found(path, skipped="not a DICOM file (no DICM prefix)")
-            continue
-        try:
-            ds = read_dicom(path)
-        except DicomFormatError as e:
-            yield Found(path, error=str(e))
-            continue
-        if (
-            raw_text(ds, 0x00080016) == DICOMDIR_SOP_CLASS
-            or raw_text(ds.file_meta, 0x00020002) == DICOMDIR_SOP_CLASS
-        ):
-            yield Found(path, skipped="a DICOMDIR, not an instance")
-            continue
-        missing = [
-            name
-            for tag, name in (
-                (0x0020000D, "Study Instance UID"),
-                (0x0020000E, "Series Instance UID"),
-                (0x00080016, "SOP Class UID"),
-                (0x00080018, "SOP Instance UID"),
-            )
-            if not raw_text(ds, tag)
-        ]
-        if missing:
-            yield Found(path, error=f"{path}: no {', '.join(missing)}: not an instance of a study")
-            continue
-        yield Found(path, dataset=ds)
+        yield examine(path, explicit)
+
+
+def examine(path: Path, explicit: bool = True) -> Found:
+    """Read one file. Files found in directories (not ``explicit``) without the DICM prefix,
+    and DICOMDIR files, are skipped; a DICOM file that cannot be read is an ``error``."""
+    if not explicit and not has_dicm_prefix(str(path)):
+        return Found(path, skipped="not a DICOM file (no DICM prefix)")
+    try:
+        ds = read_dicom(path)
+    except DicomFormatError as e:
+        return Found(path, error=str(e))
+    if DICOMDIR_SOP_CLASS in (raw_text(ds, 0x00080016), raw_text(ds.file_meta, 0x00020002)):
+        return Found(path, skipped="a DICOMDIR, not an instance")
+    missing = [
+        name
+        for tag, name in (
+            (0x0020000D, "Study Instance UID"),
+            (0x0020000E, "Series Instance UID"),
+            (0x00080016, "SOP Class UID"),
+            (0x00080018, "SOP Instance UID"),
+        )
+        if not raw_text(ds, tag)
+    ]
+    if missing:
+        return Found(path, error=f"{path}: no {', '.join(missing)}: not an instance of a study")
+    return Found(path, dataset=ds)
+
+
+def map_files(
+    fn: Callable[[tuple[Path, bool]], R], candidates: Sequence[tuple[Path, bool]], jobs: int
+) -> Iterator[R]:
+    """``fn`` over the candidates in order: in ``jobs`` forked worker processes when there is
+    more than one of each (``fn`` must not raise for bad input: results carry it)."""
+    if jobs > 1 and len(candidates) > 1:
+        from dsig.batch import forked_map
+
+        yield from forked_map(fn, candidates, jobs, expected=())
+    else:
+        yield from map(fn, candidates)
 
 
 def _key(path: Path) -> str:

@@ -171,6 +171,8 @@ def test_verify_complete_study_is_valid(made: Signed, core_pki: CorePki) -> None
     assert set(statuses(report).values()) == {"ok"}
     signed = next(i for i in report["instances"] if i["path"] == str(made.signed_instance))
     assert "signature" in signed["reason"]
+    serial_code, serial = mverify(made, core_pki, made.study.directory, "--jobs", "1")
+    assert (serial_code, serial["instances"]) == (code, report["instances"])  # same, one process
     r = dsig("manifest", "verify", made.manifest, made.study.directory, "--trust-store",
              core_pki.trust_bundle)  # fmt: skip
     assert r.exit_code == 0
