@@ -78,8 +78,18 @@ def _make(
     _sign_in_place(signed_instance, core_pki)
     manifest = tmp / "manifest.dcm"
     key, cert = key or core_pki.rsa_key, cert or core_pki.rsa_cert
-    r = dsig("manifest", "create", study.directory, "-o", manifest, "--key", key, "--cert", cert,
-             "--no-password")  # fmt: skip
+    r = dsig(
+        "manifest",
+        "create",
+        study.directory,
+        "-o",
+        manifest,
+        "--key",
+        key,
+        "--cert",
+        cert,
+        "--no-password",
+    )
     assert r.exit_code == 0, r.output
     return Signed(study, manifest, signed_instance, key, cert)
 
@@ -95,17 +105,30 @@ def copy_study(made: Signed, tmp_path: Path) -> Path:
     return target
 
 
+def trust_args(core_pki: CorePki) -> list[object]:
+    """The test PKI as trust store, with current (empty) CRLs of the root and the
+    intermediate: revocation is checked, and nothing is revoked."""
+    root_crl = core_pki.directory / "manifest-root.crl"
+    inter_crl = core_pki.directory / "manifest-intermediate.crl"
+    if not inter_crl.exists():
+        root_crl.write_bytes(make_crl(core_pki.pki.root).public_bytes(PEM))
+        inter_crl.write_bytes(make_crl(core_pki.pki.intermediate).public_bytes(PEM))
+    return ["--trust-store", core_pki.trust_bundle, "--crl", root_crl, "--crl", inter_crl]
+
+
 def mverify(
-    made: Signed, core_pki: CorePki, study: Path, *extra: object
+    made: Signed, core_pki: CorePki, study: Path, *extra: object, trust: list[object] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    r = dsig("manifest", "verify", made.manifest, study, "--trust-store", core_pki.trust_bundle,
-             "--json", *extra)  # fmt: skip
+    args = trust if trust is not None else trust_args(core_pki)
+    r = dsig("manifest", "verify", made.manifest, study, *args, "--json", *extra)
     return r.exit_code, json.loads(r.stdout)
 
 
 def statuses(report: dict[str, Any]) -> dict[str, str]:
-    return {Path(i["path"]).name if i["path"] else i["sop_instance_uid"]: i["status"]
-            for i in report["instances"]}  # fmt: skip
+    return {
+        Path(i["path"]).name if i["path"] else i["sop_instance_uid"]: i["status"]
+        for i in report["instances"]
+    }
 
 
 def test_created_manifest_lists_every_instance_under_its_series(made: Signed) -> None:
@@ -173,8 +196,7 @@ def test_verify_complete_study_is_valid(made: Signed, core_pki: CorePki) -> None
     assert "signature" in signed["reason"]
     serial_code, serial = mverify(made, core_pki, made.study.directory, "--jobs", "1")
     assert (serial_code, serial["instances"]) == (code, report["instances"])  # same, one process
-    r = dsig("manifest", "verify", made.manifest, made.study.directory, "--trust-store",
-             core_pki.trust_bundle)  # fmt: skip
+    r = dsig("manifest", "verify", made.manifest, made.study.directory, *trust_args(core_pki))
     assert r.exit_code == 0
     assert "manifest VALID" in r.stdout and "VALID: 7 ok" in r.stdout
 
@@ -239,8 +261,7 @@ def test_other_studies_and_non_dicom_files_are_skipped(
     other.save_as(study / "other.dcm")
     (study / "notes.txt").write_text("not DICOM")
     shutil.copy(made.manifest, study / "manifest.dcm")  # the manifest stored with its study
-    r = dsig("manifest", "verify", study / "manifest.dcm", study, "--trust-store",
-             core_pki.trust_bundle, "--json")  # fmt: skip
+    r = dsig("manifest", "verify", study / "manifest.dcm", study, *trust_args(core_pki), "--json")
     assert r.exit_code == 0, r.stdout
     reasons = {Path(s["path"]).name: s["reason"] for s in json.loads(r.stdout)["skipped"]}
     assert "another study" in reasons["other.dcm"]
@@ -288,8 +309,7 @@ def test_tampered_manifest_is_invalid(made: Signed, core_pki: CorePki, tmp_path:
     assert at > 0
     data[at] ^= 0xFF  # a reference MAC changed: the manifest's signature no longer matches
     tampered.write_bytes(bytes(data))
-    r = dsig("manifest", "verify", tampered, made.study.directory, "--trust-store",
-             core_pki.trust_bundle, "--json")  # fmt: skip
+    r = dsig("manifest", "verify", tampered, made.study.directory, *trust_args(core_pki), "--json")
     assert r.exit_code == 1
     report = json.loads(r.stdout)
     assert report["manifest"]["indication"] == "INVALID"
@@ -303,15 +323,17 @@ def test_manifest_signer_revoked(core_pki: CorePki, tmp_path: Path) -> None:
     key, cert = leaf.write(tmp_path, "revoked")
     made = _make(tmp_path, core_pki, key=key, cert=cert)
     issued = NOW - dt.timedelta(minutes=30)
-    crl = make_crl(core_pki.pki.intermediate,
-                   [(leaf.cert.serial_number, NOW - dt.timedelta(hours=1),
-                     x509.ReasonFlags.key_compromise)], this_update=issued)  # fmt: skip
+    crl = make_crl(
+        core_pki.pki.intermediate,
+        [(leaf.cert.serial_number, NOW - dt.timedelta(hours=1), x509.ReasonFlags.key_compromise)],
+        this_update=issued,
+    )
     crl_path = tmp_path / "inter.crl"
     crl_path.write_bytes(crl.public_bytes(PEM))
     root_crl = tmp_path / "root.crl"
     root_crl.write_bytes(make_crl(core_pki.pki.root, this_update=issued).public_bytes(PEM))
-    code, report = mverify(made, core_pki, made.study.directory, "--crl", crl_path, "--crl",
-                           root_crl)  # fmt: skip
+    trust = ["--trust-store", core_pki.trust_bundle, "--crl", crl_path, "--crl", root_crl]
+    code, report = mverify(made, core_pki, made.study.directory, trust=trust)
     assert code == 1
     assert report["manifest"]["indication"] == "INVALID"
     trust = report["manifest"]["verification"]["signatures"][0]["trust"]
@@ -329,13 +351,13 @@ def test_untrusted_manifest_is_indeterminate_and_integrity_only_says_so(made: Si
 
 
 def test_dsig_verify_says_it_is_a_study_manifest(made: Signed, core_pki: CorePki) -> None:
-    r = dsig("verify", made.manifest, "--trust-store", core_pki.trust_bundle, "--json")
+    r = dsig("verify", made.manifest, *trust_args(core_pki), "--json")
     assert r.exit_code == 0
     findings = json.loads(r.stdout)["files"][0]["findings"]
     note = next(f for f in findings if f["code"] == "STUDY_MANIFEST")
     assert note["severity"] == "info"
     assert "7 instance reference(s) in 5 series" in note["message"]
-    r = dsig("verify", made.manifest, "--trust-store", core_pki.trust_bundle)
+    r = dsig("verify", made.manifest, *trust_args(core_pki))
     assert "STUDY_MANIFEST: a study manifest" in r.stdout
 
 
@@ -343,8 +365,18 @@ def test_several_studies_need_study(core_pki: CorePki, tmp_path: Path) -> None:
     a = build_study(tmp_path / "in" / "a", layout=(("s", "CT_small.dcm"),))
     b = build_study(tmp_path / "in" / "b", layout=(("s", "MR_small.dcm"),))
     out = tmp_path / "m.dcm"
-    base = ["manifest", "create", tmp_path / "in", "-o", out, "--key", core_pki.rsa_key,
-            "--cert", core_pki.rsa_cert, "--no-password"]  # fmt: skip
+    base = [
+        "manifest",
+        "create",
+        tmp_path / "in",
+        "-o",
+        out,
+        "--key",
+        core_pki.rsa_key,
+        "--cert",
+        core_pki.rsa_cert,
+        "--no-password",
+    ]
     r = dsig(*base)
     assert r.exit_code == 2
     assert a.study_uid in r.stderr and b.study_uid in r.stderr and "--study" in r.stderr
@@ -366,8 +398,18 @@ def test_bad_inputs_are_one_line_errors(made: Signed, core_pki: CorePki, tmp_pat
     broken = tmp_path / "study"
     broken.mkdir()
     (broken / "x.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
-    r = dsig("manifest", "create", broken, "-o", tmp_path / "m.dcm", "--key", core_pki.rsa_key,
-             "--cert", core_pki.rsa_cert, "--no-password")  # fmt: skip
+    r = dsig(
+        "manifest",
+        "create",
+        broken,
+        "-o",
+        tmp_path / "m.dcm",
+        "--key",
+        core_pki.rsa_key,
+        "--cert",
+        core_pki.rsa_cert,
+        "--no-password",
+    )
     assert r.exit_code == 4 and "x.dcm" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.dcm").exists()
@@ -378,13 +420,30 @@ def test_manifest_timestamped(core_pki: CorePki, tmp_path: Path) -> None:
     study = build_study(tmp_path / "study", layout=(("s", "CT_small.dcm"), ("s", "MR_small.dcm")))
     out = tmp_path / "m.dcm"
     with tpki.server() as tsa:
-        r = dsig("manifest", "create", study.directory, "-o", out, "--key", tpki.rsa_key,
-                 "--cert", tpki.rsa_cert, "--no-password", "--tsa", tsa.url)  # fmt: skip
+        r = dsig(
+            "manifest",
+            "create",
+            study.directory,
+            "-o",
+            out,
+            "--key",
+            tpki.rsa_key,
+            "--cert",
+            tpki.rsa_cert,
+            "--no-password",
+            "--tsa",
+            tsa.url,
+        )
         assert r.exit_code == 0, r.output
         assert tsa.hits == 1
     trust = tmp_path / "trust.pem"
     trust.write_bytes(tpki.root_pem.read_bytes() + tpki.inter_pem.read_bytes())
-    r = dsig("manifest", "verify", out, study.directory, "--trust-store", trust, "--json")
+    crls: list[object] = []
+    for ca in (tpki.root, tpki.intermediate):  # current CRLs: revocation checked, none revoked
+        crl = tmp_path / f"{ca.cert.serial_number}.crl"
+        crl.write_bytes(make_crl(ca).public_bytes(PEM))
+        crls += ["--crl", crl]
+    r = dsig("manifest", "verify", out, study.directory, "--trust-store", trust, *crls, "--json")
     assert r.exit_code == 0, r.stdout
     sig = json.loads(r.stdout)["manifest"]["verification"]["signatures"][0]
     assert sig["timestamp"]["indication"] == "VALID"
@@ -425,8 +484,18 @@ def test_large_instance_in_bounded_memory(core_pki: CorePki, tmp_path: Path) -> 
     big = write_big_file(study / "big.dcm", frames=400)  # 400 x 512 x 512 x 2 = 200 MiB
     assert big.stat().st_size > 200 * 2**20
     out = tmp_path / "m.dcm"
-    rc, create_mib = peak("manifest", "create", study, "-o", out, "--key", core_pki.rsa_key,
-                          "--cert", core_pki.rsa_cert, "--no-password")  # fmt: skip
+    rc, create_mib = peak(
+        "manifest",
+        "create",
+        study,
+        "-o",
+        out,
+        "--key",
+        core_pki.rsa_key,
+        "--cert",
+        core_pki.rsa_cert,
+        "--no-password",
+    )
     assert rc == 0
     rc, verify_mib = peak("manifest", "verify", out, study, "--integrity-only")
     assert rc == 0

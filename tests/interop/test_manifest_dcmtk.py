@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from dsig.cli import app
 from tests.helpers import dcmtk
+from tests.helpers.pki_servers import make_crl
 from tests.helpers.study import Study, build_study
 from tests.interop.conftest import PkiFiles
 
@@ -50,8 +52,14 @@ def create(study: Study, out: Path, key: Path, cert: Path, *extra: object) -> No
 
 
 def mverify(pki: PkiFiles, manifest: Path, study: Path) -> tuple[int, dict[str, Any]]:
+    crls: list[object] = []
+    for ca in (pki._pki.root, pki._pki.intermediate):  # current, empty: nothing revoked
+        crl = pki.directory / f"manifest-{ca.cert.serial_number}.crl"
+        if not crl.exists():
+            crl.write_bytes(make_crl(ca).public_bytes(serialization.Encoding.PEM))
+        crls += ["--crl", crl]
     r = dsig("manifest", "verify", manifest, study, "--trust-store", pki.root, "--untrusted",
-             pki.intermediate, "--json")  # fmt: skip
+             pki.intermediate, *crls, "--json")  # fmt: skip
     return r.exit_code, json.loads(r.stdout)
 
 
