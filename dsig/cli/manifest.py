@@ -175,6 +175,7 @@ def create(
                     "mac_algorithm": options.mac.value,
                     "timestamp": note or None,
                     "skipped": [{"path": s.path, "reason": s.reason} for s in created.skipped],
+                    "warnings": list(created.warnings),
                 },
                 indent=2,
             )
@@ -188,6 +189,8 @@ def create(
     )
     if note:
         typer.echo(f"  {note}")
+    for warning in created.warnings:
+        typer.echo(f"  warning: {warning}")
     if created.skipped:
         typer.echo(f"  skipped {len(created.skipped)} file(s):")
         for s in created.skipped:

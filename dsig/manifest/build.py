@@ -78,6 +78,9 @@ class CreatedManifest:
     #: SOP Instance UID -> the file its reference was computed from.
     paths: tuple[tuple[str, str], ...]
     skipped: tuple[Skipped, ...]
+    #: Things the user should know: instances whose signature does not verify (referenced
+    #: by MAC only), instances that disagree on the patient.
+    warnings: tuple[str, ...] = ()
 
 
 #: Patient and General Study attributes the KOS copies from the instances (Type 2 ones are
@@ -112,6 +115,7 @@ class _Record:
     copied: Dataset | None = None  # patient/study attributes, for the first instance
     skipped: str | None = None
     error: str | None = None
+    warning: str | None = None
 
 
 @dataclass
@@ -138,6 +142,7 @@ def create_manifest(
     studies: dict[str, _Study] = {}
     counts: dict[str, int] = {}
     skipped: list[Skipped] = []
+    warnings: list[str] = []
     candidates = list(candidate_files(paths, options.exclude))
 
     def record(candidate: tuple[Path, bool]) -> _Record:
@@ -150,13 +155,22 @@ def create_manifest(
             skipped.append(Skipped(rec.path, rec.skipped))
             continue
         counts[rec.study_uid] = counts.get(rec.study_uid, 0) + 1
-        if rec.reference is None:
-            continue  # another study than the one chosen (counted, skipped)
+        if rec.reference is None:  # another study than the one chosen
+            skipped.append(Skipped(rec.path, f"another study ({rec.study_uid})"))
+            continue
         study = studies.get(rec.study_uid)
         if study is None:
             assert rec.copied is not None
             study = studies[rec.study_uid] = _Study(rec.copied)
         _add(study, rec)
+        if rec.warning:
+            warnings.append(rec.warning)
+        patient = _patient(rec.copied)
+        if patient != _patient(study.first):
+            warnings.append(
+                f"{rec.path}: patient {patient} differs from the study's first instance "
+                f"({_patient(study.first)})"
+            )
     if options.study_uid is not None and options.study_uid not in studies:
         raise StudySelectionError(f"no instance of study {options.study_uid} in the inputs")
     if not studies:
@@ -182,7 +196,17 @@ def create_manifest(
         ),
     )
     manifest = Manifest(str(ds.SOPInstanceUID), study_uid, tuple(study.references))
-    return CreatedManifest(ds, manifest, signed, tuple(study.paths.items()), tuple(skipped))
+    return CreatedManifest(
+        ds, manifest, signed, tuple(study.paths.items()), tuple(skipped), tuple(warnings)
+    )
+
+
+def _patient(attributes: Dataset | None) -> str:
+    """Patient ID and name, to compare instances of one study."""
+    if attributes is None:
+        return "?"
+    name = attributes[0x00100010].value if 0x00100010 in attributes else ""
+    return f"ID {raw_text(attributes, 0x00100020) or ''!r}, name {str(name or '')!r}"
 
 
 def _file_record(path: Path, explicit: bool, options: CreateOptions) -> _Record:
@@ -197,12 +221,20 @@ def _file_record(path: Path, explicit: bool, options: CreateOptions) -> _Record:
     if options.study_uid is not None and study_uid != options.study_uid:
         return _Record(where, study_uid=study_uid)
     try:
+        reference, broken = _reference(ds, options.mac)
+        warning = None
+        if broken:
+            warning = (
+                f"{where}: signature(s) {', '.join(broken)} do not verify: the instance is "
+                "referenced by its MAC only"
+            )
         return _Record(
             where,
             study_uid=study_uid,
-            reference=_reference(ds, options.mac),
+            reference=reference,
             value_type=_value_type(ds),
             copied=_copied_attributes(ds),
+            warning=warning,
         )
     except DsigError as e:
         return _Record(where, error=f"{where}: {e}")
@@ -220,10 +252,12 @@ def _add(study: _Study, rec: _Record) -> None:
     study.value_types[sop_uid] = rec.value_type
 
 
-def _reference(ds: Dataset, mac: HashAlgorithm) -> Reference:
+def _reference(ds: Dataset, mac: HashAlgorithm) -> tuple[Reference, list[str]]:
+    """The reference, and the UIDs of main-level signatures that do not verify."""
     tags = signable_tags(ds)
     value, _missing = reference_mac(ds, tags, mac)
-    return Reference(
+    intact, broken = _signatures(ds)
+    reference = Reference(
         study_uid=raw_text(ds, 0x0020000D) or "",
         series_uid=raw_text(ds, 0x0020000E) or "",
         sop_class_uid=raw_text(ds, 0x00080016) or "",
@@ -232,8 +266,9 @@ def _reference(ds: Dataset, mac: HashAlgorithm) -> Reference:
         mac_transfer_syntax=mac_transfer_syntax(ds),
         signed_tags=tags,
         mac=value,
-        signatures=_intact_signatures(ds),
+        signatures=intact,
     )
+    return reference, broken
 
 
 def _value_type(ds: Dataset) -> str:
@@ -245,21 +280,25 @@ def _value_type(ds: Dataset) -> str:
     return "COMPOSITE"
 
 
-def _intact_signatures(ds: Dataset) -> tuple[SignatureReference, ...]:
-    """The main-level signatures whose MAC and signature verify now (trust is the instance
-    signer's business; the manifest pins the signature value)."""
+def _signatures(ds: Dataset) -> tuple[tuple[SignatureReference, ...], list[str]]:
+    """(the main-level signatures whose MAC and signature verify now, UIDs of the others).
+    Trust is the instance signer's business; the manifest pins the signature value."""
     if not any(not ref.path for ref in find_signatures(ds)):
-        return ()
+        return (), []
     from dsig.verifier import VerifyOptions, verify_dataset
 
     result = verify_dataset(ds, VerifyOptions(integrity_only=True))
     intact = {
         s.uid for s in result.signatures if not s.location and s.integrity is Indication.VALID
     }
-    return tuple(
-        SignatureReference(ref.uid, raw_bytes(ref.item, SIGNATURE) or b"")
-        for ref in find_signatures(ds)
-        if not ref.path and ref.uid in intact
+    main = [ref for ref in find_signatures(ds) if not ref.path]
+    return (
+        tuple(
+            SignatureReference(ref.uid, raw_bytes(ref.item, SIGNATURE) or b"")
+            for ref in main
+            if ref.uid in intact
+        ),
+        [ref.uid for ref in main if ref.uid not in intact],
     )
 
 

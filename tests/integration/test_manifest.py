@@ -508,3 +508,36 @@ def test_large_instance_in_bounded_memory(core_pki: CorePki, tmp_path: Path) -> 
         fp.write(bytes([byte[0] ^ 1]))
     rc, _ = peak("manifest", "verify", out, study, "--integrity-only")
     assert rc == 1
+
+
+def test_create_warns_of_broken_signatures_and_other_patients(
+    core_pki: CorePki, tmp_path: Path
+) -> None:
+    study = build_study(tmp_path / "study", layout=(("a", "CT_small.dcm"), ("a", "MR_small.dcm")))
+    broken = study.files[0]
+    _sign_in_place(broken, core_pki)
+    data = broken.read_bytes()
+    broken.write_bytes(data.replace(b"Manifest^Test", b"Manifest^Tost", 1))  # after signing
+    other = pydicom.dcmread(study.files[1])
+    other.PatientID = "SOMEONE-ELSE"
+    other.save_as(study.files[1])
+    out = tmp_path / "m.dcm"
+    r = dsig("manifest", "create", study.directory, "-o", out, "--key", core_pki.rsa_key,
+             "--cert", core_pki.rsa_cert, "--no-password", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["references"] == 2 and report["signature_references"] == 0
+    warnings = report["warnings"]
+    assert any("do not verify" in w and broken.name in w for w in warnings), warnings
+    assert any("SOMEONE-ELSE" in w for w in warnings), warnings
+
+
+def test_study_option_lists_the_other_studies_as_skipped(core_pki: CorePki, tmp_path: Path) -> None:
+    a = build_study(tmp_path / "in" / "a", layout=(("s", "CT_small.dcm"),))
+    build_study(tmp_path / "in" / "b", layout=(("s", "MR_small.dcm"),))
+    r = dsig("manifest", "create", tmp_path / "in", "-o", tmp_path / "m.dcm", "--key",
+             core_pki.rsa_key, "--cert", core_pki.rsa_cert, "--no-password", "--study",
+             a.study_uid, "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    skipped = json.loads(r.stdout)["skipped"]
+    assert len(skipped) == 1 and "another study" in skipped[0]["reason"]
