@@ -270,6 +270,8 @@ def _print_human(result: ManifestVerification, *, integrity_only: bool) -> None:
         typer.echo("  trust of the manifest signer NOT checked (--integrity-only)")
     for problem in result.problems:
         typer.echo(f"  problem: {problem}")
+    for warning in result.warnings:
+        typer.echo(f"  warning: {warning}")
     for check in result.instances:
         uid = check.sop_instance_uid or "?"
         where = check.path or "(no file)"

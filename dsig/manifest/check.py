@@ -23,6 +23,7 @@ from dsig.report import FileResult, Indication, exit_code_for, worst
 from dsig.stream import UNDEFINED, UnsignableElementError, stored
 from dsig.tags import tag_str
 from dsig.verifier import VerifyOptions, verify_dataset
+from pki.policy import AlgorithmRule
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError
 
@@ -76,6 +77,8 @@ class ManifestVerification:
     #: Problems with the manifest beyond its signature (not covering the evidence...).
     problems: tuple[str, ...] = ()
     allow_extra: bool = False
+    #: Informative notes (a weak reference MAC algorithm without ``strict``).
+    warnings: tuple[str, ...] = ()
 
     @property
     def manifest_indication(self) -> Indication:
@@ -127,6 +130,7 @@ class ManifestVerification:
                 "references": len(self.manifest.references) if self.manifest else None,
                 "indication": self.manifest_indication.value,
                 "problems": list(self.problems),
+                "warnings": list(self.warnings),
                 "verification": self.signature.to_json(),
             },
             "instances": [i.to_json() for i in self.instances],
@@ -177,10 +181,33 @@ def verify_manifest(
             str(manifest_path), signature, None, (), (), tuple(problems), allow_extra
         )
     del ds
+    warnings = _weak_macs(manifest, options, problems)
     checks, skipped = _check_files(manifest, paths, manifest_path, jobs)
     return ManifestVerification(
-        str(manifest_path), signature, manifest, checks, skipped, tuple(problems), allow_extra
-    )
+        str(manifest_path), signature, manifest, checks, skipped, tuple(problems), allow_extra,
+        tuple(warnings),
+    )  # fmt: skip
+
+
+def _weak_macs(manifest: Manifest, options: VerifyOptions, problems: list[str]) -> list[str]:
+    """Weak reference MAC algorithms (MD5, SHA-1): a problem under ``strict`` unless
+    ``allow_weak`` names them, else a warning (as for a signature's own MAC)."""
+    rule = AlgorithmRule.from_names(options.allow_weak)
+    warnings = []
+    for name in sorted({r.mac_algorithm for r in manifest.references if r.mac_algorithm}):
+        try:
+            algorithm = HashAlgorithm.from_name(name)
+        except UnsupportedAlgorithmError:
+            continue  # reported per instance as indeterminate
+        if not algorithm.weak:
+            continue
+        message = f"references use the weak MAC algorithm {name}"
+        short = algorithm.hashlib_name
+        if options.strict and short not in rule.allowed_hashes:
+            problems.append(f"{message}: refused by --strict (--allow-weak {short})")
+        else:
+            warnings.append(message)
+    return warnings
 
 
 def _evidence_covered(result: FileResult, options: VerifyOptions) -> bool:

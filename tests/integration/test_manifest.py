@@ -541,3 +541,23 @@ def test_study_option_lists_the_other_studies_as_skipped(core_pki: CorePki, tmp_
     assert r.exit_code == 0, r.output
     skipped = json.loads(r.stdout)["skipped"]
     assert len(skipped) == 1 and "another study" in skipped[0]["reason"]
+
+
+def test_weak_reference_mac_is_refused_at_creation_and_under_strict(
+    core_pki: CorePki, tmp_path: Path
+) -> None:
+    study = build_study(tmp_path / "study", layout=(("a", "CT_small.dcm"),))
+    out = tmp_path / "m.dcm"
+    base = ["manifest", "create", study.directory, "-o", out, "--key", core_pki.rsa_key,
+            "--cert", core_pki.rsa_cert, "--no-password", "--mac", "sha1"]  # fmt: skip
+    r = dsig(*base)
+    assert r.exit_code == 4 and "--allow-weak sha1" in r.stderr and not out.exists()
+    assert dsig(*base, "--allow-weak", "sha1").exit_code == 0
+    verify = ["manifest", "verify", out, study.directory, "--integrity-only", "--json"]
+    r = dsig(*verify)
+    assert r.exit_code == 0
+    assert "weak MAC algorithm SHA1" in json.loads(r.stdout)["manifest"]["warnings"][0]
+    r = dsig(*verify, "--strict")
+    assert r.exit_code == 1
+    assert "refused by --strict" in json.loads(r.stdout)["manifest"]["problems"][-1]
+    assert dsig(*verify, "--strict", "--allow-weak", "sha1").exit_code == 0
