@@ -561,3 +561,24 @@ def test_weak_reference_mac_is_refused_at_creation_and_under_strict(
     assert r.exit_code == 1
     assert "refused by --strict" in json.loads(r.stdout)["manifest"]["problems"][-1]
     assert dsig(*verify, "--strict", "--allow-weak", "sha1").exit_code == 0
+
+
+def test_signature_not_covering_the_evidence_is_invalid(core_pki: CorePki, tmp_path: Path) -> None:
+    """Signature wrapping: a valid signature over other elements does not vouch for the list."""
+    from dsig.remove import remove_all
+
+    study = build_study(tmp_path / "study", layout=(("a", "CT_small.dcm"),))
+    key = open_key_provider(str(core_pki.rsa_key), cert=core_pki.rsa_cert)
+    try:
+        created = create_manifest([study.directory], key)
+        remove_all(created.dataset)
+        add_signature(created.dataset, key, SignOptions(tags=[0x00080016, 0x00080018]))
+    finally:
+        key.close()
+    out = tmp_path / "m.dcm"
+    save_manifest(created, out)
+    result = verify_manifest(out, [study.directory], VerifyOptions(integrity_only=True))
+    assert result.signature.indication.value == "VALID"  # the signature itself is fine
+    assert result.exit_code == 1
+    assert result.manifest_indication.value == "INVALID"
+    assert "(0040,A375)" in result.problems[0]
