@@ -37,6 +37,7 @@ FINDING_CODES = {
     "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
     "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
     "COVERAGE_INCOMPLETE": "--require-coverage: a present element is covered by no valid signature",
+    "STUDY_MANIFEST": "the file is a study manifest (info): check it with dsig manifest verify",
 }
 
 

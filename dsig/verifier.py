@@ -125,6 +125,12 @@ def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> Fi
     _check_requirements(result, options)
     if options.require_coverage is not None:
         _check_coverage(ds, result, options.require_coverage, options.require)
+    if raw_text(ds, 0x00080016) == "1.2.840.10008.5.1.4.1.1.88.59":  # KOS: a study manifest?
+        from dsig.manifest.model import manifest_note
+
+        note = manifest_note(ds)
+        if note:
+            result.findings.append(Finding("STUDY_MANIFEST", note, "info"))
     return result
 
 

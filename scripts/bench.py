@@ -16,7 +16,10 @@ Workloads:
  3. verify 2,000 small signed images: a dcmsign loop vs ``dsig verify DIR --recursive``,
     trust on (dcmsign ``+cf`` root ``+uf`` intermediate; dsig ``--trust-store``/``--untrusted``);
  4. sign 2,000 small images: a dcmsign loop vs ``dsig sign DIR --out-dir OUT --recursive``;
- 5. one small file, cold start of ``dsig verify`` (and of dcmsign for reference).
+ 5. one small file, cold start of ``dsig verify`` (and of dcmsign for reference);
+ 6. study manifest (issue 16): ``dsig manifest create`` and ``dsig manifest verify`` of a
+    1,000-instance study (10 series), against verifying the same 1,000 instances signed one
+    by one (``dsig verify DIR --recursive``, and a dcmsign loop). Not run by CI.
 """
 
 from __future__ import annotations
@@ -179,7 +182,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="64 MiB and 200 files")
     ap.add_argument("--repeat", type=int, default=3, help="runs per big-file measurement")
-    ap.add_argument("--only", default="1,2,3,4,5", help="workloads to run, e.g. 1,5")
+    ap.add_argument("--only", default="1,2,3,4,5,6", help="workloads to run, e.g. 1,5")
     ap.add_argument("--workdir", type=Path, help="where to build workloads (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir")
     args = ap.parse_args()
@@ -193,13 +196,18 @@ def main() -> None:
     print(f"workdir {work}", file=sys.stderr)
     try:
         rows = bench(work, only, big_mib, n_small, args.repeat)
+        manifest_rows = bench_manifest(work, 200 if args.quick else 1000) if 6 in only else []
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print("### Machine\n")
     print(machine())
-    print("\n### Results (medians)\n")
-    print(table(rows))
+    if rows:
+        print("\n### Results (medians)\n")
+        print(table(rows))
+    if manifest_rows:
+        print("\n### Study manifest (workload 6)\n")
+        print(manifest_table(manifest_rows))
     print(f"\nCommand: `python3 scripts/bench.py{' --quick' if args.quick else ''}`")
 
 
@@ -305,6 +313,55 @@ def bench(work: Path, only: set[int], big_mib: int, n_small: int, repeat_n: int)
             rows.append(Row("5. cold start: verify 1 small file, integrity only", d, s,
                             target="<= 250 ms", met=_met(s.seconds <= 0.25)))  # fmt: skip
     return rows
+
+
+def bench_manifest(work: Path, n: int) -> list[tuple[str, Run, int]]:
+    """Workload 6: (label, run, files) for manifest create/verify and per-file signatures."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    pki = build_pki()
+    pem = serialization.Encoding.PEM
+    root, inter = work / "m-root.pem", work / "m-intermediate.pem"
+    root.write_bytes(pki.root.cert.public_bytes(pem))
+    inter.write_bytes(pki.intermediate.cert.public_bytes(pem))
+    key, cert = pki.leaf("rsa").write(work, "m-signer")
+    dsig_key = ["--key", str(key), "--cert", str(cert), "--no-password"]
+    trust = ["--trust-store", str(root), "--untrusted", str(inter)]
+    study = work / "study"
+    study_uid = generate_uid()
+    series = [generate_uid() for _ in range(10)]
+    for i in range(n):
+        (study / f"s{i % 10}").mkdir(parents=True, exist_ok=True)
+        path = write_small_image(study / f"s{i % 10}" / f"img{i:05d}.dcm", seed=i)
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series[i % 10]
+        ds.save_as(path)
+    print(f"6: manifest of {n} instances", file=sys.stderr)
+    manifest = work / "manifest.dcm"
+    create = run([*DSIG, "manifest", "create", str(study), "-o", str(manifest), *dsig_key])
+    check = run([*DSIG, "manifest", "verify", str(manifest), str(study), *trust])
+    signed = work / "study-signed"
+    run([*DSIG, "sign", str(study), "--out-dir", str(signed), "--recursive", *dsig_key])
+    each = run([*DSIG, "verify", str(signed), "--recursive", *trust])
+    files = sorted(signed.rglob("*.dcm"))
+    dcm_trust = ["+cf", str(root), "+uf", str(inter)]
+    dcm = loop([["dcmsign", "--verify", str(f), *dcm_trust] for f in files])
+    return [
+        (f"dsig manifest create ({n:,} instances, one signature)", create, n),
+        (f"dsig manifest verify ({n:,} instances, trust on)", check, n),
+        (f"dsig verify --recursive ({n:,} files signed one by one, trust on)", each, n),
+        (f"dcmsign --verify loop ({n:,} files signed one by one, trust on)", dcm, n),
+    ]
+
+
+def manifest_table(rows: Sequence[tuple[str, Run, int]]) -> str:
+    out = ["| workload | wall | files/s | CPU | peak RSS |", "|---|---|---|---|---|"]
+    for label, r, n in rows:
+        out.append(f"| {label} | {r.seconds:.2f} s | {n / r.seconds:,.0f} | {r.cpu:.2f} s "
+                   f"| {r.peak_mib:.0f} MiB |")  # fmt: skip
+    return "\n".join(out)
 
 
 _IN_PROCESS = """

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from dsig.cli.cert import cert_app
+from dsig.cli.manifest import manifest_app
 from dsig.cli.net import send, serve
 from dsig.cli.sign import sign
 from dsig.cli.timestamp import timestamp_app
@@ -38,6 +39,7 @@ app.command()(send)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(timestamp_app, name="timestamp")
 app.add_typer(cert_app, name="cert")
+app.add_typer(manifest_app, name="manifest")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,287 @@
+"""``dsig manifest create`` and ``dsig manifest verify``: one signature over a whole study.
+
+Thin: the work is in :mod:`dsig.manifest`; this module maps options to its API and its
+results to text, JSON and exit codes (0 valid and complete, 1 invalid or modified / missing /
+extra, 2 usage, 3 indeterminate, 4 operational error).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret, read_secret
+from dsig.cli._sign_options import (
+    CertOpt,
+    MacChoice,
+    MacOpt,
+    NoPasswordOpt,
+    PasswordEnvOpt,
+    PasswordFileOpt,
+    PinEnvOpt,
+    PinFileOpt,
+    ProfileChoice,
+    ProfileOpt,
+)
+from dsig.cli._trust_options import (
+    AllowWeakOpt,
+    AtOpt,
+    CrlOpt,
+    FormatOldOpt,
+    IntegrityOnlyOpt,
+    OcspOpt,
+    OnlineOpt,
+    RevocationOpt,
+    StrictOpt,
+    TrustStoreOpt,
+    TsaTrustStoreOpt,
+    UntrustedOpt,
+    build_verify_options,
+)
+from dsig.cli.batch import default_jobs
+from dsig.cli.timestamp import (
+    TsaOpt,
+    TsaPasswordEnvOpt,
+    TsaPasswordFileOpt,
+    TsaRetriesOpt,
+    TsaTimeoutOpt,
+    TsaUserOpt,
+    TsCertReqOpt,
+    TsHashChoice,
+    TsHashOpt,
+    TsNonceOpt,
+    TsPolicyOpt,
+    sign_timestamping,
+)
+
+if TYPE_CHECKING:
+    from dsig.manifest import ManifestVerification
+
+manifest_app = typer.Typer(
+    name="manifest",
+    help="Sign a whole study with one signature, and prove it complete and unchanged.",
+    no_args_is_help=True,
+)
+
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
+]
+StudyPaths = Annotated[
+    list[Path], typer.Argument(help="the study: directories (walked recursively) and files")
+]
+
+
+@manifest_app.command()
+def create(
+    paths: StudyPaths,
+    output: Annotated[Path, typer.Option("--output", "-o", help="the manifest file to write")],
+    key: Annotated[
+        str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
+    ],
+    cert: CertOpt = None,
+    mac: MacOpt = MacChoice.sha256,
+    profile: ProfileOpt = ProfileChoice.none,
+    study: Annotated[
+        str | None, typer.Option("--study", help="the Study Instance UID, when several are found")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    allow_weak: Annotated[
+        list[str] | None,
+        typer.Option("--allow-weak", help="sign even with this weak algorithm; repeatable"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
+    jobs: JobsOpt = None,
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    no_password: NoPasswordOpt = False,
+    pin_file: PinFileOpt = None,
+    pin_env: PinEnvOpt = None,
+    tsa: TsaOpt = None,
+    ts_hash: TsHashOpt = TsHashChoice.sha256,
+    ts_nonce: TsNonceOpt = True,
+    ts_cert_req: TsCertReqOpt = True,
+    ts_policy: TsPolicyOpt = None,
+    tsa_timeout: TsaTimeoutOpt = 10.0,
+    tsa_retries: TsaRetriesOpt = 1,
+    tsa_user: TsaUserOpt = None,
+    tsa_password_env: TsaPasswordEnvOpt = None,
+    tsa_password_file: TsaPasswordFileOpt = None,
+) -> None:
+    """Reference every instance of one study (with the MAC of its content) in a signed Key
+    Object Selection Document. Exit 0 written, 2 usage (several studies, output exists),
+    4 error (unreadable instance, key, TSA)."""
+    from dsig.manifest import CreateOptions, StudySelectionError, create_manifest, save_manifest
+    from dsig.profiles import Profile
+    from tokens.digest import HashAlgorithm
+    from tokens.registry import open_key_provider
+
+    if output.exists() and not force:
+        raise fail(f"output {output} exists: use --force to overwrite it", 2)
+    if output.is_dir():
+        raise fail(f"output {output} is a directory", 2)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise fail(f"no such file or directory: {missing[0]}")
+    stamping = sign_timestamping(
+        jobs=1, tsa=tsa, query_out=None, uid_out=None, ts_hash=ts_hash, ts_nonce=ts_nonce,
+        ts_cert_req=ts_cert_req, ts_policy=ts_policy, tsa_timeout=tsa_timeout,
+        tsa_retries=tsa_retries, tsa_user=tsa_user, tsa_password_env=tsa_password_env,
+        tsa_password_file=tsa_password_file,
+    )  # fmt: skip
+    secret, may_prompt = read_secret(
+        file=password_file or pin_file,
+        env=password_env or pin_env,
+        none=no_password,
+        what="PIN" if key.startswith("pkcs11:") else "password",
+    )
+    try:
+        provider = open_key_provider(
+            key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
+        )
+        try:
+            options = CreateOptions(
+                mac=HashAlgorithm.from_name(mac.value),
+                profile=Profile(profile.value),
+                study_uid=study,
+                allow_weak=tuple(allow_weak or ()),
+                exclude=(output,),
+                jobs=jobs or default_jobs(),
+            )
+            created = create_manifest(paths, provider, options)
+        finally:
+            provider.close()
+        note = stamping.apply(created.dataset, created.signature.uid) if stamping else ""
+        save_manifest(created, output, force=force)
+    except StudySelectionError as e:
+        raise fail(str(e), 2) from None
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    m = created.manifest
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "output": str(output),
+                    "sop_instance_uid": m.sop_instance_uid,
+                    "study_instance_uid": m.study_uid,
+                    "series": m.series_count,
+                    "references": len(m.references),
+                    "signature_references": sum(1 for r in m.references if r.signatures),
+                    "signature_uid": created.signature.uid,
+                    "mac_algorithm": options.mac.value,
+                    "timestamp": note or None,
+                    "skipped": [{"path": s.path, "reason": s.reason} for s in created.skipped],
+                    "warnings": list(created.warnings),
+                },
+                indent=2,
+            )
+        )
+        return
+    signed = sum(1 for r in m.references if r.signatures)
+    typer.echo(
+        f"wrote {output}: study {m.study_uid}, {len(m.references)} instance(s) in "
+        f"{m.series_count} series ({signed} also by their signature), signed "
+        f"{created.signature.uid} ({options.mac.value}, purpose 14 Source Signature)"
+    )
+    if note:
+        typer.echo(f"  {note}")
+    for warning in created.warnings:
+        typer.echo(f"  warning: {warning}")
+    if created.skipped:
+        typer.echo(f"  skipped {len(created.skipped)} file(s):")
+        for s in created.skipped:
+            typer.echo(f"    {s.path}: {s.reason}")
+
+
+@manifest_app.command()
+def verify(
+    manifest: Annotated[Path, typer.Argument(help="the manifest file")],
+    paths: StudyPaths,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    allow_extra: Annotated[
+        bool,
+        typer.Option(
+            "--allow-extra", help="instances the manifest does not list do not fail (still shown)"
+        ),
+    ] = False,
+    format_old: FormatOldOpt = False,
+    integrity_only: IntegrityOnlyOpt = False,
+    trust_store: TrustStoreOpt = None,
+    untrusted: UntrustedOpt = None,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation: RevocationOpt = None,
+    online: OnlineOpt = False,
+    at: AtOpt = None,
+    tsa_trust_store: TsaTrustStoreOpt = None,
+    allow_weak: AllowWeakOpt = None,
+    strict: StrictOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Verify the manifest's signature, then each instance: ok, modified, missing, extra.
+    Exit 0 only when the manifest is VALID and every instance ok with none missing or extra;
+    1 modified/missing/extra or invalid manifest; 3 indeterminate; 4 error."""
+    from dsig.manifest import verify_manifest
+
+    options = build_verify_options(
+        require=None,
+        format_old=format_old,
+        integrity_only=integrity_only,
+        trust_store=trust_store,
+        untrusted=untrusted,
+        crl=crl,
+        ocsp=ocsp,
+        revocation=revocation,
+        online=online,
+        at=at,
+        allow_weak=allow_weak,
+        tsa_trust_store=tsa_trust_store,
+        strict=strict,
+    )
+    missing = [p for p in (manifest, *paths) if not p.exists()]
+    if missing:
+        raise fail(f"no such file or directory: {missing[0]}")
+    try:
+        result = verify_manifest(
+            manifest, paths, options, allow_extra=allow_extra, jobs=jobs or default_jobs()
+        )
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if json_out:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        _print_human(result, integrity_only=integrity_only)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_human(result: ManifestVerification, *, integrity_only: bool) -> None:
+    from dsig.cli.verify import _print_human as print_file
+    from dsig.manifest import Status
+
+    m = result.manifest
+    what = f"study {m.study_uid}, {len(m.references)} reference(s)" if m else "unparsable"
+    typer.echo(f"manifest {result.manifest_indication.value}: {result.path} ({what})")
+    print_file(result.signature)
+    if integrity_only:
+        typer.echo("  trust of the manifest signer NOT checked (--integrity-only)")
+    for problem in result.problems:
+        typer.echo(f"  problem: {problem}")
+    for warning in result.warnings:
+        typer.echo(f"  warning: {warning}")
+    for check in result.instances:
+        uid = check.sop_instance_uid or "?"
+        where = check.path or "(no file)"
+        line = f"{check.status.value:<13} {uid} {where}"
+        if check.status.value != "ok" or check.reason.startswith("matches: signature"):
+            line += f": {check.reason}"
+        typer.echo(line)
+    for path, reason in result.skipped:
+        typer.echo(f"skipped       {path}: {reason}")
+    counts = ", ".join(f"{n} {s}" for s, n in result.summary().items() if n)
+    extra = result.allow_extra and result.count(Status.EXTRA)
+    allowed = " (extra instances allowed by --allow-extra)" if extra else ""
+    typer.echo(f"{result.indication.value}: {counts or 'no instances'}{allowed}")

@@ -1,0 +1,107 @@
+"""Find the instances of a study among files and directories, one at a time.
+
+Each instance is read with :func:`dsig.dicomio.read_dicom` (large values stay in the file)
+and handed to the caller before the next one is read, so a study of any size is processed
+in bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pydicom.dataset import Dataset
+
+from dsig.batch import has_dicm_prefix
+from dsig.dicomio import read_dicom
+from dsig.errors import DicomFormatError
+from dsig.model import raw_text
+
+#: Media Storage Directory (DICOMDIR): an index of the files, not an instance of the study.
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Found:
+    """One file: its data set, or why it was skipped (``skipped``) or could not be read
+    (``error``)."""
+
+    path: Path
+    dataset: Dataset | None = None
+    skipped: str | None = None
+    error: str | None = None
+
+
+def candidate_files(
+    paths: Iterable[Path], exclude: Iterable[Path] = ()
+) -> Iterator[tuple[Path, bool]]:
+    """(file, named explicitly) for files named and every file below directories named
+    (sorted; symlinked directories not followed); ``exclude`` files are left out."""
+    excluded = {_key(p) for p in exclude}
+    for path in paths:
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    full = Path(root, name)
+                    if full.is_file() and _key(full) not in excluded:
+                        yield full, False
+        elif _key(path) not in excluded:
+            yield path, True
+
+
+def scan(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> Iterator[Found]:
+    """Every file as a :class:`Found` (see :func:`examine`), one at a time."""
+    for path, explicit in candidate_files(paths, exclude):
+        yield examine(path, explicit)
+
+
+def examine(path: Path, explicit: bool = True) -> Found:
+    """Read one file. Files found in directories (not ``explicit``) without the DICM prefix,
+    and DICOMDIR files, are skipped; a DICOM file that cannot be read is an ``error``."""
+    if not explicit and not has_dicm_prefix(str(path)):
+        return Found(path, skipped="not a DICOM file (no DICM prefix)")
+    try:
+        ds = read_dicom(path)
+    except DicomFormatError as e:
+        return Found(path, error=str(e))
+    if DICOMDIR_SOP_CLASS in (raw_text(ds, 0x00080016), raw_text(ds.file_meta, 0x00020002)):
+        return Found(path, skipped="a DICOMDIR, not an instance")
+    missing = [
+        name
+        for tag, name in (
+            (0x0020000D, "Study Instance UID"),
+            (0x0020000E, "Series Instance UID"),
+            (0x00080016, "SOP Class UID"),
+            (0x00080018, "SOP Instance UID"),
+        )
+        if not raw_text(ds, tag)
+    ]
+    if missing:
+        return Found(path, error=f"{path}: no {', '.join(missing)}: not an instance of a study")
+    return Found(path, dataset=ds)
+
+
+def map_files(
+    fn: Callable[[tuple[Path, bool]], R], candidates: Sequence[tuple[Path, bool]], jobs: int
+) -> Iterator[R]:
+    """``fn`` over the candidates in order: in ``jobs`` forked worker processes when there is
+    more than one of each (``fn`` must not raise for bad input: results carry it)."""
+    if jobs > 1 and len(candidates) > 1:
+        from dsig.batch import forked_map
+
+        yield from forked_map(fn, candidates, jobs, expected=())
+    else:
+        yield from map(fn, candidates)
+
+
+def _key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path.absolute())
