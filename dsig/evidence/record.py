@@ -169,9 +169,10 @@ def new_record(
 
 
 def timestamp_renewal_leaf(record: Record) -> tuple[str, bytes]:
-    """(hash, leaf) a timestamp renewal covers: the hash of the last ArchiveTimeStamp (§5.2)."""
+    """(hash, leaf) a timestamp renewal covers (§5.2): the hash of the timeStamp field (the
+    DER ContentInfo) of the last ArchiveTimeStamp."""
     name = record.last.hash_algorithm
-    return name, digest(name, record.last.der)
+    return name, digest(name, record.last.token)
 
 
 def rehash_leaf(record: Record, name: str, data_hash: bytes) -> bytes:

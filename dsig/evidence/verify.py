@@ -1,6 +1,6 @@
 """Checking an evidence record against its data object (RFC 4998 §5.3).
 
-Every ArchiveTimeStamp is checked: the data (or the previous ArchiveTimeStamp, or the data
+Every ArchiveTimeStamp is checked: the data (or the previous timeStamp token, or the data
 with the previous sequence) is a leaf of its reduced hash tree, the tree climbs to the
 token's imprint, the token verifies, and its TSA chain validates at the token's own time
 with the kept validation data. Each renewal must come before the previous timestamp lost its
@@ -167,7 +167,7 @@ def verify_evidence(
             elif stamp.hash_algorithm != chain[0].hash_algorithm:
                 return _broken(result, "HASH_MISMATCH", f"chain {k} mixes hash algorithms")
             else:
-                leaf = hashtree.digest(stamp.hash_algorithm, chain[i - 1].der)
+                leaf = hashtree.digest(stamp.hash_algorithm, chain[i - 1].token)
             info = _check_stamp(stamp, leaf, kept, result, kind, k, i)
             if info is None:
                 return result
