@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from dsig.cli.evidence import evidence_app
 from dsig.cli.net import send, serve
 from dsig.cli.sign import sign
 from dsig.cli.timestamp import timestamp_app
@@ -36,6 +37,7 @@ app.command()(serve)
 app.command()(send)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(timestamp_app, name="timestamp")
+app.add_typer(evidence_app, name="evidence")
 
 
 def _version(value: bool) -> None:
