@@ -134,6 +134,14 @@ def _digest_algorithm(name: str) -> dict[str, Any]:
     return {"algorithm": name, "parameters": core.Null()}
 
 
+def _prehashed(name: str, digest: bytes) -> bytes:
+    if len(digest) != len(_digest(name, b"")):
+        raise TimestampError(
+            f"a {name} imprint has {len(_digest(name, b''))} bytes, not {len(digest)}"
+        )
+    return digest
+
+
 _CRYPTO_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
     "sha224": hashes.SHA224,
@@ -207,9 +215,16 @@ class TimestampQuery:
             raise TimestampError(f"not an RFC 3161 timestamp query: {_first(e)}") from None
 
 
-def build_query(data: bytes, options: QueryOptions = QueryOptions()) -> TimestampQuery:
-    """A TimeStampReq over ``data`` (the timestamped Signature bytes)."""
-    digest = _digest(options.hash_algorithm, data)
+def build_query(
+    data: bytes, options: QueryOptions = QueryOptions(), *, prehashed: bool = False
+) -> TimestampQuery:
+    """A TimeStampReq over ``data`` (the timestamped Signature bytes); ``prehashed``: ``data``
+    is already the imprint (an RFC 4998 hash-tree root)."""
+    digest = (
+        _prehashed(options.hash_algorithm, data)
+        if prehashed
+        else _digest(options.hash_algorithm, data)
+    )
     # 63 random bits with the top bit set: positive, never shorter than 8 bytes (as DCMTK).
     nonce = secrets.randbits(63) | (1 << 62) if options.nonce else None
     fields: dict[str, Any] = {
@@ -373,9 +388,14 @@ def _accuracy(acc: Any) -> dt.timedelta | None:
 
 
 def check_token(
-    token: bytes, data: bytes, *, extra_certs: Sequence[x509.Certificate] = ()
+    token: bytes,
+    data: bytes,
+    *,
+    extra_certs: Sequence[x509.Certificate] = (),
+    prehashed: bool = False,
 ) -> TokenCheck:
-    """Cryptographic checks of a TimeStampToken over ``data`` (no chain, no trust).
+    """Cryptographic checks of a TimeStampToken over ``data`` (no chain, no trust);
+    ``prehashed``: ``data`` is the expected imprint itself.
 
     Checks: SignedData with eContentType id-ct-TSTInfo; imprint = hash(``data``); the signer
     certificate (token certificates or ``extra_certs``) by issuer+serial or SKI; the signed
@@ -418,7 +438,7 @@ def check_token(
         return out
 
     try:
-        expected = _digest(parsed.hash_algorithm, data)
+        expected = data if prehashed else _digest(parsed.hash_algorithm, data)
     except TimestampError as e:
         out.problems.append(("TIMESTAMP_MALFORMED", str(e)))
         expected = b""
@@ -572,6 +592,7 @@ def check_reply(
     query: TimestampQuery | None = None,
     extra_certs: Sequence[x509.Certificate] = (),
     allow_missing_cert: bool = False,
+    prehashed: bool = False,
 ) -> TokenInfo:
     """Everything a reply must pass before it is stored; raises :class:`TimestampError`.
 
@@ -581,7 +602,7 @@ def check_reply(
     ``allow_missing_cert`` accepts a token whose TSA certificate is neither inside (certReq
     false) nor in ``extra_certs``: its signature then remains unchecked (``info.signer`` None).
     """
-    result = check_token(token, data, extra_certs=extra_certs)
+    result = check_token(token, data, extra_certs=extra_certs, prehashed=prehashed)
     problems = result.problems
     if allow_missing_cert:
         problems = [p for p in problems if p[0] != "TIMESTAMP_TSA_CERT_MISSING"]

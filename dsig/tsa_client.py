@@ -187,8 +187,10 @@ def request_timestamp(
     options: TsaOptions | None = None,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    prehashed: bool = False,
 ) -> Stamp:
-    """Get a checked token over ``data`` from the first TSA of ``urls`` that delivers one.
+    """Get a checked token over ``data`` from the first TSA of ``urls`` that delivers one
+    (``prehashed``: ``data`` is the imprint itself, e.g. an RFC 4998 hash-tree root).
 
     A fresh query (fresh nonce) is built per TSA. Raises :class:`TsaUnavailableError` listing
     why each URL failed.
@@ -201,11 +203,11 @@ def request_timestamp(
         _validate_url(url)
     failures: list[str] = []
     for url in urls:
-        query = build_query(data, query_options)
+        query = build_query(data, query_options, prehashed=prehashed)
         try:
             body = _post_with_retries(url, query.der, options, sleep)
             token = token_from_reply(body)
-            info = check_reply(token, data, query=query)
+            info = check_reply(token, data, query=query, prehashed=prehashed)
         except TimestampError as e:
             failures.append(f"{redact(url)}: {e}")
             continue

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from dsig.cli.cert import cert_app
+from dsig.cli.evidence import evidence_app
 from dsig.cli.manifest import manifest_app
 from dsig.cli.net import send, serve
 from dsig.cli.sign import sign
@@ -40,6 +41,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(timestamp_app, name="timestamp")
 app.add_typer(cert_app, name="cert")
 app.add_typer(manifest_app, name="manifest")
+app.add_typer(evidence_app, name="evidence")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,239 @@
+"""``dsig evidence create|verify|renew|status``: RFC 4998 evidence records (thin layer over
+:mod:`dsig.evidence`). Exit codes: verify 0 proven, 1 broken, 3 not provable; status 0 nothing
+due, 3 renewal due, 1 overdue or unreadable records; 2 usage, 4 operational errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dsig.cli._common import fail, operational_errors
+from dsig.cli._trust_options import CrlOpt, OcspOpt, OnlineOpt, RevocationOpt, parse_moment
+from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
+
+if TYPE_CHECKING:
+    from dsig.evidence.stamping import StampSettings
+    from pki.policy import TrustPolicy
+
+evidence_app = typer.Typer(
+    name="evidence",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="RFC 4998 evidence records: long-term proof of existence for archived studies.",
+)
+
+
+class HashChoice(enum.StrEnum):
+    """--hash / --rehash values."""
+
+    sha256 = "sha256"
+    sha384 = "sha384"
+    sha512 = "sha512"
+
+
+TsaTrustOpt = Annotated[
+    list[Path] | None, typer.Option("--tsa-trust-store", help="trust anchors for the TSAs")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def _policy(
+    stores: list[Path] | None,
+    crl: list[Path] | None,
+    ocsp: list[Path] | None,
+    revocation: object | None,
+    online: bool,
+) -> TrustPolicy | None:
+    if not stores:
+        if crl or ocsp or revocation:
+            raise fail("--crl/--ocsp/--revocation need --tsa-trust-store", 2)
+        return None
+    import pki
+
+    try:
+        return pki.build_policy(
+            trust_stores=stores,
+            crls=crl or (),
+            ocsp_responses=ocsp or (),
+            revocation=getattr(revocation, "value", None),
+            online=online,
+        )
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+
+
+def _settings(
+    tsa: list[str] | None, policy: TrustPolicy | None, online: bool, timeout: float, retries: int
+) -> StampSettings:
+    from dsig.evidence import StampSettings
+    from dsig.tsa_client import TsaOptions
+
+    if not tsa:
+        raise fail("give --tsa URL", 2)
+    try:
+        return StampSettings(
+            tsa, transport=TsaOptions(timeout=timeout, retries=retries), trust=policy,
+            online=online, timeout=timeout,
+        )  # fmt: skip
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+
+
+@evidence_app.command()
+def create(
+    inputs: Annotated[list[Path], typer.Argument(help="study directory or files")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="where the .ers records go")],
+    tsa: TsaOpt = None,
+    hash_: Annotated[
+        HashChoice, typer.Option("--hash", help="hash-tree algorithm")
+    ] = HashChoice.sha256,
+    tsa_trust_store: TsaTrustOpt = None,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation: RevocationOpt = None,
+    online: OnlineOpt = False,
+    tsa_timeout: TsaTimeoutOpt = 10.0,
+    tsa_retries: TsaRetriesOpt = 1,
+    force: Annotated[bool, typer.Option("--force", help="replace existing records")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """One record per file (<SOP Instance UID>.ers), all under one RFC 3161 timestamp."""
+    from dsig.evidence import create_evidence
+
+    policy = _policy(tsa_trust_store, crl, ocsp, revocation, online)
+    settings = _settings(tsa, policy, online, tsa_timeout, tsa_retries)
+    try:
+        summary = create_evidence(
+            inputs, out_dir, settings, hash_algorithm=hash_.value, force=force
+        )
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if json_out:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        typer.echo(
+            f"wrote {len(summary.records)} evidence records to {out_dir} "
+            f"(one timestamp, {summary.time.isoformat()} by {summary.tsa})"
+        )
+        if policy is None:
+            typer.echo("warning: no --tsa-trust-store: the TSA was not validated", err=True)
+
+
+@evidence_app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="the data file")],
+    evidence: Annotated[Path, typer.Option("--evidence", help="its record, or their directory")],
+    tsa_trust_store: TsaTrustOpt = None,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation: RevocationOpt = None,
+    at: Annotated[str | None, typer.Option("--at", help="verification moment (ISO-8601)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a record: exit 0 proven, 1 broken, 3 not provable."""
+    from dsig.evidence import verify_file_evidence
+
+    moment = parse_moment(at) if at else None
+    if moment is not None and not isinstance(moment, dt.datetime):
+        raise fail("--at takes an ISO-8601 moment", 2)
+    policy = _policy(tsa_trust_store, crl, ocsp, revocation, False)
+    if not file.is_file():
+        raise fail(f"{file} is not a file")
+    try:
+        result = verify_file_evidence(file, evidence, tsa_trust=policy, at=moment)
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if json_out:
+        typer.echo(json.dumps({"path": str(file), **result.to_json()}, indent=2))
+    else:
+        when = result.proven_time.isoformat() if result.proven_time else "-"
+        typer.echo(f"{result.status.value:<13} {file}  proven existence: {when}")
+        for s in result.stamps:
+            when = s.time.isoformat() if s.time else "?"
+            typer.echo(f"  {s.kind:<18} {s.hash_algorithm:<7} {when}  {s.tsa}")
+        for code, message in result.findings:
+            typer.echo(f"  {code}: {message}")
+    raise typer.Exit(result.exit_code)
+
+
+@evidence_app.command()
+def renew(
+    directory: Annotated[Path, typer.Argument(help="directory of .ers records")],
+    tsa: TsaOpt = None,
+    rehash: Annotated[
+        HashChoice | None, typer.Option("--rehash", help="hash-tree renewal with this hash")
+    ] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="the data files/directory (--rehash)")
+    ] = None,
+    min_age: Annotated[
+        float, typer.Option("--min-age", min=0, help="skip records renewed fewer days ago")
+    ] = 1.0,
+    tsa_trust_store: TsaTrustOpt = None,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation: RevocationOpt = None,
+    online: OnlineOpt = False,
+    tsa_timeout: TsaTimeoutOpt = 10.0,
+    tsa_retries: TsaRetriesOpt = 1,
+    json_out: JsonOpt = False,
+) -> None:
+    """Timestamp renewal of every record (or hash-tree renewal with --rehash ALG --data DIR)."""
+    from dsig.evidence import renew_evidence
+
+    if rehash is not None and not data:
+        raise fail("--rehash needs --data (the files the records are for)", 2)
+    policy = _policy(tsa_trust_store, crl, ocsp, revocation, online)
+    settings = _settings(tsa, policy, online, tsa_timeout, tsa_retries)
+    try:
+        summary = renew_evidence(
+            directory, settings, rehash=rehash.value if rehash else None, data=data or (),
+            min_age=dt.timedelta(days=min_age),
+        )  # fmt: skip
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if json_out:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        typer.echo(
+            f"renewed {len(summary.renewed)}, skipped {len(summary.skipped)}, "
+            f"failed {len(summary.failed)} ({summary.tsa_requests} TSA request(s))"
+        )
+        for name, why in summary.failed.items():
+            typer.echo(f"  failed {name}: {why}")
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@evidence_app.command()
+def status(
+    directory: Annotated[Path, typer.Argument(help="directory of .ers records")],
+    within: Annotated[
+        float, typer.Option("--within", min=0, help="due if a deadline falls within DAYS")
+    ] = 180.0,
+    at: Annotated[str | None, typer.Option("--at", help="as of this moment (ISO-8601)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Records due for renewal: exit 0 none, 3 some due, 1 overdue or unreadable."""
+    from dsig.evidence import status_evidence
+
+    moment = parse_moment(at) if at else None
+    if moment is not None and not isinstance(moment, dt.datetime):
+        raise fail("--at takes an ISO-8601 moment", 2)
+    try:
+        rows = status_evidence(directory, at=moment, within=dt.timedelta(days=within))
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    if json_out:
+        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        for r in rows:
+            deadline = r.deadline.isoformat() if r.deadline else "-"
+            typer.echo(f"{r.action:<10} {r.name}  deadline {deadline}  {r.reason}")
+    actions = {r.action for r in rows}
+    code = 1 if actions & {"overdue", "broken"} else 3 if actions & {"timestamp", "rehash"} else 0
+    raise typer.Exit(code)

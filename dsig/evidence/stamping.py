@@ -1,0 +1,168 @@
+"""Getting archive timestamps: one RFC 3161 request per hash tree, for a whole study at once.
+
+The TSA round trip is :func:`dsig.tsa_client.request_timestamp` (the imprint is the tree
+root itself); the new token is validated with :mod:`pki` when a TSA trust policy is given,
+and its validation data is collected at that moment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from dsig.errors import DsigError
+from dsig.evidence import hashtree, record
+from dsig.evidence.record import Record
+from dsig.evidence.validation import ValidationData, ValidationDataError, collect
+from dsig.timestamp import TIMESTAMPING_OID, QueryOptions
+from dsig.tsa_client import TsaOptions, request_timestamp
+from pki.policy import TrustPolicy
+from pki.results import TrustIndication
+
+#: Tree hashes a new record or renewal may use (the RFC 3161 imprints dsig requests).
+STAMP_HASHES = ("sha256", "sha384", "sha512")
+
+
+class EvidenceError(DsigError):
+    """Evidence cannot be created or renewed (TSA, trust, inputs): exit 4."""
+
+
+@dataclass(frozen=True)
+class StampSettings:
+    """Where and how to get timestamps, and what to keep with them.
+
+    ``trust``: anchors for the TSA; when given, every new token must validate (its path is
+    kept); ``online`` fetches the CRLs the TSA chain names; CRLs/OCSP responses in the policy
+    are kept as they are.
+    """
+
+    urls: Sequence[str]
+    query: QueryOptions = field(default_factory=QueryOptions)
+    transport: TsaOptions = field(default_factory=TsaOptions)
+    trust: TrustPolicy | None = None
+    online: bool = False
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class RootStamp:
+    """A token over a tree root with its validation data and certified time."""
+
+    token: bytes
+    time: dt.datetime
+    tsa: str
+    validation: ValidationData
+    url: str
+
+
+def tsa_policy(policy: TrustPolicy) -> TrustPolicy:
+    """The policy a TSA certificate is validated under: timeStamping EKU required."""
+    return dataclasses.replace(policy, extended_key_usage=frozenset({TIMESTAMPING_OID}))
+
+
+def stamp_root(root: bytes, hash_algorithm: str, settings: StampSettings) -> RootStamp:
+    """Timestamp ``root`` (imprint = root) and gather the validation data of the token."""
+    from pki.chain import evaluate_chain
+
+    if hash_algorithm not in STAMP_HASHES:
+        raise EvidenceError(f"hash must be one of {', '.join(STAMP_HASHES)}, not {hash_algorithm}")
+    query = dataclasses.replace(settings.query, hash_algorithm=hash_algorithm)
+    stamp = request_timestamp(settings.urls, root, query, settings.transport, prehashed=True)
+    info = stamp.info
+    signer = info.signer
+    if signer is None:
+        raise EvidenceError("the TSA did not include its certificate (certReq) in the token")
+    chain: list[x509.Certificate] = [signer, *(c for c in info.certificates if c != signer)]
+    if settings.trust is not None:
+        result = evaluate_chain(
+            signer, tsa_policy(settings.trust), at=info.gen_time, extra_certs=info.certificates
+        )
+        if result.indication is not TrustIndication.VALID:
+            first = next((f for f in result.findings if not f.note), None)
+            why = f"{first.code}: {first.message}" if first else result.indication.value
+            raise EvidenceError(f"the TSA certificate did not validate ({why})")
+        chain = [*result.chain, *(c for c in chain if c not in result.chain)]
+    try:
+        validation = collect(
+            chain, policy=settings.trust, online=settings.online, timeout=settings.timeout
+        )
+    except ValidationDataError as e:
+        raise EvidenceError(str(e)) from None
+    return RootStamp(
+        stamp.token, info.gen_time, signer.subject.rfc4514_string(), validation, stamp.url
+    )
+
+
+def create_records(
+    files: Sequence[Path],
+    settings: StampSettings,
+    *,
+    hash_algorithm: str = "sha256",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[bytes], RootStamp]:
+    """One DER EvidenceRecord per file (same order), all under one timestamp."""
+    if hash_algorithm not in STAMP_HASHES:
+        raise EvidenceError(f"hash must be one of {', '.join(STAMP_HASHES)}, not {hash_algorithm}")
+    leaves = []
+    for n, path in enumerate(files, 1):
+        try:
+            leaves.append(hashtree.hash_file(path, hash_algorithm))
+        except OSError as e:
+            raise EvidenceError(f"cannot read {path}: {e.strerror or e}") from None
+        if progress is not None:
+            progress(n)
+    root, reduced = hashtree.build(hash_algorithm, leaves)
+    stamped = stamp_root(root, hash_algorithm, settings)
+    records = [
+        record.new_record(hash_algorithm, tree, stamped.token, stamped.validation)
+        for tree in reduced
+    ]
+    return records, stamped
+
+
+def renew_timestamps(
+    records: Sequence[Record], settings: StampSettings
+) -> tuple[list[bytes], list[RootStamp]]:
+    """Timestamp renewal (RFC 4998 §5.2) of every record: a new ArchiveTimeStamp in its last
+    chain over the hash of its last one; one request per hash algorithm in use."""
+    out: list[bytes | None] = [None] * len(records)
+    stamps = []
+    groups: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        groups.setdefault(rec.last.hash_algorithm, []).append(i)
+    for name, indexes in groups.items():
+        leaves = [record.timestamp_renewal_leaf(records[i])[1] for i in indexes]
+        root, reduced = hashtree.build(name, leaves)
+        stamped = stamp_root(root, name, settings)
+        stamps.append(stamped)
+        for i, tree in zip(indexes, reduced, strict=True):
+            out[i] = record.renew_timestamp(records[i], tree, stamped.token, stamped.validation)
+    return [r for r in out if r is not None], stamps
+
+
+def renew_hash_trees(
+    records: Sequence[Record], files: Sequence[Path], hash_algorithm: str, settings: StampSettings
+) -> tuple[list[bytes], RootStamp]:
+    """Hash-tree renewal (RFC 4998 §5.2) with ``hash_algorithm``: a new chain over
+    H(H(d) + H(ArchiveTimeStampSequence)) of each record and its data file."""
+    if len(records) != len(files):
+        raise EvidenceError("hash-tree renewal needs one data file per record")
+    leaves = []
+    for rec, path in zip(records, files, strict=True):
+        try:
+            data_hash = hashtree.hash_file(path, hash_algorithm)
+        except OSError as e:
+            raise EvidenceError(f"cannot read {path}: {e.strerror or e}") from None
+        leaves.append(record.rehash_leaf(rec, hash_algorithm, data_hash))
+    root, reduced = hashtree.build(hash_algorithm, leaves)
+    stamped = stamp_root(root, hash_algorithm, settings)
+    out = [
+        record.renew_hash_tree(rec, hash_algorithm, tree, stamped.token, stamped.validation)
+        for rec, tree in zip(records, reduced, strict=True)
+    ]
+    return out, stamped

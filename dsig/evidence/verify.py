@@ -1,0 +1,323 @@
+"""Checking an evidence record against its data object (RFC 4998 §5.3).
+
+Every ArchiveTimeStamp is checked: the data (or the previous timeStamp token, or the data
+with the previous sequence) is a leaf of its reduced hash tree, the tree climbs to the
+token's imprint, the token verifies, and its TSA chain validates at the token's own time
+with the kept validation data. Each renewal must come before the previous timestamp lost its
+value (TSA certificate expired, TSA key or hash past its lifetime); the last timestamp's
+algorithms must still be secure at the verification moment.
+
+Outcome: PROVEN (the data existed at ``proven_time``), BROKEN (the data, the tree or a token
+changed), NOT_PROVABLE (no TSA trust, untrusted TSA, missing validation data, renewal overdue).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from dsig.evidence import hashtree
+from dsig.evidence.algorithms import DEFAULT_LIFETIMES, AlgorithmLifetimes, earliest
+from dsig.evidence.record import Record, RecordError, Stamp, parse
+from dsig.evidence.validation import policy_with
+from dsig.timestamp import TokenInfo, check_token
+from pki.policy import TrustPolicy
+from pki.results import TrustIndication, TrustResult
+
+
+class EvidenceStatus(enum.Enum):
+    """Verdict on a record for a data object; ``exit_code`` is the CLI's."""
+
+    PROVEN = "PROVEN"
+    BROKEN = "BROKEN"
+    NOT_PROVABLE = "NOT_PROVABLE"
+
+    @property
+    def exit_code(self) -> int:
+        """0 proven, 1 broken, 3 not provable."""
+        return {"PROVEN": 0, "BROKEN": 1, "NOT_PROVABLE": 3}[self.value]
+
+
+#: Finding codes of ``dsig evidence verify`` (the JSON contract).
+EVIDENCE_FINDING_CODES: dict[str, str] = {
+    "RECORD_MALFORMED": "the record is not a decodable RFC 4998 EvidenceRecord",
+    "DATA_NOT_COVERED": "the data's hash is not in the first hash tree: the file changed",
+    "RENEWAL_NOT_COVERED": "a renewal does not cover the previous timestamp or sequence",
+    "TREE_MISMATCH": "the reduced hash tree does not climb to the timestamp's imprint",
+    "TOKEN_INVALID": "a timestamp token does not verify (signature, EKU, validity, format)",
+    "HASH_MISMATCH": "a timestamp's imprint hash is not its chain's hash algorithm",
+    "TIME_ORDER": "a renewal is older than the timestamp it renews",
+    "TSA_NOT_CHECKED": "no TSA trust anchors were given: the timestamps cannot be trusted",
+    "TSA_UNTRUSTED": "a TSA chain did not validate at the timestamp's time with the kept data",
+    "TSA_REVOKED": "a TSA certificate was revoked before the timestamp was made",
+    "TSA_CERT_MISSING": "a TSA certificate is neither in its token nor in the kept data",
+    "RENEWAL_LATE": "a renewal came after the previous timestamp lost its value "
+    "(the proven time moves to the renewal)",
+    "RENEWAL_OVERDUE": "the last timestamp's algorithms are no longer secure at the moment",
+}
+
+
+@dataclass
+class StampResult:
+    """One ArchiveTimeStamp as checked."""
+
+    chain: int
+    index: int
+    kind: str  # initial | timestamp-renewal | hash-tree-renewal
+    hash_algorithm: str
+    time: dt.datetime | None = None
+    tsa: str | None = None
+    valid_until: dt.datetime | None = None  # when it stops proving anything unless renewed
+    trust: TrustResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (an element of ``renewals``)."""
+        out: dict[str, Any] = {
+            "chain": self.chain,
+            "index": self.index,
+            "kind": self.kind,
+            "hash_algorithm": self.hash_algorithm,
+            "time": self.time.isoformat() if self.time else None,
+            "tsa": self.tsa,
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+        }
+        if self.trust is not None:
+            out["tsa_trust"] = self.trust.to_json()
+        return out
+
+
+@dataclass
+class EvidenceResult:
+    """What ``dsig evidence verify`` reports."""
+
+    status: EvidenceStatus
+    proven_time: dt.datetime | None = None
+    stamps: list[StampResult] = field(default_factory=list)
+    findings: list[tuple[str, str]] = field(default_factory=list)
+    checked_at: dt.datetime | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 proven, 1 broken, 3 not provable."""
+        return self.status.exit_code
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form: status, proven_time, checked_at, renewals, findings."""
+        return {
+            "status": self.status.value,
+            "proven_time": self.proven_time.isoformat() if self.proven_time else None,
+            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+            "renewals": [s.to_json() for s in self.stamps],
+            "findings": [{"code": c, "message": m} for c, m in self.findings],
+        }
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def verify_evidence(
+    data_hash: Callable[[str], bytes],
+    record_der: bytes | Record,
+    *,
+    tsa_trust: TrustPolicy | None,
+    at: dt.datetime | None = None,
+    lifetimes: AlgorithmLifetimes = DEFAULT_LIFETIMES,
+    clock: Callable[[], dt.datetime] = _now,
+) -> EvidenceResult:
+    """Verify a record for the data object whose hash under an algorithm ``data_hash`` gives
+    (e.g. ``lambda alg: hash_file(path, alg)``).
+
+    ``tsa_trust``: anchors (and optional revocation settings) for the TSAs; None makes the
+    result NOT_PROVABLE at best. ``at``: the verification moment (default ``clock()``).
+    """
+    moment = at or clock()
+    result = EvidenceResult(EvidenceStatus.PROVEN, checked_at=moment)
+    try:
+        rec = record_der if isinstance(record_der, Record) else parse(record_der)
+    except RecordError as e:
+        return _broken(result, "RECORD_MALFORMED", str(e))
+    policy = policy_with(tsa_trust, rec.validation) if tsa_trust is not None else None
+    if policy is not None:
+        from dsig.evidence.stamping import tsa_policy
+
+        policy = tsa_policy(policy)
+    kept = rec.validation.x509_certificates()
+    hashes: dict[str, bytes] = {}
+    start = 0  # first stamp of the unbroken run of timely renewals
+    previous: StampResult | None = None
+    index = 0
+    for k, chain in enumerate(rec.chains):
+        for i, stamp in enumerate(chain):
+            kind = "initial" if index == 0 else ("timestamp-renewal" if i else "hash-tree-renewal")
+            sr = StampResult(k, i, kind, stamp.hash_algorithm)
+            result.stamps.append(sr)
+            if i == 0:
+                name = stamp.hash_algorithm
+                if name not in hashes:
+                    hashes[name] = data_hash(name)
+                leaf = hashes[name]
+                if k:
+                    leaf = hashtree.digest(name, leaf, hashtree.digest(name, rec.sequence_der(k)))
+            elif stamp.hash_algorithm != chain[0].hash_algorithm:
+                return _broken(result, "HASH_MISMATCH", f"chain {k} mixes hash algorithms")
+            else:
+                leaf = hashtree.digest(stamp.hash_algorithm, chain[i - 1].token)
+            info = _check_stamp(stamp, leaf, kept, result, kind, k, i)
+            if info is None:
+                return result
+            sr.time, sr.tsa = info.gen_time, _tsa_name(info)
+            if previous is not None and previous.time is not None:
+                if info.gen_time < previous.time:
+                    return _broken(result, "TIME_ORDER", f"timestamp {index} predates {index - 1}")
+                if previous.valid_until is not None and info.gen_time > previous.valid_until:
+                    result.findings.append(
+                        (
+                            "RENEWAL_LATE",
+                            f"timestamp {index} ({info.gen_time.isoformat()}) came after "
+                            f"timestamp {index - 1} lost its value "
+                            f"({previous.valid_until.isoformat()})",
+                        )
+                    )
+                    start = index
+            if policy is None:
+                _unprovable(result, "TSA_NOT_CHECKED", "no TSA trust store given")
+            elif info.signer is not None:
+                sr.trust = _evaluate(policy, info)
+                _judge_trust(result, sr.trust, index)
+            chain_certs: list[x509.Certificate | None] = (
+                list(sr.trust.chain) if sr.trust and sr.trust.chain else [info.signer]
+            )
+            sr.valid_until = _valid_until(stamp, info, chain_certs, lifetimes)
+            previous = sr
+            index += 1
+    if result.status is EvidenceStatus.BROKEN:
+        return result
+    last = result.stamps[-1]
+    algorithms_end = _algorithms_end(rec.last, _signer(last, rec), lifetimes)
+    if algorithms_end is not None and moment > algorithms_end:
+        _unprovable(
+            result,
+            "RENEWAL_OVERDUE",
+            f"the last timestamp's algorithms were secure until {algorithms_end.isoformat()}; "
+            "renew (--rehash) before that",
+        )
+    if result.status is EvidenceStatus.PROVEN:
+        result.proven_time = result.stamps[start].time
+    return result
+
+
+def _signer(sr: StampResult, rec: Record) -> x509.Certificate | None:
+    if sr.trust is not None and sr.trust.chain:
+        return sr.trust.chain[0]
+    check = check_token(rec.last.token, b"", extra_certs=rec.validation.x509_certificates())
+    return check.info.signer if check.info else None
+
+
+def _check_stamp(
+    stamp: Stamp,
+    leaf: bytes,
+    kept: list[x509.Certificate],
+    result: EvidenceResult,
+    kind: str,
+    k: int,
+    i: int,
+) -> TokenInfo | None:
+    where = f"chain {k}, timestamp {i}"
+    not_covered = "DATA_NOT_COVERED" if kind == "initial" else "RENEWAL_NOT_COVERED"
+    if stamp.reduced is None:
+        root = leaf
+    else:
+        if leaf not in stamp.reduced[0]:
+            what = "the data's hash" if kind == "initial" else "the renewed hash"
+            _broken(result, not_covered, f"{where}: {what} is not in the reduced hash tree")
+            return None
+        try:
+            root = hashtree.root_of(stamp.hash_algorithm, stamp.reduced)
+        except hashtree.HashTreeError as e:
+            _broken(result, "TREE_MISMATCH", f"{where}: {e}")
+            return None
+    check = check_token(stamp.token, root, extra_certs=kept, prehashed=True)
+    info = check.info
+    for code, message in check.problems:
+        if code == "TIMESTAMP_IMPRINT_MISMATCH":
+            if stamp.reduced is None:
+                _broken(result, not_covered, f"{where}: the timestamp does not cover this hash")
+            else:
+                _broken(result, "TREE_MISMATCH", f"{where}: the tree root is not the imprint")
+            return None
+        if code == "TIMESTAMP_TSA_CERT_MISSING":
+            _unprovable(result, "TSA_CERT_MISSING", f"{where}: {message}")
+            continue
+        _broken(result, "TOKEN_INVALID", f"{where}: {message}")
+        return None
+    if info is None:
+        return None
+    if info.hash_algorithm != stamp.hash_algorithm:
+        _broken(
+            result,
+            "HASH_MISMATCH",
+            f"{where}: the imprint is {info.hash_algorithm}, the chain {stamp.hash_algorithm}",
+        )
+        return None
+    return info
+
+
+def _evaluate(policy: TrustPolicy, info: TokenInfo) -> TrustResult:
+    from pki.chain import evaluate_chain
+
+    assert info.signer is not None
+    return evaluate_chain(info.signer, policy, at=info.gen_time, extra_certs=info.certificates)
+
+
+def _judge_trust(result: EvidenceResult, trust: TrustResult, index: int) -> None:
+    if trust.indication is TrustIndication.VALID:
+        return
+    first = next((f for f in trust.findings if not f.note), None)
+    why = f"{first.code}: {first.message}" if first else trust.indication.value
+    if first is not None and first.code == "CERT_REVOKED":
+        _broken(result, "TSA_REVOKED", f"timestamp {index}: {why}")
+    else:
+        _unprovable(result, "TSA_UNTRUSTED", f"timestamp {index}: {why}")
+
+
+def _algorithms_end(
+    stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes
+) -> dt.datetime | None:
+    """Until when a stamp's hash tree and TSA signature key stay secure."""
+    key_end = lifetimes.certificate_key_end(signer) if signer is not None else None
+    return earliest(lifetimes.hash_end(stamp.hash_algorithm), key_end)
+
+
+def _valid_until(
+    stamp: Stamp,
+    info: TokenInfo,
+    chain: list[x509.Certificate | None],
+    lifetimes: AlgorithmLifetimes,
+) -> dt.datetime | None:
+    """When a stamp must have been renewed: its algorithms' end, or the first expiry of its
+    TSA chain (validation data for it would not be published any more)."""
+    expiries = [c.not_valid_after_utc for c in chain if c is not None]
+    return earliest(_algorithms_end(stamp, info.signer, lifetimes), *expiries)
+
+
+def _tsa_name(info: TokenInfo) -> str | None:
+    return info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
+
+
+def _broken(result: EvidenceResult, code: str, message: str) -> EvidenceResult:
+    result.status = EvidenceStatus.BROKEN
+    result.proven_time = None
+    result.findings.append((code, message))
+    return result
+
+
+def _unprovable(result: EvidenceResult, code: str, message: str) -> None:
+    if result.status is EvidenceStatus.PROVEN:
+        result.status = EvidenceStatus.NOT_PROVABLE
+    result.findings.append((code, message))
