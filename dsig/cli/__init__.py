@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from dsig.cli.net import send, serve
+from dsig.cli.net import send, serve_app
 from dsig.cli.sign import sign
 from dsig.cli.timestamp import timestamp_app
 from dsig.cli.tokens import tokens_app
@@ -32,8 +32,8 @@ app.command()(verify)
 app.command()(inspect)
 app.command()(remove)
 app.command()(purposes)
-app.command()(serve)
 app.command()(send)
+app.add_typer(serve_app, name="serve")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(timestamp_app, name="timestamp")
 
