@@ -507,6 +507,10 @@ class ReceiveServer:
         ae.maximum_associations = cfg.max_associations
         ae.maximum_pdu_size = cfg.max_pdu
         ae.network_timeout = cfg.network_timeout
+        # pynetdicom waits this long for the A-ASSOCIATE-RQ of a new connection, even after
+        # the watchdog closed it: the same bound as the idle timeout frees the slot with it
+        if cfg.idle_timeout:
+            ae.acse_timeout = cfg.idle_timeout
         ae.require_calling_aet = list(cfg.allow_calling_ae)
         ae.require_called_aet = cfg.require_called_ae
         for uid in STORAGE_SOP_CLASSES:
