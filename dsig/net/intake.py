@@ -203,7 +203,7 @@ class Connection:
                     self._drop("a command set over 1 MiB")
                     return
             single = P_DATA()
-            single.presentation_data_value_list = [[context_id, data]]
+            single.presentation_data_value_list = [[context_id, data]]  # type: ignore[list-item]  # pynetdicom checks for lists
             receive(single)
             if not control & 1 and control & 2:  # last fragment: the message is complete
                 self.other_bytes = 0
