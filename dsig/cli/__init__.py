@@ -15,7 +15,7 @@ import typer
 from dsig.cli.cert import cert_app
 from dsig.cli.evidence import evidence_app
 from dsig.cli.manifest import manifest_app
-from dsig.cli.net import send, serve
+from dsig.cli.net import send, serve_app
 from dsig.cli.sign import sign
 from dsig.cli.timestamp import timestamp_app
 from dsig.cli.tokens import tokens_app
@@ -35,8 +35,8 @@ app.command()(verify)
 app.command()(inspect)
 app.command()(remove)
 app.command()(purposes)
-app.command()(serve)
 app.command()(send)
+app.add_typer(serve_app, name="serve")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(timestamp_app, name="timestamp")
 app.add_typer(cert_app, name="cert")

@@ -6,6 +6,7 @@ pynetdicom is imported only when one of these commands runs.
 
 from __future__ import annotations
 
+import enum
 import logging
 import signal
 import sys
@@ -89,11 +90,55 @@ def _quiet_pynetdicom(verbose: bool) -> None:
     logger.propagate = False
 
 
+serve_app = typer.Typer(
+    name="serve",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _size(text: str) -> int:
+    """Bytes from "1048576", "512M", "2G" (binary units)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (value[:-1], value[-1]) if value[-1:] in units else (value, "")
+    try:
+        size = int(number) * units[unit]
+    except (ValueError, KeyError):
+        raise typer.BadParameter(f"{text!r} is not a size (bytes, or with K, M or G)") from None
+    if size < 1:
+        raise typer.BadParameter("the size must be positive")
+    return size
+
+
+def _mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an octal mode such as 600 or 640") from None
+    if mode & ~0o777 or mode & 0o600 != 0o600:
+        raise typer.BadParameter("the mode must include rw for the owner (600, 640, 644...)")
+    return mode
+
+
+class DuplicateChoice(enum.StrEnum):
+    """``--duplicates``."""
+
+    reject = "reject"
+    keep_both = "keep-both"
+
+
+@serve_app.callback()
 def serve(
-    store: Annotated[Path, typer.Option(help="directory for objects that pass verification")],
+    ctx: typer.Context,
+    store: Annotated[
+        Path | None, typer.Option(help="directory for objects that pass verification")
+    ] = None,
     quarantine: Annotated[
-        Path, typer.Option(help="directory for the others, each with its JSON report")
-    ],
+        Path | None, typer.Option(help="directory for the others, each with its JSON report")
+    ] = None,
     port: Annotated[int, typer.Option(help="TCP port to listen on (0: any free port)")] = 11112,
     ae_title: Annotated[str, typer.Option("--ae-title", help="our AE title")] = "DSIG",
     host: Annotated[
@@ -109,6 +154,22 @@ def serve(
     audit_log: Annotated[
         Path | None, typer.Option(help="JSON-lines audit log (default: STORE/dsig-audit.jsonl)")
     ] = None,
+    duplicates: Annotated[
+        DuplicateChoice,
+        typer.Option(
+            help="another object (other bytes) under a stored SOP Instance UID: reject it "
+            "(0x0111, kept in the quarantine) or keep both (UID.1.dcm, ...); an identical one "
+            "is never stored twice"
+        ),
+    ] = DuplicateChoice.reject,
+    file_mode: Annotated[
+        str,
+        typer.Option(
+            help="octal mode of the files created (directories get x where r is set)",
+            parser=_mode,
+            metavar="MODE",
+        ),
+    ] = "600",
     require: RequireOpt = None,
     format_old: FormatOldOpt = False,
     integrity_only: IntegrityOnlyOpt = False,
@@ -136,6 +197,35 @@ def serve(
         typer.Option("--require-called-ae", help="reject associations not addressed to --ae-title"),
     ] = False,
     max_associations: Annotated[int, typer.Option(help="concurrent associations")] = 10,
+    max_object_size: Annotated[
+        str,
+        typer.Option(
+            help="largest object accepted (bytes, or 512M, 2G...): a bigger one is dropped "
+            "and its association aborted",
+            parser=_size,
+            metavar="SIZE",
+        ),
+    ] = "1G",
+    idle_timeout: Annotated[
+        float,
+        typer.Option(help="seconds a connection may send no complete PDU before it is aborted"),
+    ] = 30.0,
+    association_timeout: Annotated[
+        float, typer.Option(help="seconds an association may last (0: no limit)")
+    ] = 3600.0,
+    workers: Annotated[
+        int, typer.Option(help="verifier processes (objects verified in parallel)")
+    ] = 2,
+    verify_timeout: Annotated[
+        float,
+        typer.Option(
+            help="seconds one verification may take: then it is stopped and the object "
+            "quarantined as ERROR (VERIFY_ABORTED)"
+        ),
+    ] = 30.0,
+    worker_memory: Annotated[
+        int, typer.Option(help="MiB of address space per verifier process (0: no limit)")
+    ] = 2048,
     shutdown_grace: Annotated[
         float, typer.Option(help="seconds to let objects in progress finish on SIGTERM/Ctrl-C")
     ] = 10.0,
@@ -150,16 +240,29 @@ def serve(
 
     Objects that ``dsig verify`` would accept (exit 0) go to --store; the others go to
     --quarantine with a JSON report, and are answered with success unless --reject-invalid.
-    Every object is written atomically and fsync'ed, and its audit line appended, before the
-    response is sent. SIGTERM or Ctrl-C stop the server cleanly (exit 0).
+    An object is placed only after its audit line (hash-chained, with the SHA-256 of the
+    stored bytes) is durable; a stored object is never replaced (see --duplicates).
+    Verification runs in --workers processes, each bounded by --verify-timeout and
+    --worker-memory. SIGTERM or Ctrl-C stop the server cleanly (exit 0).
 
-    Failure statuses with --reject-invalid: 0xC210 a signature is invalid, 0xC211
-    indeterminate (e.g. untrusted signer), 0xC212 a --require is not met (e.g. unsigned),
-    0xC213 unreadable; the Error Comment names the finding codes. 0xA700: not stored (disk
-    full, shutting down). Exit 4 when the server cannot start.
+    Failure statuses with --reject-invalid: 0xC210 a signature's integrity is invalid (MAC
+    or signature value), 0xC211 a signature is not trusted (e.g. untrusted or revoked signer)
+    or its verification was stopped, 0xC212 a --require or --require-coverage is not met (e.g.
+    unsigned), 0xC213 unreadable, 0xA900 the data set's UIDs are not the request's; the Error
+    Comment names the finding codes. Always: 0x0111 duplicate SOP instance with other bytes
+    (--duplicates reject), 0xA700 not kept (disk or audit log full, every verifier busy,
+    shutting down). Exit 4 when the server cannot start.
+
+    ``dsig serve audit-check LOG`` checks an audit log's hash chain.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if store is None or quarantine is None:
+        raise fail("dsig serve needs --store and --quarantine", 2)
     if max_associations < 1:
         raise fail("--max-associations must be at least 1", 2)
+    if workers < 1:
+        raise fail("--workers must be at least 1", 2)
     if not 0 <= port <= 65535:
         raise fail(f"--port {port} is not a TCP port", 2)
     _quiet_pynetdicom(verbose)
@@ -178,7 +281,10 @@ def serve(
         store=store, quarantine=quarantine, verify=options, ae_title=ae_title, host=host,
         port=port, reject_invalid=reject_invalid, audit_log=audit_log,
         max_associations=max_associations, allow_calling_ae=tuple(allow_calling_ae or ()),
-        require_called_ae=require_called_ae,
+        require_called_ae=require_called_ae, max_object_size=int(max_object_size),
+        idle_timeout=idle_timeout, association_timeout=association_timeout, workers=workers,
+        verify_timeout=verify_timeout, worker_memory_mib=worker_memory,
+        duplicates=duplicates.value, file_mode=int(file_mode),
     )  # fmt: skip
     stop = threading.Event()
 
@@ -215,9 +321,30 @@ def serve(
             signal.signal(s, handler)
     counts = server.counts
     _say(
-        f"dsig serve: stopped; {counts['stored']} stored, {counts['quarantined']} quarantined, "
-        f"{counts['refused']} refused, {counts['failed']} failed"
+        f"dsig serve: stopped; {counts['stored']} stored, {counts['duplicate']} duplicate(s), "
+        f"{counts['quarantined']} quarantined, {counts['refused']} refused, "
+        f"{counts['failed']} failed, {counts['dropped']} dropped, {counts['aborted']} "
+        f"connection(s) aborted; audit log chain hash {server.audit_hash}"
     )
+
+
+@serve_app.command("audit-check")
+def audit_check(
+    log: Annotated[Path, typer.Argument(help="the audit log (JSON lines)")],
+) -> None:
+    """Check an audit log's hash chain: exit 0 intact, 1 a line was removed, inserted or
+    edited (the first such line is named), 4 unreadable. The chain hash printed for an intact
+    log lets you check later that no line was cut off the end."""
+    from dsig.net.audit import check_audit_log
+
+    try:
+        check = check_audit_log(log)
+    except OSError as e:
+        raise fail(f"cannot read {log}: {e.strerror or e}") from None
+    if not check.ok:
+        _say(f"{log}: line {check.bad_line}: {check.problem}")
+        raise typer.Exit(1)
+    _say(f"{log}: {check.lines} line(s), chain intact; last line hash {check.last_hash}")
 
 
 def _print_record(record: AuditRecord) -> None:

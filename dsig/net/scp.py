@@ -27,12 +27,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
-import errno
 import io
 import json
 import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -53,11 +51,20 @@ from pynetdicom.events import Event
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dsig.errors import DsigError
 from dsig.net import NetError
+from dsig.net.audit import AuditLog, AuditLogError
+from dsig.net.intake import SPOOL_SUFFIX, Connection, IntakeLimits, Spool, Watchdog
+from dsig.net.pool import PoolBusyError, Task, Verdict, VerifierPool
+from dsig.net.storage import (
+    DEFAULT_FILE_MODE,
+    content_digest,
+    directory_mode,
+    make_directory,
+    place,
+    write_new,
+)
 from dsig.report import FileResult, Finding, Indication, SignatureResult, exit_code
 from dsig.verifier import VerifyOptions, verify_file
-from dsig.writer import atomic_output
 from pki.certs import fingerprint
 from pki.chain import evaluate_chain
 from pki.policy import TrustPolicy
@@ -78,6 +85,9 @@ STATUS_MISMATCH = 0xA900
 #: The object could not be kept (disk, permissions) or the server is shutting down.
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_PROCESSING_FAILURE = 0x0110
+#: Duplicate SOP instance (PS3.7 C.4): other bytes under the UID of a stored object, with
+#: ``duplicates="reject"``.
+STATUS_DUPLICATE = 0x0111
 
 STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(
     str(cx.abstract_syntax) for cx in AllStoragePresentationContexts
@@ -105,9 +115,11 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
 #: Finding of the storage node (not of the verifier): the data set names another SOP Class or
 #: Instance than the C-STORE request, whose UIDs name the stored file.
 UID_MISMATCH = "REQUEST_UID_MISMATCH"
+#: Finding of the storage node: the store holds another object under this SOP Instance UID.
+DUPLICATE_FINDING = "DUPLICATE_DIFFERS"
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_TMP_SUFFIX = ".dsig-tmp"
+_TMP_SUFFIX = SPOOL_SUFFIX
 #: Received objects are spooled here (inside the store) while they are verified.
 STAGING_DIR = ".dsig-incoming"
 _STALE_TMP_SECONDS = 300
@@ -128,6 +140,7 @@ class CachingEvaluator:
         self.ttl = ttl
         self.max_entries = max_entries
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._cache: collections.OrderedDict[
             tuple[str, frozenset[str], bool], tuple[dt.datetime, TrustResult]
         ] = collections.OrderedDict()
@@ -141,6 +154,8 @@ class CachingEvaluator:
         certified_time: bool = False,
     ) -> TrustResult:
         """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing recent results."""
+        if self._pid != os.getpid():  # a forked verifier: the parent's lock may be held
+            self._lock, self._pid = threading.Lock(), os.getpid()
         key = (fingerprint(leaf), frozenset(map(fingerprint, extra_certs)), certified_time)
         if self.ttl > 0:
             with self._lock:
@@ -158,6 +173,10 @@ class CachingEvaluator:
                 while len(self._cache) > self.max_entries:
                     self._cache.popitem(last=False)
         return result
+
+
+#: How a second object with the SOP Instance UID of a stored one (and other bytes) is handled.
+DUPLICATE_POLICIES = ("reject", "keep-both")
 
 
 @dataclass(frozen=True)
@@ -182,8 +201,30 @@ class ServerConfig:
     require_called_ae: bool = False
     #: Largest P-DATA PDU we accept (0 = no limit).
     max_pdu: int = 262144
-    #: Seconds without network traffic before an association is aborted.
+    #: Seconds a single socket read may block (pynetdicom's network timeout).
     network_timeout: float = 60.0
+    #: Largest data set of one object, bytes (bigger ones are dropped, the association aborted).
+    max_object_size: int = 1 << 30
+    #: Seconds without a complete PDU, while none of its requests is being handled, before a
+    #: connection is aborted.
+    idle_timeout: float = 30.0
+    #: Seconds an association may last (0: unlimited).
+    association_timeout: float = 3600.0
+    #: Verifier worker processes, seconds one verification may take, MiB of memory each.
+    workers: int = 2
+    verify_timeout: float = 30.0
+    worker_memory_mib: int = 2048
+    #: "reject" (default) or "keep-both" (versioned names) for a different object under a
+    #: stored SOP Instance UID; an identical one is always a no-op ("duplicate").
+    duplicates: str = "reject"
+    #: Mode of every file created (directories get x where r is set).
+    file_mode: int = DEFAULT_FILE_MODE
+
+    def __post_init__(self) -> None:
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}")
+        if self.file_mode & ~0o777 or not self.file_mode & 0o600 == 0o600:
+            raise ValueError("file_mode must be rw for the owner, without special bits")
 
     @property
     def audit_path(self) -> Path:
@@ -204,7 +245,10 @@ class AuditRecord:
     transfer_syntax: str
     size: int
     indication: str
-    #: "stored", "quarantined", "refused" (quarantined and answered with a failure) or "failed"
+    #: "stored", "duplicate" (identical to a stored object: nothing written), "quarantined",
+    #: "refused" (quarantined and answered with a failure), "failed" (not kept), "dropped"
+    #: (not received whole: too big, connection ended) or "aborted" (a connection ended by
+    #: the node's timeouts while no object was in progress)
     action: str
     status: int
     path: str | None = None
@@ -213,9 +257,14 @@ class AuditRecord:
     signatures: list[dict[str, Any]] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: SHA-256 of the bytes stored (the whole file), and of transfer syntax + data set.
+    sha256: str | None = None
+    content_sha256: str | None = None
+    #: keep-both: the version number of this copy (the first one has none).
+    version: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The audit-log line (one JSON object)."""
+        """The audit-log line (one JSON object; the log adds ``prev``)."""
         return {
             "time": self.time,
             "calling_ae": self.calling_ae,
@@ -225,10 +274,13 @@ class AuditRecord:
             "sop_instance_uid": self.sop_instance_uid,
             "transfer_syntax": self.transfer_syntax,
             "size": self.size,
+            "sha256": self.sha256,
+            "content_sha256": self.content_sha256,
             "indication": self.indication,
             "action": self.action,
             "status": f"0x{self.status:04X}",
             "path": self.path,
+            "version": self.version,
             "report": self.report,
             "error": self.error,
             "signatures": self.signatures,
@@ -262,14 +314,17 @@ def _received_bytes(event: Event) -> bytes | memoryview:
     return event.encoded_dataset(include_meta=False)
 
 
+def _peer(assoc: Any) -> str:
+    try:
+        return f"{assoc.requestor.address}:{assoc.requestor.port}"
+    except (ValueError, AttributeError):
+        return ""
+
+
 def _bare_record(event: Event) -> AuditRecord:
     """What is known of a request before looking at its data set (never raises)."""
     request = event.request
     requestor = event.assoc.requestor
-    try:
-        peer = f"{requestor.address}:{requestor.port}"
-    except ValueError:
-        peer = ""
     try:
         transfer_syntax = str(event.context.transfer_syntax)
     except Exception:
@@ -278,7 +333,7 @@ def _bare_record(event: Event) -> AuditRecord:
         time=_now(),
         calling_ae=str(requestor.ae_title or "").strip(),
         called_ae=_called_ae(event),
-        peer=peer,
+        peer=_peer(event.assoc),
         sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
         sop_instance_uid=str(getattr(request, "AffectedSOPInstanceUID", "") or ""),
         transfer_syntax=transfer_syntax,
@@ -295,29 +350,60 @@ def accepted(result: FileResult) -> bool:
 
 
 def refusal(result: FileResult) -> tuple[int, str]:
-    """Failure status and error comment (at most 64 characters) for an object that failed."""
+    """Failure status and error comment (at most 64 characters) for an object that failed.
+
+    0xC213 unreadable; 0xA900 the data set's UIDs are not the request's; 0xC210 a signature's
+    integrity is INVALID (MAC or signature value); 0xC211 no signature invalid, but one is not
+    trusted (untrusted or revoked signer, ...): its verdict is INDETERMINATE or INVALID by trust
+    alone; 0xC212 the signatures are fine but a ``--require`` or coverage requirement is not.
+    """
     codes = [f.code for f in result.findings if f.severity == "error"]
     for sig in result.signatures:
         codes += [f.code for f in sig.findings if f.severity == "error"]
         codes += [f.code for f in sig.trust.findings]
+    requirement = [f.code for f in result.findings if f.severity == "error"]
     if result.indication is Indication.ERROR:
         status, text = STATUS_UNREADABLE, f"unreadable: {result.error or ''}"
     elif any(f.code == UID_MISMATCH for f in result.findings):
         status, text = STATUS_MISMATCH, "data set UIDs differ from the request"
-    elif any(s.indication is Indication.INVALID for s in result.signatures):
+    elif any(s.integrity is Indication.INVALID for s in result.signatures):
         status, text = STATUS_INVALID, "signature invalid: " + ",".join(dict.fromkeys(codes))
-    elif any(f.severity == "error" for f in result.findings):
-        status, text = (
-            STATUS_REQUIREMENT,
-            "requirement not met: "
-            + ",".join(f.code for f in result.findings if f.severity == "error"),
-        )
-    else:
+    elif any(s.indication is not Indication.VALID for s in result.signatures) and not (
+        requirement and any(s.indication is Indication.VALID for s in result.signatures)
+    ):
         status, text = (
             STATUS_INDETERMINATE,
             "signature indeterminate: " + ",".join(dict.fromkeys(codes)),
         )
+    else:
+        status, text = STATUS_REQUIREMENT, "requirement not met: " + ",".join(requirement)
     return status, text[:64]
+
+
+def verify_task(options: VerifyOptions) -> Task:
+    """The verification a worker runs: ``dsig verify``'s, plus the request-UID check."""
+
+    def task(spool: Path, sop_class: str, sop_instance: str) -> Verdict:
+        try:
+            result = verify_file(spool, options)
+        except Exception as e:  # a verifier bug must quarantine, not crash the worker
+            result = FileResult(str(spool), error=f"internal error: {type(e).__name__}: {e}")
+        if result.error is None:
+            _check_request_uids(spool, sop_class, sop_instance, result)
+        ok = accepted(result)
+        status, comment = (STATUS_SUCCESS, "") if ok else refusal(result)
+        return Verdict(
+            indication=result.indication.value,
+            accepted=ok,
+            status=status,
+            comment=comment,
+            signatures=[_signature_summary(s) for s in result.signatures],
+            findings=_finding_codes(result),
+            report=result.to_json(),
+            error=result.error,
+        )
+
+    return task
 
 
 def _now() -> str:
@@ -330,6 +416,15 @@ def _status_dataset(status: int, comment: str | None = None) -> Dataset:
     if comment:
         ds.ErrorComment = comment[:64]
     return ds
+
+
+@dataclass
+class _Plan:
+    """Where a verified object goes."""
+
+    path: Path
+    report: Path | None = None
+    duplicate: bool = False
 
 
 class ReceiveServer:
@@ -353,10 +448,25 @@ class ReceiveServer:
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._stopping = False
-        self._reserved: set[Path] = set()
-        self._audit_lock = threading.Lock()
-        self._audit_fd: int | None = None
+        self._store_lock = threading.Lock()
         self._staging = config.store / STAGING_DIR
+        self._audit = AuditLog(config.audit_path, mode=config.file_mode)
+        self._pool = VerifierPool(
+            verify_task(config.verify),
+            size=config.workers,
+            timeout=config.verify_timeout,
+            wait=config.verify_timeout,
+            memory=config.worker_memory_mib << 20 if config.worker_memory_mib else None,
+        )
+        self._limits = IntakeLimits(
+            max_object=config.max_object_size,
+            max_pdu=config.max_pdu,
+            idle_timeout=config.idle_timeout,
+            association_timeout=config.association_timeout,
+        )
+        self._connections: dict[int, Connection] = {}
+        self._watchdog = Watchdog(self._live_connections, self._on_kill)
+        self._dir_mode = directory_mode(config.file_mode)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -367,12 +477,18 @@ class ReceiveServer:
             raise NetError("the server is not running")
         return int(self._server.server_address[1])
 
+    @property
+    def audit_hash(self) -> str:
+        """Chain hash of the last audit line written."""
+        return self._audit.last_hash
+
     def start(self) -> None:
-        """Create the directories, open the audit log and start listening (non-blocking)."""
+        """Create the directories, open the audit log, fork the verifiers and start listening
+        (non-blocking)."""
         cfg = self.config
         for directory in (cfg.store, cfg.quarantine, cfg.audit_path.parent, self._staging):
             try:
-                directory.mkdir(parents=True, exist_ok=True)
+                make_directory(directory, self._dir_mode)
             except OSError as e:
                 raise NetError(f"cannot create {directory}: {e.strerror or e}") from None
         for directory in (cfg.store, cfg.quarantine, self._staging):
@@ -380,21 +496,21 @@ class ReceiveServer:
                 raise NetError(f"cannot write to {directory}")
             _remove_stale_temporaries(directory)
         try:
-            self._audit_fd = os.open(
-                cfg.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
-            )
-        except OSError as e:
-            raise NetError(
-                f"cannot open the audit log {cfg.audit_path}: {e.strerror or e}"
-            ) from None
+            self._audit.open()
+        except AuditLogError as e:
+            raise NetError(str(e)) from None
         try:
             ae = AE(ae_title=cfg.ae_title)
         except ValueError as e:
-            self._close_audit()
+            self._audit.close()
             raise NetError(f"bad AE title {cfg.ae_title!r}: {e}") from None
         ae.maximum_associations = cfg.max_associations
         ae.maximum_pdu_size = cfg.max_pdu
         ae.network_timeout = cfg.network_timeout
+        # pynetdicom waits this long for the A-ASSOCIATE-RQ of a new connection, even after
+        # the watchdog closed it: the same bound as the idle timeout frees the slot with it
+        if cfg.idle_timeout:
+            ae.acse_timeout = cfg.idle_timeout
         ae.require_calling_aet = list(cfg.allow_calling_ae)
         ae.require_called_aet = cfg.require_called_ae
         for uid in STORAGE_SOP_CLASSES:
@@ -403,15 +519,19 @@ class ReceiveServer:
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_SOP_EXTENDED, self._on_extended_negotiation),
-            (evt.EVT_CONN_OPEN, _no_delay),
+            (evt.EVT_CONN_OPEN, self._on_open),
+            (evt.EVT_CONN_CLOSE, self._on_close),
         ]
+        self._pool.start()  # fork before pynetdicom starts its threads
         try:
             server = ae.start_server((cfg.host, cfg.port), block=False, evt_handlers=handlers)
         except OSError as e:
-            self._close_audit()
+            self._pool.close()
+            self._audit.close()
             raise NetError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
         assert server is not None
         self._ae, self._server = ae, server
+        self._watchdog.start()
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop listening, answer new requests with 0xA700, let objects being handled finish
@@ -427,6 +547,7 @@ class ReceiveServer:
         with self._idle:
             while self._in_flight and time.monotonic() < deadline:
                 self._idle.wait(max(0.0, deadline - time.monotonic()))
+        self._watchdog.stop()
         if server is not None:
             for assoc in server.active_associations:
                 assoc.abort()
@@ -437,13 +558,73 @@ class ReceiveServer:
         with self._idle:  # a handler still running after the grace keeps the log open
             while self._in_flight and time.monotonic() < deadline + 5:
                 self._idle.wait(0.1)
-        self._close_audit()
+        self._pool.close()
+        self._audit.close()
 
-    def _close_audit(self) -> None:
-        with self._audit_lock:
-            if self._audit_fd is not None:
-                os.close(self._audit_fd)
-                self._audit_fd = None
+    # -- connections ------------------------------------------------------------------------
+
+    def _on_open(self, event: Event) -> None:
+        assoc = event.assoc
+        _no_delay(event)
+        conn = Connection(
+            assoc, self._staging, self.config.file_mode, self._limits, self._head, self._on_drop
+        )
+        conn.install()
+        with self._lock:
+            self._connections[id(assoc)] = conn
+
+    def _on_close(self, event: Event) -> None:
+        with self._lock:
+            conn = self._connections.pop(id(event.assoc), None)
+        if conn is not None:
+            conn.close()
+
+    def _connection(self, assoc: Any) -> Connection | None:
+        with self._lock:
+            return self._connections.get(id(assoc))
+
+    def _live_connections(self) -> list[Connection]:
+        with self._lock:
+            return list(self._connections.values())
+
+    def _head(self, sop_class: str, sop_instance: str, ts: str, source_ae: str) -> bytes:
+        return file_meta_bytes(
+            sop_class=sop_class, sop_instance=sop_instance, transfer_syntax=ts, source_ae=source_ae
+        )
+
+    def _connection_record(self, conn: Connection, action: str, reason: str) -> AuditRecord:
+        assoc = conn.assoc
+        calling = ""
+        with contextlib.suppress(Exception):
+            calling = str(assoc.requestor.ae_title or "").strip()
+        return AuditRecord(
+            time=_now(), calling_ae=calling, called_ae="", peer=_peer(assoc), sop_class_uid="",
+            sop_instance_uid="", transfer_syntax="", size=0, indication="NOT_VERIFIED",
+            action=action, status=STATUS_OUT_OF_RESOURCES, error=reason,
+        )  # fmt: skip
+
+    def _on_drop(self, conn: Connection, reason: str, spool: Spool | None) -> None:
+        """An object not received whole (too big, connection ended): audited, never kept."""
+        record = self._connection_record(conn, "dropped", reason)
+        if spool is not None:
+            record.sop_class_uid, record.sop_instance_uid = spool.sop_class, spool.sop_instance
+            record.transfer_syntax, record.size = spool.transfer_syntax, spool.size
+        self._report(record)
+
+    def _on_kill(self, conn: Connection, reason: str) -> None:
+        self._report(self._connection_record(conn, "aborted", reason))
+
+    def _report(self, record: AuditRecord) -> None:
+        with contextlib.suppress(OSError):
+            self._audit.append(record.to_json())
+        self._counted(record)
+
+    def _counted(self, record: AuditRecord) -> None:
+        with self._lock:
+            self.counts[record.action] += 1
+        if self.on_record is not None:
+            with contextlib.suppress(Exception):
+                self.on_record(record)
 
     # -- event handlers ---------------------------------------------------------------------
 
@@ -453,152 +634,178 @@ class ReceiveServer:
 
     def _on_store(self, event: Event) -> Dataset:
         started = time.perf_counter()
+        conn = self._connection(event.assoc)
+        spool = conn.take() if conn is not None else None
+        if conn is not None and spool is None:
+            conn.begin()
         with self._lock:
             stopping = self._stopping
             if not stopping:
                 self._in_flight += 1
-        if stopping:
-            record = _bare_record(event)
-            record.error = "server shutting down"
-            return self._finish(record, record.error, started)
         try:
-            return self._handle(event, started)
-        except Exception as e:  # never let an object be acknowledged by accident
-            record = _bare_record(event)
-            record.status = STATUS_PROCESSING_FAILURE
-            record.error = f"internal error: {type(e).__name__}: {e}"
-            return self._finish(record, f"internal error: {type(e).__name__}", started)
+            if stopping:
+                record = _bare_record(event)
+                record.error = "server shutting down"
+                return self._finish(record, record.error, started)
+            try:
+                return self._handle(event, spool, started)
+            except Exception as e:  # never let an object be acknowledged by accident
+                record = _bare_record(event)
+                record.status = STATUS_PROCESSING_FAILURE
+                record.error = f"internal error: {type(e).__name__}: {e}"
+                return self._finish(record, f"internal error: {type(e).__name__}", started)
+            finally:
+                with self._idle:
+                    self._in_flight -= 1
+                    self._idle.notify_all()
         finally:
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
+            if spool is not None:
+                spool.discard()
+            if conn is not None:
+                conn.answered()
 
-    def _handle(self, event: Event, started: float) -> Dataset:
+    def _handle(self, event: Event, spool: Spool | None, started: float) -> Dataset:
         record = _bare_record(event)
-        raw = _received_bytes(event)
-        record.size = len(raw)
-        head = file_meta_bytes(
-            sop_class=record.sop_class_uid,
-            sop_instance=record.sop_instance_uid,
-            transfer_syntax=record.transfer_syntax,
-            source_ae=record.calling_ae,
-        )
         comment: str | None = "cannot store the object"
         try:
-            spool = self._spool(head, raw)
+            if spool is None:  # a data set that came without fragments (empty)
+                spool = self._spool_from_event(event, record)
+            spool.finish()
         except OSError as e:
             record.error = f"cannot store: {e.strerror or e}"
             return self._finish(record, comment, started)
-        finally:
-            del raw
+        record.size, record.sha256, record.content_sha256 = spool.size, spool.sha256, spool.content
         try:
-            result = self._verify(spool)
-            if result.error is None:
-                _check_request_uids(spool, record, result)
-            ok = accepted(result)
-            record.indication = result.indication.value
-            record.action, record.status, comment = "stored" if ok else "quarantined", 0, None
-            record.signatures = [_signature_summary(s) for s in result.signatures]
-            record.findings = _finding_codes(result)
-            if not ok and self.config.reject_invalid:
-                record.status, comment = refusal(result)
-                record.action = "refused"
+            verdict = self._pool.verify(spool.path, record.sop_class_uid, record.sop_instance_uid)
+        except PoolBusyError as e:
+            record.error = str(e)
+            return self._finish(record, "busy: try again later", started)
+        if not verdict.accepted and verdict.status == STATUS_SUCCESS:  # stopped, crashed
+            verdict.status = STATUS_INDETERMINATE
+        record.indication = verdict.indication
+        record.signatures, record.findings = verdict.signatures, verdict.findings
+        if verdict.error:
+            record.error = verdict.error.replace(str(spool.path), spool.path.name)
+        record.action, record.status, comment = "quarantined", STATUS_SUCCESS, None
+        if not verdict.accepted and self.config.reject_invalid:
+            record.action, record.status, comment = "refused", verdict.status, verdict.comment
+        if verdict.accepted:
+            record.action = "stored"
+        with self._store_lock:  # decide the name, audit, place: one object at a time
+            plan = self._plan(record, spool, verdict.accepted)
+            if plan.duplicate:
+                record.action, record.status, comment = "duplicate", STATUS_SUCCESS, None
+            elif verdict.accepted and record.action != "stored":  # reject policy
+                record.status, comment = STATUS_DUPLICATE, "duplicate SOP instance, other bytes"
+            record.path = str(plan.path)
+            record.report = str(plan.report) if plan.report else None
+            record.seconds = time.perf_counter() - started
             try:
-                self._keep(spool, result, record, ok)
-            except (OSError, DsigError) as e:
+                self._audit.append(record.to_json())
+            except OSError as e:  # not durable: not kept, not acknowledged
                 record.action, record.status = "failed", STATUS_OUT_OF_RESOURCES
-                record.error = f"cannot store: {getattr(e, 'strerror', None) or e}"
-                comment = "cannot store the object"
-        finally:
-            spool.unlink(missing_ok=True)
-        return self._finish(record, comment, started)
+                record.path = record.report = None
+                record.error = f"audit log: {e.strerror or e}"
+                return self._answer(record, "cannot write the audit log", started)
+            if not plan.duplicate:
+                try:
+                    self._keep(spool, plan, record, verdict)
+                except OSError as e:
+                    record.action, record.status = "failed", STATUS_OUT_OF_RESOURCES
+                    record.path = record.report = None
+                    record.error = f"cannot store: {e.strerror or e}"
+                    self._report_failure(record, started)
+                    return _status_dataset(record.status, "cannot store the object")
+        return self._answer(record, comment, started)
 
-    def _finish(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
-        """Audit, count, report; then the response status (failure if the audit failed)."""
-        record.seconds = time.perf_counter() - started
+    def _spool_from_event(self, event: Event, record: AuditRecord) -> Spool:
+        spool = Spool.create(
+            self._staging,
+            self._head(record.sop_class_uid, record.sop_instance_uid, record.transfer_syntax,
+                       record.calling_ae),
+            record.sop_class_uid, record.sop_instance_uid, record.transfer_syntax,
+            self.config.file_mode,
+        )  # fmt: skip
         try:
-            self._audit(record)
-        except OSError as e:
-            if record.status == STATUS_SUCCESS:
-                record.status = STATUS_OUT_OF_RESOURCES
-                comment = "cannot write the audit log"
-            record.error = record.error or f"audit log: {e.strerror or e}"
-        with self._lock:
-            self.counts[record.action] += 1
-        if self.on_record is not None:
-            with contextlib.suppress(Exception):
-                self.on_record(record)
-        return _status_dataset(record.status, comment)
-
-    def _spool(self, head: bytes, dataset: bytes | memoryview) -> Path:
-        """The received object in a fsync'ed file of the staging directory (same filesystem
-        as the store, so that keeping it is a rename)."""
-        path = self._staging / f"{uuid.uuid4().hex}.dcm{_TMP_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as fp:
-                fp.write(head)
-                fp.write(dataset)
-                fp.flush()
-                os.fsync(fp.fileno())
+            spool.write(_received_bytes(event))
         except BaseException:
-            path.unlink(missing_ok=True)
+            spool.discard()
             raise
-        return path
+        return spool
 
-    def _verify(self, spool: Path) -> FileResult:
-        """``dsig verify``'s reading and verification of the spooled file."""
-        try:
-            return verify_file(spool, self.config.verify)
-        except Exception as e:  # a verifier bug must quarantine, not crash the handler
-            return FileResult(str(spool), error=f"internal error: {type(e).__name__}: {e}")
-
-    def _keep(self, spool: Path, result: FileResult, record: AuditRecord, ok: bool) -> None:
+    def _plan(self, record: AuditRecord, spool: Spool, ok: bool) -> _Plan:
+        """The target name: the store (unless a duplicate policy says otherwise) for objects
+        that passed, a new quarantine name otherwise. Called under the store lock."""
         stem = record.sop_instance_uid
         if not (_UID_RE.match(stem) and len(stem) <= 64):
             stem = "unnamed-" + uuid.uuid4().hex[:16]
         if ok:
-            path = self.config.store / f"{stem}.dcm"
-        else:
-            path = self._reserve(self.config.quarantine, stem)
+            directory = self.config.store
+            versions = _versions(directory, stem)
+            for existing in versions:
+                if content_digest(existing) == spool.content:
+                    return _Plan(existing, duplicate=True)
+            if not versions:
+                return _Plan(directory / f"{stem}.dcm")
+            if self.config.duplicates == "keep-both":
+                record.version = len(versions)
+                return _Plan(_free_version(directory, stem))
+            record.action = "refused"
+            record.findings = [*record.findings, DUPLICATE_FINDING]
+        path = _free_version(self.config.quarantine, stem)
+        return _Plan(path, report=path.with_suffix(".json"))
+
+    def _keep(self, spool: Spool, plan: _Plan, record: AuditRecord, verdict: Verdict) -> None:
+        mode = self.config.file_mode
+        if plan.report is not None:
+            report = {**verdict.report, "path": str(plan.path)}
+            if report.get("error"):
+                report["error"] = str(report["error"]).replace(str(spool.path), plan.path.name)
+            content = {"received": record.to_json(), **report}
+            write_new(plan.report, json.dumps(content, indent=2).encode() + b"\n", mode)
+        place(spool.path, plan.path, mode)
+
+    def _report_failure(self, record: AuditRecord, started: float) -> None:
+        """The object named by an audit line just written could not be placed: say so in a
+        second line (the first stays: the log is append-only)."""
+        record.seconds = time.perf_counter() - started
+        with contextlib.suppress(OSError):
+            self._audit.append(record.to_json())
+        self._counted(record)
+
+    def _finish(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+        """Audit a request that was not verified or kept, count, report; the response."""
+        record.seconds = time.perf_counter() - started
         try:
-            result.path = record.path = str(path)
-            if result.error:
-                result.error = result.error.replace(str(spool), path.name)
-                record.error = result.error
-            _move(spool, path)
-            if not ok:
-                report = path.with_suffix(".json")
-                record.report = str(report)
-                content = {"received": record.to_json(), **result.to_json()}
-                with atomic_output(report) as fp:
-                    fp.write(json.dumps(content, indent=2).encode() + b"\n")
-        finally:
-            with self._lock:
-                self._reserved.discard(path)
+            self._audit.append(record.to_json())
+        except OSError as e:
+            record.error = record.error or f"audit log: {e.strerror or e}"
+        return self._answer(record, comment, started)
 
-    def _reserve(self, directory: Path, stem: str) -> Path:
-        """A quarantine name not used yet: earlier quarantined copies are evidence, kept."""
-        with self._lock:
-            n = 0
-            while True:
-                name = f"{stem}.dcm" if n == 0 else f"{stem}.{n}.dcm"
-                path = directory / name
-                if path not in self._reserved and not path.exists():
-                    self._reserved.add(path)
-                    return path
-                n += 1
-
-    def _audit(self, record: AuditRecord) -> None:
-        line = json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
-        with self._audit_lock:
-            if self._audit_fd is None:
-                raise OSError(0, "the audit log is closed")
-            os.write(self._audit_fd, line)
-            os.fsync(self._audit_fd)
+    def _answer(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+        record.seconds = record.seconds or time.perf_counter() - started
+        self._counted(record)
+        return _status_dataset(record.status, comment)
 
 
-def _check_request_uids(spool: Path, record: AuditRecord, result: FileResult) -> None:
+def _versions(directory: Path, stem: str) -> list[Path]:
+    """``stem.dcm``, ``stem.1.dcm``, ... as long as they exist."""
+    found: list[Path] = []
+    n = 0
+    while True:
+        path = directory / (f"{stem}.dcm" if n == 0 else f"{stem}.{n}.dcm")
+        if not path.exists():
+            return found
+        found.append(path)
+        n += 1
+
+
+def _free_version(directory: Path, stem: str) -> Path:
+    n = len(_versions(directory, stem))
+    return directory / (f"{stem}.dcm" if n == 0 else f"{stem}.{n}.dcm")
+
+
+def _check_request_uids(spool: Path, sop_class: str, sop_instance: str, result: FileResult) -> None:
     """The stored file is named after the request's SOP Instance UID: a data set that names
     another instance (or class) must not pass, or it could replace another object's file."""
     ds: Dataset
@@ -609,12 +816,12 @@ def _check_request_uids(spool: Path, record: AuditRecord, result: FileResult) ->
     except Exception:  # unreadable now: the verifier read it, so this should not happen
         ds = Dataset()
     found = (str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or ""))
-    if found != (record.sop_class_uid, record.sop_instance_uid):
+    if found != (sop_class, sop_instance):
         result.findings.append(
             Finding(
                 UID_MISMATCH,
                 f"the data set is {found[0] or '-'} / {found[1] or '-'} but the C-STORE request "
-                f"named {record.sop_class_uid or '-'} / {record.sop_instance_uid or '-'}",
+                f"named {sop_class or '-'} / {sop_instance or '-'}",
             )
         )
 
@@ -651,25 +858,6 @@ def _finding_codes(result: FileResult) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
-def _move(src: Path, dst: Path) -> None:
-    """Rename ``src`` (already fsync'ed) over ``dst`` and fsync the directory; copy atomically
-    when they are on different filesystems."""
-    try:
-        os.replace(src, dst)
-    except OSError as e:
-        if e.errno != errno.EXDEV:
-            raise
-        with src.open("rb") as fin, atomic_output(dst) as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        return
-    with contextlib.suppress(OSError):  # best effort, as in dsig.writer.atomic_output
-        fd = os.open(dst.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _remove_stale_temporaries(directory: Path) -> None:
     """Temporary files of writes interrupted by a crash (never acknowledged objects)."""
     limit = time.time() - _STALE_TMP_SECONDS
@@ -680,6 +868,7 @@ def _remove_stale_temporaries(directory: Path) -> None:
 
 
 __all__ = [
+    "DUPLICATE_POLICIES",
     "SCP_APPLICATION_INFO",
     "STORAGE_SOP_CLASSES",
     "TRANSFER_SYNTAXES",
@@ -690,4 +879,5 @@ __all__ = [
     "accepted",
     "file_meta_bytes",
     "refusal",
+    "verify_task",
 ]

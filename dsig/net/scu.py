@@ -15,17 +15,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import shutil
 import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
@@ -126,7 +128,10 @@ def describe_support(info: bytes) -> str:
 
 
 def probe(path: Path) -> tuple[str, str, str, bool]:
-    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID, has usable file meta)."""
+    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID, has usable file meta).
+
+    The UIDs are the data set's (as DCMTK's storescu sends them), the file meta's only where
+    the data set has none; "usable file meta" also means it names the same UIDs."""
     try:
         ds: Dataset = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
@@ -136,18 +141,19 @@ def probe(path: Path) -> tuple[str, str, str, bool]:
     except Exception as e:
         raise DsigError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
     meta = getattr(ds, "file_meta", Dataset())
-    sop_class = str(meta.get("MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", "") or "")
+    sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "")
     sop_instance = str(
-        meta.get("MediaStorageSOPInstanceUID", "") or ds.get("SOPInstanceUID", "") or ""
+        ds.get("SOPInstanceUID", "") or meta.get("MediaStorageSOPInstanceUID", "") or ""
     )
     ts = str(meta.get("TransferSyntaxUID", "") or "")
     if not sop_class or not sop_instance:
         raise DsigError(f"{path}: no SOP Class/Instance UID: cannot be sent")
     if not ts:
         raise DsigError(f"{path}: no Transfer Syntax UID")
-    has_meta = all(
-        k in meta
-        for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+    has_meta = (
+        str(meta.get("MediaStorageSOPClassUID", "")) == sop_class
+        and str(meta.get("MediaStorageSOPInstanceUID", "")) == sop_instance
+        and "TransferSyntaxUID" in meta
     )
     return sop_class, sop_instance, ts, has_meta
 
@@ -355,6 +361,17 @@ class _Sender:
         if self.options.sign is None and item.has_meta:
             yield item.path
             return
+        out = self.tmp / f"{item.index}.dcm"
+        if self.options.sign is None and _has_preamble(item.path):
+            # the file meta names other UIDs (pynetdicom would put those in the request): a
+            # copy with a meta naming the data set's, and the data set bytes unchanged
+            try:
+                with out.open("wb") as fp:
+                    _copy_with_meta(item, fp)
+                yield out
+            finally:
+                out.unlink(missing_ok=True)
+            return
         ds = read_dicom(item.path)
         if self.options.sign is not None:
             assert self.provider is not None
@@ -367,13 +384,33 @@ class _Sender:
                 info = add_signature(ds, self.provider, sign)
             result.signature_uid = info.uid
         encoding = target_encoding(ds, "same", None)
-        out = self.tmp / f"{item.index}.dcm"
         try:
             with out.open("wb") as fp:
                 write_dataset_file(ds, fp, encoding)
             yield out
         finally:
             out.unlink(missing_ok=True)
+
+
+def _has_preamble(path: Path) -> bool:
+    with path.open("rb") as fp:
+        fp.seek(128)
+        return fp.read(4) == b"DICM"
+
+
+def _copy_with_meta(item: _Item, fp: BinaryIO) -> None:
+    """``item``'s data set bytes after a File Meta naming its data set's UIDs."""
+    from pydicom.uid import UID
+    from pynetdicom.dsutils import split_dataset
+
+    meta, offset = split_dataset(item.path)
+    meta.MediaStorageSOPClassUID = UID(item.sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(item.sop_instance)
+    fp.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(fp, meta, enforce_standard=True)  # type: ignore[arg-type]
+    with item.path.open("rb") as src:
+        src.seek(offset)
+        shutil.copyfileobj(src, fp, 1 << 20)
 
 
 def _unsent(item: _Item, message: str) -> SendResult:

@@ -236,3 +236,115 @@ def storescu(
     return subprocess.run(
         [*cmd, *map(str, files)], capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def echo(port: int, timeout: float = 5) -> int | None:
+    """C-ECHO to 127.0.0.1:``port``: the status, or None (no association / no answer)."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title="ECHOSCU")
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="DSIGTEST")
+    if not assoc.is_established:
+        return None
+    try:
+        status = assoc.send_c_echo()
+        return int(status.Status) if "Status" in status else None
+    finally:
+        assoc.release()
+
+
+def deflate_flood(path: Path, items: int) -> Path:
+    """A Deflated Explicit VR LE object whose data set inflates to a sequence of ``items``
+    empty items (8 bytes each: 10 million deflate to ~80 KB)."""
+    import struct
+    import zlib
+
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    uid = generate_uid()
+
+    def element(tag: int, vr: bytes, value: bytes) -> bytes:
+        return (
+            struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr + struct.pack("<H", len(value)) + value
+        )
+
+    def ui(value: str) -> bytes:
+        raw = value.encode()
+        return raw + b"\0" * (len(raw) % 2)
+
+    body = element(0x00080016, b"UI", ui(SecondaryCaptureImageStorage))
+    body += element(0x00080018, b"UI", ui(uid))
+    body += struct.pack("<HH", 0x0040, 0x0275) + b"SQ\0\0" + struct.pack("<I", 0xFFFFFFFF)
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = compressor.compress(body)
+    chunk = item * 65536
+    for _ in range(items // 65536):
+        data += compressor.compress(chunk)
+    data += compressor.compress(struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    data += compressor.flush()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    with path.open("wb") as fp:
+        fp.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(fp, meta, enforce_standard=True)  # type: ignore[arg-type]
+        fp.write(data + b"\0" * (len(data) % 2))
+    return path
+
+
+def trickle(port: int, data: bytes, interval: float, stop: Any) -> str:
+    """Connect and send ``data`` one byte every ``interval`` s until ``stop`` (an Event) is
+    set or the server closes the connection: "closed" or "open"."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.settimeout(interval)
+        for byte in data:
+            if stop.is_set():
+                return "open"
+            try:
+                sock.sendall(bytes([byte]))
+                got = sock.recv(4096)
+                if got == b"" or got[:1] == b"\x07":  # closed, or an A-ABORT
+                    return "closed"
+            except TimeoutError:
+                continue
+            except OSError:
+                return "closed"
+        return "open"
+
+
+def store_raw(port: int, path: Path, timeout: float = 60) -> int | None:
+    """C-STORE a Part-10 file's data set bytes without parsing them (pynetdicom's chunked
+    send: only the File Meta is read). The status, or None (no association / no answer).
+    Changes pynetdicom's global send mode in the calling (test) process."""
+    from pydicom.filereader import read_file_meta_info
+    from pynetdicom import AE, _config
+
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    meta = read_file_meta_info(path)
+    ae = AE(ae_title="RAWSCU")
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
+    ae.add_requested_context(meta.MediaStorageSOPClassUID, [meta.TransferSyntaxUID])
+    assoc = ae.associate("127.0.0.1", port, ae_title="DSIGTEST")
+    if not assoc.is_established:
+        return None
+    try:
+        status = assoc.send_c_store(path)
+        return int(status.Status) if "Status" in status else None
+    finally:
+        if assoc.is_established:
+            assoc.release()

@@ -209,7 +209,7 @@ def test_reject_invalid_refuses_with_failure_status(serve: ServeFactory, objects
     assert rows[str(objects.signed[1])].startswith("stored")
     assert "(0xC210)" in rows[str(objects.tampered)]
     assert "MAC_MISMATCH" in rows[str(objects.tampered)]
-    assert "(0xC211)" in rows[str(objects.stranger)] or "(0xC210)" in rows[str(objects.stranger)]
+    assert "(0xC211)" in rows[str(objects.stranger)]  # untrusted signer: as documented
     assert "(0xC212)" in rows[str(objects.unsigned[1])]
     assert "SIGNATURE_REQUIRED" in rows[str(objects.unsigned[1])]
     assert "1 stored, 3 refused" in out
@@ -471,3 +471,52 @@ def test_importing_dsig_does_not_import_pynetdicom() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=net.REPO, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+
+
+def test_send_uses_the_data_sets_uids(serve: ServeFactory, tmp_path: Path) -> None:
+    """pydicom's rtplan.dcm: its file meta names another SOP Instance than its data set. Like
+    DCMTK's storescu, dsig send puts the data set's UIDs in the request: stored, and the data
+    set bytes arrive unchanged."""
+    rtplan = sample("rtplan.dcm")
+    ds = pydicom.dcmread(rtplan, stop_before_pixels=True)
+    assert ds.file_meta.MediaStorageSOPInstanceUID != ds.SOPInstanceUID
+    server = serve(trust=False)
+    code, out, err = send(server, rtplan)
+    assert code == 0, out + err
+    (line,) = server.wait_audit(1)
+    assert (line["action"], line["sop_instance_uid"]) == ("stored", str(ds.SOPInstanceUID))
+    assert net.dataset_bytes(Path(line["path"])) == net.dataset_bytes(rtplan)
+    assert rtplan.read_bytes() == sample("rtplan.dcm").read_bytes()  # input untouched
+
+
+def test_status_codes_per_verdict(serve: ServeFactory, objects: Objects, tmp_path: Path) -> None:
+    """Each failure status documented in ``serve --help``, one object per verdict."""
+    help_text = net.run_dsig("serve", "--help").stdout
+    for code in ("0xC210", "0xC211", "0xC212", "0xC213", "0xA900", "0x0111", "0xA700"):
+        assert code in help_text
+    server = serve("--require", "signature", "--reject-invalid")
+    unreadable = tmp_path / "unreadable.dcm"
+    head = objects.signed[0].read_bytes()
+    offset = len(head) - len(net.dataset_bytes(objects.signed[0]))
+    unreadable.write_bytes(head[:offset] + b"\x08\x00\x16\x00UI\x40\x001.2")  # truncated
+    expected = {
+        objects.tampered: 0xC210,  # a MAC that does not match
+        objects.stranger: 0xC211,  # integrity intact, signer not trusted
+        objects.unsigned[0]: 0xC212,  # --require signature not met
+        unreadable: 0xC213,
+    }
+    for path, status in expected.items():
+        assert net.store_raw(server.port, path) == status, path.name
+    assert net.store_raw(server.port, objects.signed[0]) == 0
+    dup = tmp_path / "dup.dcm"  # other bytes (another valid signature) under a stored UID
+    proc = net.run_dsig("sign", objects.signed[0], dup, "--key", objects.pki.key, "--cert",
+                        objects.pki.cert, "--no-password")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert net.store_raw(server.port, dup) == 0x0111
+    lines = server.wait_audit(6)
+    assert [x["status"] for x in lines] == ["0xC210", "0xC211", "0xC212", "0xC213", "0x0000",
+                                           "0x0111"]  # fmt: skip
+    stopped = serve("--reject-invalid", "--verify-timeout", "0.001", name="stopped")
+    assert net.store_raw(stopped.port, objects.signed[1]) == 0xC211  # verification stopped
+    (line,) = stopped.wait_audit(1)
+    assert "VERIFY_ABORTED" in line["findings"] and stopped.stored() == []
