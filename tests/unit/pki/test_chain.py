@@ -32,7 +32,9 @@ def test_chain_ok(test_pki: factory.TestPki) -> None:
     out = result.to_json()
     assert out["indication"] == "VALID"
     assert out["revocation_mode"] == "hard-fail"  # the default: checked unless declined
-    assert [r["status"] for r in out["revocation"]] == ["not-published", "not-published"]
+    revocation = out["revocation"]
+    assert isinstance(revocation, list)
+    assert [r["status"] for r in revocation] == ["not-published", "not-published"]
 
 
 def test_ec_leaf_ok(test_pki: factory.TestPki) -> None:
