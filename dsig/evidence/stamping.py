@@ -19,7 +19,7 @@ from dsig.errors import DsigError
 from dsig.evidence import hashtree, record
 from dsig.evidence.record import Record
 from dsig.evidence.validation import ValidationData, ValidationDataError, collect
-from dsig.timestamp import TIMESTAMPING_OID, QueryOptions
+from dsig.timestamp import QueryOptions
 from dsig.tsa_client import TsaOptions, request_timestamp
 from pki.policy import TrustPolicy
 from pki.results import TrustIndication
@@ -61,8 +61,9 @@ class RootStamp:
 
 
 def tsa_policy(policy: TrustPolicy) -> TrustPolicy:
-    """The policy a TSA certificate is validated under: timeStamping EKU required."""
-    return dataclasses.replace(policy, extended_key_usage=frozenset({TIMESTAMPING_OID}))
+    """The policy a TSA certificate is validated under (the trust module's TSA rules:
+    timeStamping EKU required, the document-signing EKU rule not applied)."""
+    return policy.for_timestamp_authority()
 
 
 def stamp_root(root: bytes, hash_algorithm: str, settings: StampSettings) -> RootStamp:
