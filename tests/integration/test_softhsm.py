@@ -39,7 +39,7 @@ from tokens.errors import (
     LoginError,
     TokenNotFoundError,
 )
-from tokens.pkcs11 import Pkcs11KeyProvider, list_tokens, open_pkcs11_provider
+from tokens.pkcs11 import Pkcs11KeyProvider, list_tokens, open_pkcs11_provider, parse_pkcs11_uri
 
 pytestmark = pytest.mark.softhsm
 
@@ -238,7 +238,7 @@ def test_always_authenticate_key_relogs_in_for_each_signature(
 def test_protected_authentication_path_is_used_without_pin() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     flags = pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.PROTECTED_AUTHENTICATION_PATH
     token = _FakeToken(flags, None)
@@ -246,7 +246,7 @@ def test_protected_authentication_path_is_used_without_pin() -> None:
     def prompt(what: str) -> str:
         raise AssertionError("must not prompt when the reader has a PIN pad")
 
-    uri = p11mod.parse_pkcs11_uri("pkcs11:token=fake-card")
+    uri = parse_pkcs11_uri("pkcs11:token=fake-card")
     resolved = p11mod._resolve_pin(uri, token, None, prompt)  # type: ignore[arg-type]
     assert resolved is pkcs11.PROTECTED_AUTH
     # An explicit PIN still wins over the PIN pad.
@@ -314,7 +314,7 @@ class _FakeLib:
 def test_pin_locked_flag_refuses_before_login() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     flags = pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.USER_PIN_LOCKED
     token = _FakeToken(flags, None)
@@ -326,7 +326,7 @@ def test_pin_locked_flag_refuses_before_login() -> None:
 def test_pin_locked_error_maps_to_login_error() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     token = _FakeToken(pkcs11.TokenFlag.LOGIN_REQUIRED, pkcs11.PinLocked)
     lib = _FakeLib(token)
@@ -338,7 +338,7 @@ def test_pin_locked_error_maps_to_login_error() -> None:
 def test_final_try_is_announced() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     token = _FakeToken(pkcs11.TokenFlag.LOGIN_REQUIRED, pkcs11.PinIncorrect)
     after = _FakeToken(pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.USER_PIN_FINAL_TRY, None)
