@@ -13,21 +13,37 @@ python-pkcs11's default mechanisms (SHA-512 based) are never used.
 
 from __future__ import annotations
 
-from tokens.p11.listing import ObjectInfo, TokenInfo, list_tokens
-from tokens.p11.modules import DEFAULT_P11KIT_DIRS, ENV_MODULE, find_module
-from tokens.p11.provider import Pkcs11KeyProvider, open_pkcs11_provider
+from tokens.p11.listing import ObjectInfo, TokenInfo, TokenSurvey, list_tokens, survey_tokens
+from tokens.p11.modules import (
+    DEFAULT_P11KIT_DIRS,
+    ENV_MODULE,
+    ModuleCandidate,
+    candidate_modules,
+    find_module,
+)
+from tokens.p11.provider import Pkcs11KeyProvider, find_token, open_pkcs11_provider
+from tokens.p11.select import SkippedModule
+from tokens.p11.session import MAX_PIN_PROMPTS, read_pin_source
 from tokens.p11.uri import InvalidPkcs11UriError, Pkcs11Uri, parse_pkcs11_uri
 
 __all__ = [
     "DEFAULT_P11KIT_DIRS",
     "ENV_MODULE",
+    "MAX_PIN_PROMPTS",
     "InvalidPkcs11UriError",
+    "ModuleCandidate",
     "ObjectInfo",
     "Pkcs11KeyProvider",
     "Pkcs11Uri",
+    "SkippedModule",
     "TokenInfo",
+    "TokenSurvey",
+    "candidate_modules",
     "find_module",
+    "find_token",
     "list_tokens",
     "open_pkcs11_provider",
     "parse_pkcs11_uri",
+    "read_pin_source",
+    "survey_tokens",
 ]

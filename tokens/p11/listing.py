@@ -11,11 +11,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tokens.errors import (
+    BackendUnavailableError,
     TokenError,
     TokenNotFoundError,
 )
-from tokens.p11.modules import _describe, _import_pkcs11, _load_lib, find_module
-from tokens.p11.select import _obj_id, _obj_label, _present_tokens, _token_desc
+from tokens.p11.modules import _describe, _import_pkcs11, candidate_modules, find_module
+from tokens.p11.select import SkippedModule, _obj_id, _obj_label, _token_desc, open_modules
 from tokens.p11.session import _acquire_session, _pin_text, _release_session
 from tokens.p11.uri import Pkcs11Uri, _key_uri
 
@@ -78,46 +79,72 @@ class TokenInfo:
         return data
 
 
+@dataclass(frozen=True)
+class TokenSurvey:
+    """What every module shows: its tokens, and the modules that could not be used."""
+
+    tokens: list[TokenInfo]
+    skipped: list[SkippedModule]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping: ``tokens`` and ``skipped_modules`` (``module``, ``reason``)."""
+        return {
+            "tokens": [t.to_dict() for t in self.tokens],
+            "skipped_modules": [{"module": m.module, "reason": m.reason} for m in self.skipped],
+        }
+
+
 def list_tokens(
     module: str | None = None, *, pin: bytes | None = None, token: str | None = None
 ) -> list[TokenInfo]:
-    """Describe the tokens visible through ``module`` (found as in :func:`find_module`).
+    """The tokens of :func:`survey_tokens` (modules that fail to load are left out)."""
+    return survey_tokens(module, pin=pin, token=token).tokens
+
+
+def survey_tokens(
+    module: str | None = None, *, pin: bytes | None = None, token: str | None = None
+) -> TokenSurvey:
+    """Describe the tokens visible through ``module``, or through every candidate module
+    (``$DSIG_PKCS11_MODULE``, p11-kit registrations, install paths) when it is None; a
+    candidate that fails to load or initialise is reported in ``skipped``, never an error.
 
     ``token`` limits the listing to tokens with that label. Without ``pin`` only public objects
     (public keys, certificates) are listed. With ``pin``, private keys are listed too: the PIN
     is tried on ONE token only (the one named by ``token``, or the only initialised token), so
     a PIN meant for one card never spends the retry counter of another.
 
-    Raises BackendUnavailableError, TokenNotFoundError (no or several candidate tokens for the
-    PIN) and LoginError (wrong or locked PIN).
+    Raises BackendUnavailableError (a named module that cannot load, or no module at all),
+    TokenNotFoundError (no or several candidate tokens for the PIN) and LoginError.
     """
-    path = find_module(module_path=module)
-    lib = _load_lib(path)
     p11 = _import_pkcs11()
-    try:
-        present = _present_tokens(lib)
-    except p11.PKCS11Error as e:
-        raise TokenNotFoundError(f"cannot list the tokens of {path}: {_describe(e)}") from None
+    if module is not None:
+        path = find_module(module_path=module)
+        opened, skipped = open_modules([path])
+        if skipped:
+            raise BackendUnavailableError(f"cannot use PKCS#11 module {path}: {skipped[0].reason}")
+    else:
+        opened, skipped = open_modules([c.path for c in candidate_modules()])
+    present = [(path, lib, t) for path, lib, tokens in opened for t in tokens]
     if token is not None:
-        chosen = [t for t in present if t.label.strip() == token]
+        chosen = [e for e in present if e[2].label.strip() == token]
         if not chosen:
-            listing = ", ".join(_token_desc(t) for t in present if t.label.strip()) or "none"
+            listing = ", ".join(_token_desc(t) for _, _, t in present if t.label.strip()) or "none"
             raise TokenNotFoundError(f"no token labelled '{token}'; tokens present: {listing}")
         present = chosen
-    initialised = [t for t in present if t.flags & p11.TokenFlag.TOKEN_INITIALIZED]
-    login_slot: int | None = None
+    initialised = [e for e in present if e[2].flags & p11.TokenFlag.TOKEN_INITIALIZED]
+    login: tuple[str, int] | None = None
     if pin is not None:
         if len(initialised) != 1:
-            listing = ", ".join(_token_desc(t) for t in initialised) or "none"
+            listing = ", ".join(_token_desc(t) for _, _, t in initialised) or "none"
             raise TokenNotFoundError(
                 f"a PIN needs exactly one token to log in to, found {len(initialised)} "
                 f"({listing}); name it with --token"
             )
-        login_slot = initialised[0].slot.slot_id
+        login = (initialised[0][0], initialised[0][2].slot.slot_id)
     infos: list[TokenInfo] = []
-    for tok in present:
+    for path, lib, tok in present:
         objects: tuple[ObjectInfo, ...] = ()
-        logged_in = tok.slot.slot_id == login_slot
+        logged_in = (path, tok.slot.slot_id) == login
         if tok.flags & p11.TokenFlag.TOKEN_INITIALIZED:
             try:
                 objects = _list_objects(path, lib, tok, pin if logged_in else None)
@@ -141,7 +168,7 @@ def list_tokens(
                 logged_in=logged_in,
             )
         )
-    return infos
+    return TokenSurvey(infos, skipped)
 
 
 def _flag_names(flags: int) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sysconfig
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -20,9 +21,11 @@ if TYPE_CHECKING:
 #: Environment variable naming the PKCS#11 module (shared library) to load.
 ENV_MODULE = "DSIG_PKCS11_MODULE"
 #: Where p11-kit registrations (``*.module`` files with a ``module:`` line) live.
+#: The user's own registrations (``~/.config/pkcs11/modules``) come last and win, as in p11-kit.
 DEFAULT_P11KIT_DIRS: tuple[Path, ...] = (
     Path("/usr/share/p11-kit/modules"),
     Path("/etc/pkcs11/modules"),
+    Path("~/.config/pkcs11/modules"),
 )
 
 _INSTALL_HINT = "install it with: pip install 'python-pkcs11>=0.10,<0.11'"
@@ -58,7 +61,7 @@ def _p11kit_registrations(dirs: Sequence[Path]) -> dict[str, str]:
     found: dict[str, str] = {}
     for directory in dirs:
         try:
-            files = sorted(directory.glob("*.module"))
+            files = sorted(directory.expanduser().glob("*.module"))
         except OSError:
             continue
         for file in files:
@@ -76,7 +79,7 @@ def _p11kit_registrations(dirs: Sequence[Path]) -> dict[str, str]:
                 if not os.path.isabs(module):
                     # p11-kit resolves bare names against its module directory.
                     module = f"/usr/lib/{_multiarch()}/pkcs11/{module}"
-                found.setdefault(file.stem, module)
+                found[file.stem] = module  # a later (user) file overrides a system one
     return found
 
 
@@ -142,6 +145,63 @@ def find_module(
     )
 
 
+@dataclass(frozen=True)
+class ModuleCandidate:
+    """A PKCS#11 module worth trying, with the name and source it was found under."""
+
+    name: str  # p11-kit registration name, or the file name without ``.so``
+    path: str
+    source: str  # "uri" | "env" | "p11-kit" | "standard path"
+
+
+def candidate_modules(
+    *,
+    env: Mapping[str, str] | None = None,
+    p11kit_dirs: Sequence[Path] = DEFAULT_P11KIT_DIRS,
+    candidates: Sequence[str] | None = None,
+) -> list[ModuleCandidate]:
+    """Every module a key URI without ``module-name``/``module-path`` is searched in.
+
+    ``$DSIG_PKCS11_MODULE`` first, then every p11-kit registration, then the usual install
+    paths of SoftHSM2 and OpenSC; existing files only, each library once (by real path).
+    Raises BackendUnavailableError when there is none.
+    """
+    env = os.environ if env is None else env
+    found: list[ModuleCandidate] = []
+    seen: set[str] = set()
+
+    def add(name: str, path: str, source: str) -> None:
+        real = os.path.realpath(path)
+        if real not in seen and Path(path).is_file():
+            seen.add(real)
+            found.append(ModuleCandidate(name, path, source))
+
+    override = env.get(ENV_MODULE)
+    if override:
+        if not Path(override).is_file():
+            raise BackendUnavailableError(
+                f"PKCS#11 module {override} (${ENV_MODULE}) does not exist"
+            )
+        add(_stem(override), override, "env")
+    for name, path in sorted(_p11kit_registrations(p11kit_dirs).items()):
+        add(name, path, "p11-kit")
+    for path in _standard_candidates() if candidates is None else candidates:
+        add(_stem(path), path, "standard path")
+    if not found:
+        looked = [str(d) for d in p11kit_dirs] + list(
+            _standard_candidates() if candidates is None else candidates
+        )
+        raise BackendUnavailableError(
+            f"no PKCS#11 module found (looked in ${ENV_MODULE}, {', '.join(looked)}); "
+            f"set ${ENV_MODULE} to the module path (e.g. libsofthsm2.so or opensc-pkcs11.so)"
+        )
+    return found
+
+
+def _stem(path: str) -> str:
+    return Path(path).name.removesuffix(".so")
+
+
 def _import_pkcs11() -> ModuleType:
     try:
         import pkcs11
@@ -157,7 +217,8 @@ def _load_lib(module: str) -> _Lib:
     p11 = _import_pkcs11()
     try:
         lib: _Lib = p11.lib(module)
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, p11.PKCS11Error) as e:
+        # e.g. openCryptoki without its pkcsslotd daemon fails C_Initialize (CKR_FUNCTION_FAILED)
         raise BackendUnavailableError(
             f"cannot load PKCS#11 module {module}: {_describe(e)}"
         ) from None

@@ -15,17 +15,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from tokens.api import SecretPrompt, SignatureScheme
 from tokens.digest import Digest, HashAlgorithm
 from tokens.errors import (
+    BackendUnavailableError,
     KeyLoadError,
     KeyMismatchError,
     KeyNotFoundError,
     LoginError,
     MechanismNotSupportedError,
     TokenError,
-    TokenNotFoundError,
     UnsupportedAlgorithmError,
 )
-from tokens.p11.modules import _describe, _import_pkcs11, _load_lib, find_module
+from tokens.p11.modules import _describe, _import_pkcs11, candidate_modules, find_module
 from tokens.p11.select import (
+    FoundToken,
     _certificates_on_token,
     _issuer_chain,
     _key_desc,
@@ -33,9 +34,10 @@ from tokens.p11.select import (
     _obj_label,
     _select_key,
     _select_token,
+    open_modules,
 )
-from tokens.p11.session import _acquire_session, _release_session, _resolve_pin, _Shared
-from tokens.p11.uri import Pkcs11Uri, parse_pkcs11_uri
+from tokens.p11.session import PinSupplier, _acquire_session, _release_session, _Shared
+from tokens.p11.uri import InvalidPkcs11UriError, Pkcs11Uri, parse_pkcs11_uri
 
 if TYPE_CHECKING:
     import pkcs11 as _p11
@@ -167,49 +169,64 @@ def open_pkcs11_provider(
     cert: Path | None = None,
     pin: bytes | None = None,
     secrets: SecretPrompt | None = None,
+    notice: Callable[[str], None] | None = None,
+    allow_pin_in_uri: bool = False,
 ) -> Pkcs11KeyProvider:
     """Open the private key named by an RFC 7512 ``pkcs11:`` URI.
 
-    The module comes from the URI (``module-path``/``module-name``), ``$DSIG_PKCS11_MODULE``,
-    p11-kit or the usual install paths. The PIN is ``pin``, else the URI's ``pin-source``
-    (a ``file:`` URI) or ``pin-value``, else the token's PIN pad (protected authentication path),
-    else ``secrets("PIN for token 'X'")``. The certificate is ``cert`` when given, else the
-    token's certificate with the key's CKA_ID (or label); it must match the key.
+    The module is the URI's ``module-path``/``module-name`` when given; otherwise the token is
+    searched in every module of :func:`~tokens.p11.modules.candidate_modules`
+    (``$DSIG_PKCS11_MODULE``, p11-kit registrations, install paths), and a module that fails
+    to load is skipped with a note to ``notice``. The PIN is ``pin``, else the URI's
+    ``pin-source`` (a file only you can read) or ``pin-value`` (refused unless
+    ``allow_pin_in_uri``: a command line is visible to every local user), else the reader's
+    PIN pad (protected authentication path), else ``secrets("PIN for token 'X'")``, asked
+    again after a wrong PIN up to :data:`~tokens.p11.session.MAX_PIN_PROMPTS` times while the
+    token is not locked. The certificate is ``cert`` when given, else the token's certificate
+    with the key's CKA_ID (or label); it must match the key.
 
     Raises the errors of :mod:`tokens.errors` (BackendUnavailableError, TokenNotFoundError,
     LoginError, KeyNotFoundError, KeyMismatchError, MechanismNotSupportedError, ...).
     """
     parsed = parse_pkcs11_uri(uri)
-    module = find_module(module_path=parsed.module_path, module_name=parsed.module_name)
-    lib = _load_lib(module)
+    if parsed.pin_value is not None and not allow_pin_in_uri:
+        raise InvalidPkcs11UriError(
+            "the key URI holds pin-value=, which puts the PIN on a command line every local "
+            "user can read (ps); use pin-source= or a PIN file/variable, or allow it explicitly "
+            "(--allow-pin-in-uri)"
+        )
+    found = find_token(parsed, notice=notice)
+    module, lib, token = found.module, found.lib, found.token
     p11 = _import_pkcs11()
+    pins = PinSupplier(parsed, token, pin, secrets, notice)
     try:
-        token = _select_token(parsed, lib)
-    except p11.PKCS11Error as e:
-        raise TokenNotFoundError(f"cannot list tokens of {module}: {_describe(e)}") from None
-
-    resolved: list[str | object] = []
-
-    def pin_for() -> str | object:
-        # Memoised: a CKA_ALWAYS_AUTHENTICATE key needs the same PIN again, never a 2nd prompt.
-        if not resolved:
-            resolved.append(_resolve_pin(parsed, token, pin, secrets))
-        return resolved[0]
-
-    try:
-        shared = _acquire_session(module, lib, token, pin_for)
+        shared = _acquire_session(module, lib, token, pins, pins.retry)
     except p11.PKCS11Error as e:
         raise LoginError(
             f"cannot open a session on token '{token.label}': {_describe(e)}"
         ) from None
     try:
-        return _build_provider(parsed, module, token, shared, cert, pin_for)
+        return _build_provider(parsed, module, token, shared, cert, pins)
     except BaseException as e:
         _release_session(module, token.slot.slot_id)
         if isinstance(e, p11.PKCS11Error):
             # Anything python-pkcs11 raises that we did not map: one line, no traceback.
             raise TokenError(f"token '{token.label}': {_describe(e)}") from None
         raise
+
+
+def find_token(parsed: Pkcs11Uri, *, notice: Callable[[str], None] | None = None) -> FoundToken:
+    """The token a parsed URI names, searched in the URI's module or in every candidate."""
+    if parsed.module_path or parsed.module_name:
+        module = find_module(module_path=parsed.module_path, module_name=parsed.module_name)
+        # The user named this module: it failing to load is the error, not a note.
+        _opened, skipped = open_modules([module])
+        if skipped:
+            raise BackendUnavailableError(
+                f"cannot load PKCS#11 module {module}: {skipped[0].reason}"
+            )
+        return _select_token(parsed, [module], notice)
+    return _select_token(parsed, [c.path for c in candidate_modules()], notice)
 
 
 def _build_provider(

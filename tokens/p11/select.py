@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from tokens.errors import (
+    BackendUnavailableError,
     KeyNotFoundError,
     TokenNotFoundError,
 )
-from tokens.p11.modules import _describe, _import_pkcs11
+from tokens.p11.modules import _describe, _import_pkcs11, _load_lib
 from tokens.p11.uri import Pkcs11Uri
 
 if TYPE_CHECKING:
@@ -55,22 +58,98 @@ def _matches_token(uri: Pkcs11Uri, lib: _Lib, token: _p11.Token) -> bool:
     return all(wanted is None or wanted == actual for wanted, actual in checks)
 
 
-def _select_token(uri: Pkcs11Uri, lib: _Lib) -> _p11.Token:
+@dataclass(frozen=True)
+class SkippedModule:
+    """A module that could not be used (not loadable, C_Initialize or slot listing failed)."""
+
+    module: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{Path(self.module).name} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class FoundToken:
+    """A token, the module it was seen through, and that module's loaded library."""
+
+    module: str
+    lib: _Lib
+    token: _p11.Token
+
+
+def open_modules(
+    modules: Sequence[str], notice: Callable[[str], None] | None = None
+) -> tuple[list[tuple[str, _Lib, list[_p11.Token]]], list[SkippedModule]]:
+    """Load each module and list its present tokens; a module that fails is skipped with a
+    note (OpenSC without a reader, openCryptoki without pkcsslotd), never an error."""
     p11 = _import_pkcs11()
-    present = _present_tokens(lib)
-    # Uninitialised tokens (SoftHSM's spare slot) hold no keys; never pick one implicitly.
-    usable = [t for t in present if t.flags & p11.TokenFlag.TOKEN_INITIALIZED]
-    matching = [t for t in usable if _matches_token(uri, lib, t)]
+    opened: list[tuple[str, _Lib, list[_p11.Token]]] = []
+    skipped: list[SkippedModule] = []
+    for module in modules:
+        try:
+            lib = _load_lib(module)
+            present = _present_tokens(lib)
+        except (BackendUnavailableError, p11.PKCS11Error) as e:
+            reason = str(e) if isinstance(e, BackendUnavailableError) else _describe(e)
+            skipped.append(
+                SkippedModule(module, reason.removeprefix(f"cannot load PKCS#11 module {module}: "))
+            )
+            if notice is not None:
+                notice(f"note: skipped PKCS#11 module {skipped[-1]}")
+            continue
+        opened.append((module, lib, present))
+    return opened, skipped
+
+
+def _select_token(
+    uri: Pkcs11Uri, modules: Sequence[str], notice: Callable[[str], None] | None = None
+) -> FoundToken:
+    """The one initialised token matching ``uri`` across ``modules``.
+
+    When several tokens match and the URI names an object, tokens whose public objects
+    (certificate, public key) show that label/id are preferred: no login is spent to decide.
+    """
+    p11 = _import_pkcs11()
+    opened, skipped = open_modules(modules, notice)
+    seen: list[str] = []
+    matching: list[FoundToken] = []
+    for module, lib, present in opened:
+        # Uninitialised tokens (SoftHSM's spare slot) hold no keys; never pick one implicitly.
+        usable = [t for t in present if t.flags & p11.TokenFlag.TOKEN_INITIALIZED]
+        names = ", ".join(_token_desc(t) for t in usable) or "none"
+        seen.append(f"{Path(module).name}: {names}")
+        matching += [FoundToken(module, lib, t) for t in usable if _matches_token(uri, lib, t)]
+    if len(matching) > 1 and (uri.object is not None or uri.id is not None):
+        holding = [f for f in matching if _shows_object(uri, f.token)]
+        matching = holding or matching
     if len(matching) == 1:
         return matching[0]
-    listing = ", ".join(_token_desc(t) for t in usable) or "none"
+    where = "; ".join(seen) or "no module could be used"
+    if skipped:
+        where += "; skipped " + ", ".join(map(str, skipped))
     if not matching:
-        raise TokenNotFoundError(
-            f"no token matches {_token_criteria(uri)}; tokens present: {listing}"
-        )
+        raise TokenNotFoundError(f"no token matches {_token_criteria(uri)}; tokens seen: {where}")
+    listing = ", ".join(f"{_token_desc(f.token)} in {Path(f.module).name}" for f in matching)
     raise TokenNotFoundError(
-        f"several tokens match {_token_criteria(uri)} ({listing}); add token= or serial= to the URI"
+        f"several tokens match {_token_criteria(uri)}: {listing}; add token= or serial= "
+        "(or module-name=) to the URI"
     )
+
+
+def _shows_object(uri: Pkcs11Uri, token: _p11.Token) -> bool:
+    """True when a public object with the URI's label/id is visible without login."""
+    p11 = _import_pkcs11()
+    query: dict[Any, Any] = {}
+    if uri.object is not None:
+        query[p11.Attribute.LABEL] = uri.object
+    if uri.id is not None:
+        query[p11.Attribute.ID] = uri.id
+    try:
+        with token.open() as session:
+            return any(True for _ in session.get_objects(query))
+    except p11.PKCS11Error:
+        return False
 
 
 def _token_criteria(uri: Pkcs11Uri) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,11 +39,17 @@ class _Shared:
 
 
 def _acquire_session(
-    module: str, lib: _Lib, token: _p11.Token, pin_for: Callable[[], str | object]
+    module: str,
+    lib: _Lib,
+    token: _p11.Token,
+    pin_for: Callable[[], str | object],
+    retry: Callable[[str], str | object | None] | None = None,
 ) -> _Shared:
     """The logged-in session for ``token``: the pooled one, or a new login (asks ``pin_for``).
 
-    Every successful call must be paired with :func:`_release_session`.
+    After a wrong PIN, ``retry(why)`` is asked for another one (None: give up); it is only
+    given when the PIN came from a terminal prompt. Every successful call must be paired with
+    :func:`_release_session`.
     """
     p11 = _import_pkcs11()
     key = (module, token.slot.slot_id)
@@ -57,30 +65,52 @@ def _acquire_session(
         if not token.flags & p11.TokenFlag.LOGIN_REQUIRED:
             shared = _POOL[key] = _Shared(token.open(), 1)  # no login needed: never ask a PIN
             return shared
-        pin = pin_for()
+        session = _login(module, lib, token, pin_for(), retry)
+        shared = _POOL[key] = _Shared(session, 1)
+        return shared
+
+
+#: Prompts at most this many PINs per login, even where the token never locks (SoftHSM2).
+MAX_PIN_PROMPTS = 3
+
+
+def _login(
+    module: str,
+    lib: _Lib,
+    token: _p11.Token,
+    pin: str | object,
+    retry: Callable[[str], str | object | None] | None,
+) -> _p11.Session:
+    p11 = _import_pkcs11()
+    locked = f"the user PIN of token '{token.label}' is locked; ask its officer to unblock it"
+    for attempt in range(1, MAX_PIN_PROMPTS + 1):
         try:
-            session = token.open(user_pin=pin)
+            session: _p11.Session = token.open(user_pin=pin)
+            return session
         except p11.PinIncorrect:
             _drop_leaked_session(module, lib)
-            raise LoginError(
-                f"wrong PIN for token '{token.label}'{_tries_left(lib, token)}"
-            ) from None
+            state = _tries_left(lib, token)
+            why = f"wrong PIN for token '{token.label}'{state}"
+            if state == LOCKED_NOW or retry is None or attempt == MAX_PIN_PROMPTS:
+                raise LoginError(why) from None
+            again = retry(why)
+            if again is None:
+                raise LoginError(why) from None
+            pin = again
         except p11.PinLocked:
             _drop_leaked_session(module, lib)
-            raise LoginError(
-                f"the user PIN of token '{token.label}' is locked; ask its officer to unblock it"
-            ) from None
+            raise LoginError(locked) from None
         except p11.PinLenRange:
             _drop_leaked_session(module, lib)
             raise LoginError(f"wrong PIN for token '{token.label}' (length out of range)") from None
         except p11.UserAlreadyLoggedIn:
             # Logged in by someone else in this process (outside our pool): share that login.
-            session = token.open()
+            shared: _p11.Session = token.open()
+            return shared
         except p11.PKCS11Error as e:
             _drop_leaked_session(module, lib)
             raise LoginError(f"login to token '{token.label}' failed: {_describe(e)}") from None
-        shared = _POOL[key] = _Shared(session, 1)
-        return shared
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _release_session(module: str, slot_id: int) -> None:
@@ -115,12 +145,15 @@ def _drop_leaked_session(module: str, lib: _Lib) -> None:
             return
 
 
+LOCKED_NOW = "; the PIN is now locked: ask the token's officer to unblock it"
+
+
 def _tries_left(lib: _Lib, token: _p11.Token) -> str:
     p11 = _import_pkcs11()
     fresh = _refetch_token(lib, token)
     flags = fresh.flags if fresh is not None else token.flags
     if flags & p11.TokenFlag.USER_PIN_LOCKED:
-        return "; the PIN is now locked"
+        return LOCKED_NOW
     if flags & p11.TokenFlag.USER_PIN_FINAL_TRY:
         return "; final try: one more wrong PIN locks the token"
     if flags & p11.TokenFlag.USER_PIN_COUNT_LOW:
@@ -141,23 +174,69 @@ def _refetch_token(lib: _Lib, token: _p11.Token) -> _p11.Token | None:
     return None
 
 
+class PinSupplier:
+    """Where the PIN for one token comes from; resolved once, then reused (a
+    CKA_ALWAYS_AUTHENTICATE key needs it again before every signature, never a second prompt).
+
+    Order: ``pin`` (the caller's, from env or file), the URI's ``pin-source`` then
+    ``pin-value``, the reader's PIN pad (protected authentication path; ``notice`` tells the
+    user to use it), then ``secrets``. Only a PIN from ``secrets`` is ever asked again.
+    """
+
+    def __init__(
+        self,
+        uri: Pkcs11Uri,
+        token: _p11.Token,
+        pin: bytes | None,
+        secrets: SecretPrompt | None,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self._uri, self._token, self._pin, self._secrets = uri, token, pin, secrets
+        self._notice = notice
+        self._value: str | object | None = None
+        self.prompted = False
+
+    def __call__(self) -> str | object:
+        if self._value is None:
+            self._value = self._resolve()
+        return self._value
+
+    def retry(self, why: str) -> str | object | None:
+        """Another PIN from the prompt after ``why`` (a wrong PIN), or None when not prompted."""
+        if not self.prompted or self._secrets is None:
+            return None
+        self._value = self._secrets(f"{why}. PIN for token '{self._token.label}'")
+        return self._value
+
+    def forget(self) -> None:
+        self._value = None
+        self._pin = None
+
+    def _resolve(self) -> str | object:
+        p11 = _import_pkcs11()
+        token, uri = self._token, self._uri
+        if self._pin is not None:
+            return _pin_text(self._pin, token)
+        if uri.pin_source is not None:
+            return _pin_text(read_pin_source(uri.pin_source), token)
+        if uri.pin_value is not None:
+            return uri.pin_value
+        if token.flags & p11.TokenFlag.PROTECTED_AUTHENTICATION_PATH:
+            if self._notice is not None:
+                self._notice(f"enter the PIN for token '{token.label}' on the reader's keypad")
+            protected: object = p11.PROTECTED_AUTH
+            return protected
+        if self._secrets is not None:
+            self.prompted = True
+            answer: str = self._secrets(f"PIN for token '{token.label}'")
+            return answer
+        raise LoginError(f"a PIN is needed for token '{token.label}' and none was given")
+
+
 def _resolve_pin(
     uri: Pkcs11Uri, token: _p11.Token, pin: bytes | None, secrets: SecretPrompt | None
 ) -> str | object:
-    p11 = _import_pkcs11()
-    if pin is not None:
-        return _pin_text(pin, token)
-    if uri.pin_source is not None:
-        return _pin_text(_read_pin_source(uri.pin_source), token)
-    if uri.pin_value is not None:
-        return uri.pin_value
-    if token.flags & p11.TokenFlag.PROTECTED_AUTHENTICATION_PATH:
-        protected: object = p11.PROTECTED_AUTH
-        return protected
-    if secrets is not None:
-        answer: str = secrets(f"PIN for token '{token.label}'")
-        return answer
-    raise LoginError(f"a PIN is needed for token '{token.label}' and none was given")
+    return PinSupplier(uri, token, pin, secrets)()
 
 
 def _pin_text(pin: bytes, token: _p11.Token) -> str:
@@ -168,12 +247,28 @@ def _pin_text(pin: bytes, token: _p11.Token) -> str:
         raise LoginError(f"the PIN for token '{token.label}' is not valid UTF-8") from None
 
 
-def _read_pin_source(source: str) -> bytes:
+def read_pin_source(source: str) -> bytes:
+    """The first line of a ``pin-source`` file, which the user must own and nobody else may
+    read (as ssh demands of private keys): a URI must not turn dsig into a reader of other
+    people's files (``pin-source=file:///etc/shadow`` would be sent to the token)."""
     parsed = urlparse(source)
-    if parsed.scheme not in ("", "file"):
-        raise InvalidPkcs11UriError("PKCS#11 URI pin-source must be a file: URI or a path")
+    if parsed.scheme not in ("", "file") or (parsed.scheme == "file" and parsed.netloc):
+        raise InvalidPkcs11UriError("PKCS#11 URI pin-source must be a local file: URI or a path")
     path = Path(unquote(parsed.path) if parsed.scheme == "file" else source)
     try:
-        return path.read_bytes().splitlines()[0] if path.stat().st_size else b""
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as e:
         raise LoginError(f"cannot read the PIN file {path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as fp:
+        info = os.fstat(fp.fileno())  # the opened file itself: no check-then-open race
+        if not stat.S_ISREG(info.st_mode):
+            raise LoginError(f"the PIN file {path} is not a regular file")
+        if info.st_uid != os.geteuid():
+            raise LoginError(f"the PIN file {path} is not owned by you: refused")
+        if info.st_mode & 0o077:
+            raise LoginError(
+                f"the PIN file {path} is accessible to group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}): refused; chmod 600 it"
+            )
+        data = fp.read(4096)
+    return data.splitlines()[0] if data else b""
