@@ -21,7 +21,12 @@ from tokens.p11.modules import (
     candidate_modules,
     find_module,
 )
-from tokens.p11.provider import Pkcs11KeyProvider, find_token, open_pkcs11_provider
+from tokens.p11.provider import (
+    Pkcs11KeyProvider,
+    find_token,
+    open_pkcs11_provider,
+    token_certificate,
+)
 from tokens.p11.select import SkippedModule
 from tokens.p11.session import MAX_PIN_PROMPTS, read_pin_source
 from tokens.p11.uri import InvalidPkcs11UriError, Pkcs11Uri, parse_pkcs11_uri
@@ -46,4 +51,5 @@ __all__ = [
     "parse_pkcs11_uri",
     "read_pin_source",
     "survey_tokens",
+    "token_certificate",
 ]

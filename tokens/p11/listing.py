@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -85,10 +85,12 @@ class TokenSurvey:
 
     tokens: list[TokenInfo]
     skipped: list[SkippedModule]
+    modules: list[str] = field(default_factory=list)  # every module that loaded
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping: ``tokens`` and ``skipped_modules`` (``module``, ``reason``)."""
         return {
+            "modules": list(self.modules),
             "tokens": [t.to_dict() for t in self.tokens],
             "skipped_modules": [{"module": m.module, "reason": m.reason} for m in self.skipped],
         }
@@ -168,7 +170,7 @@ def survey_tokens(
                 logged_in=logged_in,
             )
         )
-    return TokenSurvey(infos, skipped)
+    return TokenSurvey(infos, skipped, [path for path, _lib, _tokens in opened])
 
 
 def _flag_names(flags: int) -> tuple[str, ...]:
@@ -231,22 +233,32 @@ def _key_type_and_size(obj: _p11.Object) -> tuple[str | None, int | None]:
     return key_type.name, size
 
 
-_CURVE_SIZES = {
-    "1.2.840.10045.3.1.7": 256,
-    "1.3.132.0.34": 384,
-    "1.3.132.0.35": 521,
-    "1.3.132.0.10": 256,
+#: Named curves by OID: (name, field size in bits).
+CURVES: dict[str, tuple[str, int]] = {
+    "1.2.840.10045.3.1.7": ("secp256r1", 256),
+    "1.3.132.0.34": ("secp384r1", 384),
+    "1.3.132.0.35": ("secp521r1", 521),
+    "1.3.132.0.10": ("secp256k1", 256),
+    "1.3.36.3.3.2.8.1.1.7": ("brainpoolP256r1", 256),
+    "1.3.36.3.3.2.8.1.1.11": ("brainpoolP384r1", 384),
+    "1.3.36.3.3.2.8.1.1.13": ("brainpoolP512r1", 512),
 }
 
 
-def _curve_size(params: bytes) -> int | None:
+def curve_of(params: bytes) -> tuple[str, int] | None:
+    """(name, size) of a DER CKA_EC_PARAMS naming a known curve."""
     from asn1crypto.core import ObjectIdentifier
 
     try:
         oid = ObjectIdentifier.load(params).dotted
     except ValueError:
         return None
-    return _CURVE_SIZES.get(str(oid))
+    return CURVES.get(str(oid))
+
+
+def _curve_size(params: bytes) -> int | None:
+    curve = curve_of(params)
+    return curve[1] if curve is not None else None
 
 
 def _describe_certificate(

@@ -119,6 +119,26 @@ class Pkcs11KeyProvider:
         """True once :meth:`close` ran."""
         return self._session is None
 
+    @property
+    def module(self) -> str:
+        """Path of the PKCS#11 module the key was found through."""
+        return self._module
+
+    @property
+    def always_authenticate(self) -> bool:
+        """True for a CKA_ALWAYS_AUTHENTICATE key (a context-specific login per signature)."""
+        return self._always_authenticate
+
+    @property
+    def pkcs11_token(self) -> _p11.Token:
+        """The python-pkcs11 token object (for inspection such as ``dsig tokens probe``)."""
+        return self._token
+
+    @property
+    def pkcs11_key(self) -> _p11.PrivateKey:
+        """The python-pkcs11 private key object (for inspection; sign with sign_digest)."""
+        return self._key
+
     def sign_digest(self, digest: Digest) -> bytes:
         """Sign a host-computed digest on the token (RSA_PKCS over DigestInfo, or ECDSA → DER)."""
         if self._session is None:
@@ -213,6 +233,31 @@ def open_pkcs11_provider(
             # Anything python-pkcs11 raises that we did not map: one line, no traceback.
             raise TokenError(f"token '{token.label}': {_describe(e)}") from None
         raise
+
+
+def token_certificate(uri: str) -> x509.Certificate | None:
+    """The certificate of the key ``uri`` names, read WITHOUT logging in (certificates are
+    public objects): to show the signer before the PIN is asked. None when the token shows no
+    single certificate with the URI's object/id."""
+    parsed = parse_pkcs11_uri(uri)
+    found = find_token(parsed)
+    p11 = _import_pkcs11()
+    query: dict[Any, Any] = {p11.Attribute.CLASS: p11.ObjectClass.CERTIFICATE}
+    if parsed.object is not None:
+        query[p11.Attribute.LABEL] = parsed.object
+    if parsed.id is not None:
+        query[p11.Attribute.ID] = parsed.id
+    try:
+        with found.token.open() as session:
+            values = [bytes(o[p11.Attribute.VALUE]) for o in session.get_objects(query)]
+    except p11.PKCS11Error:
+        return None
+    if len(values) != 1:
+        return None
+    try:
+        return x509.load_der_x509_certificate(values[0])
+    except ValueError:
+        return None
 
 
 def find_token(parsed: Pkcs11Uri, *, notice: Callable[[str], None] | None = None) -> FoundToken:
