@@ -91,7 +91,9 @@ def issue(
     nb = not_before or now - dt.timedelta(days=30)
     na = not_after or now + dt.timedelta(days=365 * (10 if ca else 2))
     if key_usage is None:
-        key_usage = {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "non_repudiation"}
+        key_usage = (
+            {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "non_repudiation"}
+        )
     ku_flags = {
         name: name in key_usage
         for name in (
@@ -104,7 +106,9 @@ def issue(
             "crl_sign",
         )
     }
-    ku_flags["content_commitment"] = "non_repudiation" in key_usage or ku_flags["content_commitment"]
+    ku_flags["content_commitment"] = (
+        "non_repudiation" in key_usage or ku_flags["content_commitment"]
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
