@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import pytest
 
 from tests.conftest import sample
 from tests.helpers import dcmtk
+from tests.helpers.opencryptoki import OpenCryptokiToken, opencryptoki_available
+from tests.helpers.opencryptoki import provision_keys as provision_ock_keys
+from tests.helpers.opencryptoki import start as start_opencryptoki
 from tests.helpers.softhsm import (
     ProvisionedToken,
     add_always_authenticate_key,
@@ -316,3 +320,100 @@ def test_batch_with_an_always_authenticate_key(
             _dcmsign_ok(Path(rec["output"]), softhsm_token.ca_cert)
     finally:
         delete_objects(softhsm_token, b"\x0a")
+
+
+# ------------------------------------------- the same suite on a second implementation
+
+
+OCK_PIN = "4711-ock"  # the soft token takes 4 to 8 characters
+
+
+@pytest.fixture(scope="module")
+def ock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenCryptokiToken]:
+    """openCryptoki's soft token, private to this test module (see tests.helpers.opencryptoki)."""
+    reason = opencryptoki_available()
+    if reason is not None:
+        if os.environ.get("DSIG_REQUIRE_SOFTHSM") == "1":
+            pytest.fail(f"DSIG_REQUIRE_SOFTHSM=1 but openCryptoki is unusable: {reason}")
+        pytest.skip(f"openCryptoki not usable: {reason}")
+    token = start_opencryptoki(tmp_path_factory.mktemp("ock"), "ock-card", OCK_PIN)
+    try:
+        provision_ock_keys(token, sys.executable)
+        yield token
+    finally:
+        token.stop()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One PKCS#11 implementation under test: how to run dsig against its token."""
+
+    name: str
+    label: str
+    env: dict[str, str]
+    ca: Path
+    prefix: tuple[str, ...] = ()
+    has_ec: bool = True
+
+    def dsig(self, *args: object, pin: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env)
+        if pin is not None:
+            env["TOKEN_PIN"] = pin
+        return subprocess.run([*self.prefix, sys.executable, "-m", "dsig", *map(str, args)],
+                              capture_output=True, text=True, env=env, cwd=REPO,
+                              stdin=subprocess.DEVNULL, check=False, timeout=120)  # fmt: skip
+
+
+@pytest.fixture(params=["softhsm2", "opencryptoki"])
+def backend(request: pytest.FixtureRequest, raw_card: Card) -> Backend:
+    if request.param == "softhsm2":
+        return Backend("softhsm2", raw_card.label, raw_card.env, raw_card.ca)
+    token: OpenCryptokiToken = request.getfixturevalue("ock")
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    env["DSIG_PKCS11_MODULE"] = token.module
+    ca = token.directory / "demo-ca.pem"
+    # openCryptoki 3.8 (Debian 12) predates usable EC support in its soft token.
+    return Backend("opencryptoki", token.label, env, ca, tuple(token.prefix()), has_ec=False)
+
+
+@pytest.mark.parametrize("key", ["rsa-2048", "ec-p256"])
+@pytest.mark.parametrize("mac", ["sha256", "sha384", "ripemd160"])
+def test_sign_on_each_implementation_and_dcmsign_verifies(
+    backend: Backend, tmp_path: Path, key: str, mac: str
+) -> None:
+    _need_dcmsign()
+    if key.startswith("ec") and not backend.has_ec:
+        pytest.skip(f"EC unsupported on {backend.name} 3.8 (Debian 12): too old")
+    pin = CARD_PIN if backend.name == "softhsm2" else OCK_PIN
+    out = tmp_path / "signed.dcm"
+    r = backend.dsig("sign", sample("CT_small.dcm"), out, "--key",
+                     f"pkcs11:token={backend.label};object={key}", "--pin-env", "TOKEN_PIN",
+                     "--mac", mac, "--json", pin=pin)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"][0]["mac"] == mac.upper()
+    _dcmsign_ok(out, backend.ca)
+    probe = backend.dsig("tokens", "probe", f"pkcs11:token={backend.label};object={key}",
+                         "--pin-env", "TOKEN_PIN", "--json", pin=pin)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout)["can_sign"] is True
+
+
+def test_wrong_pins_until_locked_on_opencryptoki(ock: OpenCryptokiToken, tmp_path: Path) -> None:
+    """openCryptoki counts failed logins and locks the user PIN (SoftHSM2 never does)."""
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    backend = Backend("opencryptoki", ock.label, {**env, "DSIG_PKCS11_MODULE": ock.module},
+                      ock.directory / "demo-ca.pem", tuple(ock.prefix()), has_ec=False)  # fmt: skip
+    uri = f"pkcs11:token={ock.label};object=rsa-2048"
+    messages = []
+    for _ in range(4):
+        r = backend.dsig("sign", sample("CT_small.dcm"), tmp_path / "o.dcm", "--key", uri,
+                         "--pin-env", "TOKEN_PIN", pin="0000bad")  # fmt: skip
+        assert r.returncode == 4 and r.stderr.count("\n") == 1, r.stderr
+        messages.append(r.stderr.strip())
+        if "locked" in r.stderr:
+            break
+    assert "locked" in messages[-1], messages
+    # Even the right PIN is refused now, before a login is tried.
+    r = backend.dsig("sign", sample("CT_small.dcm"), tmp_path / "o.dcm", "--key", uri,
+                     "--pin-env", "TOKEN_PIN", pin=OCK_PIN)  # fmt: skip
+    assert r.returncode == 4 and "locked" in r.stderr and not (tmp_path / "o.dcm").exists()
