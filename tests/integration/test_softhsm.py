@@ -619,3 +619,24 @@ def test_setup_script_is_idempotent(tmp_path: Path) -> None:
     assert check.stdout.count("dsig-demo") == 1
     ca = x509.load_pem_x509_certificate((tmp_path / "hsm" / "demo-ca.pem").read_bytes())
     assert ca.subject == ca.issuer
+
+
+def test_pin_pad_tells_the_user_to_use_the_keypad() -> None:
+    """No SoftHSM2/openCryptoki token has a PIN pad: the token flags are faked here."""
+    import pkcs11
+
+    from tokens.p11.session import PinSupplier
+
+    flags = pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.PROTECTED_AUTHENTICATION_PATH
+    token = _FakeToken(flags, None)
+    notes: list[str] = []
+
+    def prompt(what: str) -> str:
+        raise AssertionError("must not prompt when the reader has a PIN pad")
+
+    pins = PinSupplier(
+        parse_pkcs11_uri("pkcs11:token=fake-card"), token, None, prompt, notes.append
+    )  # type: ignore[arg-type]
+    assert pins() is pkcs11.PROTECTED_AUTH
+    assert notes == ["enter the PIN for token 'fake-card' on the reader's keypad"]
+    assert pins.retry("wrong PIN") is None  # a PIN pad entry is never re-asked by dsig
