@@ -126,6 +126,15 @@ def _choose_tags(
     return sorted(chosen)
 
 
+def tags_to_be_signed(
+    ds: Dataset, options: SignOptions = SignOptions(), *, location: ItemPath = ROOT
+) -> list[int]:
+    """The tags :func:`add_signature` would sign at ``location`` with ``options`` (to show the
+    user before signing). Raises TagError, LocationError, SigningError as it would."""
+    level, ancestors = resolve_location(ds, location)
+    return _choose_tags(level, ancestors, options, not location)
+
+
 def add_signature(
     ds: Dataset,
     key: KeyProvider,

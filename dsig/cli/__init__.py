@@ -63,8 +63,10 @@ def _main(
 
 def main() -> None:
     """Console-script entry point: no traceback ever reaches the user (DSIG_DEBUG=1 shows it)."""
+    from dsig.cli._hardening import disable_core_dumps
     from dsig.cli._startup import defer_modules
 
+    disable_core_dumps()  # before any secret is read
     defer_modules()
     try:
         _app_for(sys.argv[1:])()

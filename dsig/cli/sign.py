@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +52,10 @@ from dsig.cli.timestamp import (
 )
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
+    from dsig.signer import SignOptions
+    from dsig.tags import ItemPath
     from tokens.api import KeyProvider
 
 
@@ -154,6 +160,24 @@ def sign(
     ] = None,
     force_certificate: ForceCertificateOpt = False,
     policy_file: SignPolicyFileOpt = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="do not show what will be signed nor ask for confirmation on a terminal",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object per run: {files: [...]}")
+    ] = False,
+    allow_pin_in_uri: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pin-in-uri",
+            help="accept pin-value= in a pkcs11: URI (every local user can read command lines)",
+        ),
+    ] = False,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
     from dsig.cli._common import operational_errors
@@ -196,6 +220,9 @@ def sign(
             allow_weak=allow_weak or [],
             workers=workers,
             certificate_check=None if force_certificate else policy_file or True,
+            confirm=not yes and sys.stdin.isatty(),
+            as_json=as_json,
+            allow_pin_in_uri=allow_pin_in_uri,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -257,6 +284,9 @@ def _run(
     allow_weak: list[str] | None = None,
     workers: int | None = None,
     certificate_check: Path | bool | None = True,
+    confirm: bool = False,
+    as_json: bool = False,
+    allow_pin_in_uri: bool = False,
 ) -> None:
     from dsig.cli._common import operational_errors
     from dsig.dicomio import read_dicom
@@ -278,19 +308,38 @@ def _run(
         if tag_file is not None:
             tag_list += parse_tag_file(tag_file)
     location = parse_location(item or "")
+    preview_options = SignOptions(
+        mac=HashAlgorithm.from_name(mac.value),
+        profile=Profile(profile.value),
+        tags=tag_list,
+        purpose=purpose,
+    )
+    on_token = key.startswith("pkcs11:")
+    if confirm and on_token:
+        # Before the PIN: the physician sees what she signs before she authorises it.
+        _confirm(jobs, preview_options, location, _signer_preview(key, cert))
     provider = open_key_provider(
-        key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
+        key,
+        cert=cert,
+        password=secret,
+        secrets=prompt_secret if may_prompt else no_prompt,
+        notice=lambda note: typer.echo(f"dsig: {note}", err=True),
+        allow_pin_in_uri=allow_pin_in_uri,
     )
     # Many new files: each is renamed into place atomically, and one syncfs at the end makes
     # them durable together; replacing inputs (--in-place) stays fsync'ed file by file.
     batch = len(jobs) > 1 and all(src != dst for src, dst in jobs)
     written: set[Path] = set()
     try:
+        if confirm and not on_token:
+            _confirm(jobs, preview_options, location, provider.certificate)
         mac_algorithm = HashAlgorithm.from_name(mac.value)
         # Refused before any input is read: a weak MAC or key fails the whole run at once.
         check_algorithm_policy(mac_algorithm, provider.certificate, allow_weak or ())
         if certificate_check is not None:  # None: --force-certificate
             _check_certificate(provider, certificate_check)
+
+        signer = provider.certificate.subject.rfc4514_string()
 
         def sign_one(job: tuple[Path, Path]) -> list[str]:
             src, dst = job
@@ -317,6 +366,18 @@ def _run(
             save(ds, dst, encoding, durable=not batch)
             where = f" in {info.location}" if info.location else ""
             count = len(info.signed_tags)
+            if as_json:
+                record = {
+                    "input": str(src),
+                    "output": str(dst),
+                    "signature_uid": info.uid,
+                    "location": info.location,
+                    "signer": signer,
+                    "mac": options.mac.value,
+                    "covered_tag_count": count,
+                    "timestamp": ts_note or None,
+                }
+                return [json.dumps(record)]
             lines = [
                 f"signed {src} -> {dst}: {info.uid}{where} ({count} elements, {options.mac.value})"
             ]
@@ -334,11 +395,68 @@ def _run(
             results = forked_map(sign_one, jobs, n, expected=operational_errors())
         else:
             results = map(sign_one, jobs)
-        for lines in results:
-            for line in lines:
-                typer.echo(line)
+        if as_json:
+            # One document for the run; each file is a dict, so fields can be added per file.
+            records = [json.loads(line) for lines in results for line in lines]
+            typer.echo(json.dumps({"files": records}, indent=2))
+        else:
+            for lines in results:
+                for line in lines:
+                    typer.echo(line)
     finally:
         provider.close()
         made = [d for d in written if d.is_dir()]
         if made:
             sync_filesystem(made[0])
+
+
+def _signer_preview(key: str, cert: Path | None) -> x509.Certificate | None:
+    """The signer certificate readable before login: ``--cert``, else the token's."""
+    if cert is not None:
+        from tokens.files import load_certificates
+
+        return load_certificates(cert)[0]
+    from tokens.pkcs11 import token_certificate
+
+    return token_certificate(key)
+
+
+#: Files described one by one in the confirmation; more are summed up in one line.
+_PREVIEW_FILES = 5
+
+
+def _confirm(
+    jobs: list[tuple[Path, Path]],
+    options: SignOptions,
+    location: ItemPath,
+    certificate: x509.Certificate | None,
+) -> None:
+    """Show what will be signed (on stderr: stdout stays for results) and ask; no = exit 4."""
+    from dsig.dicomio import read_dicom
+    from dsig.preview import preview_signing
+
+    total = 0
+    for index, (src, _dst) in enumerate(jobs):
+        preview = preview_signing(
+            read_dicom(src), options, location=location, certificate=certificate
+        )
+        total += preview.covered_count
+        if index < _PREVIEW_FILES:
+            typer.echo(f"about to sign {src}:", err=True)
+            if index == 0:
+                lines = preview.lines()
+            else:  # the signer is the same for every file
+                lines = [
+                    ln for ln in preview.lines() if not ln.lstrip().startswith(("signer", "valid"))
+                ]
+            for line in lines:
+                typer.echo(line, err=True)
+    if len(jobs) > _PREVIEW_FILES:
+        typer.echo(
+            f"... and {len(jobs) - _PREVIEW_FILES} more files ({len(jobs)} files, "
+            f"{total} elements in all)",
+            err=True,
+        )
+    what = "this file" if len(jobs) == 1 else f"these {len(jobs)} files"
+    if not typer.confirm(f"Sign {what}?", default=False, err=True):
+        raise fail("not signed: declined at the confirmation", 4)

@@ -15,11 +15,12 @@ import typer
 from tokens.errors import TokenError
 
 if TYPE_CHECKING:
+    from tokens.p11.probe import ProbeReport
     from tokens.pkcs11 import TokenInfo
 
 tokens_app = typer.Typer(
     name="tokens",
-    help="List PKCS#11 tokens with their keys, certificates and key URIs.",
+    help="List PKCS#11 tokens with their keys, certificates and key URIs; probe a key.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -63,8 +64,8 @@ def list_command(
         Path | None,
         typer.Option(
             "--module",
-            help="PKCS#11 module (.so) to load; default: $DSIG_PKCS11_MODULE, p11-kit, "
-            "then the usual SoftHSM2/OpenSC paths.",
+            help="only this PKCS#11 module (.so); default: every module found "
+            "($DSIG_PKCS11_MODULE, p11-kit registrations, the usual SoftHSM2/OpenSC paths).",
         ),
     ] = None,
     token: Annotated[
@@ -95,15 +96,20 @@ def list_command(
     pin = _read_pin(pin_env, pin_file)
     try:
         # Lazy: python-pkcs11 loads only when this command runs.
-        from tokens.pkcs11 import list_tokens
+        from tokens.pkcs11 import survey_tokens
 
-        infos = list_tokens(str(module) if module is not None else None, pin=pin, token=token)
+        survey = survey_tokens(str(module) if module is not None else None, pin=pin, token=token)
     except TokenError as e:
         raise _fail(str(e)) from None
+    for skipped in survey.skipped:
+        typer.echo(f"dsig: note: skipped PKCS#11 module {skipped}", err=True)
     if as_json:
-        typer.echo(json.dumps({"tokens": [t.to_dict() for t in infos]}, indent=2))
+        typer.echo(json.dumps(survey.to_dict(), indent=2))
         return
-    _render(infos)
+    _render(survey.tokens)
+    for path in survey.modules:
+        if not any(t.module == path for t in survey.tokens):
+            typer.echo(f"\nmodule: {path}\n  no token present")
 
 
 def _render(infos: list[TokenInfo]) -> None:
@@ -115,8 +121,11 @@ def _render(infos: list[TokenInfo]) -> None:
     if not infos:
         typer.echo("no tokens present")
         return
-    typer.echo(f"module: {infos[0].module}")
+    module = ""
     for info in infos:
+        if info.module != module:
+            module = info.module
+            typer.echo(f"module: {module}")
         typer.echo("")
         if not info.initialized:
             typer.echo(f"slot {info.slot_id}: uninitialised token ({info.slot_description})")
@@ -149,3 +158,85 @@ def _render(infos: list[TokenInfo]) -> None:
         typer.echo("  key URIs:")
         for uri in sorted({o.uri for o in info.objects if o.uri}):
             typer.echo(f"    {uri}")
+
+
+@tokens_app.command("probe")
+def probe_command(
+    uri: Annotated[str, typer.Argument(metavar="URI", help="pkcs11: URI of the key")],
+    pin_env: Annotated[
+        str | None,
+        typer.Option("--pin-env", metavar="VAR", help="PIN from this environment variable."),
+    ] = None,
+    pin_file: Annotated[
+        Path | None, typer.Option("--pin-file", help="PIN from the first line of this file.")
+    ] = None,
+    allow_pin_in_uri: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pin-in-uri",
+            help="accept pin-value= in the URI (every local user can read command lines)",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What the token and key offer and whether dsig can sign with them.
+
+    Logs in as signing would (PIN from --pin-env/--pin-file, the reader's keypad, or a
+    prompt on a terminal). Exit 0 when dsig can sign with the key, 1 when it cannot, 4 when
+    the key cannot be opened.
+    """
+    import sys
+
+    from dsig.cli._common import prompt_secret
+
+    pin = _read_pin(pin_env, pin_file)
+    try:
+        from tokens.p11.probe import probe_key
+
+        report = probe_key(
+            uri,
+            pin=pin,
+            secrets=prompt_secret if pin is None and sys.stdin.isatty() else None,
+            notice=lambda note: typer.echo(f"dsig: {note}", err=True),
+            allow_pin_in_uri=allow_pin_in_uri,
+        )
+    except TokenError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _render_probe(report)
+    if not report.can_sign:
+        raise typer.Exit(1)
+
+
+def _render_probe(r: ProbeReport) -> None:
+    size = f"{r.key_size}-bit " if r.key_size else ""
+    curve = f" ({r.curve})" if r.curve else ""
+    typer.echo(f"key:          {r.uri}")
+    typer.echo(f"module:       {r.module}")
+    typer.echo(f"token:        '{r.token_label}' serial {r.token_serial or '-'} ({r.token_model})")
+    typer.echo(f"token flags:  {', '.join(r.token_flags)}")
+    typer.echo(f"key type:     {size}{r.key_type}{curve}")
+    login = "a context-specific login before every signature" if r.always_authenticate else "one"
+    typer.echo(f"login:        {login}")
+    from tokens.p11.probe import RELEVANT_MECHANISMS
+
+    shown = [m for m in r.mechanisms if m in RELEVANT_MECHANISMS]
+    more = len(r.mechanisms) - len(shown)
+    listed = ", ".join(shown) or "(none of the signing ones)"
+    typer.echo(f"mechanisms:   {listed}" + (f" (+{more} others, see --json)" if more else ""))
+    typer.echo(f"signs with:   {r.mechanism_used}")
+    typer.echo(f"certificate:  {r.certificate_subject}")
+    typer.echo(f"  issuer:     {r.certificate_issuer}")
+    typer.echo(f"  valid:      {r.not_before.isoformat()} to {r.not_after.isoformat()}")
+    typer.echo(f"  key usage:  {', '.join(r.key_usage) or '(no extension)'}")
+    typer.echo(f"  ext. usage: {', '.join(r.extended_key_usage) or '(no extension)'}")
+    typer.echo("MAC algorithms:")
+    for m in r.mac:
+        typer.echo(f"  {m.algorithm:<10} {'yes' if m.usable else 'no '}  {m.reason}")
+    for note in r.notes:
+        typer.echo(f"note: {note}")
+    for problem in r.problems:
+        typer.echo(f"problem: {problem}")
+    typer.echo("dsig can sign with this key" if r.can_sign else "dsig cannot sign with this key")

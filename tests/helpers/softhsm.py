@@ -91,18 +91,67 @@ def softhsm_available() -> str | None:
     return None
 
 
-def write_config(directory: Path) -> Path:
-    """Create ``directory/tokens`` and ``directory/softhsm2.conf`` pointing at it."""
+def write_config(directory: Path, mechanisms: Sequence[str] | None = None) -> Path:
+    """Create ``directory/tokens`` and ``directory/softhsm2.conf`` pointing at it.
+
+    ``mechanisms`` restricts what every slot offers (SoftHSM2's ``slots.mechanisms``, e.g.
+    ``["CKM_RSA_PKCS", "CKM_ECDSA"]`` for a card that only signs raw, or ``["-CKM_RSA_PKCS"]``
+    to remove one); None offers all.
+    """
     tokens = directory / "tokens"
     tokens.mkdir(parents=True, exist_ok=True)
     conf = directory / "softhsm2.conf"
+    restrict = f"slots.mechanisms = {','.join(mechanisms)}\n" if mechanisms else ""
     conf.write_text(
         f"directories.tokendir = {tokens.resolve()}\n"
         "objectstore.backend = file\n"
         "log.level = ERROR\n"
-        "slots.removable = false\n"
+        "slots.removable = false\n" + restrict
     )
     return conf
+
+
+def ec_label(curve: str) -> str:
+    """Label (and certificate file stem) of the extra EC key on ``curve``."""
+    return f"ec-{curve}"
+
+
+def add_ec_keys(
+    module: str, label: str, pin: str, ca: Issued, curves: Sequence[str], *, now: dt.datetime = NOW
+) -> dict[str, x509.Certificate]:
+    """Generate one EC key pair per named curve (e.g. brainpoolP256r1) on the token, ids
+    0x10, 0x11, ... and labels :func:`ec_label`, with a certificate from ``ca`` beside each."""
+    import pkcs11
+    from pkcs11 import Attribute, KeyType
+    from pkcs11.util.ec import encode_named_curve_parameters
+
+    token = pkcs11.lib(module).get_token(token_label=label)
+    out: dict[str, x509.Certificate] = {}
+    with token.open(user_pin=pin, rw=True) as session:
+        for index, curve in enumerate(curves):
+            key_id = bytes([0x10 + index])
+            params = session.create_domain_parameters(
+                KeyType.EC,
+                {Attribute.EC_PARAMS: encode_named_curve_parameters(curve.lower())},
+                local=True,
+            )
+            pub, _ = params.generate_keypair(
+                id=key_id,
+                label=ec_label(curve),
+                store=True,
+                private_template={
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.SIGN: True,
+                },
+                public_template={Attribute.VERIFY: True},
+            )
+            cert = issue_for_public_key(
+                f"dsig {label} {ec_label(curve)}", _public_key(pub), issuer=ca, now=now
+            )
+            _store_certificate(session, cert, key_id, ec_label(curve))
+            out[curve] = cert
+    return out
 
 
 def _softhsm_util(conf: Path, *args: str) -> str:
@@ -269,10 +318,15 @@ def provision(
     pin: str = DEMO_PIN,
     so_pin: str = DEMO_SO_PIN,
     now: dt.datetime = NOW,
+    curves: Sequence[str] = (),
+    mechanisms: Sequence[str] | None = None,
 ) -> ProvisionedToken:
-    """Create (or recreate) token ``label`` under ``directory`` with an RSA and an EC key.
+    """Create (or recreate) token ``label`` under ``directory`` with an RSA and an EC key,
+    plus one EC key per name in ``curves``; then restrict the slot to ``mechanisms`` (the
+    keys are generated first, with every mechanism available).
 
-    Sets ``SOFTHSM2_CONF`` in this process, because SoftHSM reads it at C_Initialize.
+    Sets ``SOFTHSM2_CONF`` in this process, because SoftHSM reads it at C_Initialize; a
+    restricted configuration only takes effect in processes that load SoftHSM afterwards.
     Raises :class:`SoftHsmUnavailableError` when SoftHSM2 is not installed.
     """
     reason = softhsm_available()
@@ -288,8 +342,13 @@ def provision(
     ca_path = directory / "demo-ca.pem"
     ca_path.write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
     rsa_cert, ec_cert = generate_keys(module, label, pin, ca, now=now)
-    for name, cert in ((RSA_LABEL, rsa_cert), (EC_LABEL, ec_cert)):
+    extra = add_ec_keys(module, label, pin, ca, curves, now=now) if curves else {}
+    named = [(RSA_LABEL, rsa_cert), (EC_LABEL, ec_cert)]
+    named += [(ec_label(c), cert) for c, cert in extra.items()]
+    for name, cert in named:
         (directory / f"{name}.cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if mechanisms:
+        write_config(directory, mechanisms)
     return ProvisionedToken(
         directory=directory,
         conf=conf,
@@ -313,9 +372,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     prov = sub.add_parser("provision", help="(re)create a demo token with RSA and EC keys")
     prov.add_argument("--dir", type=Path, required=True, help="private SoftHSM2 directory")
     prov.add_argument("--label", default="dsig-demo", help="token label")
+    prov.add_argument("--pin", default=DEMO_PIN, help="user PIN (demo/test tokens only)")
+    prov.add_argument("--curve", action="append", default=[], help="extra EC key on this curve")
+    prov.add_argument(
+        "--mechanisms", help="restrict the slot afterwards (slots.mechanisms, comma-separated)"
+    )
     args = parser.parse_args(argv)
     try:
-        token = provision(args.dir, args.label, now=dt.datetime.now(dt.UTC))
+        token = provision(
+            args.dir,
+            args.label,
+            pin=args.pin,
+            now=dt.datetime.now(dt.UTC),
+            curves=args.curve,
+            mechanisms=args.mechanisms.split(",") if args.mechanisms else None,
+        )
     except SoftHsmUnavailableError as e:
         print(f"softhsm: {e}", file=sys.stderr)
         return 2

@@ -37,9 +37,10 @@ from tokens.errors import (
     KeyMismatchError,
     KeyNotFoundError,
     LoginError,
+    TokenError,
     TokenNotFoundError,
 )
-from tokens.pkcs11 import Pkcs11KeyProvider, list_tokens, open_pkcs11_provider
+from tokens.pkcs11 import Pkcs11KeyProvider, list_tokens, open_pkcs11_provider, parse_pkcs11_uri
 
 pytestmark = pytest.mark.softhsm
 
@@ -188,14 +189,91 @@ def test_listed_uris_open_their_key(softhsm_token: ProvisionedToken) -> None:
 def test_pin_from_pin_source(softhsm_token: ProvisionedToken, tmp_path: Path) -> None:
     pin_file = tmp_path / "pin.txt"
     pin_file.write_text(softhsm_token.pin + "\n")
+    pin_file.chmod(0o600)
     uri = f"{softhsm_token.rsa_uri}?pin-source=file:{pin_file}"
     with open_pkcs11_provider(uri) as provider:
         assert provider.certificate == softhsm_token.rsa_cert
 
 
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644])
+def test_pin_source_readable_by_others_is_refused(
+    softhsm_token: ProvisionedToken, tmp_path: Path, mode: int
+) -> None:
+    pin_file = tmp_path / "pin.txt"
+    pin_file.write_text(softhsm_token.pin + "\n")
+    pin_file.chmod(mode)
+    uri = f"{softhsm_token.rsa_uri}?pin-source=file:{pin_file}"
+    with pytest.raises(LoginError, match=f"group or others \\(mode {mode:04o}\\): refused"):
+        open_pkcs11_provider(uri)
+
+
+def test_pin_source_of_another_owner_is_refused(
+    softhsm_token: ProvisionedToken, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    pin_file = tmp_path / "pin.txt"
+    pin_file.write_text(softhsm_token.pin + "\n")
+    pin_file.chmod(0o600)
+    os.chown(pin_file, 65534, 65534)  # nobody
+    uri = f"{softhsm_token.rsa_uri}?pin-source=file:{pin_file}"
+    with pytest.raises(LoginError, match="not owned by you"):
+        open_pkcs11_provider(uri)
+    # The attack of the security review: a system file named as the PIN source.
+    shadow = Path("/etc/shadow")
+    if shadow.exists():
+        with pytest.raises(LoginError, match="refused"):
+            open_pkcs11_provider(f"{softhsm_token.rsa_uri}?pin-source=file://{shadow}")
+
+
+def test_pin_value_is_refused_unless_allowed(softhsm_token: ProvisionedToken) -> None:
+    uri = f"{softhsm_token.ec_uri}?pin-value={softhsm_token.pin}"
+    with pytest.raises(TokenError, match="every local user") as info:
+        open_pkcs11_provider(uri)
+    assert softhsm_token.pin not in str(info.value)
+
+
+def test_prompted_pin_is_asked_again_after_a_wrong_one(softhsm_token: ProvisionedToken) -> None:
+    asked: list[str] = []
+    answers = iter([WRONG_PIN, softhsm_token.pin])
+
+    def prompt(what: str) -> str:
+        asked.append(what)
+        return next(answers)
+
+    with open_pkcs11_provider(softhsm_token.rsa_uri, secrets=prompt) as provider:
+        digest = _digest(HashAlgorithm.SHA256)
+        _verify_rsa(softhsm_token.rsa_cert, provider.sign_digest(digest), digest)
+    assert len(asked) == 2
+    assert asked[1].startswith(f"wrong PIN for token '{softhsm_token.label}'")
+    assert WRONG_PIN not in "".join(asked)
+
+
+def test_prompt_gives_up_after_max_tries(softhsm_token: ProvisionedToken) -> None:
+    from tokens.pkcs11 import MAX_PIN_PROMPTS
+
+    asked: list[str] = []
+
+    def prompt(what: str) -> str:
+        asked.append(what)
+        return WRONG_PIN
+
+    with pytest.raises(LoginError, match="wrong PIN"):
+        open_pkcs11_provider(softhsm_token.rsa_uri, secrets=prompt)
+    assert len(asked) == MAX_PIN_PROMPTS
+
+
+def test_pin_from_env_or_file_is_never_asked_again(softhsm_token: ProvisionedToken) -> None:
+    def prompt(what: str) -> str:
+        raise AssertionError(f"prompted although the PIN was given: {what}")
+
+    with pytest.raises(LoginError, match="wrong PIN"):
+        open_pkcs11_provider(softhsm_token.rsa_uri, pin=WRONG_PIN.encode(), secrets=prompt)
+
+
 def test_pin_value_works_and_is_never_shown(softhsm_token: ProvisionedToken) -> None:
     uri = f"{softhsm_token.ec_uri}?pin-value={softhsm_token.pin}"
-    with open_pkcs11_provider(uri) as provider:
+    with open_pkcs11_provider(uri, allow_pin_in_uri=True) as provider:
         assert softhsm_token.pin not in repr(provider)
         assert softhsm_token.pin not in str(vars(provider).get("_pin"))
 
@@ -238,7 +316,7 @@ def test_always_authenticate_key_relogs_in_for_each_signature(
 def test_protected_authentication_path_is_used_without_pin() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     flags = pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.PROTECTED_AUTHENTICATION_PATH
     token = _FakeToken(flags, None)
@@ -246,7 +324,7 @@ def test_protected_authentication_path_is_used_without_pin() -> None:
     def prompt(what: str) -> str:
         raise AssertionError("must not prompt when the reader has a PIN pad")
 
-    uri = p11mod.parse_pkcs11_uri("pkcs11:token=fake-card")
+    uri = parse_pkcs11_uri("pkcs11:token=fake-card")
     resolved = p11mod._resolve_pin(uri, token, None, prompt)  # type: ignore[arg-type]
     assert resolved is pkcs11.PROTECTED_AUTH
     # An explicit PIN still wins over the PIN pad.
@@ -277,7 +355,7 @@ def test_wrong_pin(softhsm_token: ProvisionedToken) -> None:
 def test_wrong_pin_in_uri_not_echoed(softhsm_token: ProvisionedToken) -> None:
     uri = f"{softhsm_token.rsa_uri}?pin-value={WRONG_PIN}"
     with pytest.raises(LoginError) as info:
-        open_pkcs11_provider(uri)
+        open_pkcs11_provider(uri, allow_pin_in_uri=True)
     assert WRONG_PIN not in str(info.value)
 
 
@@ -314,7 +392,7 @@ class _FakeLib:
 def test_pin_locked_flag_refuses_before_login() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     flags = pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.USER_PIN_LOCKED
     token = _FakeToken(flags, None)
@@ -326,7 +404,7 @@ def test_pin_locked_flag_refuses_before_login() -> None:
 def test_pin_locked_error_maps_to_login_error() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     token = _FakeToken(pkcs11.TokenFlag.LOGIN_REQUIRED, pkcs11.PinLocked)
     lib = _FakeLib(token)
@@ -338,7 +416,7 @@ def test_pin_locked_error_maps_to_login_error() -> None:
 def test_final_try_is_announced() -> None:
     import pkcs11
 
-    from tokens import pkcs11 as p11mod
+    from tokens.p11 import session as p11mod
 
     token = _FakeToken(pkcs11.TokenFlag.LOGIN_REQUIRED, pkcs11.PinIncorrect)
     after = _FakeToken(pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.USER_PIN_FINAL_TRY, None)
@@ -541,3 +619,24 @@ def test_setup_script_is_idempotent(tmp_path: Path) -> None:
     assert check.stdout.count("dsig-demo") == 1
     ca = x509.load_pem_x509_certificate((tmp_path / "hsm" / "demo-ca.pem").read_bytes())
     assert ca.subject == ca.issuer
+
+
+def test_pin_pad_tells_the_user_to_use_the_keypad() -> None:
+    """No SoftHSM2/openCryptoki token has a PIN pad: the token flags are faked here."""
+    import pkcs11
+
+    from tokens.p11.session import PinSupplier
+
+    flags = pkcs11.TokenFlag.LOGIN_REQUIRED | pkcs11.TokenFlag.PROTECTED_AUTHENTICATION_PATH
+    token = _FakeToken(flags, None)
+    notes: list[str] = []
+
+    def prompt(what: str) -> str:
+        raise AssertionError("must not prompt when the reader has a PIN pad")
+
+    pins = PinSupplier(
+        parse_pkcs11_uri("pkcs11:token=fake-card"), token, None, prompt, notes.append
+    )  # type: ignore[arg-type]
+    assert pins() is pkcs11.PROTECTED_AUTH
+    assert notes == ["enter the PIN for token 'fake-card' on the reader's keypad"]
+    assert pins.retry("wrong PIN") is None  # a PIN pad entry is never re-asked by dsig

@@ -232,7 +232,7 @@ def test_missing_python_pkcs11_gives_install_hint(tmp_path: Path) -> None:
 
 def test_issuer_chain_keeps_intermediates_and_drops_the_root() -> None:
     from tests.helpers.pki_factory import build_pki
-    from tokens.pkcs11 import _issuer_chain
+    from tokens.p11.select import _issuer_chain
 
     pki = build_pki()
     leaf = pki.leaf("signer").cert
