@@ -139,7 +139,9 @@ def _guard_elements(generator: Callable[..., Iterator[Any]]) -> Callable[..., It
                         return  # zero bytes after the data set: padding, not an element
                     if not implicit and elem.VR is None:
                         raise DicomFormatError(
-                            f"element {tag_str(tag)} has no valid VR in explicit VR data"
+                            f"element {tag_str(tag)} has no valid VR: the data set is not the "
+                            "explicit VR "
+                            "its transfer syntax says (--read-xfer chooses another reading)"
                         )
                     state.budget.spend()
                 if tag in seen:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,7 @@ from dsig.cli._common import (
     prompt_secret,
     read_secret,
 )
+from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
     MacChoice,
@@ -46,6 +47,9 @@ from dsig.cli.timestamp import (
     TsPolicyOpt,
     sign_timestamping,
 )
+
+if TYPE_CHECKING:
+    from dsig.read_options import ReadOptions
 
 
 class XferChoice(enum.StrEnum):
@@ -147,6 +151,8 @@ def sign(
             help="worker processes for several inputs with a key file (default: cores)",
         ),
     ] = None,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
     from dsig.cli._common import operational_errors
@@ -188,6 +194,7 @@ def sign(
             stamping=stamping,
             allow_weak=allow_weak or [],
             workers=workers,
+            reading=read_options(read, read_xfer),
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -238,10 +245,12 @@ def _run(
     stamping: SignTimestamping | None = None,
     allow_weak: list[str] | None = None,
     workers: int | None = None,
+    reading: ReadOptions | None = None,
 ) -> None:
     from dsig.cli._common import operational_errors
     from dsig.dicomio import read_dicom
     from dsig.profiles import Profile
+    from dsig.read_options import DEFAULT_READ
     from dsig.signer import (
         SignOptions,
         add_signature,
@@ -273,7 +282,7 @@ def _run(
 
         def sign_one(job: tuple[Path, Path]) -> list[str]:
             src, dst = job
-            ds = read_dicom(src)
+            ds = read_dicom(src, read=reading or DEFAULT_READ)
             encoding = target_encoding(ds, write_xfer.value, lengths.value if lengths else None)
             options = SignOptions(
                 mac=mac_algorithm,
