@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -153,6 +154,9 @@ def sign(
     ] = None,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="machine-readable report: one entry per file")
+    ] = False,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
     from dsig.cli._common import operational_errors
@@ -195,6 +199,7 @@ def sign(
             allow_weak=allow_weak or [],
             workers=workers,
             reading=read_options(read, read_xfer),
+            json_out=json_out,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -246,6 +251,7 @@ def _run(
     allow_weak: list[str] | None = None,
     workers: int | None = None,
     reading: ReadOptions | None = None,
+    json_out: bool = False,
 ) -> None:
     from dsig.cli._common import operational_errors
     from dsig.dicomio import read_dicom
@@ -257,7 +263,7 @@ def _run(
         check_algorithm_policy,
         mac_transfer_syntax_for,
     )
-    from dsig.tags import parse_location, parse_tag, parse_tag_file
+    from dsig.tags import parse_location, parse_tag, parse_tag_file, tag_str
     from dsig.writer import atomic_output, save, sync_filesystem, target_encoding
     from tokens.digest import HashAlgorithm
     from tokens.registry import open_key_provider
@@ -280,7 +286,7 @@ def _run(
         # Refused before any input is read: a weak MAC or key fails the whole run at once.
         check_algorithm_policy(mac_algorithm, provider.certificate, allow_weak or ())
 
-        def sign_one(job: tuple[Path, Path]) -> list[str]:
+        def sign_one(job: tuple[Path, Path]) -> tuple[list[str], dict[str, Any]]:
             src, dst = job
             ds = read_dicom(src, read=reading or DEFAULT_READ)
             encoding = target_encoding(ds, write_xfer.value, lengths.value if lengths else None)
@@ -308,7 +314,23 @@ def _run(
             lines = [
                 f"signed {src} -> {dst}: {info.uid}{where} ({count} elements, {options.mac.value})"
             ]
-            return [*lines, f"  {ts_note}"] if ts_note else lines
+            if info.normalized:
+                lines.append(
+                    f"  normalised {len(info.normalized)} signed string value(s) as DCMTK reads "
+                    "them (trailing spaces/NULs; --json lists the tags)"
+                )
+            if ts_note:
+                lines.append(f"  {ts_note}")
+            record: dict[str, Any] = {
+                "input": str(src),
+                "output": str(dst),
+                "uid": info.uid,
+                "location": info.location,
+                "mac_algorithm": options.mac.value,
+                "signed_tags": [tag_str(t) for t in info.signed_tags],
+                "normalized": list(info.normalized),
+            }
+            return lines, record
 
         # Several inputs with a key file sign in forked workers (the key is inherited); token
         # sessions do not survive a fork and a TSA round trip is per file: those stay serial.
@@ -322,9 +344,14 @@ def _run(
             results = forked_map(sign_one, jobs, n, expected=operational_errors())
         else:
             results = map(sign_one, jobs)
-        for lines in results:
-            for line in lines:
-                typer.echo(line)
+        records = []
+        for lines, record in results:
+            records.append(record)
+            if not json_out:
+                for line in lines:
+                    typer.echo(line)
+        if json_out:
+            typer.echo(json.dumps({"files": records}, indent=2))
     finally:
         provider.close()
         made = [d for d in written if d.is_dir()]
