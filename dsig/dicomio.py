@@ -324,9 +324,8 @@ def _meta_at(fp: BinaryIO, size: int, preamble: bytes | None, start: int, path: 
             fp.seek(value_at)
             syntax = fp.read(min(length, 256)).decode("latin-1").strip("\x00 ")
         pos = value_at + length
-    if syntax is None:
-        raise DicomFormatError(f"{path}: no Transfer Syntax UID in the file meta information")
-    return _Meta(preamble, start, pos, syntax)
+    # No Transfer Syntax UID: the encoding is detected from the data set, as DCMTK does.
+    return _Meta(preamble, start, pos, syntax or "")
 
 
 #: Explicit VRs as 2 bytes (detecting the encoding of a data set).
