@@ -1,30 +1,43 @@
-"""Read DICOM files strictly: anything truncated or malformed becomes a DicomFormatError."""
+"""Read DICOM files strictly: anything truncated or malformed becomes a DicomFormatError.
+
+The file meta header's transfer syntax governs how the data set is read (unless the caller
+chose another with :class:`~dsig.read_options.ReadOptions`): pydicom's habit of switching
+between implicit and explicit VR when the first bytes look like the other encoding is turned
+off while dsig reads, so a data set either parses cleanly in that encoding or is malformed.
+Parser limits (elements, depth, inflated size) are enforced while pydicom parses, not after.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import io
+import struct
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-import pydicom
+import pydicom.charset as pydicom_charset
+import pydicom.dataset as pydicom_dataset
 import pydicom.filereader as pydicom_filereader
+import pydicom.filewriter as pydicom_filewriter
 from pydicom import config
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileDataset
-from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pydicom.valuerep import VR as PYDICOM_VR
 
 from dsig.errors import DicomFormatError
-from dsig.limits import (
-    DEFAULT_LIMITS,
-    LimitExceededError,
-    ParseLimits,
-    WorkBudget,
-    check_inflated_size,
-    deflated_data_offset,
-)
+from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, WorkBudget
+from dsig.read_options import DEFAULT_READ, ReadOptions
 from dsig.stream import (
     DEFER_SIZE,
     UNDEFINED,
@@ -36,6 +49,7 @@ from dsig.stream import (
     sequence_items,
     stored,
 )
+from dsig.tags import tag_str
 
 # Verification must see VRs exactly as stored: UN stays UN (C.12.1.1.3.1.1 excludes it), and
 # values are never "fixed" on read.
@@ -49,72 +63,372 @@ class DuplicateElementError(DicomFormatError):
     viewer never shows. Refused as malformed."""
 
 
-def _refuse_duplicates(generator: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """Wrap pydicom's per-level element generator: each call reads one data set or item."""
-    if getattr(generator, "_dsig_refuses_duplicates", False):
-        return generator
+@dataclass(frozen=True)
+class Layout:
+    """How the file was read, and the bytes around the data set that no signature covers."""
 
-    @functools.wraps(generator)
-    def elements(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        seen: set[int] = set()
-        for elem in generator(*args, **kwargs):
-            tag = int(elem.tag)
-            if tag in seen:
-                raise DuplicateElementError(
-                    f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) appears twice in one data set"
-                )
-            seen.add(tag)
-            yield elem
+    #: Transfer syntax named by the file meta header ("" when there is none).
+    meta_transfer_syntax: str
+    #: The encoding the data set was read in.
+    implicit: bool
+    little: bool
+    deflated: bool
+    has_preamble: bool
+    has_meta: bool
+    #: Bytes after the last element of the data set (zero padding, or a short tail).
+    trailing_bytes: int = 0
 
-    elements._dsig_refuses_duplicates = True  # type: ignore[attr-defined]
-    return elements
+    @property
+    def transfer_syntax(self) -> str:
+        """The transfer syntax the data set was read in."""
+        if self.deflated:
+            return str(DeflatedExplicitVRLittleEndian)
+        return _syntax_for(self.implicit, self.little)
 
 
-# pydicom's read_dataset keeps the last of duplicate tags silently; every level (the main data
-# set, and each item, also when a sequence is parsed later) goes through this generator.
-pydicom_filereader.data_element_generator = _refuse_duplicates(
-    pydicom_filereader.data_element_generator
+def _syntax_for(implicit: bool, little: bool) -> str:
+    if implicit:
+        return str(ImplicitVRLittleEndian)
+    return str(ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
+class _ParseState:
+    """The read in progress (a context variable): budget, top-level file object, tail."""
+
+    def __init__(self, limits: ParseLimits, top: Any) -> None:
+        self.budget = WorkBudget(limits)
+        self.limits = limits
+        self.top = top
+        self.depth = 0
+        self.top_end: int | None = None
+        self.padding_at: int | None = None
+
+
+_STATE: contextvars.ContextVar[_ParseState | None] = contextvars.ContextVar(
+    "dsig_parse_state", default=None
 )
 
 
-def read_dicom(
-    path: Path, limits: ParseLimits = DEFAULT_LIMITS, *, defer: bool = True
-) -> FileDataset:
-    """Read a DICOM Part 10 file and check that it is complete (within ``limits``).
+def _guard_elements(generator: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """Wrap pydicom's per-level element generator (each call reads one data set or item):
+    refuse duplicate tags; while dsig reads, count elements and depth against the limits as
+    they are parsed, refuse a VR switch inside explicit VR data, and find where the top-level
+    data set ends (trailing zero padding is not an element)."""
+    if getattr(generator, "_dsig_guarded", False):
+        return generator
 
-    ``defer``: top-level values over :data:`~dsig.stream.DEFER_SIZE` bytes stay in the file
-    (Pixel Data, waveforms); the MAC encoder and the writer stream them from it in chunks, so
-    memory does not grow with the file. Deflated files are inflated whole (a deflate stream
-    cannot be sought into), so they are always read into memory.
+    @functools.wraps(generator)
+    def elements(fp: Any, implicit: bool, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        state = _STATE.get()
+        top = state is not None and fp is state.top and state.depth == 0
+        if state is not None:
+            state.depth += 1
+            state.budget.spend()  # the item (or data set) itself
+            if state.depth > state.limits.max_depth:
+                raise LimitExceededError(
+                    f"parser limit: sequences nested deeper than {state.limits.max_depth} "
+                    "levels (ParseLimits.max_depth)"
+                )
+        seen: set[int] = set()
+        try:
+            for elem in generator(fp, implicit, *args, **kwargs):
+                tag = int(elem.tag)
+                if state is not None:
+                    if top and tag == 0 and isinstance(elem, RawDataElement) and not elem.length:
+                        state.padding_at = (elem.value_tell or 8) - 8
+                        return  # zero bytes after the data set: padding, not an element
+                    if not implicit and elem.VR is None:
+                        raise DicomFormatError(
+                            f"element {tag_str(tag)} has no valid VR: the data set is not the "
+                            "explicit VR "
+                            "its transfer syntax says (--read-xfer chooses another reading)"
+                        )
+                    state.budget.spend()
+                if tag in seen:
+                    raise DuplicateElementError(
+                        f"element {tag_str(tag)} appears twice in one data set"
+                    )
+                seen.add(tag)
+                yield elem
+                if top and state is not None:
+                    state.top_end = fp.tell()
+        except EOFError as e:
+            if state is None:
+                raise
+            raise DicomFormatError(f"truncated: {e}") from None
+        finally:
+            if state is not None:
+                state.depth -= 1
+
+    elements._dsig_guarded = True  # type: ignore[attr-defined]
+    return elements
+
+
+def _no_vr_switch(detect: Callable[..., bool]) -> Callable[..., bool]:
+    """While dsig reads, the encoding is the one chosen (meta or ReadOptions), never the one
+    pydicom guesses from the first element of a data set or item."""
+    if getattr(detect, "_dsig_guarded", False):
+        return detect
+
+    @functools.wraps(detect)
+    def is_implicit(fp: Any, implicit_vr_is_assumed: bool, *args: Any, **kwargs: Any) -> bool:
+        if _STATE.get() is not None:
+            return implicit_vr_is_assumed
+        return detect(fp, implicit_vr_is_assumed, *args, **kwargs)
+
+    is_implicit._dsig_guarded = True  # type: ignore[attr-defined]
+    return is_implicit
+
+
+def _cp246_sequences(read_sequence: Callable[..., Any]) -> Callable[..., Any]:
+    """An explicit-VR UN element of undefined length holds implicit VR little endian items
+    (CP-246), as DCMTK reads it: pydicom would guess from the first bytes instead."""
+    if getattr(read_sequence, "_dsig_guarded", False):
+        return read_sequence
+
+    @functools.wraps(read_sequence)
+    def read(fp: Any, implicit: bool, little: bool, *args: Any) -> Any:
+        if _STATE.get() is not None and not implicit:
+            here = fp.tell()
+            fp.seek(here - 8)
+            vr = fp.read(2)
+            fp.seek(here)
+            if vr == b"UN":
+                return read_sequence(fp, True, True, *args)
+        return read_sequence(fp, implicit, little, *args)
+
+    read._dsig_guarded = True  # type: ignore[attr-defined]
+    return read
+
+
+def _tolerant_encodings(convert: Callable[..., Any]) -> Callable[..., Any]:
+    """A Specific Character Set stored as UN reaches pydicom's charset lookup as bytes (a
+    TypeError inside pydicom): decode it as the CS value it holds."""
+    if getattr(convert, "_dsig_guarded", False):
+        return convert
+
+    @functools.wraps(convert)
+    def encodings(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            value = [v.strip(" \x00") for v in bytes(value).decode("latin-1").split("\\")]
+        return convert(value)
+
+    encodings._dsig_guarded = True  # type: ignore[attr-defined]
+    return encodings
+
+
+# Every level (the main data set, each item, also a sequence parsed later) goes through
+# these; outside read_dicom they only refuse duplicates (pydicom keeps the last silently).
+pydicom_filereader.data_element_generator = _guard_elements(
+    pydicom_filereader.data_element_generator
+)
+pydicom_filereader._is_implicit_vr = _no_vr_switch(pydicom_filereader._is_implicit_vr)
+pydicom_filereader.read_sequence = _cp246_sequences(pydicom_filereader.read_sequence)
+# pydicom imports convert_encodings by name into each of these modules.
+for _module in (pydicom_charset, pydicom_dataset, pydicom_filereader, pydicom_filewriter):
+    _module.convert_encodings = _tolerant_encodings(pydicom_charset.convert_encodings)  # type: ignore[attr-defined]
+
+
+class _Window(io.RawIOBase):
+    """A read-only view of ``fp`` that ends at ``end`` (the file as pydicom may see it)."""
+
+    def __init__(self, fp: BinaryIO, end: int, name: str) -> None:
+        super().__init__()
+        self._fp = fp
+        self._end = end
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._fp.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 2:
+            return self._fp.seek(self._end + offset)
+        return self._fp.seek(offset, whence)
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self._end - self._fp.tell())
+        if size is None or size < 0 or size > left:
+            size = left
+        return self._fp.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@dataclass(frozen=True)
+class _Meta:
+    preamble: bytes | None
+    meta_start: int | None
+    data_start: int
+    transfer_syntax: str
+
+
+def _locate(fp: BinaryIO, size: int, read: ReadOptions, path: Path) -> _Meta:
+    """Preamble, meta and data set offsets, by the file's first bytes and ``read.mode``."""
+    fp.seek(0)
+    head = fp.read(132)
+    if len(head) == 132 and head[128:132] == b"DICM":
+        if read.mode == "dataset":
+            raise DicomFormatError(
+                f"{path}: --read dataset: the file has a preamble and file meta header "
+                "(use --read file or auto)"
+            )
+        return _meta_at(fp, size, head[:128], 132, path)
+    if head[:2] == b"\x02\x00" and read.mode == "auto":  # meta without preamble
+        return _meta_at(fp, size, None, 0, path)
+    if read.mode == "file":
+        raise DicomFormatError(f"{path}: --read file: no DICM prefix (not a DICOM Part 10 file)")
+    if not _looks_like_dataset(head):
+        raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix, no data set)")
+    return _Meta(None, None, 0, "")
+
+
+def _looks_like_dataset(head: bytes) -> bool:
+    """A data set without preamble/meta starts with a group 0008 element (as dcmsign accepts)."""
+    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x00\x08")
+
+
+def _meta_at(fp: BinaryIO, size: int, preamble: bytes | None, start: int, path: Path) -> _Meta:
+    """Walk group 0002 (always explicit VR little endian) to its end, however long it is:
+    the transfer syntax is read wherever it sits, not within a fixed window."""
+    pos, syntax = start, None
+    while pos + 8 <= size:
+        fp.seek(pos)
+        header = fp.read(12)
+        group, element = struct.unpack_from("<HH", header)
+        if group != 0x0002:
+            break
+        vr = header[4:6]
+        if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC", b"UR", b"OL", b"OD", b"OF", b"OV"):
+            if len(header) < 12:
+                break
+            length = struct.unpack_from("<I", header, 8)[0]
+            value_at = pos + 12
+        else:
+            length = struct.unpack_from("<H", header, 6)[0]
+            value_at = pos + 8
+        if length == UNDEFINED or value_at + length > size:
+            raise DicomFormatError(
+                f"{path}: file meta element (0002,{element:04X}) runs past the end of the file"
+            )
+        if element == 0x0010:
+            fp.seek(value_at)
+            syntax = fp.read(min(length, 256)).decode("latin-1").strip("\x00 ")
+        pos = value_at + length
+    # No Transfer Syntax UID: the encoding is detected from the data set, as DCMTK does.
+    return _Meta(preamble, start, pos, syntax or "")
+
+
+#: Explicit VRs as 2 bytes (detecting the encoding of a data set).
+_VR_BYTES = frozenset(str(vr.value).encode() for vr in PYDICOM_VR if len(str(vr.value)) == 2)
+
+
+def detect_encoding(first: bytes) -> tuple[bool, bool]:
+    """(implicit, little) from the first element's header, as DCMTK's -td/-t= detect it:
+    the byte order whose group number is small, explicit if a valid VR follows the tag."""
+    if len(first) < 6:
+        return True, True
+    little_group = struct.unpack_from("<H", first)[0]
+    big_group = struct.unpack_from(">H", first)[0]
+    little = not (big_group < little_group and big_group <= 0x00FF)
+    implicit = first[4:6] not in _VR_BYTES
+    return implicit, little
+
+
+def _encoding(meta_ts: str, data_head: bytes, read: ReadOptions) -> tuple[bool, bool]:
+    """(implicit, little) for the data set: ``read.xfer``, else the meta's syntax."""
+    forced = {"little": (False, True), "big": (False, False), "implicit": (True, True)}
+    if read.xfer in forced:
+        return forced[read.xfer]
+    if read.xfer == "detect" or not meta_ts:
+        return detect_encoding(data_head)
+    if meta_ts == ImplicitVRLittleEndian:
+        return True, True
+    if meta_ts == ExplicitVRBigEndian:
+        return False, False
+    return False, True  # explicit little, deflated, and every compressed syntax
+
+
+def _inflate(fp: BinaryIO, start: int, limits: ParseLimits, path: Path) -> bytes:
+    """Inflate a deflated data set in bounded steps: refused as soon as it passes
+    ``max_inflated_bytes`` (never a whole-buffer inflate of unknown size)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    cap = limits.max_inflated_bytes
+    fp.seek(start)
+    try:
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or fp.read(1 << 16)
+            if not data:
+                break
+            out += inflater.decompress(data, max(1, min(1 << 20, cap + 1 - len(out))))
+            if len(out) > cap:
+                raise LimitExceededError(
+                    f"{path}: parser limit: the deflated data set inflates to more than "
+                    f"{cap} bytes (ParseLimits.max_inflated_bytes)"
+                )
+    except zlib.error as e:
+        raise DicomFormatError(f"{path}: corrupt deflated data set ({e})") from None
+    return bytes(out)
+
+
+def read_dicom(
+    path: Path,
+    limits: ParseLimits = DEFAULT_LIMITS,
+    *,
+    defer: bool = True,
+    read: ReadOptions = DEFAULT_READ,
+) -> FileDataset:
+    """Read a DICOM Part 10 file (or a bare data set) and check that it is complete.
+
+    ``read``: file format or data set, and the encoding (:class:`ReadOptions`; by default the
+    meta header's transfer syntax). ``limits`` are enforced while parsing. ``defer``: top-level
+    values over :data:`~dsig.stream.DEFER_SIZE` bytes stay in the file (Pixel Data, waveforms);
+    the MAC encoder and the writer stream them from it in chunks, so memory does not grow with
+    the file. Deflated data sets are inflated (within ``limits.max_inflated_bytes``) and read
+    from memory. The result carries ``dsig_layout`` (:class:`Layout`) and
+    ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`).
     """
     try:
         size = path.stat().st_size
+        fp = path.open("rb")
     except OSError as e:
         raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        offset = deflated_data_offset(path)
-        if offset is not None:
-            check_inflated_size(path, offset, limits)
-    except LimitExceededError as e:
-        raise LimitExceededError(f"{path}: {e}") from None
-    defer_size = DEFER_SIZE if defer and offset is None else None
-    try:
-        ds = pydicom.dcmread(path, defer_size=defer_size)
-    except InvalidDicomError:
-        ds = _read_bare_dataset(path, defer_size)
-    except DuplicateElementError as e:
-        raise DuplicateElementError(f"{path}: {e}") from None
-    except (OSError, EOFError) as e:
-        raise DicomFormatError(f"{path}: cannot read: {e}") from None
-    except Exception as e:  # pydicom raises many kinds on corrupt input
-        raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
-    if "TransferSyntaxUID" not in ds.file_meta:
-        raise DicomFormatError(f"{path}: no Transfer Syntax UID in the file meta information")
-    if len(ds) == 0:
-        raise DicomFormatError(f"{path}: truncated or empty: the file holds no data set")
+    with fp:
+        where = _locate(fp, size, read, path)
+        deflated = where.transfer_syntax == DeflatedExplicitVRLittleEndian and read.xfer in (
+            "auto", "detect", "little"
+        )  # fmt: skip
+        source: Any
+        if deflated:
+            data = _inflate(fp, where.data_start, limits, path)
+            source = io.BytesIO(data)
+            source.name = str(path)
+            start, end = 0, len(data)
+        else:
+            source = _Window(fp, size, str(path))
+            start, end = where.data_start, size
+        source.seek(start)
+        implicit, little = _encoding(where.transfer_syntax, source.read(8), read)
+        if deflated and implicit:
+            raise DicomFormatError(f"{path}: a deflated data set must be explicit VR")
+        layout = Layout(
+            where.transfer_syntax, implicit, little, deflated,
+            has_preamble=where.preamble is not None, has_meta=where.meta_start is not None,
+        )  # fmt: skip
+        ds = _parse(source, path, where, layout, start, end, limits, defer and not deflated)
+    bound = size if not deflated else limits.max_inflated_bytes
     try:
         # A deflated data set may legitimately hold values longer than the file itself.
-        bound = size if offset is None else limits.max_inflated_bytes
         budget = WorkBudget(limits)
         check_complete(ds, bound, budget=budget)
         ds.dsig_weighted_elements = budget.weighted  # for verify's ParseLimits.max_work
@@ -129,27 +443,53 @@ def read_dicom(
     return ds
 
 
-def _looks_like_dataset(head: bytes) -> bool:
-    """A data set without preamble/meta starts with a group 0008 element (as dcmsign accepts)."""
-    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x00\x08")
-
-
-def _read_bare_dataset(path: Path, defer_size: int | None = None) -> FileDataset:
-    with path.open("rb") as fp:
-        head = fp.read(8)
-    if not _looks_like_dataset(head):
-        raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix, no data set)")
+def _parse(
+    source: Any,
+    path: Path,
+    where: _Meta,
+    layout: Layout,
+    start: int,
+    end: int,
+    limits: ParseLimits,
+    defer: bool,
+) -> FileDataset:
+    meta = FileMetaDataset()
+    state = _ParseState(limits, source)
+    token = _STATE.set(state)
     try:
-        ds = pydicom.dcmread(path, force=True, defer_size=defer_size)
-    except Exception as e:
+        if where.meta_start is not None:
+            with open(path, "rb") as meta_fp:
+                meta_fp.seek(where.meta_start)
+                meta = pydicom_filereader._read_file_meta_info(meta_fp)
+        source.seek(start)
+        body = pydicom_filereader.read_dataset(
+            source, layout.implicit, layout.little, defer_size=DEFER_SIZE if defer else None
+        )
+    except LimitExceededError as e:
+        raise LimitExceededError(f"{path}: {e}") from None
+    except DicomFormatError as e:
+        raise DicomFormatError(f"{path}: {e}") from None
+    except RecursionError:
+        raise LimitExceededError(f"{path}: parser limit: sequences nested too deep") from None
+    except Exception as e:  # pydicom raises many kinds on corrupt input
         raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
-    implicit, little = ds.original_encoding
-    if "TransferSyntaxUID" not in ds.file_meta:
-        ds.file_meta.TransferSyntaxUID = (
-            ImplicitVRLittleEndian if implicit
-            else ExplicitVRLittleEndian if little
-            else ExplicitVRBigEndian
-        )  # fmt: skip
+    finally:
+        _STATE.reset(token)
+    if len(body) == 0:
+        raise DicomFormatError(f"{path}: truncated or empty: the file holds no data set")
+    last = state.padding_at if state.padding_at is not None else state.top_end or start
+    layout = Layout(**{**layout.__dict__, "trailing_bytes": max(0, end - last)})
+    used = layout.transfer_syntax
+    if not where.transfer_syntax:
+        meta.TransferSyntaxUID = UID(used)
+    elif where.transfer_syntax != used and not layout.deflated and (
+        where.transfer_syntax in (ImplicitVRLittleEndian, ExplicitVRLittleEndian,
+                                  ExplicitVRBigEndian) or layout.implicit or not layout.little
+    ):  # fmt: skip
+        meta.TransferSyntaxUID = UID(used)  # --read-xfer chose another: say what was read
+    ds = FileDataset(str(path), body, where.preamble, meta, layout.implicit, layout.little)
+    ds.set_original_encoding(layout.implicit, layout.little, body._character_set)
+    ds.dsig_layout = layout
     return ds
 
 

@@ -94,6 +94,8 @@ def raw_tags(ds: Dataset, tag: int) -> list[int]:
         raise DicomFormatError("Data Elements Signed (0400,0020) is missing")
     elem = stored(ds, tag)
     value = elem.value
+    if value is None or value == b"":  # an empty list: dcmsign signs nothing but its item
+        return []
     if isinstance(value, bytes | bytearray):
         if len(value) % 4:
             raise DicomFormatError("Data Elements Signed (0400,0020) has a bad length")

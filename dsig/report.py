@@ -38,6 +38,8 @@ FINDING_CODES = {
     "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
     "COVERAGE_INCOMPLETE": "--require-coverage: a present element is covered by no valid signature",
     "STUDY_MANIFEST": "the file is a study manifest (info): check it with dsig manifest verify",
+    "UNSIGNABLE_CONTENT": "content no signature can cover (VR UN, group < 0008, padding, bytes "
+    "after the data set) (warning)",
 }
 
 
@@ -131,6 +133,10 @@ class FileResult:
     signatures: list[SignatureResult] = field(default_factory=list)
     error: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    #: Top-level elements no valid main-level signature covers (any VR), and bytes after the
+    #: data set; filled for signed files.
+    uncovered: list[str] = field(default_factory=list)
+    trailing_bytes: int = 0
 
     @property
     def indication(self) -> Indication:
@@ -153,6 +159,8 @@ class FileResult:
             "indication": self.indication.value,
             "error": self.error,
             "findings": [f.to_json() for f in self.findings],
+            "uncovered": self.uncovered,
+            "trailing_bytes": self.trailing_bytes,
             "signatures": [s.to_json() for s in self.signatures],
         }
 

@@ -29,6 +29,7 @@ from dsig.model import (
     format_dicom_datetime,
     used_mac_ids,
 )
+from dsig.normalize import normalise_for_signing
 from dsig.profiles import Profile, check_creation, tags_to_sign
 from dsig.purposes import purpose_item
 from dsig.stream import Sink, StreamOptions, is_signable, sequence_items, write_mac_stream
@@ -58,6 +59,10 @@ class SignOptions:
     #: ``rsa1024``, ``dsa1024``...); without them MD5/SHA-1 MACs and RSA/DSA keys under 2048
     #: bits are refused.
     allow_weak: Sequence[str] = ()
+    #: Normalise the signed string values as DCMTK reads them (trailing padding, see
+    #: :mod:`dsig.normalize`) so that dcmsign verifies the signature; False hashes them as
+    #: stored.
+    normalize_strings: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class SignedInfo:
     signed_tags: tuple[int, ...]
     stream_length: int
     signature: bytes
+    #: Signed string values that signing normalised (``(gggg,eeee)``, items as ``[n]``).
+    normalized: tuple[str, ...] = ()
 
 
 def mac_transfer_syntax_for(file_transfer_syntax: str) -> str:
@@ -163,6 +170,7 @@ def add_signature(
         transfer_syntax=mac_ts,
     )
     tags = _choose_tags(level, ancestors, options, top_level)
+    normalized = normalise_for_signing(level, tags, ancestors) if options.normalize_strings else []
     used = used_mac_ids(ds)
     mac_id = next(i for i in range(0x10000) if i not in used)
 
@@ -196,7 +204,10 @@ def add_signature(
     params.add_new(DATA_ELEMENTS_SIGNED, "AT", tags)
     _append_item(level, MAC_PARAMETERS_SEQUENCE, params)
     _append_item(level, DIGITAL_SIGNATURES_SEQUENCE, item)
-    return SignedInfo(uid, mac_id, format_location(location), tuple(tags), sum(lengths), signature)
+    return SignedInfo(
+        uid, mac_id, format_location(location), tuple(tags), sum(lengths), signature,
+        tuple(normalized),
+    )  # fmt: skip
 
 
 def check_algorithm_policy(

@@ -14,7 +14,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from dsig.dicomio import read_dicom
+from dsig.dicomio import Layout, read_dicom
 from dsig.errors import DicomFormatError, DsigError
 from dsig.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.model import (
@@ -38,6 +38,7 @@ from dsig.model import (
     signer_certificate,
 )
 from dsig.profiles import Profile, ProfileError, satisfied_profiles, tags_to_sign
+from dsig.read_options import DEFAULT_READ, ReadOptions
 from dsig.report import FileResult, Finding, Indication, SignatureResult
 from dsig.stream import (
     UNDEFINED,
@@ -84,6 +85,8 @@ class VerifyOptions:
     require_coverage: str | None = None
     #: Bounds on parsing (depth, signatures, elements, inflated size).
     limits: ParseLimits = DEFAULT_LIMITS
+    #: How files are read (``--read`` / ``--read-xfer``; default: as the meta header says).
+    read: ReadOptions = DEFAULT_READ
 
     def __post_init__(self) -> None:
         AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
@@ -104,7 +107,7 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
     with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
     """
     try:
-        ds = read_dicom(path, options.limits)
+        ds = read_dicom(path, options.limits, read=options.read)
         return verify_dataset(ds, options, path=str(path))
     except DsigError as e:
         return FileResult(str(path), error=str(e))
@@ -116,6 +119,8 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
     result = FileResult(path)
+    layout = getattr(ds, "dsig_layout", None)  # set by read_dicom
+    result.trailing_bytes = layout.trailing_bytes if isinstance(layout, Layout) else 0
     refs = find_signatures(ds, options.limits)
     weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
     if isinstance(weighted, int):
@@ -123,6 +128,8 @@ def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> Fi
     for ref in refs:
         result.signatures.append(_verify_one(ref, options))
     _check_requirements(result, options)
+    if result.signatures:
+        _report_uncovered(ds, result)
     if options.require_coverage is not None:
         _check_coverage(ds, result, options.require_coverage, options.require)
     if raw_text(ds, 0x00080016) == "1.2.840.10008.5.1.4.1.1.88.59":  # KOS: a study manifest?
@@ -132,6 +139,42 @@ def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> Fi
         if note:
             result.findings.append(Finding("STUDY_MANIFEST", note, "info"))
     return result
+
+
+def _is_structural(tag: int) -> bool:
+    """Elements that frame content rather than being content: group lengths, Length to End,
+    the signatures and MAC parameters themselves."""
+    return tag & 0xFFFF == 0 or tag in (0x00080001, 0xFFFAFFFA, 0x4FFE0001)
+
+
+def uncovered_tags(level: Dataset, covered: set[int]) -> list[int]:
+    """Every element of ``level`` not in ``covered``, whatever its VR (UN included) or group
+    (< 0008, padding): only the framing elements of :func:`_is_structural` are left out."""
+    return sorted(
+        t for t in (int(k) for k in level.keys()) if t not in covered and not _is_structural(t)
+    )
+
+
+def _report_uncovered(ds: Dataset, result: FileResult) -> None:
+    """List what no valid main-level signature covers; UNSIGNABLE_CONTENT (a warning) names
+    what a viewer may show but no signature can ever cover: VR UN, sequences holding UN,
+    groups below 0008, padding, bytes after the data set."""
+    covered: set[int] = set()
+    for sig in _covering(result):
+        covered.update(_parse_tag_str(t) for t in sig.signed_tags)
+    missing = uncovered_tags(ds, covered)
+    result.uncovered = [tag_str(t) for t in missing]
+    unsignable = [t for t in missing if not is_signable(ds, t)]
+    parts = []
+    if unsignable:
+        parts.append(
+            f"{len(unsignable)} element(s) no signature can cover: "
+            + ", ".join(tag_str(t) for t in unsignable)
+        )
+    if result.trailing_bytes:
+        parts.append(f"{result.trailing_bytes} byte(s) after the end of the data set")
+    if parts:
+        result.findings.append(Finding("UNSIGNABLE_CONTENT", "; ".join(parts), "warning"))
 
 
 #: (0040,A040) Value Type, (0040,A043) Concept Name Code Sequence, (0040,A730) Content Sequence.
@@ -165,8 +208,16 @@ def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequenc
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     present = {int(t) for t in ds.keys()}
     if mode == "all":
-        demanded = {t for t in present if is_signable(ds, t)}
-        what = "signable element(s) present"
+        demanded = set(uncovered_tags(ds, set()))
+        what = "element(s) present"
+        if getattr(result, "trailing_bytes", 0):
+            result.findings.append(
+                Finding(
+                    "COVERAGE_INCOMPLETE",
+                    f"--require-coverage all: {result.trailing_bytes} byte(s) after the end of "
+                    "the data set are covered by no signature",
+                )
+            )
     else:
         names = [r for r in require if r in _COVERAGE_PROFILES]
         if not names:
@@ -184,8 +235,8 @@ def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequenc
         what = "element(s) required by the " + "/".join(names) + " profile"
     missing = sorted(demanded - covered)
     if missing:
-        shown = ", ".join(tag_str(t) for t in missing[:8])
-        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        shown = ", ".join(tag_str(t) for t in missing)
+        more = ""
         result.findings.append(
             Finding(
                 "COVERAGE_INCOMPLETE",
@@ -211,7 +262,7 @@ def partial_coverage(result: FileResult) -> str | None:
     if not uncovered:
         return None
     tags = sorted(uncovered)
-    shown = ", ".join(tags[:8]) + (f" and {len(tags) - 8} more" if len(tags) > 8 else "")
+    shown = ", ".join(tags)
     return (
         f"valid signatures cover only part of the object: {len(tags)} present element(s) "
         f"are signed by none: {shown}"
@@ -277,11 +328,7 @@ def _verify_integrity(
     signed = raw_tags(params, DATA_ELEMENTS_SIGNED)
     res.signed_tags = [tag_str(t) for t in signed]
     signed_set = set(signed)
-    res.unsigned_tags = [
-        tag_str(t)
-        for t in sorted(level.keys())
-        if t not in signed_set and is_signable(level, t, ref.ancestors)
-    ]
+    res.unsigned_tags = [tag_str(t) for t in uncovered_tags(level, signed_set)]
     cert, signature = signer_certificate(item)
     try:  # cryptography parses names and keys lazily: hostile certificates fail here
         res.signer = cert.subject.rfc4514_string()

@@ -7,7 +7,7 @@ import enum
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,7 @@ from dsig.cli._common import (
     prompt_secret,
     read_secret,
 )
+from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
     ForceCertificateOpt,
@@ -54,6 +55,7 @@ from dsig.cli.timestamp import (
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from dsig.read_options import ReadOptions
     from dsig.signer import SignOptions
     from dsig.tags import ItemPath
     from tokens.api import KeyProvider
@@ -178,6 +180,8 @@ def sign(
             help="accept pin-value= in a pkcs11: URI (every local user can read command lines)",
         ),
     ] = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Sign DICOM files (main data set, or an item with --item)."""
     from dsig.cli._common import operational_errors
@@ -223,6 +227,7 @@ def sign(
             confirm=not yes and sys.stdin.isatty(),
             as_json=as_json,
             allow_pin_in_uri=allow_pin_in_uri,
+            reading=read_options(read, read_xfer),
         )
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -287,17 +292,19 @@ def _run(
     confirm: bool = False,
     as_json: bool = False,
     allow_pin_in_uri: bool = False,
+    reading: ReadOptions | None = None,
 ) -> None:
     from dsig.cli._common import operational_errors
     from dsig.dicomio import read_dicom
     from dsig.profiles import Profile
+    from dsig.read_options import DEFAULT_READ
     from dsig.signer import (
         SignOptions,
         add_signature,
         check_algorithm_policy,
         mac_transfer_syntax_for,
     )
-    from dsig.tags import parse_location, parse_tag, parse_tag_file
+    from dsig.tags import parse_location, parse_tag, parse_tag_file, tag_str
     from dsig.writer import atomic_output, save, sync_filesystem, target_encoding
     from tokens.digest import HashAlgorithm
     from tokens.registry import open_key_provider
@@ -341,9 +348,9 @@ def _run(
 
         signer = provider.certificate.subject.rfc4514_string()
 
-        def sign_one(job: tuple[Path, Path]) -> list[str]:
+        def sign_one(job: tuple[Path, Path]) -> tuple[list[str], dict[str, Any]]:
             src, dst = job
-            ds = read_dicom(src)
+            ds = read_dicom(src, read=reading or DEFAULT_READ)
             encoding = target_encoding(ds, write_xfer.value, lengths.value if lengths else None)
             options = SignOptions(
                 mac=mac_algorithm,
@@ -366,22 +373,29 @@ def _run(
             save(ds, dst, encoding, durable=not batch)
             where = f" in {info.location}" if info.location else ""
             count = len(info.signed_tags)
-            if as_json:
-                record = {
-                    "input": str(src),
-                    "output": str(dst),
-                    "signature_uid": info.uid,
-                    "location": info.location,
-                    "signer": signer,
-                    "mac": options.mac.value,
-                    "covered_tag_count": count,
-                    "timestamp": ts_note or None,
-                }
-                return [json.dumps(record)]
             lines = [
                 f"signed {src} -> {dst}: {info.uid}{where} ({count} elements, {options.mac.value})"
             ]
-            return [*lines, f"  {ts_note}"] if ts_note else lines
+            if info.normalized:
+                lines.append(
+                    f"  normalised {len(info.normalized)} signed string value(s) as DCMTK reads "
+                    "them (trailing spaces/NULs; --json lists the tags)"
+                )
+            if ts_note:
+                lines.append(f"  {ts_note}")
+            record: dict[str, Any] = {
+                "input": str(src),
+                "output": str(dst),
+                "signature_uid": info.uid,
+                "location": info.location,
+                "signer": signer,
+                "mac": options.mac.value,
+                "covered_tag_count": count,
+                "signed_tags": [tag_str(t) for t in info.signed_tags],
+                "normalized": list(info.normalized),
+                "timestamp": ts_note or None,
+            }
+            return lines, record
 
         # Several inputs with a key file sign in forked workers (the key is inherited); token
         # sessions do not survive a fork and a TSA round trip is per file: those stay serial.
@@ -395,14 +409,15 @@ def _run(
             results = forked_map(sign_one, jobs, n, expected=operational_errors())
         else:
             results = map(sign_one, jobs)
-        if as_json:
-            # One document for the run; each file is a dict, so fields can be added per file.
-            records = [json.loads(line) for lines in results for line in lines]
-            typer.echo(json.dumps({"files": records}, indent=2))
-        else:
-            for lines in results:
+        # One JSON document for the run; each file is a dict, so fields can be added per file.
+        records = []
+        for lines, record in results:
+            records.append(record)
+            if not as_json:
                 for line in lines:
                     typer.echo(line)
+        if as_json:
+            typer.echo(json.dumps({"files": records}, indent=2))
     finally:
         provider.close()
         made = [d for d in written if d.is_dir()]

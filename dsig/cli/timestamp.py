@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dsig.cli._common import fail, input_output, operational_errors
+from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -190,6 +191,8 @@ def query(
     ts_cert_req: TsCertReqOpt = True,
     ts_policy: TsPolicyOpt = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite existing outputs")] = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Write a timestamp query for an existing signature (like dcmsign +ts)."""
     from dsig.dicomio import read_dicom
@@ -205,7 +208,7 @@ def query(
         if not force:
             raise fail(f"output {target} exists: use --force to overwrite it", 2)
     try:
-        ds = read_dicom(path)
+        ds = read_dicom(path, read=read_options(read, read_xfer))
         chosen = _resolve_uid(ds, uid, None)
         options = query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy)
         q = build_query(timestamped_bytes(find_signature(ds, chosen).item), options)
@@ -244,6 +247,8 @@ def insert(
         bool, typer.Option("--in-place", help="replace the input (atomically)")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Check a TSA reply against the query and the signature, then store its token."""
     from dsig.dicomio import read_dicom
@@ -260,7 +265,7 @@ def insert(
 
     src, dst = input_output(paths, in_place=in_place, force=force)
     try:
-        ds = read_dicom(src)
+        ds = read_dicom(src, read=read_options(read, read_xfer))
         chosen = _resolve_uid(ds, uid, uid_file)
         item = find_signature(ds, chosen).item
         if CERTIFIED_TIMESTAMP in item and not replace:
@@ -314,6 +319,8 @@ def add(
         bool, typer.Option("--in-place", help="replace the input (atomically)")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Timestamp existing signatures online (RFC 3161 over HTTP, with fallback TSAs)."""
     from dsig.dicomio import read_dicom
@@ -332,7 +339,7 @@ def add(
         t_options = tsa_options(
             tsa_timeout, tsa_retries, tsa_user, tsa_password_env, tsa_password_file
         )
-        ds = read_dicom(src)
+        ds = read_dicom(src, read=read_options(read, read_xfer))
         refs = signatures_to_stamp(ds, None if all_ else uid, replace=replace)
         for ref in refs:
             stamp = request_timestamp(tsa, timestamped_bytes(ref.item), q_options, t_options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dsig.cli._common import fail, input_output, operational_errors
+from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     AtOpt,
@@ -71,6 +73,8 @@ def verify(
     require_explicit_policy: RequireExplicitPolicyOpt = False,
     inhibit_policy_mapping: InhibitPolicyMappingOpt = False,
     inhibit_any_policy: InhibitAnyPolicyOpt = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
 
@@ -98,6 +102,7 @@ def verify(
         inhibit_policy_mapping=inhibit_policy_mapping,
         inhibit_any_policy=inhibit_any_policy,
     )
+    options = dataclasses.replace(options, read=read_options(read, read_xfer))
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
     from dsig.cli.batch import run_verify
@@ -162,6 +167,8 @@ def inspect(
     format_old: Annotated[
         bool, typer.Option("--format-old", help="use the pre-3.5.4 format for --dump-mac")
     ] = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """List the signatures of a file without judging them."""
     from dsig.dicomio import read_dicom
@@ -172,7 +179,7 @@ def inspect(
     if dump_mac is not None and dump_mac[1].resolve() == path.resolve():
         raise fail(f"--dump-mac {dump_mac[1]} is the input file: it would be overwritten", 2)
     try:
-        ds = read_dicom(path)
+        ds = read_dicom(path, read=read_options(read, read_xfer))
         if dump_mac is not None:
             uid, out = dump_mac
             with atomic_output(out) as fp:
@@ -202,6 +209,8 @@ def remove(
         bool, typer.Option("--in-place", help="replace the input (atomically)")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Remove one signature by UID, or all of them (main and nested)."""
     from dsig.dicomio import read_dicom
@@ -212,7 +221,7 @@ def remove(
         raise fail("give exactly one of --uid UID or --all", 2)
     src, dst = input_output(paths, in_place=in_place, force=force)
     try:
-        ds = read_dicom(src)
+        ds = read_dicom(src, read=read_options(read, read_xfer))
         if all_:
             count = remove_all(ds)
             message = f"removed {count} signature(s)"

@@ -634,9 +634,8 @@ def test_pin_pad_tells_the_user_to_use_the_keypad() -> None:
     def prompt(what: str) -> str:
         raise AssertionError("must not prompt when the reader has a PIN pad")
 
-    pins = PinSupplier(
-        parse_pkcs11_uri("pkcs11:token=fake-card"), token, None, prompt, notes.append
-    )  # type: ignore[arg-type]
+    uri = parse_pkcs11_uri("pkcs11:token=fake-card")
+    pins = PinSupplier(uri, token, None, prompt, notes.append)  # type: ignore[arg-type]
     assert pins() is pkcs11.PROTECTED_AUTH
     assert notes == ["enter the PIN for token 'fake-card' on the reader's keypad"]
     assert pins.retry("wrong PIN") is None  # a PIN pad entry is never re-asked by dsig

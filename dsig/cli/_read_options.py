@@ -1,0 +1,56 @@
+"""Input options shared by every command that reads DICOM (dcmsign's ``+f``/``+fo``/``-f`` and
+``-t=``/``-td``/``-te``/``-tb``/``-ti``): one declaration, one builder to
+:class:`~dsig.read_options.ReadOptions`."""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from dsig.read_options import ReadOptions
+
+
+class ReadChoice(enum.StrEnum):
+    """--read values."""
+
+    auto = "auto"
+    file = "file"
+    dataset = "dataset"
+
+
+class ReadXferChoice(enum.StrEnum):
+    """--read-xfer values."""
+
+    auto = "auto"
+    detect = "detect"
+    little = "little"
+    big = "big"
+    implicit = "implicit"
+
+
+ReadOpt = Annotated[
+    ReadChoice,
+    typer.Option(
+        "--read",
+        help="input format: file (Part 10 only, dcmsign +fo), dataset (no meta header, -f), "
+        "auto (either, +f)",
+    ),
+]
+ReadXferOpt = Annotated[
+    ReadXferChoice,
+    typer.Option(
+        "--read-xfer",
+        help="data set encoding: auto (as the meta header says, -t=), detect (ignore the meta, "
+        "-td), little/big (explicit VR, -te/-tb), implicit (-ti)",
+    ),
+]
+
+
+def read_options(read: ReadChoice, read_xfer: ReadXferChoice) -> ReadOptions:
+    """The library value for the two options."""
+    from dsig.read_options import ReadOptions
+
+    return ReadOptions(mode=read.value, xfer=read_xfer.value)
