@@ -41,8 +41,11 @@ FINDING_CODES = {
 
 
 #: Findings that fail an intact signature when raised with severity "error" (policy, not
-#: integrity: the MAC matched, but the verifier was told not to accept this).
-POLICY_FAILURES = frozenset({"WEAK_ALGORITHM"})
+#: integrity: the MAC matched, but the verifier was told not to accept this, or the
+#: signature's certified timestamp is broken).
+POLICY_FAILURES = frozenset({"WEAK_ALGORITHM", "TIMESTAMP_INVALID"})
+#: Findings that make an intact signature at best INDETERMINATE when raised as "error".
+INDETERMINATE_FAILURES = frozenset({"TIMESTAMP_INDETERMINATE"})
 
 
 def worst(*indications: Indication) -> Indication:
@@ -98,6 +101,8 @@ class SignatureResult:
             result = worst(result, trust)
         if any(f.severity == "error" and f.code in POLICY_FAILURES for f in self.findings):
             result = worst(result, Indication.INVALID)
+        if any(f.severity == "error" and f.code in INDETERMINATE_FAILURES for f in self.findings):
+            result = worst(result, Indication.INDETERMINATE)
         return result
 
     def to_json(self) -> dict[str, Any]:

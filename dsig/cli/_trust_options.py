@@ -25,6 +25,7 @@ class RequireChoice(enum.StrEnum):
     """--require values."""
 
     signature = "signature"
+    item_signature = "item-signature"
     base = "base"
     creator = "creator"
     authorization = "authorization"
@@ -87,6 +88,14 @@ StrictOpt = Annotated[
         "--strict", help="a weak MAC or signer key fails the signature (unless --allow-weak)"
     ),
 ]
+TimestampFailuresWarnOpt = Annotated[
+    bool,
+    typer.Option(
+        "--timestamp-failures-warn",
+        help="a present certified timestamp that does not verify is only a warning "
+        "(default: it fails its signature)",
+    ),
+]
 RequireCoverageOpt = Annotated[
     CoverageChoice | None,
     typer.Option(
@@ -129,6 +138,7 @@ def build_verify_options(
     strict: bool = False,
     require_coverage: CoverageChoice | None = None,
     evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None,
+    timestamp_failures_warn: bool = False,
 ) -> VerifyOptions:
     """VerifyOptions from the shared options, as ``dsig verify`` builds them.
 
@@ -140,6 +150,22 @@ def build_verify_options(
     from dsig.cli.timestamp import build_tsa_evaluator
     from dsig.verifier import VerifyOptions
 
+    if integrity_only:
+        given = [
+            name
+            for name, value in (
+                ("--trust-store", trust_store), ("--untrusted", untrusted), ("--crl", crl),
+                ("--ocsp", ocsp), ("--revocation", revocation), ("--online", online),
+                ("--at", at), ("--tsa-trust-store", tsa_trust_store),
+            )
+            if value
+        ]  # fmt: skip
+        if given:
+            raise fail(
+                f"--integrity-only declines trust checks, but {', '.join(given)} asks for "
+                "them: drop one or the other",
+                2,
+            )
     moment = parse_moment(at)
     trust: TrustEvaluator | None = None
     tsa_trust: TrustEvaluator | None = None
@@ -182,6 +208,7 @@ def build_verify_options(
             strict=strict,
             allow_weak=tuple(allow_weak or ()),
             require_coverage=require_coverage.value if require_coverage else None,
+            timestamp_failures_warn=timestamp_failures_warn,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None

@@ -49,6 +49,7 @@ from dsig.cli._trust_options import (
     RequireOpt,
     RevocationOpt,
     StrictOpt,
+    TimestampFailuresWarnOpt,
     TrustStoreOpt,
     TsaTrustStoreOpt,
     UntrustedOpt,
@@ -120,6 +121,7 @@ def serve(
     allow_weak: AllowWeakOpt = None,
     strict: StrictOpt = False,
     require_coverage: RequireCoverageOpt = None,
+    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
     ] = 60.0,
@@ -168,6 +170,7 @@ def serve(
         revocation=revocation, online=online, at=at, allow_weak=allow_weak,
         tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
         evaluator=lambda policy: CachingEvaluator(policy, ttl=trust_cache),
+        timestamp_failures_warn=timestamp_failures_warn,
     )  # fmt: skip
     config = ServerConfig(
         store=store, quarantine=quarantine, verify=options, ae_title=ae_title, host=host,

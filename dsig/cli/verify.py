@@ -21,6 +21,7 @@ from dsig.cli._trust_options import (
     RequireOpt,
     RevocationOpt,
     StrictOpt,
+    TimestampFailuresWarnOpt,
     TrustStoreOpt,
     TsaTrustStoreOpt,
     UntrustedOpt,
@@ -51,6 +52,7 @@ def verify(
     ] = False,
     strict: StrictOpt = False,
     require_coverage: RequireCoverageOpt = None,
+    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
@@ -82,6 +84,7 @@ def verify(
         tsa_trust_store=tsa_trust_store,
         strict=strict,
         require_coverage=require_coverage,
+        timestamp_failures_warn=timestamp_failures_warn,
     )
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
@@ -131,7 +134,8 @@ def _print_human(result: FileResult) -> None:
     from dsig.verifier import partial_coverage
 
     partial = partial_coverage(result)
-    if partial and not any(f.code == "COVERAGE_INCOMPLETE" for f in result.findings):
+    shown = {"COVERAGE_INCOMPLETE", "ITEM_SIGNATURES_ONLY"}
+    if partial and not any(f.code in shown for f in result.findings):
         typer.echo(f"  warning: {partial} (--require-coverage all fails such files)")
 
 
