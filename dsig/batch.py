@@ -320,16 +320,19 @@ def severity(indication: str) -> int:
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """The human summary: totals, then one row per signer."""
+    """The human summary: totals, then one row per signer (names escaped)."""
+    from dsig.printable import printable
+
     cols = ("valid", "invalid", "indeterminate", "unsigned", "error", "skipped")
     heads = ("VALID", "INVALID", "INDETERM.", "UNSIGNED", "ERRORS", "SKIPPED")
     rows: list[tuple[str, list[int]]] = [("all files", [int(summary.get(c, 0)) for c in cols])]
     for signer, counts in summary.get("by_signer", {}).items():
         rows.append((signer, [int(counts.get(c, 0)) for c in cols]))
-    width = min(60, max(len(r[0]) for r in rows))
+    width = min(60, max(len(printable(r[0])) for r in rows))
     lines = ["", "Summary " + "-" * (width + 62 - 8)]
     lines.append(f"{'signer':<{width}}" + "".join(f" {h:>9}" for h in heads))
-    for name, values in rows:
+    for raw, values in rows:
+        name = printable(raw)
         shown = name if len(name) <= width else name[: width - 3] + "..."
         lines.append(f"{shown:<{width}}" + "".join(f" {v:>9}" for v in values))
     lines.append(

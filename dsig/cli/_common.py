@@ -14,8 +14,10 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INDETERMINATE, EXIT_OPERATIONAL = 0, 1, 
 
 
 def fail(message: str, code: int = EXIT_OPERATIONAL) -> typer.Exit:
-    """Print one line to stderr and return the Exit to raise."""
-    typer.echo(f"dsig: error: {message}", err=True)
+    """Print one line to stderr (control characters escaped) and return the Exit to raise."""
+    from dsig.printable import printable
+
+    typer.echo(f"dsig: error: {printable(message)}", err=True)
     return typer.Exit(code)
 
 

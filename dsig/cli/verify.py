@@ -104,39 +104,46 @@ def verify(
     )
 
 
+def _echo(line: str) -> None:
+    """One output line; values from files are escaped so they cannot forge lines."""
+    from dsig.printable import printable
+
+    typer.echo(printable(line))
+
+
 def _print_human(result: FileResult) -> None:
-    typer.echo(f"{result.indication.value:<13} {result.path}")
+    _echo(f"{result.indication.value:<13} {result.path}")
     if result.error:
-        typer.echo(f"  error: {result.error}")
+        _echo(f"  error: {result.error}")
     for n, sig in enumerate(result.signatures, 1):
         where = sig.location or "main data set"
-        typer.echo(
+        _echo(
             f"  signature #{n} {sig.uid} ({where}): {sig.indication.value}; "
             f"integrity {sig.integrity.value}, trust {sig.trust.indication.value}"
         )
-        typer.echo(
+        _echo(
             f"    MAC {sig.mac_algorithm}, signed {sig.datetime}, by {sig.signer}"
             + (f", purpose {sig.purpose['code']} {sig.purpose['meaning']}" if sig.purpose else "")
         )
-        typer.echo(
+        _echo(
             f"    covers {len(sig.signed_tags)} elements, {len(sig.unsigned_tags)} present "
             f"elements not covered; profiles: {', '.join(sig.profiles) or 'none'}"
         )
         if sig.timestamp:
             ts = sig.timestamp
-            typer.echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
+            _echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
         lines = [(f.code, f.message) for f in sig.findings]
         lines += [(f.code, f.message) for f in sig.trust.findings]
         for code, message in lines:
-            typer.echo(f"    {code}: {message}")
+            _echo(f"    {code}: {message}")
     for finding in result.findings:
-        typer.echo(f"  {finding.code}: {finding.message}")
+        _echo(f"  {finding.code}: {finding.message}")
     from dsig.verifier import partial_coverage
 
     partial = partial_coverage(result)
     shown = {"COVERAGE_INCOMPLETE", "ITEM_SIGNATURES_ONLY"}
     if partial and not any(f.code in shown for f in result.findings):
-        typer.echo(f"  warning: {partial} (--require-coverage all fails such files)")
+        _echo(f"  warning: {partial} (--require-coverage all fails such files)")
 
 
 def inspect(
@@ -164,7 +171,7 @@ def inspect(
             uid, out = dump_mac
             with atomic_output(out) as fp:
                 dump_mac_stream(ds, uid, [fp.write], old_format=format_old)
-            typer.echo(f"wrote the MAC stream of {uid} to {out}")
+            _echo(f"wrote the MAC stream of {uid} to {out}")
             return
         listing = describe(ds)
     except operational_errors() as e:
@@ -173,12 +180,12 @@ def inspect(
         typer.echo(json.dumps({"path": str(path), "signatures": listing}, indent=2))
         return
     if not listing:
-        typer.echo(f"{path}: no signatures")
+        _echo(f"{path}: no signatures")
     for n, sig in enumerate(listing, 1):
-        typer.echo(f"signature #{n}: {sig['uid']}")
+        _echo(f"signature #{n}: {sig['uid']}")
         for key in ("location", "mac_id", "mac_algorithm", "mac_transfer_syntax", "datetime",
                     "signer", "purpose", "signed_count", "timestamp"):  # fmt: skip
-            typer.echo(f"  {key}: {sig.get(key)}")
+            _echo(f"  {key}: {sig.get(key)}")
 
 
 def remove(
@@ -209,7 +216,7 @@ def remove(
         save(ds, dst, target_encoding(ds, "same", None))
     except operational_errors() as e:
         raise fail(str(e)) from None
-    typer.echo(f"{message}: {src} -> {dst}")
+    _echo(f"{message}: {src} -> {dst}")
 
 
 def purposes(

@@ -351,3 +351,41 @@ def test_main_signature_meets_both_requirements(tpki: TimestampPki, tmp_path: Pa
         assert got == 0 and report["files"][0]["findings"] == []
     unsigned = verify_json(SR, "--integrity-only", "--require", "item-signature")
     assert unsigned[0] == 1
+
+
+# --- control characters never reach the output raw ---------------------------------------------
+
+FORGED_DT = "\nVALID         /archive/forged.dcm\x1b[2J"
+FORGED = FORGED_DT + "\u202e"  # names may hold any Unicode: a bidi override too
+
+
+def test_control_characters_are_escaped(tpki: TimestampPki, tmp_path: Path) -> None:
+    from tests.helpers.pki_factory import issue
+
+    mallory = issue("Mallory" + FORGED, issuer=tpki.intermediate, now=tpki.now)
+    key, cert = mallory.write(tmp_path, "mallory")
+    path = tmp_path / ("report" + FORGED.replace("/", "_") + ".dcm")
+    r = dsig("sign", CT, path, "--key", key, "--cert", cert, "--no-password")
+    assert r.exit_code == 0, r.output
+    ds = read_dicom(path)  # a signing time that tries to forge a line of its own
+    find_signatures(ds)[0].item.add_new(0x04000105, "DT", "20260101" + FORGED_DT)
+    save(ds, path, target_encoding(ds, "same", None))
+    html = tmp_path / "audit.html"
+    outputs = {
+        "verify": dsig("verify", path, tmp_path, "-r", "--integrity-only", "--report", html),
+        "inspect": dsig("inspect", path),
+        "error": dsig("verify", tmp_path / ("missing" + FORGED.replace("/", "_"))),
+    }
+    for name, result in outputs.items():
+        text = result.stdout + result.stderr
+        assert "\x1b" not in text and "\u202e" not in text, name
+        lines = text.splitlines()
+        assert not [line for line in lines if line.startswith("VALID")], (name, text)
+        assert "\\nVALID         " in text and "\\x1b[2J\\u202e" in text, (name, text)
+    assert "VALID         /archive/forged.dcm" not in outputs["verify"].stdout.replace(
+        "\\nVALID", "")  # fmt: skip
+    document = html.read_text()
+    assert "\x1b" not in document and "\u202e" not in document
+    assert "\\nVALID" in document and "\nVALID " not in document
+    listing = json.loads(dsig("inspect", path, "--json").stdout)  # JSON keeps the value exact
+    assert listing["signatures"][0]["datetime"] == "20260101" + FORGED_DT
