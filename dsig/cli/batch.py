@@ -39,14 +39,22 @@ def run_verify(
     jsonl: bool,
     report: Path | None,
     render: Callable[[FileResult], object],
+    force: bool = False,
 ) -> int:
-    """Verify ``paths`` and print the results; returns the exit code of the run."""
+    """Verify ``paths`` and print the results; returns the exit code of the run.
+
+    ``report`` is checked before anything is verified: never an input, never an existing
+    file without ``force``, never a directory or a device."""
     from dsig.batch import Tally, discover, frozen_now, run, summary_table
+    from dsig.cli._common import guard_output
 
     try:
         candidates = discover(paths, recursive)
     except ValueError as e:
         raise fail(str(e)) from None
+    if report is not None:
+        inputs = (Path(c.path) for c in candidates)
+        guard_output(report, inputs=inputs, force=force, what="--report")
     human = not (json_out or jsonl)
     tally = Tally(keep_records=report is not None)
     files_json: list[dict[str, Any]] = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, input_output, operational_errors
+from dsig.cli._common import fail, guard_output, input_output, operational_errors
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     AtOpt,
@@ -63,6 +63,9 @@ def verify(
     report_html: Annotated[
         Path | None, typer.Option("--report", help="write a self-contained HTML audit report")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing --report file")
+    ] = False,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
 
@@ -94,6 +97,7 @@ def verify(
         run_verify(
             paths,
             options,
+            force=force,
             recursive=recursive,
             jobs=jobs,
             json_out=json_out,
@@ -156,6 +160,9 @@ def inspect(
     format_old: Annotated[
         bool, typer.Option("--format-old", help="use the pre-3.5.4 format for --dump-mac")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing --dump-mac file")
+    ] = False,
 ) -> None:
     """List the signatures of a file without judging them."""
     from dsig.dicomio import read_dicom
@@ -163,8 +170,8 @@ def inspect(
     from dsig.verifier import dump_mac_stream
     from dsig.writer import atomic_output
 
-    if dump_mac is not None and dump_mac[1].resolve() == path.resolve():
-        raise fail(f"--dump-mac {dump_mac[1]} is the input file: it would be overwritten", 2)
+    if dump_mac is not None:
+        guard_output(dump_mac[1], inputs=[path], force=force, what="--dump-mac")
     try:
         ds = read_dicom(path)
         if dump_mac is not None:
