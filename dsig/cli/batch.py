@@ -81,17 +81,36 @@ def run_verify(
             _emit(outcome.text.rstrip("\n"))
     summary = tally.summary()
     code = tally.exit_code()
+    findings = run_findings(summary, options)
+    if findings:
+        code = 1  # a requirement not met (nothing was verified, so nothing else counts)
     if json_out:
         typer.echo(json.dumps(
-            {"files": files_json, "summary": summary, "skipped": tally.skipped}, indent=2
+            {"files": files_json, "summary": summary, "skipped": tally.skipped,
+             "findings": findings}, indent=2
         ))  # fmt: skip
     elif jsonl:
-        _emit(json.dumps({"summary": summary}))
-    elif len(candidates) > 1 or any(p.is_dir() for p in paths):
-        _emit(summary_table(summary))
+        _emit(json.dumps({"summary": summary, "findings": findings}))
+    else:
+        if len(candidates) > 1 or any(p.is_dir() for p in paths):
+            _emit(summary_table(summary))
+        for finding in findings:
+            _emit(f"{finding['code']}: {finding['message']}")
     if report is not None:
         _write_report(report, tally, summary, code)
     return code
+
+
+def run_findings(summary: dict[str, Any], options: VerifyOptions) -> list[dict[str, str]]:
+    """Findings about the whole run: NOTHING_VERIFIED when a --require was given but no file
+    was verified (an empty directory, or only files that are not DICOM)."""
+    if not options.require or summary.get("files", 0):
+        return []
+    skipped = int(summary.get("skipped", 0))
+    what = f"{skipped} file(s) skipped as not DICOM" if skipped else "no file found"
+    wanted = ", ".join(options.require)
+    return [{"code": "NOTHING_VERIFIED", "severity": "error",
+             "message": f"--require {wanted}: no DICOM file was verified ({what})"}]  # fmt: skip
 
 
 _progress_console: Any = None

@@ -282,3 +282,59 @@ def test_modes_are_never_copied_through_symlinks_nor_setuid(
                core_pki.rsa_cert, "--no-password")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(real.stat().st_mode) == 0o750 and is_valid(real)
+
+
+# --- walks ------------------------------------------------------------------------------------
+
+
+def test_walk_verifies_dicom_without_preamble_and_lists_what_it_skips(
+    signed: Path, tmp_path: Path
+) -> None:
+    import json
+
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    data = signed.read_bytes()
+    (tree / "with-preamble.dcm").write_bytes(data)
+    # the same object without the 128-byte preamble and DICM: still DICOM, still verified
+    meta_length = int.from_bytes(data[140:144], "little")  # (0002,0000) UL after DICM
+    bare = tree / "sub" / "bare.dcm"
+    bare.write_bytes(data[144 + meta_length :])  # the data set alone, explicit VR LE
+    assert bare.read_bytes()[128:132] != b"DICM"
+    (tree / "notes.txt").write_text("not DICOM\n")
+    (tree / "sub" / "garbage.bin").write_bytes(os.urandom(300))
+    proc = run("verify", tree, "-r", "--integrity-only", "--json")
+    report = json.loads(proc.stdout)
+    verified = {Path(f["path"]).name: f["indication"] for f in report["files"]}
+    assert verified == {"with-preamble.dcm": "VALID", "bare.dcm": "VALID"}, report
+    assert sorted(Path(p).name for p in report["skipped"]) == ["garbage.bin", "notes.txt"]
+    assert report["summary"]["skipped"] == 2 and proc.returncode == 0
+    human = run("verify", tree, "-r", "--integrity-only")
+    assert human.returncode == 0 and "2 file(s) verified" in human.stdout
+    assert "2 skipped (not DICOM)" in human.stdout
+    named = run("verify", bare, "--integrity-only")  # the same verdict when named directly
+    assert named.returncode == 0 and named.stdout.startswith("VALID")
+
+
+def test_nothing_verified_fails_a_requirement(tmp_path: Path) -> None:
+    import json
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.txt").write_text("hello")
+    for directory, detail in ((empty, "no file found"), (junk, "1 file(s) skipped")):
+        proc = run("verify", directory, "-r", "--integrity-only", "--require", "signature")
+        assert proc.returncode == 1 and "NOTHING_VERIFIED" in proc.stdout and detail in proc.stdout
+        proc = run("verify", directory, "-r", "--integrity-only", "--require", "signature",
+                   "--json")  # fmt: skip
+        report = json.loads(proc.stdout)
+        assert proc.returncode == 1 and [f["code"] for f in report["findings"]] == [
+            "NOTHING_VERIFIED"]  # fmt: skip
+        proc = run("verify", directory, "-r", "--integrity-only", "--require", "signature",
+                   "--jsonl")  # fmt: skip
+        last = json.loads(proc.stdout.splitlines()[-1])
+        assert proc.returncode == 1 and last["findings"][0]["code"] == "NOTHING_VERIFIED"
+        # without a requirement an empty run is not a failure
+        assert run("verify", directory, "-r", "--integrity-only").returncode == 0
