@@ -32,11 +32,12 @@ FINDING_CODES = {
     "TRUST_NOT_CHECKED": "no trust store was given: the signer was not validated",
     "SIGNED_ELEMENT_MISSING": "an element listed in Data Elements Signed is absent",
     "NOT_SIGNABLE": "a listed element can no longer be signed (e.g. now VR UN)",
-    "SIGNING_TIME_OUTSIDE_VALIDITY": "signing DateTime outside the certificate validity",
+    "SIGNING_TIME_OUTSIDE_VALIDITY": "signing DateTime outside the certificate validity (trust)",
     "PIXEL_ENCODING_CHANGED": "pixel data (de)compressed since signing: MAC not recomputable",
     "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
     "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
     "COVERAGE_INCOMPLETE": "--require-coverage: a present element is covered by no valid signature",
+    "ITEM_SIGNATURES_ONLY": "warning: the valid signatures cover only sequence items",
 }
 
 

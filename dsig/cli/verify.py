@@ -69,8 +69,11 @@ def verify(
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
 
-    Directories (with --recursive) are verified in parallel; files found there without the
-    DICM prefix are skipped and counted. A summary table ends the human output.
+    Directories (with --recursive) are verified in parallel; files found there that do not
+    parse as DICOM are skipped and counted. A summary table ends the human output. A
+    present certified timestamp that does not verify fails its signature unless
+    --timestamp-failures-warn. --report never replaces an input, nor an existing file
+    without --force.
     """
     options = build_verify_options(
         require=require,
