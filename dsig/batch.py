@@ -35,7 +35,7 @@ _CHUNK = 8
 #: Tasks in flight per worker (bounds memory for runs of millions of files).
 _WINDOW = 4
 
-NOT_DICOM = "not a DICOM file (no DICM prefix)"
+NOT_DICOM = "not a DICOM file"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,6 +89,25 @@ def has_dicm_prefix(path: str) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
+def not_dicom_reason(path: str, options: VerifyOptions) -> str | None:
+    """Why a file found by a walk is not DICOM, or None when it is: it is DICOM when it has the
+    ``DICM`` prefix or parses as a data set without it (as when named directly). A file that
+    hits a parse limit counts as DICOM: it is reported (ERROR), never skipped."""
+    if has_dicm_prefix(path):
+        return None
+    from dsig.dicomio import read_dicom
+    from dsig.errors import DicomFormatError
+    from dsig.limits import LimitExceededError
+
+    try:
+        read_dicom(Path(path), options.limits)
+    except LimitExceededError:
+        return None
+    except DicomFormatError as e:
+        return f"{NOT_DICOM}: {e}"
+    return None
+
+
 # --- the worker side -------------------------------------------------------------------------
 
 _options: VerifyOptions | None = None
@@ -100,8 +119,10 @@ def _verify(candidate: Candidate) -> Outcome:
     from dsig.verifier import verify_file
 
     assert _options is not None
-    if not candidate.explicit and not has_dicm_prefix(candidate.path):
-        return Outcome(candidate.path, skipped=NOT_DICOM)
+    if not candidate.explicit:
+        reason = not_dicom_reason(candidate.path, _options)
+        if reason is not None:
+            return Outcome(candidate.path, skipped=reason)
     try:
         result = verify_file(Path(candidate.path), _options)
     except Exception as e:  # a bug must not take the whole run down: report it for this file
@@ -329,16 +350,19 @@ def severity(indication: str) -> int:
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """The human summary: totals, then one row per signer."""
+    """The human summary: totals, then one row per signer (names escaped)."""
+    from dsig.printable import printable
+
     cols = ("valid", "invalid", "indeterminate", "unsigned", "error", "skipped")
     heads = ("VALID", "INVALID", "INDETERM.", "UNSIGNED", "ERRORS", "SKIPPED")
     rows: list[tuple[str, list[int]]] = [("all files", [int(summary.get(c, 0)) for c in cols])]
     for signer, counts in summary.get("by_signer", {}).items():
         rows.append((signer, [int(counts.get(c, 0)) for c in cols]))
-    width = min(60, max(len(r[0]) for r in rows))
+    width = min(60, max(len(printable(r[0])) for r in rows))
     lines = ["", "Summary " + "-" * (width + 62 - 8)]
     lines.append(f"{'signer':<{width}}" + "".join(f" {h:>9}" for h in heads))
-    for name, values in rows:
+    for raw, values in rows:
+        name = printable(raw)
         shown = name if len(name) <= width else name[: width - 3] + "..."
         lines.append(f"{shown:<{width}}" + "".join(f" {v:>9}" for v in values))
     lines.append(

@@ -1,7 +1,7 @@
 """``dsig verify --report FILE.html``: a self-contained audit report a person can read.
 
 One HTML file, inline CSS, no scripts, no external resources. Every value from the files
-(paths, signer names, messages) is escaped.
+(paths, signer names, messages) is escaped, control characters as visible ``\n``-style escapes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dsig.batch import severity
+from dsig.printable import printable
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
@@ -33,7 +34,7 @@ _HEADS = ("Valid", "Invalid", "Indeterminate", "Unsigned", "Errors", "Skipped")
 
 
 def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    return html.escape(printable(value), quote=True)
 
 
 def _ind(value: object) -> str:

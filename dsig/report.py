@@ -32,7 +32,7 @@ FINDING_CODES = {
     "TRUST_NOT_CHECKED": "no trust store was given: the signer was not validated",
     "SIGNED_ELEMENT_MISSING": "an element listed in Data Elements Signed is absent",
     "NOT_SIGNABLE": "a listed element can no longer be signed (e.g. now VR UN)",
-    "SIGNING_TIME_OUTSIDE_VALIDITY": "signing DateTime outside the certificate validity",
+    "SIGNING_TIME_OUTSIDE_VALIDITY": "signing DateTime outside the certificate validity (trust)",
     "PIXEL_ENCODING_CHANGED": "pixel data (de)compressed since signing: MAC not recomputable",
     "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
     "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
@@ -40,12 +40,16 @@ FINDING_CODES = {
     "STUDY_MANIFEST": "the file is a study manifest (info): check it with dsig manifest verify",
     "UNSIGNABLE_CONTENT": "content no signature can cover (VR UN, group < 0008, padding, bytes "
     "after the data set) (warning)",
+    "ITEM_SIGNATURES_ONLY": "warning: the valid signatures cover only sequence items",
 }
 
 
 #: Findings that fail an intact signature when raised with severity "error" (policy, not
-#: integrity: the MAC matched, but the verifier was told not to accept this).
-POLICY_FAILURES = frozenset({"WEAK_ALGORITHM"})
+#: integrity: the MAC matched, but the verifier was told not to accept this, or the
+#: signature's certified timestamp is broken).
+POLICY_FAILURES = frozenset({"WEAK_ALGORITHM", "TIMESTAMP_INVALID"})
+#: Findings that make an intact signature at best INDETERMINATE when raised as "error".
+INDETERMINATE_FAILURES = frozenset({"TIMESTAMP_INDETERMINATE"})
 
 
 def worst(*indications: Indication) -> Indication:
@@ -101,6 +105,8 @@ class SignatureResult:
             result = worst(result, trust)
         if any(f.severity == "error" and f.code in POLICY_FAILURES for f in self.findings):
             result = worst(result, Indication.INVALID)
+        if any(f.severity == "error" and f.code in INDETERMINATE_FAILURES for f in self.findings):
+            result = worst(result, Indication.INDETERMINATE)
         return result
 
     def to_json(self) -> dict[str, Any]:

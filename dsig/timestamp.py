@@ -311,6 +311,8 @@ class TokenInfo:
     accuracy: dt.timedelta | None
     signer: x509.Certificate | None
     certificates: tuple[x509.Certificate, ...]
+    #: Hashes of the TSA's signature: the SignerInfo digest and the signature algorithm's.
+    signature_hashes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -463,7 +465,9 @@ def check_token(
                 )
             )
             return out
-        out.info = dataclasses.replace(parsed, signer=signer)
+        out.info = dataclasses.replace(
+            parsed, signer=signer, signature_hashes=_signature_hashes(signer_info)
+        )
         out.problems.extend(_check_signer_info(signer_info, econtent, signer))
         out.problems.extend(_check_tsa_cert(signer, parsed.gen_time))
     except Exception as e:
@@ -521,6 +525,49 @@ def _check_ess(values: dict[str, Any], cert: x509.Certificate) -> list[tuple[str
             return [(bad, "the ESSCertID hash does not match the TSA certificate")]
         return []
     return [(bad, "no signing-certificate(-v2) attribute binds the TSA certificate")]
+
+
+def _signature_hashes(signer_info: cms.SignerInfo) -> tuple[str, ...]:
+    """The SignerInfo digest algorithm and the signature algorithm's hash (when it names one)."""
+    names = [str(signer_info["digest_algorithm"]["algorithm"].native)]
+    try:
+        names.append(str(signer_info["signature_algorithm"].hash_algo))
+    except ValueError:
+        pass  # plain rsaEncryption / id-ecPublicKey: the digest algorithm decides
+    return tuple(dict.fromkeys(names))
+
+
+def _weak_findings(
+    info: TokenInfo, *, strict: bool, allow_weak: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """WEAK_ALGORITHM for an MD5/SHA-1 imprint or TSA signature hash and a short TSA key: the
+    policy of signatures (a warning; under ``strict`` an error unless ``allow_weak`` names it)."""
+    from pki.policy import WEAK_HASHES, AlgorithmRule
+
+    rule = AlgorithmRule.from_names(allow_weak)
+    weak: list[tuple[str, str, bool]] = []
+    if info.hash_algorithm in WEAK_HASHES:
+        name = info.hash_algorithm
+        weak.append((f"the token's imprint uses {name}", name, name in rule.allowed_hashes))
+    for name in info.signature_hashes:
+        if name in WEAK_HASHES:
+            weak.append((f"the TSA signs with {name}", name, name in rule.allowed_hashes))
+    key = info.signer.public_key() if info.signer is not None else None
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048:
+        kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
+        floor = rule.min_rsa_bits if kind == "rsa" else rule.min_dsa_bits
+        weak.append(
+            (f"the TSA key is only {key.key_size} bits", f"{kind}{key.key_size}",
+             key.key_size >= floor)
+        )  # fmt: skip
+    out = []
+    for message, name, allowed in weak:
+        if strict and not allowed:
+            out.append(("WEAK_ALGORITHM", f"{message}: refused by --strict (--allow-weak {name})",
+                        "error"))  # fmt: skip
+        else:
+            out.append(("WEAK_ALGORITHM", f"{message}, a weak algorithm", "warning"))
+    return out
 
 
 def _verify_cms_signature(
@@ -667,11 +714,16 @@ def verify_item_timestamp(
     at: dt.datetime,
     trust_required: bool = True,
     signing_time: dt.datetime | None = None,
+    strict: bool = False,
+    allow_weak: Sequence[str] = (),
 ) -> TimestampResult:
     """Check the Certified Timestamp of a signature item; ``trust`` validates the TSA chain.
 
     ``at`` is the moment for the TSA chain (now, or an explicit ``--at``). Without ``trust``
-    the result is INDETERMINATE unless ``trust_required`` is false (integrity-only).
+    the result is INDETERMINATE unless ``trust_required`` is false (integrity-only). Weak
+    algorithms (MD5/SHA-1 imprint or TSA signature, short TSA key) follow the signature
+    policy: WEAK_ALGORITHM warnings, or under ``strict`` errors (INVALID) unless
+    ``allow_weak`` names them.
     """
     findings: list[tuple[str, str, str]] = []
     ts_type = raw_text(item, TIMESTAMP_TYPE)
@@ -690,6 +742,7 @@ def verify_item_timestamp(
         findings.append((code, message, "error"))
     if info is None:
         return TimestampResult("INVALID", None, None, None, tuple(findings))
+    findings.extend(_weak_findings(info, strict=strict, allow_weak=allow_weak))
     tsa = info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
     details: dict[str, Any] = {"policy": info.policy, "serial": info.serial}
     if info.accuracy is not None:
@@ -785,9 +838,12 @@ def check_signature_timestamp(
     """Verify the timestamp of one signature for ``dsig verify``; returns the JSON object.
 
     The TSA chain is validated with ``options.tsa_trust`` (default: ``options.trust``) at the
-    explicit ``--at`` datetime if one was given, else now. A timestamp that does not verify
-    adds a TIMESTAMP_INVALID warning to the signature: the signature itself is not affected
-    (the timestamp lies outside the MAC) unless ``--require timestamp`` asks for one.
+    explicit ``--at`` datetime if one was given, else now. A present timestamp counts: one
+    that does not verify fails the signature (TIMESTAMP_INVALID: altered token, imprint of
+    another signature, bad TSA signature, refused weak algorithm; TIMESTAMP_INDETERMINATE:
+    TSA certificate missing or not validated), unless ``options.timestamp_failures_warn``
+    turns these into warnings. A TSA left unchecked for want of any trust store adds nothing:
+    the signature is already INDETERMINATE (TRUST_NOT_CHECKED).
     """
     trust = options.tsa_trust if options.tsa_trust is not None else options.trust
     at = options.at if isinstance(options.at, dt.datetime) else options.clock()
@@ -799,15 +855,36 @@ def check_signature_timestamp(
         at=at,
         trust_required=not options.integrity_only,
         signing_time=parse_dicom_datetime(res.datetime or ""),
+        strict=options.strict,
+        allow_weak=options.allow_weak,
     )
+    for code, message, severity in result.findings:
+        if code == "WEAK_ALGORITHM" and severity == "warning":
+            res.findings.append(Finding(code, f"certified timestamp: {message}", "warning"))
     first = next((m for _c, m, s in result.findings if s == "error"), "")
     if result.indication == "INVALID" or first:  # not for a merely unchecked TSA (no trust)
-        if result.indication == "INVALID":
-            code, text = "TIMESTAMP_INVALID", "the certified timestamp does not verify"
-        else:
-            code, text = "TIMESTAMP_INDETERMINATE", "the certified timestamp could not be checked"
-        res.findings.append(Finding(code, f"{text}: {first}" if first else text, "warning"))
+        timestamp_failure(res, options, result.indication, first)
     return result.to_json()
+
+
+def timestamp_failure(
+    res: SignatureResult, options: VerifyOptions, indication: str, reason: str
+) -> None:
+    """Record a present timestamp that did not verify: TIMESTAMP_INVALID (INVALID) or
+    TIMESTAMP_INDETERMINATE, errors that decide the signature unless
+    ``options.timestamp_failures_warn`` makes them warnings."""
+    if indication == "INVALID":
+        code, text = "TIMESTAMP_INVALID", "the certified timestamp does not verify"
+    else:
+        code, text = "TIMESTAMP_INDETERMINATE", "the certified timestamp could not be checked"
+    message = f"{text}: {reason}" if reason else text
+    if options.timestamp_failures_warn:
+        res.findings.append(
+            Finding(code, f"{message} (counted as a warning: --timestamp-failures-warn)",
+                    "warning")
+        )  # fmt: skip
+    else:
+        res.findings.append(Finding(code, message))
 
 
 def certified_moment(res: SignatureResult) -> dt.datetime | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from dsig.stream import (
 )
 from dsig.tags import format_location, tag_str
 from pki.policy import AlgorithmRule
-from pki.results import NOT_CHECKED, TrustEvaluator, TrustResult
+from pki.results import NOT_CHECKED, TrustEvaluator, TrustFinding, TrustIndication, TrustResult
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm, prehashed
 from tokens.errors import UnsupportedAlgorithmError
@@ -70,7 +71,8 @@ class VerifyOptions:
     #: Validation moment for trust: "auto" (the certified time of a VALID timestamp, else
     #: now), "timestamp", "now", "signing-time" or a datetime.
     at: str | dt.datetime = "auto"
-    #: Profiles that at least one non-invalid signature must satisfy ("signature" = any).
+    #: Profiles that at least one non-invalid signature must satisfy; "signature": one of
+    #: the main data set; "item-signature": one anywhere (main data set or a sequence item).
     require: Sequence[str] = ()
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: Validates TSA certificates of timestamps; None = use ``trust``.
@@ -87,6 +89,9 @@ class VerifyOptions:
     limits: ParseLimits = DEFAULT_LIMITS
     #: How files are read (``--read`` / ``--read-xfer``; default: as the meta header says).
     read: ReadOptions = DEFAULT_READ
+    #: A present certified timestamp that does not verify fails its signature (INVALID, or
+    #: INDETERMINATE when the TSA cannot be validated); True downgrades that to a warning.
+    timestamp_failures_warn: bool = False
 
     def __post_init__(self) -> None:
         AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
@@ -127,6 +132,7 @@ def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> Fi
         check_verification_work(len(refs), weighted, options.limits)
     for ref in refs:
         result.signatures.append(_verify_one(ref, options))
+    _note_item_only(result)
     _check_requirements(result, options)
     if result.signatures:
         _report_uncovered(ds, result)
@@ -269,13 +275,51 @@ def partial_coverage(result: FileResult) -> str | None:
     )
 
 
+#: File-level warning: the valid signatures all sit in sequence items.
+ITEM_SIGNATURES_ONLY = "ITEM_SIGNATURES_ONLY"
+
+
+def _note_item_only(result: FileResult) -> None:
+    """ITEM_SIGNATURES_ONLY when intact signatures exist but none over the main data set: an
+    item signature says nothing about the patient, the study or the rest of the object."""
+    valid = [
+        s
+        for s in result.signatures
+        if s.integrity is Indication.VALID and s.indication is not Indication.INVALID
+    ]
+    if valid and not _covering(result):
+        where = ", ".join(sorted({s.location for s in valid}))
+        result.findings.append(
+            Finding(
+                ITEM_SIGNATURES_ONLY,
+                f"valid signatures cover only sequence items ({where}), not the main data set: "
+                "nothing outside those items is signed",
+                "warning",
+            )
+        )
+
+
 def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
     candidates = [s for s in result.signatures if s.indication is not Indication.INVALID]
     for requirement in options.require:
         if requirement == "signature":
+            if not any(not s.location for s in candidates):
+                items = " (only item signatures: --require item-signature accepts those)"
+                result.findings.append(
+                    Finding(
+                        "SIGNATURE_REQUIRED",
+                        "no valid signature of the main data set, but one is required"
+                        + (items if candidates else ""),
+                    )
+                )
+        elif requirement == "item-signature":
             if not candidates:
                 result.findings.append(
-                    Finding("SIGNATURE_REQUIRED", "no valid signature, but one is required")
+                    Finding(
+                        "SIGNATURE_REQUIRED",
+                        "no valid signature (of the main data set or of an item), but one is "
+                        "required",
+                    )
                 )
         elif requirement == "timestamp":
             from dsig.timestamp import check_timestamp_requirement
@@ -353,10 +397,9 @@ def _verify_integrity(
                     {"code": "TIMESTAMP_MALFORMED", "message": message, "severity": "error"}
                 ],
             }  # fmt: skip
-            res.findings.append(
-                Finding("TIMESTAMP_INVALID", f"the certified timestamp does not verify: {message}",
-                        "warning")
-            )  # fmt: skip
+            from dsig.timestamp import timestamp_failure
+
+            timestamp_failure(res, options, "INVALID", message)
 
     try:
         mac = HashAlgorithm.from_name(res.mac_algorithm or "")
@@ -386,7 +429,7 @@ def _verify_integrity(
     else:
         res.integrity = Indication.VALID
     _weakness(res, mac, cert, options)
-    _check_signing_time(res, cert)
+    outside_validity = _signing_time_outside_validity(res, cert)
     if scheme is not None:
         res.profiles = satisfied_profiles(
             level,
@@ -399,6 +442,8 @@ def _verify_integrity(
         )
     if res.integrity is Indication.VALID or not options.integrity_only:
         res.trust = _trust(cert, res, options)
+    if outside_validity is not None:
+        _judge_signing_time(res, outside_validity, options)
 
 
 def _mac(
@@ -530,7 +575,8 @@ def _weakness(
             res.findings.append(Finding("WEAK_ALGORITHM", message, "warning"))
 
 
-def _check_signing_time(res: SignatureResult, cert: x509.Certificate) -> None:
+def _signing_time_outside_validity(res: SignatureResult, cert: x509.Certificate) -> str | None:
+    """Why the claimed signing time lies outside the certificate validity, else None."""
     moment = parse_dicom_datetime(res.datetime or "")
     if moment is None:
         res.findings.append(
@@ -538,17 +584,28 @@ def _check_signing_time(res: SignatureResult, cert: x509.Certificate) -> None:
                 "MALFORMED_SIGNATURE", f"bad Digital Signature DateTime {res.datetime!r}", "warning"
             )
         )
+        return None
+    if cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+        return None
+    validity = f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}"
+    return f"signed at {moment.isoformat()}, outside the certificate validity ({validity})"
+
+
+def _judge_signing_time(res: SignatureResult, message: str, options: VerifyOptions) -> None:
+    """SIGNING_TIME_OUTSIDE_VALIDITY is about the certificate, so a trust finding (the bytes
+    are intact): trust INVALID, or only a warning when trust was declined (--integrity-only)."""
+    code = "SIGNING_TIME_OUTSIDE_VALIDITY"
+    if options.integrity_only:
+        res.findings.append(
+            Finding(code, f"{message} (a trust finding, not judged under --integrity-only)",
+                    "warning")
+        )  # fmt: skip
         return
-    if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
-        validity = (
-            f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}"
-        )
-        _fail(
-            res,
-            "SIGNING_TIME_OUTSIDE_VALIDITY",
-            f"signed at {moment.isoformat()}, outside the certificate validity ({validity})",
-            Indication.INVALID,
-        )
+    res.trust = dataclasses.replace(
+        res.trust,
+        indication=TrustIndication.INVALID,
+        findings=(*res.trust.findings, TrustFinding(code, message)),
+    )
 
 
 def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions) -> TrustResult:

@@ -8,8 +8,10 @@ sequence lengths, and writes the stored value bytes unchanged otherwise.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -333,6 +335,11 @@ def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
             if durable:
                 os.fsync(fp.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in _WRITE_ERRNOS:  # full disk, quota, I/O error: the user's to fix
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -346,14 +353,21 @@ def atomic_output(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
             os.close(dir_fd)
 
 
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
 def _output_mode(path: Path) -> int:
-    """The mode of the file being replaced, else what open() would create (0666 - umask)."""
+    """The permission bits of the regular file being replaced (never setuid, setgid or sticky;
+    never read through a symlink), else what open() would create (0666 - umask)."""
     try:
-        return path.stat().st_mode & 0o7777
+        st = os.lstat(path)
     except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return st.st_mode & 0o777
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def save(ds: Dataset, path: Path, encoding: Encoding, *, durable: bool = True) -> None:

@@ -65,11 +65,18 @@ def main() -> None:
     """Console-script entry point: no traceback ever reaches the user (DSIG_DEBUG=1 shows it)."""
     from dsig.cli._hardening import disable_core_dumps
     from dsig.cli._startup import defer_modules
+    from dsig.cli._stdio import StdoutFailure, end_for, guard_stdio
 
     disable_core_dumps()  # before any secret is read
     defer_modules()
+    guard_stdio()
     try:
-        _app_for(sys.argv[1:])()
+        try:
+            _app_for(sys.argv[1:])()
+        finally:
+            sys.stdout.flush()  # a failing final flush is reported like any other write
+    except StdoutFailure as failure:
+        sys.exit(end_for(failure))
     except SystemExit:
         raise
     except KeyboardInterrupt:

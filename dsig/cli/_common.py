@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import typer
@@ -14,8 +14,10 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INDETERMINATE, EXIT_OPERATIONAL = 0, 1, 
 
 
 def fail(message: str, code: int = EXIT_OPERATIONAL) -> typer.Exit:
-    """Print one line to stderr and return the Exit to raise."""
-    typer.echo(f"dsig: error: {message}", err=True)
+    """Print one line to stderr (control characters escaped) and return the Exit to raise."""
+    from dsig.printable import printable
+
+    typer.echo(f"dsig: error: {printable(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -74,12 +76,45 @@ def expand_inputs(paths: list[Path], recursive: bool) -> Iterator[tuple[Path, Pa
             yield path, Path(path.name)
 
 
+def guard_output(
+    path: Path,
+    *,
+    inputs: Iterable[Path] = (),
+    force: bool = False,
+    what: str = "output",
+    parent_must_exist: bool = True,
+) -> None:
+    """:func:`dsig.outputs.check_output_path` with CLI exits: 2 refused, 4 unwritable."""
+    from dsig.errors import OutputError
+    from dsig.outputs import OutputRefusedError, check_output_path
+
+    try:
+        check_output_path(
+            path, inputs=inputs, force=force, what=what, parent_must_exist=parent_must_exist
+        )
+    except OutputRefusedError as e:
+        raise fail(str(e), EXIT_USAGE) from None
+    except OutputError as e:
+        raise fail(str(e)) from None
+
+
 def check_output(src: Path, dst: Path, *, force: bool) -> None:
-    """Refuse an output that is the input (use --in-place) or exists (use --force)."""
+    """Refuse an output that is the input (use --in-place), exists (use --force), or is a
+    directory or device; its directory may still be created (``--out-dir``)."""
     if dst.exists() and dst.resolve() == src.resolve():
-        raise fail(f"output {dst} is the input: use --in-place to replace it", 2)
-    if dst.exists() and not force:
-        raise fail(f"output {dst} exists: use --force to overwrite it", 2)
+        raise fail(f"output {dst} is the input: use --in-place to replace it", EXIT_USAGE)
+    guard_output(dst, inputs=[src], force=force, parent_must_exist=False)
+
+
+def in_place_target(path: Path) -> Path:
+    """The file --in-place replaces (a symlink's target: the link keeps naming it)."""
+    from dsig import outputs
+    from dsig.errors import OutputError
+
+    try:
+        return outputs.in_place_target(path)
+    except OutputError as e:
+        raise fail(str(e)) from None
 
 
 def input_output(paths: list[Path], *, in_place: bool, force: bool) -> tuple[Path, Path]:
@@ -87,7 +122,8 @@ def input_output(paths: list[Path], *, in_place: bool, force: bool) -> tuple[Pat
     if in_place:
         if len(paths) != 1:
             raise fail("--in-place takes one INPUT", 2)
-        return paths[0], paths[0]
+        target = in_place_target(paths[0])
+        return target, target
     if len(paths) != 2:
         raise fail("give INPUT OUTPUT (or INPUT --in-place)", 2)
     src, dst = paths

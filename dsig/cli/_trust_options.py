@@ -25,6 +25,7 @@ class RequireChoice(enum.StrEnum):
     """--require values."""
 
     signature = "signature"
+    item_signature = "item-signature"
     base = "base"
     creator = "creator"
     authorization = "authorization"
@@ -109,6 +110,14 @@ InhibitPolicyMappingOpt = Annotated[
 ]
 InhibitAnyPolicyOpt = Annotated[
     bool, typer.Option("--inhibit-any-policy", help="anyPolicy in a CA certificate does not count")
+]
+TimestampFailuresWarnOpt = Annotated[
+    bool,
+    typer.Option(
+        "--timestamp-failures-warn",
+        help="a present certified timestamp that does not verify is only a warning "
+        "(default: it fails its signature)",
+    ),
 ]
 RequireCoverageOpt = Annotated[
     CoverageChoice | None,
@@ -233,6 +242,7 @@ def build_verify_options(
     require_explicit_policy: bool = False,
     inhibit_policy_mapping: bool = False,
     inhibit_any_policy: bool = False,
+    timestamp_failures_warn: bool = False,
 ) -> VerifyOptions:
     """VerifyOptions from the shared options, as ``dsig verify`` builds them.
 
@@ -243,6 +253,26 @@ def build_verify_options(
     from dsig.cli._common import operational_errors
     from dsig.verifier import VerifyOptions
 
+    if integrity_only:
+        given = [
+            name
+            for name, value in (
+                ("--trust-store", trust_store), ("--untrusted", untrusted), ("--crl", crl),
+                ("--ocsp", ocsp), ("--revocation", revocation), ("--online", online),
+                ("--at", at), ("--tsa-trust-store", tsa_trust_store),
+                ("--policy-file", policy_file), ("--policy", policies),
+                ("--require-explicit-policy", require_explicit_policy),
+                ("--inhibit-policy-mapping", inhibit_policy_mapping),
+                ("--inhibit-any-policy", inhibit_any_policy),
+            )
+            if value
+        ]  # fmt: skip
+        if given:
+            raise fail(
+                f"--integrity-only declines trust checks, but {', '.join(given)} asks for "
+                "them: drop one or the other",
+                2,
+            )
     moment = parse_moment(at)
     make = evaluator or _policy_evaluator
     policy = load_trust_policy(
@@ -272,6 +302,7 @@ def build_verify_options(
             strict=strict,
             allow_weak=tuple(allow_weak or ()),
             require_coverage=require_coverage.value if require_coverage else None,
+            timestamp_failures_warn=timestamp_failures_warn,
         )
     except operational_errors() as e:
         raise fail(str(e)) from None

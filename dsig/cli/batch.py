@@ -39,14 +39,22 @@ def run_verify(
     jsonl: bool,
     report: Path | None,
     render: Callable[[FileResult], object],
+    force: bool = False,
 ) -> int:
-    """Verify ``paths`` and print the results; returns the exit code of the run."""
+    """Verify ``paths`` and print the results; returns the exit code of the run.
+
+    ``report`` is checked before anything is verified: never an input, never an existing
+    file without ``force``, never a directory or a device."""
     from dsig.batch import Tally, discover, frozen_now, run, summary_table
+    from dsig.cli._common import guard_output
 
     try:
         candidates = discover(paths, recursive)
     except ValueError as e:
         raise fail(str(e)) from None
+    if report is not None:
+        inputs = (Path(c.path) for c in candidates)
+        guard_output(report, inputs=inputs, force=force, what="--report")
     human = not (json_out or jsonl)
     tally = Tally(keep_records=report is not None)
     files_json: list[dict[str, Any]] = []
@@ -76,20 +84,37 @@ def run_verify(
     summary = tally.summary()
     code = tally.exit_code()
     stated = policy_statement(options)
+    findings = run_findings(summary, options)
+    if findings:
+        code = 1  # a requirement not met (nothing was verified, so nothing else counts)
     if json_out:
         typer.echo(json.dumps(
-            {"files": files_json, "summary": summary, "skipped": tally.skipped, **stated},
-            indent=2,
+            {"files": files_json, "summary": summary, "skipped": tally.skipped,
+             "findings": findings, **stated}, indent=2
         ))  # fmt: skip
     elif jsonl:
-        _emit(json.dumps({"summary": summary, **stated}))
+        _emit(json.dumps({"summary": summary, "findings": findings, **stated}))
     else:
         if len(candidates) > 1 or any(p.is_dir() for p in paths):
             _emit(summary_table(summary))
+        for finding in findings:
+            _emit(f"{finding['code']}: {finding['message']}")
         _emit(policy_footer(options))
     if report is not None:
         _write_report(report, tally, summary, code, policy_footer(options))
     return code
+
+
+def run_findings(summary: dict[str, Any], options: VerifyOptions) -> list[dict[str, str]]:
+    """Findings about the whole run: NOTHING_VERIFIED when a --require was given but no file
+    was verified (an empty directory, or only files that are not DICOM)."""
+    if not options.require or summary.get("files", 0):
+        return []
+    skipped = int(summary.get("skipped", 0))
+    what = f"{skipped} file(s) skipped as not DICOM" if skipped else "no file found"
+    wanted = ", ".join(options.require)
+    return [{"code": "NOTHING_VERIFIED", "severity": "error",
+             "message": f"--require {wanted}: no DICOM file was verified ({what})"}]  # fmt: skip
 
 
 _progress_console: Any = None

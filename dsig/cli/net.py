@@ -53,6 +53,7 @@ from dsig.cli._trust_options import (
     RequireOpt,
     RevocationOpt,
     StrictOpt,
+    TimestampFailuresWarnOpt,
     TrustStoreOpt,
     TsaTrustStoreOpt,
     UntrustedOpt,
@@ -185,6 +186,7 @@ def serve(
     strict: StrictOpt = False,
     require_coverage: RequireCoverageOpt = None,
     policy_file: PolicyFileOpt = None,
+    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
     ] = 60.0,
@@ -276,6 +278,7 @@ def serve(
         tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
         evaluator=lambda policy: CachingEvaluator(policy, ttl=trust_cache),
         policy_file=policy_file,
+        timestamp_failures_warn=timestamp_failures_warn,
     )  # fmt: skip
     config = ServerConfig(
         store=store, quarantine=quarantine, verify=options, ae_title=ae_title, host=host,

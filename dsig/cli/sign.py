@@ -15,6 +15,8 @@ from dsig.cli._common import (
     check_output,
     expand_inputs,
     fail,
+    guard_output,
+    in_place_target,
     no_prompt,
     prompt_secret,
     read_secret,
@@ -190,7 +192,11 @@ def sign(
     if dump is not None and len(jobs) != 1:
         raise fail("--dump needs exactly one input", 2)
     if dump is not None:
-        _check_dump_target(dump, jobs[0])
+        _check_dump_target(dump, jobs[0], force=force)
+    for option, target in (("--timestamp-query", timestamp_query),
+                           ("--timestamp-uid-file", timestamp_uid_file)):  # fmt: skip
+        if target is not None:
+            guard_output(target, inputs=[p for job in jobs for p in job], force=force, what=option)
     stamping = sign_timestamping(
         jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file,
         ts_hash=ts_hash, ts_nonce=ts_nonce, ts_cert_req=ts_cert_req, ts_policy=ts_policy,
@@ -239,7 +245,8 @@ def _plan(
     if in_place:
         if out_dir is not None:
             raise fail("--in-place and --out-dir exclude each other", 2)
-        return [(p, p) for p, _rel in expand_inputs(paths, recursive)]
+        # A symlink is followed: its target is signed (atomically) and the link stays.
+        return [(t, t) for t in (in_place_target(p) for p, _rel in expand_inputs(paths, recursive))]
     if out_dir is not None:
         jobs = [(p, out_dir / rel) for p, rel in expand_inputs(paths, recursive)]
     else:
@@ -261,11 +268,12 @@ def _check_certificate(provider: KeyProvider, policy_file: Path | bool) -> None:
     check_signer(provider, at=dt.datetime.now(dt.UTC), rules=rules)
 
 
-def _check_dump_target(dump: Path, job: tuple[Path, Path]) -> None:
-    """--dump must not replace the input or the signed output."""
+def _check_dump_target(dump: Path, job: tuple[Path, Path], *, force: bool) -> None:
+    """--dump must not replace the input or the signed output, nor an existing file."""
     for other in job:
         if dump.resolve() == other.resolve():
             raise fail(f"--dump {dump} is the same path as {other}: it would be overwritten", 2)
+    guard_output(dump, inputs=job, force=force, what="--dump")
 
 
 def _run(

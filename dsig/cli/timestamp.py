@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, input_output, operational_errors
+from dsig.cli._common import fail, guard_output, input_output, operational_errors
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 
 if TYPE_CHECKING:
@@ -200,13 +200,9 @@ def query(
     from dsig.timestamp import build_query, timestamped_bytes
     from dsig.writer import atomic_output
 
-    for target in (out, uid_file_out):
-        if target is None or not target.exists():
-            continue
-        if target.resolve() == path.resolve():
-            raise fail(f"{target} is the input DICOM file", 2)
-        if not force:
-            raise fail(f"output {target} exists: use --force to overwrite it", 2)
+    for option, target in (("--out", out), ("--uid-file-out", uid_file_out)):
+        if target is not None:
+            guard_output(target, inputs=[path], force=force, what=option)
     try:
         ds = read_dicom(path, read=read_options(read, read_xfer))
         chosen = _resolve_uid(ds, uid, None)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, input_output, operational_errors
+from dsig.cli._common import fail, guard_output, input_output, operational_errors
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._trust_options import (
     AllowWeakOpt,
@@ -28,6 +28,7 @@ from dsig.cli._trust_options import (
     RequireOpt,
     RevocationOpt,
     StrictOpt,
+    TimestampFailuresWarnOpt,
     TrustStoreOpt,
     TsaTrustStoreOpt,
     UntrustedOpt,
@@ -58,6 +59,7 @@ def verify(
     ] = False,
     strict: StrictOpt = False,
     require_coverage: RequireCoverageOpt = None,
+    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
@@ -75,11 +77,17 @@ def verify(
     inhibit_any_policy: InhibitAnyPolicyOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing --report file")
+    ] = False,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
 
-    Directories (with --recursive) are verified in parallel; files found there without the
-    DICM prefix are skipped and counted. A summary table ends the human output.
+    Directories (with --recursive) are verified in parallel; files found there that do not
+    parse as DICOM are skipped and counted. A summary table ends the human output. A
+    present certified timestamp that does not verify fails its signature unless
+    --timestamp-failures-warn. --report never replaces an input, nor an existing file
+    without --force.
     """
     options = build_verify_options(
         require=require,
@@ -101,6 +109,7 @@ def verify(
         require_explicit_policy=require_explicit_policy,
         inhibit_policy_mapping=inhibit_policy_mapping,
         inhibit_any_policy=inhibit_any_policy,
+        timestamp_failures_warn=timestamp_failures_warn,
     )
     options = dataclasses.replace(options, read=read_options(read, read_xfer))
     if json_out and jsonl:
@@ -111,6 +120,7 @@ def verify(
         run_verify(
             paths,
             options,
+            force=force,
             recursive=recursive,
             jobs=jobs,
             json_out=json_out,
@@ -121,40 +131,48 @@ def verify(
     )
 
 
+def _echo(line: str) -> None:
+    """One output line; values from files are escaped so they cannot forge lines."""
+    from dsig.printable import printable
+
+    typer.echo(printable(line))
+
+
 def _print_human(result: FileResult) -> None:
-    typer.echo(f"{result.indication.value:<13} {result.path}")
+    _echo(f"{result.indication.value:<13} {result.path}")
     if result.error:
-        typer.echo(f"  error: {result.error}")
+        _echo(f"  error: {result.error}")
     for n, sig in enumerate(result.signatures, 1):
         where = sig.location or "main data set"
-        typer.echo(
+        _echo(
             f"  signature #{n} {sig.uid} ({where}): {sig.indication.value}; "
             f"integrity {sig.integrity.value}, trust {sig.trust.indication.value}"
         )
-        typer.echo(
+        _echo(
             f"    MAC {sig.mac_algorithm}, signed {sig.datetime}, by {sig.signer}"
             + (f", purpose {sig.purpose['code']} {sig.purpose['meaning']}" if sig.purpose else "")
         )
-        typer.echo(
+        _echo(
             f"    covers {len(sig.signed_tags)} elements, {len(sig.unsigned_tags)} present "
             f"elements not covered; profiles: {', '.join(sig.profiles) or 'none'}"
         )
         if sig.timestamp:
             ts = sig.timestamp
-            typer.echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
+            _echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
         if sig.trust.revocation:
-            typer.echo(f"    revocation: {sig.trust.revocation_line()}")
+            _echo(f"    revocation: {sig.trust.revocation_line()}")
         lines = [(f.code, f.message) for f in sig.findings]
         lines += [(f.code, f.message) for f in sig.trust.findings]
         for code, message in lines:
-            typer.echo(f"    {code}: {message}")
+            _echo(f"    {code}: {message}")
     for finding in result.findings:
-        typer.echo(f"  {finding.code}: {finding.message}")
+        _echo(f"  {finding.code}: {finding.message}")
     from dsig.verifier import partial_coverage
 
     partial = partial_coverage(result)
-    if partial and not any(f.code == "COVERAGE_INCOMPLETE" for f in result.findings):
-        typer.echo(f"  warning: {partial} (--require-coverage all fails such files)")
+    shown = {"COVERAGE_INCOMPLETE", "ITEM_SIGNATURES_ONLY"}
+    if partial and not any(f.code in shown for f in result.findings):
+        _echo(f"  warning: {partial} (--require-coverage all fails such files)")
 
 
 def inspect(
@@ -169,6 +187,9 @@ def inspect(
     ] = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing --dump-mac file")
+    ] = False,
 ) -> None:
     """List the signatures of a file without judging them."""
     from dsig.dicomio import read_dicom
@@ -176,15 +197,15 @@ def inspect(
     from dsig.verifier import dump_mac_stream
     from dsig.writer import atomic_output
 
-    if dump_mac is not None and dump_mac[1].resolve() == path.resolve():
-        raise fail(f"--dump-mac {dump_mac[1]} is the input file: it would be overwritten", 2)
+    if dump_mac is not None:
+        guard_output(dump_mac[1], inputs=[path], force=force, what="--dump-mac")
     try:
         ds = read_dicom(path, read=read_options(read, read_xfer))
         if dump_mac is not None:
             uid, out = dump_mac
             with atomic_output(out) as fp:
                 dump_mac_stream(ds, uid, [fp.write], old_format=format_old)
-            typer.echo(f"wrote the MAC stream of {uid} to {out}")
+            _echo(f"wrote the MAC stream of {uid} to {out}")
             return
         listing = describe(ds)
     except operational_errors() as e:
@@ -193,12 +214,12 @@ def inspect(
         typer.echo(json.dumps({"path": str(path), "signatures": listing}, indent=2))
         return
     if not listing:
-        typer.echo(f"{path}: no signatures")
+        _echo(f"{path}: no signatures")
     for n, sig in enumerate(listing, 1):
-        typer.echo(f"signature #{n}: {sig['uid']}")
+        _echo(f"signature #{n}: {sig['uid']}")
         for key in ("location", "mac_id", "mac_algorithm", "mac_transfer_syntax", "datetime",
                     "signer", "purpose", "signed_count", "timestamp"):  # fmt: skip
-            typer.echo(f"  {key}: {sig.get(key)}")
+            _echo(f"  {key}: {sig.get(key)}")
 
 
 def remove(
@@ -231,7 +252,7 @@ def remove(
         save(ds, dst, target_encoding(ds, "same", None))
     except operational_errors() as e:
         raise fail(str(e)) from None
-    typer.echo(f"{message}: {src} -> {dst}")
+    _echo(f"{message}: {src} -> {dst}")
 
 
 def purposes(

@@ -54,8 +54,11 @@ def make_token(
     certs: Sequence[x509.Certificate] = (),
     include_certs: bool = True,
     ess_v2: bool = True,
+    signature_hash: str = "sha256",
 ) -> bytes:
-    """A DER TimeStampToken (ContentInfo/SignedData over TSTInfo) signed by ``tsa``."""
+    """A DER TimeStampToken (ContentInfo/SignedData over TSTInfo) signed by ``tsa``;
+    ``signature_hash`` (sha256, sha1) is the SignerInfo digest and signature hash."""
+    sig_hash = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}[signature_hash]
     when = (gen_time or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     tst: dict[str, Any] = {
         "version": "v1",
@@ -92,7 +95,10 @@ def make_token(
             cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
             cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": when})]}),
             cms.CMSAttribute(
-                {"type": "message_digest", "values": [hashlib.sha256(econtent).digest()]}
+                {
+                    "type": "message_digest",
+                    "values": [hashlib.new(signature_hash, econtent).digest()],
+                }
             ),
             ess,
         ]
@@ -100,12 +106,12 @@ def make_token(
     to_sign = signed_attrs.dump()
     key = tsa.key
     if isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(to_sign, padding.PKCS1v15(), hashes.SHA256())
-        sig_alg = "sha256_rsa"
+        signature = key.sign(to_sign, padding.PKCS1v15(), sig_hash)
+        sig_alg = f"{signature_hash}_rsa"
     else:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        signature = key.sign(to_sign, ec.ECDSA(hashes.SHA256()))
-        sig_alg = "sha256_ecdsa"
+        signature = key.sign(to_sign, ec.ECDSA(sig_hash))
+        sig_alg = f"{signature_hash}_ecdsa"
     asn1_cert = _asn1(tsa.cert)
     signer_info = cms.SignerInfo(
         {
@@ -114,7 +120,7 @@ def make_token(
                 name="issuer_and_serial_number",
                 value={"issuer": asn1_cert.issuer, "serial_number": asn1_cert.serial_number},
             ),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": signature_hash}),
             "signed_attrs": signed_attrs,
             "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
             "signature": signature,
@@ -122,7 +128,7 @@ def make_token(
     )
     signed = {
         "version": "v3",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": signature_hash})],
         "encap_content_info": {
             "content_type": "tst_info",
             "content": core.ParsableOctetString(econtent),

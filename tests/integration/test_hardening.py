@@ -410,7 +410,8 @@ def test_partial_coverage_warning_for_item_only_signature(
     human = dsig("verify", out, "--integrity-only")
     assert human.exit_code == 0
     assert (
-        "warning: valid signatures cover only sequence items, not the main data set" in human.stdout
+        "ITEM_SIGNATURES_ONLY: valid signatures cover only sequence items (BeamSequence[0]), "
+        "not the main data set" in human.stdout
     )
     full = tmp_path / "f.dcm"
     assert sign_cli(core_pki, sample("CT_small.dcm"), full).exit_code == 0

@@ -277,7 +277,8 @@ class Dsig:
     # -- inspect ------------------------------------------------------------------------------
 
     def dump_mac(self, path: Path | str, uid: str, out: Path) -> bytes:
-        args = ["inspect", str(path), "--dump-mac", uid, str(out)]
+        # --force: callers reuse one scratch file for several dumps
+        args = ["inspect", str(path), "--dump-mac", uid, str(out), "--force"]
         proc = self.run(*args)
         if proc.returncode != 0 or not out.exists():
             raise DsigCliError("dsig inspect --dump-mac failed\n" + _fmt(args, proc))
