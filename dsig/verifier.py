@@ -153,24 +153,35 @@ def _is_structural(tag: int) -> bool:
     return tag & 0xFFFF == 0 or tag in (0x00080001, 0xFFFAFFFA, 0x4FFE0001)
 
 
-def uncovered_tags(level: Dataset, covered: set[int]) -> list[int]:
+def uncovered_tags(level: Dataset, covered: set[int], *, padding: bool = True) -> list[int]:
     """Every element of ``level`` not in ``covered``, whatever its VR (UN included) or group
-    (< 0008, padding): only the framing elements of :func:`_is_structural` are left out."""
+    (< 0008, padding): only the framing elements of :func:`_is_structural` are left out, and
+    with ``padding=False`` the Data Set Trailing Padding too."""
     return sorted(
-        t for t in (int(k) for k in level.keys()) if t not in covered and not _is_structural(t)
+        t
+        for t in (int(k) for k in level.keys())
+        if t not in covered and not _is_structural(t) and (padding or not _is_padding(t))
     )
+
+
+def _is_padding(tag: int) -> bool:
+    """Data Set Trailing Padding (FFFC,FFFC): many modalities write it and no reader interprets
+    its bytes, so it is listed as not covered but neither warns nor fails coverage. (A polyglot
+    that hides a second data set in it is caught by what that data set needs to be read: an
+    element of group < 0008 or another transfer syntax, both findings.)"""
+    return tag == 0xFFFCFFFC
 
 
 def _report_uncovered(ds: Dataset, result: FileResult) -> None:
     """List what no valid main-level signature covers; UNSIGNABLE_CONTENT (a warning) names
     what a viewer may show but no signature can ever cover: VR UN, sequences holding UN,
-    groups below 0008, padding, bytes after the data set."""
+    groups below 0008, bytes after the data set (trailing padding is listed, not warned of)."""
     covered: set[int] = set()
     for sig in _covering(result):
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     missing = uncovered_tags(ds, covered)
     result.uncovered = [tag_str(t) for t in missing]
-    unsignable = [t for t in missing if not is_signable(ds, t)]
+    unsignable = [t for t in missing if not is_signable(ds, t) and not _is_padding(t)]
     parts = []
     if unsignable:
         parts.append(
@@ -214,7 +225,7 @@ def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequenc
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     present = {int(t) for t in ds.keys()}
     if mode == "all":
-        demanded = set(uncovered_tags(ds, set()))
+        demanded = set(uncovered_tags(ds, set(), padding=False))
         what = "element(s) present"
         if getattr(result, "trailing_bytes", 0):
             result.findings.append(
@@ -372,7 +383,7 @@ def _verify_integrity(
     signed = raw_tags(params, DATA_ELEMENTS_SIGNED)
     res.signed_tags = [tag_str(t) for t in signed]
     signed_set = set(signed)
-    res.unsigned_tags = [tag_str(t) for t in uncovered_tags(level, signed_set)]
+    res.unsigned_tags = [tag_str(t) for t in uncovered_tags(level, signed_set, padding=False)]
     cert, signature = signer_certificate(item)
     try:  # cryptography parses names and keys lazily: hostile certificates fail here
         res.signer = cert.subject.rfc4514_string()
