@@ -34,6 +34,7 @@ from dsig.cli._trust_options import (
     IntegrityOnlyOpt,
     OcspOpt,
     OnlineOpt,
+    PolicyFileOpt,
     RevocationOpt,
     StrictOpt,
     TrustStoreOpt,
@@ -221,6 +222,7 @@ def verify(
     allow_weak: AllowWeakOpt = None,
     strict: StrictOpt = False,
     jobs: JobsOpt = None,
+    policy_file: PolicyFileOpt = None,
 ) -> None:
     """Verify the manifest's signature, then each instance: ok, modified, missing, extra.
     Exit 0 only when the manifest is VALID and every instance ok with none missing or extra;
@@ -241,6 +243,7 @@ def verify(
         allow_weak=allow_weak,
         tsa_trust_store=tsa_trust_store,
         strict=strict,
+        policy_file=policy_file,
     )
     missing = [p for p in (manifest, *paths) if not p.exists()]
     if missing:

@@ -201,6 +201,21 @@ def test_verify_complete_study_is_valid(made: Signed, core_pki: CorePki) -> None
     assert "manifest VALID" in r.stdout and "VALID: 7 ok" in r.stdout
 
 
+def test_policy_file(made: Signed, core_pki: CorePki, tmp_path: Path) -> None:
+    """The site's TOML policy file works for manifests as for dsig verify."""
+    store, root_crl, inter_crl = (str(a) for a in trust_args(core_pki)[1::2])
+    site = tmp_path / "site.toml"
+    site.write_text(f"anchors = [{store!r}]\ncrls = [{root_crl!r}, {inter_crl!r}]\n")
+    code, _ = mverify(made, core_pki, made.study.directory)
+    r = dsig("manifest", "verify", made.manifest, made.study.directory, "--policy-file", site)
+    assert r.exit_code == code == 0, r.stdout
+    strict = tmp_path / "strict.toml"  # the test PKI's leaf has no such certificate policy
+    strict.write_text(f"anchors = [{store!r}]\npolicies = [\"1.2.3.4.5\"]\n"
+                      "require_explicit_policy = true\n")  # fmt: skip
+    r = dsig("manifest", "verify", made.manifest, made.study.directory, "--policy-file", strict)
+    assert r.exit_code == 1 and "CERT_POLICY" in r.stdout, r.stdout
+
+
 def test_modified_instance(made: Signed, core_pki: CorePki, tmp_path: Path) -> None:
     study = copy_study(made, tmp_path)
     victim = study / "mr" / "003.dcm"
