@@ -444,6 +444,10 @@ def test_policy_file_in_serve_and_send(tmp_path: Path) -> None:
         trust = report["signatures"][0]["trust"]
         assert trust["indication"] == "INDETERMINATE"
         assert "REVOCATION_UNAVAILABLE" in codes(trust)
+        # the log line says what was and wasn't checked, as ``dsig verify`` does
+        logged = next(line for line in server.log().splitlines() if "quarantined" in line)
+        assert lines[0]["signatures"][0]["revocation"] in logged
+        assert "revocation: CN=" in logged
     finally:
         assert server.stop() == 0, server.log()
     # send --sign refuses a certificate that can never verify, before any association
