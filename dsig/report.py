@@ -143,6 +143,9 @@ class FileResult:
     #: data set; filled for signed files.
     uncovered: list[str] = field(default_factory=list)
     trailing_bytes: int = 0
+    #: ``dsig verify --evidence``: the file's evidence record as checked (status, proven
+    #: time, renewals, findings, record path); None without ``--evidence``.
+    evidence: dict[str, Any] | None = None
 
     @property
     def indication(self) -> Indication:
@@ -168,6 +171,7 @@ class FileResult:
             "uncovered": self.uncovered,
             "trailing_bytes": self.trailing_bytes,
             "signatures": [s.to_json() for s in self.signatures],
+            **({"evidence": self.evidence} if self.evidence is not None else {}),
         }
 
 

@@ -92,6 +92,11 @@ class VerifyOptions:
     #: A present certified timestamp that does not verify fails its signature (INVALID, or
     #: INDETERMINATE when the TSA cannot be validated); True downgrades that to a warning.
     timestamp_failures_warn: bool = False
+    #: ``--evidence``: a directory of RFC 4998 records (or one record); a PROVEN record's
+    #: time of existence is a certified validation moment for the file's signatures.
+    evidence: Path | None = None
+    #: Set per file by :func:`verify_file` from ``evidence`` (not an option to pass).
+    proven_at: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
@@ -113,7 +118,17 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
     """
     try:
         ds = read_dicom(path, options.limits, read=options.read)
-        return verify_dataset(ds, options, path=str(path))
+        if options.evidence is None:
+            return verify_dataset(ds, options, path=str(path))
+        from dsig.evidence.hook import check_evidence
+
+        at = options.at if isinstance(options.at, dt.datetime) else None
+        proof = check_evidence(path, options.evidence, options.tsa_trust or options.trust, at)
+        with_proof = dataclasses.replace(options, proven_at=proof.proven_time)
+        result = verify_dataset(ds, with_proof, path=str(path))
+        result.evidence = proof.report
+        result.findings.extend([proof.finding] if proof.finding else [])
+        return result
     except DsigError as e:
         return FileResult(str(path), error=str(e))
     except Exception as e:
@@ -629,6 +644,8 @@ def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions)
         from dsig.timestamp import certified_moment, trust_at_timestamp
 
         moment = certified_moment(res)
+        if options.proven_at is not None:  # an evidence record proves existence too
+            moment = min(moment or options.proven_at, options.proven_at)
         if moment is not None:
             return trust_at_timestamp(options.trust, cert, moment)
         if options.at == "timestamp":

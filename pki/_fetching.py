@@ -8,14 +8,14 @@ What pyhanko-certvalidator's own aiohttp backend does not do, this one adds:
   hands us are never a reason to fetch more (a chain of AIA links was 200 requests);
 - an OCSP response must echo the nonce we sent (pyhanko accepts a response without one,
   i.e. a replay);
-- CRLs and OCSP responses dated in the future (beyond :data:`FUTURE_SKEW`) are refused.
+- CRLs and OCSP responses dated in the future (beyond
+  :data:`pki.revocation.FUTURE_SKEW`) are refused, as supplied ones are (pki.chain).
 
 Refusals surface as the fetcher's usual errors, i.e. "revocation information unavailable".
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import urllib.parse
 from types import TracebackType
 from typing import Any
@@ -36,9 +36,7 @@ from pyhanko_certvalidator.fetchers.common_utils import (
     complete_certificate_fetch_jobs,
 )
 
-#: How far in the future a CRL's thisUpdate or an OCSP response's producedAt may lie
-#: (clock skew between a responder and us).
-FUTURE_SKEW = dt.timedelta(minutes=5)
+from pki.revocation import crl_future_date, ocsp_future_date
 
 
 class FetchRefused(aiohttp.ClientError):
@@ -104,17 +102,11 @@ class GuardedSession:
             await session.close()
 
 
-def _future(when: dt.datetime | None) -> bool:
-    return when is not None and when > dt.datetime.now(dt.UTC) + FUTURE_SKEW
-
-
 def _check_crl(body: bytes, url: str) -> None:
-    try:
-        crl = x509.load_der_x509_crl(body)
-    except ValueError:
-        return  # not a DER CRL (a certificate, PEM...): the fetcher judges it
-    if _future(crl.last_update_utc):
-        raise FetchRefused(f"CRL from {url} is dated in the future ({crl.last_update_utc})")
+    # not a DER CRL (a certificate, PEM...): None, and the fetcher judges it
+    when = crl_future_date(body)
+    if when is not None:
+        raise FetchRefused(f"CRL from {url} is dated in the future ({when})")
 
 
 def _check_ocsp(request_der: object, body: bytes, url: str) -> None:
@@ -124,9 +116,7 @@ def _check_ocsp(request_der: object, body: bytes, url: str) -> None:
         return  # the fetcher reports malformed responses itself
     if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         return
-    if _future(response.produced_at_utc) or any(
-        _future(single.this_update_utc) for single in response.responses
-    ):
+    if ocsp_future_date(body) is not None:
         raise FetchRefused(f"OCSP response from {url} is dated in the future")
     sent = _request_nonce(request_der)
     if sent is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pki.revocation import (
     ocsp_covers,
     ocsp_revocation,
     revocation_message,
+    split_future_dated,
 )
 from pki.signer_rules import SignerRules, signer_findings
 
@@ -83,6 +85,7 @@ async def aevaluate_chain(
     from pki import _certvalidator  # lazy: keeps `import pki` free of pyhanko/aiohttp
 
     findings: list[TrustFinding] = []
+    policy = _without_future_revinfo(policy, findings)
     extra_certs, dropped = bound_offered(
         leaf, extra_certs, (*policy.trust_roots, *policy.intermediates)
     )
@@ -145,6 +148,18 @@ async def aevaluate_chain(
         revocation=checks,
         policies=outcome.policies if indication is TrustIndication.VALID else (),
     )
+
+
+def _without_future_revinfo(policy: TrustPolicy, findings: list[TrustFinding]) -> TrustPolicy:
+    """``policy`` without the supplied CRLs / OCSP responses dated in the future, each one
+    named by a note: refused as a fetched one is, so a status resting on it is unavailable."""
+    crls, responses, refused = split_future_dated(policy.crls, policy.ocsp_responses)
+    if not refused:
+        return policy
+    findings.extend(
+        TrustFinding("REVINFO_FUTURE_DATED", f"{m}: ignored", note=True) for m in refused
+    )
+    return dataclasses.replace(policy, crls=crls, ocsp_responses=responses)
 
 
 def _ocsp_revoked_later(outcome: Outcome, at: dt.datetime) -> RevocationEntry | None:

@@ -125,6 +125,8 @@ FINDING_CODES: dict[str, str] = {
     "REVOCATION_UNAVAILABLE": "a certificate publishes revocation information but its status "
     "could not be established from --crl/--ocsp or --online (note under soft-fail)",
     "REVOKED_AFTER_MOMENT": "note: a certificate was revoked, but only after the validation moment",
+    "REVINFO_FUTURE_DATED": "note: a supplied CRL or OCSP response dated in the future (beyond "
+    "pki.revocation.FUTURE_SKEW) was ignored, as a fetched one is refused",
     "KEY_USAGE": "signer lacks digitalSignature/nonRepudiation, or an issuer lacks keyCertSign",
     "EXTENDED_KEY_USAGE": "signer's extended key usage does not allow document signing "
     "(documentSigning, anyExtendedKeyUsage, or what the policy accepts), or lacks a required EKU",

@@ -22,6 +22,63 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from pki.certs import PEM_BLOCK, iter_dir_files, list_dir, read_path
 from pki.errors import CertificateLoadError
 
+#: How far in the future a CRL's thisUpdate or an OCSP response's producedAt/thisUpdate may
+#: lie (clock skew between an issuer and us); later ones are refused, supplied or fetched.
+FUTURE_SKEW = dt.timedelta(minutes=5)
+
+
+def _after(when: dt.datetime | None, limit: dt.datetime) -> bool:
+    return when is not None and when > limit
+
+
+def crl_future_date(der: bytes, now: dt.datetime | None = None) -> dt.datetime | None:
+    """The thisUpdate of the DER CRL ``der`` when it lies beyond ``now`` + :data:`FUTURE_SKEW`
+    (no CRL can honestly be dated so), else None (also for what is not a DER CRL)."""
+    try:
+        crl = x509.load_der_x509_crl(der)
+    except ValueError:
+        return None
+    limit = (now or dt.datetime.now(dt.UTC)) + FUTURE_SKEW
+    return crl.last_update_utc if _after(crl.last_update_utc, limit) else None
+
+
+def ocsp_future_date(der: bytes, now: dt.datetime | None = None) -> dt.datetime | None:
+    """Like :func:`crl_future_date` for a successful DER OCSP response (producedAt, or the
+    thisUpdate of one of its answers)."""
+    try:
+        response = ocsp.load_der_ocsp_response(der)
+        if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return None
+        dates = [response.produced_at_utc, *(r.this_update_utc for r in response.responses)]
+    except ValueError:
+        return None
+    limit = (now or dt.datetime.now(dt.UTC)) + FUTURE_SKEW
+    return next((d for d in dates if _after(d, limit)), None)
+
+
+def split_future_dated(
+    crls: Iterable[bytes], responses: Iterable[bytes], now: dt.datetime | None = None
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[str, ...]]:
+    """(CRLs, OCSP responses) usable, and one message per one refused for being dated in
+    the future: the same rule as for fetched ones, whatever the validation moment."""
+    kept_crls: list[bytes] = []
+    kept_ocsp: list[bytes] = []
+    refused: list[str] = []
+    for der in crls:
+        when = crl_future_date(der, now)
+        if when is None:
+            kept_crls.append(der)
+        else:
+            issuer = x509.load_der_x509_crl(der).issuer.rfc4514_string()
+            refused.append(f"CRL of {issuer} is dated in the future ({when.isoformat()})")
+    for der in responses:
+        when = ocsp_future_date(der, now)
+        if when is None:
+            kept_ocsp.append(der)
+        else:
+            refused.append(f"OCSP response is dated in the future ({when.isoformat()})")
+    return tuple(kept_crls), tuple(kept_ocsp), tuple(refused)
+
 
 def parse_crls(data: bytes, *, source: str = "<data>") -> tuple[bytes, ...]:
     """DER encodings of the CRLs in ``data`` (PEM ``X509 CRL`` blocks or one DER CRL)."""

@@ -20,6 +20,10 @@ Workloads:
  6. study manifest (issue 16): ``dsig manifest create`` and ``dsig manifest verify`` of a
     1,000-instance study (10 series), against verifying the same 1,000 instances signed one
     by one (``dsig verify DIR --recursive``, and a dcmsign loop). Not run by CI.
+ 7. evidence records (issue 17): ``dsig evidence create`` for a 1,000-file study (one TSA
+    request, a TSA on 127.0.0.1), checking every record through the Python API
+    (``verify_file_evidence``, trust on) and ``dsig evidence renew``; files/s, TSA requests,
+    record size.
 """
 
 from __future__ import annotations
@@ -182,7 +186,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="64 MiB and 200 files")
     ap.add_argument("--repeat", type=int, default=3, help="runs per big-file measurement")
-    ap.add_argument("--only", default="1,2,3,4,5,6", help="workloads to run, e.g. 1,5")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7", help="workloads to run, e.g. 1,5")
     ap.add_argument("--workdir", type=Path, help="where to build workloads (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir")
     args = ap.parse_args()
@@ -197,6 +201,7 @@ def main() -> None:
     try:
         rows = bench(work, only, big_mib, n_small, args.repeat)
         manifest_rows = bench_manifest(work, 200 if args.quick else 1000) if 6 in only else []
+        evidence_rows = bench_evidence(work, 200 if args.quick else 1000) if 7 in only else []
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -208,6 +213,9 @@ def main() -> None:
     if manifest_rows:
         print("\n### Study manifest (workload 6)\n")
         print(manifest_table(manifest_rows))
+    if evidence_rows:
+        print("\n### Evidence records (workload 7)\n")
+        print(manifest_table(evidence_rows))
     print(f"\nCommand: `python3 scripts/bench.py{' --quick' if args.quick else ''}`")
 
 
@@ -362,6 +370,44 @@ def manifest_table(rows: Sequence[tuple[str, Run, int]]) -> str:
         out.append(f"| {label} | {r.seconds:.2f} s | {n / r.seconds:,.0f} | {r.cpu:.2f} s "
                    f"| {r.peak_mib:.0f} MiB |")  # fmt: skip
     return "\n".join(out)
+
+
+def bench_evidence(work: Path, n: int) -> list[tuple[str, Run, int]]:
+    """Workload 7: (label, run, files) for evidence create / verify (in process) / renew."""
+    from dsig.evidence import EvidenceStatus, verify_file_evidence
+    from pki.policy import TrustPolicy
+    from tests.helpers.tsa import TimestampPki
+
+    tp = TimestampPki(work / "ev-pki")
+    study = work / "ev-study"
+    study.mkdir()
+    files = [write_small_image(study / f"img{i:05d}.dcm", seed=i) for i in range(n)]
+    out = work / "ev-records"
+    print(f"7: evidence for {n} files", file=sys.stderr)
+    with tp.server() as tsa:
+        base = ["--tsa", tsa.url, "--tsa-trust-store", str(tp.root_pem)]
+        create = run([*DSIG, "evidence", "create", str(study), "--out-dir", str(out), *base])
+        requests = tsa.hits
+        records = sorted(out.glob("*.ers"))
+        trust = TrustPolicy(trust_roots=(tp.root.cert,))
+        start, cpu = time.perf_counter(), time.process_time()
+        proven = sum(
+            verify_file_evidence(f, out, tsa_trust=trust).status is EvidenceStatus.PROVEN
+            for f in files
+        )
+        import resource  # this process's peak (it also built the study)
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        check = Run(time.perf_counter() - start, peak, time.process_time() - cpu)
+        renew = run([*DSIG, "evidence", "renew", str(out), "--min-age", "0", *base])
+    size = statistics.median(r.stat().st_size for r in records)
+    assert proven == n == len(records), (proven, n, len(records))
+    return [
+        (f"dsig evidence create ({n:,} files; {requests} TSA request(s); record "
+         f"{size:,.0f} bytes median)", create, n),
+        ("verify_file_evidence of every record (in process, trust on)", check, n),
+        (f"dsig evidence renew ({n:,} records, each checked first)", renew, n),
+    ]  # fmt: skip
 
 
 _IN_PROCESS = """

@@ -68,8 +68,12 @@ _echo_lock = threading.Lock()
 
 
 def _say(message: str, *, err: bool = False) -> None:
+    """One log line; peer-supplied values (AE titles, UIDs, signer names, server messages)
+    may hold control characters, so the line is escaped as ``dsig verify``'s are."""
+    from dsig.printable import printable
+
     with _echo_lock:
-        typer.echo(message, err=err)
+        typer.echo(printable(message), err=err)
 
 
 class _OneLine(logging.Formatter):
@@ -353,11 +357,13 @@ def audit_check(
 def _print_record(record: AuditRecord) -> None:
     where = record.path or "-"
     extra = f" [{', '.join(record.findings)}]" if record.findings else ""
+    revocation = "; ".join(r for s in record.signatures if (r := s.get("revocation")))
+    checked = f" revocation: {revocation}" if revocation else ""
     error = f" error: {record.error}" if record.error else ""
     _say(
         f"{record.action:<11} {record.indication:<13} {record.sop_instance_uid} "
         f"from {record.calling_ae}@{record.peer} -> {where} "
-        f"(0x{record.status:04X}){extra}{error}"
+        f"(0x{record.status:04X}){extra}{checked}{error}"
     )
 
 

@@ -80,6 +80,14 @@ def verify(
     force: Annotated[
         bool, typer.Option("--force", help="replace an existing --report file")
     ] = False,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            "--evidence",
+            help="directory of RFC 4998 evidence records (dsig evidence create): a proven "
+            "time of existence validates the signatures at that moment",
+        ),
+    ] = None,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
 
@@ -112,6 +120,12 @@ def verify(
         timestamp_failures_warn=timestamp_failures_warn,
     )
     options = dataclasses.replace(options, read=read_options(read, read_xfer))
+    if evidence is not None:
+        if integrity_only:
+            raise fail("--evidence proves a moment for trust: not with --integrity-only", 2)
+        if not evidence.exists():
+            raise fail(f"--evidence {evidence} does not exist", 4)
+        options = dataclasses.replace(options, evidence=evidence)
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
     from dsig.cli.batch import run_verify
@@ -167,6 +181,10 @@ def _print_human(result: FileResult) -> None:
             _echo(f"    {code}: {message}")
     for finding in result.findings:
         _echo(f"  {finding.code}: {finding.message}")
+    proof = result.evidence
+    if proof is not None and proof.get("status") == "PROVEN":
+        _echo(f"  evidence: PROVEN, the file existed at {proof['proven_time']} "
+              f"({len(proof['renewals'])} timestamp(s), record {proof['record']})")  # fmt: skip
     from dsig.verifier import partial_coverage
 
     partial = partial_coverage(result)

@@ -847,6 +847,8 @@ def _signature_summary(sig: SignatureResult) -> dict[str, Any]:
         "location": sig.location,
         "signer": sig.signer,
         "indication": sig.indication.value,
+        # what was and wasn't checked for revocation, as ``dsig verify`` prints it
+        "revocation": sig.trust.revocation_line(),
     }
 
 

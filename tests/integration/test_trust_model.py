@@ -168,6 +168,15 @@ def test_revocation_source_given_and_online(rev_pki: RevPki, tmp_path: Path) -> 
     assert trust["revocation"][0]["status"] == "good"
     assert trust["revocation"][0]["source"] == "ocsp fetched"
     assert report["policy"]["online"] is True and report["dsig_version"] == dsig.__version__
+    # a supplied CRL dated in the future is refused as a fetched one is: exit 3, said why
+    future = tmp_path / "future.crl"
+    future.write_bytes(
+        make_crl(rev_pki.inter, this_update=NOW + dt.timedelta(days=1)).public_bytes(PEM)
+    )
+    code, report = verify_json(signed, *rev_pki.base, "--crl", future)
+    trust = sig_trust(report)
+    assert code == 3 and trust["revocation"][0]["status"] == "unavailable", trust
+    assert "REVINFO_FUTURE_DATED" in codes(trust, notes=True)
 
 
 def test_revocation_declined_explicitly_is_said(rev_pki: RevPki, tmp_path: Path) -> None:
@@ -444,6 +453,10 @@ def test_policy_file_in_serve_and_send(tmp_path: Path) -> None:
         trust = report["signatures"][0]["trust"]
         assert trust["indication"] == "INDETERMINATE"
         assert "REVOCATION_UNAVAILABLE" in codes(trust)
+        # the log line says what was and wasn't checked, as ``dsig verify`` does
+        logged = next(line for line in server.log().splitlines() if "quarantined" in line)
+        assert lines[0]["signatures"][0]["revocation"] in logged
+        assert "revocation: CN=" in logged
     finally:
         assert server.stop() == 0, server.log()
     # send --sign refuses a certificate that can never verify, before any association

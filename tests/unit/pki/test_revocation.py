@@ -118,6 +118,45 @@ def test_stored_ocsp_response(test_pki: factory.TestPki) -> None:
     assert (result.indication, codes(result)) == (INV, ["CERT_REVOKED"])
 
 
+def test_supplied_revinfo_dated_in_the_future_is_refused(
+    test_pki: factory.TestPki, crls: tuple[bytes, bytes]
+) -> None:
+    """A --crl/--ocsp dated after now + FUTURE_SKEW is ignored with a note, as a fetched one
+    is refused: a status resting on it alone is unavailable, never good."""
+    from pki.revocation import FUTURE_SKEW
+
+    later = NOW + FUTURE_SKEW + dt.timedelta(hours=1)
+    leaf = test_pki.leaf("signer").cert
+    req = pki.RevocationMode.REQUIRE
+    future_crl = der(make_crl(test_pki.intermediate, this_update=later))
+    assert (
+        pki.evaluate_chain(leaf, policy(test_pki, crls=crls, revocation=req), at=NOW).indication
+        is V
+    )
+    pol = policy(test_pki, crls=(future_crl, crls[1]), revocation=req)
+    result = pki.evaluate_chain(leaf, pol, at=NOW)
+    assert result.indication is IND
+    assert "REVINFO_FUTURE_DATED" in codes(result) and "REVOCATION_UNAVAILABLE" in codes(result)
+    note = next(f for f in result.findings if f.code == "REVINFO_FUTURE_DATED")
+    assert note.note and "dated in the future" in note.message and later.isoformat() in note.message
+    # within the skew (a responder's clock slightly ahead) it still counts
+    near = der(make_crl(test_pki.intermediate, this_update=NOW + FUTURE_SKEW / 2))
+    near_result = pki.evaluate_chain(
+        leaf, policy(test_pki, crls=(near, crls[1]), revocation=req), at=NOW
+    )
+    assert near_result.indication is V
+    # an OCSP response produced in the future: ignored, the revoked-by-OCSP leaf is not decided
+    revoked = test_pki.leaf("revoked").cert
+    response = make_ocsp_response(
+        test_pki.intermediate, revoked.serial_number,
+        revoked=(REVOKED_AT, x509.ReasonFlags.key_compromise), this_update=later,
+    )  # fmt: skip
+    ocsp_der = response.public_bytes(serialization.Encoding.DER)
+    pol = policy(test_pki, ocsp_responses=(ocsp_der,), crls=(crls[1],), revocation=req)
+    result = pki.evaluate_chain(revoked, pol, at=NOW)
+    assert result.indication is IND and "REVINFO_FUTURE_DATED" in codes(result)
+
+
 # --- live CRL distribution point and OCSP responder -------------------------------------
 
 

@@ -1,0 +1,62 @@
+"""``dsig verify --evidence DIR``: a file's evidence record as proof of existence.
+
+A PROVEN record shows the file's stored bytes, signatures included, existed at its proven
+time: that time then serves as a certified validation moment for the file's signatures, as
+a certified timestamp does (a signer revoked or expired since is VALID when it was good
+then). A broken record (the file or the record changed) fails the file; a missing or
+unprovable one is a warning and the signatures are judged as without it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsig.report import Finding
+from pki.evaluator import PolicyEvaluator
+from pki.results import TrustEvaluator
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    """What the file's record proves: ``proven_time`` (None: nothing), the JSON ``evidence``
+    object of the report, and the file-level finding to add (None when PROVEN)."""
+
+    proven_time: dt.datetime | None
+    report: dict[str, Any]
+    finding: Finding | None
+
+
+def check_evidence(
+    path: Path, evidence: Path, tsa_trust: TrustEvaluator | None, at: dt.datetime | None
+) -> EvidenceCheck:
+    """Find and verify the record of ``path`` in ``evidence`` (directory or record file).
+
+    The TSAs are validated with ``tsa_trust``'s policy (``--tsa-trust-store``, else the
+    trust store); ``at`` is the verification moment (None: now)."""
+    from dsig.evidence.stamping import EvidenceError
+    from dsig.evidence.store import find_record, verify_file_evidence
+    from dsig.evidence.verify import EvidenceStatus
+
+    policy = tsa_trust.policy if isinstance(tsa_trust, PolicyEvaluator) else None
+    try:
+        record = find_record(evidence, path)
+        result = verify_file_evidence(path, record, tsa_trust=policy, at=at)
+    except EvidenceError as e:
+        report: dict[str, Any] = {"status": "MISSING", "record": None, "message": str(e)}
+        return EvidenceCheck(None, report, Finding("EVIDENCE_MISSING", str(e), "warning"))
+    report = {"record": str(record), **result.to_json()}
+    status = result.status
+    if status is EvidenceStatus.PROVEN and result.proven_time is not None:
+        return EvidenceCheck(result.proven_time, report, None)
+    why = "; ".join(f"{code}: {message}" for code, message in result.findings) or status.value
+    if status is EvidenceStatus.BROKEN:
+        message = f"evidence record {record.name} is broken ({why})"
+        return EvidenceCheck(None, report, Finding("EVIDENCE_BROKEN", message, "error"))
+    message = f"evidence record {record.name} proves nothing ({why})"
+    return EvidenceCheck(None, report, Finding("EVIDENCE_NOT_PROVABLE", message, "warning"))
+
+
+__all__ = ["EvidenceCheck", "check_evidence"]
