@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from dsig.archive.pool import batches
+from dsig.archive.shipping import Packed, pack, unpack
 from dsig.archive.sources import EXTRA_HINT, ArchiveExtraMissingError, SourceUsageError
 from dsig.archive.work import Render, verify_batch
 from dsig.batch import Candidate, Outcome, outcome_of
@@ -88,7 +89,7 @@ def run_on_dask(
     """Verify ``candidates`` on the workers of ``client``; outcomes in completion order."""
     from distributed import as_completed
 
-    shared = client.scatter(options, broadcast=True)
+    shared = client.scatter(pack(options), broadcast=True)
     threads = max(1, sum(client.nthreads().values()))
     chunks = batches(candidates, batch)
     running = as_completed(with_results=False)  # type: ignore[no-untyped-call]
@@ -98,7 +99,7 @@ def run_on_dask(
         chunk = next(chunks, None)
         if chunk is None:
             return False
-        future = client.submit(verify_batch, chunk, shared, render, retries=RETRIES, pure=False)
+        future = client.submit(_task, chunk, shared, render, retries=RETRIES, pure=False)
         paths[future.key] = chunk
         running.add(future)  # type: ignore[no-untyped-call]
         return True
@@ -115,6 +116,11 @@ def run_on_dask(
         future.release()
         yield from outcomes
         submit()
+
+
+def _task(chunk: list[Candidate], packed: Packed, render: Render | None) -> list[Outcome]:
+    """What a Dask worker runs: one batch, with the options unpacked once per worker."""
+    return verify_batch(chunk, unpack(packed), render)
 
 
 def _lost(candidate: Candidate, error: BaseException, render: Render | None) -> Outcome:
