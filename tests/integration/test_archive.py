@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -264,3 +265,36 @@ def test_without_the_extra_one_line_error(tmp_path: Path) -> None:
                            text=True, timeout=60, check=False)  # fmt: skip
         assert r.returncode == 4, r.stderr
         assert r.stderr.count("\n") == 1 and "dsig[archive]" in r.stderr
+
+
+def test_progress_on_a_terminal_shows_rate_eta_and_verdicts(
+    core_pki: CorePki, s3: dict[str, str], archive: Path, tmp_path: Path
+) -> None:
+    """ETA only when the total is known (a local tree), not for a lazily listed prefix."""
+    from tests.helpers.terminal import Terminal
+
+    env = {**os.environ, **s3, "COLUMNS": "200"}
+    for source, eta in ((str(archive), True), (PREFIX, False)):
+        out = tmp_path / f"{eta}.jsonl"
+        term = Terminal(dsig_cmd("verify", source, "-r", "-j", "1", "--jsonl", out,
+                                 *map(str, trust(core_pki))), env=env, cwd=str(REPO))  # fmt: skip
+        try:
+            assert term.wait(120) == 1
+        finally:
+            term.close()
+        assert "verifying" in term.output and re.search(r"\bVALID \d+", term.output)
+        assert ("ETA" in term.output) == eta
+
+
+def test_option_conflicts_are_usage_errors(archive: Path) -> None:
+    for extra in (["--resume"], ["--jsonl", "--resume"], ["--cluster", "local:1", "-j", "2"],
+                  ["--cluster", "local:1", "--scheduler", "tcp://127.0.0.1:1"],
+                  ["--cluster", "remote:3"]):  # fmt: skip
+        r = dsig("verify", archive, "-r", "--integrity-only", *extra)
+        assert r.exit_code == 2 and r.output.count("\n") == 1, (extra, r.output)
+
+
+def test_unreachable_scheduler_is_one_line(archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dsig.archive.cluster.CONNECT_TIMEOUT", "2s")
+    r = dsig("verify", archive, "-r", "--integrity-only", "--scheduler", "tcp://127.0.0.1:9")
+    assert r.exit_code == 4 and r.output.count("\n") == 1 and "127.0.0.1:9" in r.output
