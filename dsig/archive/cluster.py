@@ -89,7 +89,9 @@ def run_on_dask(
     """Verify ``candidates`` on the workers of ``client``; outcomes in completion order."""
     from distributed import as_completed
 
-    shared = client.scatter(pack(options), broadcast=True)
+    # A key of its own (hash=False): an earlier run's release of identical options must not
+    # delete this one's.
+    shared = client.scatter(pack(options), broadcast=True, hash=False)
     threads = max(1, sum(client.nthreads().values()))
     chunks = batches(candidates, batch)
     running = as_completed(with_results=False)  # type: ignore[no-untyped-call]
