@@ -15,27 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from dsig.cli import app
 from tests.conftest import CorePki
 from tests.helpers.bigfile import write_small_image
 from tests.helpers.net import REPO, dsig_cmd
+from tests.integration.test_batch import dsig, trust
 
 pytest.importorskip("s3fs")
 pytest.importorskip("distributed")
 
-runner = CliRunner()
 BUCKET = "archive"
 PREFIX = f"s3://{BUCKET}/hospital"
-
-
-def dsig(*args: object) -> Any:
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def trust(core_pki: CorePki) -> list[object]:
-    return ["--trust-store", core_pki.root, "--untrusted", core_pki.intermediate]
 
 
 @pytest.fixture(scope="module")
