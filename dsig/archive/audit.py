@@ -4,7 +4,8 @@ over a lazy listing (URLs), or Dask. All yield the same :class:`~dsig.batch.Outc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,15 @@ class Plan:
             yield from (Path(c.path) for c in self.listed)
         else:
             yield from (local_path(p) for p in self.paths if not is_remote(p))
+
+    def without(self, outputs: Iterable[Path | None]) -> Plan:
+        """The plan without this run's own output files (a journal being resumed inside the
+        directory it audits is not an input)."""
+        own = {os.path.realpath(p) for p in outputs if p is not None}
+        if self.listed is None or not own:
+            return self
+        kept = [c for c in self.listed if os.path.realpath(c.path) not in own]
+        return Plan(self.paths, self.recursive, kept, self.done)
 
     def skipping(self, done: set[str]) -> Plan:
         """The plan without the paths already recorded."""

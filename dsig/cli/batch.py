@@ -85,7 +85,7 @@ def run_verify(
         raise fail("--report and --jsonl name the same file", 2)
     distribution.check()
     try:
-        work = plan([str(p) for p in paths], recursive)
+        work = plan([str(p) for p in paths], recursive).without([journal_path, report])
     except SourceUsageError as e:
         raise fail(str(e), 2) from None
     except DsigError as e:

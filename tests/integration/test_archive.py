@@ -288,3 +288,29 @@ def test_unreachable_scheduler_is_one_line(archive: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr("dsig.archive.cluster.CONNECT_TIMEOUT", "2s")
     r = dsig("verify", archive, "-r", "--integrity-only", "--scheduler", "tcp://127.0.0.1:9")
     assert r.exit_code == 4 and r.output.count("\n") == 1 and "127.0.0.1:9" in r.output
+
+
+def test_human_output_on_dask_and_one_object(core_pki: CorePki, s3: dict[str, str]) -> None:
+    r = dsig("verify", PREFIX, "-r", "--cluster", "local:1", *trust(core_pki))
+    assert r.exit_code == 1
+    assert f"INVALID       {PREFIX}/study0/img03.dcm" in r.stdout and "Summary" in r.stdout
+    r = dsig("verify", f"{PREFIX}/study0/img00.dcm", *trust(core_pki))
+    assert r.exit_code == 0 and r.stdout.startswith(f"VALID         {PREFIX}/study0/img00.dcm")
+
+
+def test_journal_inside_the_audited_directory(archive: Path, tmp_path: Path) -> None:
+    """Resuming with the journal (and report) in the tree it audits: they are not inputs."""
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(archive / "study0", tree)
+    out, html = tree / "audit.jsonl", tree / "audit.html"
+    r = dsig("verify", tree, "-r", "--integrity-only", "--jsonl", out, "--report", html)
+    assert r.exit_code == 1, r.output
+    r = dsig("verify", tree, "-r", "--integrity-only", "--jsonl", out, "--resume")
+    assert r.exit_code == 1, r.output
+    records, summary = journal(out)
+    # The journal is never an input; the first run's report, not named this time, is a file
+    # of the tree like any other (skipped as not DICOM).
+    assert summary["files"] == 8 and summary["skipped"] == 1 and len(records) == 9
+    assert not any(r["path"] == str(out) for r in records)
