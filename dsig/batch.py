@@ -115,25 +115,47 @@ _render: Callable[[FileResult], object] | None = None
 
 
 def _verify(candidate: Candidate) -> Outcome:
+    assert _options is not None
+    return verify_candidate(candidate, _options, _render)
+
+
+def verify_candidate(
+    candidate: Candidate,
+    options: VerifyOptions,
+    render: Callable[[FileResult], object] | None = None,
+    *,
+    shown_as: str | None = None,
+) -> Outcome:
+    """Verify one file (or skip it as not DICOM when found by a walk). ``shown_as``: the name
+    to report instead of ``candidate.path`` (a URL whose object was copied to that path)."""
     from dsig.report import FileResult
     from dsig.verifier import verify_file
 
-    assert _options is not None
+    name = shown_as or candidate.path
     if not candidate.explicit:
-        reason = not_dicom_reason(candidate.path, _options)
+        reason = not_dicom_reason(candidate.path, options)
         if reason is not None:
-            return Outcome(candidate.path, skipped=reason)
+            return Outcome(name, skipped=reason.replace(candidate.path, name))
     try:
-        result = verify_file(Path(candidate.path), _options)
+        result = verify_file(Path(candidate.path), options)
     except Exception as e:  # a bug must not take the whole run down: report it for this file
         result = FileResult(candidate.path, error=f"internal error: {type(e).__name__}: {e}")
+    if shown_as is not None:
+        result.path = shown_as
+        if result.error:
+            result.error = result.error.replace(candidate.path, shown_as)
+    return outcome_of(result, render)
+
+
+def outcome_of(result: FileResult, render: Callable[[FileResult], object] | None) -> Outcome:
+    """The outcome of a verified file, with its human text when ``render`` is given."""
     text = None
-    if _render is not None:
+    if render is not None:
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            _render(result)
+            render(result)
         text = buf.getvalue()
-    return Outcome(candidate.path, result=result.to_json(), text=text)
+    return Outcome(result.path, result=result.to_json(), text=text)
 
 
 def frozen_now(options: VerifyOptions) -> VerifyOptions:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything dsig needs on a fresh Debian machine: the Debian tools the tests drive (dcmtk's
 # dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler, Bouncy Castle with a JDK)
-# and a virtualenv (.venv) with dsig and its test tools.
+# and a virtualenv (.venv) with dsig, its archive extra (s3fs, dask[distributed]) and its test tools
+# (moto's S3 server for the archive tests).
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +37,9 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import dsig, pytest, hypothesis" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import dsig, pytest, hypothesis, s3fs, distributed, moto" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.dsig-installed ]; then
-  if ! log=$(.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1); then
+  if ! log=$(.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,archive]" 2>&1); then
     echo "$log" >&2
     exit 1
   fi

@@ -19,7 +19,7 @@ from dsig.cli.net import send, serve_app
 from dsig.cli.sign import sign
 from dsig.cli.timestamp import timestamp_app
 from dsig.cli.tokens import tokens_app
-from dsig.cli.verify import inspect, purposes, remove, verify
+from dsig.cli.verify import VerifyCommand, inspect, purposes, remove, verify
 
 _SETTINGS: dict[str, Any] = {
     "name": "dsig",
@@ -31,7 +31,7 @@ _SETTINGS: dict[str, Any] = {
 }
 app = typer.Typer(**_SETTINGS)
 app.command()(sign)
-app.command()(verify)
+app.command(cls=VerifyCommand)(verify)
 app.command()(inspect)
 app.command()(remove)
 app.command()(purposes)

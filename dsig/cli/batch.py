@@ -1,4 +1,5 @@
-"""The output side of ``dsig verify``: human lines, --json, --jsonl, --report, progress."""
+"""The output side of ``dsig verify``: human lines, --json, --jsonl (stdout or a resumable
+journal), --report, progress; the runner (local processes or Dask) is dsig.archive's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +18,7 @@ import typer
 from dsig.cli._common import fail
 
 if TYPE_CHECKING:
-    from dsig.batch import Outcome
+    from dsig.batch import Outcome, Tally
     from dsig.report import FileResult
     from dsig.verifier import VerifyOptions
 
@@ -29,56 +31,108 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """Where files are verified: ``jobs`` local processes, or Dask (``scheduler`` address or
+    ``cluster`` ``local:N``)."""
+
+    jobs: int | None = None
+    scheduler: str | None = None
+    cluster: str | None = None
+
+    def check(self) -> None:
+        """Refuse options that exclude each other (exit 2)."""
+        if self.scheduler and self.cluster:
+            raise fail("--scheduler and --cluster exclude each other", 2)
+        if (self.scheduler or self.cluster) and self.jobs:
+            raise fail("--jobs runs local processes: it excludes --scheduler and --cluster", 2)
+
+
 def run_verify(
-    paths: list[Path],
+    paths: Sequence[str | Path],
     options: VerifyOptions,
     *,
     recursive: bool,
-    jobs: int | None,
     json_out: bool,
-    jsonl: bool,
+    jsonl: str | None,
     report: Path | None,
     render: Callable[[FileResult], object],
+    distribution: Distribution = Distribution(),
+    resume: bool = False,
     force: bool = False,
 ) -> int:
-    """Verify ``paths`` and print the results; returns the exit code of the run.
+    """Verify ``paths`` (local paths or fsspec URLs) and print the results; returns the exit
+    code of the run. ``jsonl``: ``"-"`` streams records to stdout, a file name journals them
+    there (``resume``: skip the files it already records, append the rest).
 
-    ``report`` is checked before anything is verified: never an input, never an existing
+    Outputs are checked before anything is verified: never an input, never an existing
     file without ``force``, never a directory or a device."""
-    from dsig.batch import Tally, discover, frozen_now, run, summary_table
+    from dsig.archive.audit import outcomes, plan
+    from dsig.archive.journal import Journal, outcome_of_record, record_of
+    from dsig.archive.sources import SourceUsageError, is_remote, local_path
+    from dsig.batch import Tally, frozen_now, summary_table
     from dsig.cli._common import guard_output
+    from dsig.errors import DsigError
 
+    journal_path = Path(jsonl) if jsonl not in (None, "-") else None
+    if resume and journal_path is None:
+        raise fail("--resume needs --jsonl FILE (the journal to resume)", 2)
+    if (
+        report is not None
+        and journal_path is not None
+        and report.resolve() == journal_path.resolve()
+    ):
+        raise fail("--report and --jsonl name the same file", 2)
+    distribution.check()
     try:
-        candidates = discover(paths, recursive)
-    except ValueError as e:
+        work = plan([str(p) for p in paths], recursive).without([journal_path, report])
+    except SourceUsageError as e:
+        raise fail(str(e), 2) from None
+    except DsigError as e:
         raise fail(str(e)) from None
     if report is not None:
-        inputs = (Path(c.path) for c in candidates)
-        guard_output(report, inputs=inputs, force=force, what="--report")
-    human = not (json_out or jsonl)
+        guard_output(report, inputs=work.local_inputs(), force=force, what="--report")
+    if journal_path is not None:
+        inputs = work.local_inputs()
+        guard_output(journal_path, inputs=inputs, force=force or resume, what="--jsonl")
     tally = Tally(keep_records=report is not None)
     files_json: list[dict[str, Any]] = []
-    outcomes = run(
-        candidates,
-        frozen_now(options),
-        jobs=jobs or default_jobs(),
-        render=render if human else None,
-        warm=1,
-    )
-    show_progress = len(candidates) > 1 and sys.stderr.isatty()
-    for outcome in _with_progress(outcomes, len(candidates)) if show_progress else outcomes:
-        tally.add(outcome)
-        if outcome.skipped is not None:
-            if jsonl:
-                _emit(json.dumps({"path": outcome.path, "indication": "SKIPPED",
-                                  "reason": outcome.skipped}))  # fmt: skip
-            continue
-        if jsonl:
-            _emit(json.dumps(outcome.result))
-        elif json_out:
-            files_json.append(outcome.result or {})
-        elif outcome.text:
-            _emit(outcome.text.rstrip("\n"))
+    journal: Journal | None = None
+    try:
+        if journal_path is not None and resume:
+            journal, done = Journal.resume(journal_path, lambda r: tally.add(outcome_of_record(r)))
+            work = work.skipping(done)
+        elif journal_path is not None:
+            journal = Journal.create(journal_path)
+        human = not (json_out or jsonl)
+        runner = outcomes(
+            work,
+            frozen_now(options),
+            jobs=distribution.jobs or default_jobs(),
+            scheduler=distribution.scheduler,
+            cluster=distribution.cluster,
+            render=render if human else None,
+        )
+        with runner as stream:
+            show_progress = work.total != 1 and sys.stderr.isatty()
+            for outcome in _with_progress(stream, work.total, tally) if show_progress else stream:
+                tally.add(outcome)
+                if journal is not None:
+                    journal.write(record_of(outcome))
+                if jsonl == "-":
+                    _emit(json.dumps(record_of(outcome)))
+                elif json_out and outcome.skipped is None:
+                    files_json.append(outcome.result or {})
+                elif human and outcome.text:
+                    _emit(outcome.text.rstrip("\n"))
+    except BaseException as e:  # the journal keeps every record written: --resume goes on
+        if journal is not None:
+            journal.close_quietly()
+        if isinstance(e, SourceUsageError):
+            raise fail(str(e), 2) from None
+        if isinstance(e, DsigError):  # a listing or the scheduler failed
+            raise fail(str(e)) from None
+        raise
     from dsig.cli._trust_options import policy_footer, policy_statement
 
     summary = tally.summary()
@@ -87,15 +141,23 @@ def run_verify(
     findings = run_findings(summary, options)
     if findings:
         code = 1  # a requirement not met (nothing was verified, so nothing else counts)
+    if journal is not None:
+        try:
+            journal.write({"summary": summary, "findings": findings, **stated})
+            journal.close()
+        except DsigError as e:
+            raise fail(str(e)) from None
     if json_out:
         typer.echo(json.dumps(
             {"files": files_json, "summary": summary, "skipped": tally.skipped,
              "findings": findings, **stated}, indent=2
         ))  # fmt: skip
-    elif jsonl:
+    elif jsonl == "-":
         _emit(json.dumps({"summary": summary, "findings": findings, **stated}))
     else:
-        if len(candidates) > 1 or any(p.is_dir() for p in paths):
+        counted = summary["files"] + summary["skipped"]
+        listing = any(is_remote(p) or local_path(p).is_dir() for p in map(str, paths))
+        if counted > 1 or listing:
             _emit(summary_table(summary))
         for finding in findings:
             _emit(f"{finding['code']}: {finding['message']}")
@@ -128,28 +190,32 @@ def _emit(text: str) -> None:
         typer.echo(text)
 
 
-def _with_progress(outcomes: Iterator[Outcome], total: int) -> Iterator[Outcome]:
-    """A rich progress bar on stderr: count, rate and ETA."""
+def _with_progress(
+    outcomes: Iterator[Outcome], total: int | None, tally: Tally
+) -> Iterator[Outcome]:
+    """A rich progress bar on stderr: count, files/s, ETA (when the total is known) and the
+    running count by verdict (the whole audit, a resumed journal's files included)."""
     global _progress_console
     from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
     console = Console(stderr=True)
+    columns: list[str | ProgressColumn] = [TextColumn("verifying"), BarColumn()]
+    columns += [MofNCompleteColumn()] if total is not None else [TextColumn("{task.completed}")]
+    columns += [TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+    if total is not None:
+        columns += [TextColumn("ETA"), TimeRemainingColumn()]
+    columns += [TextColumn("{task.fields[counts]}")]
     progress = Progress(
-        TextColumn("verifying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        *columns,
         console=console,
         transient=True,
         # No refresh thread: worker processes are forked while the bar is shown.
@@ -157,22 +223,35 @@ def _with_progress(outcomes: Iterator[Outcome], total: int) -> Iterator[Outcome]
         redirect_stdout=False,
         redirect_stderr=False,
     )
-    task = progress.add_task("verify", total=total, rate="")
+    task = progress.add_task("verify", total=total, rate="", counts="")
     _progress_console = console
     last = 0.0
     try:
         with progress:
             for outcome in outcomes:
+                yield outcome  # counted by the caller's tally before the bar is drawn
                 speed = progress.tasks[0].speed
                 rate = f"{speed:,.0f} files/s" if speed else ""
                 now = time.monotonic()
                 refresh = now - last >= 0.1  # at most 10 redraws a second
                 if refresh:
                     last = now
-                progress.update(task, advance=1, rate=rate, refresh=refresh)
-                yield outcome
+                progress.update(
+                    task, advance=1, rate=rate, counts=verdict_counts(tally), refresh=refresh
+                )
     finally:
         _progress_console = None
+
+
+def verdict_counts(tally: Tally) -> str:
+    """``VALID 12 INVALID 1 SKIPPED 3``: the non-zero counts, most severe first."""
+    from dsig.batch import severity
+
+    counts = sorted(tally.files.items(), key=lambda kv: severity(kv[0]))
+    parts = [f"{k} {n}" for k, n in counts if n]
+    if tally.skipped:
+        parts.append(f"SKIPPED {len(tally.skipped)}")
+    return " ".join(parts)
 
 
 def _write_report(path: Path, tally: Any, summary: dict[str, Any], code: int, policy: str) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from dsig.cli._common import fail, guard_output, input_output, operational_errors
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
@@ -39,8 +40,30 @@ if TYPE_CHECKING:
     from dsig.report import FileResult
 
 
+class VerifyCommand(TyperCommand):
+    """``dsig verify``, whose ``--jsonl`` takes an optional FILE (typer has no optional
+    values): alone, or before another option, it means ``-`` (stdout, as it always did)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Give a bare ``--jsonl`` its implied value before parsing."""
+        given: list[str] = []
+        for n, arg in enumerate(args):
+            given.append(arg)
+            if arg == "--":
+                given += args[n + 1 :]
+                break
+            if arg == "--jsonl" and (n + 1 == len(args) or args[n + 1].startswith("-")):
+                given.append("-")
+        return list(super().parse_args(ctx, given))
+
+
 def verify(
-    paths: Annotated[list[Path], typer.Argument(help="files (or directories with --recursive)")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="files, directories (with --recursive) or fsspec URLs (s3://bucket/prefix)"
+        ),
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
     require: RequireOpt = None,
     format_old: FormatOldOpt = False,
@@ -65,8 +88,26 @@ def verify(
         typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
     ] = None,
     jsonl: Annotated[
-        bool, typer.Option("--jsonl", help="stream one JSON object per file, then the summary")
+        str | None,
+        typer.Option(
+            "--jsonl",
+            metavar="[FILE]",
+            help="one JSON object per file, then the summary: to stdout, or to FILE (a journal "
+            "that --resume continues)",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="with --jsonl FILE: skip the files it records, append"),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", metavar="tcp://HOST:PORT", help="run on a Dask scheduler"),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", metavar="local:N", help="run on a local Dask cluster"),
+    ] = None,
     report_html: Annotated[
         Path | None, typer.Option("--report", help="write a self-contained HTML audit report")
     ] = None,
@@ -91,9 +132,10 @@ def verify(
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
 
-    Directories (with --recursive) are verified in parallel; files found there that do not
-    parse as DICOM are skipped and counted. A summary table ends the human output. A
-    present certified timestamp that does not verify fails its signature unless
+    Directories and URL prefixes (with --recursive) are verified in parallel (--jobs, or Dask
+    with --scheduler/--cluster); files found there that do not parse as DICOM are skipped and
+    counted. --jsonl FILE --resume continues a stopped audit. A summary table ends the human
+    output. A present certified timestamp that does not verify fails its signature unless
     --timestamp-failures-warn. --report never replaces an input, nor an existing file
     without --force.
     """
@@ -128,7 +170,7 @@ def verify(
         options = dataclasses.replace(options, evidence=evidence)
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
-    from dsig.cli.batch import run_verify
+    from dsig.cli.batch import Distribution, run_verify
 
     raise typer.Exit(
         run_verify(
@@ -136,9 +178,10 @@ def verify(
             options,
             force=force,
             recursive=recursive,
-            jobs=jobs,
+            distribution=Distribution(jobs, scheduler, cluster),
             json_out=json_out,
             jsonl=jsonl,
+            resume=resume,
             report=report_html,
             render=_print_human,
         )

@@ -1,0 +1,1 @@
+"""Archive audits: fsspec sources, resumable JSONL journals, Dask distribution."""

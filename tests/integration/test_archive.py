@@ -1,0 +1,316 @@
+"""Archive audits: an S3 archive (moto's server on 127.0.0.1), local processes vs a Dask cluster,
+``--jsonl FILE --resume`` after a SIGKILL, and a Dask worker killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CorePki
+from tests.helpers.bigfile import write_small_image
+from tests.helpers.net import REPO, dsig_cmd
+from tests.integration.test_batch import dsig, trust
+
+pytest.importorskip("s3fs")
+pytest.importorskip("distributed")
+
+BUCKET = "archive"
+PREFIX = f"s3://{BUCKET}/hospital"
+
+
+@pytest.fixture(scope="module")
+def archive(core_pki: CorePki, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 signed files (2 tampered), 2 unsigned, 1 not DICOM, in two levels."""
+    src = tmp_path_factory.mktemp("archive-src")
+    for n in range(3):
+        (src / f"study{n}").mkdir()
+    for i in range(24):
+        write_small_image(src / f"study{i % 3}" / f"img{i:02}.dcm", seed=i)
+    out = tmp_path_factory.mktemp("archive")
+    r = dsig("sign", src, "--out-dir", out, "--recursive", "--key", core_pki.rsa_key,
+             "--cert", core_pki.rsa_cert, "--no-password")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    for name in ("study0/img03.dcm", "study2/img20.dcm"):
+        data = bytearray((out / name).read_bytes())
+        data[-10] ^= 0xFF  # inside Pixel Data
+        (out / name).write_bytes(bytes(data))
+    write_small_image(out / "study1" / "unsigned1.dcm", seed=98)
+    write_small_image(out / "unsigned2.dcm", seed=99)
+    (out / "study1" / "notes.txt").write_text("not DICOM")
+    return out
+
+
+@pytest.fixture(scope="module")
+def s3(archive: Path) -> Iterator[dict[str, str]]:
+    """moto's S3 server on an ephemeral port of 127.0.0.1 holding ``archive`` under PREFIX;
+    the AWS environment (endpoint, dummy credentials) set for this process and its children."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        fs.mkdir(BUCKET)
+        for path in sorted(archive.rglob("*")):
+            if path.is_file():
+                fs.put_file(str(path), f"{BUCKET}/hospital/{path.relative_to(archive)}")
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+def verdicts(records: list[dict[str, Any]], root: str) -> dict[str, str]:
+    """Relative name -> verdict (SKIPPED included)."""
+    return {str(r["path"])[len(root) :].lstrip("/"): str(r["indication"]) for r in records}
+
+
+def journal(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert "summary" in lines[-1] and all("summary" not in x for x in lines[:-1])
+    return lines[:-1], lines[-1]["summary"]
+
+
+@pytest.fixture(scope="module")
+def local_run(core_pki: CorePki, archive: Path) -> dict[str, str]:
+    """The reference: the same archive verified from the local disk."""
+    r = dsig("verify", archive, "-r", "-j", 2, "--jsonl", *trust(core_pki))
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    found = verdicts(lines[:-1], str(archive))
+    assert sorted(found.values()).count("INVALID") == 2 and found["study1/notes.txt"] == "SKIPPED"
+    assert list(found.values()).count("UNSIGNED") == 2 and len(found) == 27
+    return found
+
+
+def test_s3_prefix_in_local_processes(
+    core_pki: CorePki, s3: dict[str, str], local_run: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "audit.jsonl"
+    r = dsig("verify", PREFIX, "-r", "-j", 2, "--jsonl", out, *trust(core_pki))
+    assert r.exit_code == 1, r.output  # two tampered files
+    records, summary = journal(out)
+    assert verdicts(records, PREFIX) == local_run
+    assert (summary["valid"], summary["invalid"], summary["skipped"]) == (22, 2, 1)
+    skipped = next(x for x in records if x["indication"] == "SKIPPED")
+    assert skipped["reason"].startswith("not a DICOM file") and PREFIX in skipped["reason"]
+    assert "Summary" in r.stdout  # with --jsonl FILE the terminal gets the summary table
+
+
+def test_s3_prefix_needs_recursive_and_bad_bucket_is_one_line(s3: dict[str, str]) -> None:
+    r = dsig("verify", PREFIX, "--integrity-only")
+    assert r.exit_code == 4 and "--recursive" in r.output
+    r = dsig("verify", "s3://no-such-bucket/x", "-r", "--integrity-only")
+    assert r.exit_code == 4 and r.output.count("\n") == 1 and "no-such-bucket" in r.output
+
+
+def test_local_dask_cluster_gives_the_same_verdicts(
+    core_pki: CorePki, s3: dict[str, str], local_run: dict[str, str], tmp_path: Path
+) -> None:
+    out, html = tmp_path / "audit.jsonl", tmp_path / "audit.html"
+    r = dsig("verify", PREFIX, "-r", "--cluster", "local:2", "--jsonl", out, "--report", html,
+             *trust(core_pki))  # fmt: skip
+    assert r.exit_code == 1, r.output
+    records, summary = journal(out)
+    assert verdicts(records, PREFIX) == local_run
+    assert summary["files"] == 26 and summary["skipped"] == 1
+    assert f"{PREFIX}/study0/img03.dcm" in html.read_text()
+
+
+class DaskProcesses:
+    """``dask scheduler`` and single-threaded ``dask worker`` processes on 127.0.0.1."""
+
+    def __init__(self, directory: Path, env: dict[str, str]) -> None:
+        self.file = directory / "scheduler.json"
+        self.env = {**os.environ, **env}
+        self.scheduler = self._start("dask_scheduler", "--port", "0")
+        deadline = time.monotonic() + 60
+        while not self.file.exists():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.1)
+        self.address = str(json.loads(self.file.read_text())["address"])
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def _start(self, tool: str, *args: str) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", f"distributed.cli.{tool}", "--host", "127.0.0.1",
+               "--scheduler-file", str(self.file), "--no-dashboard", *args]  # fmt: skip
+        return subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def add_workers(self, n: int) -> None:
+        from distributed import Client
+
+        for _ in range(n):
+            self.workers.append(self._start("dask_worker", "--nthreads", "1", "--no-nanny"))
+        with Client(self.address, timeout="20s") as client:  # type: ignore[no-untyped-call]
+            client.wait_for_workers(len(self.workers), timeout=60)
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.workers, self.scheduler]:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def dask_processes(tmp_path: Path, s3: dict[str, str]) -> Iterator[DaskProcesses]:
+    procs = DaskProcesses(tmp_path, s3)
+    try:
+        procs.add_workers(2)
+        yield procs
+    finally:
+        procs.stop()
+
+
+def test_done_when_scheduler_run_and_resume_after_sigkill(
+    core_pki: CorePki,
+    dask_processes: DaskProcesses,
+    local_run: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The issue's command on the test archive; killed once the journal has records, then
+    resumed (with a torn last line) to the same verdicts and a summary of the whole audit."""
+    out, html = tmp_path / "audit.jsonl", tmp_path / "audit.html"
+    cmd = dsig_cmd("verify", PREFIX, "--recursive", "--scheduler", dask_processes.address,
+                   "--jsonl", out, "--report", html, *map(str, trust(core_pki)))  # fmt: skip
+    env = dask_processes.env
+    first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out.exists() and out.read_bytes().count(b"\n") >= 3):
+        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = out.read_bytes()
+    assert b'"summary"' not in killed_at  # killed mid-run
+    with out.open("ab") as fp:
+        fp.write(b'{"path": "s3://archive/hosp')  # as if killed mid-line
+    second = subprocess.run([*cmd, "--resume"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert second.returncode == 1, second.stderr
+    records, summary = journal(out)
+    assert out.read_bytes().startswith(killed_at)  # appended, nothing rewritten
+    assert len(records) == len({r["path"] for r in records})  # nothing verified twice
+    assert verdicts(records, PREFIX) == local_run
+    assert (summary["files"], summary["skipped"], summary["invalid"]) == (26, 1, 2)
+    assert html.read_text().count(f"{PREFIX}/") >= 26  # the report covers the whole audit
+
+
+def test_worker_killed_mid_run_loses_no_file(
+    dask_processes: DaskProcesses, local_run: dict[str, str]
+) -> None:
+    from distributed import Client
+
+    from dsig.archive.cluster import run_on_dask
+    from dsig.archive.sources import iter_candidates
+    from dsig.batch import frozen_now
+    from dsig.verifier import VerifyOptions
+
+    with Client(dask_processes.address, timeout="20s") as client:  # type: ignore[no-untyped-call]
+        pids = client.run(os.getpid)
+        candidates = iter_candidates([PREFIX], recursive=True)
+        stream = run_on_dask(client, candidates, frozen_now(VerifyOptions()), batch=2)
+        seen = [next(stream).path]
+        os.kill(next(iter(pids.values())), signal.SIGKILL)  # its queued batches are lost
+        seen += [o.path for o in stream]
+    assert sorted(seen) == sorted(f"{PREFIX}/{name}" for name in local_run)
+
+
+def test_without_the_extra_one_line_error(tmp_path: Path) -> None:
+    """s3:// and --cluster without fsspec/distributed installed: one line, exit 4."""
+    hide = "import sys; sys.modules['fsspec'] = sys.modules['distributed'] = None; "
+    for args in (["s3://b/p", "-r"], [str(tmp_path), "-r", "--cluster", "local:1"]):
+        code = f"{hide}from dsig.cli import main; sys.argv = ['dsig', 'verify', *{args!r}]; main()"
+        r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                           text=True, timeout=60, check=False)  # fmt: skip
+        assert r.returncode == 4, r.stderr
+        assert r.stderr.count("\n") == 1 and "dsig[archive]" in r.stderr
+
+
+def test_progress_on_a_terminal_shows_rate_eta_and_verdicts(
+    core_pki: CorePki, s3: dict[str, str], archive: Path, tmp_path: Path
+) -> None:
+    """ETA only when the total is known (a local tree), not for a lazily listed prefix."""
+    from tests.helpers.terminal import Terminal
+
+    env = {**os.environ, **s3, "COLUMNS": "200"}
+    for source, eta in ((str(archive), True), (PREFIX, False)):
+        out = tmp_path / f"{eta}.jsonl"
+        term = Terminal(dsig_cmd("verify", source, "-r", "-j", "1", "--jsonl", out,
+                                 *map(str, trust(core_pki))), env=env, cwd=str(REPO))  # fmt: skip
+        try:
+            assert term.wait(120) == 1
+        finally:
+            term.close()
+        assert "verifying" in term.output and re.search(r"\bVALID \d+", term.output)
+        assert ("ETA" in term.output) == eta
+
+
+def test_option_conflicts_are_usage_errors(archive: Path) -> None:
+    for extra in (["--resume"], ["--jsonl", "--resume"], ["--cluster", "local:1", "-j", "2"],
+                  ["--cluster", "local:1", "--scheduler", "tcp://127.0.0.1:1"],
+                  ["--cluster", "remote:3"]):  # fmt: skip
+        r = dsig("verify", archive, "-r", "--integrity-only", *extra)
+        assert r.exit_code == 2 and r.output.count("\n") == 1, (extra, r.output)
+
+
+def test_unreachable_scheduler_is_one_line(archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dsig.archive.cluster.CONNECT_TIMEOUT", "2s")
+    r = dsig("verify", archive, "-r", "--integrity-only", "--scheduler", "tcp://127.0.0.1:9")
+    assert r.exit_code == 4 and r.output.count("\n") == 1 and "127.0.0.1:9" in r.output
+
+
+def test_human_output_on_dask_and_one_object(core_pki: CorePki, s3: dict[str, str]) -> None:
+    r = dsig("verify", PREFIX, "-r", "--cluster", "local:1", *trust(core_pki))
+    assert r.exit_code == 1
+    assert f"INVALID       {PREFIX}/study0/img03.dcm" in r.stdout and "Summary" in r.stdout
+    r = dsig("verify", f"{PREFIX}/study0/img00.dcm", *trust(core_pki))
+    assert r.exit_code == 0 and r.stdout.startswith(f"VALID         {PREFIX}/study0/img00.dcm")
+
+
+def test_journal_inside_the_audited_directory(archive: Path, tmp_path: Path) -> None:
+    """Resuming with the journal (and report) in the tree it audits: they are not inputs."""
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(archive / "study0", tree)
+    out, html = tree / "audit.jsonl", tree / "audit.html"
+    r = dsig("verify", tree, "-r", "--integrity-only", "--jsonl", out, "--report", html)
+    assert r.exit_code == 1, r.output
+    r = dsig("verify", tree, "-r", "--integrity-only", "--jsonl", out, "--resume")
+    assert r.exit_code == 1, r.output
+    records, summary = journal(out)
+    # The journal is never an input; the first run's report, not named this time, is a file
+    # of the tree like any other (skipped as not DICOM).
+    assert summary["files"] == 8 and summary["skipped"] == 1 and len(records) == 9
+    assert not any(r["path"] == str(out) for r in records)
