@@ -79,8 +79,9 @@ def main() -> int:
         if sent.returncode != 0 or stored != len(signed):
             print(f"failed: {stored}/{len(signed)} stored\n{sent.stderr}", file=sys.stderr)
             return 1
-        print(f"{len(signed)} signed objects verified (trust on) and stored in {seconds:.2f} s: "
-              f"{len(signed) / seconds:.1f} objects/s; plugin counts {status['counts']}")  # fmt: skip
+        rate = len(signed) / seconds
+        print(f"{len(signed)} signed objects stored in {seconds:.2f} s: {rate:.1f} objects/s; "
+              f"plugin counts {status['counts']}")  # fmt: skip
     return 0
 
 
