@@ -35,7 +35,12 @@ import pydicom
 from dsig.net import NetError
 from dsig.net.audit import AuditLog, AuditLogError
 from dsig.net.pool import PoolBusyError, Verdict, VerifierPool
-from dsig.net.scp import STATUS_INDETERMINATE, STATUS_OUT_OF_RESOURCES, verify_task
+from dsig.net.scp import (
+    STATUS_INDETERMINATE,
+    STATUS_OUT_OF_RESOURCES,
+    STATUS_REQUIREMENT,
+    verify_task,
+)
 from dsig.net.storage import DEFAULT_FILE_MODE, make_directory, write_new
 from dsig.verifier import VerifyOptions
 
@@ -163,11 +168,14 @@ class VerifierService:
             verdict.indication in self.config.accept if self.config.accept else verdict.accepted
         )
         status = 0 if passed else (verdict.status or STATUS_INDETERMINATE)
+        comment = "" if passed else verdict.comment
+        if not passed and verdict.accepted:  # refused only by "Accept"
+            status, comment = STATUS_REQUIREMENT, f"{verdict.indication} is not accepted"
         answer: dict[str, Any] = {
             "passed": passed,
             "status": status,
             "indication": verdict.indication,
-            "comment": "" if passed else verdict.comment,
+            "comment": comment,
             "findings": verdict.findings,
             "signatures": verdict.signatures,
             "sop_instance_uid": ids[3],

@@ -8,15 +8,20 @@ REST API and DICOMweb STOW-RS upload over HTTP, and the REST API tells what was 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 
+from dsig.cli.verify import verify_options_from_args
+from dsig.orthanc.service import ServiceConfig, VerifierService
 from tests.helpers import net
 from tests.helpers.orthanc import Orthanc, multipart_related, orthanc_available, running_orthanc
 
@@ -158,3 +163,64 @@ def test_status_report_metadata_and_audit(orthanc: Orthanc, objects: Objects) ->
     assert actions == {"accepted", "refused"}
     check = net.run_dsig("serve", "audit-check", orthanc.directory / "dsig-audit.jsonl")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_plugin_fails_closed_when_the_verifier_cannot_start(
+    tmp_path: Path, objects: Objects
+) -> None:
+    settings = {
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancPython.so"],
+        "PythonScript": net.run_dsig("orthanc", "plugin-path").stdout.strip(),
+        "Dsig": {
+            "Command": str(Path(sys.executable).with_name("dsig")),
+            "Arguments": ["--no-such-option"],
+        },
+    }
+    with running_orthanc(tmp_path / "orthanc", settings) as server:
+        status, _ = server.post("/instances", objects.signed[0].read_bytes(), "application/dicom")
+        assert server.get("/instances") == []
+        state = server.get("/dsig/status")
+        assert state["verifier"] == "stopped"
+        assert "did not start (exit 2)" in state["error"]
+
+
+def _ask(sock_path: Path, data: bytes) -> dict[str, Any]:
+    """One request to the verifier service, as the plugin sends it."""
+    length = struct.Struct(">I")
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(str(sock_path))
+        header = json.dumps({"origin": "TEST"}).encode()
+        conn.sendall(length.pack(len(header)) + header + length.pack(len(data)) + data)
+        with conn.makefile("rb") as answer:
+            (size,) = length.unpack(answer.read(4))
+            result: dict[str, Any] = json.loads(answer.read(size))
+            return result
+
+
+def test_verifier_service_from_python(tmp_path: Path, objects: Objects) -> None:
+    trust = objects.unsigned.parent / "trust"
+    config = ServiceConfig(
+        socket=tmp_path / "verifier.sock",
+        verify=verify_options_from_args(["--trust-store", str(trust)]),
+        accept=("VALID",),  # stricter than dsig verify, which passes UNSIGNED without --require
+        quarantine=tmp_path / "quarantine",
+        audit_log=tmp_path / "audit.jsonl",
+        workers=1,
+    )
+    service = VerifierService(config)
+    service.start()
+    try:
+        valid = _ask(config.socket, objects.signed[0].read_bytes())
+        tampered = _ask(config.socket, objects.tampered.read_bytes())
+        stranger = _ask(config.socket, objects.stranger.read_bytes())
+        unsigned = _ask(config.socket, objects.unsigned.read_bytes())
+    finally:
+        service.stop()
+    assert valid["passed"] and valid["indication"] == "VALID" and valid["status"] == 0
+    assert not tampered["passed"] and tampered["status"] == 0xC210
+    assert not stranger["passed"] and stranger["status"] == 0xC211
+    assert not unsigned["passed"] and unsigned["status"] == 0xC212
+    assert unsigned["indication"] == "UNSIGNED"
+    assert len(list((tmp_path / "quarantine").glob("*.dcm"))) == 3
+    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 4
+    assert not config.socket.exists()
