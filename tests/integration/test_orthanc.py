@@ -177,7 +177,7 @@ def test_plugin_fails_closed_when_the_verifier_cannot_start(
         },
     }
     with running_orthanc(tmp_path / "orthanc", settings) as server:
-        status, _ = server.post("/instances", objects.signed[0].read_bytes(), "application/dicom")
+        server.post("/instances", objects.signed[0].read_bytes(), "application/dicom")
         assert server.get("/instances") == []
         state = server.get("/dsig/status")
         assert state["verifier"] == "stopped"
