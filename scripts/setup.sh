@@ -22,11 +22,23 @@ pdftotext poppler-utils
 javac openjdk-17-jdk-headless
 EOT
 [ -f /usr/share/java/bcpkix.jar ] || need_apt+=(libbcpkix-java)
+# Orthanc with its Python and DICOMweb plugins, for the Orthanc plugin tests (never started as a
+# service: the tests start their own Orthanc with a temporary configuration)
+command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
+[ -e /usr/share/orthanc/plugins/libOrthancPython.so ] || need_apt+=(orthanc-python)
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # no service may start while installing (Orthanc's package would start one)
+    blocker=/usr/sbin/policy-rc.d
+    if [ ! -e "$blocker" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$blocker" && chmod +x "$blocker"
+      trap 'rm -f "$blocker"' EXIT
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${need_apt[@]}" >/dev/null
   else
     echo "setup: please install the Debian packages: ${need_apt[*]}" >&2
     exit 1

@@ -16,6 +16,7 @@ from dsig.cli.cert import cert_app
 from dsig.cli.evidence import evidence_app
 from dsig.cli.manifest import manifest_app
 from dsig.cli.net import send, serve_app
+from dsig.cli.orthanc import orthanc_app
 from dsig.cli.sign import sign
 from dsig.cli.timestamp import timestamp_app
 from dsig.cli.tokens import tokens_app
@@ -42,6 +43,7 @@ app.add_typer(timestamp_app, name="timestamp")
 app.add_typer(cert_app, name="cert")
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(orthanc_app, name="orthanc")
 
 
 def _version(value: bool) -> None:

@@ -40,6 +40,7 @@ from dsig.cli._sign_options import (
     PurposeOpt,
     SignPolicyFileOpt,
 )
+from dsig.cli._stow_options import StowOpt, UpstreamOpt, check_stow_options, start_stow
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     AtOpt,
@@ -241,6 +242,8 @@ def serve(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
     ] = False,
+    stow: StowOpt = None,
+    upstream: UpstreamOpt = None,
 ) -> None:
     """Receive DICOM objects (C-STORE SCP), verify their signatures, store or quarantine them.
 
@@ -271,6 +274,7 @@ def serve(
         raise fail("--workers must be at least 1", 2)
     if not 0 <= port <= 65535:
         raise fail(f"--port {port} is not a TCP port", 2)
+    stow_address = check_stow_options(stow, upstream)
     _quiet_pynetdicom(verbose)
     from dsig.net import NetError
     from dsig.net.scp import CachingEvaluator, ReceiveServer, ServerConfig
@@ -304,6 +308,7 @@ def serve(
         server.start()
     except errors as e:
         raise fail(str(e)) from None
+    stow_server = start_stow(server, stow_address, upstream)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         if options.trust is None and not integrity_only:
@@ -322,6 +327,8 @@ def serve(
         while not stop.wait(0.5):
             pass
         _say("dsig serve: stopping")
+        if stow_server is not None:
+            stow_server.stop()
         server.stop(grace=shutdown_grace)
     finally:
         for s, handler in previous.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,6 +39,9 @@ from dsig.cli._trust_options import (
 
 if TYPE_CHECKING:
     from dsig.report import FileResult
+    from dsig.verifier import VerifyOptions
+    from pki.policy import TrustPolicy
+    from pki.results import TrustEvaluator
 
 
 class VerifyCommand(TyperCommand):
@@ -139,35 +143,7 @@ def verify(
     --timestamp-failures-warn. --report never replaces an input, nor an existing file
     without --force.
     """
-    options = build_verify_options(
-        require=require,
-        format_old=format_old,
-        integrity_only=integrity_only,
-        trust_store=trust_store,
-        untrusted=untrusted,
-        crl=crl,
-        ocsp=ocsp,
-        revocation=revocation,
-        online=online,
-        at=at,
-        allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store,
-        strict=strict,
-        require_coverage=require_coverage,
-        policy_file=policy_file,
-        policies=policy,
-        require_explicit_policy=require_explicit_policy,
-        inhibit_policy_mapping=inhibit_policy_mapping,
-        inhibit_any_policy=inhibit_any_policy,
-        timestamp_failures_warn=timestamp_failures_warn,
-    )
-    options = dataclasses.replace(options, read=read_options(read, read_xfer))
-    if evidence is not None:
-        if integrity_only:
-            raise fail("--evidence proves a moment for trust: not with --integrity-only", 2)
-        if not evidence.exists():
-            raise fail(f"--evidence {evidence} does not exist", 4)
-        options = dataclasses.replace(options, evidence=evidence)
+    options = verify_options(locals())
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
     from dsig.cli.batch import Distribution, run_verify
@@ -186,6 +162,53 @@ def verify(
             render=_print_human,
         )
     )
+
+
+#: ``dsig verify``'s parameters that shape its VerifyOptions (the others choose the output).
+_TRUST_PARAMS = (
+    "require", "format_old", "integrity_only", "trust_store", "untrusted", "crl", "ocsp",
+    "revocation", "online", "at", "allow_weak", "tsa_trust_store", "strict", "require_coverage",
+    "policy_file", "require_explicit_policy", "inhibit_policy_mapping", "inhibit_any_policy",
+    "timestamp_failures_warn",
+)  # fmt: skip
+
+
+def verify_options(
+    params: dict[str, Any], evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None
+) -> VerifyOptions:
+    """The VerifyOptions ``dsig verify`` builds from its parsed parameters (by name), so that
+    other front ends taking "the options of dsig verify" verify exactly alike."""
+    options = build_verify_options(
+        **{name: params[name] for name in _TRUST_PARAMS},
+        policies=params["policy"],
+        evaluator=evaluator,
+    )
+    options = dataclasses.replace(options, read=read_options(params["read"], params["read_xfer"]))
+    evidence: Path | None = params.get("evidence")
+    if evidence is not None:
+        if options.integrity_only:
+            raise fail("--evidence proves a moment for trust: not with --integrity-only", 2)
+        if not evidence.exists():
+            raise fail(f"--evidence {evidence} does not exist", 4)
+        options = dataclasses.replace(options, evidence=evidence)
+    return options
+
+
+def verify_options_from_args(
+    args: list[str], evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None
+) -> VerifyOptions:
+    """The VerifyOptions of ``dsig verify ARGS FILE``: ``args`` are parsed by dsig verify's
+    own option parser (a usage error exits 2 with one line)."""
+    from typer._click.exceptions import ClickException  # typer vendors click
+
+    single = typer.Typer()
+    single.command()(verify)
+    command = typer.main.get_command(single)
+    try:
+        ctx = command.make_context("dsig verify", [*args, "--", "FILE"])
+    except ClickException as e:
+        raise fail(f"dsig verify arguments: {e.format_message()}", 2) from None
+    return verify_options(ctx.params, evaluator)
 
 
 def _echo(line: str) -> None:

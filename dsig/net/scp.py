@@ -674,6 +674,17 @@ class ReceiveServer:
         except OSError as e:
             record.error = f"cannot store: {e.strerror or e}"
             return self._finish(record, comment, started)
+        return self.admit(spool, record, started)
+
+    def admit(
+        self, spool: Spool, record: AuditRecord, started: float, *, reject: bool | None = None
+    ) -> Dataset:
+        """Verify a finished spool, audit, keep it (store or quarantine), count; the response
+        status. ``reject`` (default: the configuration's ``reject_invalid``) answers objects
+        that did not pass with their failure status. Also used by the STOW-RS endpoint."""
+        comment: str | None = "cannot store the object"
+        if reject is None:
+            reject = self.config.reject_invalid
         record.size, record.sha256, record.content_sha256 = spool.size, spool.sha256, spool.content
         try:
             verdict = self._pool.verify(spool.path, record.sop_class_uid, record.sop_instance_uid)
@@ -687,7 +698,7 @@ class ReceiveServer:
         if verdict.error:
             record.error = verdict.error.replace(str(spool.path), spool.path.name)
         record.action, record.status, comment = "quarantined", STATUS_SUCCESS, None
-        if not verdict.accepted and self.config.reject_invalid:
+        if not verdict.accepted and reject:
             record.action, record.status, comment = "refused", verdict.status, verdict.comment
         if verdict.accepted:
             record.action = "stored"

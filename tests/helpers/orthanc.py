@@ -1,0 +1,140 @@
+"""A real Orthanc (Debian's, with its Python and DICOMweb plugins) started on 127.0.0.1 with a
+temporary configuration, for the plugin and DICOMweb tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PLUGINS = Path("/usr/share/orthanc/plugins")
+
+
+def orthanc_available() -> bool:
+    """Orthanc and both plugins are installed."""
+    return shutil.which("Orthanc") is not None and all(
+        (PLUGINS / name).exists() for name in ("libOrthancPython.so", "libOrthancDicomWeb.so")
+    )
+
+
+def free_port() -> int:
+    """An ephemeral port free right now on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Orthanc:
+    """A running Orthanc: its ports, its log, its REST API."""
+
+    process: subprocess.Popen[bytes]
+    http_port: int
+    dicom_port: int
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def get(self, path: str) -> Any:
+        """GET a JSON resource of the REST API."""
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    def status_of(self, path: str) -> int:
+        """The HTTP status of a GET."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """POST, returning (status, body) whatever the status."""
+        request = urllib.request.Request(
+            self.url + path, data=body, headers={"Content-Type": content_type}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as e:
+            return int(e.code), bytes(e.read())
+
+    def log(self) -> str:
+        return (self.directory / "orthanc.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def running_orthanc(directory: Path, settings: dict[str, Any]) -> Iterator[Orthanc]:
+    """Start Orthanc with ``settings`` merged into a minimal configuration; stop it after."""
+    directory.mkdir(parents=True, exist_ok=True)
+    http_port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "dsig-test",
+        "StorageDirectory": str(directory / "storage"),
+        "IndexDirectory": str(directory / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": "ORTHANC",
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpServerEnabled": True,
+        "DicomServerEnabled": True,
+        "DicomCheckCalledAet": False,
+        "ConcurrentJobs": 1,
+        "HttpThreadsCount": 4,
+        "Plugins": [str(PLUGINS / "libOrthancDicomWeb.so")],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        **settings,
+    }
+    path = directory / "orthanc.json"
+    path.write_text(json.dumps(config, indent=2))
+    log = (directory / "orthanc.log").open("wb")
+    process = subprocess.Popen(
+        ["Orthanc", "--verbose", str(path)], stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    orthanc = Orthanc(process, http_port, dicom_port, directory)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited {process.returncode}:\n{orthanc.log()}")
+            with contextlib.suppress(OSError):
+                orthanc.get("/system")
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Orthanc did not start:\n{orthanc.log()}")
+            time.sleep(0.2)
+        yield orthanc
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def multipart_related(
+    parts: list[bytes], boundary: str = "dsig-test-boundary"
+) -> tuple[bytes, str]:
+    """A STOW-RS request body built by hand and its Content-Type."""
+    body = b"".join(
+        b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n"
+        for part in parts
+    )
+    body += b"--" + boundary.encode() + b"--\r\n"
+    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return body, content_type

@@ -1,0 +1,226 @@
+"""dsig's Orthanc plugin in a real Orthanc on 127.0.0.1 (issue 19).
+
+One Orthanc (Debian's, with its Python and DICOMweb plugins) runs the plugin from
+``dsig orthanc plugin-path`` for the module; storescu and ``dsig send`` send over C-STORE, the
+REST API and DICOMweb STOW-RS upload over HTTP, and the REST API tells what was stored.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+
+from dsig.cli.verify import verify_options_from_args
+from dsig.orthanc.service import ServiceConfig, VerifierService
+from tests.helpers import net
+from tests.helpers.orthanc import Orthanc, multipart_related, orthanc_available, running_orthanc
+
+pytestmark = pytest.mark.skipif(not orthanc_available(), reason="Orthanc is not installed")
+
+
+@dataclass
+class Objects:
+    signed: list[Path]
+    tampered: Path
+    stranger: Path
+    unsigned: Path
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory: pytest.TempPathFactory) -> Objects:
+    root = tmp_path_factory.mktemp("orthanc-objects")
+    pki = net.make_pki(root / "pki")
+    plain = root / "plain"
+    plain.mkdir()
+    for i in range(6):
+        net.small_object(plain / f"o{i}.dcm", index=i)
+    signed_dir = net.sign(plain, root / "signed", pki.key, pki.cert)
+    signed = sorted(signed_dir.glob("*.dcm"))
+    stranger = net.sign(plain / "o5.dcm", root / "stranger.dcm", pki.stranger_key,
+                        pki.stranger_cert)  # fmt: skip
+    tampered = net.tamper(signed[4], root / "tampered.dcm")
+    unsigned = net.small_object(root / "unsigned.dcm", index=9)
+    (root / "trust").symlink_to(pki.trust)
+    return Objects(signed[:4], tampered, stranger, unsigned)
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory, objects: Objects) -> Iterator[Orthanc]:
+    directory = tmp_path_factory.mktemp("orthanc")
+    trust = objects.unsigned.parent / "trust"
+    proc = net.run_dsig("orthanc", "plugin-path")
+    assert proc.returncode == 0, proc.stderr
+    settings = {
+        "Plugins": [
+            "/usr/share/orthanc/plugins/libOrthancPython.so",
+            "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+        ],
+        "PythonScript": proc.stdout.strip(),
+        "UserMetadata": {"DsigVerdict": 4242},
+        "Dsig": {
+            "Command": str(Path(sys.executable).with_name("dsig")),
+            "Arguments": ["--trust-store", str(trust), "--require", "signature"],
+            "Quarantine": str(directory / "quarantine"),
+            "AuditLog": str(directory / "dsig-audit.jsonl"),
+        },
+    }
+    with running_orthanc(directory, settings) as server:
+        yield server
+
+
+def _uid(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def _stored_uids(orthanc: Orthanc) -> set[str]:
+    uids = set()
+    for instance in orthanc.get("/instances"):
+        uids.add(orthanc.get(f"/instances/{instance}/tags?simplify")["SOPInstanceUID"])
+    return uids
+
+
+def test_storescu_valid_stored_bad_refused_at_cstore(orthanc: Orthanc, objects: Objects) -> None:
+    exe = net.dcmtk_storescu()
+    if exe is None:
+        pytest.skip("DCMTK storescu is not installed")
+    ok = net.storescu(exe, orthanc.dicom_port, [objects.signed[0]], called_ae="ORTHANC")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = net.storescu(exe, orthanc.dicom_port, [objects.tampered], "-v", called_ae="ORTHANC")
+    # 0xC2xx is "Error: Cannot understand" for storescu (dsig send prints the code)
+    assert "CannotUnderstand" in bad.stdout + bad.stderr, bad.stdout + bad.stderr
+    untrusted = net.storescu(exe, orthanc.dicom_port, [objects.stranger], "-v",
+                             called_ae="ORTHANC")  # fmt: skip
+    assert "CannotUnderstand" in untrusted.stdout + untrusted.stderr
+    stored = _stored_uids(orthanc)
+    assert _uid(objects.signed[0]) in stored
+    assert _uid(objects.tampered) not in stored
+    assert _uid(objects.stranger) not in stored
+    quarantine = Path(orthanc.directory / "quarantine")
+    assert len(list(quarantine.glob("*.dcm"))) >= 2
+
+
+def test_dsig_send_and_rest_upload(orthanc: Orthanc, objects: Objects) -> None:
+    sent = net.run_dsig("send", "127.0.0.1", str(orthanc.dicom_port), objects.signed[1],
+                        objects.unsigned, objects.tampered, "--called-ae", "ORTHANC")  # fmt: skip
+    assert sent.returncode == 1, sent.stdout + sent.stderr  # unsigned and tampered refused
+    assert "(0xC212)" in sent.stdout, sent.stdout  # --require signature not met
+    assert "(0xC210)" in sent.stdout, sent.stdout  # integrity invalid
+    status, _ = orthanc.post("/instances", objects.signed[2].read_bytes(), "application/dicom")
+    assert status == 200
+    status, _ = orthanc.post("/instances", objects.tampered.read_bytes(), "application/dicom")
+    stored = _stored_uids(orthanc)
+    assert {_uid(objects.signed[1]), _uid(objects.signed[2])} <= stored
+    assert _uid(objects.unsigned) not in stored
+    assert _uid(objects.tampered) not in stored
+
+
+def test_stow_rs_into_orthanc_is_filtered(orthanc: Orthanc, objects: Objects) -> None:
+    body, content_type = multipart_related(
+        [objects.signed[3].read_bytes(), objects.stranger.read_bytes()]
+    )
+    status, _ = orthanc.post("/dicom-web/studies", body, content_type)
+    assert status in (200, 202, 409)
+    stored = _stored_uids(orthanc)
+    assert _uid(objects.signed[3]) in stored
+    assert _uid(objects.stranger) not in stored
+
+
+def test_status_report_metadata_and_audit(orthanc: Orthanc, objects: Objects) -> None:
+    uid = _uid(objects.signed[0])
+    if uid not in _stored_uids(orthanc):
+        orthanc.post("/instances", objects.signed[0].read_bytes(), "application/dicom")
+    status = orthanc.get("/dsig/status")
+    assert status["verifier"] == "running"
+    assert status["counts"]["accepted"] >= 1
+    found = orthanc.post("/tools/lookup", uid.encode(), "text/plain")[1]
+    instance_id = next(r["ID"] for r in json.loads(found) if r["Type"] == "Instance")
+    report = orthanc.get(f"/dsig/instances/{instance_id}")
+    assert report["passed"] is True and report["indication"] == "VALID"
+    assert report["orthanc_id"] == instance_id
+    assert report["report"]["signatures"][0]["indication"] == "VALID"
+    refused = orthanc.get(f"/dsig/instances/{_uid(objects.tampered)}")
+    assert refused["passed"] is False and refused["status"] == 0xC210
+    assert orthanc.status_of("/dsig/instances/1.2.3.4.5") == 404
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if orthanc.status_of(f"/instances/{instance_id}/metadata/DsigVerdict") == 200:
+            break
+        time.sleep(0.2)
+    with_metadata = orthanc.get(f"/instances/{instance_id}/metadata?expand")
+    assert with_metadata.get("DsigVerdict") == "VALID"
+    lines = (orthanc.directory / "dsig-audit.jsonl").read_text().splitlines()
+    actions = {json.loads(line)["action"] for line in lines}
+    assert actions == {"accepted", "refused"}
+    check = net.run_dsig("serve", "audit-check", orthanc.directory / "dsig-audit.jsonl")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_plugin_fails_closed_when_the_verifier_cannot_start(
+    tmp_path: Path, objects: Objects
+) -> None:
+    settings = {
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancPython.so"],
+        "PythonScript": net.run_dsig("orthanc", "plugin-path").stdout.strip(),
+        "Dsig": {
+            "Command": str(Path(sys.executable).with_name("dsig")),
+            "Arguments": ["--no-such-option"],
+        },
+    }
+    with running_orthanc(tmp_path / "orthanc", settings) as server:
+        server.post("/instances", objects.signed[0].read_bytes(), "application/dicom")
+        assert server.get("/instances") == []
+        state = server.get("/dsig/status")
+        assert state["verifier"] == "stopped"
+        assert "did not start (exit 2)" in state["error"]
+
+
+def _ask(sock_path: Path, data: bytes) -> dict[str, Any]:
+    """One request to the verifier service, as the plugin sends it."""
+    length = struct.Struct(">I")
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(str(sock_path))
+        header = json.dumps({"origin": "TEST"}).encode()
+        conn.sendall(length.pack(len(header)) + header + length.pack(len(data)) + data)
+        with conn.makefile("rb") as answer:
+            (size,) = length.unpack(answer.read(4))
+            result: dict[str, Any] = json.loads(answer.read(size))
+            return result
+
+
+def test_verifier_service_from_python(tmp_path: Path, objects: Objects) -> None:
+    trust = objects.unsigned.parent / "trust"
+    config = ServiceConfig(
+        socket=tmp_path / "verifier.sock",
+        verify=verify_options_from_args(["--trust-store", str(trust)]),
+        accept=("VALID",),  # stricter than dsig verify, which passes UNSIGNED without --require
+        quarantine=tmp_path / "quarantine",
+        audit_log=tmp_path / "audit.jsonl",
+        workers=1,
+    )
+    service = VerifierService(config)
+    service.start()
+    try:
+        valid = _ask(config.socket, objects.signed[0].read_bytes())
+        tampered = _ask(config.socket, objects.tampered.read_bytes())
+        stranger = _ask(config.socket, objects.stranger.read_bytes())
+        unsigned = _ask(config.socket, objects.unsigned.read_bytes())
+    finally:
+        service.stop()
+    assert valid["passed"] and valid["indication"] == "VALID" and valid["status"] == 0
+    assert not tampered["passed"] and tampered["status"] == 0xC210
+    assert not stranger["passed"] and stranger["status"] == 0xC211
+    assert not unsigned["passed"] and unsigned["status"] == 0xC212
+    assert unsigned["indication"] == "UNSIGNED"
+    assert len(list((tmp_path / "quarantine").glob("*.dcm"))) == 3
+    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 4
+    assert not config.socket.exists()
