@@ -300,7 +300,7 @@ def test_human_output_on_dask_and_one_object(core_pki: CorePki, s3: dict[str, st
 
 
 def test_journal_inside_the_audited_directory(archive: Path, tmp_path: Path) -> None:
-    """Resuming with the journal (and report) in the tree it audits: they are not inputs."""
+    """Resuming with the journal in the tree it audits: it is not an input."""
     import shutil
 
     tree = tmp_path / "tree"
@@ -318,19 +318,18 @@ def test_journal_inside_the_audited_directory(archive: Path, tmp_path: Path) -> 
 
 
 def test_evidence_verify_reads_the_data_file_from_s3(
-    s3: dict[str, str],
-    tsa: Any,
-    tsa_pki: Any,
-    study: Path,
-    tmp_path: Path,  # noqa: F811
+    s3: dict[str, str], request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    server = request.getfixturevalue("tsa")  # test_evidence's fixtures, imported above
+    root = request.getfixturevalue("tsa_pki").root_pem
+    data_dir: Path = request.getfixturevalue("study")
     import s3fs
 
-    out, root = tmp_path / "ev", tsa_pki.root_pem
-    r = dsig("evidence", "create", study, "--out-dir", out, "--tsa", tsa.url,
+    out = tmp_path / "ev"
+    r = dsig("evidence", "create", data_dir, "--out-dir", out, "--tsa", server.url,
              "--tsa-trust-store", root)  # fmt: skip
     assert r.exit_code == 0, r.output
-    data = sorted(study.iterdir())[0]
+    data = sorted(data_dir.iterdir())[0]
     s3fs.S3FileSystem(skip_instance_cache=True).put_file(str(data), f"{BUCKET}/ev/{data.name}")
     url = f"s3://{BUCKET}/ev/{data.name}"
     r = dsig("evidence", "verify", url, "--evidence", out, "--tsa-trust-store", root, "--json")
