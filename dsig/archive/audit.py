@@ -41,8 +41,8 @@ class Plan:
             yield from (local_path(p) for p in self.paths if not is_remote(p))
 
     def without(self, outputs: Iterable[Path | None]) -> Plan:
-        """The plan without this run's own output files (a journal being resumed inside the
-        directory it audits is not an input)."""
+        """The plan without ``outputs`` (a journal being resumed inside the directory it
+        audits is not an input)."""
         own = {os.path.realpath(p) for p in outputs if p is not None}
         if self.listed is None or not own:
             return self

@@ -177,6 +177,17 @@ def local_copy(url: str) -> Iterator[Path]:
         os.unlink(name)
 
 
+@contextlib.contextmanager
+def readable(path: str) -> Iterator[Path]:
+    """A local path for ``path``: itself (or a ``file://`` URL's path), or a scratch copy of a
+    remote object (:func:`local_copy`), for commands that read one file by name."""
+    if not is_remote(path):
+        yield local_path(path)
+        return
+    with local_copy(path) as scratch:
+        yield scratch
+
+
 __all__ = [
     "ArchiveExtraMissingError",
     "SourceError",
@@ -187,4 +198,5 @@ __all__ = [
     "local_copy",
     "local_path",
     "read_head",
+    "readable",
 ]

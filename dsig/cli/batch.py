@@ -85,7 +85,9 @@ def run_verify(
         raise fail("--report and --jsonl name the same file", 2)
     distribution.check()
     try:
-        work = plan([str(p) for p in paths], recursive).without([journal_path, report])
+        work = plan([str(p) for p in paths], recursive)
+        if resume:  # the journal being continued is not an input (it may sit in the tree)
+            work = work.without([journal_path])
     except SourceUsageError as e:
         raise fail(str(e), 2) from None
     except DsigError as e:

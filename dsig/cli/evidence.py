@@ -126,7 +126,7 @@ def create(
 
 @evidence_app.command()
 def verify(
-    file: Annotated[Path, typer.Argument(help="the data file")],
+    file: Annotated[str, typer.Argument(help="the data file (a path or a URL: s3://...)")],
     evidence: Annotated[Path, typer.Option("--evidence", help="its record, or their directory")],
     tsa_trust_store: TsaTrustOpt = None,
     crl: CrlOpt = None,
@@ -142,10 +142,13 @@ def verify(
     if moment is not None and not isinstance(moment, dt.datetime):
         raise fail("--at takes an ISO-8601 moment", 2)
     policy = _policy(tsa_trust_store, crl, ocsp, revocation, False)
-    if not file.is_file():
-        raise fail(f"{file} is not a file")
+    from dsig.archive.sources import readable
+
     try:
-        result = verify_file_evidence(file, evidence, tsa_trust=policy, at=moment)
+        with readable(file) as data:  # a URL's object is copied to a scratch file
+            if not data.is_file():
+                raise fail(f"{file} is not a file")
+            result = verify_file_evidence(data, evidence, tsa_trust=policy, at=moment)
     except operational_errors() as e:
         raise fail(str(e)) from None
     if json_out:

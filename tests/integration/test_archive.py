@@ -20,6 +20,7 @@ from tests.conftest import CorePki
 from tests.helpers.bigfile import write_small_image
 from tests.helpers.net import REPO, dsig_cmd
 from tests.integration.test_batch import dsig, trust
+from tests.integration.test_evidence import study, tsa, tsa_pki  # noqa: F401 - fixtures
 
 pytest.importorskip("s3fs")
 pytest.importorskip("distributed")
@@ -299,7 +300,7 @@ def test_human_output_on_dask_and_one_object(core_pki: CorePki, s3: dict[str, st
 
 
 def test_journal_inside_the_audited_directory(archive: Path, tmp_path: Path) -> None:
-    """Resuming with the journal (and report) in the tree it audits: they are not inputs."""
+    """Resuming with the journal in the tree it audits: it is not an input."""
     import shutil
 
     tree = tmp_path / "tree"
@@ -314,3 +315,25 @@ def test_journal_inside_the_audited_directory(archive: Path, tmp_path: Path) -> 
     # of the tree like any other (skipped as not DICOM).
     assert summary["files"] == 8 and summary["skipped"] == 1 and len(records) == 9
     assert not any(r["path"] == str(out) for r in records)
+
+
+def test_evidence_verify_reads_the_data_file_from_s3(
+    s3: dict[str, str], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    server = request.getfixturevalue("tsa")  # test_evidence's fixtures, imported above
+    root = request.getfixturevalue("tsa_pki").root_pem
+    data_dir: Path = request.getfixturevalue("study")
+    import s3fs
+
+    out = tmp_path / "ev"
+    r = dsig("evidence", "create", data_dir, "--out-dir", out, "--tsa", server.url,
+             "--tsa-trust-store", root)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    data = sorted(data_dir.iterdir())[0]
+    s3fs.S3FileSystem(skip_instance_cache=True).put_file(str(data), f"{BUCKET}/ev/{data.name}")
+    url = f"s3://{BUCKET}/ev/{data.name}"
+    r = dsig("evidence", "verify", url, "--evidence", out, "--tsa-trust-store", root, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["path"] == url and '"status": "PROVEN"' in r.stdout
+    r = dsig("evidence", "verify", f"s3://{BUCKET}/ev/missing.dcm", "--evidence", out)
+    assert r.exit_code == 4 and r.output.count("\n") == 1
