@@ -159,7 +159,7 @@ class Server:
                 return lines
             time.sleep(0.05)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Signal the server and wait for it (killed if it does not stop in time)."""
         if self.returncode is not None:
             return self.returncode
