@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -150,10 +151,12 @@ def load_from_paths(paths: Sequence[Path], what: str) -> tuple[x509.Certificate,
     return dedupe(certs)
 
 
-def load_certificates(*paths: Path, what: str = "certificate file") -> tuple[x509.Certificate, ...]:
+def load_certificates(
+    *paths: str | os.PathLike[str], what: str = "certificate file"
+) -> tuple[x509.Certificate, ...]:
     """Load certificates from PEM bundles, DER files, PKCS#7 bundles or directories of them.
 
     Raises :class:`CertificateLoadError` (a :class:`~pki.errors.TrustConfigError`) with a
     one-line message on a missing path, an unreadable or unparsable file, or an empty result.
     """
-    return load_from_paths(paths, what)
+    return load_from_paths([Path(p) for p in paths], what)

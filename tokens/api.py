@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
@@ -53,3 +54,14 @@ class KeyProvider(Protocol):
     def close(self) -> None:
         """Release the key (log out of a token); idempotent."""
         ...
+
+    def __enter__(self) -> KeyProvider:
+        """A provider is a context manager: ``with open_key_provider(...) as key:`` closes it."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -164,6 +165,17 @@ class FileKeyProvider:
 
     def close(self) -> None:
         """Nothing to release for an in-memory key."""
+
+    def __enter__(self) -> FileKeyProvider:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def _looks_like_pkcs12(data: bytes) -> bool:

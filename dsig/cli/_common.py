@@ -23,16 +23,9 @@ def fail(message: str, code: int = EXIT_OPERATIONAL) -> typer.Exit:
 
 def operational_errors() -> tuple[type[Exception], ...]:
     """Library errors that mean "bad input or environment" (exit 4)."""
-    from dsig.errors import DsigError
-    from dsig.profiles import ProfileError
-    from tokens.errors import TokenError
+    from dsig.file_signing import operational_errors as library_errors
 
-    errors: list[type[Exception]] = [DsigError, ProfileError, TokenError]
-    if "pki" in sys.modules or "pki.errors" in sys.modules:
-        from pki.errors import PkiError
-
-        errors.append(PkiError)
-    return tuple(errors)
+    return library_errors()
 
 
 def read_secret(
@@ -66,14 +59,17 @@ def no_prompt(prompt: str) -> str:
 
 def expand_inputs(paths: list[Path], recursive: bool) -> Iterator[tuple[Path, Path]]:
     """(file, path relative to the given root) for files and, with --recursive, directories."""
-    for path in paths:
-        if path.is_dir():
-            if not recursive:
-                raise fail(f"{path} is a directory (use --recursive)")
-            for sub in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield sub, sub.relative_to(path)
-        else:
-            yield path, Path(path.name)
+    from dsig.errors import InputError
+    from dsig.inputs import iter_inputs
+
+    try:
+        yield from iter_inputs(paths, recursive=recursive)
+    except InputError:
+        raise fail(f"{_directory_in(paths)} is a directory (use --recursive)") from None
+
+
+def _directory_in(paths: list[Path]) -> Path:
+    return next(p for p in paths if p.is_dir())
 
 
 def guard_output(
