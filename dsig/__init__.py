@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from dsig.inspect import describe
     from dsig.limits import LimitExceededError, ParseLimits
     from dsig.outputs import OutputRefusedError, check_output_path
+    from dsig.preview import preview_signing
     from dsig.profiles import Profile, ProfileError
     from dsig.read_options import ReadOptions
     from dsig.remove import remove_all, remove_signature
     from dsig.report import FileResult, Finding, Indication, SignatureResult
-    from dsig.signer import SignedInfo, SignOptions, add_signature
-    from dsig.tags import format_location, parse_location, parse_tag
+    from dsig.signer import SignedInfo, SignOptions, add_signature, check_algorithm_policy
+    from dsig.signer_check import check_signer, signer_rules
+    from dsig.tags import ItemPath, format_location, parse_location, parse_tag, parse_tag_file
     from dsig.timestamp import QueryOptions, TimestampError, build_query, insert_token
     from dsig.tsa_client import TsaOptions, TsaUnavailableError, request_timestamp
     from dsig.verifier import VerifyOptions, dump_mac_stream, verify_dataset
@@ -49,26 +51,35 @@ if TYPE_CHECKING:
 _MODULES = {
     "dsig.dicomio": ["read_dicom"],
     "dsig.errors": [
-        "DicomFormatError", "DsigError", "InputError", "LocationError", "OptionsError",
-        "OutputError", "SignatureNotFoundError", "SigningError", "TagError",
+        "DicomFormatError",
+        "DsigError",
+        "InputError",
+        "LocationError",
+        "OptionsError",
+        "OutputError",
+        "SignatureNotFoundError",
+        "SigningError",
+        "TagError",
     ],
+    "dsig.file_signing": ["FileSigning", "SignedFile", "sign_dataset", "sign_file", "sign_files"],
+    "dsig.file_verification": ["verification_options", "verify_file", "verify_files"],
     "dsig.inputs": ["iter_inputs"],
     "dsig.inspect": ["describe"],
     "dsig.limits": ["LimitExceededError", "ParseLimits"],
     "dsig.outputs": ["OutputRefusedError", "check_output_path"],
+    "dsig.preview": ["preview_signing"],
     "dsig.profiles": ["Profile", "ProfileError"],
     "dsig.read_options": ["ReadOptions"],
     "dsig.remove": ["remove_all", "remove_signature"],
     "dsig.report": ["FileResult", "Finding", "Indication", "SignatureResult"],
-    "dsig.file_signing": ["FileSigning", "SignedFile", "sign_dataset", "sign_file", "sign_files"],
-    "dsig.signer": ["SignedInfo", "SignOptions", "add_signature"],
-    "dsig.tags": ["format_location", "parse_location", "parse_tag"],
+    "dsig.signer": ["SignOptions", "SignedInfo", "add_signature", "check_algorithm_policy"],
+    "dsig.signer_check": ["check_signer", "signer_rules"],
+    "dsig.tags": ["ItemPath", "format_location", "parse_location", "parse_tag", "parse_tag_file"],
     "dsig.timestamp": ["QueryOptions", "TimestampError", "build_query", "insert_token"],
     "dsig.tsa_client": ["TsaOptions", "TsaUnavailableError", "request_timestamp"],
     "dsig.verifier": ["VerifyOptions", "dump_mac_stream", "verify_dataset"],
-    "dsig.file_verification": ["verification_options", "verify_file", "verify_files"],
     "dsig.writer": ["Encoding", "atomic_output", "save", "target_encoding"],
-}  # fmt: skip
+}
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)
@@ -84,6 +95,7 @@ __all__ = [
     "Finding",
     "Indication",
     "InputError",
+    "ItemPath",
     "LimitExceededError",
     "LocationError",
     "OptionsError",
@@ -109,7 +121,9 @@ __all__ = [
     "add_signature",
     "atomic_output",
     "build_query",
+    "check_algorithm_policy",
     "check_output_path",
+    "check_signer",
     "describe",
     "dump_mac_stream",
     "format_location",
@@ -117,6 +131,8 @@ __all__ = [
     "iter_inputs",
     "parse_location",
     "parse_tag",
+    "parse_tag_file",
+    "preview_signing",
     "read_dicom",
     "remove_all",
     "remove_signature",
@@ -125,6 +141,7 @@ __all__ = [
     "sign_dataset",
     "sign_file",
     "sign_files",
+    "signer_rules",
     "target_encoding",
     "verification_options",
     "verify_dataset",

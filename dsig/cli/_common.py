@@ -59,8 +59,7 @@ def no_prompt(prompt: str) -> str:
 
 def expand_inputs(paths: list[Path], recursive: bool) -> Iterator[tuple[Path, Path]]:
     """(file, path relative to the given root) for files and, with --recursive, directories."""
-    from dsig.errors import InputError
-    from dsig.inputs import iter_inputs
+    from dsig import InputError, iter_inputs
 
     try:
         yield from iter_inputs(paths, recursive=recursive)
@@ -81,8 +80,7 @@ def guard_output(
     parent_must_exist: bool = True,
 ) -> None:
     """:func:`dsig.outputs.check_output_path` with CLI exits: 2 refused, 4 unwritable."""
-    from dsig.errors import OutputError
-    from dsig.outputs import OutputRefusedError, check_output_path
+    from dsig import OutputError, OutputRefusedError, check_output_path
 
     try:
         check_output_path(
@@ -104,8 +102,7 @@ def check_output(src: Path, dst: Path, *, force: bool) -> None:
 
 def in_place_target(path: Path) -> Path:
     """The file --in-place replaces (a symlink's target: the link keeps naming it)."""
-    from dsig import outputs
-    from dsig.errors import OutputError
+    from dsig import OutputError, outputs
 
     try:
         return outputs.in_place_target(path)

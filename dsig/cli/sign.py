@@ -56,11 +56,8 @@ from dsig.cli.timestamp import (
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from dsig.file_signing import SignedFile
-    from dsig.read_options import ReadOptions
-    from dsig.signer import SignOptions
-    from dsig.tags import ItemPath
-    from tokens.api import KeyProvider
+    from dsig import ItemPath, ReadOptions, SignedFile, SignOptions
+    from tokens import KeyProvider
 
 
 class XferChoice(enum.StrEnum):
@@ -262,7 +259,7 @@ def _check_certificate(provider: KeyProvider, policy_file: Path | bool) -> None:
     """Refuse (exit 4, nothing written) a certificate whose signatures can never verify."""
     import datetime as dt
 
-    from dsig.signer_check import check_signer, signer_rules
+    from dsig import check_signer, signer_rules
 
     rules = signer_rules(policy_file if isinstance(policy_file, Path) else None)
     check_signer(provider, at=dt.datetime.now(dt.UTC), rules=rules)
@@ -302,13 +299,18 @@ def _run(
     allow_pin_in_uri: bool = False,
     reading: ReadOptions | None = None,
 ) -> None:
-    from dsig.file_signing import FileSigning, sign_files
-    from dsig.profiles import Profile
+    from dsig import (
+        FileSigning,
+        Profile,
+        SignOptions,
+        check_algorithm_policy,
+        parse_location,
+        parse_tag,
+        parse_tag_file,
+        sign_files,
+    )
     from dsig.read_options import DEFAULT_READ
-    from dsig.signer import SignOptions, check_algorithm_policy
-    from dsig.tags import parse_location, parse_tag, parse_tag_file
-    from tokens.digest import HashAlgorithm
-    from tokens.registry import open_key_provider
+    from tokens import HashAlgorithm, open_key_provider
 
     tag_list: list[int] | None = None
     if tags or tag_file is not None:
@@ -414,8 +416,7 @@ def _confirm(
     certificate: x509.Certificate | None,
 ) -> None:
     """Show what will be signed (on stderr: stdout stays for results) and ask; no = exit 4."""
-    from dsig.dicomio import read_dicom
-    from dsig.preview import preview_signing
+    from dsig import preview_signing, read_dicom
 
     total = 0
     for index, (src, _dst) in enumerate(jobs):

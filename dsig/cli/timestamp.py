@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from cryptography import x509
     from pydicom.dataset import Dataset
 
-    from dsig.timestamp import QueryOptions
-    from dsig.tsa_client import TsaOptions
+    from dsig import QueryOptions, TsaOptions
 
 #: DCMTK's private SOP Class of the "UID file" written by ``dcmsign +ts``.
 _UID_FILE_SOP_CLASS = "1.2.276.0.7230010.3.1.0.1"
@@ -76,7 +75,7 @@ def query_options(
     ts_hash: TsHashChoice, nonce: bool, cert_req: bool, policy: str | None
 ) -> QueryOptions:
     """Build :class:`~dsig.timestamp.QueryOptions` (raises TimestampError on a bad OID)."""
-    from dsig.timestamp import QueryOptions
+    from dsig import QueryOptions
 
     return QueryOptions(ts_hash.value, nonce=nonce, cert_req=cert_req, policy=policy)
 
@@ -100,7 +99,7 @@ def write_uid_file(path: Path, uid: str) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import UID, ImplicitVRLittleEndian, generate_uid
 
-    from dsig.writer import Encoding, save
+    from dsig import Encoding, save
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -113,8 +112,7 @@ def write_uid_file(path: Path, uid: str) -> None:
 
 def read_uid_file(path: Path) -> str:
     """Digital Signature UID from a DCMTK UID file."""
-    from dsig.dicomio import read_dicom
-    from dsig.errors import DicomFormatError
+    from dsig import DicomFormatError, read_dicom
     from dsig.model import raw_text
 
     uid = raw_text(read_dicom(path), 0x04000100)
@@ -135,10 +133,10 @@ class SignTimestamping:
 
     def apply(self, ds: Dataset, uid: str) -> str:
         """Timestamp signature ``uid`` of ``ds`` (in place); returns a line for the user."""
+        from dsig import atomic_output
         from dsig.model import find_signature
         from dsig.timestamp import build_query, insert_token, timestamped_bytes
         from dsig.tsa_client import redact, request_timestamp
-        from dsig.writer import atomic_output
 
         item = find_signature(ds, uid).item
         data = timestamped_bytes(item)
@@ -158,7 +156,7 @@ class SignTimestamping:
 
 
 def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
-    from dsig.errors import SignatureNotFoundError
+    from dsig import SignatureNotFoundError
     from dsig.model import find_signatures
 
     if uid is not None and uid_file is not None:
@@ -195,10 +193,9 @@ def query(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Write a timestamp query for an existing signature (like dcmsign +ts)."""
-    from dsig.dicomio import read_dicom
+    from dsig import atomic_output, read_dicom
     from dsig.model import find_signature
     from dsig.timestamp import build_query, timestamped_bytes
-    from dsig.writer import atomic_output
 
     for option, target in (("--out", out), ("--uid-file-out", uid_file_out)):
         if target is not None:
@@ -247,7 +244,7 @@ def insert(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Check a TSA reply against the query and the signature, then store its token."""
-    from dsig.dicomio import read_dicom
+    from dsig import read_dicom, save, target_encoding
     from dsig.model import CERTIFIED_TIMESTAMP, find_signature
     from dsig.timestamp import (
         TimestampError,
@@ -257,7 +254,6 @@ def insert(
         timestamped_bytes,
         token_from_reply,
     )
-    from dsig.writer import save, target_encoding
 
     src, dst = input_output(paths, in_place=in_place, force=force)
     try:
@@ -319,10 +315,9 @@ def add(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Timestamp existing signatures online (RFC 3161 over HTTP, with fallback TSAs)."""
-    from dsig.dicomio import read_dicom
+    from dsig import read_dicom, save, target_encoding
     from dsig.timestamp import insert_token, signatures_to_stamp, timestamped_bytes
     from dsig.tsa_client import redact, request_timestamp
-    from dsig.writer import save, target_encoding
 
     if not tsa:
         raise fail("give at least one --tsa URL", 2)
@@ -356,7 +351,7 @@ def add(
 
 
 def _read(path: Path, what: str) -> bytes:
-    from dsig.timestamp import TimestampError
+    from dsig import TimestampError
 
     try:
         return path.read_bytes()
