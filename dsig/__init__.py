@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from dsig.signer_check import check_signer, signer_rules
     from dsig.tags import ItemPath, format_location, parse_location, parse_tag, parse_tag_file
     from dsig.timestamp import QueryOptions, TimestampError, build_query, insert_token
+    from dsig.timestamp.stamping import SignTimestamping, read_uid_file, write_uid_file
     from dsig.tsa_client import TsaOptions, TsaUnavailableError, request_timestamp
     from dsig.verifier import VerifyOptions, dump_mac_stream, verify_dataset
     from dsig.writer import Encoding, atomic_output, save, target_encoding
@@ -76,6 +77,7 @@ _MODULES = {
     "dsig.signer_check": ["check_signer", "signer_rules"],
     "dsig.tags": ["ItemPath", "format_location", "parse_location", "parse_tag", "parse_tag_file"],
     "dsig.timestamp": ["QueryOptions", "TimestampError", "build_query", "insert_token"],
+    "dsig.timestamp.stamping": ["SignTimestamping", "read_uid_file", "write_uid_file"],
     "dsig.tsa_client": ["TsaOptions", "TsaUnavailableError", "request_timestamp"],
     "dsig.verifier": ["VerifyOptions", "dump_mac_stream", "verify_dataset"],
     "dsig.writer": ["Encoding", "atomic_output", "save", "target_encoding"],
@@ -107,6 +109,7 @@ __all__ = [
     "QueryOptions",
     "ReadOptions",
     "SignOptions",
+    "SignTimestamping",
     "SignatureNotFoundError",
     "SignatureResult",
     "SignedFile",
@@ -134,6 +137,7 @@ __all__ = [
     "parse_tag_file",
     "preview_signing",
     "read_dicom",
+    "read_uid_file",
     "remove_all",
     "remove_signature",
     "request_timestamp",
@@ -147,4 +151,5 @@ __all__ = [
     "verify_dataset",
     "verify_file",
     "verify_files",
+    "write_uid_file",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from cryptography import x509
 
@@ -26,6 +26,24 @@ class SignatureScheme(enum.Enum):
     RSA_PKCS1V15 = "rsa-pkcs1v15"
     #: ECDSA, DER Ecdsa-Sig-Value as DCMTK writes it (outside the standard's profiles).
     ECDSA_DER = "ecdsa-der"
+
+
+class ClosesOnExit:
+    """``with provider:`` closes it on leaving the block (key providers subclass this)."""
+
+    def close(self) -> None:
+        """Release what the object holds."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @runtime_checkable

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -12,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tokens.api import SecretPrompt, SignatureScheme
+from tokens.api import ClosesOnExit, SecretPrompt, SignatureScheme
 from tokens.certificates import decode_certificates
 from tokens.digest import Digest, prehashed
 from tokens.errors import (
@@ -47,7 +46,7 @@ def _is_encrypted(data: bytes) -> bool:
     return b"ENCRYPTED" in data[:200] or b"Proc-Type: 4,ENCRYPTED" in data
 
 
-class FileKeyProvider:
+class FileKeyProvider(ClosesOnExit):
     """A private key held in memory, loaded from files.
 
     Args:
@@ -166,17 +165,6 @@ class FileKeyProvider:
 
     def close(self) -> None:
         """Nothing to release for an in-memory key."""
-
-    def __enter__(self) -> FileKeyProvider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _looks_like_pkcs12(data: bytes) -> bool:

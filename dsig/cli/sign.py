@@ -38,7 +38,6 @@ from dsig.cli._sign_options import (
 )
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import (
-    SignTimestamping,
     TsaOpt,
     TsaPasswordEnvOpt,
     TsaPasswordFileOpt,
@@ -56,7 +55,7 @@ from dsig.cli.timestamp import (
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from dsig import ItemPath, ReadOptions, SignedFile, SignOptions
+    from dsig import ItemPath, ReadOptions, SignedFile, SignOptions, SignTimestamping
     from tokens import KeyProvider
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,10 +21,7 @@ if TYPE_CHECKING:
     from cryptography import x509
     from pydicom.dataset import Dataset
 
-    from dsig import QueryOptions, TsaOptions
-
-#: DCMTK's private SOP Class of the "UID file" written by ``dcmsign +ts``.
-_UID_FILE_SOP_CLASS = "1.2.276.0.7230010.3.1.0.1"
+    from dsig import QueryOptions, SignTimestamping, TsaOptions
 
 timestamp_app = typer.Typer(
     name="timestamp",
@@ -94,67 +90,6 @@ def tsa_options(
     return TsaOptions(timeout=timeout, retries=retries, credentials=creds)
 
 
-def write_uid_file(path: Path, uid: str) -> None:
-    """DCMTK's UID file (``dcmsign +ts q u``): a tiny DICOM file with Digital Signature UID."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID, ImplicitVRLittleEndian, generate_uid
-
-    from dsig import Encoding, save
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(_UID_FILE_SOP_CLASS)
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    ds.add_new(0x04000100, "UI", uid)
-    save(ds, path, Encoding(ImplicitVRLittleEndian))
-
-
-def read_uid_file(path: Path) -> str:
-    """Digital Signature UID from a DCMTK UID file."""
-    from dsig import DicomFormatError, read_dicom
-    from dsig.model import raw_text
-
-    uid = raw_text(read_dicom(path), 0x04000100)
-    if not uid:
-        raise DicomFormatError(f"{path} holds no Digital Signature UID (0400,0100)")
-    return uid
-
-
-@dataclass(frozen=True)
-class SignTimestamping:
-    """What ``dsig sign`` does after each signature: an online token and/or an offline query."""
-
-    urls: tuple[str, ...]
-    query: QueryOptions
-    tsa: TsaOptions
-    query_out: Path | None = None
-    uid_out: Path | None = None
-
-    def apply(self, ds: Dataset, uid: str) -> str:
-        """Timestamp signature ``uid`` of ``ds`` (in place); returns a line for the user."""
-        from dsig import atomic_output
-        from dsig.model import find_signature
-        from dsig.timestamp import build_query, insert_token, timestamped_bytes
-        from dsig.tsa_client import redact, request_timestamp
-
-        item = find_signature(ds, uid).item
-        data = timestamped_bytes(item)
-        notes = []
-        if self.urls:
-            stamp = request_timestamp(self.urls, data, self.query, self.tsa)
-            insert_token(item, stamp.token)
-            notes.append(f"timestamped {stamp.info.gen_time.isoformat()} by {redact(stamp.url)}")
-        if self.query_out is not None:
-            query = build_query(data, self.query)
-            with atomic_output(self.query_out) as fp:
-                fp.write(query.der)
-            notes.append(f"timestamp query written to {self.query_out}")
-            if self.uid_out is not None:
-                write_uid_file(self.uid_out, uid)
-        return "; ".join(notes)
-
-
 def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
     from dsig import SignatureNotFoundError
     from dsig.model import find_signatures
@@ -162,6 +97,8 @@ def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
     if uid is not None and uid_file is not None:
         raise fail("give --uid or --uid-file, not both", 2)
     if uid_file is not None:
+        from dsig import read_uid_file
+
         return read_uid_file(uid_file)
     if uid is not None:
         return uid
@@ -208,6 +145,8 @@ def query(
         with atomic_output(out) as fp:
             fp.write(q.der)
         if uid_file_out is not None:
+            from dsig import write_uid_file
+
             write_uid_file(uid_file_out, chosen)
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -387,6 +326,8 @@ def sign_timestamping(
     if uid_out is not None and query_out is None:
         raise fail("--timestamp-uid-file needs --timestamp-query", 2)
     try:
+        from dsig import SignTimestamping
+
         return SignTimestamping(
             urls=tuple(tsa or ()),
             query=query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy),

@@ -98,3 +98,13 @@ def test_sign_files_and_stream_a_directory(core_pki: CorePki, tmp_path: Path) ->
     assert by_name["junk.dcm"].error and by_name["junk.dcm"].indication is not Indication.VALID
     with pytest.raises(dsig.InputError):
         list(verify_files([outputs], integrity_only=True, recursive=False))
+
+
+def test_option_errors_are_dsig_errors() -> None:
+    assert issubclass(dsig.ProfileError, dsig.DsigError)
+    with pytest.raises(dsig.OptionsError):
+        dsig.ReadOptions(mode="tape")
+    with pytest.raises(dsig.OptionsError):
+        dsig.ParseLimits(max_depth=0)
+    with pytest.raises(dsig.OptionsError):
+        dsig.VerifyOptions(require_coverage="some")

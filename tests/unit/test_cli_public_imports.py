@@ -22,7 +22,7 @@ STILL_PRIVATE = {
     "dsig.evidence.stamping": {"StampSettings"},
     "dsig.file_signing": {"operational_errors"},
     "dsig.html_report": {"render"},
-    "dsig.model": {"CERTIFIED_TIMESTAMP", "find_signature", "find_signatures", "raw_text"},
+    "dsig.model": {"CERTIFIED_TIMESTAMP", "find_signature", "find_signatures"},
     "dsig.net.audit": {"check_audit_log"},
     "dsig.net.scp": {"AuditRecord", "CachingEvaluator", "ReceiveServer", "ServerConfig"},
     "dsig.net.scu": {"SendOptions", "SendResult", "send_files"},

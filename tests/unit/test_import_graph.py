@@ -132,3 +132,10 @@ def test_tokens_depends_on_neither_dsig_pki_nor_pydicom() -> None:
 
 def test_pki_depends_on_neither_dsig_nor_pydicom() -> None:
     assert _offending("pki", ("dsig", "pydicom")) == {}
+
+
+def test_the_rfc3161_part_of_timestamps_is_dicom_free() -> None:
+    names = imported_names("dsig.timestamp.rfc3161")
+    assert not {n for n in names if n.split(".")[0] == "pydicom"}
+    assert {n for n in names if n.startswith("dsig.")} <= {"dsig.errors", "dsig.der"}
+    assert "dsig.timestamp.rfc3161" in _edges("dsig.timestamp.dicom")
