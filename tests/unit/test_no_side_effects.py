@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
@@ -16,6 +17,7 @@ import pydicom.dataset
 import pydicom.filereader
 import pydicom.filewriter
 import pydicom.hooks
+import pydicom.uid
 import pydicom.values
 
 from dsig.dicomio import read_dicom
@@ -97,3 +99,35 @@ def test_read_sign_verify_leave_pydicom_as_it_was(core_pki: CorePki, tmp_path: P
         assert result.error is None and result.signatures, result
     assert _changes(before, _snapshot()) == []
     assert _foreign_functions() == []
+
+
+def _un_patient_name(path: Path) -> Path:
+    """A file whose Patient Name is stored with VR UN (a known tag)."""
+    ds = pydicom.dataset.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.add(pydicom.dataelem.DataElement(0x00100010, "OB", b"Doe^John"))
+    ds[0x00100010].VR = "UN"
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dsig_and_plain_pydicom_read_side_by_side_in_threads(tmp_path: Path) -> None:
+    """dsig keeps UN as stored while plain pydicom, in other threads at the same time, keeps
+    its own default (UN replaced by the dictionary VR)."""
+    path = _un_patient_name(tmp_path / "un.dcm")
+
+    def plain() -> str:
+        return str(pydicom.dcmread(path)[0x00100010].VR)
+
+    def strict() -> str:
+        return str(read_dicom(path)[0x00100010].VR)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = [pool.submit(fn) for _ in range(25) for fn in (plain, strict)]
+        seen = [run.result() for run in runs]
+    assert seen == ["PN", "UN"] * 25
