@@ -1,82 +1,90 @@
 """dsig: DICOM digital signatures (PS3.15 Annex C), interoperable with DCMTK's dcmsign.
 
-Public API::
+The public API (see README "Python API")::
 
-    from dsig import read_dicom, add_signature, SignOptions, verify_file, VerifyOptions
+    from dsig import sign_file, sign_files, verify_file, verify_files
+    from pki import TrustPolicy
     from tokens import open_key_provider
 
-Importing dsig loads neither typer nor python-pkcs11 nor pyhanko-certvalidator.
+Everything listed in ``__all__`` is public; other modules are internal. Importing dsig loads
+neither typer nor python-pkcs11 nor pyhanko-certvalidator: names load on first use.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the public names, imported on first use (a cold ``dsig`` CLI start
-    # loads only what its command needs)
+from pki._lazy import lazy_exports
+
+if TYPE_CHECKING:
     from dsig.dicomio import read_dicom
     from dsig.errors import (
         DicomFormatError,
         DsigError,
+        InputError,
         LocationError,
+        OptionsError,
         OutputError,
         SignatureNotFoundError,
         SigningError,
         TagError,
     )
+    from dsig.file_signing import FileSigning, SignedFile, sign_dataset, sign_file, sign_files
+    from dsig.file_verification import verification_options, verify_file, verify_files
+    from dsig.inputs import iter_inputs
+    from dsig.inspect import describe
     from dsig.limits import LimitExceededError, ParseLimits
+    from dsig.outputs import OutputRefusedError, check_output_path
+    from dsig.preview import preview_signing
     from dsig.profiles import Profile, ProfileError
+    from dsig.read_options import ReadOptions
     from dsig.remove import remove_all, remove_signature
     from dsig.report import FileResult, Finding, Indication, SignatureResult
-    from dsig.signer import SignedInfo, SignOptions, add_signature
-    from dsig.tags import format_location, parse_location, parse_tag
-    from dsig.verifier import VerifyOptions, dump_mac_stream, verify_dataset, verify_file
-    from dsig.writer import Encoding, save, target_encoding
+    from dsig.signer import SignedInfo, SignOptions, add_signature, check_algorithm_policy
+    from dsig.signer_check import check_signer, signer_rules
+    from dsig.tags import ItemPath, format_location, parse_location, parse_tag, parse_tag_file
+    from dsig.timestamp import QueryOptions, TimestampError, build_query, insert_token
+    from dsig.timestamp.stamping import SignTimestamping, read_uid_file, write_uid_file
+    from dsig.tsa_client import TsaOptions, TsaUnavailableError, request_timestamp
+    from dsig.verifier import VerifyOptions, dump_mac_stream, verify_dataset
+    from dsig.writer import Encoding, atomic_output, save, target_encoding
 
-_EXPORTS = {
-    "read_dicom": "dsig.dicomio",
-    "DicomFormatError": "dsig.errors",
-    "DsigError": "dsig.errors",
-    "LocationError": "dsig.errors",
-    "OutputError": "dsig.errors",
-    "SignatureNotFoundError": "dsig.errors",
-    "SigningError": "dsig.errors",
-    "TagError": "dsig.errors",
-    "LimitExceededError": "dsig.limits",
-    "ParseLimits": "dsig.limits",
-    "Profile": "dsig.profiles",
-    "ProfileError": "dsig.profiles",
-    "remove_all": "dsig.remove",
-    "remove_signature": "dsig.remove",
-    "FileResult": "dsig.report",
-    "Finding": "dsig.report",
-    "Indication": "dsig.report",
-    "SignatureResult": "dsig.report",
-    "SignedInfo": "dsig.signer",
-    "SignOptions": "dsig.signer",
-    "add_signature": "dsig.signer",
-    "format_location": "dsig.tags",
-    "parse_location": "dsig.tags",
-    "parse_tag": "dsig.tags",
-    "VerifyOptions": "dsig.verifier",
-    "dump_mac_stream": "dsig.verifier",
-    "verify_dataset": "dsig.verifier",
-    "verify_file": "dsig.verifier",
-    "Encoding": "dsig.writer",
-    "save": "dsig.writer",
-    "target_encoding": "dsig.writer",
+_MODULES = {
+    "dsig.dicomio": ["read_dicom"],
+    "dsig.errors": [
+        "DicomFormatError",
+        "DsigError",
+        "InputError",
+        "LocationError",
+        "OptionsError",
+        "OutputError",
+        "SignatureNotFoundError",
+        "SigningError",
+        "TagError",
+    ],
+    "dsig.file_signing": ["FileSigning", "SignedFile", "sign_dataset", "sign_file", "sign_files"],
+    "dsig.file_verification": ["verification_options", "verify_file", "verify_files"],
+    "dsig.inputs": ["iter_inputs"],
+    "dsig.inspect": ["describe"],
+    "dsig.limits": ["LimitExceededError", "ParseLimits"],
+    "dsig.outputs": ["OutputRefusedError", "check_output_path"],
+    "dsig.preview": ["preview_signing"],
+    "dsig.profiles": ["Profile", "ProfileError"],
+    "dsig.read_options": ["ReadOptions"],
+    "dsig.remove": ["remove_all", "remove_signature"],
+    "dsig.report": ["FileResult", "Finding", "Indication", "SignatureResult"],
+    "dsig.signer": ["SignOptions", "SignedInfo", "add_signature", "check_algorithm_policy"],
+    "dsig.signer_check": ["check_signer", "signer_rules"],
+    "dsig.tags": ["ItemPath", "format_location", "parse_location", "parse_tag", "parse_tag_file"],
+    "dsig.timestamp": ["QueryOptions", "TimestampError", "build_query", "insert_token"],
+    "dsig.timestamp.stamping": ["SignTimestamping", "read_uid_file", "write_uid_file"],
+    "dsig.tsa_client": ["TsaOptions", "TsaUnavailableError", "request_timestamp"],
+    "dsig.verifier": ["VerifyOptions", "dump_mac_stream", "verify_dataset"],
+    "dsig.writer": ["Encoding", "atomic_output", "save", "target_encoding"],
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dsig' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __version__ = "0.1.0"
 
@@ -85,32 +93,63 @@ __all__ = [
     "DsigError",
     "Encoding",
     "FileResult",
+    "FileSigning",
     "Finding",
     "Indication",
+    "InputError",
+    "ItemPath",
     "LimitExceededError",
     "LocationError",
+    "OptionsError",
     "OutputError",
+    "OutputRefusedError",
     "ParseLimits",
     "Profile",
     "ProfileError",
+    "QueryOptions",
+    "ReadOptions",
     "SignOptions",
+    "SignTimestamping",
     "SignatureNotFoundError",
     "SignatureResult",
+    "SignedFile",
     "SignedInfo",
     "SigningError",
     "TagError",
+    "TimestampError",
+    "TsaOptions",
+    "TsaUnavailableError",
     "VerifyOptions",
     "__version__",
     "add_signature",
+    "atomic_output",
+    "build_query",
+    "check_algorithm_policy",
+    "check_output_path",
+    "check_signer",
+    "describe",
     "dump_mac_stream",
     "format_location",
+    "insert_token",
+    "iter_inputs",
     "parse_location",
     "parse_tag",
+    "parse_tag_file",
+    "preview_signing",
     "read_dicom",
+    "read_uid_file",
     "remove_all",
     "remove_signature",
+    "request_timestamp",
     "save",
+    "sign_dataset",
+    "sign_file",
+    "sign_files",
+    "signer_rules",
     "target_encoding",
+    "verification_options",
     "verify_dataset",
     "verify_file",
+    "verify_files",
+    "write_uid_file",
 ]

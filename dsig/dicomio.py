@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -19,12 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pydicom.charset as pydicom_charset
-import pydicom.dataset as pydicom_dataset
-import pydicom.filereader as pydicom_filereader
-import pydicom.filewriter as pydicom_filewriter
 from pydicom import config
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import (
     UID,
@@ -35,6 +34,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import VR as PYDICOM_VR
 
+from dsig._pydicom_reader import StrictFileDataset, charset_terms, private_filereader
 from dsig.errors import DicomFormatError
 from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, WorkBudget
 from dsig.read_options import DEFAULT_READ, ReadOptions
@@ -50,11 +50,6 @@ from dsig.stream import (
     stored,
 )
 from dsig.tags import tag_str
-
-# Verification must see VRs exactly as stored: UN stays UN (C.12.1.1.3.1.1 excludes it), and
-# values are never "fixed" on read.
-config.replace_un_with_known_vr = False
-config.settings.reading_validation_mode = config.IGNORE
 
 
 class DuplicateElementError(DicomFormatError):
@@ -110,85 +105,103 @@ _STATE: contextvars.ContextVar[_ParseState | None] = contextvars.ContextVar(
 
 
 def _guard_elements(generator: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """Wrap pydicom's per-level element generator (each call reads one data set or item):
-    refuse duplicate tags; while dsig reads, count elements and depth against the limits as
-    they are parsed, refuse a VR switch inside explicit VR data, and find where the top-level
-    data set ends (trailing zero padding is not an element)."""
-    if getattr(generator, "_dsig_guarded", False):
-        return generator
+    """Wrap the reader's per-level element generator (each call reads one data set or item):
+    refuse duplicate tags, count elements and depth against the limits as they are parsed,
+    refuse a VR switch inside explicit VR data, parse sequences of defined length now (through
+    this same reader, not pydicom's later), and find where the top-level data set ends
+    (trailing zero padding is not an element)."""
 
     @functools.wraps(generator)
-    def elements(fp: Any, implicit: bool, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    def elements(fp: Any, implicit: bool, little: bool, *args: Any) -> Iterator[Any]:
         state = _STATE.get()
-        top = state is not None and fp is state.top and state.depth == 0
-        if state is not None:
-            state.depth += 1
-            state.budget.spend()  # the item (or data set) itself
-            if state.depth > state.limits.max_depth:
-                raise LimitExceededError(
-                    f"parser limit: sequences nested deeper than {state.limits.max_depth} "
-                    "levels (ParseLimits.max_depth)"
-                )
+        if state is None:  # only read_dicom drives this reader
+            raise RuntimeError("dsig's reader used outside read_dicom")
+        encoding = args[2] if len(args) > 2 else default_encoding
+        top = fp is state.top and state.depth == 0
+        state.depth += 1
+        state.budget.spend()  # the item (or data set) itself
+        if state.depth > state.limits.max_depth:
+            raise LimitExceededError(
+                f"parser limit: sequences nested deeper than {state.limits.max_depth} "
+                "levels (ParseLimits.max_depth)"
+            )
         seen: set[int] = set()
         try:
-            for elem in generator(fp, implicit, *args, **kwargs):
+            for elem in generator(fp, implicit, little, *args):
                 tag = int(elem.tag)
-                if state is not None:
-                    if top and tag == 0 and isinstance(elem, RawDataElement) and not elem.length:
-                        state.padding_at = (elem.value_tell or 8) - 8
-                        return  # zero bytes after the data set: padding, not an element
-                    if not implicit and elem.VR is None:
-                        raise DicomFormatError(
-                            f"element {tag_str(tag)} has no valid VR: the data set is not the "
-                            "explicit VR "
-                            "its transfer syntax says (--read-xfer chooses another reading)"
-                        )
-                    state.budget.spend()
+                if top and tag == 0 and isinstance(elem, RawDataElement) and not elem.length:
+                    state.padding_at = (elem.value_tell or 8) - 8
+                    return  # zero bytes after the data set: padding, not an element
+                if not implicit and elem.VR is None:
+                    raise DicomFormatError(
+                        f"element {tag_str(tag)} has no valid VR: the data set is not the "
+                        "explicit VR its transfer syntax says (--read-xfer chooses another reading)"
+                    )
+                state.budget.spend()
                 if tag in seen:
                     raise DuplicateElementError(
                         f"element {tag_str(tag)} appears twice in one data set"
                     )
                 seen.add(tag)
+                if isinstance(elem, RawDataElement):
+                    if tag == 0x00080005 and elem.value is not None:
+                        encoding = _READER.convert_encodings(elem.value)
+                    elif _is_defined_length_sequence(elem, implicit):
+                        elem = _sequence_now(fp, elem, implicit, little, encoding)
                 yield elem
-                if top and state is not None:
+                if top:
                     state.top_end = fp.tell()
         except EOFError as e:
-            if state is None:
-                raise
             raise DicomFormatError(f"truncated: {e}") from None
         finally:
-            if state is not None:
-                state.depth -= 1
+            state.depth -= 1
 
-    elements._dsig_guarded = True  # type: ignore[attr-defined]
     return elements
+
+
+def _is_defined_length_sequence(raw: RawDataElement, implicit: bool) -> bool:
+    if raw.length in (0, UNDEFINED):
+        return False
+    if not implicit or raw.VR is not None:
+        return raw.VR == "SQ"
+    if raw.tag.is_private:  # its VR depends on the private creator: pydicom resolves it later
+        return False
+    try:
+        return bool(dictionary_VR(raw.tag) == "SQ")
+    except KeyError:
+        return False
+
+
+def _sequence_now(
+    fp: Any, raw: RawDataElement, implicit: bool, little: bool, encoding: Any
+) -> DataElement:
+    """Parse a sequence of defined length from the file, with dsig's reader and its guards
+    (pydicom would parse the raw value on first access, with its own reader)."""
+    resume = fp.tell()
+    fp.seek(raw.value_tell)
+    sequence = _READER.read_sequence(fp, implicit, little, raw.length, encoding)
+    fp.seek(resume)
+    return DataElement(raw.tag, "SQ", sequence, raw.value_tell, validation_mode=config.IGNORE)
 
 
 def _no_vr_switch(detect: Callable[..., bool]) -> Callable[..., bool]:
     """While dsig reads, the encoding is the one chosen (meta or ReadOptions), never the one
     pydicom guesses from the first element of a data set or item."""
-    if getattr(detect, "_dsig_guarded", False):
-        return detect
 
     @functools.wraps(detect)
     def is_implicit(fp: Any, implicit_vr_is_assumed: bool, *args: Any, **kwargs: Any) -> bool:
-        if _STATE.get() is not None:
-            return implicit_vr_is_assumed
-        return detect(fp, implicit_vr_is_assumed, *args, **kwargs)
+        return implicit_vr_is_assumed
 
-    is_implicit._dsig_guarded = True  # type: ignore[attr-defined]
     return is_implicit
 
 
 def _cp246_sequences(read_sequence: Callable[..., Any]) -> Callable[..., Any]:
     """An explicit-VR UN element of undefined length holds implicit VR little endian items
     (CP-246), as DCMTK reads it: pydicom would guess from the first bytes instead."""
-    if getattr(read_sequence, "_dsig_guarded", False):
-        return read_sequence
 
     @functools.wraps(read_sequence)
     def read(fp: Any, implicit: bool, little: bool, *args: Any) -> Any:
-        if _STATE.get() is not None and not implicit:
+        if not implicit:
             here = fp.tell()
             fp.seek(here - 8)
             vr = fp.read(2)
@@ -197,7 +210,6 @@ def _cp246_sequences(read_sequence: Callable[..., Any]) -> Callable[..., Any]:
                 return read_sequence(fp, True, True, *args)
         return read_sequence(fp, implicit, little, *args)
 
-    read._dsig_guarded = True  # type: ignore[attr-defined]
     return read
 
 
@@ -221,33 +233,15 @@ def _count_empty_items(read_item: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
-def _tolerant_encodings(convert: Callable[..., Any]) -> Callable[..., Any]:
-    """A Specific Character Set stored as UN reaches pydicom's charset lookup as bytes (a
-    TypeError inside pydicom): decode it as the CS value it holds."""
-    if getattr(convert, "_dsig_guarded", False):
-        return convert
-
-    @functools.wraps(convert)
-    def encodings(value: Any) -> Any:
-        if isinstance(value, bytes | bytearray):
-            value = [v.strip(" \x00") for v in bytes(value).decode("latin-1").split("\\")]
-        return convert(value)
-
-    encodings._dsig_guarded = True  # type: ignore[attr-defined]
-    return encodings
-
-
-# Every level (the main data set, each item, also a sequence parsed later) goes through
-# these; outside read_dicom they only refuse duplicates (pydicom keeps the last silently).
-pydicom_filereader.data_element_generator = _guard_elements(
-    pydicom_filereader.data_element_generator
-)
-pydicom_filereader._is_implicit_vr = _no_vr_switch(pydicom_filereader._is_implicit_vr)
-pydicom_filereader.read_sequence = _cp246_sequences(pydicom_filereader.read_sequence)
-pydicom_filereader.read_sequence_item = _count_empty_items(pydicom_filereader.read_sequence_item)
-# pydicom imports convert_encodings by name into each of these modules.
-for _module in (pydicom_charset, pydicom_dataset, pydicom_filereader, pydicom_filewriter):
-    _module.convert_encodings = _tolerant_encodings(pydicom_charset.convert_encodings)  # type: ignore[attr-defined]
+#: dsig's private instance of pydicom's reader (see dsig._pydicom_reader): every level it
+#: reads (the main data set, each item) goes through these guards; pydicom's own reader, used
+#: by everyone else in the process, is untouched.
+_READER = private_filereader()
+_READER.data_element_generator = _guard_elements(_READER.data_element_generator)  # type: ignore[attr-defined]
+_READER._is_implicit_vr = _no_vr_switch(_READER._is_implicit_vr)  # type: ignore[attr-defined]
+_READER.read_sequence = _cp246_sequences(_READER.read_sequence)  # type: ignore[attr-defined]
+_READER.convert_encodings = lambda value: convert_encodings(charset_terms(value))  # type: ignore[attr-defined]
+_READER.read_sequence_item = _count_empty_items(_READER.read_sequence_item)  # type: ignore[attr-defined]
 
 
 class _Window(io.RawIOBase):
@@ -403,7 +397,7 @@ def _inflate(fp: BinaryIO, start: int, limits: ParseLimits, path: Path) -> bytes
 
 
 def read_dicom(
-    path: Path,
+    path: str | os.PathLike[str],
     limits: ParseLimits = DEFAULT_LIMITS,
     *,
     defer: bool = True,
@@ -419,6 +413,7 @@ def read_dicom(
     from memory. The result carries ``dsig_layout`` (:class:`Layout`) and
     ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`).
     """
+    path = Path(path)
     try:
         size = path.stat().st_size
         fp = path.open("rb")
@@ -481,9 +476,9 @@ def _parse(
         if where.meta_start is not None:
             with open(path, "rb") as meta_fp:
                 meta_fp.seek(where.meta_start)
-                meta = pydicom_filereader._read_file_meta_info(meta_fp)
+                meta = _READER._read_file_meta_info(meta_fp)
         source.seek(start)
-        body = pydicom_filereader.read_dataset(
+        body = _READER.read_dataset(
             source, layout.implicit, layout.little, defer_size=DEFER_SIZE if defer else None
         )
     except LimitExceededError as e:
@@ -508,7 +503,7 @@ def _parse(
                                   ExplicitVRBigEndian) or layout.implicit or not layout.little
     ):  # fmt: skip
         meta.TransferSyntaxUID = UID(used)  # --read-xfer chose another: say what was read
-    ds = FileDataset(str(path), body, where.preamble, meta, layout.implicit, layout.little)
+    ds = StrictFileDataset(str(path), body, where.preamble, meta, layout.implicit, layout.little)
     ds.set_original_encoding(layout.implicit, layout.little, body._character_set)
     ds.dsig_layout = layout
     return ds

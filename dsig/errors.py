@@ -29,3 +29,13 @@ class SignatureNotFoundError(DsigError):
 
 class OutputError(DsigError):
     """The output cannot be written (exists, same as input, encoding impossible)."""
+
+
+class OptionsError(DsigError, ValueError):
+    """Options that contradict each other or are out of range (the caller's mistake).
+
+    Also a ValueError, which is what such options raised before."""
+
+
+class InputError(DsigError):
+    """An input path cannot be used as given (e.g. a directory without recursion)."""

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsig.errors import DicomFormatError
+from dsig.errors import DicomFormatError, OptionsError
 
 DEFLATED_EXPLICIT_LE = "1.2.840.10008.1.2.1.99"
 
@@ -48,7 +48,7 @@ class ParseLimits:
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ParseLimits.{name} must be a positive int, got {value!r}")
+                raise OptionsError(f"ParseLimits.{name} must be a positive int, got {value!r}")
 
 
 DEFAULT_LIMITS = ParseLimits()

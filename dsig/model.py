@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from dsig.der import strip_der_pad as strip_der_pad  # re-exported: callers import it from here
 from dsig.errors import DicomFormatError, SignatureNotFoundError
 from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, check_signature_count
 from dsig.stream import element_vr, is_sequence, sequence_items, stored
@@ -110,24 +111,6 @@ def raw_tags(ds: Dataset, tag: int) -> list[int]:
     if isinstance(value, list | tuple):
         return [int(t) for t in value]
     raise DicomFormatError("Data Elements Signed (0400,0020) is not AT")
-
-
-def strip_der_pad(value: bytes) -> bytes:
-    """Cut a DER value at its encoded length (OB values carry a 0x00 pad byte when odd).
-
-    Handles every long form (0x81, 0x82, 0x83, 0x84), where DCMTK only knew 0x82.
-    """
-    if len(value) < 2 or value[0] != 0x30:
-        return value
-    first = value[1]
-    if first < 0x80:
-        total = 2 + first
-    else:
-        n = first & 0x7F
-        if n == 0 or n > 4 or len(value) < 2 + n:
-            return value
-        total = 2 + n + int.from_bytes(value[2 : 2 + n], "big")
-    return value[:total] if total <= len(value) else value
 
 
 _DT = re.compile(

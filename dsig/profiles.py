@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
+from dsig.errors import DsigError
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm
 
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 
-class ProfileError(Exception):
+class ProfileError(DsigError):
     """A signature cannot be created (or a rule is broken) under the chosen profile.
 
     The message is one line meant for the user.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dsig.errors import OptionsError
+
 #: ``--read`` values: file format only (+fo), bare data set only (-f), either (+f, default).
 READ_MODES = ("auto", "file", "dataset")
 #: ``--read-xfer`` values: the meta's syntax (-t=, default), detect from the data set and
@@ -27,9 +29,9 @@ class ReadOptions:
 
     def __post_init__(self) -> None:
         if self.mode not in READ_MODES:
-            raise ValueError(f"ReadOptions.mode must be one of {READ_MODES}, not {self.mode!r}")
+            raise OptionsError(f"ReadOptions.mode must be one of {READ_MODES}, not {self.mode!r}")
         if self.xfer not in READ_XFERS:
-            raise ValueError(f"ReadOptions.xfer must be one of {READ_XFERS}, not {self.xfer!r}")
+            raise OptionsError(f"ReadOptions.xfer must be one of {READ_XFERS}, not {self.xfer!r}")
 
 
 DEFAULT_READ = ReadOptions()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsig.timestamp import (
+from dsig.timestamp.rfc3161 import (
     QueryOptions,
     TimestampError,
     TimestampQuery,

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from dsig.dicomio import Layout, read_dicom
-from dsig.errors import DicomFormatError, DsigError
+from dsig.errors import DicomFormatError, DsigError, OptionsError
 from dsig.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.model import (
     CERTIFIED_TIMESTAMP,
@@ -51,7 +51,7 @@ from dsig.stream import (
     write_mac_stream,
 )
 from dsig.tags import format_location, tag_str
-from pki.policy import AlgorithmRule
+from pki.policy import AlgorithmRule, TrustPolicy
 from pki.results import NOT_CHECKED, TrustEvaluator, TrustFinding, TrustIndication, TrustResult
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm, prehashed
@@ -65,6 +65,7 @@ class VerifyOptions:
     """How to verify. ``trust=None`` leaves trust unchecked (INDETERMINATE unless
     ``integrity_only``)."""
 
+    #: A :class:`pki.TrustPolicy` given here is turned into its (caching) evaluator.
     trust: TrustEvaluator | None = None
     integrity_only: bool = False
     old_format: bool = False
@@ -100,8 +101,13 @@ class VerifyOptions:
 
     def __post_init__(self) -> None:
         AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
+        given: object = self.trust  # untyped callers pass a policy: evaluate it (cached)
+        if isinstance(given, TrustPolicy):
+            from pki.evaluator import PolicyEvaluator
+
+            object.__setattr__(self, "trust", PolicyEvaluator(given))
         if self.require_coverage not in (None, "all", "profile"):
-            raise ValueError(
+            raise OptionsError(
                 f"require_coverage must be all or profile, not {self.require_coverage!r}"
             )
 

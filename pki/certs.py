@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs7
 
 from pki.errors import CertificateLoadError
+from tokens.certificates import decode_certificates
 
-PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 # Files an OpenSSL hashed directory or a CA bundle directory may hold next to the certificates.
 _SKIP_IN_DIR = re.compile(r"(^\.|\.(crl|key|csr|txt|md|json|r\d+)$|^[0-9a-f]{8}\.r\d+$)", re.I)
 
@@ -46,58 +45,12 @@ def parse_certificates(data: bytes, *, source: str = "<data>") -> tuple[x509.Cer
     Raises :class:`CertificateLoadError` when ``data`` holds no certificate.
     """
     try:
-        if b"-----BEGIN" in data:
-            certs = _parse_pem(data)
-        else:
-            certs = _parse_der(data)
+        certs = decode_certificates(data)
     except ValueError as e:
         raise CertificateLoadError(f"{source}: not a certificate file ({_first_line(e)})") from e
     if not certs:
         raise CertificateLoadError(f"{source}: no certificate found")
     return dedupe(certs)
-
-
-def _parse_pem(data: bytes) -> list[x509.Certificate]:
-    certs: list[x509.Certificate] = []
-    for match in PEM_BLOCK.finditer(data):
-        label = match.group(1)
-        block = match.group(0)
-        if label in (b"CERTIFICATE", b"X509 CERTIFICATE"):
-            certs.append(x509.load_pem_x509_certificate(block))
-        elif label == b"TRUSTED CERTIFICATE":
-            # OpenSSL's "trusted" form appends trust settings after the DER certificate.
-            der = _pem_body(block)
-            certs.append(x509.load_der_x509_certificate(_first_der_element(der)))
-        elif label in (b"PKCS7", b"CMS"):
-            certs.extend(
-                pkcs7.load_pem_pkcs7_certificates(block.replace(b"CMS-----", b"PKCS7-----"))
-            )
-    return certs
-
-
-def _parse_der(data: bytes) -> list[x509.Certificate]:
-    try:
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        # Not a certificate: maybe a DER PKCS#7 bundle (degenerate SignedData).
-        return list(pkcs7.load_der_pkcs7_certificates(data))
-
-
-def _pem_body(block: bytes) -> bytes:
-    lines = block.splitlines()[1:-1]
-    return base64.b64decode(b"".join(line.strip() for line in lines if b":" not in line))
-
-
-def _first_der_element(der: bytes) -> bytes:
-    """The first TLV of ``der`` (definite length)."""
-    if len(der) < 2:
-        raise ValueError("truncated DER")
-    first = der[1]
-    if first < 0x80:
-        return der[: 2 + first]
-    n = first & 0x7F
-    length = int.from_bytes(der[2 : 2 + n], "big")
-    return der[: 2 + n + length]
 
 
 def _first_line(e: BaseException) -> str:
@@ -150,10 +103,12 @@ def load_from_paths(paths: Sequence[Path], what: str) -> tuple[x509.Certificate,
     return dedupe(certs)
 
 
-def load_certificates(*paths: Path, what: str = "certificate file") -> tuple[x509.Certificate, ...]:
+def load_certificates(
+    *paths: str | os.PathLike[str], what: str = "certificate file"
+) -> tuple[x509.Certificate, ...]:
     """Load certificates from PEM bundles, DER files, PKCS#7 bundles or directories of them.
 
     Raises :class:`CertificateLoadError` (a :class:`~pki.errors.TrustConfigError`) with a
     one-line message on a missing path, an unreadable or unparsable file, or an empty result.
     """
-    return load_from_paths(paths, what)
+    return load_from_paths([Path(p) for p in paths], what)

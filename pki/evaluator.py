@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,15 +29,30 @@ from pki.policy_file import PolicySettings, load_policy_file
 from pki.results import TrustEvaluator, TrustResult
 from pki.revocation import load_crls, load_ocsp_responses
 
-_CacheKey = tuple[str, dt.datetime, frozenset[str], bool]
+_CacheKey = tuple[str, frozenset[str], bool]
 
 
 class PolicyEvaluator:
-    """A :class:`TrustEvaluator` over one policy; caches results for the run."""
+    """The caching :class:`TrustEvaluator` over one policy (thread-safe, fork-safe).
 
-    def __init__(self, policy: TrustPolicy) -> None:
+    By default (``ttl=None``) a result is reused for the same certificate, extra certificates
+    and exact moment: right for a run, whose moments repeat. A long-running server validates
+    at "now", which never repeats: ``ttl`` seconds reuses a result while the requested moment
+    is less than ``ttl`` after the one it was computed for (``ttl=0``: no reuse), and
+    ``max_entries`` bounds the cache (least recently used dropped).
+    """
+
+    def __init__(
+        self, policy: TrustPolicy, *, ttl: float | None = None, max_entries: int | None = None
+    ) -> None:
         self.policy = policy
-        self._cache: dict[_CacheKey, TrustResult] = {}
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._cache: collections.OrderedDict[
+            tuple[_CacheKey, dt.datetime | None], tuple[dt.datetime, TrustResult]
+        ] = collections.OrderedDict()
 
     def evaluate(
         self,
@@ -44,14 +62,33 @@ class PolicyEvaluator:
         extra_certs: Sequence[x509.Certificate] = (),
         certified_time: bool = False,
     ) -> TrustResult:
-        """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), cached per
-        (certificate fingerprint, moment, extra certificates, certified_time)."""
-        key = (fingerprint(leaf), at, frozenset(map(fingerprint, extra_certs)), certified_time)
-        if key not in self._cache:
-            self._cache[key] = evaluate_chain(
-                leaf, self.policy, at=at, extra_certs=extra_certs, certified_time=certified_time
-            )
-        return self._cache[key]
+        """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing results."""
+        if self._pid != os.getpid():  # forked: the parent's lock may have been held
+            self._lock, self._pid = threading.Lock(), os.getpid()
+        what = (fingerprint(leaf), frozenset(map(fingerprint, extra_certs)), certified_time)
+        key = (what, at if self.ttl is None else None)
+        caching = self.ttl is None or self.ttl > 0
+        if caching:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None and self._fresh(hit[0], at):
+                    self._cache.move_to_end(key)
+                    return hit[1]
+        result = evaluate_chain(
+            leaf, self.policy, at=at, extra_certs=extra_certs, certified_time=certified_time
+        )
+        if caching:
+            with self._lock:
+                self._cache[key] = (at, result)
+                self._cache.move_to_end(key)
+                while self.max_entries is not None and len(self._cache) > self.max_entries:
+                    self._cache.popitem(last=False)
+        return result
+
+    def _fresh(self, computed_at: dt.datetime, at: dt.datetime) -> bool:
+        if self.ttl is None:
+            return True  # the key holds the exact moment
+        return 0 <= (at - computed_at).total_seconds() < self.ttl
 
 
 def build_policy(

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from pki.certs import PEM_BLOCK, iter_dir_files, list_dir, read_path
+from pki.certs import iter_dir_files, list_dir, read_path
 from pki.errors import CertificateLoadError
+from tokens.certificates import PEM_BLOCK
 
 #: How far in the future a CRL's thisUpdate or an OCSP response's producedAt/thisUpdate may
 #: lie (clock skew between an issuer and us); later ones are refused, supplied or fetched.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 from cryptography import x509
 
@@ -25,6 +26,24 @@ class SignatureScheme(enum.Enum):
     RSA_PKCS1V15 = "rsa-pkcs1v15"
     #: ECDSA, DER Ecdsa-Sig-Value as DCMTK writes it (outside the standard's profiles).
     ECDSA_DER = "ecdsa-der"
+
+
+class ClosesOnExit:
+    """``with provider:`` closes it on leaving the block (key providers subclass this)."""
+
+    def close(self) -> None:
+        """Release what the object holds."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @runtime_checkable
@@ -53,3 +72,14 @@ class KeyProvider(Protocol):
     def close(self) -> None:
         """Release the key (log out of a token); idempotent."""
         ...
+
+    def __enter__(self) -> KeyProvider:
+        """A provider is a context manager: ``with open_key_provider(...) as key:`` closes it."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

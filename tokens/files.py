@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tokens.api import SecretPrompt, SignatureScheme
+from tokens.api import ClosesOnExit, SecretPrompt, SignatureScheme
+from tokens.certificates import decode_certificates
 from tokens.digest import Digest, prehashed
 from tokens.errors import (
     KeyLoadError,
@@ -24,14 +25,14 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 def load_certificates(path: Path) -> list[x509.Certificate]:
-    """Load one or more certificates from a PEM bundle or a DER file."""
-    data = _read(path)
+    """Load one or more certificates from a PEM bundle, a DER file or a PKCS#7 bundle."""
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
+        certs = decode_certificates(_read(path))
     except ValueError as e:
         raise KeyLoadError(f"{path}: not a certificate ({e})") from None
+    if not certs:
+        raise KeyLoadError(f"{path}: not a certificate (no certificate found)")
+    return certs
 
 
 def _read(path: Path) -> bytes:
@@ -45,7 +46,7 @@ def _is_encrypted(data: bytes) -> bool:
     return b"ENCRYPTED" in data[:200] or b"Proc-Type: 4,ENCRYPTED" in data
 
 
-class FileKeyProvider:
+class FileKeyProvider(ClosesOnExit):
     """A private key held in memory, loaded from files.
 
     Args:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from tokens.api import KeyProvider, SecretPrompt
 def open_key_provider(
     spec: str,
     *,
-    cert: Path | None = None,
+    cert: str | os.PathLike[str] | None = None,
     password: bytes | None = None,
     secrets: SecretPrompt | None = None,
     notice: Callable[[str], None] | None = None,
@@ -24,8 +25,9 @@ def open_key_provider(
     ``secrets`` is asked when one is needed. For tokens, ``notice`` receives one-line notes
     (skipped modules, "use the reader's keypad") and ``allow_pin_in_uri`` accepts a URI's
     ``pin-value`` (refused by default: command lines are visible to every local user).
-    The caller closes the provider.
+    The caller closes the provider (it is a context manager).
     """
+    cert = Path(cert) if cert is not None else None
     if spec.startswith("pkcs11:"):
         from tokens import pkcs11  # lazy: the core never needs python-pkcs11
 

@@ -66,11 +66,12 @@ def _main(
 def main() -> None:
     """Console-script entry point: no traceback ever reaches the user (DSIG_DEBUG=1 shows it)."""
     from dsig.cli._hardening import disable_core_dumps
-    from dsig.cli._startup import defer_modules
+    from dsig.cli._startup import defer_modules, quiet_pydicom
     from dsig.cli._stdio import StdoutFailure, end_for, guard_stdio
 
     disable_core_dumps()  # before any secret is read
     defer_modules()
+    quiet_pydicom()
     guard_stdio()
     try:
         try:

@@ -23,16 +23,9 @@ def fail(message: str, code: int = EXIT_OPERATIONAL) -> typer.Exit:
 
 def operational_errors() -> tuple[type[Exception], ...]:
     """Library errors that mean "bad input or environment" (exit 4)."""
-    from dsig.errors import DsigError
-    from dsig.profiles import ProfileError
-    from tokens.errors import TokenError
+    from dsig.file_signing import operational_errors as library_errors
 
-    errors: list[type[Exception]] = [DsigError, ProfileError, TokenError]
-    if "pki" in sys.modules or "pki.errors" in sys.modules:
-        from pki.errors import PkiError
-
-        errors.append(PkiError)
-    return tuple(errors)
+    return library_errors()
 
 
 def read_secret(
@@ -66,14 +59,16 @@ def no_prompt(prompt: str) -> str:
 
 def expand_inputs(paths: list[Path], recursive: bool) -> Iterator[tuple[Path, Path]]:
     """(file, path relative to the given root) for files and, with --recursive, directories."""
-    for path in paths:
-        if path.is_dir():
-            if not recursive:
-                raise fail(f"{path} is a directory (use --recursive)")
-            for sub in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield sub, sub.relative_to(path)
-        else:
-            yield path, Path(path.name)
+    from dsig import InputError, iter_inputs
+
+    try:
+        yield from iter_inputs(paths, recursive=recursive)
+    except InputError:
+        raise fail(f"{_directory_in(paths)} is a directory (use --recursive)") from None
+
+
+def _directory_in(paths: list[Path]) -> Path:
+    return next(p for p in paths if p.is_dir())
 
 
 def guard_output(
@@ -85,8 +80,7 @@ def guard_output(
     parent_must_exist: bool = True,
 ) -> None:
     """:func:`dsig.outputs.check_output_path` with CLI exits: 2 refused, 4 unwritable."""
-    from dsig.errors import OutputError
-    from dsig.outputs import OutputRefusedError, check_output_path
+    from dsig import OutputError, OutputRefusedError, check_output_path
 
     try:
         check_output_path(
@@ -108,8 +102,7 @@ def check_output(src: Path, dst: Path, *, force: bool) -> None:
 
 def in_place_target(path: Path) -> Path:
     """The file --in-place replaces (a symlink's target: the link keeps naming it)."""
-    from dsig import outputs
-    from dsig.errors import OutputError
+    from dsig import OutputError, outputs
 
     try:
         return outputs.in_place_target(path)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from dsig.read_options import ReadOptions
+    from dsig import ReadOptions
 
 
 class ReadChoice(enum.StrEnum):
@@ -51,6 +51,6 @@ ReadXferOpt = Annotated[
 
 def read_options(read: ReadChoice, read_xfer: ReadXferChoice) -> ReadOptions:
     """The library value for the two options."""
-    from dsig.read_options import ReadOptions
+    from dsig import ReadOptions
 
     return ReadOptions(mode=read.value, xfer=read_xfer.value)

@@ -53,3 +53,11 @@ def defer_modules(names: tuple[str, ...] = DEFERRED, hidden: tuple[str, ...] = H
         placeholder = _Deferred(name)
         placeholder.__spec__ = None
         sys.modules[name] = placeholder
+
+
+def quiet_pydicom() -> None:
+    """The dsig command judges malformed values itself: pydicom's read-time value warnings
+    would only add noise to its output. Set for the command's own process, never by the library."""
+    from pydicom import config
+
+    config.settings.reading_validation_mode = config.IGNORE

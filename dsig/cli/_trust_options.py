@@ -16,9 +16,8 @@ import typer
 from dsig.cli._common import fail
 
 if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
-    from pki.policy import TrustPolicy
-    from pki.results import TrustEvaluator
+    from dsig import VerifyOptions
+    from pki import TrustEvaluator, TrustPolicy
 
 
 class RequireChoice(enum.StrEnum):
@@ -250,8 +249,8 @@ def build_verify_options(
     authorities alike (default :class:`pki.PolicyEvaluator`). Usage errors exit 2; unreadable
     trust material exits 4 with one line.
     """
+    from dsig import VerifyOptions
     from dsig.cli._common import operational_errors
-    from dsig.verifier import VerifyOptions
 
     if integrity_only:
         given = [

@@ -18,8 +18,8 @@ import typer
 from dsig.cli._common import fail
 
 if TYPE_CHECKING:
+    from dsig import FileResult
     from dsig.batch import Outcome, Tally
-    from dsig.report import FileResult
     from dsig.verifier import VerifyOptions
 
 

@@ -27,8 +27,7 @@ from dsig.cli._trust_options import (
 )
 
 if TYPE_CHECKING:
-    from pki.policy import TrustPolicy
-    from pki.results import TrustResult
+    from pki import TrustPolicy, TrustResult
 
 cert_app = typer.Typer(
     name="cert", no_args_is_help=True, help="Certificate checks (the signer alone)."
@@ -95,7 +94,7 @@ def _moment(text: str | None) -> dt.datetime:
 
 
 def _exit_code(result: TrustResult) -> int:
-    from pki.results import TrustIndication
+    from pki import TrustIndication
 
     return {
         TrustIndication.VALID: EXIT_OK,

@@ -18,7 +18,7 @@ from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
 
 if TYPE_CHECKING:
     from dsig.evidence.stamping import StampSettings
-    from pki.policy import TrustPolicy
+    from pki import TrustPolicy
 
 evidence_app = typer.Typer(
     name="evidence",
@@ -70,8 +70,8 @@ def _policy(
 def _settings(
     tsa: list[str] | None, policy: TrustPolicy | None, online: bool, timeout: float, retries: int
 ) -> StampSettings:
+    from dsig import TsaOptions
     from dsig.evidence import StampSettings
-    from dsig.tsa_client import TsaOptions
 
     if not tsa:
         raise fail("give --tsa URL", 2)

@@ -115,10 +115,9 @@ def create(
     """Reference every instance of one study (with the MAC of its content) in a signed Key
     Object Selection Document. Exit 0 written, 2 usage (several studies, output exists),
     4 error (unreadable instance, key, TSA)."""
+    from dsig import Profile
     from dsig.manifest import CreateOptions, StudySelectionError, create_manifest, save_manifest
-    from dsig.profiles import Profile
-    from tokens.digest import HashAlgorithm
-    from tokens.registry import open_key_provider
+    from tokens import HashAlgorithm, open_key_provider
 
     if output.exists() and not force:
         raise fail(f"output {output} exists: use --force to overwrite it", 2)

@@ -56,11 +56,11 @@ def verifier(
     --policy-file, ...). Prints "ready" once listening; stops on SIGTERM, Ctrl-C or when its
     standard input closes (Orthanc ended).
     """
+    from dsig import Indication
     from dsig.cli.verify import verify_options_from_args
     from dsig.net import NetError
     from dsig.net.scp import CachingEvaluator
     from dsig.orthanc.service import ServiceConfig, VerifierService
-    from dsig.report import Indication
 
     known = {i.value for i in Indication}
     for indication in accept or ():

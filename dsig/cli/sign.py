@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -39,7 +38,6 @@ from dsig.cli._sign_options import (
 )
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import (
-    SignTimestamping,
     TsaOpt,
     TsaPasswordEnvOpt,
     TsaPasswordFileOpt,
@@ -57,10 +55,8 @@ from dsig.cli.timestamp import (
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from dsig.read_options import ReadOptions
-    from dsig.signer import SignOptions
-    from dsig.tags import ItemPath
-    from tokens.api import KeyProvider
+    from dsig import ItemPath, ReadOptions, SignedFile, SignOptions, SignTimestamping
+    from tokens import KeyProvider
 
 
 class XferChoice(enum.StrEnum):
@@ -262,7 +258,7 @@ def _check_certificate(provider: KeyProvider, policy_file: Path | bool) -> None:
     """Refuse (exit 4, nothing written) a certificate whose signatures can never verify."""
     import datetime as dt
 
-    from dsig.signer_check import check_signer, signer_rules
+    from dsig import check_signer, signer_rules
 
     rules = signer_rules(policy_file if isinstance(policy_file, Path) else None)
     check_signer(provider, at=dt.datetime.now(dt.UTC), rules=rules)
@@ -302,20 +298,18 @@ def _run(
     allow_pin_in_uri: bool = False,
     reading: ReadOptions | None = None,
 ) -> None:
-    from dsig.cli._common import operational_errors
-    from dsig.dicomio import read_dicom
-    from dsig.profiles import Profile
-    from dsig.read_options import DEFAULT_READ
-    from dsig.signer import (
+    from dsig import (
+        FileSigning,
+        Profile,
         SignOptions,
-        add_signature,
         check_algorithm_policy,
-        mac_transfer_syntax_for,
+        parse_location,
+        parse_tag,
+        parse_tag_file,
+        sign_files,
     )
-    from dsig.tags import parse_location, parse_tag, parse_tag_file, tag_str
-    from dsig.writer import atomic_output, save, sync_filesystem, target_encoding
-    from tokens.digest import HashAlgorithm
-    from tokens.registry import open_key_provider
+    from dsig.read_options import DEFAULT_READ
+    from tokens import HashAlgorithm, open_key_provider
 
     tag_list: list[int] | None = None
     if tags or tag_file is not None:
@@ -341,10 +335,6 @@ def _run(
         notice=lambda note: typer.echo(f"dsig: {note}", err=True),
         allow_pin_in_uri=allow_pin_in_uri,
     )
-    # Many new files: each is renamed into place atomically, and one syncfs at the end makes
-    # them durable together; replacing inputs (--in-place) stays fsync'ed file by file.
-    batch = len(jobs) > 1 and all(src != dst for src, dst in jobs)
-    written: set[Path] = set()
     try:
         if confirm and not on_token:
             _confirm(jobs, preview_options, location, provider.certificate)
@@ -353,84 +343,54 @@ def _run(
         check_algorithm_policy(mac_algorithm, provider.certificate, allow_weak or ())
         if certificate_check is not None:  # None: --force-certificate
             _check_certificate(provider, certificate_check)
-
-        signer = provider.certificate.subject.rfc4514_string()
-
-        def sign_one(job: tuple[Path, Path]) -> tuple[list[str], dict[str, Any]]:
-            src, dst = job
-            ds = read_dicom(src, read=reading or DEFAULT_READ)
-            encoding = target_encoding(ds, write_xfer.value, lengths.value if lengths else None)
-            options = SignOptions(
+        options = FileSigning(
+            sign=SignOptions(
                 mac=mac_algorithm,
                 profile=Profile(profile.value),
                 tags=tag_list,
                 purpose=purpose,
                 old_format=old,
-                mac_transfer_syntax=mac_transfer_syntax_for(encoding.transfer_syntax),
                 allow_weak=tuple(allow_weak or ()),
-            )
-            if dump is not None:
-                with atomic_output(dump) as fp:
-                    dumping = dataclasses.replace(options, dump_sinks=(fp.write,))
-                    info = add_signature(ds, provider, dumping, location=location)
-            else:
-                info = add_signature(ds, provider, options, location=location)
-            # Before saving: a failed timestamp leaves no half-done output behind.
-            ts_note = stamping.apply(ds, info.uid) if stamping is not None else ""
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            save(ds, dst, encoding, durable=not batch)
-            where = f" in {info.location}" if info.location else ""
-            count = len(info.signed_tags)
-            lines = [
-                f"signed {src} -> {dst}: {info.uid}{where} ({count} elements, {options.mac.value})"
-            ]
-            if info.normalized:
-                lines.append(
-                    f"  normalised {len(info.normalized)} signed string value(s) as DCMTK reads "
-                    "them (trailing spaces/NULs; --json lists the tags)"
-                )
-            if ts_note:
-                lines.append(f"  {ts_note}")
-            record: dict[str, Any] = {
-                "input": str(src),
-                "output": str(dst),
-                "signature_uid": info.uid,
-                "location": info.location,
-                "signer": signer,
-                "mac": options.mac.value,
-                "covered_tag_count": count,
-                "signed_tags": [tag_str(t) for t in info.signed_tags],
-                "normalized": list(info.normalized),
-                "timestamp": ts_note or None,
-            }
-            return lines, record
-
+            ),
+            location=location,
+            write_xfer=write_xfer.value,
+            lengths=lengths.value if lengths else None,
+            read=reading or DEFAULT_READ,
+            dump=dump,
+            timestamp=stamping.apply if stamping is not None else None,
+        )
         # Several inputs with a key file sign in forked workers (the key is inherited); token
         # sessions do not survive a fork and a TSA round trip is per file: those stay serial.
-        n = workers or default_jobs()
-        parallel = n > 1 and len(jobs) > 1 and not key.startswith("pkcs11:") and not stamping
-        if batch:
-            written.update(dst.parent for _src, dst in jobs)
-        if parallel:
-            from dsig.batch import forked_map
-
-            results = forked_map(sign_one, jobs, n, expected=operational_errors())
-        else:
-            results = map(sign_one, jobs)
+        # Outputs were checked (and --force given) by the plan.
+        results = sign_files(jobs, provider, options, force=True, workers=workers or default_jobs())
         # One JSON document for the run; each file is a dict, so fields can be added per file.
         records = []
-        for lines, record in results:
-            records.append(record)
+        for done in results:
+            records.append(done.record())
             if not as_json:
-                for line in lines:
+                for line in _report_lines(done):
                     typer.echo(line)
         if as_json:
             typer.echo(json.dumps({"files": records}, indent=2))
     finally:
         provider.close()
-        made = [d for d in written if d.is_dir()]
-        if made:
-            sync_filesystem(made[0])
+
+
+def _report_lines(done: SignedFile) -> list[str]:
+    info = done.info
+    where = f" in {info.location}" if info.location else ""
+    lines = [
+        f"signed {done.input} -> {done.output}: {info.uid}{where} "
+        f"({len(info.signed_tags)} elements, {done.mac})"
+    ]
+    if info.normalized:
+        lines.append(
+            f"  normalised {len(info.normalized)} signed string value(s) as DCMTK reads "
+            "them (trailing spaces/NULs; --json lists the tags)"
+        )
+    if done.timestamp:
+        lines.append(f"  {done.timestamp}")
+    return lines
 
 
 def _signer_preview(key: str, cert: Path | None) -> x509.Certificate | None:
@@ -455,8 +415,7 @@ def _confirm(
     certificate: x509.Certificate | None,
 ) -> None:
     """Show what will be signed (on stderr: stdout stays for results) and ask; no = exit 4."""
-    from dsig.dicomio import read_dicom
-    from dsig.preview import preview_signing
+    from dsig import preview_signing, read_dicom
 
     total = 0
     for index, (src, _dst) in enumerate(jobs):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,11 +21,7 @@ if TYPE_CHECKING:
     from cryptography import x509
     from pydicom.dataset import Dataset
 
-    from dsig.timestamp import QueryOptions
-    from dsig.tsa_client import TsaOptions
-
-#: DCMTK's private SOP Class of the "UID file" written by ``dcmsign +ts``.
-_UID_FILE_SOP_CLASS = "1.2.276.0.7230010.3.1.0.1"
+    from dsig import QueryOptions, SignTimestamping, TsaOptions
 
 timestamp_app = typer.Typer(
     name="timestamp",
@@ -76,7 +71,7 @@ def query_options(
     ts_hash: TsHashChoice, nonce: bool, cert_req: bool, policy: str | None
 ) -> QueryOptions:
     """Build :class:`~dsig.timestamp.QueryOptions` (raises TimestampError on a bad OID)."""
-    from dsig.timestamp import QueryOptions
+    from dsig import QueryOptions
 
     return QueryOptions(ts_hash.value, nonce=nonce, cert_req=cert_req, policy=policy)
 
@@ -95,75 +90,15 @@ def tsa_options(
     return TsaOptions(timeout=timeout, retries=retries, credentials=creds)
 
 
-def write_uid_file(path: Path, uid: str) -> None:
-    """DCMTK's UID file (``dcmsign +ts q u``): a tiny DICOM file with Digital Signature UID."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import UID, ImplicitVRLittleEndian, generate_uid
-
-    from dsig.writer import Encoding, save
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(_UID_FILE_SOP_CLASS)
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    ds.add_new(0x04000100, "UI", uid)
-    save(ds, path, Encoding(ImplicitVRLittleEndian))
-
-
-def read_uid_file(path: Path) -> str:
-    """Digital Signature UID from a DCMTK UID file."""
-    from dsig.dicomio import read_dicom
-    from dsig.errors import DicomFormatError
-    from dsig.model import raw_text
-
-    uid = raw_text(read_dicom(path), 0x04000100)
-    if not uid:
-        raise DicomFormatError(f"{path} holds no Digital Signature UID (0400,0100)")
-    return uid
-
-
-@dataclass(frozen=True)
-class SignTimestamping:
-    """What ``dsig sign`` does after each signature: an online token and/or an offline query."""
-
-    urls: tuple[str, ...]
-    query: QueryOptions
-    tsa: TsaOptions
-    query_out: Path | None = None
-    uid_out: Path | None = None
-
-    def apply(self, ds: Dataset, uid: str) -> str:
-        """Timestamp signature ``uid`` of ``ds`` (in place); returns a line for the user."""
-        from dsig.model import find_signature
-        from dsig.timestamp import build_query, insert_token, timestamped_bytes
-        from dsig.tsa_client import redact, request_timestamp
-        from dsig.writer import atomic_output
-
-        item = find_signature(ds, uid).item
-        data = timestamped_bytes(item)
-        notes = []
-        if self.urls:
-            stamp = request_timestamp(self.urls, data, self.query, self.tsa)
-            insert_token(item, stamp.token)
-            notes.append(f"timestamped {stamp.info.gen_time.isoformat()} by {redact(stamp.url)}")
-        if self.query_out is not None:
-            query = build_query(data, self.query)
-            with atomic_output(self.query_out) as fp:
-                fp.write(query.der)
-            notes.append(f"timestamp query written to {self.query_out}")
-            if self.uid_out is not None:
-                write_uid_file(self.uid_out, uid)
-        return "; ".join(notes)
-
-
 def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
-    from dsig.errors import SignatureNotFoundError
+    from dsig import SignatureNotFoundError
     from dsig.model import find_signatures
 
     if uid is not None and uid_file is not None:
         raise fail("give --uid or --uid-file, not both", 2)
     if uid_file is not None:
+        from dsig import read_uid_file
+
         return read_uid_file(uid_file)
     if uid is not None:
         return uid
@@ -195,10 +130,9 @@ def query(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Write a timestamp query for an existing signature (like dcmsign +ts)."""
-    from dsig.dicomio import read_dicom
+    from dsig import atomic_output, read_dicom
     from dsig.model import find_signature
     from dsig.timestamp import build_query, timestamped_bytes
-    from dsig.writer import atomic_output
 
     for option, target in (("--out", out), ("--uid-file-out", uid_file_out)):
         if target is not None:
@@ -211,6 +145,8 @@ def query(
         with atomic_output(out) as fp:
             fp.write(q.der)
         if uid_file_out is not None:
+            from dsig import write_uid_file
+
             write_uid_file(uid_file_out, chosen)
     except operational_errors() as e:
         raise fail(str(e)) from None
@@ -247,7 +183,7 @@ def insert(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Check a TSA reply against the query and the signature, then store its token."""
-    from dsig.dicomio import read_dicom
+    from dsig import read_dicom, save, target_encoding
     from dsig.model import CERTIFIED_TIMESTAMP, find_signature
     from dsig.timestamp import (
         TimestampError,
@@ -257,7 +193,6 @@ def insert(
         timestamped_bytes,
         token_from_reply,
     )
-    from dsig.writer import save, target_encoding
 
     src, dst = input_output(paths, in_place=in_place, force=force)
     try:
@@ -319,10 +254,9 @@ def add(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Timestamp existing signatures online (RFC 3161 over HTTP, with fallback TSAs)."""
-    from dsig.dicomio import read_dicom
+    from dsig import read_dicom, save, target_encoding
     from dsig.timestamp import insert_token, signatures_to_stamp, timestamped_bytes
     from dsig.tsa_client import redact, request_timestamp
-    from dsig.writer import save, target_encoding
 
     if not tsa:
         raise fail("give at least one --tsa URL", 2)
@@ -356,7 +290,7 @@ def add(
 
 
 def _read(path: Path, what: str) -> bytes:
-    from dsig.timestamp import TimestampError
+    from dsig import TimestampError
 
     try:
         return path.read_bytes()
@@ -392,6 +326,8 @@ def sign_timestamping(
     if uid_out is not None and query_out is None:
         raise fail("--timestamp-uid-file needs --timestamp-query", 2)
     try:
+        from dsig import SignTimestamping
+
         return SignTimestamping(
             urls=tuple(tsa or ()),
             query=query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tokens.errors import TokenError
+from tokens import TokenError
 
 if TYPE_CHECKING:
     from tokens.p11.probe import ProbeReport

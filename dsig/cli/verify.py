@@ -38,10 +38,9 @@ from dsig.cli._trust_options import (
 )
 
 if TYPE_CHECKING:
-    from dsig.report import FileResult
+    from dsig import FileResult
     from dsig.verifier import VerifyOptions
-    from pki.policy import TrustPolicy
-    from pki.results import TrustEvaluator
+    from pki import TrustEvaluator, TrustPolicy
 
 
 class VerifyCommand(TyperCommand):
@@ -276,10 +275,7 @@ def inspect(
     ] = False,
 ) -> None:
     """List the signatures of a file without judging them."""
-    from dsig.dicomio import read_dicom
-    from dsig.inspect import describe
-    from dsig.verifier import dump_mac_stream
-    from dsig.writer import atomic_output
+    from dsig import atomic_output, describe, dump_mac_stream, read_dicom
 
     if dump_mac is not None:
         guard_output(dump_mac[1], inputs=[path], force=force, what="--dump-mac")
@@ -318,9 +314,7 @@ def remove(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Remove one signature by UID, or all of them (main and nested)."""
-    from dsig.dicomio import read_dicom
-    from dsig.remove import remove_all, remove_signature
-    from dsig.writer import save, target_encoding
+    from dsig import read_dicom, remove_all, remove_signature, save, target_encoding
 
     if (uid is None) == (not all_):
         raise fail("give exactly one of --uid UID or --all", 2)

@@ -10,10 +10,10 @@ Built on pynetdicom, which is imported only when one of these names is first use
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dsig.errors import DsigError
+from pki._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from dsig.net.scp import (
@@ -42,11 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dsig.net' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

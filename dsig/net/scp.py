@@ -35,13 +35,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pydicom
-from cryptography import x509
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
@@ -51,6 +50,7 @@ from pynetdicom.events import Event
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.transport import ThreadedAssociationServer
 
+from dsig.errors import OptionsError
 from dsig.net import NetError
 from dsig.net.audit import AuditLog, AuditLogError
 from dsig.net.intake import SPOOL_SUFFIX, Connection, IntakeLimits, Spool, Watchdog
@@ -65,10 +65,8 @@ from dsig.net.storage import (
 )
 from dsig.report import FileResult, Finding, Indication, SignatureResult, exit_code
 from dsig.verifier import VerifyOptions, verify_file
-from pki.certs import fingerprint
-from pki.chain import evaluate_chain
+from pki.evaluator import PolicyEvaluator
 from pki.policy import TrustPolicy
-from pki.results import TrustResult
 
 #: Service-class application information the SCP returns in SOP Class Extended Negotiation:
 #: Level 2 storage SCP, Digital Signature support Level 2, no element coercion (PS3.4 B.3.1).
@@ -125,54 +123,12 @@ STAGING_DIR = ".dsig-incoming"
 _STALE_TMP_SECONDS = 300
 
 
-class CachingEvaluator:
-    """A thread-safe :class:`~pki.results.TrustEvaluator` for a long-running server.
-
-    ``pki.PolicyEvaluator`` caches per exact validation moment, which never repeats when the
-    moment is "now", so its cache would grow without bound. This one keeps at most
-    ``max_entries`` results (least recently used are dropped) and reuses a result for the same
-    certificate while the requested moment is less than ``ttl`` seconds after the moment it was
-    computed for. ``ttl=0`` disables the reuse.
-    """
+class CachingEvaluator(PolicyEvaluator):
+    """:class:`pki.PolicyEvaluator` with a long-running server's defaults: a result reused for
+    ``ttl`` seconds (validation is at "now", which never repeats) and a bounded cache."""
 
     def __init__(self, policy: TrustPolicy, *, ttl: float = 60.0, max_entries: int = 1024) -> None:
-        self.policy = policy
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._cache: collections.OrderedDict[
-            tuple[str, frozenset[str], bool], tuple[dt.datetime, TrustResult]
-        ] = collections.OrderedDict()
-
-    def evaluate(
-        self,
-        leaf: x509.Certificate,
-        *,
-        at: dt.datetime,
-        extra_certs: Sequence[x509.Certificate] = (),
-        certified_time: bool = False,
-    ) -> TrustResult:
-        """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing recent results."""
-        if self._pid != os.getpid():  # a forked verifier: the parent's lock may be held
-            self._lock, self._pid = threading.Lock(), os.getpid()
-        key = (fingerprint(leaf), frozenset(map(fingerprint, extra_certs)), certified_time)
-        if self.ttl > 0:
-            with self._lock:
-                hit = self._cache.get(key)
-                if hit is not None and 0 <= (at - hit[0]).total_seconds() < self.ttl:
-                    self._cache.move_to_end(key)
-                    return hit[1]
-        result = evaluate_chain(
-            leaf, self.policy, at=at, extra_certs=extra_certs, certified_time=certified_time
-        )
-        if self.ttl > 0:
-            with self._lock:
-                self._cache[key] = (at, result)
-                self._cache.move_to_end(key)
-                while len(self._cache) > self.max_entries:
-                    self._cache.popitem(last=False)
-        return result
+        super().__init__(policy, ttl=ttl, max_entries=max_entries)
 
 
 #: How a second object with the SOP Instance UID of a stored one (and other bytes) is handled.
@@ -222,9 +178,9 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if self.duplicates not in DUPLICATE_POLICIES:
-            raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}")
+            raise OptionsError(f"duplicates must be one of {DUPLICATE_POLICIES}")
         if self.file_mode & ~0o777 or not self.file_mode & 0o600 == 0o600:
-            raise ValueError("file_mode must be rw for the owner, without special bits")
+            raise OptionsError("file_mode must be rw for the owner, without special bits")
 
     @property
     def audit_path(self) -> Path:

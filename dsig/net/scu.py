@@ -13,7 +13,6 @@ element coercion) is reported in :attr:`SendSummary.peer_support`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import shutil
 import socket
@@ -34,9 +33,10 @@ from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 
 from dsig.dicomio import read_dicom
 from dsig.errors import DsigError
+from dsig.file_signing import sign_dataset
 from dsig.net import NetError
 from dsig.profiles import ProfileError
-from dsig.signer import SignOptions, add_signature, mac_transfer_syntax_for
+from dsig.signer import SignOptions
 from dsig.writer import target_encoding, write_dataset_file
 from tokens.api import KeyProvider
 from tokens.errors import TokenError
@@ -375,13 +375,10 @@ class _Sender:
         ds = read_dicom(item.path)
         if self.options.sign is not None:
             assert self.provider is not None
-            encoding = target_encoding(ds, "same", None)
-            sign = dataclasses.replace(
-                self.options.sign,
-                mac_transfer_syntax=mac_transfer_syntax_for(encoding.transfer_syntax),
-            )
             with self._sign_lock:
-                info = add_signature(ds, self.provider, sign)
+                info = sign_dataset(
+                    ds, self.provider, self.options.sign, target_encoding(ds, "same", None)
+                )
             result.signature_uid = info.uid
         encoding = target_encoding(ds, "same", None)
         try:

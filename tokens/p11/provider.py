@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from cryptography import x509
@@ -12,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-from tokens.api import SecretPrompt, SignatureScheme
+from tokens.api import ClosesOnExit, SecretPrompt, SignatureScheme
 from tokens.digest import Digest, HashAlgorithm
 from tokens.errors import (
     BackendUnavailableError,
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
     import pkcs11 as _p11
 
 
-class Pkcs11KeyProvider:
+class Pkcs11KeyProvider(ClosesOnExit):
     """A private key on a PKCS#11 token, with its certificate. Implements ``KeyProvider``.
 
     Open with :func:`open_pkcs11_provider`. One provider holds one logged-in session for its
@@ -87,17 +86,6 @@ class Pkcs11KeyProvider:
             f"<Pkcs11KeyProvider token={self.token_label!r} key={self.key_label!r} "
             f"scheme={self._scheme.value} {state}>"
         )
-
-    def __enter__(self) -> Pkcs11KeyProvider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def certificate(self) -> x509.Certificate:

@@ -1,12 +1,10 @@
-"""RFC 3161 certified timestamps of DICOM signatures (PS3.3 C.12.1.1.3.1.3, CMS_TSP).
+"""RFC 3161 time-stamp protocol and CMS TimeStampToken checks, with no DICOM in them.
 
-What is timestamped is the value of Signature (0400,0120) as the signer produced it: the DER
-pad byte is stripped for (EC)DSA, RSA uses the first k (modulus length) bytes. What is stored
-in Certified Timestamp (0400,0310) is the DER TimeStampToken (a CMS ContentInfo), as DCMTK does;
-a whole TimeStampResp is accepted on reading.
-
-Built on asn1crypto (structures) and cryptography (signature checks); the TSA certificate
-chain goes through :mod:`pki`. No pyHanko.
+Queries (TimeStampReq), replies (TimeStampResp) and tokens: build, parse, and check status,
+imprint, nonce, policy, the TSA's CMS signature and its certificate's timeStamping EKU.
+Built on asn1crypto (structures) and cryptography (signature checks). The DICOM glue (which
+bytes of a signature are stamped, where the token is stored, what the verifier reports) is
+:mod:`dsig.timestamp.dicom`.
 """
 
 from __future__ import annotations
@@ -16,9 +14,9 @@ import datetime as dt
 import hashlib
 import secrets
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from asn1crypto import algos, cms, core, tsp  # tsp registers TSTInfo/ESS attributes in cms
 from asn1crypto import x509 as asn1_x509
@@ -28,81 +26,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from pydicom.dataset import Dataset
 
-from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
-from dsig.model import (
-    CERTIFIED_TIMESTAMP,
-    TIMESTAMP_TYPE,
-    SignatureRef,
-    find_signature,
-    find_signatures,
-    raw_bytes,
-    raw_text,
-    signature_value,
-    signer_certificate,
-    strip_der_pad,
-)
-from dsig.report import FileResult, Finding, Indication, SignatureResult
-from pki.results import TrustEvaluator, TrustIndication, TrustResult
+from dsig.der import strip_der_pad
+from dsig.errors import DsigError
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError
 
-if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
-
-#: The only Certified Timestamp Type PS3.3 defines.
-CMS_TSP = "CMS_TSP"
 #: Imprint hashes offered for new queries (DCMTK's default is SHA-256).
 QUERY_HASHES = ("sha256", "sha384", "sha512")
 TIMESTAMPING_OID = ExtendedKeyUsageOID.TIME_STAMPING.dotted_string
 _RIPEMD160_OID = "1.3.36.3.2.1"  # not in asn1crypto's table; dcmsign +tmr uses it
-_MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
-
-#: Finding codes of the ``timestamp`` object in the JSON report (and signature findings).
-TIMESTAMP_FINDING_CODES: dict[str, str] = {
-    "TIMESTAMP_MALFORMED": "Certified Timestamp is not a decodable RFC 3161 TimeStampToken",
-    "TIMESTAMP_TYPE": "Certified Timestamp Type is not CMS_TSP",
-    "TIMESTAMP_IMPRINT_MISMATCH": "the token's message imprint is not the hash of the Signature",
-    "TIMESTAMP_SIGNATURE_INVALID": "the TSA's CMS signature over the token does not verify",
-    "TIMESTAMP_TSA_CERT_MISSING": "the TSA certificate is neither in the token nor supplied",
-    "TIMESTAMP_TSA_KEY_USAGE": "the TSA certificate lacks a critical EKU of only timeStamping",
-    "TIMESTAMP_TSA_VALIDITY": "the time stamp lies outside the TSA certificate's validity",
-    "TIMESTAMP_TSA_UNTRUSTED": "the TSA certificate chain did not validate (see tsa_trust)",
-    "TIMESTAMP_TSA_NOT_CHECKED": "no trust store was given: the TSA was not validated",
-    "TIMESTAMP_BEFORE_SIGNING_TIME": "the certified time precedes Digital Signature DateTime",
-    "TIMESTAMP_INVALID": "a certified timestamp is present but does not verify",
-    "TIMESTAMP_INDETERMINATE": "a certified timestamp is present but could not be checked",
-    "TIMESTAMP_REQUIRED": "--require timestamp: no valid signature carries a valid timestamp",
-    "TIMESTAMP_MOMENT_UNAVAILABLE": "--at timestamp without a valid timestamp: validated now",
-}
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 class TimestampError(DsigError):
     """A query, reply or token is unusable (bad reply, mismatch, not a token): exit 4."""
-
-
-# ---------------------------------------------------------------------------------------------
-# What is timestamped
-# ---------------------------------------------------------------------------------------------
-
-
-def timestamped_bytes(item: Dataset) -> bytes:
-    """The Signature value of a signature item as the TSA must see it (pad byte removed)."""
-    return signature_value(*signer_certificate(item))
-
-
-#: Kept under its original name for callers of this module.
-signature_bytes = signature_value
-
-
-def insert_token(item: Dataset, token: bytes) -> None:
-    """Store the DER TimeStampToken and CMS_TSP (outside the MAC: the signature stays valid).
-
-    The writer pads the OB value to even length with 0x00, as DCMTK does.
-    """
-    item.add_new(TIMESTAMP_TYPE, "CS", CMS_TSP)
-    item.add_new(CERTIFIED_TIMESTAMP, "OB", token)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +150,7 @@ class TimestampQuery:
                 policy=None if isinstance(policy, core.Void) else policy.dotted,
             )
         except (ValueError, TypeError, KeyError) as e:
-            raise TimestampError(f"not an RFC 3161 timestamp query: {_first(e)}") from None
+            raise TimestampError(f"not an RFC 3161 timestamp query: {first_line(e)}") from None
 
 
 def build_query(
@@ -281,7 +219,7 @@ def token_from_reply(der: bytes) -> bytes:
         status_info = resp["status"]
         status = status_info["status"].native
     except (ValueError, TypeError, KeyError) as e:
-        raise TimestampError(f"not an RFC 3161 timestamp reply: {_first(e)}") from None
+        raise TimestampError(f"not an RFC 3161 timestamp reply: {first_line(e)}") from None
     if status not in ("granted", "granted_with_mods"):
         text = _STATUS_TEXT.get(str(status), str(status))
         detail = status_info["status_string"].native if status_info["status_string"] else None
@@ -436,7 +374,7 @@ def check_token(
             certificates=tuple(certs),
         )
     except Exception as e:  # see below: any parse failure means "not a token"
-        out.problems.append(("TIMESTAMP_MALFORMED", f"not an RFC 3161 token: {_first(e)}"))
+        out.problems.append(("TIMESTAMP_MALFORMED", f"not an RFC 3161 token: {first_line(e)}"))
         return out
 
     try:
@@ -473,7 +411,7 @@ def check_token(
     except Exception as e:
         # asn1crypto and cryptography parse lazily, and a corrupt certificate or attribute
         # surfaces as any of a dozen exception types: all mean "malformed", none may escape.
-        out.problems.append(("TIMESTAMP_MALFORMED", f"undecodable token part: {_first(e)}"))
+        out.problems.append(("TIMESTAMP_MALFORMED", f"undecodable token part: {first_line(e)}"))
     return out
 
 
@@ -537,7 +475,7 @@ def _signature_hashes(signer_info: cms.SignerInfo) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _weak_findings(
+def weak_findings(
     info: TokenInfo, *, strict: bool, allow_weak: Sequence[str]
 ) -> list[tuple[str, str, str]]:
     """WEAK_ALGORITHM for an MD5/SHA-1 imprint or TSA signature hash and a short TSA key: the
@@ -670,243 +608,6 @@ def check_reply(
     return info
 
 
-# ---------------------------------------------------------------------------------------------
-# Verification inside `dsig verify`
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimestampResult:
-    """The ``timestamp`` object of the JSON report, plus the certified time when valid."""
-
-    indication: str  # VALID / INVALID / INDETERMINATE
-    time: dt.datetime | None
-    tsa: str | None
-    hash_algorithm: str | None
-    findings: tuple[tuple[str, str, str], ...]  # (code, message, severity)
-    details: dict[str, Any] = field(default_factory=dict)
-    tsa_trust: TrustResult | None = None
-
-    @property
-    def valid(self) -> bool:
-        """Usable as a certified moment."""
-        return self.indication == "VALID" and self.time is not None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form (``indication``, ``time``, ``tsa``, ``hash_algorithm``, ``findings``...)."""
-        out: dict[str, Any] = {
-            "indication": self.indication,
-            "time": self.time.isoformat() if self.time else None,
-            "tsa": self.tsa,
-            "hash_algorithm": self.hash_algorithm,
-            "findings": [{"code": c, "message": m, "severity": s} for c, m, s in self.findings],
-        }
-        out.update(self.details)
-        if self.tsa_trust is not None:
-            out["tsa_trust"] = self.tsa_trust.to_json()
-        return out
-
-
-def verify_item_timestamp(
-    item: Dataset,
-    *,
-    trust: TrustEvaluator | None,
-    at: dt.datetime,
-    trust_required: bool = True,
-    signing_time: dt.datetime | None = None,
-    strict: bool = False,
-    allow_weak: Sequence[str] = (),
-) -> TimestampResult:
-    """Check the Certified Timestamp of a signature item; ``trust`` validates the TSA chain.
-
-    ``at`` is the moment for the TSA chain (now, or an explicit ``--at``). Without ``trust``
-    the result is INDETERMINATE unless ``trust_required`` is false (integrity-only). Weak
-    algorithms (MD5/SHA-1 imprint or TSA signature, short TSA key) follow the signature
-    policy: WEAK_ALGORITHM warnings, or under ``strict`` errors (INVALID) unless
-    ``allow_weak`` names them.
-    """
-    findings: list[tuple[str, str, str]] = []
-    ts_type = raw_text(item, TIMESTAMP_TYPE)
-    if ts_type is not None and ts_type != CMS_TSP:
-        findings.append(("TIMESTAMP_TYPE", f"Certified Timestamp Type is {ts_type!r}", "warning"))
-    try:
-        data = timestamped_bytes(item)
-        stored = raw_bytes(item, CERTIFIED_TIMESTAMP) or b""
-        token = token_from_reply(strip_der_pad(stored))
-    except (DsigError, DicomFormatError) as e:
-        findings.append(("TIMESTAMP_MALFORMED", str(e), "error"))
-        return TimestampResult("INVALID", None, None, None, tuple(findings))
-    check = check_token(token, data, extra_certs=_trust_certs(trust))
-    info = check.info
-    for code, message in check.problems:
-        findings.append((code, message, "error"))
-    if info is None:
-        return TimestampResult("INVALID", None, None, None, tuple(findings))
-    findings.extend(_weak_findings(info, strict=strict, allow_weak=allow_weak))
-    tsa = info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
-    details: dict[str, Any] = {"policy": info.policy, "serial": info.serial}
-    if info.accuracy is not None:
-        details["accuracy_seconds"] = info.accuracy.total_seconds()
-    if info.tsa_name:
-        details["tsa_name"] = info.tsa_name
-    if signing_time is not None:
-        slack = _MAX_CLOCK_SKEW + (info.accuracy or dt.timedelta())
-        if info.gen_time + slack < signing_time:
-            findings.append(
-                (
-                    "TIMESTAMP_BEFORE_SIGNING_TIME",
-                    f"certified time {info.gen_time.isoformat()} is before the claimed signing "
-                    f"time {signing_time.isoformat()}",
-                    "warning",
-                )
-            )
-    errors = {c for c, _m, s in findings if s == "error"}
-    if errors:
-        # Without the TSA certificate nothing is proven either way: INDETERMINATE.
-        verdict = "INDETERMINATE" if errors == {"TIMESTAMP_TSA_CERT_MISSING"} else "INVALID"
-        return TimestampResult(
-            verdict, info.gen_time, tsa, info.hash_algorithm, tuple(findings), details
-        )
-    tsa_trust: TrustResult | None = None
-    indication = "VALID"
-    if trust is None or info.signer is None:
-        if trust_required:
-            indication = "INDETERMINATE"
-            findings.append(
-                (
-                    "TIMESTAMP_TSA_NOT_CHECKED",
-                    "no trust store: the TSA was not validated",
-                    "warning",
-                )
-            )
-    else:
-        tsa_trust = trust.evaluate(info.signer, at=at, extra_certs=info.certificates)
-        if tsa_trust.indication is TrustIndication.INVALID:
-            indication = "INVALID"
-        elif tsa_trust.indication is not TrustIndication.VALID:
-            indication = "INDETERMINATE"
-        if tsa_trust.indication is not TrustIndication.VALID:
-            first = next((f for f in tsa_trust.findings if not f.note), None)
-            reason = f"{first.code}: {first.message}" if first else tsa_trust.indication.value
-            findings.append(("TIMESTAMP_TSA_UNTRUSTED", f"TSA chain: {reason}", "error"))
-    return TimestampResult(
-        indication, info.gen_time, tsa, info.hash_algorithm, tuple(findings), details, tsa_trust
-    )
-
-
-def _trust_certs(trust: TrustEvaluator | None) -> tuple[x509.Certificate, ...]:
-    """Certificates the trust configuration knows (a certReq=false token names its TSA only)."""
-    policy = getattr(trust, "policy", None)
-    if policy is None:
-        return ()
-    return (*getattr(policy, "trust_roots", ()), *getattr(policy, "intermediates", ()))
-
-
-def _first(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
-
-
-def signatures_to_stamp(
-    ds: Dataset, uids: Iterable[str] | None, *, replace: bool
-) -> list[SignatureRef]:
-    """The signatures named by ``uids`` (None = all); without ``replace`` skip stamped ones
-    when all are wanted and refuse an explicitly named stamped one."""
-    refs = find_signatures(ds)
-    if not refs:
-        raise SignatureNotFoundError("the file has no signature")
-    if uids is None:
-        chosen = [r for r in refs if replace or CERTIFIED_TIMESTAMP not in r.item]
-        return chosen
-    out = []
-    for uid in uids:
-        ref = find_signature(ds, uid)
-        if CERTIFIED_TIMESTAMP in ref.item and not replace:
-            raise TimestampError(f"signature {uid} already has a timestamp (use --replace)")
-        out.append(ref)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Hooks called by dsig.verifier
-# ---------------------------------------------------------------------------------------------
-
-
-def check_signature_timestamp(
-    item: Dataset, res: SignatureResult, options: VerifyOptions
-) -> dict[str, Any]:
-    """Verify the timestamp of one signature for ``dsig verify``; returns the JSON object.
-
-    The TSA chain is validated with ``options.tsa_trust`` (default: ``options.trust``) at the
-    explicit ``--at`` datetime if one was given, else now. A present timestamp counts: one
-    that does not verify fails the signature (TIMESTAMP_INVALID: altered token, imprint of
-    another signature, bad TSA signature, refused weak algorithm; TIMESTAMP_INDETERMINATE:
-    TSA certificate missing or not validated), unless ``options.timestamp_failures_warn``
-    turns these into warnings. A TSA left unchecked for want of any trust store adds nothing:
-    the signature is already INDETERMINATE (TRUST_NOT_CHECKED).
-    """
-    trust = options.tsa_trust if options.tsa_trust is not None else options.trust
-    at = options.at if isinstance(options.at, dt.datetime) else options.clock()
-    from dsig.model import parse_dicom_datetime
-
-    result = verify_item_timestamp(
-        item,
-        trust=trust,
-        at=at,
-        trust_required=not options.integrity_only,
-        signing_time=parse_dicom_datetime(res.datetime or ""),
-        strict=options.strict,
-        allow_weak=options.allow_weak,
-    )
-    for code, message, severity in result.findings:
-        if code == "WEAK_ALGORITHM" and severity == "warning":
-            res.findings.append(Finding(code, f"certified timestamp: {message}", "warning"))
-    first = next((m for _c, m, s in result.findings if s == "error"), "")
-    if result.indication == "INVALID" or first:  # not for a merely unchecked TSA (no trust)
-        timestamp_failure(res, options, result.indication, first)
-    return result.to_json()
-
-
-def timestamp_failure(
-    res: SignatureResult, options: VerifyOptions, indication: str, reason: str
-) -> None:
-    """Record a present timestamp that did not verify: TIMESTAMP_INVALID (INVALID) or
-    TIMESTAMP_INDETERMINATE, errors that decide the signature unless
-    ``options.timestamp_failures_warn`` makes them warnings."""
-    if indication == "INVALID":
-        code, text = "TIMESTAMP_INVALID", "the certified timestamp does not verify"
-    else:
-        code, text = "TIMESTAMP_INDETERMINATE", "the certified timestamp could not be checked"
-    message = f"{text}: {reason}" if reason else text
-    if options.timestamp_failures_warn:
-        res.findings.append(
-            Finding(code, f"{message} (counted as a warning: --timestamp-failures-warn)",
-                    "warning")
-        )  # fmt: skip
-    else:
-        res.findings.append(Finding(code, message))
-
-
-def certified_moment(res: SignatureResult) -> dt.datetime | None:
-    """The certified time of a signature whose timestamp verified as VALID, else None."""
-    ts = res.timestamp
-    if not ts or ts.get("indication") != "VALID" or not ts.get("time"):
-        return None
-    return dt.datetime.fromisoformat(str(ts["time"]))
-
-
-def trust_at_timestamp(
-    trust: TrustEvaluator, cert: x509.Certificate, moment: dt.datetime
-) -> TrustResult:
-    """Validate the signer at a certified moment: revocations after it pass with a note."""
-    return trust.evaluate(cert, at=moment, certified_time=True)
-
-
-def check_timestamp_requirement(result: FileResult) -> None:
-    """``--require timestamp``: some non-invalid signature must carry a VALID timestamp."""
-    for sig in result.signatures:
-        if sig.indication is not Indication.INVALID and certified_moment(sig) is not None:
-            return
-    result.findings.append(
-        Finding("TIMESTAMP_REQUIRED", "no valid signature carries a valid certified timestamp")
-    )
