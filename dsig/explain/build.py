@@ -3,6 +3,7 @@ it does not keep (stream entries, digests, trust steps, the deciding step)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -269,6 +270,9 @@ def _integrity_steps(
     return [stream, digest, check]
 
 
+_FINDING_LINE = re.compile(r"^[A-Z][A-Z_]+: ")
+
+
 def _decision(sig: SignatureResult, steps: list[Step]) -> tuple[str, str]:
     """The one step that decided: phase 1 first, then the timestamp, then trust."""
     if sig.indication is Indication.VALID:
@@ -284,7 +288,9 @@ def _decision(sig: SignatureResult, steps: list[Step]) -> tuple[str, str]:
             continue
         for step in steps:
             if step.name == name and step.status in (StepStatus.FAILED, StepStatus.NOT_RUN):
-                return name, step.summary + (f" ({step.details[0]})" if step.details else "")
+                coded = [d for d in step.details if _FINDING_LINE.match(d)]
+                why = (coded or list(step.details) or [""])[0]
+                return name, step.summary + (f" ({why})" if why else "")
     return "signature check", f"integrity {sig.integrity.value}, trust {sig.trust.indication.value}"
 
 

@@ -18,6 +18,7 @@ li{margin:.1em 0;font-family:monospace;white-space:pre-wrap}
 .covered{background:#e3f5e6}.uncovered{background:#fde7e9}.framing{color:#666}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.15em .4em;
 font-family:monospace;font-size:90%;text-align:left;vertical-align:top}
+td:last-child{white-space:nowrap}
 """
 
 
