@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything dsig needs on a fresh Debian machine: the Debian tools the tests drive (dcmtk's
-# dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler and chromium (dsig explain --html is printed to PDF in tests), Bouncy Castle with a JDK)
-# and a virtualenv (.venv) with dsig and its test tools.
+# dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler, chromium (prints the
+# dsig explain --html page to PDF), Bouncy Castle with a JDK) and a virtualenv (.venv) with dsig
+# and its test tools.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from tests.conftest import sample
 from tests.helpers.pki_factory import NOW, Issued, build_pki, issue
 from tests.helpers.pki_factory import TestPki as PkiTree
 from tests.helpers.pki_servers import PkiServer
+from tests.helpers.terminal import Terminal
 from tests.helpers.tsa import make_token
 from tokens import open_key_provider
 
@@ -234,3 +237,19 @@ def test_html_page_prints_with_the_same_content(pki: Pki, tmp_path: Path, chromi
     assert "Element tree" in text
     assert "PatientName" in text and "NOT covered" in text and "covered" in text
     assert "verdict VALID, decided by: all steps" in " ".join(text.split())
+
+
+def test_terminal_gets_a_coloured_tree_pipes_get_plain_text(pki: Pki, tmp_path: Path) -> None:
+    signed = sign(pki.pki.leaf("radiologist"), "JPEG-lossy.dcm", tmp_path / "tty.dcm")
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160"}
+    env.pop("NO_COLOR", None)
+    term = Terminal([sys.executable, "-m", "dsig", "explain", str(signed), "--integrity-only"],
+                    env=env)  # fmt: skip
+    try:
+        assert term.wait(timeout=60) == 0, term.output
+    finally:
+        term.close()
+    assert "\x1b[" in term.output and "└── " in term.output, term.output[:500]
+    assert "signature check: passed" in term.output
+    piped = cli("explain", signed, "--integrity-only")
+    assert piped.exit_code == 0 and "\x1b[" not in piped.stdout and "└" not in piped.stdout
