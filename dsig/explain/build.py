@@ -276,6 +276,11 @@ _FINDING_LINE = re.compile(r"^[A-Z][A-Z_]+: ")
 def _decision(sig: SignatureResult, steps: list[Step]) -> tuple[str, str]:
     """The one step that decided: phase 1 first, then the timestamp, then trust."""
     if sig.indication is Indication.VALID:
+        if not sig.trust_required:
+            return "signature check", (
+                "the bytes are intact; trust was declined (--integrity-only), so nothing here "
+                "says who signed"
+            )
         return "all steps", "every step passed: the bytes are intact and the signer is trusted"
     names = ["MAC stream", "signature check", "timestamp", "policy", *TRUST_ORDER]
     timestamp_counts = any(

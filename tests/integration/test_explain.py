@@ -253,3 +253,29 @@ def test_terminal_gets_a_coloured_tree_pipes_get_plain_text(pki: Pki, tmp_path: 
     assert "signature check: passed" in term.output
     piped = cli("explain", signed, "--integrity-only")
     assert piped.exit_code == 0 and "\x1b[" not in piped.stdout and "└" not in piped.stdout
+
+
+def test_an_intact_second_signature_localises_the_change(pki: Pki, tmp_path: Path) -> None:
+    key, cert = pki.pki.leaf("radiologist").write(tmp_path, "two")
+    ds = dsig.read_dicom(sample("CT_small.dcm"))
+    provider = open_key_provider(str(key), cert=cert)
+    try:  # PatientName, PatientID, Rows; then PatientID, Rows only
+        dsig.add_signature(
+            ds, provider, dsig.SignOptions(tags=[0x00100010, 0x00100020, 0x00280010])
+        )
+        dsig.add_signature(ds, provider, dsig.SignOptions(tags=[0x00100020, 0x00280010]))
+        dsig.add_signature(ds, provider, location=dsig.parse_location("(0010,1002)[0]"))
+    finally:
+        provider.close()
+    ds.PatientName = "Changed^Later"
+    changed = tmp_path / "two.dcm"
+    dsig.save(ds, changed, dsig.target_encoding(ds, "same", None))
+    code, text = explained(changed, "--integrity-only")
+    assert code == 1
+    first, second, nested = explain_file(changed).signatures
+    assert first.verdict == "INVALID" and first.changed == ("PatientName",)
+    assert "covered by an intact signature" in first.change_note
+    assert second.changed == () and second.decided_by == "trust"
+    assert nested.location == "OtherPatientIDsSequence[0]"
+    assert nested.digest_recomputed == nested.digest_carried is not None
+    assert "trust was declined (--integrity-only)" in text
