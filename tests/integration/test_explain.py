@@ -279,3 +279,14 @@ def test_an_intact_second_signature_localises_the_change(pki: Pki, tmp_path: Pat
     assert nested.location == "OtherPatientIDsSequence[0]"
     assert nested.digest_recomputed == nested.digest_carried is not None
     assert "trust was declined (--integrity-only)" in text
+
+
+def test_html_escapes_what_the_file_says(tmp_path: Path) -> None:
+    from dsig.explain.html import render_html
+
+    ds = dsig.read_dicom(sample("CT_small.dcm"))
+    ds.PatientName = "<script>alert(1)</script>"
+    hostile = tmp_path / "hostile.dcm"
+    dsig.save(ds, hostile, dsig.target_encoding(ds, "same", None))
+    page = render_html(explain_file(hostile))
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
