@@ -88,8 +88,7 @@ def explain_dataset(
     ref_digests = _reference_digests(reference, options) if reference is not None else None
     sigs = [_explain_one(ref, sig, result, options, ref_digests) for ref, sig in pairs]
     file_steps = tuple(
-        Step(f.code, StepStatus.FAILED if f.severity == "error" else StepStatus.WARNING,
-             f.message)
+        Step(f.code, _FILE_STATUS.get(f.severity, StepStatus.WARNING), f.message)
         for f in result.findings
     )  # fmt: skip
     decided_by, decision = _file_decision(result, sigs, file_steps)
@@ -110,6 +109,9 @@ def explain_dataset(
         tree=element_tree(ds, covered) if options.tree else (),
         result=result,
     )
+
+
+_FILE_STATUS = {"error": StepStatus.FAILED, "warning": StepStatus.WARNING, "info": StepStatus.INFO}
 
 
 def _mac(sig: SignatureResult) -> HashAlgorithm | None:
@@ -309,9 +311,12 @@ def _file_decision(
             return step.name, step.summary
     if not result.signatures:
         return "reading", "the file has no signature"
-    worst = [s for s in sigs if s.verdict == result.indication.value] or sigs
-    if not worst:
-        return "signatures", result.indication.value
+    worst = [s for s in sigs if s.verdict == result.indication.value]
+    if not worst:  # the deciding signature was left out with --signature
+        other = next(s for s in result.signatures if s.indication is result.indication)
+        return "another signature", (
+            f"signature {other.uid} (not shown: --signature) is {other.indication.value}"
+        )
     first = worst[0]
     return first.decided_by, f"signature {first.uid}: {first.decision}"
 

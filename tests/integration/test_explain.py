@@ -279,6 +279,9 @@ def test_an_intact_second_signature_localises_the_change(pki: Pki, tmp_path: Pat
     assert nested.location == "OtherPatientIDsSequence[0]"
     assert nested.digest_recomputed == nested.digest_carried is not None
     assert "trust was declined (--integrity-only)" in text
+    only = cli("explain", changed, "--integrity-only", "--signature", second.uid)
+    assert only.exit_code == 1 and only.stdout.count("signature #") == 1
+    assert f"decided by: another signature: signature {first.uid} (not shown" in only.stdout
 
 
 def test_html_escapes_what_the_file_says(tmp_path: Path) -> None:
