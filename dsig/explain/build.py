@@ -4,8 +4,10 @@ it does not keep (stream entries, digests, trust steps, the deciding step)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from asn1crypto import algos
 from cryptography import x509
@@ -14,6 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from dsig.dicomio import read_dicom
+from dsig.errors import DsigError
 from dsig.explain.entries import stream_entries
 from dsig.explain.model import (
     Explanation,
@@ -45,6 +48,8 @@ from dsig.tags import tag_name
 from dsig.verifier import VerifyOptions, dump_mac_stream, verify_dataset
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ def explain_dataset(
         if not pairs:
             raise SignatureNotFoundError(f"no signature with UID {options.signature}")
     ref_digests = _reference_digests(reference, options) if reference is not None else None
-    sigs = [_explain_one(ref, sig, result, options, ref_digests) for ref, sig in pairs]
+    sigs = [_explain_guarded(ref, sig, result, options, ref_digests) for ref, sig in pairs]
     file_steps = tuple(
         Step(f.code, _FILE_STATUS.get(f.severity, StepStatus.WARNING), f.message)
         for f in result.findings
@@ -101,17 +106,50 @@ def explain_dataset(
         exit_code=exit_code([result]),
         object_kind=f"{UID(sop).name} ({sop})" if sop else "unknown SOP class",
         transfer_syntax=f"{UID(ts).name} ({ts})" if ts else "unknown",
-        particulars=tuple(particulars(ds, ts)),
+        particulars=tuple(_or_note(lambda: particulars(ds, ts))),
         signatures=tuple(sigs),
         file_steps=file_steps,
         decided_by=decided_by,
         decision=decision,
-        tree=element_tree(ds, covered) if options.tree else (),
+        tree=tuple(_or_note(lambda: element_tree(ds, covered), ())) if options.tree else (),
         result=result,
     )
 
 
 _FILE_STATUS = {"error": StepStatus.FAILED, "warning": StepStatus.WARNING, "info": StepStatus.INFO}
+
+
+def _or_note(make: Callable[[], Sequence[T]], note: Sequence[T] | None = None) -> Sequence[T]:
+    """Hostile structure the verifier judged already must not stop the explanation."""
+    try:
+        return make()
+    except DsigError as e:
+        return note if note is not None else [f"cannot be taken apart: {e}"]  # type: ignore[list-item]
+
+
+def _explain_guarded(
+    ref: SignatureRef,
+    sig: SignatureResult,
+    result: FileResult,
+    options: ExplainOptions,
+    ref_digests: dict[str, dict[str, str]] | None,
+) -> SignatureExplanation:
+    """The verifier's verdict stands even when the signature cannot be taken apart."""
+    try:
+        return _explain_one(ref, sig, result, options, ref_digests)
+    except DsigError as e:
+        findings = tuple(f"{f.code}: {f.message}" for f in sig.findings)
+        ok = sig.integrity is Indication.VALID
+        status = StepStatus.PASSED if ok else StepStatus.FAILED
+        step = Step("signature check", status, f"integrity {sig.integrity.value}", findings)
+        return SignatureExplanation(
+            uid=sig.uid, location=sig.location, signer=sig.signer, signed_at=sig.datetime,
+            mac_algorithm=sig.mac_algorithm, mac_transfer_syntax=sig.mac_transfer_syntax,
+            covered=(), absent=(), not_covered=(), stream_length=None, digest_recomputed=None,
+            digest_carried=None, digest_note=f"cannot be taken apart: {e}", steps=(step,),
+            verdict=sig.indication.value, decided_by="signature check",
+            decision="; ".join(findings) or f"integrity {sig.integrity.value}",
+        )  # fmt: skip
 
 
 def _mac(sig: SignatureResult) -> HashAlgorithm | None:
@@ -243,11 +281,18 @@ def _integrity_steps(
     integrity = [f for f in sig.findings if f.code in _INTEGRITY_CODES]
     failed = sig.integrity is not Indication.VALID
     data = sum(1 for e in entries if e.source == "data set")
+    if recomputed is None:
+        reason = "; ".join(f"{f.code}: {f.message}" for f in integrity) or "see the findings"
+        return [
+            Step("MAC stream", StepStatus.NOT_RUN, f"not built ({reason})"),
+            Step("signature check", StepStatus.FAILED, f"integrity {sig.integrity.value}",
+                 tuple(f"{f.code}: {f.message}" for f in integrity)),
+        ]  # fmt: skip
     stream = Step(
         "MAC stream",
         StepStatus.FAILED if absent else StepStatus.PASSED,
         f"{data} data element(s) then {len(entries) - data} signature item element(s), "
-        f"explicit VR little endian, {length if length is not None else '?'} bytes"
+        f"explicit VR little endian, {length} bytes"
         + (f"; listed but absent: {', '.join(absent)}" if absent else ""),
     )
     same = recomputed is not None and carried is not None and recomputed == carried
@@ -258,9 +303,9 @@ def _integrity_steps(
     digest = Step(
         "digest",
         digest_status,
-        f"{sig.mac_algorithm} recomputed {recomputed or 'not computed'}; "
+        f"{sig.mac_algorithm} recomputed {recomputed}; "
         f"carried {carried or 'not readable'} ({note})"
-        + (": they match" if same else (": they differ" if carried and recomputed else "")),
+        + (": they match" if same else (": they differ" if carried else "")),
     )  # fmt: skip
     check = Step(
         "signature check",

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 import dsig
 from dsig.cli import app
 from dsig.explain import ExplainOptions, StepStatus, explain_file
-from dsig.model import find_signature
+from dsig.model import find_signature, find_signatures
 from dsig.timestamp import insert_token, timestamped_bytes
 from tests.conftest import sample
 from tests.helpers.pki_factory import NOW, Issued, build_pki, issue
@@ -293,3 +293,15 @@ def test_html_escapes_what_the_file_says(tmp_path: Path) -> None:
     dsig.save(ds, hostile, dsig.target_encoding(ds, "same", None))
     page = render_html(explain_file(hostile))
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_malformed_signature_keeps_the_verifier_verdict(pki: Pki, tmp_path: Path) -> None:
+    signed = sign(pki.pki.leaf("radiologist"), "JPEG-lossy.dcm", tmp_path / "ok.dcm")
+    ds = dsig.read_dicom(signed)
+    del find_signatures(ds)[0].item[0x04000005]  # MAC ID Number
+    broken = tmp_path / "broken.dcm"
+    dsig.save(ds, broken, dsig.target_encoding(ds, "same", None))
+    code, text = explained(broken, *pki.trust)
+    assert code == 1
+    assert "MAC stream: not run: not built (MALFORMED_SIGNATURE" in text
+    assert "decided by: MAC stream" in text
