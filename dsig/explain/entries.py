@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from dsig.explain.model import StreamEntry
 from dsig.stream import (
+    LONG_VRS,
     SIGNATURE_ITEM_EXCLUDED,
     UNDEFINED,
     MacWriter,
@@ -24,6 +25,7 @@ from dsig.stream import (
     sequence_items,
     source_path,
     stored,
+    swaps,
 )
 from dsig.tags import tag_name, tag_str
 from tokens.digest import HashAlgorithm
@@ -73,21 +75,17 @@ def _how(
     if fragments is not None:
         return describe_fragments(fragments, old_format=old)
     elem = stored(level, tag, keep_deferred=True)
-    value_length = length - (12 if vr in _LONG else 8)
+    value_length = length - (12 if vr in LONG_VRS else 8)
     notes = []
     if isinstance(elem, RawDataElement):
         if elem.is_implicit_VR:
             notes.append("VR from the dictionary (file is implicit VR)")
-        if not elem.is_little_endian and vr in _SWAPPED:
+        if not elem.is_little_endian and swaps(vr):
             notes.append("byte-swapped from big endian")
         if elem.length != UNDEFINED and elem.length % 2:
             notes.append("padded to even length")
     tail = f"; {', '.join(notes)}" if notes else ""
     return f"header (tag, {vr}, value length {value_length}) + value{tail}"
-
-
-_LONG = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
-_SWAPPED = frozenset({"US", "SS", "OW", "AT", "UL", "SL", "FL", "OF", "OL", "FD", "OD", "SV", "UV"})
 
 
 def entry_digest(
