@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything dsig needs on a fresh Debian machine: the Debian tools the tests drive (dcmtk's
-# dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler, Bouncy Castle with a JDK)
-# and a virtualenv (.venv) with dsig, its archive extra (s3fs, dask[distributed]) and its test tools
-# (moto's S3 server for the archive tests).
+# dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler, chromium (prints the
+# HTML reports to PDF in the tests), Orthanc with its Python and DICOMweb plugins, Bouncy Castle
+# with a JDK) and a virtualenv (.venv) with dsig, its archive extra (s3fs, dask[distributed]) and
+# its test tools (moto's S3 server for the archive tests).
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ pkcs11-tool opensc
 pkcsslotd opencryptoki
 dciodvfy dicom3tools
 pdftotext poppler-utils
+chromium chromium
 javac openjdk-17-jdk-headless
 EOT
 [ -f /usr/share/java/bcpkix.jar ] || need_apt+=(libbcpkix-java)

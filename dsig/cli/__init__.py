@@ -14,6 +14,7 @@ import typer
 
 from dsig.cli.cert import cert_app
 from dsig.cli.evidence import evidence_app
+from dsig.cli.explain import explain
 from dsig.cli.manifest import manifest_app
 from dsig.cli.net import send, serve_app
 from dsig.cli.orthanc import orthanc_app
@@ -34,6 +35,7 @@ app = typer.Typer(**_SETTINGS)
 app.command()(sign)
 app.command(cls=VerifyCommand)(verify)
 app.command()(inspect)
+app.command()(explain)
 app.command()(remove)
 app.command()(purposes)
 app.command()(send)

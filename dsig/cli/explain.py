@@ -1,0 +1,141 @@
+"""``dsig explain FILE``: what each signature covers, how, and why the verdict is what it is."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dsig.cli._common import fail, guard_output, operational_errors
+from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
+from dsig.cli._trust_options import (
+    AllowWeakOpt,
+    AtOpt,
+    CertPolicyOpt,
+    CrlOpt,
+    FormatOldOpt,
+    InhibitAnyPolicyOpt,
+    InhibitPolicyMappingOpt,
+    IntegrityOnlyOpt,
+    OcspOpt,
+    OnlineOpt,
+    PolicyFileOpt,
+    RequireCoverageOpt,
+    RequireExplicitPolicyOpt,
+    RequireOpt,
+    RevocationOpt,
+    StrictOpt,
+    TimestampFailuresWarnOpt,
+    TrustStoreOpt,
+    TsaTrustStoreOpt,
+    UntrustedOpt,
+    build_verify_options,
+)
+
+if TYPE_CHECKING:
+    from dsig.explain import Explanation
+
+
+def explain(
+    path: Annotated[Path, typer.Argument(help="DICOM file")],
+    signature: Annotated[
+        str | None, typer.Option(help="explain only the signature with this UID")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="also write a self-contained HTML page")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --html file")] = False,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="an earlier copy of the file: name the elements changed since"),
+    ] = None,
+    require: RequireOpt = None,
+    format_old: FormatOldOpt = False,
+    integrity_only: IntegrityOnlyOpt = False,
+    trust_store: TrustStoreOpt = None,
+    untrusted: UntrustedOpt = None,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation: RevocationOpt = None,
+    online: OnlineOpt = False,
+    at: AtOpt = None,
+    tsa_trust_store: TsaTrustStoreOpt = None,
+    allow_weak: AllowWeakOpt = None,
+    strict: StrictOpt = False,
+    require_coverage: RequireCoverageOpt = None,
+    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
+    policy_file: PolicyFileOpt = None,
+    policy: CertPolicyOpt = None,
+    require_explicit_policy: RequireExplicitPolicyOpt = False,
+    inhibit_policy_mapping: InhibitPolicyMappingOpt = False,
+    inhibit_any_policy: InhibitAnyPolicyOpt = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
+) -> None:
+    """Explain each signature step by step: what entered the MAC stream and how, the digest,
+    the signature check, each trust step, and the step that decided the verdict.
+
+    Same options and exit codes as dsig verify (0 valid, 1 invalid, 3 indeterminate, 4 error).
+    """
+    options = build_verify_options(
+        require=require, format_old=format_old, integrity_only=integrity_only,
+        trust_store=trust_store, untrusted=untrusted, crl=crl, ocsp=ocsp,
+        revocation=revocation, online=online, at=at, allow_weak=allow_weak,
+        tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
+        policy_file=policy_file, policies=policy, require_explicit_policy=require_explicit_policy,
+        inhibit_policy_mapping=inhibit_policy_mapping, inhibit_any_policy=inhibit_any_policy,
+        timestamp_failures_warn=timestamp_failures_warn,
+    )  # fmt: skip
+    options = dataclasses.replace(options, read=read_options(read, read_xfer))
+    inputs = [path] + ([reference] if reference else [])
+    if html is not None:
+        guard_output(html, inputs=inputs, force=force, what="--html")
+    from dsig.explain import ExplainOptions, explain_file
+
+    try:
+        ex = explain_file(
+            path, ExplainOptions(verify=options, signature=signature, reference=reference)
+        )
+        if html is not None:
+            from dsig.explain.html import render_html
+            from dsig.writer import atomic_output
+
+            with atomic_output(html) as fp:
+                fp.write(render_html(ex).encode("utf-8"))
+    except operational_errors() as e:
+        raise fail(str(e)) from None
+    _print(ex)
+    raise typer.Exit(ex.exit_code)
+
+
+_STYLE = {
+    "VALID": "bold green", "passed": "green", "INVALID": "bold red", "failed": "red",
+    "INDETERMINATE": "bold yellow", "warning": "yellow", "not run": "yellow", "info": "cyan",
+}  # fmt: skip
+
+
+def _print(ex: Explanation) -> None:
+    """A coloured tree on a terminal, indented plain text otherwise."""
+    from dsig.explain.render import outline
+    from dsig.printable import printable
+
+    if not sys.stdout.isatty():
+        for line in outline(ex):
+            typer.echo("  " * line.depth + printable(line.text))
+        return
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    lines = list(outline(ex))
+    root = Tree(Text(printable(lines[0].text), style=_STYLE.get(lines[0].status, "")))
+    stack = [root]
+    for line in lines[1:]:
+        depth = max(1, line.depth)
+        del stack[depth:]
+        node = stack[-1].add(Text(printable(line.text), style=_STYLE.get(line.status, "")))
+        stack.append(node)
+    Console().print(root)
