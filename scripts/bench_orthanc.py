@@ -32,6 +32,13 @@ def main() -> int:
         help="upload over the REST API with N parallel clients, not C-STORE",
     )
     parser.add_argument("--no-audit", action="store_true", help="no audit log")
+    parser.add_argument(
+        "--associations",
+        type=int,
+        default=1,
+        metavar="N",
+        help="C-STORE with N parallel storescu associations",
+    )
     parser.add_argument("--no-plugin", action="store_true", help="Orthanc alone (baseline)")
     args = parser.parse_args()
     exe = net.dcmtk_storescu()
@@ -71,8 +78,18 @@ def main() -> int:
                         )
                     )
                 sent = subprocess.CompletedProcess([], 0 if set(codes) == {200} else 1, "", "")
-            else:
-                sent = net.storescu(exe, orthanc.dicom_port, signed, called_ae="ORTHANC")
+            else:  # one storescu (one association) per slice of the files
+                n = args.associations
+                with ThreadPoolExecutor(n) as pool:
+                    runs = list(
+                        pool.map(
+                            lambda i: net.storescu(
+                                exe, orthanc.dicom_port, signed[i::n], called_ae="ORTHANC"
+                            ),
+                            range(n),
+                        )
+                    )
+                sent = next((r for r in runs if r.returncode), runs[0])
             seconds = time.perf_counter() - started
             stored = len(orthanc.get("/instances"))
             status = {"counts": None} if args.no_plugin else orthanc.get("/dsig/status")

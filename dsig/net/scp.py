@@ -362,6 +362,20 @@ def verify_task(options: VerifyOptions) -> Task:
     return task
 
 
+def verifier_pool(
+    options: VerifyOptions, workers: int, verify_timeout: float, worker_memory_mib: int
+) -> VerifierPool:
+    """The pool of :func:`verify_task` workers (each bounded by ``verify_timeout`` seconds and
+    ``worker_memory_mib`` MiB, 0: unbounded) of a storage node or verifier service."""
+    return VerifierPool(
+        verify_task(options),
+        size=workers,
+        timeout=verify_timeout,
+        wait=verify_timeout,
+        memory=worker_memory_mib << 20 if worker_memory_mib else None,
+    )
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
@@ -407,12 +421,8 @@ class ReceiveServer:
         self._store_lock = threading.Lock()
         self._staging = config.store / STAGING_DIR
         self._audit = AuditLog(config.audit_path, mode=config.file_mode)
-        self._pool = VerifierPool(
-            verify_task(config.verify),
-            size=config.workers,
-            timeout=config.verify_timeout,
-            wait=config.verify_timeout,
-            memory=config.worker_memory_mib << 20 if config.worker_memory_mib else None,
+        self._pool = verifier_pool(
+            config.verify, config.workers, config.verify_timeout, config.worker_memory_mib
         )
         self._limits = IntakeLimits(
             max_object=config.max_object_size,
@@ -848,5 +858,6 @@ __all__ = [
     "accepted",
     "file_meta_bytes",
     "refusal",
+    "verifier_pool",
     "verify_task",
 ]

@@ -34,12 +34,12 @@ import pydicom
 
 from dsig.net import NetError
 from dsig.net.audit import AuditLog, AuditLogError
-from dsig.net.pool import PoolBusyError, Verdict, VerifierPool
+from dsig.net.pool import PoolBusyError, Verdict
 from dsig.net.scp import (
     STATUS_INDETERMINATE,
     STATUS_OUT_OF_RESOURCES,
     STATUS_REQUIREMENT,
-    verify_task,
+    verifier_pool,
 )
 from dsig.net.storage import DEFAULT_FILE_MODE, make_directory, write_new
 from dsig.verifier import VerifyOptions
@@ -77,12 +77,8 @@ class VerifierService:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self._pool = VerifierPool(
-            verify_task(config.verify),
-            size=config.workers,
-            timeout=config.verify_timeout,
-            wait=config.verify_timeout,
-            memory=config.worker_memory_mib << 20 if config.worker_memory_mib else None,
+        self._pool = verifier_pool(
+            config.verify, config.workers, config.verify_timeout, config.worker_memory_mib
         )
         self._audit = AuditLog(config.audit_log) if config.audit_log else None
         self._spool_dir: tempfile.TemporaryDirectory[str] | None = None

@@ -138,3 +138,30 @@ def multipart_related(
     body += b"--" + boundary.encode() + b"--\r\n"
     content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
     return body, content_type
+
+
+@dataclass
+class Objects:
+    """Signed small objects for the Orthanc and STOW-RS tests."""
+
+    signed: list[Path]  # by the trusted signer
+    tampered: Path  # a signed value changed
+    stranger: Path  # signed by a signer from an unrelated PKI (another SOP Instance UID)
+    unsigned: Path
+    trust: Path
+
+
+def make_objects(root: Path) -> Objects:
+    """Four signed objects, a tampered one, one from a stranger and an unsigned one."""
+    from tests.helpers import net
+
+    pki = net.make_pki(root / "pki")
+    (root / "plain").mkdir()
+    for i in range(6):
+        net.small_object(root / "plain" / f"o{i}.dcm", index=i)
+    signed = sorted(net.sign(root / "plain", root / "signed", pki.key, pki.cert).glob("*.dcm"))
+    stranger = net.sign(root / "plain" / "o5.dcm", root / "stranger.dcm", pki.stranger_key,
+                        pki.stranger_cert)  # fmt: skip
+    tampered = net.tamper(signed[4], root / "tampered.dcm")
+    unsigned = net.small_object(root / "unsigned.dcm", index=9)
+    return Objects(signed[:4], tampered, stranger, unsigned, pki.trust)

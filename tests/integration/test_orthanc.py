@@ -13,7 +13,6 @@ import struct
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,41 +22,27 @@ import pytest
 from dsig.cli.verify import verify_options_from_args
 from dsig.orthanc.service import ServiceConfig, VerifierService
 from tests.helpers import net
-from tests.helpers.orthanc import Orthanc, multipart_related, orthanc_available, running_orthanc
+from tests.helpers.orthanc import (
+    Objects,
+    Orthanc,
+    make_objects,
+    multipart_related,
+    orthanc_available,
+    running_orthanc,
+)
 
 pytestmark = pytest.mark.skipif(not orthanc_available(), reason="Orthanc is not installed")
 
 
-@dataclass
-class Objects:
-    signed: list[Path]
-    tampered: Path
-    stranger: Path
-    unsigned: Path
-
-
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory: pytest.TempPathFactory) -> Objects:
-    root = tmp_path_factory.mktemp("orthanc-objects")
-    pki = net.make_pki(root / "pki")
-    plain = root / "plain"
-    plain.mkdir()
-    for i in range(6):
-        net.small_object(plain / f"o{i}.dcm", index=i)
-    signed_dir = net.sign(plain, root / "signed", pki.key, pki.cert)
-    signed = sorted(signed_dir.glob("*.dcm"))
-    stranger = net.sign(plain / "o5.dcm", root / "stranger.dcm", pki.stranger_key,
-                        pki.stranger_cert)  # fmt: skip
-    tampered = net.tamper(signed[4], root / "tampered.dcm")
-    unsigned = net.small_object(root / "unsigned.dcm", index=9)
-    (root / "trust").symlink_to(pki.trust)
-    return Objects(signed[:4], tampered, stranger, unsigned)
+    return make_objects(tmp_path_factory.mktemp("orthanc-objects"))
 
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory: pytest.TempPathFactory, objects: Objects) -> Iterator[Orthanc]:
     directory = tmp_path_factory.mktemp("orthanc")
-    trust = objects.unsigned.parent / "trust"
+    trust = objects.trust
     proc = net.run_dsig("orthanc", "plugin-path")
     assert proc.returncode == 0, proc.stderr
     settings = {
@@ -198,7 +183,7 @@ def _ask(sock_path: Path, data: bytes) -> dict[str, Any]:
 
 
 def test_verifier_service_from_python(tmp_path: Path, objects: Objects) -> None:
-    trust = objects.unsigned.parent / "trust"
+    trust = objects.trust
     config = ServiceConfig(
         socket=tmp_path / "verifier.sock",
         verify=verify_options_from_args(["--trust-store", str(trust)]),

@@ -7,7 +7,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,33 +14,23 @@ import pydicom
 import pytest
 
 from tests.helpers import net
-from tests.helpers.orthanc import Orthanc, multipart_related, orthanc_available, running_orthanc
+from tests.helpers.orthanc import (
+    Objects,
+    Orthanc,
+    make_objects,
+    multipart_related,
+    orthanc_available,
+    running_orthanc,
+)
 
 pytestmark = pytest.mark.skipif(not orthanc_available(), reason="Orthanc is not installed")
 
 REFERENCED, FAILED, REASON, INSTANCE = "00081199", "00081198", "00081197", "00081155"
 
 
-@dataclass
-class Objects:
-    signed: list[Path]
-    tampered: Path
-    stranger: Path
-    trust: Path
-
-
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory: pytest.TempPathFactory) -> Objects:
-    root = tmp_path_factory.mktemp("stow-objects")
-    pki = net.make_pki(root / "pki")
-    (root / "plain").mkdir()
-    for i in range(6):
-        net.small_object(root / "plain" / f"o{i}.dcm", index=i)
-    signed = sorted(net.sign(root / "plain", root / "signed", pki.key, pki.cert).glob("*.dcm"))
-    stranger = net.sign(root / "plain" / "o5.dcm", root / "stranger.dcm", pki.stranger_key,
-                        pki.stranger_cert)  # fmt: skip
-    tampered = net.tamper(signed[4], root / "tampered.dcm")
-    return Objects(signed[:4], tampered, stranger, pki.trust)
+    return make_objects(tmp_path_factory.mktemp("stow-objects"))
 
 
 @pytest.fixture(scope="module")
