@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pydicom
+from pydicom.uid import UID
 
 from tests.helpers import net
 
@@ -16,7 +17,7 @@ def _object(path: Path, index: int, patient: str, sop_uid: str | None = None) ->
     ds = pydicom.dcmread(path)
     ds.PatientID = patient
     if sop_uid is not None:
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     ds.save_as(path, enforce_file_format=True)
     return path
 
