@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,36 @@ def test_encrypted_key_without_password_is_one_line(tls: net.TlsPki, tmp_path: P
     )  # fmt: skip
     assert proc.returncode == 4, proc.stderr
     assert "password" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_forward_over_tls_to_dcmtk_storescp(
+    tls: net.TlsPki, dcmtk: tuple[str, str], tmp_path: Path
+) -> None:
+    pacs = net.start_pacs(
+        dcmtk[1], tmp_path / "pacs", "+tls", str(tls.server_key), str(tls.server_cert),
+        "+pw", tls.password, "+cf", str(tls.ca),
+    )  # fmt: skip
+    password = tmp_path / "password"
+    password.write_text(tls.password + "\n")
+    node = net.start_server(
+        tmp_path / "node", "--integrity-only", "--tls-cert", tls.server_cert,
+        "--tls-key", tls.server_key, "--tls-ca", tls.ca, "--tls-key-password-file", password,
+        "--forward", pacs.target, "--forward-tls", "--forward-retry-max", "1",
+        "--shutdown-grace", "1",
+    )  # fmt: skip
+    try:
+        files = _unsigned(tmp_path, 2)
+        proc = net.run_dsig(
+            "send", "127.0.0.1", str(node.port), *map(str, files), "--called-ae", "DSIGTEST",
+            "--tls-ca", tls.ca, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        deadline = time.monotonic() + 60
+        while len(pacs.received()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(map(net.dataset_bytes, pacs.received())) == sorted(
+            map(net.dataset_bytes, files)
+        )
+    finally:
+        assert node.stop() == 0, node.log()
+        pacs.stop()
