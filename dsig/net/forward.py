@@ -39,6 +39,8 @@ REFUSED_DIR = "refused"
 _TARGET_RE = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>\[[0-9A-Fa-f:.]+\]|[^:@\s]+):(?P<port>\d+)$")
 #: Objects sent per association.
 BATCH = 64
+#: Seconds the forwarder waits after being woken, so that a burst shares an association.
+LINGER = 0.2
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class ForwardQueue:
             entries = self.pending(target)[:BATCH]
             if not entries:
                 self._wake[target].wait(5.0)
+                self._stop.wait(LINGER)  # let a burst gather into one association
                 continue
             try:
                 delivered_all, message = self._send(target, entries)

@@ -89,11 +89,15 @@ def test_client_without_certificate_or_from_another_pki_is_refused(
     plain = net.storescu(dcmtk[0], tls_server.port, files)  # no TLS at all
     assert plain.returncode != 0
     assert tls_server.stored() == []
-    # the node still serves a proper client afterwards
-    good = net.run_dsig(
-        "send", "127.0.0.1", str(tls_server.port), *map(str, files), "--called-ae", "DSIGTEST",
-        "--tls-ca", tls.ca, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key,
-    )  # fmt: skip
+    refusals = [line for line in tls_server.audit_lines() if str(line["error"]).startswith("TLS")]
+    assert len(refusals) >= 2, tls_server.audit_lines()  # the anonymous and the stranger
+    # the node still serves a proper client, even while a silent one holds a connection
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10):
+        good = net.run_dsig(
+            "send", "127.0.0.1", str(tls_server.port), *map(str, files), "--called-ae",
+            "DSIGTEST", "--tls-ca", tls.ca, "--tls-cert", tls.client_cert,
+            "--tls-key", tls.client_key, "--timeout", "20",
+        )  # fmt: skip
     assert good.returncode == 0, good.stdout + good.stderr
     assert len(tls_server.stored()) == 1
 
