@@ -41,6 +41,15 @@ from dsig.cli._sign_options import (
     SignPolicyFileOpt,
 )
 from dsig.cli._stow_options import StowOpt, UpstreamOpt, check_stow_options, start_stow
+from dsig.cli._tls_options import (
+    ClientCertChoice,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TlsKeyPasswordEnvOpt,
+    TlsKeyPasswordFileOpt,
+    tls_config,
+)
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     AtOpt,
@@ -62,6 +71,7 @@ from dsig.cli._trust_options import (
 )
 
 if TYPE_CHECKING:
+    from dsig.net.forward import ForwardEvent, ForwardTarget
     from dsig.net.scp import AuditRecord
     from dsig.net.scu import SendResult
 
@@ -129,6 +139,27 @@ def _mode(text: str) -> int:
     return mode
 
 
+class LayoutChoice(enum.StrEnum):
+    """``--layout``."""
+
+    flat = "flat"
+    patient_study_series = "patient-study-series"
+
+
+def _targets(texts: list[str] | None) -> tuple[ForwardTarget, ...]:
+    from dsig.net.forward import ForwardTarget
+
+    targets = []
+    for text in texts or []:
+        try:
+            targets.append(ForwardTarget.parse(text))
+        except ValueError as e:
+            raise fail(f"--forward: {e}", 2) from None
+    if len(set(targets)) != len(targets):
+        raise fail("--forward: the same target twice", 2)
+    return tuple(targets)
+
+
 class DuplicateChoice(enum.StrEnum):
     """``--duplicates``."""
 
@@ -176,6 +207,48 @@ def serve(
             metavar="MODE",
         ),
     ] = "600",
+    layout: Annotated[
+        LayoutChoice,
+        typer.Option(
+            help="store folders: flat (STORE/UID.dcm) or patient-study-series "
+            "(STORE/PatientID/StudyUID/SeriesUID/UID.dcm, names made safe); the quarantine "
+            "stays flat"
+        ),
+    ] = LayoutChoice.flat,
+    forward: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="AE@HOST:PORT",
+            help="forward every stored object to this storage SCP (C-STORE, queued on disk "
+            "until it answers success, retried; at least once); repeatable",
+        ),
+    ] = None,
+    forward_queue: Annotated[
+        Path | None, typer.Option(help="forwarding queue directory (default STORE/.dsig-forward)")
+    ] = None,
+    forward_retry_max: Annotated[
+        float, typer.Option(help="longest wait in seconds between forwarding attempts")
+    ] = 60.0,
+    forward_tls: Annotated[
+        bool,
+        typer.Option(
+            "--forward-tls",
+            help="forward over DICOM TLS (--tls-cert as client certificate, peer checked "
+            "against --tls-ca)",
+        ),
+    ] = False,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_client_cert: Annotated[
+        ClientCertChoice,
+        typer.Option(
+            help="client certificates (checked against --tls-ca): required, optional "
+            "(checked when offered) or none"
+        ),
+    ] = ClientCertChoice.required,
+    tls_key_password_file: TlsKeyPasswordFileOpt = None,
+    tls_key_password_env: TlsKeyPasswordEnvOpt = None,
     require: RequireOpt = None,
     format_old: FormatOldOpt = False,
     integrity_only: IntegrityOnlyOpt = False,
@@ -262,6 +335,11 @@ def serve(
     (--duplicates reject), 0xA700 not kept (disk or audit log full, every verifier busy,
     shutting down). Exit 4 when the server cannot start.
 
+    With --tls-cert/--tls-key the node speaks DICOM TLS only (PS3.15 B.10 non-downgrading
+    BCP 195 profile: TLS 1.2/1.3, AEAD suites with forward secrecy). With --forward every
+    stored object is queued (durably, before it is acknowledged) and sent to each target
+    until it answers success; a restart resumes the queue.
+
     ``dsig serve audit-check LOG`` checks an audit log's hash chain.
     """
     if ctx.invoked_subcommand is not None:
@@ -275,6 +353,17 @@ def serve(
     if not 0 <= port <= 65535:
         raise fail(f"--port {port} is not a TCP port", 2)
     stow_address = check_stow_options(stow, upstream)
+    targets = _targets(forward)
+    if forward_tls and not forward:
+        raise fail("--forward-tls needs --forward", 2)
+    tls = None
+    if tls_cert is not None or tls_key is not None:
+        tls = tls_config(
+            cert=tls_cert, key=tls_key, ca=tls_ca, password_file=tls_key_password_file,
+            password_env=tls_key_password_env, client_cert=tls_client_cert.value,
+        )  # fmt: skip
+    elif tls_ca is not None or forward_tls:
+        raise fail("DICOM TLS needs --tls-cert and --tls-key", 2)
     _quiet_pynetdicom(verbose)
     from dsig.net import NetError
     from dsig.net.scp import CachingEvaluator, ReceiveServer, ServerConfig
@@ -295,7 +384,9 @@ def serve(
         require_called_ae=require_called_ae, max_object_size=int(max_object_size),
         idle_timeout=idle_timeout, association_timeout=association_timeout, workers=workers,
         verify_timeout=verify_timeout, worker_memory_mib=worker_memory,
-        duplicates=duplicates.value, file_mode=int(file_mode),
+        duplicates=duplicates.value, file_mode=int(file_mode), layout=layout.value,
+        forward=targets, forward_queue=forward_queue, forward_retry_max=forward_retry_max,
+        tls=tls, forward_tls=forward_tls,
     )  # fmt: skip
     stop = threading.Event()
 
@@ -304,7 +395,11 @@ def serve(
 
     errors: tuple[type[Exception], ...] = (NetError, *operational_errors())
     try:
-        server = ReceiveServer(config, on_record=None if quiet else _print_record)
+        server = ReceiveServer(
+            config,
+            on_record=None if quiet else _print_record,
+            on_forward=lambda e: _print_forward(e, quiet),
+        )
         server.start()
     except errors as e:
         raise fail(str(e)) from None
@@ -320,6 +415,13 @@ def serve(
         from dsig.cli._trust_options import policy_footer
 
         _say(f"dsig serve: {policy_footer(options)}", err=True)
+        if tls is not None:
+            from dsig.net.tls import PROFILE
+
+            _say(f"dsig serve: DICOM TLS, {PROFILE}; client certificates {tls.client_cert}",
+                 err=True)  # fmt: skip
+        for target, waiting in server.pending_forwards().items():
+            _say(f"dsig serve: forwarding to {target} ({waiting} object(s) queued)", err=True)
         _say(
             f"dsig serve: listening on {host}:{server.port} as AE {ae_title!r}; "
             f"store {store}, quarantine {quarantine}, audit log {config.audit_path}"
@@ -359,6 +461,24 @@ def audit_check(
         _say(f"{log}: line {check.bad_line}: {check.problem}")
         raise typer.Exit(1)
     _say(f"{log}: {check.lines} line(s), chain intact; last line hash {check.last_hash}")
+
+
+def _print_forward(event: ForwardEvent, quiet: bool) -> None:
+    if event.action == "forwarded":
+        if not quiet:
+            _say(f"forwarded   {event.sop_instance_uid} -> {event.target}")
+    elif event.action == "forward-refused":
+        _say(
+            f"dsig serve: {event.target} refused {event.sop_instance_uid} "
+            f"(0x{event.status or 0:04X}) {event.message}; set aside in the queue's refused/",
+            err=True,
+        )
+    else:
+        _say(
+            f"dsig serve: cannot forward to {event.target}: {event.message}; "
+            f"retry in {event.retry_in:g} s",
+            err=True,
+        )
 
 
 def _print_record(record: AuditRecord) -> None:
@@ -410,12 +530,31 @@ def send(
     ] = False,
     force_certificate: ForceCertificateOpt = False,
     policy_file: SignPolicyFileOpt = None,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="DICOM TLS (implied by --tls-cert or --tls-ca)"),
+    ] = False,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_key_password_file: TlsKeyPasswordFileOpt = None,
+    tls_key_password_env: TlsKeyPasswordEnvOpt = None,
+    tls_no_hostname_check: Annotated[
+        bool,
+        typer.Option(
+            "--tls-no-hostname-check",
+            help="accept a server certificate (chained to --tls-ca) that does not name HOST",
+        ),
+    ] = False,
 ) -> None:
     """Send DICOM files to a storage SCP (C-STORE), optionally signing each one first.
 
     Files travel bit-for-bit in their own transfer syntax. With --sign the key is opened (and
-    a token logged in to) once for the whole batch. Exit 0 all stored, 1 some refused,
-    4 operational error (unreadable file, cannot connect, association rejected, key problem).
+    a token logged in to) once for the whole batch. With --tls (or --tls-ca / --tls-cert)
+    the association uses DICOM TLS (PS3.15 B.10 non-downgrading BCP 195 profile), the server
+    authenticated against --tls-ca (system CAs without it) and its name checked. Exit 0 all
+    stored, 1 some refused, 4 operational error (unreadable file, cannot connect, association
+    rejected, key problem).
     """
     if sign and not key:
         raise fail("--sign needs --key", 2)
@@ -428,9 +567,16 @@ def send(
     files = [p for p, _rel in expand_inputs(paths, recursive)]
     if not files:
         raise fail("nothing to send", 2)
+    tls_settings = None
+    if tls or tls_cert is not None or tls_key is not None or tls_ca is not None:
+        tls_settings = tls_config(
+            cert=tls_cert, key=tls_key, ca=tls_ca, password_file=tls_key_password_file,
+            password_env=tls_key_password_env, check_hostname=not tls_no_hostname_check,
+        )  # fmt: skip
     _quiet_pynetdicom(verbose)
     from dsig.net import NetError
     from dsig.net.scu import SendOptions, send_files
+    from dsig.net.tls import client_context
 
     provider = None
     sign_options = None
@@ -462,9 +608,10 @@ def send(
                 from dsig.signer_check import check_signer, signer_rules
 
                 check_signer(provider, at=dt.datetime.now(dt.UTC), rules=signer_rules(policy_file))
+        tls_context = client_context(tls_settings) if tls_settings is not None else None
         options = SendOptions(
             host=host, port=port, calling_ae=ae_title, called_ae=called_ae,
-            sign=sign_options, associations=associations, timeout=timeout,
+            sign=sign_options, associations=associations, timeout=timeout, tls=tls_context,
         )  # fmt: skip
         summary = send_files(
             files, options, provider=provider, on_result=lambda r: _print_result(r, quiet)

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -164,7 +165,13 @@ class Connection:
             if nr_bytes > limit + 6:
                 self.dropped = f"PDU of {nr_bytes} bytes (limit {limit})"
                 raise OSError(f"refused a {self.dropped}")
-            data: bytearray = read(nr_bytes)
+            try:
+                data: bytearray = read(nr_bytes)
+            except ssl.SSLError as e:  # a refused TLS handshake (or a broken record): audited
+                if not self.dropped:
+                    self.dropped = f"TLS: {e.reason or e}"
+                    self.on_drop(self, self.dropped, None)
+                raise
             if nr_bytes != 6:
                 self.progress = time.monotonic()
             return data

@@ -46,6 +46,8 @@ class Verdict:
     #: ``FileResult.to_json()`` (the quarantine report).
     report: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: PatientID, StudyInstanceUID and SeriesInstanceUID of the data set (for the layout).
+    ids: dict[str, str] = field(default_factory=dict)
 
 
 #: (spool path, request SOP Class UID, request SOP Instance UID) -> Verdict, run in a worker.

@@ -53,16 +53,20 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dsig.errors import OptionsError
 from dsig.net import NetError
 from dsig.net.audit import AuditLog, AuditLogError
+from dsig.net.forward import QUEUE_DIR, ForwardEvent, ForwardQueue, ForwardTarget, event_json
 from dsig.net.intake import SPOOL_SUFFIX, Connection, IntakeLimits, Spool, Watchdog
+from dsig.net.layout import LAYOUTS, object_directory
 from dsig.net.pool import PoolBusyError, Task, Verdict, VerifierPool
 from dsig.net.storage import (
     DEFAULT_FILE_MODE,
     content_digest,
     directory_mode,
+    link_new,
     make_directory,
     place,
     write_new,
 )
+from dsig.net.tls import TlsConfig, client_context, server_context
 from dsig.report import FileResult, Finding, Indication, SignatureResult, exit_code
 from dsig.verifier import VerifyOptions, verify_file
 from pki.evaluator import PolicyEvaluator
@@ -93,6 +97,9 @@ STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(
 
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 _SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
+#: Data-set attributes the folder layout is made of (read with the request-UID check).
+_LAYOUT_TAGS = {"PatientID": 0x00100020, "StudyInstanceUID": 0x0020000D,
+                "SeriesInstanceUID": 0x0020000E}  # fmt: skip
 
 _IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE = (
     "1.2.840.10008.1.2",
@@ -120,6 +127,9 @@ _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _TMP_SUFFIX = SPOOL_SUFFIX
 #: Received objects are spooled here (inside the store) while they are verified.
 STAGING_DIR = ".dsig-incoming"
+#: With a folder layout, one hard link per stored object named by its SOP Instance UID: the
+#: claim on the UID (duplicates are found here whatever folder the first copy went to).
+UID_INDEX_DIR = ".dsig-uids"
 _STALE_TMP_SECONDS = 300
 
 
@@ -175,10 +185,27 @@ class ServerConfig:
     duplicates: str = "reject"
     #: Mode of every file created (directories get x where r is set).
     file_mode: int = DEFAULT_FILE_MODE
+    #: "flat" (``<store>/<SOP Instance UID>.dcm``) or "patient-study-series"
+    #: (``<store>/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<UID>.dcm``, names made
+    #: safe by :func:`dsig.net.layout.safe_component`). The quarantine is always flat.
+    layout: str = "flat"
+    #: Peers every stored object is forwarded to (through a durable queue).
+    forward: tuple[ForwardTarget, ...] = ()
+    #: The forwarding queue's directory; None = ``<store>/.dsig-forward``.
+    forward_queue: Path | None = None
+    #: Longest wait between two forwarding attempts (the wait doubles from 1 s up to it).
+    forward_retry_max: float = 60.0
+    #: DICOM TLS: None = plain TCP.
+    tls: TlsConfig | None = None
+    #: Forward over TLS too (our certificate as client certificate, peers checked against
+    #: the same CA).
+    forward_tls: bool = False
 
     def __post_init__(self) -> None:
         if self.duplicates not in DUPLICATE_POLICIES:
             raise OptionsError(f"duplicates must be one of {DUPLICATE_POLICIES}")
+        if self.layout not in LAYOUTS:
+            raise OptionsError(f"layout must be one of {LAYOUTS}")
         if self.file_mode & ~0o777 or not self.file_mode & 0o600 == 0o600:
             raise OptionsError("file_mode must be rw for the owner, without special bits")
 
@@ -186,6 +213,11 @@ class ServerConfig:
     def audit_path(self) -> Path:
         """Where audit lines go."""
         return self.audit_log if self.audit_log is not None else self.store / "dsig-audit.jsonl"
+
+    @property
+    def queue_path(self) -> Path:
+        """The forwarding queue's directory."""
+        return self.forward_queue if self.forward_queue is not None else self.store / QUEUE_DIR
 
 
 @dataclass
@@ -344,8 +376,9 @@ def verify_task(options: VerifyOptions) -> Task:
             result = verify_file(spool, options)
         except Exception as e:  # a verifier bug must quarantine, not crash the worker
             result = FileResult(str(spool), error=f"internal error: {type(e).__name__}: {e}")
+        ids: dict[str, str] = {}
         if result.error is None:
-            _check_request_uids(spool, sop_class, sop_instance, result)
+            ids = _check_request_uids(spool, sop_class, sop_instance, result)
         ok = accepted(result)
         status, comment = (STATUS_SUCCESS, "") if ok else refusal(result)
         return Verdict(
@@ -357,6 +390,7 @@ def verify_task(options: VerifyOptions) -> Task:
             findings=_finding_codes(result),
             report=result.to_json(),
             error=result.error,
+            ids=ids,
         )
 
     return task
@@ -395,6 +429,10 @@ class _Plan:
     path: Path
     report: Path | None = None
     duplicate: bool = False
+    #: With a folder layout: the object's link in the UID index (made before ``path``).
+    claim: Path | None = None
+    #: A stored object to put in the forwarding queue.
+    forward: bool = False
 
 
 class ReceiveServer:
@@ -405,12 +443,19 @@ class ReceiveServer:
     """
 
     def __init__(
-        self, config: ServerConfig, *, on_record: Callable[[AuditRecord], None] | None = None
+        self,
+        config: ServerConfig,
+        *,
+        on_record: Callable[[AuditRecord], None] | None = None,
+        on_forward: Callable[[ForwardEvent], None] | None = None,
     ) -> None:
         if config.store.resolve() == config.quarantine.resolve():
             raise NetError("the store and the quarantine must be different directories")
+        if config.forward_tls and config.tls is None:
+            raise NetError("forwarding over TLS needs the TLS options")
         self.config = config
         self.on_record = on_record
+        self.on_forward = on_forward
         self.counts: collections.Counter[str] = collections.Counter()
         self._server: ThreadedAssociationServer | None = None
         self._ae: AE | None = None
@@ -433,6 +478,8 @@ class ReceiveServer:
         self._connections: dict[int, Connection] = {}
         self._watchdog = Watchdog(self._live_connections, self._on_kill)
         self._dir_mode = directory_mode(config.file_mode)
+        self._uid_index = config.store / UID_INDEX_DIR
+        self._queue: ForwardQueue | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -452,7 +499,11 @@ class ReceiveServer:
         """Create the directories, open the audit log, fork the verifiers and start listening
         (non-blocking)."""
         cfg = self.config
-        for directory in (cfg.store, cfg.quarantine, cfg.audit_path.parent, self._staging):
+        ssl_context = server_context(cfg.tls) if cfg.tls is not None else None
+        directories = [cfg.store, cfg.quarantine, cfg.audit_path.parent, self._staging]
+        if cfg.layout != "flat":
+            directories.append(self._uid_index)
+        for directory in directories:
             try:
                 make_directory(directory, self._dir_mode)
             except OSError as e:
@@ -461,6 +512,8 @@ class ReceiveServer:
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise NetError(f"cannot write to {directory}")
             _remove_stale_temporaries(directory)
+        if cfg.forward:
+            self._queue = self._forward_queue()
         try:
             self._audit.open()
         except AuditLogError as e:
@@ -490,7 +543,9 @@ class ReceiveServer:
         ]
         self._pool.start()  # fork before pynetdicom starts its threads
         try:
-            server = ae.start_server((cfg.host, cfg.port), block=False, evt_handlers=handlers)
+            server = ae.start_server(
+                (cfg.host, cfg.port), block=False, evt_handlers=handlers, ssl_context=ssl_context
+            )
         except OSError as e:
             self._pool.close()
             self._audit.close()
@@ -498,6 +553,35 @@ class ReceiveServer:
         assert server is not None
         self._ae, self._server = ae, server
         self._watchdog.start()
+        if self._queue is not None:
+            self._queue.start()
+
+    def _forward_queue(self) -> ForwardQueue:
+        cfg = self.config
+        tls = client_context(cfg.tls) if cfg.forward_tls and cfg.tls is not None else None
+        queue = ForwardQueue(
+            cfg.queue_path, cfg.forward, calling_ae=cfg.ae_title, file_mode=cfg.file_mode,
+            dir_mode=self._dir_mode, tls=tls, retry_max=cfg.forward_retry_max,
+            on_event=self._on_forward_event,
+        )  # fmt: skip
+        try:
+            queue.open()
+        except OSError as e:
+            raise NetError(f"cannot create the forwarding queue: {e.strerror or e}") from None
+        return queue
+
+    def pending_forwards(self) -> dict[str, int]:
+        """Objects waiting in the forwarding queue, per target."""
+        queue = self._queue
+        return {} if queue is None else {str(t): len(queue.pending(t)) for t in queue.targets}
+
+    def _on_forward_event(self, event: ForwardEvent) -> None:
+        if event.action != "forward-retry":
+            with contextlib.suppress(OSError):
+                self._audit.append(event_json(event))
+        if self.on_forward is not None:
+            with contextlib.suppress(Exception):
+                self.on_forward(event)
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop listening, answer new requests with 0xA700, let objects being handled finish
@@ -524,6 +608,8 @@ class ReceiveServer:
         with self._idle:  # a handler still running after the grace keeps the log open
             while self._in_flight and time.monotonic() < deadline + 5:
                 self._idle.wait(0.1)
+        if self._queue is not None:
+            self._queue.stop(timeout=max(1.0, deadline - time.monotonic()))
         self._pool.close()
         self._audit.close()
 
@@ -669,7 +755,7 @@ class ReceiveServer:
         if verdict.accepted:
             record.action = "stored"
         with self._store_lock:  # decide the name, audit, place: one object at a time
-            plan = self._plan(record, spool, verdict.accepted)
+            plan = self._plan(record, spool, verdict.accepted, verdict.ids)
             if plan.duplicate:
                 record.action, record.status, comment = "duplicate", STATUS_SUCCESS, None
             elif verdict.accepted and record.action != "stored":  # reject policy
@@ -710,29 +796,36 @@ class ReceiveServer:
             raise
         return spool
 
-    def _plan(self, record: AuditRecord, spool: Spool, ok: bool) -> _Plan:
+    def _plan(self, record: AuditRecord, spool: Spool, ok: bool, ids: dict[str, str]) -> _Plan:
         """The target name: the store (unless a duplicate policy says otherwise) for objects
         that passed, a new quarantine name otherwise. Called under the store lock."""
         stem = record.sop_instance_uid
         if not (_UID_RE.match(stem) and len(stem) <= 64):
             stem = "unnamed-" + uuid.uuid4().hex[:16]
         if ok:
-            directory = self.config.store
-            versions = _versions(directory, stem)
+            flat = self.config.layout == "flat"
+            index = self.config.store if flat else self._uid_index
+            versions = _versions(index, stem)
             for existing in versions:
                 if content_digest(existing) == spool.content:
                     return _Plan(existing, duplicate=True)
-            if not versions:
-                return _Plan(directory / f"{stem}.dcm")
-            if self.config.duplicates == "keep-both":
-                record.version = len(versions)
-                return _Plan(_free_version(directory, stem))
+            claim: Path | None = None
+            if not versions or self.config.duplicates == "keep-both":
+                claim = _free_version(index, stem)
+                record.version = len(versions) or None
+            if claim is not None:
+                if flat:
+                    return _Plan(claim, forward=bool(self._queue))
+                directory = object_directory(self.config.store, self.config.layout, ids)
+                return _Plan(directory / claim.name, claim=claim, forward=bool(self._queue))
             record.action = "refused"
             record.findings = [*record.findings, DUPLICATE_FINDING]
         path = _free_version(self.config.quarantine, stem)
         return _Plan(path, report=path.with_suffix(".json"))
 
     def _keep(self, spool: Spool, plan: _Plan, record: AuditRecord, verdict: Verdict) -> None:
+        """Report (quarantine), forwarding queue entry, UID claim, then the object itself:
+        whatever is in the store is also in the queue."""
         mode = self.config.file_mode
         if plan.report is not None:
             report = {**verdict.report, "path": str(plan.path)}
@@ -740,6 +833,11 @@ class ReceiveServer:
                 report["error"] = str(report["error"]).replace(str(spool.path), plan.path.name)
             content = {"received": record.to_json(), **report}
             write_new(plan.report, json.dumps(content, indent=2).encode() + b"\n", mode)
+        if plan.forward and self._queue is not None:
+            self._queue.add(spool.path, record.sop_instance_uid)
+        if plan.claim is not None:
+            make_directory(plan.path.parent, self._dir_mode)
+            link_new(spool.path, plan.claim, mode)
         place(spool.path, plan.path, mode)
 
     def _report_failure(self, record: AuditRecord, started: float) -> None:
@@ -782,13 +880,18 @@ def _free_version(directory: Path, stem: str) -> Path:
     return directory / (f"{stem}.dcm" if n == 0 else f"{stem}.{n}.dcm")
 
 
-def _check_request_uids(spool: Path, sop_class: str, sop_instance: str, result: FileResult) -> None:
+def _check_request_uids(
+    spool: Path, sop_class: str, sop_instance: str, result: FileResult
+) -> dict[str, str]:
     """The stored file is named after the request's SOP Instance UID: a data set that names
-    another instance (or class) must not pass, or it could replace another object's file."""
+    another instance (or class) must not pass, or it could replace another object's file.
+    Returns the data set's layout IDs (see ``_LAYOUT_TAGS``)."""
     ds: Dataset
     try:
         ds = pydicom.dcmread(
-            spool, stop_before_pixels=True, specific_tags=[_SOP_CLASS, _SOP_INSTANCE]
+            spool,
+            stop_before_pixels=True,
+            specific_tags=[_SOP_CLASS, _SOP_INSTANCE, *_LAYOUT_TAGS.values()],
         )
     except Exception:  # unreadable now: the verifier read it, so this should not happen
         ds = Dataset()
@@ -801,6 +904,14 @@ def _check_request_uids(spool: Path, sop_class: str, sop_instance: str, result: 
                 f"named {sop_class or '-'} / {sop_instance or '-'}",
             )
         )
+    return {name: _text(ds, name) for name in _LAYOUT_TAGS}
+
+
+def _text(ds: Dataset, name: str) -> str:
+    try:
+        return str(ds.get(name, "") or "")
+    except Exception:  # a malformed value: the layout falls back to UNKNOWN
+        return ""
 
 
 def _no_delay(event: Event) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -70,6 +71,8 @@ class SendOptions:
     associations: int = 1
     #: Seconds for connection, association negotiation and each response.
     timeout: float = 30.0
+    #: DICOM TLS (see :func:`dsig.net.tls.client_context`); None = plain TCP.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass
@@ -227,9 +230,7 @@ def send_files(
 
     sender = _Sender(options, provider, report, summary)
     groups = _groups(items, options.associations)
-    previous = _config.STORE_SEND_CHUNKED_DATASET
-    _config.STORE_SEND_CHUNKED_DATASET = True
-    try:
+    with _chunked_sending():
         with tempfile.TemporaryDirectory(prefix="dsig-send-") as tmp:
             sender.tmp = Path(tmp)
             if options.associations == 1:
@@ -241,10 +242,32 @@ def send_files(
                     t.start()
                 for t in threads:
                     t.join()
-    finally:
-        _config.STORE_SEND_CHUNKED_DATASET = previous
     summary.results = [r for r in results if r is not None]
     return summary
+
+
+_chunked_lock = threading.Lock()
+_chunked_users = 0
+_chunked_previous = False
+
+
+@contextlib.contextmanager
+def _chunked_sending() -> Iterator[None]:
+    """pynetdicom's bit-for-bit send mode while any ``send_files`` runs (several may, in
+    threads: the forwarders), then its previous value."""
+    global _chunked_users, _chunked_previous
+    with _chunked_lock:
+        if _chunked_users == 0:
+            _chunked_previous = _config.STORE_SEND_CHUNKED_DATASET
+            _config.STORE_SEND_CHUNKED_DATASET = True
+        _chunked_users += 1
+    try:
+        yield
+    finally:
+        with _chunked_lock:
+            _chunked_users -= 1
+            if _chunked_users == 0:
+                _config.STORE_SEND_CHUNKED_DATASET = _chunked_previous
 
 
 class _Sender:
@@ -314,7 +337,10 @@ class _Sender:
         if not level or level > logging.ERROR:
             logger.setLevel(logging.ERROR)
         try:
-            assoc = ae.associate(opts.host, opts.port, ae_title=opts.called_ae, ext_neg=ext_neg)
+            tls_args = (opts.tls, opts.host) if opts.tls is not None else None
+            assoc = ae.associate(
+                opts.host, opts.port, ae_title=opts.called_ae, ext_neg=ext_neg, tls_args=tls_args
+            )
         except ValueError as e:
             raise NetError(f"bad association parameters: {e}") from None
         finally:

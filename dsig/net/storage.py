@@ -65,6 +65,13 @@ def place(src: Path, dst: Path, mode: int) -> None:
     Raises :class:`FileExistsError` if ``dst`` exists (it is never replaced). Across
     filesystems the bytes are copied to a temporary file beside ``dst`` first.
     """
+    link_new(src, dst, mode)
+    src.unlink(missing_ok=True)
+
+
+def link_new(src: Path, dst: Path, mode: int) -> None:
+    """Give ``src`` the additional new name ``dst`` (a copy across filesystems), durably;
+    :class:`FileExistsError` if ``dst`` exists. ``src`` stays."""
     try:
         os.link(src, dst)
     except OSError as e:
@@ -72,7 +79,6 @@ def place(src: Path, dst: Path, mode: int) -> None:
             raise
         _copy_then_link(src, dst, mode)
     fsync_directory(dst.parent)
-    src.unlink(missing_ok=True)
 
 
 def _copy_then_link(src: Path, dst: Path, mode: int) -> None:
@@ -146,6 +152,7 @@ __all__ = [
     "create_exclusive",
     "directory_mode",
     "fsync_directory",
+    "link_new",
     "make_directory",
     "place",
     "transfer_syntax_of",

@@ -348,3 +348,129 @@ def store_raw(port: int, path: Path, timeout: float = 60) -> int | None:
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+@dataclass
+class TlsPki:
+    """DICOM TLS test certificates: a CA bundle, a server (SAN 127.0.0.1 and localhost) with
+    an encrypted key, a client, and a client from an unrelated PKI."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path  # encrypted with ``password``
+    client_cert: Path
+    client_key: Path
+    stranger_cert: Path
+    stranger_key: Path
+    password: str = "tls-secret"
+
+
+def make_tls_pki(directory: Path) -> TlsPki:
+    """Write the TLS test certificates under ``directory`` (built with the test PKI factory)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests.helpers.pki_factory import issue
+
+    pem = serialization.Encoding.PEM
+    pki = build_pki()
+    eku = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    usage = {"digital_signature", "key_encipherment"}
+    san = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+
+    def tls_leaf(name: str, ca: Any) -> Any:
+        return issue(name, issuer=ca, key_usage=usage, eku=eku, extensions=[(san, False)])
+
+    directory.mkdir(parents=True, exist_ok=True)
+    password = TlsPki.password
+    server_key, server_cert = tls_leaf("dsig tls server", pki.intermediate).write(
+        directory, "server", password=password.encode()
+    )
+    chain = pki.intermediate.cert.public_bytes(pem)
+    server_cert.write_bytes(server_cert.read_bytes() + chain)  # leaf + intermediate
+    client_key, client_cert = tls_leaf("dsig tls client", pki.intermediate).write(
+        directory, "client"
+    )
+    client_cert.write_bytes(client_cert.read_bytes() + chain)
+    other = build_pki()
+    stranger_key, stranger_cert = tls_leaf("dsig tls stranger", other.intermediate).write(
+        directory, "stranger"
+    )
+    ca = directory / "tls-ca.pem"
+    ca.write_bytes(pki.root.cert.public_bytes(pem) + chain)
+    return TlsPki(ca, server_cert, server_key, client_cert, client_key, stranger_cert, stranger_key)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for DCMTK tools, which cannot report one)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dcmtk_tool(name: str) -> str | None:
+    """A DCMTK tool (``storescp``...) on PATH, checked by its ``--version`` output."""
+    exe = shutil.which(name, path="/usr/bin:/bin") or shutil.which(name)
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+    return exe if "dcmtk" in (out.stdout + out.stderr).lower() else None
+
+
+@dataclass
+class Pacs:
+    """A DCMTK storescp standing in for the PACS (bit-preserving, one file per object)."""
+
+    proc: subprocess.Popen[bytes]
+    directory: Path
+    port: int
+    ae_title: str = "PACS"
+
+    @property
+    def target(self) -> str:
+        """Its ``--forward`` value."""
+        return f"{self.ae_title}@127.0.0.1:{self.port}"
+
+    def received(self) -> list[Path]:
+        """Files written so far (storescp writes under a temporary name first)."""
+        return sorted(p for p in self.directory.iterdir() if p.is_file() and p.suffix != ".tmp")
+
+    def stop(self) -> None:
+        """Terminate storescp."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_pacs(exe: str, directory: Path, *options: str, port: int | None = None) -> Pacs:
+    """Start ``storescp`` on 127.0.0.1 writing bit-preserved files into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log = (directory.parent / f"{directory.name}.log").open("ab")
+    proc = subprocess.Popen(
+        [exe, "-aet", "PACS", "+B", "-od", str(directory), *options, str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    deadline = time.monotonic() + 10
+    import socket
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"storescp exited {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return Pacs(proc, directory, port)
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("storescp did not start")
