@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import hashlib
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pydicom.charset as pydicom_charset
 import pydicom.dataset as pydicom_dataset
@@ -229,6 +231,66 @@ for _module in (pydicom_charset, pydicom_dataset, pydicom_filereader, pydicom_fi
     _module.convert_encodings = _tolerant_encodings(pydicom_charset.convert_encodings)  # type: ignore[attr-defined]
 
 
+class _HashingFile(io.RawIOBase):
+    """``fp`` that feeds every byte of the file, once and in order, into a SHA-256 as the
+    parse reads it: the file's hash comes from the verification pass, not a second read.
+
+    Backward seeks (pydicom peeks at tags) re-read bytes already hashed; a forward seek
+    (a deferred value skipped) leaves a gap that is hashed, in chunks, before the next read
+    past it. :meth:`hexdigest` hashes whatever the parse did not read."""
+
+    _CHUNK = 1 << 20
+
+    def __init__(self, fp: BinaryIO, size: int) -> None:
+        super().__init__()
+        self._fp = fp
+        self._size = size
+        self._hashed = 0
+        self._sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._fp.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fp.seek(offset, whence)
+
+    def _hash_up_to(self, offset: int) -> None:
+        fd = self._fp.fileno()
+        while self._hashed < offset:
+            data = os.pread(fd, min(self._CHUNK, offset - self._hashed), self._hashed)
+            if not data:
+                break
+            self._sha.update(data)
+            self._hashed += len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        at = self._fp.tell()
+        if at > self._hashed:
+            self._hash_up_to(at)
+        data = self._fp.read(-1 if size is None else size)
+        end = at + len(data)
+        if end > self._hashed >= at:
+            self._sha.update(memoryview(data)[self._hashed - at :])
+            self._hashed = end
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def hexdigest(self) -> str:
+        """SHA-256 of the whole file (the unread rest is hashed now)."""
+        self._hash_up_to(self._size)
+        return self._sha.hexdigest()
+
+
 class _Window(io.RawIOBase):
     """A read-only view of ``fp`` that ends at ``end`` (the file as pydicom may see it)."""
 
@@ -387,6 +449,7 @@ def read_dicom(
     *,
     defer: bool = True,
     read: ReadOptions = DEFAULT_READ,
+    file_sha256: bool = False,
 ) -> FileDataset:
     """Read a DICOM Part 10 file (or a bare data set) and check that it is complete.
 
@@ -396,14 +459,18 @@ def read_dicom(
     the MAC encoder and the writer stream them from it in chunks, so memory does not grow with
     the file. Deflated data sets are inflated (within ``limits.max_inflated_bytes``) and read
     from memory. The result carries ``dsig_layout`` (:class:`Layout`) and
-    ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`).
+    ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`); with ``file_sha256``
+    also ``dsig_file_sha256``, the hex SHA-256 of the file, hashed as it is parsed.
     """
     try:
         size = path.stat().st_size
-        fp = path.open("rb")
+        fp: BinaryIO = path.open("rb")
     except OSError as e:
         raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
+    hashing = _HashingFile(fp, size) if file_sha256 else None
     with fp:
+        if hashing is not None:
+            fp = cast(BinaryIO, hashing)
         where = _locate(fp, size, read, path)
         deflated = where.transfer_syntax == DeflatedExplicitVRLittleEndian and read.xfer in (
             "auto", "detect", "little"
@@ -426,6 +493,11 @@ def read_dicom(
             has_preamble=where.preamble is not None, has_meta=where.meta_start is not None,
         )  # fmt: skip
         ds = _parse(source, path, where, layout, start, end, limits, defer and not deflated)
+        if hashing is not None:
+            try:
+                ds.dsig_file_sha256 = hashing.hexdigest()
+            except OSError as e:
+                raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
     bound = size if not deflated else limits.max_inflated_bytes
     try:
         # A deflated data set may legitimately hold values longer than the file itself.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything dsig needs on a fresh Debian machine: the Debian tools the tests drive (dcmtk's
-# dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler, Bouncy Castle with a JDK)
+# dcmsign, softhsm2 and opencryptoki tokens, opensc, dicom3tools, poppler, chromium for the HTML report tests, Bouncy Castle with a JDK)
 # and a virtualenv (.venv) with dsig and its test tools.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
@@ -18,6 +18,7 @@ pkcs11-tool opensc
 pkcsslotd opencryptoki
 dciodvfy dicom3tools
 pdftotext poppler-utils
+chromium chromium
 javac openjdk-17-jdk-headless
 EOT
 [ -f /usr/share/java/bcpkix.jar ] || need_apt+=(libbcpkix-java)

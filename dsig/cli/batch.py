@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -40,23 +39,24 @@ def run_verify(
     report: Path | None,
     render: Callable[[FileResult], object],
     force: bool = False,
+    csv_out: Path | None = None,
 ) -> int:
     """Verify ``paths`` and print the results; returns the exit code of the run.
 
-    ``report`` is checked before anything is verified: never an input, never an existing
-    file without ``force``, never a directory or a device."""
-    from dsig.batch import Tally, discover, frozen_now, run, summary_table
-    from dsig.cli._common import guard_output
+    ``report`` and ``csv_out`` are checked before anything is verified: never an input,
+    never an existing file without ``force``, never a directory or a device."""
+    from dsig.batch import Tally, discover, frozen_now, run, summary_table, utc_now
+    from dsig.cli._audit_outputs import audit_options, guard_audit_outputs
 
+    started = utc_now()
     try:
         candidates = discover(paths, recursive)
     except ValueError as e:
         raise fail(str(e)) from None
-    if report is not None:
-        inputs = (Path(c.path) for c in candidates)
-        guard_output(report, inputs=inputs, force=force, what="--report")
+    guard_audit_outputs(report, csv_out, candidates, force=force)
+    options = audit_options(options, report, csv_out)
     human = not (json_out or jsonl)
-    tally = Tally(keep_records=report is not None)
+    tally = Tally(keep_records=report is not None or csv_out is not None)
     files_json: list[dict[str, Any]] = []
     outcomes = run(
         candidates,
@@ -100,8 +100,9 @@ def run_verify(
         for finding in findings:
             _emit(f"{finding['code']}: {finding['message']}")
         _emit(policy_footer(options))
-    if report is not None:
-        _write_report(report, tally, summary, code, policy_footer(options))
+    from dsig.cli._audit_outputs import write_audit_outputs
+
+    write_audit_outputs(report, csv_out, tally, summary, code, options, started=started)
     return code
 
 
@@ -173,25 +174,3 @@ def _with_progress(outcomes: Iterator[Outcome], total: int) -> Iterator[Outcome]
                 yield outcome
     finally:
         _progress_console = None
-
-
-def _write_report(path: Path, tally: Any, summary: dict[str, Any], code: int, policy: str) -> None:
-    from dsig.batch import utc_now
-    from dsig.errors import DsigError
-    from dsig.html_report import render
-    from dsig.writer import atomic_output
-
-    document = render(
-        summary,
-        tally.records,
-        tally.skipped,
-        generated=utc_now(),
-        command=shlex.join(["dsig", *sys.argv[1:]]),
-        exit_code=code,
-        policy=policy,
-    )
-    try:
-        with atomic_output(path) as fp:
-            fp.write(document.encode("utf-8"))
-    except DsigError as e:
-        raise fail(f"--report: {e}") from None

@@ -70,6 +70,15 @@ def verify(
     report_html: Annotated[
         Path | None, typer.Option("--report", help="write a self-contained HTML audit report")
     ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="write one CSV row per signature (and per file)")
+    ] = None,
+    sha256: Annotated[
+        bool,
+        typer.Option(
+            "--sha256", help="hash each file (sha256 in --json/--jsonl; on with --report/--csv)"
+        ),
+    ] = False,
     policy_file: PolicyFileOpt = None,
     policy: CertPolicyOpt = None,
     require_explicit_policy: RequireExplicitPolicyOpt = False,
@@ -78,7 +87,7 @@ def verify(
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
     force: Annotated[
-        bool, typer.Option("--force", help="replace an existing --report file")
+        bool, typer.Option("--force", help="replace an existing --report or --csv file")
     ] = False,
 ) -> None:
     """Verify every signature in DICOM files. Exit 0 valid, 1 invalid, 3 indeterminate, 4 error.
@@ -86,8 +95,8 @@ def verify(
     Directories (with --recursive) are verified in parallel; files found there that do not
     parse as DICOM are skipped and counted. A summary table ends the human output. A
     present certified timestamp that does not verify fails its signature unless
-    --timestamp-failures-warn. --report never replaces an input, nor an existing file
-    without --force.
+    --timestamp-failures-warn. --report and --csv never replace an input, nor an existing
+    file without --force.
     """
     options = build_verify_options(
         require=require,
@@ -111,7 +120,7 @@ def verify(
         inhibit_any_policy=inhibit_any_policy,
         timestamp_failures_warn=timestamp_failures_warn,
     )
-    options = dataclasses.replace(options, read=read_options(read, read_xfer))
+    options = dataclasses.replace(options, read=read_options(read, read_xfer), file_sha256=sha256)
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
     from dsig.cli.batch import run_verify
@@ -126,6 +135,7 @@ def verify(
             json_out=json_out,
             jsonl=jsonl,
             report=report_html,
+            csv_out=csv_out,
             render=_print_human,
         )
     )
