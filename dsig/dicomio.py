@@ -231,22 +231,12 @@ for _module in (pydicom_charset, pydicom_dataset, pydicom_filereader, pydicom_fi
     _module.convert_encodings = _tolerant_encodings(pydicom_charset.convert_encodings)  # type: ignore[attr-defined]
 
 
-class _HashingFile(io.RawIOBase):
-    """``fp`` that feeds every byte of the file, once and in order, into a SHA-256 as the
-    parse reads it: the file's hash comes from the verification pass, not a second read.
+class _ReadView(io.RawIOBase):
+    """A seekable read-only view of ``fp``; subclasses decide what ``read`` returns."""
 
-    Backward seeks (pydicom peeks at tags) re-read bytes already hashed; a forward seek
-    (a deferred value skipped) leaves a gap that is hashed, in chunks, before the next read
-    past it. :meth:`hexdigest` hashes whatever the parse did not read."""
-
-    _CHUNK = 1 << 20
-
-    def __init__(self, fp: BinaryIO, size: int) -> None:
+    def __init__(self, fp: BinaryIO) -> None:
         super().__init__()
         self._fp = fp
-        self._size = size
-        self._hashed = 0
-        self._sha = hashlib.sha256()
 
     def readable(self) -> bool:
         return True
@@ -259,6 +249,28 @@ class _HashingFile(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._fp.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _HashingFile(_ReadView):
+    """``fp`` that feeds every byte of the file, once and in order, into a SHA-256 as the
+    parse reads it: the file's hash comes from the verification pass, not a second read.
+
+    Backward seeks (pydicom peeks at tags) re-read bytes already hashed; a forward seek
+    (a deferred value skipped) leaves a gap that is hashed, in chunks, before the next read
+    past it. :meth:`hexdigest` hashes whatever the parse did not read."""
+
+    _CHUNK = 1 << 20
+
+    def __init__(self, fp: BinaryIO, size: int) -> None:
+        super().__init__(fp)
+        self._size = size
+        self._hashed = 0
+        self._sha = hashlib.sha256()
 
     def _hash_up_to(self, offset: int) -> None:
         fd = self._fp.fileno()
@@ -280,34 +292,19 @@ class _HashingFile(io.RawIOBase):
             self._hashed = end
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def hexdigest(self) -> str:
         """SHA-256 of the whole file (the unread rest is hashed now)."""
         self._hash_up_to(self._size)
         return self._sha.hexdigest()
 
 
-class _Window(io.RawIOBase):
+class _Window(_ReadView):
     """A read-only view of ``fp`` that ends at ``end`` (the file as pydicom may see it)."""
 
     def __init__(self, fp: BinaryIO, end: int, name: str) -> None:
-        super().__init__()
-        self._fp = fp
+        super().__init__(fp)
         self._end = end
         self.name = name
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._fp.tell()
 
     def seek(self, offset: int, whence: int = 0) -> int:
         if whence == 2:
@@ -319,11 +316,6 @@ class _Window(io.RawIOBase):
         if size is None or size < 0 or size > left:
             size = left
         return self._fp.read(size)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 @dataclass(frozen=True)

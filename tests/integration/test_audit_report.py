@@ -41,7 +41,7 @@ needs_chromium = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def archive(core_pki: CorePki, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 signed files (one tampered, one over the deferral size), 1 unsigned with markup in its
-    Patient ID, 1 not DICOM, 1 with markup and a newline in its name."""
+    Patient ID, 1 not DICOM, 1 unreadable, 1 with markup and a newline in its name."""
     src = tmp_path_factory.mktemp("src")
     for i in range(2):
         write_small_image(src / f"img{i}.dcm", seed=i)
@@ -60,6 +60,7 @@ def archive(core_pki: CorePki, tmp_path_factory: pytest.TempPathFactory) -> Path
     ds.PatientID = HOSTILE_ID
     ds.save_as(unsigned)
     (out / "notes.txt").write_text("not DICOM")
+    (out / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")  # an ERROR
     (out / "<b>bold<b>\nVALID.dcm").write_bytes((out / "img0.dcm").read_bytes())
     return out
 
@@ -84,7 +85,7 @@ def audit(archive: Path, core_pki: CorePki, tmp_path_factory: pytest.TempPathFac
 
 
 def dicom_files(archive: Path) -> list[Path]:
-    return sorted(p for p in archive.iterdir() if p.suffix == ".dcm")
+    return sorted(p for p in archive.iterdir() if p.suffix == ".dcm" and p.name != "broken.dcm")
 
 
 def test_json_states_identifiers_and_file_hash_from_the_verification_pass(
@@ -116,7 +117,7 @@ def test_csv_one_row_per_signature_and_per_unsigned_or_skipped_file(
     assert tuple(table[0]) == COLUMNS
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in table[1:]]
     by_name = {Path(r["path"]).name: r for r in rows}
-    assert len(rows) == 6  # 4 signed files x 1 signature, 1 unsigned, 1 skipped
+    assert len(rows) == 7  # 4 signed files x 1 signature, 1 unsigned, 1 unreadable, 1 skipped
     bad = by_name["img1.dcm"]
     assert bad["file_indication"] == "INVALID" and "MAC_MISMATCH" in bad["signature_findings"]
     good = by_name["img0.dcm"]
@@ -126,10 +127,12 @@ def test_csv_one_row_per_signature_and_per_unsigned_or_skipped_file(
                         good["signature_datetime"])  # fmt: skip
     assert good["chain"].count(" | ") == 2  # leaf | intermediate | root
     assert good["sha256"] == hashlib.sha256((archive / "img0.dcm").read_bytes()).hexdigest()
-    for name, indication in (("unsigned.dcm", "UNSIGNED"), ("notes.txt", "SKIPPED")):
+    for name, indication in (("unsigned.dcm", "UNSIGNED"), ("notes.txt", "SKIPPED"),
+                             ("broken.dcm", "ERROR")):  # fmt: skip
         row = by_name[name]
         assert row["file_indication"] == indication
         assert all(row[c] == "" for c in SIGNATURE_COLUMNS), row
+    assert by_name["broken.dcm"]["file_error"] and not by_name["broken.dcm"]["sha256"]
     assert by_name["unsigned.dcm"]["patient_id"] == "<script>alert(1)</script>\\x1b[2J"
     hostile = next(r for r in rows if r["path"].endswith("VALID.dcm"))
     assert "\\nVALID.dcm" in hostile["path"]  # one value, one line
@@ -196,11 +199,12 @@ def test_report_prints_everything_in_chromium(
     assert "dsigverify" in flat and "--reportaudit.html" in flat  # the command line
     assert re.search(r"started \d{4}-\d\d-\d\dT", text) and "ended" in text
     assert re.search(r"MAC_MISMATCH +1 +1 +the recomputed MAC", layout)  # occurrences, files
+    assert re.search(r"ERROR +1 +1 +the file could not be read", layout)
     for path in dicom_files(archive):  # every file, valid ones too, is on paper
         ds = dcmread(path)
         assert ds.SOPInstanceUID in flat and ds.StudyInstanceUID in flat, path
         assert hashlib.sha256(path.read_bytes()).hexdigest() in flat, path
-    for name in ("img0.dcm", "big.dcm", "unsigned.dcm", "notes.txt"):
+    for name in ("img0.dcm", "big.dcm", "unsigned.dcm", "notes.txt", "broken.dcm"):
         assert name in flat, name
     assert "CN=dsigrsa,O=dsigtest" in flat
     ARTIFACTS.mkdir(exist_ok=True)
@@ -216,5 +220,5 @@ def test_report_script_filters_in_chromium(audit: Path) -> None:
     """The inline script runs under the report's Content-Security-Policy and filters rows."""
     url = (audit / "audit.html").as_uri() + "#filter=MAC_MISMATCH"
     dom = chromium("--dump-dom", url, cwd=audit).stdout
-    assert "1 of 5 file(s) shown" in dom  # the script ran: 5 DICOM files, 1 matches
-    assert dom.count('class="hidden"') == 4
+    assert "1 of 6 file(s) shown" in dom  # the script ran: 6 DICOM files, 1 matches
+    assert dom.count('class="hidden"') == 5
