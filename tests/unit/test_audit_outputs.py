@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
@@ -44,7 +45,7 @@ def test_dicom_times_become_iso_8601() -> None:
 
 
 def test_findings_are_grouped_by_cause_with_counts() -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"findings": ["UNSIGNABLE_CONTENT: a"], "signatures": [{"findings": ["MAC_MISMATCH: x"]}]},
         {"findings": [], "signatures": [{"findings": ["MAC_MISMATCH: y", "MAC_MISMATCH: z"]}]},
         {"error": "cannot read", "signatures": []},
