@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import json
 import re
@@ -222,3 +223,20 @@ def test_report_script_filters_in_chromium(audit: Path) -> None:
     dom = chromium("--dump-dom", url, cwd=audit).stdout
     assert "1 of 6 file(s) shown" in dom  # the script ran: 6 DICOM files, 1 matches
     assert dom.count('class="hidden"') == 5
+
+
+@needs_chromium
+def test_report_script_sorts_in_chromium(audit: Path) -> None:
+    """A click on the File head sorts the rows by path (a test copy adds the click, so it
+    drops the policy that would refuse the extra script)."""
+    doc = (audit / "audit.html").read_text()
+    doc = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", doc)
+    probe = ("<script>var th=document.querySelectorAll('#files th')[1];th.click();th.click();"
+             "th.click();document.body.setAttribute('data-order',Array.prototype.map.call("
+             "document.getElementById('files').tBodies[0].rows,function(r){"
+             "return r.cells[1].textContent;}).join('|'));</script>")  # fmt: skip
+    page = audit / "sort-probe.html"
+    page.write_text(doc.replace("</body>", probe + "</body>"))
+    dom = chromium("--dump-dom", page.as_uri(), cwd=audit).stdout
+    order = html.unescape(re.search(r'data-order="([^"]*)"', dom).group(1)).split("|")  # type: ignore[union-attr]
+    assert len(order) == 6 and order == sorted(order)  # three clicks: ascending
