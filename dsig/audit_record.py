@@ -4,9 +4,12 @@ lists, with the values a reader needs already in their shown form."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dsig.model import parse_dicom_datetime
+
+_OFFSET = re.compile(r"[+-]\d{4}$")
 
 #: Per-file fields copied from the JSON result as they are.
 FILE_FIELDS = ("path", "indication", "error", "sop_instance_uid", "study_instance_uid",
@@ -14,12 +17,18 @@ FILE_FIELDS = ("path", "indication", "error", "sop_instance_uid", "study_instanc
 
 
 def iso_datetime(value: object) -> str:
-    """A DICOM DT (``20261203172800.000000+0000``) as ISO 8601; unparsable text as stored
-    (an auditor sees what the file says), None as ""."""
+    """A DICOM DT (``20261203172800.000000+0000``) as ISO 8601, without an offset when the
+    file gives none (none is invented); unparsable text as stored (an auditor sees what the
+    file says), None as ""."""
     if not value:
         return ""
-    moment = parse_dicom_datetime(str(value))
-    return moment.isoformat() if moment is not None else str(value)
+    text = str(value)
+    moment = parse_dicom_datetime(text)
+    if moment is None:
+        return text
+    if not _OFFSET.search(text.strip()):
+        moment = moment.replace(tzinfo=None)
+    return moment.isoformat()
 
 
 def _finding(f: dict[str, Any]) -> str:

@@ -41,6 +41,7 @@ def test_csv_cells_cannot_run_as_formulas() -> None:
 def test_dicom_times_become_iso_8601() -> None:
     assert iso_datetime("20261203172800.5+0100") == "2026-12-03T17:28:00.500000+01:00"
     assert iso_datetime("not a time\n") == "not a time\n"  # as stored; escaped when shown
+    assert iso_datetime("20261203172800") == "2026-12-03T17:28:00"  # no offset invented
     assert iso_datetime(None) == ""
 
 
