@@ -302,7 +302,9 @@ class Tally:
         for signer, ind in per_signer.items():
             self.by_signer.setdefault(signer, Counter())[ind] += 1
         if self.keep_records:
-            self.records.append(_record(data))
+            from dsig.audit_record import audit_record
+
+            self.records.append(audit_record(data))
 
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object: counts per file indication, files, signatures, skipped and
@@ -325,45 +327,6 @@ class Tally:
         from dsig.report import Indication, exit_code_for
 
         return exit_code_for(Indication(k) for k, n in self.files.items() if n)
-
-
-def _record(data: dict[str, Any]) -> dict[str, Any]:
-    """What the HTML report shows of a file (not the signed tag lists)."""
-    sigs = []
-    for sig in data.get("signatures") or []:
-        trust = sig.get("trust") or {}
-        findings = [
-            f"{f.get('code')}: {f.get('message')}"
-            for f in [*(sig.get("findings") or []), *(trust.get("findings") or [])]
-        ]
-        sigs.append(
-            {
-                "signer": sig.get("signer"),
-                "indication": sig.get("indication"),
-                "integrity": sig.get("integrity"),
-                "trust": trust.get("indication"),
-                "revocation": "; ".join(
-                    f"{r.get('certificate')}: {r.get('status')}"
-                    + (
-                        f" ({r.get('source') or r.get('detail')})"
-                        if r.get("source") or r.get("detail")
-                        else ""
-                    )
-                    for r in trust.get("revocation") or []
-                ),
-                "mac": sig.get("mac_algorithm"),
-                "datetime": sig.get("datetime"),
-                "location": sig.get("location"),
-                "findings": findings,
-            }
-        )
-    return {
-        "path": data.get("path"),
-        "indication": data.get("indication"),
-        "error": data.get("error"),
-        "findings": [f"{f.get('code')}: {f.get('message')}" for f in data.get("findings") or []],
-        "signatures": sigs,
-    }
 
 
 def severity(indication: str) -> int:

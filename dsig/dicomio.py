@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import hashlib
 import io
 import os
 import struct
@@ -18,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from pydicom import config
 from pydicom.charset import convert_encodings, default_encoding
@@ -244,14 +245,12 @@ _READER.convert_encodings = lambda value: convert_encodings(charset_terms(value)
 _READER.read_sequence_item = _count_empty_items(_READER.read_sequence_item)  # type: ignore[attr-defined]
 
 
-class _Window(io.RawIOBase):
-    """A read-only view of ``fp`` that ends at ``end`` (the file as pydicom may see it)."""
+class _ReadView(io.RawIOBase):
+    """A seekable read-only view of ``fp``; subclasses decide what ``read`` returns."""
 
-    def __init__(self, fp: BinaryIO, end: int, name: str) -> None:
+    def __init__(self, fp: BinaryIO) -> None:
         super().__init__()
         self._fp = fp
-        self._end = end
-        self.name = name
 
     def readable(self) -> bool:
         return True
@@ -263,6 +262,65 @@ class _Window(io.RawIOBase):
         return self._fp.tell()
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fp.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _HashingFile(_ReadView):
+    """``fp`` that feeds every byte of the file, once and in order, into a SHA-256 as the
+    parse reads it: the file's hash comes from the verification pass, not a second read.
+
+    Backward seeks (pydicom peeks at tags) re-read bytes already hashed; a forward seek
+    (a deferred value skipped) leaves a gap that is hashed, in chunks, before the next read
+    past it. :meth:`hexdigest` hashes whatever the parse did not read."""
+
+    _CHUNK = 1 << 20
+
+    def __init__(self, fp: BinaryIO, size: int) -> None:
+        super().__init__(fp)
+        self._size = size
+        self._hashed = 0
+        self._sha = hashlib.sha256()
+
+    def _hash_up_to(self, offset: int) -> None:
+        fd = self._fp.fileno()
+        while self._hashed < offset:
+            data = os.pread(fd, min(self._CHUNK, offset - self._hashed), self._hashed)
+            if not data:
+                break
+            self._sha.update(data)
+            self._hashed += len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        at = self._fp.tell()
+        if at > self._hashed:
+            self._hash_up_to(at)
+        data = self._fp.read(-1 if size is None else size)
+        end = at + len(data)
+        if end > self._hashed >= at:
+            self._sha.update(memoryview(data)[self._hashed - at :])
+            self._hashed = end
+        return data
+
+    def hexdigest(self) -> str:
+        """SHA-256 of the whole file (the unread rest is hashed now)."""
+        self._hash_up_to(self._size)
+        return self._sha.hexdigest()
+
+
+class _Window(_ReadView):
+    """A read-only view of ``fp`` that ends at ``end`` (the file as pydicom may see it)."""
+
+    def __init__(self, fp: BinaryIO, end: int, name: str) -> None:
+        super().__init__(fp)
+        self._end = end
+        self.name = name
+
+    def seek(self, offset: int, whence: int = 0) -> int:
         if whence == 2:
             return self._fp.seek(self._end + offset)
         return self._fp.seek(offset, whence)
@@ -272,11 +330,6 @@ class _Window(io.RawIOBase):
         if size is None or size < 0 or size > left:
             size = left
         return self._fp.read(size)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 @dataclass(frozen=True)
@@ -402,6 +455,7 @@ def read_dicom(
     *,
     defer: bool = True,
     read: ReadOptions = DEFAULT_READ,
+    file_sha256: bool = False,
 ) -> FileDataset:
     """Read a DICOM Part 10 file (or a bare data set) and check that it is complete.
 
@@ -411,15 +465,19 @@ def read_dicom(
     the MAC encoder and the writer stream them from it in chunks, so memory does not grow with
     the file. Deflated data sets are inflated (within ``limits.max_inflated_bytes``) and read
     from memory. The result carries ``dsig_layout`` (:class:`Layout`) and
-    ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`).
+    ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`); with ``file_sha256``
+    also ``dsig_file_sha256``, the hex SHA-256 of the file, hashed as it is parsed.
     """
     path = Path(path)
     try:
         size = path.stat().st_size
-        fp = path.open("rb")
+        fp: BinaryIO = path.open("rb")
     except OSError as e:
         raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
+    hashing = _HashingFile(fp, size) if file_sha256 else None
     with fp:
+        if hashing is not None:
+            fp = cast(BinaryIO, hashing)
         where = _locate(fp, size, read, path)
         deflated = where.transfer_syntax == DeflatedExplicitVRLittleEndian and read.xfer in (
             "auto", "detect", "little"
@@ -442,6 +500,11 @@ def read_dicom(
             has_preamble=where.preamble is not None, has_meta=where.meta_start is not None,
         )  # fmt: skip
         ds = _parse(source, path, where, layout, start, end, limits, defer and not deflated)
+        if hashing is not None:
+            try:
+                ds.dsig_file_sha256 = hashing.hexdigest()
+            except OSError as e:
+                raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
     bound = size if not deflated else limits.max_inflated_bytes
     try:
         # A deflated data set may legitimately hold values longer than the file itself.

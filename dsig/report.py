@@ -131,6 +131,39 @@ class SignatureResult:
         }
 
 
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which object a file holds, for audit reports: its UIDs, the patient, the file's hash."""
+
+    sop_instance_uid: str | None = None
+    study_instance_uid: str | None = None
+    patient_id: str | None = None
+    #: Hex SHA-256 of the file as read (``VerifyOptions.file_sha256``), else None.
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, ds: Any) -> FileIdentity:
+        """From a data set read by :func:`dsig.dicomio.read_dicom` (stored text, unconverted)."""
+        from dsig.model import raw_text
+
+        sha = getattr(ds, "dsig_file_sha256", None)
+        return cls(
+            raw_text(ds, 0x00080018),
+            raw_text(ds, 0x0020000D),
+            raw_text(ds, 0x00100020),
+            sha if isinstance(sha, str) else None,
+        )
+
+    def to_json(self) -> dict[str, str | None]:
+        """The additive fields of a file's JSON object."""
+        return {
+            "sop_instance_uid": self.sop_instance_uid,
+            "study_instance_uid": self.study_instance_uid,
+            "patient_id": self.patient_id,
+            "sha256": self.sha256,
+        }
+
+
 @dataclass
 class FileResult:
     """Result for one file: its signatures, or the error that stopped reading it."""
@@ -146,6 +179,7 @@ class FileResult:
     #: ``dsig verify --evidence``: the file's evidence record as checked (status, proven
     #: time, renewals, findings, record path); None without ``--evidence``.
     evidence: dict[str, Any] | None = None
+    identity: FileIdentity = FileIdentity()
 
     @property
     def indication(self) -> Indication:
@@ -172,6 +206,7 @@ class FileResult:
             "trailing_bytes": self.trailing_bytes,
             "signatures": [s.to_json() for s in self.signatures],
             **({"evidence": self.evidence} if self.evidence is not None else {}),
+            **self.identity.to_json(),
         }
 
 

@@ -40,7 +40,7 @@ from dsig.model import (
 )
 from dsig.profiles import Profile, ProfileError, satisfied_profiles, tags_to_sign
 from dsig.read_options import DEFAULT_READ, ReadOptions
-from dsig.report import FileResult, Finding, Indication, SignatureResult
+from dsig.report import FileIdentity, FileResult, Finding, Indication, SignatureResult
 from dsig.stream import (
     UNDEFINED,
     Sink,
@@ -98,6 +98,8 @@ class VerifyOptions:
     evidence: Path | None = None
     #: Set per file by :func:`verify_file` from ``evidence`` (not an option to pass).
     proven_at: dt.datetime | None = None
+    #: Hash each file (SHA-256) as it is read, for ``FileResult.sha256`` (audit reports).
+    file_sha256: bool = False
 
     def __post_init__(self) -> None:
         AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
@@ -123,7 +125,7 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
     with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
     """
     try:
-        ds = read_dicom(path, options.limits, read=options.read)
+        ds = read_dicom(path, options.limits, read=options.read, file_sha256=options.file_sha256)
         if options.evidence is None:
             return verify_dataset(ds, options, path=str(path))
         from dsig.evidence.hook import check_evidence
@@ -144,7 +146,7 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
-    result = FileResult(path)
+    result = FileResult(path, identity=FileIdentity.of(ds))
     layout = getattr(ds, "dsig_layout", None)  # set by read_dicom
     result.trailing_bytes = layout.trailing_bytes if isinstance(layout, Layout) else 0
     refs = find_signatures(ds, options.limits)

@@ -256,7 +256,15 @@ class TrustPolicy:
             "require_explicit_policy": self.require_explicit_policy,
             "inhibit_policy_mapping": self.inhibit_policy_mapping,
             "inhibit_any_policy": self.inhibit_any_policy,
+            "anchors": _anchors(self.trust_roots),
+            "algorithms": {
+                "rejected_hashes": sorted(self.algorithms.weak_hashes),
+                "min_rsa_bits": self.algorithms.min_rsa_bits,
+                "min_dsa_bits": self.algorithms.min_dsa_bits,
+            },
         }
+        if self.tsa_roots:
+            out["tsa_anchors"] = _anchors(self.tsa_roots)
         return out
 
     def describe(self) -> str:
@@ -279,3 +287,10 @@ class TrustPolicy:
             f"revocation {self.revocation_mode.value}, {'online' if self.online else 'offline'}"
             f"{tail}"
         )
+
+
+def _anchors(certs: Iterable[x509.Certificate]) -> list[dict[str, str]]:
+    """Anchors as a report names them: subject (RFC 4514) and SHA-256 fingerprint."""
+    from pki.certs import fingerprint
+
+    return [{"subject": c.subject.rfc4514_string(), "sha256": fingerprint(c)} for c in certs]

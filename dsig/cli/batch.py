@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -60,17 +59,19 @@ def run_verify(
     distribution: Distribution = Distribution(),
     resume: bool = False,
     force: bool = False,
+    csv_out: Path | None = None,
 ) -> int:
     """Verify ``paths`` (local paths or fsspec URLs) and print the results; returns the exit
     code of the run. ``jsonl``: ``"-"`` streams records to stdout, a file name journals them
     there (``resume``: skip the files it already records, append the rest).
 
-    Outputs are checked before anything is verified: never an input, never an existing
-    file without ``force``, never a directory or a device."""
+    Outputs (``report``, ``csv_out``, the journal) are checked before anything is verified:
+    never an input, never an existing file without ``force``, never a directory or a device."""
     from dsig.archive.audit import outcomes, plan
     from dsig.archive.journal import Journal, outcome_of_record, record_of
     from dsig.archive.sources import SourceUsageError, is_remote, local_path
-    from dsig.batch import Tally, frozen_now, summary_table
+    from dsig.batch import Tally, frozen_now, summary_table, utc_now
+    from dsig.cli._audit_outputs import audit_options, guard_audit_outputs
     from dsig.cli._common import guard_output
     from dsig.errors import DsigError
 
@@ -84,6 +85,7 @@ def run_verify(
     ):
         raise fail("--report and --jsonl name the same file", 2)
     distribution.check()
+    started = utc_now()
     try:
         work = plan([str(p) for p in paths], recursive)
         if resume:  # the journal being continued is not an input (it may sit in the tree)
@@ -92,12 +94,12 @@ def run_verify(
         raise fail(str(e), 2) from None
     except DsigError as e:
         raise fail(str(e)) from None
-    if report is not None:
-        guard_output(report, inputs=work.local_inputs(), force=force, what="--report")
+    guard_audit_outputs(report, csv_out, list(work.local_inputs()), force=force)
+    options = audit_options(options, report, csv_out)
     if journal_path is not None:
         inputs = work.local_inputs()
         guard_output(journal_path, inputs=inputs, force=force or resume, what="--jsonl")
-    tally = Tally(keep_records=report is not None)
+    tally = Tally(keep_records=report is not None or csv_out is not None)
     files_json: list[dict[str, Any]] = []
     journal: Journal | None = None
     try:
@@ -164,8 +166,9 @@ def run_verify(
         for finding in findings:
             _emit(f"{finding['code']}: {finding['message']}")
         _emit(policy_footer(options))
-    if report is not None:
-        _write_report(report, tally, summary, code, policy_footer(options))
+    from dsig.cli._audit_outputs import write_audit_outputs
+
+    write_audit_outputs(report, csv_out, tally, summary, code, options, started=started)
     return code
 
 
@@ -254,25 +257,3 @@ def verdict_counts(tally: Tally) -> str:
     if tally.skipped:
         parts.append(f"SKIPPED {len(tally.skipped)}")
     return " ".join(parts)
-
-
-def _write_report(path: Path, tally: Any, summary: dict[str, Any], code: int, policy: str) -> None:
-    from dsig.batch import utc_now
-    from dsig.errors import DsigError
-    from dsig.html_report import render
-    from dsig.writer import atomic_output
-
-    document = render(
-        summary,
-        tally.records,
-        tally.skipped,
-        generated=utc_now(),
-        command=shlex.join(["dsig", *sys.argv[1:]]),
-        exit_code=code,
-        policy=policy,
-    )
-    try:
-        with atomic_output(path) as fp:
-            fp.write(document.encode("utf-8"))
-    except DsigError as e:
-        raise fail(f"--report: {e}") from None

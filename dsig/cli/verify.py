@@ -114,6 +114,15 @@ def verify(
     report_html: Annotated[
         Path | None, typer.Option("--report", help="write a self-contained HTML audit report")
     ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="write one CSV row per signature (and per file)")
+    ] = None,
+    sha256: Annotated[
+        bool,
+        typer.Option(
+            "--sha256", help="hash each file (sha256 in --json/--jsonl; on with --report/--csv)"
+        ),
+    ] = False,
     policy_file: PolicyFileOpt = None,
     policy: CertPolicyOpt = None,
     require_explicit_policy: RequireExplicitPolicyOpt = False,
@@ -122,7 +131,7 @@ def verify(
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
     force: Annotated[
-        bool, typer.Option("--force", help="replace an existing --report file")
+        bool, typer.Option("--force", help="replace an existing --report or --csv file")
     ] = False,
     evidence: Annotated[
         Path | None,
@@ -139,8 +148,8 @@ def verify(
     with --scheduler/--cluster); files found there that do not parse as DICOM are skipped and
     counted. --jsonl FILE --resume continues a stopped audit. A summary table ends the human
     output. A present certified timestamp that does not verify fails its signature unless
-    --timestamp-failures-warn. --report never replaces an input, nor an existing file
-    without --force.
+    --timestamp-failures-warn. --report and --csv never replace an input, nor an existing
+    file without --force.
     """
     options = verify_options(locals())
     if json_out and jsonl:
@@ -158,6 +167,7 @@ def verify(
             jsonl=jsonl,
             resume=resume,
             report=report_html,
+            csv_out=csv_out,
             render=_print_human,
         )
     )
@@ -182,7 +192,11 @@ def verify_options(
         policies=params["policy"],
         evaluator=evaluator,
     )
-    options = dataclasses.replace(options, read=read_options(params["read"], params["read_xfer"]))
+    options = dataclasses.replace(
+        options,
+        read=read_options(params["read"], params["read_xfer"]),
+        file_sha256=bool(params.get("sha256", False)),
+    )
     evidence: Path | None = params.get("evidence")
     if evidence is not None:
         if options.integrity_only:

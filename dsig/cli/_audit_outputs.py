@@ -1,0 +1,99 @@
+"""The audit outputs of ``dsig verify``: ``--report FILE.html`` and ``--csv FILE``.
+
+Both are checked before anything is verified and written atomically at the end from the
+run's tally (:class:`dsig.batch.Tally` records)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dsig.cli._common import EXIT_USAGE, fail, guard_output
+
+if TYPE_CHECKING:
+    from dsig.batch import Tally
+    from dsig.verifier import VerifyOptions
+
+
+def guard_audit_outputs(
+    report: Path | None, csv_out: Path | None, inputs: Sequence[Path], *, force: bool
+) -> None:
+    """Refuse an output that is an input, exists without ``force``, or is the other output."""
+    if report is not None:
+        guard_output(report, inputs=inputs, force=force, what="--report")
+    if csv_out is not None:
+        guard_output(csv_out, inputs=inputs, force=force, what="--csv")
+        if report is not None and Path(report).absolute() == Path(csv_out).absolute():
+            raise fail(f"--csv {csv_out} is also the --report file: give two names", EXIT_USAGE)
+
+
+def audit_options(
+    options: VerifyOptions, report: Path | None, csv_out: Path | None
+) -> VerifyOptions:
+    """Audit outputs state each file's SHA-256: hash the files as they are verified."""
+    if report is None and csv_out is None:
+        return options
+    return dataclasses.replace(options, file_sha256=True)
+
+
+def write_audit_outputs(
+    report: Path | None,
+    csv_out: Path | None,
+    tally: Tally,
+    summary: dict[str, Any],
+    code: int,
+    options: VerifyOptions,
+    *,
+    started: str,
+) -> None:
+    """Write the requested outputs; an unwritable one is one line and exit 4."""
+    from dsig.batch import utc_now
+    from dsig.errors import DsigError
+
+    ended = utc_now()
+    if csv_out is not None:
+        from dsig import csv_report
+
+        try:
+            csv_report.write(csv_out, tally.records, tally.skipped)
+        except DsigError as e:
+            raise fail(f"--csv: {e}") from None
+    if report is not None:
+        try:
+            _write_html(report, tally, summary, code, options, started=started, ended=ended)
+        except DsigError as e:
+            raise fail(f"--report: {e}") from None
+
+
+def _write_html(
+    path: Path,
+    tally: Tally,
+    summary: dict[str, Any],
+    code: int,
+    options: VerifyOptions,
+    *,
+    started: str,
+    ended: str,
+) -> None:
+    from dsig.cli._trust_options import policy_footer, policy_statement
+    from dsig.html_report import redact_argv, render, verifier_settings
+    from dsig.writer import atomic_output
+
+    document = render(
+        summary,
+        tally.records,
+        tally.skipped,
+        started=started,
+        ended=ended,
+        command=shlex.join(["dsig", *redact_argv(sys.argv[1:])]),
+        exit_code=code,
+        policy=policy_footer(options),
+        statement=policy_statement(options),
+        settings=verifier_settings(options),
+    )
+    with atomic_output(path) as fp:
+        fp.write(document.encode("utf-8"))
