@@ -46,7 +46,7 @@ from dsig.stream import (
     Sink,
     StreamOptions,
     UnsignableElementError,
-    is_signable,
+    Walks,
     stored,
     write_mac_stream,
 )
@@ -112,8 +112,9 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
     with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
     """
     try:
-        ds = read_dicom(path, options.limits, read=options.read)
-        return verify_dataset(ds, options, path=str(path))
+        walks = Walks()  # one walk per level, shared by reading and verifying
+        ds = read_dicom(path, options.limits, read=options.read, walks=walks)
+        return _verify_dataset(ds, options, str(path), walks)
     except DsigError as e:
         return FileResult(str(path), error=str(e))
     except Exception as e:
@@ -123,19 +124,23 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
+    return _verify_dataset(ds, options, path, Walks())
+
+
+def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks) -> FileResult:
     result = FileResult(path)
     layout = getattr(ds, "dsig_layout", None)  # set by read_dicom
     result.trailing_bytes = layout.trailing_bytes if isinstance(layout, Layout) else 0
-    refs = find_signatures(ds, options.limits)
+    refs = find_signatures(ds, options.limits, walks=walks)
     weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
     if isinstance(weighted, int):
         check_verification_work(len(refs), weighted, options.limits)
     for ref in refs:
-        result.signatures.append(_verify_one(ref, options))
+        result.signatures.append(_verify_one(ref, options, walks))
     _note_item_only(result)
     _check_requirements(result, options)
     if result.signatures:
-        _report_uncovered(ds, result)
+        _report_uncovered(ds, result, walks)
     if options.require_coverage is not None:
         _check_coverage(ds, result, options.require_coverage, options.require)
     if raw_text(ds, 0x00080016) == "1.2.840.10008.5.1.4.1.1.88.59":  # KOS: a study manifest?
@@ -161,7 +166,7 @@ def uncovered_tags(level: Dataset, covered: set[int]) -> list[int]:
     )
 
 
-def _report_uncovered(ds: Dataset, result: FileResult) -> None:
+def _report_uncovered(ds: Dataset, result: FileResult, walks: Walks) -> None:
     """List what no valid main-level signature covers; UNSIGNABLE_CONTENT (a warning) names
     what a viewer may show but no signature can ever cover: VR UN, sequences holding UN,
     groups below 0008, padding, bytes after the data set."""
@@ -170,7 +175,8 @@ def _report_uncovered(ds: Dataset, result: FileResult) -> None:
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     missing = uncovered_tags(ds, covered)
     result.uncovered = [tag_str(t) for t in missing]
-    unsignable = [t for t in missing if not is_signable(ds, t)]
+    walk = walks.of(ds)
+    unsignable = [t for t in missing if not walk.signable(t)]
     parts = []
     if unsignable:
         parts.append(
@@ -334,7 +340,7 @@ def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
             )
 
 
-def _verify_one(ref: SignatureRef, options: VerifyOptions) -> SignatureResult:
+def _verify_one(ref: SignatureRef, options: VerifyOptions, walks: Walks) -> SignatureResult:
     item = ref.item
     res = SignatureResult(
         uid=ref.uid,
@@ -342,7 +348,7 @@ def _verify_one(ref: SignatureRef, options: VerifyOptions) -> SignatureResult:
         trust_required=not options.integrity_only,
     )
     try:
-        _verify_integrity(ref, item, res, options)
+        _verify_integrity(ref, item, res, options, walks)
     except DicomFormatError as e:
         res.integrity = Indication.INVALID
         res.findings.append(Finding("MALFORMED_SIGNATURE", str(e)))
@@ -355,7 +361,7 @@ def _fail(res: SignatureResult, code: str, message: str, indication: Indication)
 
 
 def _verify_integrity(
-    ref: SignatureRef, item: Dataset, res: SignatureResult, options: VerifyOptions
+    ref: SignatureRef, item: Dataset, res: SignatureResult, options: VerifyOptions, walks: Walks
 ) -> None:
     level = ref.level
     mac_id = raw_ushort(item, MAC_ID_NUMBER)
@@ -412,7 +418,7 @@ def _verify_integrity(
         raise DicomFormatError(f"MAC Calculation Transfer Syntax {mac_ts} is not explicit VR LE")
 
     try:
-        digest = _mac(ref, signed, item, mac, old_format=options.old_format)
+        digest = _mac(ref, signed, item, mac, old_format=options.old_format, walks=walks)
     except UnsignableElementError as e:
         _fail(res, "NOT_SIGNABLE", str(e), Indication.INVALID)
         return
@@ -425,7 +431,7 @@ def _verify_integrity(
         _fail(res, "UNSUPPORTED_ALGORITHM", message, Indication.INDETERMINATE)
         return
     if not ok:
-        _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message)
+        _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message, walks)
     else:
         res.integrity = Indication.VALID
     _weakness(res, mac, cert, options)
@@ -447,7 +453,13 @@ def _verify_integrity(
 
 
 def _mac(
-    ref: SignatureRef, signed: list[int], item: Dataset, mac: HashAlgorithm, *, old_format: bool
+    ref: SignatureRef,
+    signed: list[int],
+    item: Dataset,
+    mac: HashAlgorithm,
+    *,
+    old_format: bool,
+    walks: Walks,
 ) -> bytes:
     hasher = mac.new()
     write_mac_stream(
@@ -457,6 +469,7 @@ def _mac(
         [hasher.update],
         ancestors=ref.ancestors,
         options=StreamOptions(old_format=old_format),
+        walks=walks,
     )
     return hasher.digest()
 
@@ -471,6 +484,7 @@ def _explain_mismatch(
     res: SignatureResult,
     options: VerifyOptions,
     message: str,
+    walks: Walks,
 ) -> None:
     """Say why the MAC does not match: a missing element, transcoded pixels, the legacy
     DCMTK format, or changed content."""
@@ -487,7 +501,7 @@ def _explain_mismatch(
               "recomputed", Indication.INDETERMINATE)  # fmt: skip
         return
     if not options.old_format and _has_encapsulated(ref.level, signed):
-        legacy = _mac(ref, signed, item, mac, old_format=True)
+        legacy = _mac(ref, signed, item, mac, old_format=True, walks=walks)
         if _check_crypto(cert, signature, mac, legacy)[0]:
             _fail(res, "LEGACY_FORMAT",
                   "valid only in the pre-3.5.4 DCMTK format: verify with --format-old",
