@@ -51,7 +51,6 @@ from dsig.stream import (
     write_mac_stream,
 )
 from dsig.tags import format_location, tag_str
-from pki.policy import AlgorithmRule
 from pki.results import NOT_CHECKED, TrustEvaluator, TrustFinding, TrustIndication, TrustResult
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm, prehashed
@@ -94,7 +93,10 @@ class VerifyOptions:
     timestamp_failures_warn: bool = False
 
     def __post_init__(self) -> None:
-        AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
+        if self.allow_weak:  # unknown names: TrustConfigError now
+            from pki.policy import AlgorithmRule  # lazy: not needed by most runs
+
+            AlgorithmRule.from_names(self.allow_weak)
         if self.require_coverage not in (None, "all", "profile"):
             raise ValueError(
                 f"require_coverage must be all or profile, not {self.require_coverage!r}"
@@ -567,12 +569,17 @@ def _weakness(
     res: SignatureResult, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
 ) -> None:
     """WEAK_ALGORITHM: a warning, or under ``strict`` an error unless ``allow_weak`` names it."""
+    key = cert.public_key()
+    small_key = isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048
+    if not (mac.weak or small_key):
+        return
+    from pki.policy import AlgorithmRule  # lazy: only for weak algorithms
+
     rule = AlgorithmRule.from_names(options.allow_weak)
     weak: list[tuple[str, str, bool]] = []
     if mac.weak:
         name = mac.hashlib_name
         weak.append((f"{mac.value} is a weak MAC algorithm", name, name in rule.allowed_hashes))
-    key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048:
         kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
         floor = rule.min_rsa_bits if kind == "rsa" else rule.min_dsa_bits
