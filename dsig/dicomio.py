@@ -42,13 +42,10 @@ from dsig.read_options import DEFAULT_READ, ReadOptions
 from dsig.stream import (
     DEFER_SIZE,
     UNDEFINED,
-    element_vr,
+    Walks,
     file_fragments,
     is_deferred,
-    is_sequence,
     iter_fragments,
-    sequence_items,
-    stored,
 )
 from dsig.tags import tag_str
 
@@ -456,6 +453,7 @@ def read_dicom(
     defer: bool = True,
     read: ReadOptions = DEFAULT_READ,
     file_sha256: bool = False,
+    walks: Walks | None = None,
 ) -> FileDataset:
     """Read a DICOM Part 10 file (or a bare data set) and check that it is complete.
 
@@ -466,7 +464,9 @@ def read_dicom(
     the file. Deflated data sets are inflated (within ``limits.max_inflated_bytes``) and read
     from memory. The result carries ``dsig_layout`` (:class:`Layout`) and
     ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`); with ``file_sha256``
-    also ``dsig_file_sha256``, the hex SHA-256 of the file, hashed as it is parsed.
+    also ``dsig_file_sha256``, the hex SHA-256 of the file, hashed as it is parsed. ``walks``:
+    where the level walks of the completeness check are kept, for a verification of ``ds`` to
+    reuse.
     """
     path = Path(path)
     try:
@@ -488,6 +488,13 @@ def read_dicom(
             source = io.BytesIO(data)
             source.name = str(path)
             start, end = 0, len(data)
+        elif size <= DEFER_SIZE:
+            # Small enough that no value can be left in the file: read from memory, where
+            # pydicom's many small reads and tells cost no Python call each.
+            fp.seek(0)
+            source = io.BytesIO(fp.read(size))
+            source.name = str(path)
+            start, end = where.data_start, size
         else:
             source = _Window(fp, size, str(path))
             start, end = where.data_start, size
@@ -509,7 +516,7 @@ def read_dicom(
     try:
         # A deflated data set may legitimately hold values longer than the file itself.
         budget = WorkBudget(limits)
-        check_complete(ds, bound, budget=budget)
+        check_complete(ds, bound, budget=budget, walks=walks)
         ds.dsig_weighted_elements = budget.weighted  # for verify's ParseLimits.max_work
     except LimitExceededError as e:
         raise LimitExceededError(f"{path}: {e}") from None
@@ -582,16 +589,20 @@ def check_complete(
     ancestors: tuple[Dataset, ...] = (),
     *,
     budget: WorkBudget | None = None,
+    walks: Walks | None = None,
 ) -> None:
     """Parse every sequence; check every value is whole (pydicom reads truncated values short).
 
     ``budget`` bounds nesting depth and the number of elements visited (ParseLimits).
+    ``walks``: level walks to fill (and reuse), a fresh set otherwise.
     """
     budget = budget or WorkBudget(DEFAULT_LIMITS)
+    walks = walks if walks is not None else Walks()
+    walk = walks.of(ds, ancestors)
     budget.depth(len(ancestors))
-    for tag in ds.keys():
+    for entry in walk.entries:
+        tag, elem = entry.tag, entry.elem
         budget.spend(depth=len(ancestors))
-        elem = stored(ds, tag, keep_deferred=True)
         if elem.VR is not None and elem.VR not in _KNOWN_VRS:
             raise DicomFormatError(
                 f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has an invalid VR {elem.VR!r}"
@@ -602,12 +613,13 @@ def check_complete(
                     f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) claims {elem.length} bytes, "
                     f"more than the whole file ({file_size})"
                 )
-        vr = element_vr(ds, tag, ancestors)
-        if is_sequence(ds, tag, vr):
-            for item in sequence_items(ds, tag):
+        entry = walk.check(entry)
+        if entry.sequence:
+            for item in walk.items(entry):
                 budget.spend()
-                check_complete(item, file_size, (ds, *ancestors), budget=budget)
+                check_complete(item, file_size, walk.child_ancestors, budget=budget, walks=walks)
             continue
+        elem = entry.elem
         if is_deferred(elem):
             assert isinstance(elem, RawDataElement)
             _check_deferred(elem, tag, ds, file_size)

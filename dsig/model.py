@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from dsig.der import strip_der_pad as strip_der_pad  # re-exported: callers import it from here
 from dsig.errors import DicomFormatError, SignatureNotFoundError
 from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, check_signature_count
-from dsig.stream import element_vr, is_sequence, sequence_items, stored
+from dsig.stream import Walks, sequence_items, stored
 from dsig.tags import ItemPath, ItemStep
 
 DIGITAL_SIGNATURES_SEQUENCE = 0xFFFAFFFA
@@ -168,34 +168,48 @@ class SignatureRef:
         return raw_text(self.item, SIGNATURE_UID) or ""
 
 
+_NOT_DESCENDED = frozenset(
+    {DIGITAL_SIGNATURES_SEQUENCE, MAC_PARAMETERS_SEQUENCE, ORIGINAL_ATTRIBUTES_SEQUENCE}
+)
+
+
 def iter_levels(
-    ds: Dataset, path: ItemPath = (), ancestors: tuple[Dataset, ...] = ()
+    ds: Dataset,
+    path: ItemPath = (),
+    ancestors: tuple[Dataset, ...] = (),
+    *,
+    walks: Walks | None = None,
 ) -> Iterator[tuple[Dataset, ItemPath, tuple[Dataset, ...]]]:
     """Every data-set level (root, then items depth-first), skipping Original Attributes and
-    the signature sequences themselves."""
+    the signature sequences themselves. ``walks``: level walks to reuse (a fresh set otherwise)."""
+    walks = walks if walks is not None else Walks()
     yield ds, path, ancestors
-    for tag in sorted(ds.keys()):
-        if tag in (
-            DIGITAL_SIGNATURES_SEQUENCE,
-            MAC_PARAMETERS_SEQUENCE,
-            ORIGINAL_ATTRIBUTES_SEQUENCE,
-        ):
+    walk = walks.of(ds, ancestors)
+    for entry in walk.in_tag_order():
+        tag = entry.tag
+        if tag in _NOT_DESCENDED or tag >> 16 < 0x0008:
             continue
-        if tag >> 16 < 0x0008:
+        if not entry.sequence and not walk.failed(tag):
+            continue  # (an element's VR, hence being a sequence, survives its conversion)
+        entry = walk.check(entry)
+        if not entry.sequence:
             continue
-        if not is_sequence(ds, tag, element_vr(ds, tag, ancestors)):
-            continue
-        for i, item in enumerate(sequence_items(ds, tag)):
-            yield from iter_levels(item, (*path, ItemStep(tag, i)), (ds, *ancestors))
+        for i, item in enumerate(walk.items(entry)):
+            yield from iter_levels(
+                item, (*path, ItemStep(tag, i)), walk.child_ancestors, walks=walks
+            )
 
 
-def find_signatures(ds: Dataset, limits: ParseLimits = DEFAULT_LIMITS) -> list[SignatureRef]:
+def find_signatures(
+    ds: Dataset, limits: ParseLimits = DEFAULT_LIMITS, *, walks: Walks | None = None
+) -> list[SignatureRef]:
     """All signature items in the instance, main level first.
 
     Raises LimitExceededError past ``limits.max_signatures`` items or ``limits.max_depth``.
+    ``walks``: level walks to reuse (a fresh set otherwise).
     """
     found = []
-    for level, path, ancestors in iter_levels(ds):
+    for level, path, ancestors in iter_levels(ds, walks=walks):
         if len(path) > limits.max_depth:
             raise LimitExceededError(
                 f"parser limit: sequences nested deeper than {limits.max_depth} levels "

@@ -15,7 +15,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
@@ -382,40 +382,198 @@ def is_sequence(level: Dataset, tag: int, vr: str) -> bool:
 
 def contains_un(items: Sequence[Dataset], ancestors: Sequence[Dataset]) -> bool:
     """True if any element inside (recursively) has VR UN: the whole sequence is unsignable."""
-    for item in items:
-        for tag in item.keys():
-            vr = element_vr(item, tag, ancestors)
-            if vr == "UN":
-                if is_sequence(item, tag, vr):
-                    if contains_un(sequence_items(item, tag), (item, *ancestors)):
-                        return True
-                    continue
-                return True
-            if vr == "SQ" and contains_un(sequence_items(item, tag), (item, *ancestors)):
-                return True
-    return False
+    walks = Walks()
+    return any(walks.of(item, ancestors).contains_un() for item in items)
 
 
 def is_signable(level: Dataset, tag: int, ancestors: Sequence[Dataset] = ()) -> bool:
     """Full C.12.1.1.3.1.1 rule: tag rules, no UN, no sequence containing UN."""
-    if not is_signable_tag(tag):
+    return Walks().of(level, ancestors).signable(tag)
+
+
+# --- one walk per level ------------------------------------------------------------------------
+
+
+class WalkEntry(NamedTuple):
+    """One element of a level, as the MAC rules see it."""
+
+    tag: int
+    #: pydicom's own key object (a BaseTag): looking its element up with it skips the
+    #: Python-level ``BaseTag.__eq__`` that a plain int key costs on every probe.
+    key: BaseTag
+    elem: RawDataElement | DataElement
+    vr: str
+    sequence: bool
+
+
+class LevelWalk:
+    """One data-set level walked once, for everything verification asks of it: each element's
+    VR (as :func:`element_vr` resolves it), whether it is a sequence, its items, whether it is
+    signable. Built in one pass over the level; an element pydicom has since converted in
+    place (a raw sequence parsed) is looked at again. The level must not otherwise change
+    while the walk is used (verification and encoding only read).
+
+    A VR that cannot be resolved (a malformed element) is raised when a caller reaches that
+    element, as if it were resolved then: the same error, at the same point of each check.
+    """
+
+    __slots__ = (
+        "_contains_un", "_failures", "_items", "_signable", "_sorted", "_walks", "ancestors",
+        "by_tag", "child_ancestors", "entries", "level",
+    )  # fmt: skip
+
+    def __init__(self, walks: Walks, level: Dataset, ancestors: tuple[Dataset, ...]) -> None:
+        self.level = level
+        self.ancestors = ancestors
+        #: The ancestors of this level's sequence items.
+        self.child_ancestors = (level, *ancestors)
+        self._walks = walks
+        #: The elements in the level's own order (the file's), then by tag.
+        self.entries: list[WalkEntry] = []
+        self.by_tag: dict[int, WalkEntry] = {}
+        self._failures: dict[int, Exception] = {}
+        self._sorted: list[WalkEntry] | None = None
+        self._signable: dict[int, bool] = {}
+        self._items: dict[int, list[Dataset]] = {}
+        self._contains_un: bool | None = None
+        for key in list(level._dict):
+            entry = self._resolve(int(key), key)
+            self.entries.append(entry)
+            self.by_tag[entry.tag] = entry
+
+    def _resolve(self, tag: int, key: BaseTag) -> WalkEntry:
+        level = self.level
+        elem = level._dict[key]
+        vr = elem.VR
+        try:
+            if vr is None or " or " in vr:
+                vr = element_vr(level, key, self.ancestors)
+            if vr == "UN":
+                sequence = is_sequence(level, key, vr)
+                # is_sequence may have parsed a raw sequence, replacing the element.
+                elem = stored(level, key, keep_deferred=True)
+            else:
+                sequence = vr == "SQ"
+        except Exception as e:  # raised by check() when a caller reaches this element
+            self._failures[tag] = e
+            return WalkEntry(tag, key, elem, "", False)
+        if not sequence:  # a sequence's signability needs its items: found when asked
+            self._signable[tag] = vr != "UN" and is_signable_tag(tag)
+        return WalkEntry(tag, key, elem, str(vr), sequence)
+
+    def check(self, entry: WalkEntry) -> WalkEntry:
+        """``entry`` as it is now: its resolution error raised, re-resolved if pydicom has
+        replaced the element since."""
+        if self._failures or self.level._dict.get(entry.key) is not entry.elem:
+            return self._recheck(entry)
+        return entry
+
+    def _recheck(self, entry: WalkEntry) -> WalkEntry:
+        if entry.tag in self._failures:
+            raise self._failures[entry.tag]
+        if self.level._dict.get(entry.key) is not entry.elem:
+            entry = self.by_tag[entry.tag] = self._resolve(entry.tag, entry.key)
+            self._sorted = None
+            self._signable.pop(entry.tag, None)
+            if entry.tag in self._failures:
+                raise self._failures[entry.tag]
+        return entry
+
+    def failed(self, tag: int) -> bool:
+        """The element's VR could not be resolved (:meth:`check` raises why)."""
+        return tag in self._failures
+
+    def entry(self, tag: int) -> WalkEntry:
+        """The entry of a present element (KeyError otherwise)."""
+        return self.check(self.by_tag[tag])
+
+    def has(self, tag: int) -> bool:
+        """The element is present at this level."""
+        return tag in self.by_tag
+
+    def in_tag_order(self) -> list[WalkEntry]:
+        """The entries by ascending tag."""
+        if self._sorted is None:
+            self._sorted = sorted(self.by_tag.values())
+        return self._sorted
+
+    def items(self, entry: WalkEntry) -> list[Dataset]:
+        """The items of a sequence element (parsed once)."""
+        items = self._items.get(entry.tag)
+        if items is None:
+            items = self._items[entry.tag] = sequence_items(self.level, entry.key)
+        return items
+
+    def item_walks(self, entry: WalkEntry) -> list[LevelWalk]:
+        """Walks of the items of a sequence element."""
+        return [self._walks.of(item, self.child_ancestors) for item in self.items(entry)]
+
+    def signable(self, tag: int) -> bool:
+        """:func:`is_signable` of an element of this level."""
+        known = self._signable.get(tag)
+        if known is None:
+            known = self._signable[tag] = self._is_signable(tag)
+        return known
+
+    def _is_signable(self, tag: int) -> bool:
+        if not is_signable_tag(tag):
+            return False
+        entry = self.entry(tag)
+        if entry.sequence:
+            return not any(walk.contains_un() for walk in self.item_walks(entry))
+        return entry.vr != "UN"
+
+    def contains_un(self) -> bool:
+        """:func:`contains_un` of this level as a sequence item: an element (recursively) of
+        VR UN, searched in the level's own order (the same element ends the search)."""
+        if self._contains_un is None:
+            self._contains_un = self._find_un()
+        return self._contains_un
+
+    def _find_un(self) -> bool:
+        for entry in self.entries:
+            entry = self.check(entry)
+            if entry.sequence:
+                if any(walk.contains_un() for walk in self.item_walks(entry)):
+                    return True
+            elif entry.vr == "UN":
+                return True
         return False
-    vr = element_vr(level, tag, ancestors)
-    if is_sequence(level, tag, vr):
-        return not contains_un(sequence_items(level, tag), (level, *ancestors))
-    return vr != "UN"
+
+
+class Walks:
+    """The :class:`LevelWalk` of every level of one data set, made once per level (and
+    ancestors: a VR may depend on them). Lives for one verification or one MAC computation."""
+
+    __slots__ = ("_levels",)
+
+    def __init__(self) -> None:
+        self._levels: dict[tuple[int, ...], LevelWalk] = {}
+
+    def of(self, level: Dataset, ancestors: Sequence[Dataset] = ()) -> LevelWalk:
+        """The walk of ``level`` under ``ancestors`` (it keeps them alive, so ids stay valid)."""
+        key = (id(level), *map(id, ancestors))
+        walk = self._levels.get(key)
+        if walk is None:
+            walk = self._levels[key] = LevelWalk(self, level, tuple(ancestors))
+        return walk
 
 
 # --- encoding --------------------------------------------------------------------------------
 
 
+_HEAD_SHORT = struct.Struct("<HH2sH")
+_HEAD_LONG = struct.Struct("<HH2s2xI")
+_HEAD_NO_LENGTH = struct.Struct("<HH2s2x")
+
+
 def _header(tag: int, vr: str, length: int | None) -> bytes:
-    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    code = vr.encode("ascii")
     if length is None:  # sequences and encapsulated data: no length at all
-        return head + b"\x00\x00"
+        return _HEAD_NO_LENGTH.pack(tag >> 16, tag & 0xFFFF, code)
     if vr in LONG_VRS:
-        return head + b"\x00\x00" + struct.pack("<I", length)
-    return head + struct.pack("<H", length)
+        return _HEAD_LONG.pack(tag >> 16, tag & 0xFFFF, code, length)
+    return _HEAD_SHORT.pack(tag >> 16, tag & 0xFFFF, code, length)
 
 
 def _swap(value: bytes, width: int) -> bytes:
@@ -486,45 +644,62 @@ def iter_fragments(value: bytes | bytearray | memoryview, tag: int) -> Iterator[
 
 
 class StreamEncoder:
-    """Encodes data-set levels into the MAC stream."""
+    """Encodes data-set levels into the MAC stream. ``walks``: the level walks to use (shared
+    with the caller's checks); a fresh set otherwise."""
 
-    def __init__(self, out: MacWriter, options: StreamOptions = StreamOptions()) -> None:
+    def __init__(
+        self, out: MacWriter, options: StreamOptions = StreamOptions(), walks: Walks | None = None
+    ) -> None:
         self.out = out
         self.options = options
+        self.walks = walks if walks is not None else Walks()
 
     def element(self, level: Dataset, tag: int, ancestors: Sequence[Dataset]) -> None:
         """Encode one element of ``level`` (the caller has checked it is signable)."""
-        vr = element_vr(level, tag, ancestors)
-        if is_sequence(level, tag, vr):
+        self.encode(self.walks.of(level, ancestors), tag)
+
+    def encode(self, walk: LevelWalk, tag: int) -> None:
+        """Encode one element of ``walk``'s level (the caller has checked it is signable)."""
+        self.encode_entry(walk, walk.entry(tag))
+
+    def encode_entry(self, walk: LevelWalk, entry: WalkEntry) -> None:
+        """Encode one (checked) entry of ``walk``."""
+        tag, _key, elem, vr, sequence = entry
+        if sequence:
             self.out.write(_header(tag, "SQ", None))
-            for item in sequence_items(level, tag):
+            for item in walk.item_walks(entry):
                 self.out.write(ITEM_TAG)
-                self.dataset(item, (level, *ancestors))
+                self.encode_level(item)
             self.out.write(SEQ_DELIM)
-            return
-        elem = stored(level, tag, keep_deferred=True)
-        if is_deferred(elem):
-            assert isinstance(elem, RawDataElement)
-            self._deferred(elem, tag, vr, source_path((level, *ancestors)))
         elif isinstance(elem, RawDataElement):
-            self._raw(elem, tag, vr)
+            if elem.value is None and elem.length != 0:  # left in the file (is_deferred)
+                self._deferred(elem, tag, vr, source_path(walk.child_ancestors))
+            else:
+                self._raw(elem, tag, vr)
         else:
             self._converted(elem, tag, vr)
 
     def dataset(self, item: Dataset, ancestors: Sequence[Dataset]) -> None:
         """Every signable element of an item, in tag order."""
-        for tag in sorted(item.keys()):
-            if is_signable(item, tag, ancestors):
-                self.element(item, tag, ancestors)
+        self.encode_level(self.walks.of(item, ancestors))
+
+    def encode_level(self, walk: LevelWalk) -> None:
+        """Every signable element of ``walk``'s level, in tag order."""
+        for entry in walk.in_tag_order():
+            if walk.signable(entry.tag):
+                self.encode_entry(walk, walk.check(entry))
 
     def _raw(self, elem: RawDataElement, tag: int, vr: str) -> None:
         value = elem.value or b""
         if elem.length == UNDEFINED:
             self._encapsulated(value, tag, vr)
             return
-        value = le_value(elem, vr)
-        self.out.write(_header(tag, vr, len(value)))
-        self.out.write(memoryview(value))
+        # le_value(elem, vr), inlined: this runs for nearly every element.
+        if not elem.is_little_endian and vr in _SWAP_WIDTH:
+            value = _swap(value, _SWAP_WIDTH[vr])
+        if len(value) & 1:
+            value += pad_byte(vr)
+        self.out.write(_header(tag, vr, len(value)) + value)
 
     def _deferred(self, elem: RawDataElement, tag: int, vr: str, path: str) -> None:
         """A value still in the file: read it in chunks straight into the sinks."""
@@ -585,27 +760,32 @@ def write_mac_stream(
     *,
     ancestors: Sequence[Dataset] = (),
     options: StreamOptions = StreamOptions(),
+    walks: Walks | None = None,
 ) -> list[int]:
     """Feed the MAC stream of one signature to ``sinks``; returns the listed tags not present.
+    ``walks``: level walks shared with the caller (a fresh set otherwise).
 
     Raises DicomFormatError when a listed element is present but not signable (DCMTK: the
     signature "contains attribute that is not signable").
     """
     out = MacWriter(sinks)
-    enc = StreamEncoder(out, options)
-    present = set(level.keys())
+    enc = StreamEncoder(out, options, walks)
+    walk = enc.walks.of(level, ancestors)
     missing = []
     for tag in sorted(set(signed_tags)):
-        if tag not in present:
+        if not walk.has(tag):
             missing.append(tag)
             continue
-        if not is_signable(level, tag, ancestors):
+        if not walk.signable(tag):
             raise UnsignableElementError(tag)
-        enc.element(level, tag, ancestors)
-    for tag in sorted(signature_item.keys()):
-        if tag in SIGNATURE_ITEM_EXCLUDED or not is_signable(signature_item, tag, ()):
+        enc.encode(walk, tag)
+    # Signable as an item of its own, encoded under the level (DCMTK's reading of both).
+    item_alone = enc.walks.of(signature_item)
+    item_under_level = enc.walks.of(signature_item, walk.child_ancestors)
+    for entry in item_alone.in_tag_order():
+        if entry.tag in SIGNATURE_ITEM_EXCLUDED or not item_alone.signable(entry.tag):
             continue
-        enc.element(signature_item, tag, (level, *ancestors))
+        enc.encode(item_under_level, entry.tag)
     out.flush()
     return missing
 

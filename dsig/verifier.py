@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +47,11 @@ from dsig.stream import (
     Sink,
     StreamOptions,
     UnsignableElementError,
-    is_signable,
+    Walks,
     stored,
     write_mac_stream,
 )
 from dsig.tags import format_location, tag_str
-from pki.policy import AlgorithmRule, TrustPolicy
 from pki.results import NOT_CHECKED, TrustEvaluator, TrustFinding, TrustIndication, TrustResult
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm, prehashed
@@ -102,9 +102,13 @@ class VerifyOptions:
     file_sha256: bool = False
 
     def __post_init__(self) -> None:
-        AlgorithmRule.from_names(self.allow_weak)  # unknown names: TrustConfigError now
+        if self.allow_weak:  # unknown names: TrustConfigError now
+            from pki.policy import AlgorithmRule  # lazy: not needed by most runs
+
+            AlgorithmRule.from_names(self.allow_weak)
         given: object = self.trust  # untyped callers pass a policy: evaluate it (cached)
-        if isinstance(given, TrustPolicy):
+        policy_module = sys.modules.get("pki.policy")  # not imported: cannot be a TrustPolicy
+        if policy_module is not None and isinstance(given, policy_module.TrustPolicy):
             from pki.evaluator import PolicyEvaluator
 
             object.__setattr__(self, "trust", PolicyEvaluator(given))
@@ -125,15 +129,18 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
     with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
     """
     try:
-        ds = read_dicom(path, options.limits, read=options.read, file_sha256=options.file_sha256)
+        walks = Walks()  # one walk per level, shared by reading and verifying
+        ds = read_dicom(
+            path, options.limits, read=options.read, file_sha256=options.file_sha256, walks=walks
+        )
         if options.evidence is None:
-            return verify_dataset(ds, options, path=str(path))
+            return _verify_dataset(ds, options, str(path), walks)
         from dsig.evidence.hook import check_evidence
 
         at = options.at if isinstance(options.at, dt.datetime) else None
         proof = check_evidence(path, options.evidence, options.tsa_trust or options.trust, at)
         with_proof = dataclasses.replace(options, proven_at=proof.proven_time)
-        result = verify_dataset(ds, with_proof, path=str(path))
+        result = _verify_dataset(ds, with_proof, str(path), walks)
         result.evidence = proof.report
         result.findings.extend([proof.finding] if proof.finding else [])
         return result
@@ -146,19 +153,23 @@ def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileRes
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
+    return _verify_dataset(ds, options, path, Walks())
+
+
+def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks) -> FileResult:
     result = FileResult(path, identity=FileIdentity.of(ds))
     layout = getattr(ds, "dsig_layout", None)  # set by read_dicom
     result.trailing_bytes = layout.trailing_bytes if isinstance(layout, Layout) else 0
-    refs = find_signatures(ds, options.limits)
+    refs = find_signatures(ds, options.limits, walks=walks)
     weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
     if isinstance(weighted, int):
         check_verification_work(len(refs), weighted, options.limits)
     for ref in refs:
-        result.signatures.append(_verify_one(ref, options))
+        result.signatures.append(_verify_one(ref, options, walks))
     _note_item_only(result)
     _check_requirements(result, options)
     if result.signatures:
-        _report_uncovered(ds, result)
+        _report_uncovered(ds, result, walks)
     if options.require_coverage is not None:
         _check_coverage(ds, result, options.require_coverage, options.require)
     if raw_text(ds, 0x00080016) == "1.2.840.10008.5.1.4.1.1.88.59":  # KOS: a study manifest?
@@ -195,7 +206,7 @@ def _is_padding(tag: int) -> bool:
     return tag == 0xFFFCFFFC
 
 
-def _report_uncovered(ds: Dataset, result: FileResult) -> None:
+def _report_uncovered(ds: Dataset, result: FileResult, walks: Walks) -> None:
     """List what no valid main-level signature covers; UNSIGNABLE_CONTENT (a warning) names
     what a viewer may show but no signature can ever cover: VR UN, sequences holding UN,
     groups below 0008, bytes after the data set (trailing padding is listed, not warned of)."""
@@ -204,7 +215,8 @@ def _report_uncovered(ds: Dataset, result: FileResult) -> None:
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     missing = uncovered_tags(ds, covered)
     result.uncovered = [tag_str(t) for t in missing]
-    unsignable = [t for t in missing if not is_signable(ds, t) and not _is_padding(t)]
+    walk = walks.of(ds)
+    unsignable = [t for t in missing if not walk.signable(t) and not _is_padding(t)]
     parts = []
     if unsignable:
         parts.append(
@@ -368,7 +380,7 @@ def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
             )
 
 
-def _verify_one(ref: SignatureRef, options: VerifyOptions) -> SignatureResult:
+def _verify_one(ref: SignatureRef, options: VerifyOptions, walks: Walks) -> SignatureResult:
     item = ref.item
     res = SignatureResult(
         uid=ref.uid,
@@ -376,7 +388,7 @@ def _verify_one(ref: SignatureRef, options: VerifyOptions) -> SignatureResult:
         trust_required=not options.integrity_only,
     )
     try:
-        _verify_integrity(ref, item, res, options)
+        _verify_integrity(ref, item, res, options, walks)
     except DicomFormatError as e:
         res.integrity = Indication.INVALID
         res.findings.append(Finding("MALFORMED_SIGNATURE", str(e)))
@@ -389,7 +401,7 @@ def _fail(res: SignatureResult, code: str, message: str, indication: Indication)
 
 
 def _verify_integrity(
-    ref: SignatureRef, item: Dataset, res: SignatureResult, options: VerifyOptions
+    ref: SignatureRef, item: Dataset, res: SignatureResult, options: VerifyOptions, walks: Walks
 ) -> None:
     level = ref.level
     mac_id = raw_ushort(item, MAC_ID_NUMBER)
@@ -446,7 +458,7 @@ def _verify_integrity(
         raise DicomFormatError(f"MAC Calculation Transfer Syntax {mac_ts} is not explicit VR LE")
 
     try:
-        digest = _mac(ref, signed, item, mac, old_format=options.old_format)
+        digest = _mac(ref, signed, item, mac, old_format=options.old_format, walks=walks)
     except UnsignableElementError as e:
         _fail(res, "NOT_SIGNABLE", str(e), Indication.INVALID)
         return
@@ -459,7 +471,7 @@ def _verify_integrity(
         _fail(res, "UNSUPPORTED_ALGORITHM", message, Indication.INDETERMINATE)
         return
     if not ok:
-        _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message)
+        _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message, walks)
     else:
         res.integrity = Indication.VALID
     _weakness(res, mac, cert, options)
@@ -481,7 +493,13 @@ def _verify_integrity(
 
 
 def _mac(
-    ref: SignatureRef, signed: list[int], item: Dataset, mac: HashAlgorithm, *, old_format: bool
+    ref: SignatureRef,
+    signed: list[int],
+    item: Dataset,
+    mac: HashAlgorithm,
+    *,
+    old_format: bool,
+    walks: Walks,
 ) -> bytes:
     hasher = mac.new()
     write_mac_stream(
@@ -491,6 +509,7 @@ def _mac(
         [hasher.update],
         ancestors=ref.ancestors,
         options=StreamOptions(old_format=old_format),
+        walks=walks,
     )
     return hasher.digest()
 
@@ -505,6 +524,7 @@ def _explain_mismatch(
     res: SignatureResult,
     options: VerifyOptions,
     message: str,
+    walks: Walks,
 ) -> None:
     """Say why the MAC does not match: a missing element, transcoded pixels, the legacy
     DCMTK format, or changed content."""
@@ -521,7 +541,7 @@ def _explain_mismatch(
               "recomputed", Indication.INDETERMINATE)  # fmt: skip
         return
     if not options.old_format and _has_encapsulated(ref.level, signed):
-        legacy = _mac(ref, signed, item, mac, old_format=True)
+        legacy = _mac(ref, signed, item, mac, old_format=True, walks=walks)
         if _check_crypto(cert, signature, mac, legacy)[0]:
             _fail(res, "LEGACY_FORMAT",
                   "valid only in the pre-3.5.4 DCMTK format: verify with --format-old",
@@ -587,12 +607,17 @@ def _weakness(
     res: SignatureResult, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
 ) -> None:
     """WEAK_ALGORITHM: a warning, or under ``strict`` an error unless ``allow_weak`` names it."""
+    key = cert.public_key()
+    small_key = isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048
+    if not (mac.weak or small_key):
+        return
+    from pki.policy import AlgorithmRule  # lazy: only for weak algorithms
+
     rule = AlgorithmRule.from_names(options.allow_weak)
     weak: list[tuple[str, str, bool]] = []
     if mac.weak:
         name = mac.hashlib_name
         weak.append((f"{mac.value} is a weak MAC algorithm", name, name in rule.allowed_hashes))
-    key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048:
         kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
         floor = rule.min_rsa_bits if kind == "rsa" else rule.min_dsa_bits

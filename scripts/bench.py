@@ -162,7 +162,8 @@ def fmt_time(r: Run, row: Row) -> str:
 
 def table(rows: Sequence[Row]) -> str:
     out = [
-        "| workload | dcmsign | dsig | dsig/dcmsign | floor: openssl dgst | dsig/floor "
+        "| workload | dcmsign | dsig | dsig/dcmsign | floor: openssl dgst (5: python -c pass) "
+        "| dsig/floor "
         "| peak RSS dcmsign | peak RSS dsig | CPU dcmsign / dsig | target | met |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -246,9 +247,9 @@ def bench(work: Path, only: set[int], big_mib: int, n_small: int, repeat_n: int)
             d = repeat(repeat_n, lambda: run(["dcmsign", "--verify", str(signed), *dcm_trust]))
             s = repeat(repeat_n, lambda: run([*DSIG, "verify", str(signed), *dsig_trust]))
             met = _met(
-                s.seconds <= 0.6 * d.seconds, s.seconds <= 1.2 * floor.seconds, s.peak_mib <= 64
+                s.seconds <= 0.75 * d.seconds, s.seconds <= 1.25 * floor.seconds, s.peak_mib <= 64
             )
-            target = "<= 0.6x dcmsign, <= 1.2x openssl, RSS <= 64 MiB"
+            target = "<= 0.75x dcmsign, <= 1.25x openssl, RSS <= 64 MiB"
             rows.append(Row(f"1. verify {big_mib} MiB, trust on", d, s, floor, target=target,
                             met=met))  # fmt: skip
             # What bounds it: the same verification as a library call in a warm process (no
@@ -305,21 +306,24 @@ def bench(work: Path, only: set[int], big_mib: int, n_small: int, repeat_n: int)
             d = loop([["dcmsign", "--verify", str(f), *dcm_trust] for f in signed_files])
             s = run([*DSIG, "verify", str(signed_dir), "--recursive", *dsig_trust])
             rows.append(Row(f"3. verify {n_small:,} small images, trust on", d, s,
-                            count=n_small, target=">= 10x dcmsign files/s",
-                            met=_met(d.seconds >= 10 * s.seconds)))  # fmt: skip
+                            count=n_small, target=">= 20x dcmsign files/s",
+                            met=_met(d.seconds >= 20 * s.seconds)))  # fmt: skip
         if 5 in only:
             print("5: cold start", file=sys.stderr)
             one = str(sorted(signed_dir.iterdir())[0])
             n = max(5, repeat_n * 3)
+            # The goal is relative to the start of a bare interpreter of the same venv.
+            bare = repeat(n, lambda: run([sys.executable, "-c", "pass"]))
             d = repeat(n, lambda: run(["dcmsign", "--verify", one, *dcm_trust]))
             s = repeat(n, lambda: run([*DSIG, "verify", one, *dsig_trust]))
-            rows.append(Row("5. cold start: verify 1 small file, trust on", d, s,
-                            target="<= 250 ms", met=_met(s.seconds <= 0.25)))  # fmt: skip
+            rows.append(Row("5. cold start: verify 1 small file, trust on", d, s, bare,
+                            target="(diagnostic)"))  # fmt: skip
             s = repeat(n, lambda: run([*DSIG, "verify", one, "--integrity-only"]))
             d = repeat(n, lambda: run(["dcmsign", "--verify", one],
                                       ok=lambda rc: rc in (0, 101)))  # fmt: skip
-            rows.append(Row("5. cold start: verify 1 small file, integrity only", d, s,
-                            target="<= 250 ms", met=_met(s.seconds <= 0.25)))  # fmt: skip
+            rows.append(Row("5. cold start: verify 1 small file, integrity only", d, s, bare,
+                            target="<= 8x python -c pass",
+                            met=_met(s.seconds <= 8 * bare.seconds)))  # fmt: skip
     return rows
 
 

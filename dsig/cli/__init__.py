@@ -6,22 +6,13 @@ Exit codes: 0 all valid; 1 any invalid or a --require not met; 2 usage; 3 indete
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
-
-from dsig.cli.cert import cert_app
-from dsig.cli.evidence import evidence_app
-from dsig.cli.explain import explain
-from dsig.cli.manifest import manifest_app
-from dsig.cli.net import send, serve_app
-from dsig.cli.orthanc import orthanc_app
-from dsig.cli.sign import sign
-from dsig.cli.timestamp import timestamp_app
-from dsig.cli.tokens import tokens_app
-from dsig.cli.verify import VerifyCommand, inspect, purposes, remove, verify
 
 _SETTINGS: dict[str, Any] = {
     "name": "dsig",
@@ -31,21 +22,71 @@ _SETTINGS: dict[str, Any] = {
     "context_settings": {"help_option_names": ["-h", "--help"]},
     "help": "Sign and verify DICOM digital signatures (PS3.15 Annex C).",
 }
-app = typer.Typer(**_SETTINGS)
-app.command()(sign)
-app.command(cls=VerifyCommand)(verify)
-app.command()(inspect)
-app.command()(explain)
-app.command()(remove)
-app.command()(purposes)
-app.command()(send)
-app.add_typer(serve_app, name="serve")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(timestamp_app, name="timestamp")
-app.add_typer(cert_app, name="cert")
-app.add_typer(manifest_app, name="manifest")
-app.add_typer(evidence_app, name="evidence")
-app.add_typer(orthanc_app, name="orthanc")
+#: Command name -> (module, function). A command's module is imported only when it runs (or
+#: for the full app: help, sub-groups): importing them all costs every single-file verify.
+_COMMANDS = {
+    "sign": ("dsig.cli.sign", "sign"),
+    "verify": ("dsig.cli.verify", "verify"),
+    "inspect": ("dsig.cli.verify", "inspect"),
+    "remove": ("dsig.cli.verify", "remove"),
+    "purposes": ("dsig.cli.verify", "purposes"),
+    "explain": ("dsig.cli.explain", "explain"),
+    "send": ("dsig.cli.net", "send"),
+}
+#: Sub-group name -> (module, typer app).
+_GROUPS = {
+    "serve": ("dsig.cli.net", "serve_app"),
+    "tokens": ("dsig.cli.tokens", "tokens_app"),
+    "timestamp": ("dsig.cli.timestamp", "timestamp_app"),
+    "cert": ("dsig.cli.cert", "cert_app"),
+    "manifest": ("dsig.cli.manifest", "manifest_app"),
+    "evidence": ("dsig.cli.evidence", "evidence_app"),
+    "orthanc": ("dsig.cli.orthanc", "orthanc_app"),
+}
+#: Commands parsed by their own click command class (module, class).
+_COMMAND_CLASSES = {"verify": ("dsig.cli.verify", "VerifyCommand")}
+
+
+def _load(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
+
+
+def _new_app() -> typer.Typer:
+    """An app with the common callback (--version) and no command yet."""
+    new = typer.Typer(**_SETTINGS)
+    new.callback()(_main)
+    return new
+
+
+def _register(app: typer.Typer, name: str) -> None:
+    command: Callable[..., None] = _load(*_COMMANDS[name])
+    if name in _COMMAND_CLASSES:
+        app.command(cls=_load(*_COMMAND_CLASSES[name]))(command)
+    else:
+        app.command()(command)
+
+
+def _full_app() -> typer.Typer:
+    """Every command and sub-group (imports every command module)."""
+    full = _new_app()
+    for name in _COMMANDS:
+        _register(full, name)
+    for group, (module, name) in _GROUPS.items():
+        full.add_typer(_load(module, name), name=group)
+    return full
+
+
+_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``, the full typer app (built on first use)."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = _full_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _version(value: bool) -> None:
@@ -56,7 +97,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="print the version and exit"
@@ -97,15 +137,11 @@ def main() -> None:
 def _app_for(argv: list[str]) -> typer.Typer:
     """For ``dsig COMMAND ...``, an app holding only that command (and the same callback):
     typer builds the options of every registered command on each start (tens of ms, paid by
-    every single-file verify). Anything else (help, sub-groups) runs the full app."""
-    if not argv or argv[0].startswith("-"):
-        return app
-    for info in app.registered_commands:
-        callback = info.callback
-        name = info.name or (callback.__name__.lower().replace("_", "-") if callback else None)
-        if name == argv[0]:
-            slim = typer.Typer(**_SETTINGS)
-            slim.registered_commands.append(info)
-            slim.registered_callback = app.registered_callback
-            return slim
+    every single-file verify), and only that command's module is imported. Anything else
+    (help, sub-groups) runs the full app."""
+    if argv and argv[0] in _COMMANDS:
+        slim = _new_app()
+        _register(slim, argv[0])
+        return slim
+    app: typer.Typer = __getattr__("app")
     return app

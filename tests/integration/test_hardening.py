@@ -225,7 +225,8 @@ def test_verify_file_fails_closed_on_a_bug(monkeypatch: pytest.MonkeyPatch) -> N
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("simulated bug")
 
-    monkeypatch.setattr(dsig.verifier, "verify_dataset", broken)
+    # verify_file verifies through _verify_dataset (it shares the read's level walks).
+    monkeypatch.setattr(dsig.verifier, "_verify_dataset", broken)
     result = verify_file(sample("CT_small.dcm"), INTEGRITY)
     assert result.indication is Indication.ERROR
     assert (result.error or "").startswith(dsig.verifier.INTERNAL_ERROR)

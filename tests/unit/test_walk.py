@@ -1,0 +1,125 @@
+"""Level walks (issue 18, speed): one walk per level gives what the per-call helpers give."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+
+from dsig.dicomio import check_complete, read_dicom
+from dsig.model import find_signatures
+from dsig.stream import Walks, element_vr, is_sequence, is_signable_tag, write_mac_stream
+from tests.helpers.dicom_factory import sample
+
+#: Explicit and implicit VR, big endian, nested sequences, private elements, UN.
+SAMPLES = ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtplan.dcm",
+           "test-SR.dcm", "waveform_ecg.dcm"]  # fmt: skip
+
+
+def _levels(
+    ds: Dataset, ancestors: tuple[Dataset, ...] = ()
+) -> list[tuple[Dataset, tuple[Dataset, ...]]]:
+    """Every level with its ancestors, found with the per-call helpers."""
+    found = [(ds, ancestors)]
+    for tag in ds.keys():
+        if is_sequence(ds, tag, element_vr(ds, tag, ancestors)):
+            for item in ds[tag].value:
+                found += _levels(item, (ds, *ancestors))
+    return found
+
+
+def _reference_signable(level: Dataset, tag: int, ancestors: tuple[Dataset, ...]) -> bool:
+    """C.12.1.1.3.1.1 written out directly: tag rules, no UN, no sequence holding UN."""
+    if not is_signable_tag(tag):
+        return False
+    vr = element_vr(level, tag, ancestors)
+    if not is_sequence(level, tag, vr):
+        return vr != "UN"
+
+    def has_un(item: Dataset, anc: tuple[Dataset, ...]) -> bool:
+        for t in item.keys():
+            v = element_vr(item, t, anc)
+            if is_sequence(item, t, v):
+                if any(has_un(i, (item, *anc)) for i in item[t].value):
+                    return True
+            elif v == "UN":
+                return True
+        return False
+
+    return not any(has_un(item, (level, *ancestors)) for item in level[tag].value)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_walk_agrees_with_the_per_call_helpers(name: str) -> None:
+    ds = read_dicom(sample(name))
+    walks = Walks()
+    for level, ancestors in _levels(ds):
+        walk = walks.of(level, ancestors)
+        assert [e.tag for e in walk.in_tag_order()] == sorted(int(t) for t in level.keys())
+        for tag in level.keys():
+            entry = walk.entry(tag)
+            assert entry.vr == element_vr(level, tag, ancestors), (name, tag)
+            assert entry.sequence == is_sequence(level, tag, entry.vr)
+            assert walk.signable(tag) == _reference_signable(level, tag, ancestors), (name, tag)
+
+
+def test_walks_are_made_once_per_level_and_ancestors() -> None:
+    ds = read_dicom(sample("rtplan.dcm"))
+    walks = Walks()
+    assert walks.of(ds) is walks.of(ds)
+    item = ds.BeamSequence[0]
+    assert walks.of(item, (ds,)) is walks.of(item, (ds,))
+    assert walks.of(item, (ds,)) is not walks.of(item)  # a VR may depend on the ancestors
+
+
+def test_an_element_converted_in_place_is_looked_at_again() -> None:
+    ds = read_dicom(sample("CT_small.dcm"))
+    walk = Walks().of(ds)
+    raw = walk.entry(0x00100010).elem
+    assert isinstance(raw, RawDataElement)
+    _ = ds.PatientName  # pydicom converts the raw element in place
+    now = walk.entry(0x00100010).elem
+    assert isinstance(now, DataElement)
+    assert id(now) != id(raw)
+    assert walk.entry(0x00100010).vr == "PN"
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_shared_walks_give_the_same_mac_stream(name: str) -> None:
+    """The walks filled by reading (check_complete) and the signature search, reused by the
+    MAC encoder, give the bytes a fresh encoder gives."""
+    path = sample(name)
+    shared = Walks()
+    ds = read_dicom(path, walks=shared)
+    check_complete(ds, path.stat().st_size, walks=shared)
+    find_signatures(ds, walks=shared)
+    tags = sorted(int(t) for t in ds.keys() if shared.of(ds).signable(t))
+
+    def digest(walks: Walks | None) -> str:
+        h = hashlib.sha256()
+        write_mac_stream(ds, tags, Dataset(), [h.update], walks=walks)
+        return h.hexdigest()
+
+    assert digest(shared) == digest(None) == digest(Walks())
+
+
+def test_cold_verify_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """`dsig verify --integrity-only FILE` loads neither the other commands' modules nor the
+    trust policy (cold-start cost, issue 18)."""
+    ct = sample("CT_small.dcm")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dsig", "verify", "--integrity-only",
+         str(ct)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]  # an unsigned file: exit 0 (UNSIGNED)
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "dsig.verifier" in loaded
+    unneeded = {"dsig.cli.sign", "dsig.cli.cert", "dsig.cli.net", "dsig.cli.tokens",
+                "dsig.cli.timestamp", "dsig.cli.manifest", "dsig.cli.evidence", "pki.policy"}  # fmt: skip
+    assert not unneeded & loaded, unneeded & loaded
