@@ -86,7 +86,9 @@ def signature_items(n: int) -> bytes:
 
 
 def bombs(scale: float) -> dict[str, Callable[[], bytes]]:
-    n = lambda x: max(1, int(x * scale))  # noqa: E731
+    def n(x: int) -> int:
+        return max(1, int(x * scale))
+
     return {
         "nesting 10,000 deep": lambda: explicit(nested(n(10_000))),
         "nesting 60 deep (under the limit)": lambda: explicit(nested(60)),
@@ -114,23 +116,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="shrink the bombs (to try the script)")
     args = ap.parse_args()
-    rows = []
+    rows: list[tuple[str, str, int, float, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="dsig-bombs-") as tmp:
         code, s, rss, _ = measure([*DSIG, "verify", "--help"])
         rows.append(("baseline: dsig verify --help", "-", code, s, rss, ""))
         for name, make in bombs(args.scale).items():
             path = Path(tmp) / "bomb.dcm"
             path.write_bytes(make())
-            size = path.stat().st_size
+            size = f"{path.stat().st_size:,}"
             code, s, rss, text = measure([*DSIG, "verify", str(path), "--integrity-only"])
             limit = next((w.strip("()") for w in text.split() if "ParseLimits." in w), "")
-            rows.append((name, f"{size:,}", code, s, rss, limit))
+            rows.append((name, size, code, s, rss, limit))
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
           f"{os.cpu_count()} cores\n")  # fmt: skip
     print("| bomb | bytes | exit | wall | peak RSS | limit that fired |")
     print("|---|---:|---:|---:|---:|---|")
-    for name, size, code, s, rss, limit in rows:
-        print(f"| {name} | {size} | {code} | {s:.2f} s | {rss:.0f} MiB | {limit or '-'} |")
+    for name, size, exit_code, s, rss, limit in rows:
+        print(f"| {name} | {size} | {exit_code} | {s:.2f} s | {rss:.0f} MiB | {limit or '-'} |")
     print("\nCommand: `.venv/bin/python scripts/bombs.py`")
 
 
