@@ -22,7 +22,10 @@ the traceback) and ``tests/property/test_regressions.py`` replays every file the
 atheris (``pip install atheris``) mutates the seed files with coverage guidance over dsig and
 pydicom; without it, hypothesis drives the structured mutations of
 ``tests/property/mutations.py`` (bit flips, byte sets, truncation, length-field corruption,
-swapped and duplicated items, splices), stacked up to 4 deep.
+swapped and duplicated items, splices; and, for issue 13, the meta header naming another
+transfer syntax than the data set's ("encoding"), explicit-VR UN elements inserted anywhere
+("un"), and the signer certificate repeated as a bag of look-alikes ("certbag")), stacked
+up to 4 deep.
 """
 
 from __future__ import annotations

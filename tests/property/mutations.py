@@ -304,9 +304,62 @@ def duplicate_span(data: bytes, span: tuple[int, int]) -> bytes:
     return data[: span[1]] + data[span[0] : span[1]] + data[span[1] :]
 
 
+#: Transfer syntaxes a meta header may be made to name (issue 13: the meta governs).
+TRANSFER_SYNTAXES = (
+    b"1.2.840.10008.1.2", b"1.2.840.10008.1.2.1", b"1.2.840.10008.1.2.2",
+    b"1.2.840.10008.1.2.1.99", b"1.2.840.10008.1.2.4.50",
+)  # fmt: skip
+_META_TS = b"\x02\x00\x10\x00UI"
+_SIGNER_CERT = b"\x00\x04\x15\x01OB"  # (0400,0115) Certificate of Signer
+
+
+def retarget_encoding(data: bytes, syntax: bytes) -> bytes:
+    """The meta header's Transfer Syntax UID replaced by ``syntax`` (NUL-padded to the stored
+    length, so no other length changes): the data set stays in its real encoding."""
+    pos = data.find(_META_TS, 132)
+    if pos == -1:
+        return data
+    length = _u16(data, pos + 6)
+    if len(syntax) > length:
+        return data
+    value = syntax + b"\x00" * (length - len(syntax))
+    return data[: pos + 8] + value + data[pos + 8 + length :]
+
+
+def insert_un(data: bytes, at: int, tag: int, value: bytes) -> bytes:
+    """An explicit VR UN element (``tag``, ``value``) inserted at byte ``at``."""
+    header = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"UN\x00\x00"
+    return data[:at] + header + struct.pack("<I", len(value)) + value + data[at:]
+
+
+def certificate_bag(data: bytes, copies: int) -> bytes:
+    """The Certificate of Signer value repeated ``copies`` times (a bag of look-alike
+    certificates for path building), its length updated."""
+    pos = data.find(_SIGNER_CERT, 132)
+    if pos == -1 or pos + 12 > len(data):
+        return data
+    length = _u32(data, pos + 8)
+    value = data[pos + 12 : pos + 12 + length]
+    bag = value * copies
+    return data[: pos + 8] + struct.pack("<I", len(bag)) + bag + data[pos + 12 + length :]
+
+
 def random_mutation(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     """One random structured mutation: (description, mutated bytes)."""
-    kind = rng.choice(("flip", "flip", "byte", "truncate", "length", "swap", "duplicate", "splice"))
+    kind = rng.choice(("flip", "flip", "byte", "truncate", "length", "swap", "duplicate", "splice",
+                       "encoding", "un", "certbag"))  # fmt: skip
+    if kind == "encoding":
+        syntax = rng.choice(TRANSFER_SYNTAXES)
+        return f"encoding {syntax.decode()}", retarget_encoding(data, syntax)
+    if kind == "un":
+        headers = element_headers(data) or [len(data)]
+        at = rng.choice(headers)
+        tag = rng.choice((0x00102000, 0x00324000, 0x20500020, 0x7FE00010, 0x00091010))
+        value = rng.choice((b"INVERSE ", b"Patient has no fracture", b"\xfe\xff\x00\xe0" * 4))
+        return f"un {tag:08x} at {at}", insert_un(data, at, tag, value)
+    if kind == "certbag":
+        copies = rng.randrange(2, 12)
+        return f"certbag x{copies}", certificate_bag(data, copies)
     if kind == "flip":
         pos = rng.randrange(len(data))
         return f"flip {pos}", flip_bit(data, pos, rng.randrange(8))

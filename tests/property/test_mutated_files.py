@@ -182,3 +182,21 @@ def test_cli_on_mutated_files(
     )
     r = runner.invoke(app, ["inspect", str(scratch)])
     assert r.exit_code in (0, 4) and (r.exception is None or isinstance(r.exception, SystemExit))
+
+
+def test_issue13_strategies_are_never_valid(seeds: dict[str, bytes], scratch: Path) -> None:
+    """The fuzzer's encoding / UN / certificate-bag mutations, each applied to a signed seed:
+    never a crash, never a VALID that should not be."""
+    strict = VerifyOptions(integrity_only=True, require=["signature"], require_coverage="all")
+    for name in SEED_NAMES:
+        data = seeds[name]
+        implicit = mutations.retarget_encoding(data, b"1.2.840.10008.1.2")
+        assert implicit != data
+        scratch.write_bytes(implicit)  # the meta governs: not re-read as explicit VR
+        assert verify_file(scratch, OPTIONS).indication is not Indication.VALID, name
+        scratch.write_bytes(mutations.insert_un(data, len(data), 0x00324000, b"no fracture "))
+        assert verify_file(scratch, strict).indication is not Indication.VALID, name
+        bag = mutations.certificate_bag(data, 9)
+        assert bag != data
+        result = _verify(scratch, bag)
+        assert getattr(result, "indication", None) is not Indication.VALID, name
