@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -53,6 +54,16 @@ class PolicyEvaluator:
         self._cache: collections.OrderedDict[
             tuple[_CacheKey, dt.datetime | None], tuple[dt.datetime, TrustResult]
         ] = collections.OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Shipped to another process (Dask, a process pool): the policy and settings travel,
+        the lock and the cache stay (the receiver starts its own)."""
+        return {"policy": self.policy, "ttl": self.ttl, "max_entries": self.max_entries}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        PolicyEvaluator.__init__(
+            self, state["policy"], ttl=state["ttl"], max_entries=state["max_entries"]
+        )
 
     def evaluate(
         self,

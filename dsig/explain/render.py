@@ -41,7 +41,13 @@ def _signature(n: int, sig: SignatureExplanation) -> Iterator[Line]:
     yield Line(
         2, f"MAC algorithm {sig.mac_algorithm}, MAC transfer syntax {sig.mac_transfer_syntax}"
     )
-    yield Line(2, f"phase 1, integrity: {len(sig.covered)} element(s) entered the MAC stream")
+    data = sum(1 for e in sig.covered if e.source == "data set")
+    yield Line(
+        2,
+        f"phase 1, integrity: {len(sig.covered)} element(s) entered the MAC stream ({data} of "
+        f"the data set, as dsig verify counts them, then {len(sig.covered) - data} of the "
+        "signature item)",
+    )
     for e in sig.covered:
         origin = " [signature item]" if e.source != "data set" else ""
         name = e.tag if e.name == e.tag else f"{e.name} {e.tag}"
