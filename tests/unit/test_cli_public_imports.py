@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_PLACES = (
-    "dsig", "dsig.net", "dsig.manifest", "dsig.evidence", "pki", "tokens", "tokens.pkcs11",
+    "dsig", "dsig.net", "dsig.manifest", "dsig.evidence", "dsig.explain", "pki", "tokens",
+    "tokens.pkcs11",
 )  # fmt: skip
 STILL_PRIVATE = {
     "dsig.archive.audit": {"outcomes", "plan"},
@@ -24,11 +25,16 @@ STILL_PRIVATE = {
     "dsig.errors": {"DsigError"},
     "dsig.evidence.stamping": {"StampSettings"},
     "dsig.file_signing": {"operational_errors"},
-    "dsig.html_report": {"render"},
+    "dsig.csv_report": {"*module*"},
+    "dsig.explain.html": {"render_html"},
+    "dsig.explain.render": {"outline"},
+    "dsig.html_report": {"redact_argv", "render", "verifier_settings"},
     "dsig.model": {"CERTIFIED_TIMESTAMP", "find_signature", "find_signatures"},
     "dsig.net.audit": {"check_audit_log"},
     "dsig.net.scp": {"AuditRecord", "CachingEvaluator", "ReceiveServer", "ServerConfig"},
+    "dsig.net.forward": {"ForwardEvent", "ForwardTarget"},
     "dsig.net.stow": {"StowServer"},
+    "dsig.net.tls": {"PROFILE", "TlsConfig", "client_context"},
     "dsig.net.scu": {"SendOptions", "SendResult", "send_files"},
     "dsig.orthanc.service": {"ServiceConfig", "VerifierService", "plugin_path"},
     "dsig.outputs": {"*module*"},
