@@ -6,9 +6,9 @@ Markdown table: median wall time, the ratio dsig/dcmsign, ``openssl dgst -sha256
 file as the hashing floor, and peak resident memory of each process (``wait4`` rusage; for
 dsig's worker processes the largest one).
 
-    python3 scripts/bench.py                 # the full run (a few minutes)
-    python3 scripts/bench.py --quick         # small sizes, to try the script
-    python3 scripts/bench.py --only 1,5      # some workloads
+    .venv/bin/python scripts/bench.py                 # the full run (a few minutes)
+    .venv/bin/python scripts/bench.py --quick         # small sizes, to try the script
+    .venv/bin/python scripts/bench.py --only 1,5      # some workloads
 
 Workloads:
  1. verify a 512 MiB uncompressed multi-frame image (SHA-256), trust on for both tools;
@@ -217,7 +217,7 @@ def main() -> None:
     if evidence_rows:
         print("\n### Evidence records (workload 7)\n")
         print(manifest_table(evidence_rows))
-    print(f"\nCommand: `python3 scripts/bench.py{' --quick' if args.quick else ''}`")
+    print(f"\nCommand: `.venv/bin/python scripts/bench.py{' --quick' if args.quick else ''}`")
 
 
 def bench(work: Path, only: set[int], big_mib: int, n_small: int, repeat_n: int) -> list[Row]:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Long fuzz run of the verifier on mutated signed files (run by hand, not in CI).
 
-    python scripts/fuzz.py                       # atheris if installed, else hypothesis
-    python scripts/fuzz.py --engine hypothesis --examples 20000
-    python scripts/fuzz.py --engine atheris --seconds 600
+    .venv/bin/python scripts/fuzz.py                       # atheris if installed, else hypothesis
+    .venv/bin/python scripts/fuzz.py --engine hypothesis --examples 20000
+    .venv/bin/python scripts/fuzz.py --engine atheris --seconds 600
 
 Seeds: a signed CT, JPEG image, ECG waveform and an SR with a nested item signature (the
 tamper-matrix objects of tests/integration/test_hardening.py), signed with a throw-away PKI,
