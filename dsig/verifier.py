@@ -618,13 +618,10 @@ def _weakness(
     if mac.weak:
         name = mac.hashlib_name
         weak.append((f"{mac.value} is a weak MAC algorithm", name, name in rule.allowed_hashes))
-    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048:
-        kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
-        floor = rule.min_rsa_bits if kind == "rsa" else rule.min_dsa_bits
-        weak.append(
-            (f"signer key is only {key.key_size} bits", f"{kind}{key.key_size}",
-             key.key_size >= floor)
-        )  # fmt: skip
+    short = rule.short_key(key)
+    if short is not None:
+        bits, name, allowed = short
+        weak.append((f"signer key is only {bits} bits", name, allowed))
     for message, name, allowed in weak:
         if options.strict and not allowed:
             res.findings.append(

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
 from pki.errors import TrustConfigError
 
@@ -62,6 +63,15 @@ class AlgorithmRule:
         if self.min_dsa_bits < MIN_KEY_BITS:
             names.add(f"dsa{self.min_dsa_bits}")
         return frozenset(names)
+
+    def short_key(self, key: object) -> tuple[int, str, bool] | None:
+        """For an RSA or DSA key under :data:`MIN_KEY_BITS`: its size, its allow-list name
+        (``rsa1024``) and whether this rule tolerates it; None for any other key."""
+        if not isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) or key.key_size >= MIN_KEY_BITS:
+            return None
+        kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
+        floor = self.min_rsa_bits if kind == "rsa" else self.min_dsa_bits
+        return key.key_size, f"{kind}{key.key_size}", key.key_size >= floor
 
     @property
     def weak_hashes(self) -> frozenset[str]:

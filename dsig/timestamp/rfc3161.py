@@ -490,14 +490,10 @@ def weak_findings(
     for name in info.signature_hashes:
         if name in WEAK_HASHES:
             weak.append((f"the TSA signs with {name}", name, name in rule.allowed_hashes))
-    key = info.signer.public_key() if info.signer is not None else None
-    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048:
-        kind = "rsa" if isinstance(key, rsa.RSAPublicKey) else "dsa"
-        floor = rule.min_rsa_bits if kind == "rsa" else rule.min_dsa_bits
-        weak.append(
-            (f"the TSA key is only {key.key_size} bits", f"{kind}{key.key_size}",
-             key.key_size >= floor)
-        )  # fmt: skip
+    short = rule.short_key(info.signer.public_key()) if info.signer is not None else None
+    if short is not None:
+        bits, name, allowed = short
+        weak.append((f"the TSA key is only {bits} bits", name, allowed))
     out = []
     for message, name, allowed in weak:
         if strict and not allowed:
