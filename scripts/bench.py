@@ -44,7 +44,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.bigfile import write_big_file, write_small_image
 from tests.helpers.pki_factory import build_pki
@@ -223,10 +222,7 @@ def main() -> None:
 def bench(work: Path, only: set[int], big_mib: int, n_small: int, repeat_n: int) -> list[Row]:
     # --- PKI: root -> intermediate -> RSA-2048 signer ---------------------------------------
     pki = build_pki()
-    pem = serialization.Encoding.PEM
-    root, inter = work / "root.pem", work / "intermediate.pem"
-    root.write_bytes(pki.root.cert.public_bytes(pem))
-    inter.write_bytes(pki.intermediate.cert.public_bytes(pem))
+    root, inter = pki.write_anchors(work)
     key, cert = pki.leaf("rsa").write(work, "signer")
     dsig_key = ["--key", str(key), "--cert", str(cert), "--no-password"]
     dcm_sign = ["dcmsign", "-pw", "+s", str(key), str(cert), "+m2"]
@@ -333,10 +329,7 @@ def bench_manifest(work: Path, n: int) -> list[tuple[str, Run, int]]:
     from pydicom.uid import generate_uid
 
     pki = build_pki()
-    pem = serialization.Encoding.PEM
-    root, inter = work / "m-root.pem", work / "m-intermediate.pem"
-    root.write_bytes(pki.root.cert.public_bytes(pem))
-    inter.write_bytes(pki.intermediate.cert.public_bytes(pem))
+    root, inter = pki.write_anchors(work, "m-")
     key, cert = pki.leaf("rsa").write(work, "m-signer")
     dsig_key = ["--key", str(key), "--cert", str(cert), "--no-password"]
     trust = ["--trust-store", str(root), "--untrusted", str(inter)]

@@ -30,7 +30,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from dsig.archive.cluster import connect, run_on_dask
@@ -46,10 +45,7 @@ from tests.helpers.pki_factory import build_pki
 
 def build(work: Path, n: int) -> tuple[Path, VerifyOptions]:
     pki = build_pki()
-    pem = serialization.Encoding.PEM
-    root, inter = work / "root.pem", work / "intermediate.pem"
-    root.write_bytes(pki.root.cert.public_bytes(pem))
-    inter.write_bytes(pki.intermediate.cert.public_bytes(pem))
+    root, inter = pki.write_anchors(work)
     key, cert = pki.leaf("rsa").write(work, "signer")
     src, signed = work / "src", work / "signed"
     src.mkdir()

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from pydicom.data import get_testdata_file
 
 from tests.helpers.pki_factory import TestPki, build_pki
@@ -36,11 +35,7 @@ def core_pki(tmp_path_factory: pytest.TempPathFactory) -> CorePki:
     """RSA-2048 and EC P-256 signers issued by a test intermediate."""
     d = tmp_path_factory.mktemp("core-pki")
     p = build_pki()
-    pem = serialization.Encoding.PEM
-    root = d / "root.pem"
-    root.write_bytes(p.root.cert.public_bytes(pem))
-    inter = d / "intermediate.pem"
-    inter.write_bytes(p.intermediate.cert.public_bytes(pem))
+    root, inter = p.write_anchors(d)
     bundle = d / "trust.pem"
     bundle.write_bytes(root.read_bytes() + inter.read_bytes())
     rsa_key, rsa_cert = p.leaf("rsa").write(d, "rsa")

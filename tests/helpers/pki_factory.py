@@ -147,6 +147,14 @@ class TestPki:
     intermediate: Issued
     leaves: dict[str, Issued] = field(default_factory=dict)
 
+    def write_anchors(self, directory: Path, prefix: str = "") -> tuple[Path, Path]:
+        """Write ``<prefix>root.pem`` and ``<prefix>intermediate.pem``; returns both paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        root, inter = directory / f"{prefix}root.pem", directory / f"{prefix}intermediate.pem"
+        root.write_bytes(self.root.cert.public_bytes(serialization.Encoding.PEM))
+        inter.write_bytes(self.intermediate.cert.public_bytes(serialization.Encoding.PEM))
+        return root, inter
+
     def leaf(self, name: str, **kwargs: object) -> Issued:
         """Issue (once) and return a named leaf; kwargs go to :func:`issue`."""
         if name not in self.leaves:
