@@ -20,15 +20,26 @@ if TYPE_CHECKING:
 
 
 def guard_audit_outputs(
-    report: Path | None, csv_out: Path | None, inputs: Sequence[Path], *, force: bool
+    report: Path | None,
+    csv_out: Path | None,
+    journal: Path | None,
+    inputs: Sequence[Path],
+    *,
+    force: bool,
+    resume: bool = False,
 ) -> None:
-    """Refuse an output that is an input, exists without ``force``, or is the other output."""
-    if report is not None:
-        guard_output(report, inputs=inputs, force=force, what="--report")
-    if csv_out is not None:
-        guard_output(csv_out, inputs=inputs, force=force, what="--csv")
-        if report is not None and Path(report).absolute() == Path(csv_out).absolute():
-            raise fail(f"--csv {csv_out} is also the --report file: give two names", EXIT_USAGE)
+    """Refuse two outputs naming one file, and an output that is an input or exists without
+    ``force`` (the journal being resumed is appended to)."""
+    named = (("--report", report, force), ("--csv", csv_out, force),
+             ("--jsonl", journal, force or resume))  # fmt: skip
+    given = [(what, path, replace) for what, path, replace in named if path is not None]
+    seen: dict[Path, str] = {}
+    for what, path, _ in given:
+        other = seen.setdefault(Path(path).resolve(), what)
+        if other != what:
+            raise fail(f"{what} {path} is also the {other} file: give two names", EXIT_USAGE)
+    for what, path, replace in given:
+        guard_output(path, inputs=inputs, force=replace, what=what)
 
 
 def audit_options(

@@ -72,18 +72,11 @@ def run_verify(
     from dsig.archive.sources import SourceUsageError, is_remote, local_path
     from dsig.batch import Tally, frozen_now, summary_table, utc_now
     from dsig.cli._audit_outputs import audit_options, guard_audit_outputs
-    from dsig.cli._common import guard_output
     from dsig.errors import DsigError
 
     journal_path = Path(jsonl) if jsonl not in (None, "-") else None
     if resume and journal_path is None:
         raise fail("--resume needs --jsonl FILE (the journal to resume)", 2)
-    if (
-        report is not None
-        and journal_path is not None
-        and report.resolve() == journal_path.resolve()
-    ):
-        raise fail("--report and --jsonl name the same file", 2)
     distribution.check()
     started = utc_now()
     try:
@@ -94,11 +87,9 @@ def run_verify(
         raise fail(str(e), 2) from None
     except DsigError as e:
         raise fail(str(e)) from None
-    guard_audit_outputs(report, csv_out, list(work.local_inputs()), force=force)
+    inputs = list(work.local_inputs())
+    guard_audit_outputs(report, csv_out, journal_path, inputs, force=force, resume=resume)
     options = audit_options(options, report, csv_out)
-    if journal_path is not None:
-        inputs = work.local_inputs()
-        guard_output(journal_path, inputs=inputs, force=force or resume, what="--jsonl")
     tally = Tally(keep_records=report is not None or csv_out is not None)
     files_json: list[dict[str, Any]] = []
     journal: Journal | None = None
