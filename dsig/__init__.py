@@ -19,6 +19,10 @@ from pki._lazy import lazy_exports
 if TYPE_CHECKING:
     from dsig.dicomio import read_dicom
     from dsig.errors import (
+        BadEnvironmentError,
+        BadInputError,
+        BadKeyError,
+        BadPolicyError,
         DicomFormatError,
         DsigError,
         InputError,
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
         SignatureNotFoundError,
         SigningError,
         TagError,
+        ToolkitError,
     )
     from dsig.file_signing import FileSigning, SignedFile, sign_dataset, sign_file, sign_files
     from dsig.file_verification import verification_options, verify_file, verify_files
@@ -52,6 +57,11 @@ if TYPE_CHECKING:
 _MODULES = {
     "dsig.dicomio": ["read_dicom"],
     "dsig.errors": [
+        "BadEnvironmentError",
+        "BadInputError",
+        "BadKeyError",
+        "BadPolicyError",
+        "ToolkitError",
         "DicomFormatError",
         "DsigError",
         "InputError",
@@ -89,6 +99,10 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 __version__ = "0.1.0"
 
 __all__ = [
+    "BadEnvironmentError",
+    "BadInputError",
+    "BadKeyError",
+    "BadPolicyError",
     "DicomFormatError",
     "DsigError",
     "Encoding",
@@ -117,6 +131,7 @@ __all__ = [
     "SigningError",
     "TagError",
     "TimestampError",
+    "ToolkitError",
     "TsaOptions",
     "TsaUnavailableError",
     "VerifyOptions",

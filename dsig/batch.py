@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dsig.errors import DsigError
+from dsig.errors import DsigError, InputError
+from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
     from dsig.report import FileResult
@@ -61,13 +62,15 @@ class Outcome:
 
 def discover(paths: Iterable[Path], recursive: bool) -> list[Candidate]:
     """Files named, and with ``recursive`` every regular file below the directories named
-    (sorted, symlinked directories not followed). Raises NotADirectoryError-like ValueError
-    for a directory without ``recursive``."""
+    (sorted, symlinked directories not followed). Raises InputError for a directory without
+    ``recursive``."""
     found: list[Candidate] = []
     for path in paths:
         if path.is_dir():
             if not recursive:
-                raise ValueError(f"{path} is a directory (use --recursive)")
+                raise InputError(
+                    f"{path} is a directory (not walked without recursion)", option="recursive"
+                )
             for root, dirs, files in os.walk(path):
                 dirs.sort()
                 for name in sorted(files):
@@ -199,7 +202,7 @@ def run(
 _task: tuple[Callable[[Any], Any], Sequence[Any], tuple[type[BaseException], ...]] | None = None
 
 
-class ForkedTaskError(DsigError):
+class ForkedTaskError(DsigError, BadEnvironmentError):
     """An expected (operational) error raised by a task in a worker process."""
 
 

@@ -133,7 +133,8 @@ def _guard_elements(generator: Callable[..., Iterator[Any]]) -> Callable[..., It
                 if not implicit and elem.VR is None:
                     raise DicomFormatError(
                         f"element {tag_str(tag)} has no valid VR: the data set is not the "
-                        "explicit VR its transfer syntax says (--read-xfer chooses another reading)"
+                        "explicit VR its transfer syntax says (another reading may be chosen)",
+                        option="read_xfer",
                     )
                 state.budget.spend()
                 if tag in seen:
@@ -344,14 +345,16 @@ def _locate(fp: BinaryIO, size: int, read: ReadOptions, path: Path) -> _Meta:
     if len(head) == 132 and head[128:132] == b"DICM":
         if read.mode == "dataset":
             raise DicomFormatError(
-                f"{path}: --read dataset: the file has a preamble and file meta header "
-                "(use --read file or auto)"
+                f"{path}: read mode dataset: the file has a preamble and file meta header "
+                "(read it as a file, or auto)",
+                option="read",
+                value="file",
             )
         return _meta_at(fp, size, head[:128], 132, path)
     if head[:2] == b"\x02\x00" and read.mode == "auto":  # meta without preamble
         return _meta_at(fp, size, None, 0, path)
     if read.mode == "file":
-        raise DicomFormatError(f"{path}: --read file: no DICM prefix (not a DICOM Part 10 file)")
+        raise DicomFormatError(f"{path}: read mode file: no DICM prefix (not a DICOM Part 10 file)")
     if not _looks_like_dataset(head):
         raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix, no data set)")
     return _Meta(None, None, 0, "")
@@ -472,8 +475,8 @@ def read_dicom(
     try:
         size = path.stat().st_size
         fp: BinaryIO = path.open("rb")
-    except OSError as e:
-        raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise DicomFormatError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     hashing = _HashingFile(fp, size) if file_sha256 else None
     with fp:
         if hashing is not None:

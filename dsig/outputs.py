@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dsig.errors import OutputError
+from tokens.faults import BadInputError
 
 
-class OutputRefusedError(OutputError):
+class OutputRefusedError(OutputError, BadInputError):
     """The output path is refused as given (an input, existing, a directory...): a usage
     error (CLI exit 2), not an operational one."""
 
@@ -58,9 +59,13 @@ def check_output_path(
             if (other.st_dev, other.st_ino) == key:
                 raise OutputRefusedError(f"{what} {path} is an input file: it would be replaced")
         if not force:
-            raise OutputRefusedError(f"{what} {path} exists: use --force to replace it")
+            raise OutputRefusedError(
+                f"{what} {path} exists: not replaced unless forced", option="force"
+            )
     elif os.path.lexists(path) and not force:  # a dangling symlink
-        raise OutputRefusedError(f"{what} {path} exists (a symlink): use --force to replace it")
+        raise OutputRefusedError(
+            f"{what} {path} exists (a symlink): not replaced unless forced", option="force"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         if parent_must_exist:

@@ -27,6 +27,7 @@ from pydicom.uid import UID
 from dsig.errors import DsigError
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm
+from tokens.faults import BadInputError
 
 __all__ = [
     "AUTHORIZATION_REQUIRED",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-class ProfileError(DsigError):
+class ProfileError(DsigError, BadInputError):
     """A signature cannot be created (or a rule is broken) under the chosen profile.
 
     The message is one line meant for the user.

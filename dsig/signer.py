@@ -215,18 +215,20 @@ def check_algorithm_policy(
 ) -> None:
     """Refuse a weak MAC or a small RSA/DSA signer key unless ``allow_weak`` names it.
 
-    The names are pki's :class:`AlgorithmRule` vocabulary, shared with ``verify --allow-weak``.
-    Raises SigningError (one line, naming the ``--allow-weak`` value that would accept it).
+    The names are pki's :class:`AlgorithmRule` vocabulary, shared with verification.
+    Raises SigningError (one line; its ``option``/``value`` name the allowance that accepts it).
     """
     try:
         rule = AlgorithmRule.from_names(allow_weak)
     except TrustConfigError as e:
-        raise SigningError(f"--allow-weak: {e}") from None
+        raise SigningError(f"allow_weak: {e}") from None
     name = mac.hashlib_name
     if mac.weak and name not in rule.allowed_hashes:
         raise SigningError(
             f"{mac.value} is a weak MAC algorithm, refused for new signatures "
-            f"(--allow-weak {name} to sign with it anyway)"
+            "(allowing it as weak signs with it anyway)",
+            option="allow_weak",
+            value=name,
         )
     key = certificate.public_key()
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
@@ -235,7 +237,9 @@ def check_algorithm_policy(
         if key.key_size < floor:
             raise SigningError(
                 f"the signer's {kind.upper()} key has {key.key_size} bits, under {floor}: "
-                f"refused for new signatures (--allow-weak {kind}{key.key_size} to sign anyway)"
+                "refused for new signatures (allowing it as weak signs anyway)",
+                option="allow_weak",
+                value=f"{kind}{key.key_size}",
             )
 
 

@@ -16,11 +16,12 @@ from pki.results import TrustFinding
 from pki.signer_rules import SignerRules, check_signing_certificate
 from tokens.api import KeyProvider
 from tokens.digest import Digest, HashAlgorithm
+from tokens.faults import BadKeyError
 
 _DEFAULT_RULES = SignerRules()
 
 
-class SignerCertificateError(SigningError):
+class SignerCertificateError(SigningError, BadKeyError):
     """The signer certificate can never produce a valid signature (the message says why)."""
 
 
@@ -70,7 +71,8 @@ def check_signer(
         reasons = "; ".join(f"{p.code}: {p.message}" for p in problems)
         raise SignerCertificateError(
             f"refusing to sign: the signatures could never verify ({reasons}); "
-            "--force-certificate signs anyway"
+            "forcing the certificate signs anyway",
+            option="force_certificate",
         )
 
 

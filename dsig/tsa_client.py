@@ -27,13 +27,14 @@ from dsig.timestamp.rfc3161 import (
     check_reply,
     token_from_reply,
 )
+from tokens.faults import BadEnvironmentError
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPES = ("application/timestamp-reply", "application/timestamp-response")
 MAX_REPLY = 1 << 20  # a token with a full chain is a few kB; refuse anything absurd
 
 
-class TsaUnavailableError(TimestampError):
+class TsaUnavailableError(TimestampError, BadEnvironmentError):
     """No TSA gave a usable reply (every URL unreachable, failing or answering badly)."""
 
 
@@ -56,7 +57,7 @@ class TsaCredentials:
         """From ``--tsa-user`` plus a password from an environment variable or a file."""
         if user is None:
             if password_env or password_file:
-                raise TimestampError("a TSA password needs --tsa-user")
+                raise TimestampError("a TSA password needs a TSA user name", option="tsa_user")
             return None
         if password_file is not None:
             try:

@@ -93,8 +93,10 @@ def target_encoding(ds: Dataset, xfer: str, lengths: str | None) -> Encoding:
         raise OutputError(f"unknown output transfer syntax {xfer!r}")
     if chosen != current and _has_encapsulated_pixels(ds):
         raise OutputError(
-            "the pixel data is encapsulated (compressed); it can only be written with "
-            "--write-xfer same"
+            "the pixel data is encapsulated (compressed); it can only be written in its "
+            "own transfer syntax",
+            option="write_xfer",
+            value="same",
         )
     return Encoding(chosen, lengths)
 

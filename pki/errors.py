@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from tokens.faults import BadPolicyError, ToolkitError
 
-class PkiError(Exception):
+
+class PkiError(ToolkitError):
     """Root of all trust-module errors; the message is one line meant for the user."""
 
 
-class TrustConfigError(PkiError):
+class TrustConfigError(PkiError, BadPolicyError):
     """A trust policy could not be built: bad path, unreadable file, invalid option value."""
 
 

@@ -160,8 +160,9 @@ def policy_from_settings(settings: PolicySettings, *, source: str | None = None)
     """Load the certificates, CRLs and OCSP responses ``settings`` name: a :class:`TrustPolicy`."""
     if not settings.anchors:
         raise TrustConfigError(
-            "no trust anchors given (--trust-store or 'anchors' in a policy file; "
-            "there is no implicit system store)"
+            "no trust anchors given (a trust store, or 'anchors' in a policy file; "
+            "there is no implicit system store)",
+            option="trust_store",
         )
     return TrustPolicy(
         trust_roots=load_from_paths(settings.anchors, "trust store"),

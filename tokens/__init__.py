@@ -17,10 +17,21 @@ from tokens.errors import (
     TokenNotFoundError,
     UnsupportedAlgorithmError,
 )
+from tokens.faults import (
+    BadEnvironmentError,
+    BadInputError,
+    BadKeyError,
+    BadPolicyError,
+    ToolkitError,
+)
 from tokens.registry import open_key_provider
 
 __all__ = [
     "BackendUnavailableError",
+    "BadEnvironmentError",
+    "BadInputError",
+    "BadKeyError",
+    "BadPolicyError",
     "Digest",
     "HashAlgorithm",
     "KeyLoadError",
@@ -34,6 +45,7 @@ __all__ = [
     "SignatureScheme",
     "TokenError",
     "TokenNotFoundError",
+    "ToolkitError",
     "UnsupportedAlgorithmError",
     "open_key_provider",
 ]

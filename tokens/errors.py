@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from tokens.faults import BadEnvironmentError, BadKeyError, ToolkitError
 
-class TokenError(Exception):
+
+class TokenError(ToolkitError):
     """Root of all key-provider errors; the message is one line meant for the user."""
 
 
-class UnsupportedAlgorithmError(TokenError):
+class UnsupportedAlgorithmError(TokenError, BadKeyError):
     """A hash or signature algorithm that this provider or this build cannot use."""
 
 
-class KeyLoadError(TokenError):
+class KeyLoadError(TokenError, BadKeyError):
     """A key or certificate file could not be read or parsed."""
 
 
@@ -19,25 +21,25 @@ class PasswordError(KeyLoadError):
     """The key is encrypted and the password is missing or wrong."""
 
 
-class KeyMismatchError(TokenError):
+class KeyMismatchError(TokenError, BadKeyError):
     """The certificate does not belong to the private key."""
 
 
-class BackendUnavailableError(TokenError):
+class BackendUnavailableError(TokenError, BadEnvironmentError):
     """An optional backend (e.g. python-pkcs11 or the PKCS#11 module) is not installed."""
 
 
-class TokenNotFoundError(TokenError):
+class TokenNotFoundError(TokenError, BadKeyError):
     """No token matches the key URI."""
 
 
-class KeyNotFoundError(TokenError):
+class KeyNotFoundError(TokenError, BadKeyError):
     """No key matches the key URI."""
 
 
-class LoginError(TokenError):
+class LoginError(TokenError, BadKeyError):
     """Login to the token failed (wrong PIN, PIN locked, ...)."""
 
 
-class MechanismNotSupportedError(TokenError):
+class MechanismNotSupportedError(TokenError, BadKeyError):
     """The token does not support the mechanism needed for this signature."""

@@ -97,7 +97,7 @@ class FileKeyProvider(ClosesOnExit):
         elif b"-----BEGIN CERTIFICATE" in data:
             certs = x509.load_pem_x509_certificates(data)
         if not certs:
-            raise KeyLoadError(f"{key_path}: no certificate given (use --cert)")
+            raise KeyLoadError(f"{key_path}: no certificate given", option="cert")
         leaf = _pick_leaf(key, certs)
         return cls(key, leaf, [c for c in certs if c is not leaf])
 
@@ -126,7 +126,7 @@ class FileKeyProvider(ClosesOnExit):
         elif bundle.cert is not None:
             leaf = bundle.cert.certificate
         else:
-            raise KeyLoadError(f"{path}: the PKCS#12 file holds no certificate (use --cert)")
+            raise KeyLoadError(f"{path}: the PKCS#12 file holds no certificate", option="cert")
         return cls(key, leaf, chain)
 
     @property

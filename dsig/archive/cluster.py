@@ -21,6 +21,7 @@ from dsig.archive.sources import EXTRA_HINT, ArchiveExtraMissingError, SourceUsa
 from dsig.archive.work import Render, verify_batch
 from dsig.batch import Candidate, Outcome, outcome_of
 from dsig.errors import DsigError
+from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
     from dsig.verifier import VerifyOptions
@@ -35,7 +36,7 @@ RETRIES = 2
 CONNECT_TIMEOUT = "10s"
 
 
-class ClusterError(DsigError):
+class ClusterError(DsigError, BadEnvironmentError):
     """The scheduler cannot be reached, or the local cluster cannot start."""
 
 
@@ -43,7 +44,9 @@ def parse_cluster(spec: str) -> int:
     """Workers of ``local:N`` (N >= 1)."""
     match = re.fullmatch(r"local:([1-9][0-9]*)", spec)
     if not match:
-        raise SourceUsageError(f"--cluster {spec}: expected local:N (N workers, N >= 1)")
+        raise SourceUsageError(
+            f"cluster {spec}: expected local:N (N workers, N >= 1)", option="cluster"
+        )
     return int(match.group(1))
 
 

@@ -21,9 +21,10 @@ from typing import Any, BinaryIO
 
 from dsig.batch import NOT_DICOM, Outcome
 from dsig.errors import DsigError
+from tokens.faults import BadEnvironmentError
 
 
-class JournalError(DsigError):
+class JournalError(DsigError, BadEnvironmentError):
     """A journal that cannot be read, resumed or written."""
 
 
@@ -45,11 +46,11 @@ class Journal:
         file, even with --force (``--jsonl a.dcm b.dcm`` names a.dcm as the journal)."""
         with contextlib.suppress(OSError), open(path, "rb") as existing:
             if existing.read(132)[128:] == b"DICM":
-                raise JournalError(f"--jsonl {path} is a DICOM file: refusing to replace it")
+                raise JournalError(f"journal {path} is a DICOM file: refusing to replace it")
         try:
             return cls(path, open(path, "wb", buffering=0))  # closed by close()
         except OSError as e:
-            raise JournalError(f"cannot write --jsonl {path}: {e.strerror or e}") from None
+            raise JournalError(f"cannot write journal {path}: {e.strerror or e}") from None
 
     @classmethod
     def resume(
@@ -60,7 +61,7 @@ class Journal:
         try:
             fp = open(path, "a+b", buffering=0)  # closed by close()
         except OSError as e:
-            raise JournalError(f"cannot open --jsonl {path}: {e.strerror or e}") from None
+            raise JournalError(f"cannot open journal {path}: {e.strerror or e}") from None
         try:
             done = _replay(fp, path, on_record)
         except BaseException:
@@ -73,14 +74,14 @@ class Journal:
         try:
             self._fp.write(json.dumps(record).encode("utf-8") + b"\n")
         except OSError as e:
-            raise JournalError(f"cannot write --jsonl {self.path}: {e.strerror or e}") from None
+            raise JournalError(f"cannot write journal {self.path}: {e.strerror or e}") from None
 
     def close(self) -> None:
         """Flush to disk and close."""
         try:
             os.fsync(self._fp.fileno())
         except OSError as e:
-            raise JournalError(f"cannot write --jsonl {self.path}: {e.strerror or e}") from None
+            raise JournalError(f"cannot write journal {self.path}: {e.strerror or e}") from None
         finally:
             self._fp.close()
 
@@ -102,7 +103,7 @@ def _replay(fp: BinaryIO, path: Path, on_record: Callable[[dict[str, Any]], None
             obj = json.loads(line)
         except ValueError:
             raise JournalError(
-                f"--resume {path}: line {number} is not JSON (not a dsig --jsonl journal, "
+                f"journal {path}: line {number} is not JSON (not a dsig JSON-lines journal, "
                 "or damaged): refusing to resume"
             ) from None
         if is_file_record(obj):
@@ -110,11 +111,11 @@ def _replay(fp: BinaryIO, path: Path, on_record: Callable[[dict[str, Any]], None
             on_record(obj)
             keep = offset
         elif not (isinstance(obj, dict) and "summary" in obj):
-            raise JournalError(f"--resume {path}: line {number} is not a dsig record")
+            raise JournalError(f"journal {path}: line {number} is not a dsig record")
     try:
         fp.truncate(keep)
     except OSError as e:
-        raise JournalError(f"cannot resume --jsonl {path}: {e.strerror or e}") from None
+        raise JournalError(f"cannot resume journal {path}: {e.strerror or e}") from None
     return done
 
 

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from dsig.batch import Candidate
 from dsig.errors import DsigError
+from tokens.faults import BadEnvironmentError, BadInputError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -31,15 +32,15 @@ CHUNK = 1 << 20
 EXTRA_HINT = "install the archive extra: pip install 'dsig[archive]'"
 
 
-class ArchiveExtraMissingError(DsigError):
+class ArchiveExtraMissingError(DsigError, BadEnvironmentError):
     """A URL or a Dask option was given but the ``dsig[archive]`` extra is not installed."""
 
 
-class SourceError(DsigError):
+class SourceError(DsigError, BadEnvironmentError):
     """A URL that cannot be listed or opened (unknown protocol, unreachable, denied)."""
 
 
-class SourceUsageError(SourceError):
+class SourceUsageError(SourceError, BadInputError):
     """A source refused as given (a prefix without --recursive): a usage error."""
 
 
@@ -98,7 +99,9 @@ def iter_candidates(paths: Iterable[str], recursive: bool) -> Iterator[Candidate
             continue
         if not recursive:
             if _call(path, fs.isdir, inner):
-                raise SourceError(f"{path} is a prefix (use --recursive)")
+                raise SourceError(
+                    f"{path} is a prefix (not listed without recursion)", option="recursive"
+                )
             raise SourceError(f"{path}: no such object or prefix")
         for name in _listing(fs, inner, path):
             yield Candidate(_display(fs, name), explicit=False)

@@ -13,11 +13,36 @@ import typer
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INDETERMINATE, EXIT_OPERATIONAL = 0, 1, 2, 3, 4
 
 
-def fail(message: str, code: int = EXIT_OPERATIONAL) -> typer.Exit:
+#: Library option keywords whose CLI spelling is not ``--`` plus the keyword with dashes.
+_FLAGS = {
+    "tls_key_password": "--tls-key-password-file/-env",
+    "tls_cert": "--tls-cert and --tls-key",
+}
+
+
+def cli_flag(option: str, value: str | None = None) -> str:
+    """The command-line spelling of a library option keyword (and its value)."""
+    flag = _FLAGS.get(option, "--" + option.replace("_", "-"))
+    return f"{flag} {value}" if value else flag
+
+
+def error_line(error: BaseException) -> str:
+    """A library error's message, plus the CLI option that changes the outcome: library
+    messages name options by keyword (``option``), never by flag."""
+    from tokens import ToolkitError
+
+    message = str(error)
+    if isinstance(error, ToolkitError) and error.option:
+        message += f" (use {cli_flag(error.option, error.value)})"
+    return message
+
+
+def fail(message: str | BaseException, code: int = EXIT_OPERATIONAL) -> typer.Exit:
     """Print one line to stderr (control characters escaped) and return the Exit to raise."""
     from dsig.printable import printable
 
-    typer.echo(f"dsig: error: {printable(message)}", err=True)
+    text = message if isinstance(message, str) else error_line(message)
+    typer.echo(f"dsig: error: {printable(text)}", err=True)
     return typer.Exit(code)
 
 
@@ -87,9 +112,9 @@ def guard_output(
             path, inputs=inputs, force=force, what=what, parent_must_exist=parent_must_exist
         )
     except OutputRefusedError as e:
-        raise fail(str(e), EXIT_USAGE) from None
+        raise fail(e, EXIT_USAGE) from None
     except OutputError as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 def check_output(src: Path, dst: Path, *, force: bool) -> None:
@@ -107,7 +132,7 @@ def in_place_target(path: Path) -> Path:
     try:
         return outputs.in_place_target(path)
     except OutputError as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 def input_output(paths: list[Path], *, in_place: bool, force: bool) -> tuple[Path, Path]:

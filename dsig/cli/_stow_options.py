@@ -62,7 +62,7 @@ def start_stow(
         stow = StowServer(node, *address, upstream=upstream)
     except NetError as e:
         node.stop(grace=0)
-        raise fail(str(e)) from None
+        raise fail(e) from None
     stow.start()
     where = f"; accepted instances go on to {upstream}" if upstream else ""
     typer.echo(f"dsig serve: STOW-RS on http://{address[0]}:{stow.port}/studies{where}")

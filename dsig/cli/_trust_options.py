@@ -188,7 +188,7 @@ def load_trust_policy(
             inhibit_any_policy=inhibit_any_policy,
         )
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 def policy_statement(options: VerifyOptions) -> dict[str, object]:
@@ -304,7 +304,7 @@ def build_verify_options(
             timestamp_failures_warn=timestamp_failures_warn,
         )
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 def _policy_evaluator(policy: TrustPolicy) -> TrustEvaluator:

@@ -84,9 +84,9 @@ def run_verify(
         if resume:  # the journal being continued is not an input (it may sit in the tree)
             work = work.without([journal_path])
     except SourceUsageError as e:
-        raise fail(str(e), 2) from None
+        raise fail(e, 2) from None
     except DsigError as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     inputs = list(work.local_inputs())
     guard_audit_outputs(report, csv_out, journal_path, inputs, force=force, resume=resume)
     options = audit_options(options, report, csv_out)
@@ -124,9 +124,9 @@ def run_verify(
         if journal is not None:
             journal.close_quietly()
         if isinstance(e, SourceUsageError):
-            raise fail(str(e), 2) from None
+            raise fail(e, 2) from None
         if isinstance(e, DsigError):  # a listing or the scheduler failed
-            raise fail(str(e)) from None
+            raise fail(e) from None
         raise
     from dsig.cli._trust_options import policy_footer, policy_statement
 
@@ -141,7 +141,7 @@ def run_verify(
             journal.write({"summary": summary, "findings": findings, **stated})
             journal.close()
         except DsigError as e:
-            raise fail(str(e)) from None
+            raise fail(e) from None
     if json_out:
         typer.echo(json.dumps(
             {"files": files_json, "summary": summary, "skipped": tally.skipped,

@@ -75,7 +75,7 @@ def check(
         leaf, extra = certs[0], certs[1:]
         result = pki.check_certificate(leaf, trust_policy, at=moment, extra_certs=extra)
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if json_out:
         typer.echo(json.dumps(_json(leaf.subject.rfc4514_string(), leaf, result, trust_policy)))
     else:

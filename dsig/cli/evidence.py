@@ -64,7 +64,7 @@ def _policy(
             online=online,
         )
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 def _settings(
@@ -81,7 +81,7 @@ def _settings(
             online=online, timeout=timeout,
         )  # fmt: skip
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 @evidence_app.command()
@@ -112,7 +112,7 @@ def create(
             inputs, out_dir, settings, hash_algorithm=hash_.value, force=force
         )
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if json_out:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
@@ -150,7 +150,7 @@ def verify(
                 raise fail(f"{file} is not a file")
             result = verify_file_evidence(data, evidence, tsa_trust=policy, at=moment)
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if json_out:
         typer.echo(json.dumps({"path": str(file), **result.to_json()}, indent=2))
     else:
@@ -199,7 +199,7 @@ def renew(
             min_age=dt.timedelta(days=min_age),
         )  # fmt: skip
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if json_out:
         typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
@@ -230,7 +230,7 @@ def status(
     try:
         rows = status_evidence(directory, at=moment, within=dt.timedelta(days=within))
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if json_out:
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
     else:

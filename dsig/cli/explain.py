@@ -106,7 +106,7 @@ def explain(
             with atomic_output(html) as fp:
                 fp.write(render_html(ex).encode("utf-8"))
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     _print(ex)
     raise typer.Exit(ex.exit_code)
 

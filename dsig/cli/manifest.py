@@ -157,9 +157,9 @@ def create(
         note = stamping.apply(created.dataset, created.signature.uid) if stamping else ""
         save_manifest(created, output, force=force)
     except StudySelectionError as e:
-        raise fail(str(e), 2) from None
+        raise fail(e, 2) from None
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     m = created.manifest
     if json_out:
         typer.echo(
@@ -252,7 +252,7 @@ def verify(
             manifest, paths, options, allow_extra=allow_extra, jobs=jobs or default_jobs()
         )
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if json_out:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:

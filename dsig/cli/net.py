@@ -402,7 +402,7 @@ def serve(
         )
         server.start()
     except errors as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     stow_server = start_stow(server, stow_address, upstream)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -617,7 +617,7 @@ def send(
             files, options, provider=provider, on_result=lambda r: _print_result(r, quiet)
         )
     except errors as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     finally:
         if provider is not None:
             provider.close()

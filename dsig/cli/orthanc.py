@@ -78,7 +78,7 @@ def verifier(
     try:
         service.start()
     except errors as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

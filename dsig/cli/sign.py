@@ -232,7 +232,7 @@ def sign(
             reading=read_options(read, read_xfer),
         )
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 def _plan(

@@ -149,7 +149,7 @@ def query(
 
             write_uid_file(uid_file_out, chosen)
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     typer.echo(f"wrote timestamp query for {chosen} ({q.hash_algorithm}) to {out}")
 
 
@@ -216,7 +216,7 @@ def insert(
         insert_token(item, token)
         save(ds, dst, target_encoding(ds, "same", None))
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if q is None:
         typer.echo("note: no --query given: nonce and policy were not compared", err=True)
     if info.signer is None:
@@ -280,7 +280,7 @@ def add(
         if refs:
             save(ds, dst, target_encoding(ds, "same", None))
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if not refs:
         typer.echo(f"nothing to do: every signature of {src} already has a timestamp")
         return
@@ -338,7 +338,7 @@ def sign_timestamping(
             uid_out=uid_out,
         )
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
 
 
 def _load_certs(paths: Sequence[Path]) -> list[x509.Certificate]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dsig.cli._common import EXIT_OPERATIONAL, fail
 from tokens import TokenError
 
 if TYPE_CHECKING:
@@ -26,17 +27,14 @@ tokens_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-EXIT_OPERATIONAL = 4
-
 
 @tokens_app.callback()
 def _tokens() -> None:
     """Work with PKCS#11 tokens (the group keeps ``list`` a subcommand)."""
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"dsig: error: {message}", err=True)
-    return typer.Exit(EXIT_OPERATIONAL)
+def _fail(message: str | BaseException) -> typer.Exit:
+    return fail(message, EXIT_OPERATIONAL)
 
 
 def _read_pin(pin_env: str | None, pin_file: Path | None) -> bytes | None:
@@ -100,7 +98,7 @@ def list_command(
 
         survey = survey_tokens(str(module) if module is not None else None, pin=pin, token=token)
     except TokenError as e:
-        raise _fail(str(e)) from None
+        raise _fail(e) from None
     for skipped in survey.skipped:
         typer.echo(f"dsig: note: skipped PKCS#11 module {skipped}", err=True)
     if as_json:
@@ -201,7 +199,7 @@ def probe_command(
             allow_pin_in_uri=allow_pin_in_uri,
         )
     except TokenError as e:
-        raise _fail(str(e)) from None
+        raise _fail(e) from None
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

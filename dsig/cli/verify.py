@@ -303,7 +303,7 @@ def inspect(
             return
         listing = describe(ds)
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     if json_out:
         typer.echo(json.dumps({"path": str(path), "signatures": listing}, indent=2))
         return
@@ -343,7 +343,7 @@ def remove(
             message = f"removed signature {uid}"
         save(ds, dst, target_encoding(ds, "same", None))
     except operational_errors() as e:
-        raise fail(str(e)) from None
+        raise fail(e) from None
     _echo(f"{message}: {src} -> {dst}")
 
 

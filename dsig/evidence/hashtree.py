@@ -13,12 +13,15 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from dsig.errors import DsigError
+from tokens.faults import BadInputError
+
 #: Hash names dsig builds trees with (hashlib names = asn1crypto's DigestAlgorithm names).
 TREE_HASHES = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
 _CHUNK = 1 << 20
 
 
-class HashTreeError(ValueError):
+class HashTreeError(DsigError, BadInputError, ValueError):
     """A reduced hash tree is empty or its values have the wrong length."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from asn1crypto import cms, core
 
+from dsig.errors import DsigError
 from dsig.evidence.asn1 import (
     ArchiveTimeStamp,
     ArchiveTimeStampChain,
@@ -21,9 +22,10 @@ from dsig.evidence.asn1 import (
 )
 from dsig.evidence.hashtree import TREE_HASHES, digest
 from dsig.evidence.validation import ValidationData
+from tokens.faults import BadInputError
 
 
-class RecordError(ValueError):
+class RecordError(DsigError, BadInputError, ValueError):
     """Bytes that are not a well-formed RFC 4998 EvidenceRecord (one-line message)."""
 
 

@@ -23,12 +23,13 @@ from dsig.timestamp import QueryOptions
 from dsig.tsa_client import TsaOptions, request_timestamp
 from pki.policy import TrustPolicy
 from pki.results import TrustIndication
+from tokens.faults import BadInputError
 
 #: Tree hashes a new record or renewal may use (the RFC 3161 imprints dsig requests).
 STAMP_HASHES = ("sha256", "sha384", "sha512")
 
 
-class EvidenceError(DsigError):
+class EvidenceError(DsigError, BadInputError):
     """Evidence cannot be created or renewed (TSA, trust, inputs): exit 4."""
 
 

@@ -117,7 +117,9 @@ def create_evidence(
     names = name_files(discover(inputs, exclude=out_dir))
     existing = [n for n in names if (out_dir / n).exists()]
     if existing and not force:
-        raise EvidenceError(f"{out_dir / existing[0]} exists: use --force to replace it")
+        raise EvidenceError(
+            f"{out_dir / existing[0]} exists: not replaced unless forced", option="force"
+        )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -20,6 +20,7 @@ from asn1crypto import core, ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from dsig.errors import DsigError
 from dsig.evidence.asn1 import (
     CERT_VALUES_OID,
     REVOCATION_VALUES_OID,
@@ -29,11 +30,12 @@ from dsig.evidence.asn1 import (
     tlv,
 )
 from pki.policy import RevocationMode, TrustPolicy
+from tokens.faults import BadEnvironmentError
 
 _MAX_CRL = 16 << 20
 
 
-class ValidationDataError(ValueError):
+class ValidationDataError(DsigError, BadEnvironmentError, ValueError):
     """Validation data that cannot be fetched or decoded."""
 
 

@@ -37,9 +37,10 @@ from dsig.signer import SignedInfo, SignOptions, add_signature, check_algorithm_
 from dsig.writer import Encoding, save, write_dataset_file
 from tokens.api import KeyProvider
 from tokens.digest import HashAlgorithm
+from tokens.faults import BadInputError
 
 
-class StudySelectionError(DsigError):
+class StudySelectionError(DsigError, BadInputError):
     """The inputs hold several studies (and none was chosen) or not the chosen one."""
 
 
@@ -178,7 +179,9 @@ def create_manifest(
     if len(studies) > 1:
         listing = "; ".join(f"{uid} ({n} instance(s))" for uid, n in sorted(counts.items()))
         raise StudySelectionError(
-            f"the inputs hold {len(studies)} studies: {listing}; choose one with --study UID"
+            f"the inputs hold {len(studies)} studies: {listing}; choose one by its UID",
+            option="study",
+            value="UID",
         )
     study_uid, study = next(iter(studies.items()))
     moment = options.at or clock()
@@ -377,7 +380,7 @@ def save_manifest(created: CreatedManifest, path: Path, *, force: bool = False) 
     """Write the manifest to ``path`` atomically (explicit VR little endian); an existing
     file is replaced only with ``force``. Raises OutputError."""
     if path.exists() and not force:
-        raise OutputError(f"output {path} exists: use --force to overwrite it")
+        raise OutputError(f"output {path} exists: not replaced unless forced", option="force")
     if path.is_dir():
         raise OutputError(f"output {path} is a directory")
     save(created.dataset, path, Encoding(str(ExplicitVRLittleEndian)))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from dsig.errors import DsigError
 from pki._lazy import lazy_exports
+from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
     from dsig.net.scp import (
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from dsig.net.scu import SendOptions, SendResult, send_files
 
 
-class NetError(DsigError):
+class NetError(DsigError, BadEnvironmentError):
     """A network or storage-node problem (cannot listen, connect, associate, write): exit 4."""
 
 

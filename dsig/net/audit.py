@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from dsig.errors import DsigError
+from tokens.faults import BadEnvironmentError
 
 #: ``prev`` of the first line.
 GENESIS = "0" * 64
 _TAIL_CHUNK = 65536
 
 
-class AuditLogError(DsigError):
+class AuditLogError(DsigError, BadEnvironmentError):
     """The audit log cannot be opened or continued (exit 4)."""
 
 

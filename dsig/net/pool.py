@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsig.errors import DsigError
+from tokens.faults import BadEnvironmentError
+
 _LENGTH = struct.Struct(">I")
 
 
@@ -54,7 +57,7 @@ class Verdict:
 Task = Callable[[Path, str, str], Verdict]
 
 
-class PoolBusyError(Exception):
+class PoolBusyError(DsigError, BadEnvironmentError):
     """No worker became free in time."""
 
 

@@ -99,7 +99,7 @@ def _load_chain(context: ssl.SSLContext, config: TlsConfig) -> None:
 
 
 def _no_password() -> bytes:
-    raise NetError("the TLS key is encrypted: give its password (--tls-key-password-file/-env)")
+    raise NetError("the TLS key is encrypted: its password is needed", option="tls_key_password")
 
 
 def _load_ca(context: ssl.SSLContext, ca: Path) -> None:
@@ -112,7 +112,7 @@ def _load_ca(context: ssl.SSLContext, ca: Path) -> None:
 def server_context(config: TlsConfig) -> ssl.SSLContext:
     """The context ``dsig serve`` accepts connections with."""
     if config.cert is None:
-        raise NetError("a TLS server needs --tls-cert and --tls-key")
+        raise NetError("a TLS server needs a certificate and its key", option="tls_cert")
     context = _LazyHandshakeContext(ssl.PROTOCOL_TLS_SERVER)
     _profile(context)
     _load_chain(context, config)
@@ -120,7 +120,10 @@ def server_context(config: TlsConfig) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
         return context
     if config.ca is None:
-        raise NetError(f"--tls-client-cert {config.client_cert} needs --tls-ca")
+        raise NetError(
+            f"client certificates {config.client_cert} need CA certificates to check them",
+            option="tls_ca",
+        )
     _load_ca(context, config.ca)
     context.verify_mode = (
         ssl.CERT_REQUIRED if config.client_cert == "required" else ssl.CERT_OPTIONAL

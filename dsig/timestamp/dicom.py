@@ -237,7 +237,10 @@ def signatures_to_stamp(
     for uid in uids:
         ref = find_signature(ds, uid)
         if CERTIFIED_TIMESTAMP in ref.item and not replace:
-            raise TimestampError(f"signature {uid} already has a timestamp (use --replace)")
+            raise TimestampError(
+                f"signature {uid} already has a timestamp (kept unless replacing is asked for)",
+                option="replace",
+            )
         out.append(ref)
     return out
 

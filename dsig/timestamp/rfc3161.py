@@ -31,6 +31,7 @@ from dsig.der import strip_der_pad
 from dsig.errors import DsigError
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError
+from tokens.faults import BadInputError
 
 #: Imprint hashes offered for new queries (DCMTK's default is SHA-256).
 QUERY_HASHES = ("sha256", "sha384", "sha512")
@@ -39,7 +40,7 @@ _RIPEMD160_OID = "1.3.36.3.2.1"  # not in asn1crypto's table; dcmsign +tmr uses 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
-class TimestampError(DsigError):
+class TimestampError(DsigError, BadInputError):
     """A query, reply or token is unusable (bad reply, mismatch, not a token): exit 4."""
 
 

@@ -18,6 +18,7 @@ import pytest
 from asn1crypto import cms, core
 
 from dsig.evidence import (
+    EvidenceError,
     EvidenceStatus,
     StampSettings,
     create_evidence,
@@ -150,8 +151,9 @@ def test_create_one_timestamp_records_named_by_uid_and_rfc4998_der(
     )
     assert result.status is EvidenceStatus.PROVEN and result.proven_time == summary.time
     # existing records are not replaced without force
-    with pytest.raises(Exception, match="--force"):
+    with pytest.raises(EvidenceError, match="not replaced unless forced") as refused:
         create_evidence([study], out, StampSettings([tsa.url]))
+    assert refused.value.option == "force"
 
 
 def test_tamper_file_tree_token_and_untrusted(

@@ -93,11 +93,12 @@ def test_data_set_not_in_the_meta_encoding_is_malformed(tmp_path: Path) -> None:
         read_dicom(liar, read=ReadOptions(xfer="big"))
     bare = tmp_path / "bare.dcm"
     bare.write_bytes(basic_dataset("1.2.3.6", implicit=True))
-    with pytest.raises(DicomFormatError, match="--read file"):
+    with pytest.raises(DicomFormatError, match="read mode file"):
         read_dicom(bare, read=ReadOptions(mode="file"))
     read_dicom(bare, read=ReadOptions(mode="dataset"))
-    with pytest.raises(DicomFormatError, match="--read dataset"):
+    with pytest.raises(DicomFormatError, match="read mode dataset") as e:
         read_dicom(liar, read=ReadOptions(mode="dataset", xfer="detect"))
+    assert (e.value.option, e.value.value) == ("read", "file")  # the CLI says --read file
 
 
 def _append(data: bytes, extra: bytes) -> bytes:

@@ -410,8 +410,9 @@ def test_credentials_from_env_and_file(tmp_path: Path, monkeypatch: pytest.Monke
     assert creds is not None and creds.password == "filepw"
     with pytest.raises(TimestampError, match="not set"):
         TsaCredentials.load("u", password_env="DSIG_TEST_UNSET_VAR", password_file=None)
-    with pytest.raises(TimestampError, match="needs --tsa-user"):
+    with pytest.raises(TimestampError, match="needs a TSA user") as e:
         TsaCredentials.load(None, password_env="X", password_file=None)
+    assert e.value.option == "tsa_user"  # the CLI says --tsa-user
 
 
 def test_reply_structure_is_rfc3161(tpki: TimestampPki) -> None:

@@ -140,7 +140,8 @@ def survey_tokens(
             listing = ", ".join(_token_desc(t) for _, _, t in initialised) or "none"
             raise TokenNotFoundError(
                 f"a PIN needs exactly one token to log in to, found {len(initialised)} "
-                f"({listing}); name it with --token"
+                f"({listing}); name the token",
+                option="token",
             )
         login = (initialised[0][0], initialised[0][2].slot.slot_id)
     infos: list[TokenInfo] = []

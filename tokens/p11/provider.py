@@ -200,8 +200,8 @@ def open_pkcs11_provider(
     if parsed.pin_value is not None and not allow_pin_in_uri:
         raise InvalidPkcs11UriError(
             "the key URI holds pin-value=, which puts the PIN on a command line every local "
-            "user can read (ps); use pin-source= or a PIN file/variable, or allow it explicitly "
-            "(--allow-pin-in-uri)"
+            "user can read (ps); use pin-source= or a PIN file/variable, or allow it explicitly",
+            option="allow_pin_in_uri",
         )
     found = find_token(parsed, notice=notice)
     module, lib, token = found.module, found.lib, found.token
@@ -338,7 +338,8 @@ def _token_certificate(
             return candidates[0]
     raise KeyLoadError(
         f"token '{token.label}' holds no certificate for key {_key_desc(key)} "
-        "(same id or label); give one with --cert"
+        "(same id or label); give one",
+        option="cert",
     )
 
 

@@ -9,6 +9,7 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 from tokens.errors import (
     TokenError,
 )
+from tokens.faults import BadInputError
 
 if TYPE_CHECKING:
     import pkcs11 as _p11
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------------------------
 
 
-class InvalidPkcs11UriError(TokenError):
+class InvalidPkcs11UriError(TokenError, BadInputError):
     """The ``pkcs11:`` URI is malformed or uses an attribute we cannot honour."""
 
 
