@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ class Plan:
     paths: Sequence[str]
     recursive: bool
     listed: list[Candidate] | None
-    done: set[str] = field(default_factory=set)
+    done: Container[str] = field(default_factory=frozenset)
 
     @property
     def total(self) -> int | None:
@@ -49,7 +49,7 @@ class Plan:
         kept = [c for c in self.listed if os.path.realpath(c.path) not in own]
         return Plan(self.paths, self.recursive, kept, self.done)
 
-    def skipping(self, done: set[str]) -> Plan:
+    def skipping(self, done: Container[str]) -> Plan:
         """The plan without the paths already recorded."""
         listed = None if self.listed is None else [c for c in self.listed if c.path not in done]
         return Plan(self.paths, self.recursive, listed, done)

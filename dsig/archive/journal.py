@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dsig.archive.done import DoneIndex
 from dsig.batch import NOT_DICOM, Outcome
 from dsig.errors import DsigError
 from tokens.faults import BadEnvironmentError
@@ -55,9 +56,10 @@ class Journal:
     @classmethod
     def resume(
         cls, path: Path, on_record: Callable[[dict[str, Any]], None]
-    ) -> tuple[Journal, set[str]]:
+    ) -> tuple[Journal, DoneIndex]:
         """Reopen ``path`` (created when missing): ``on_record`` gets every recorded file, the
-        paths recorded are returned, and the file is cut after the last complete record."""
+        paths recorded are returned (an on-disk index), and the file is cut after the last
+        complete record."""
         try:
             fp = open(path, "a+b", buffering=0)  # closed by close()
         except OSError as e:
@@ -91,8 +93,8 @@ class Journal:
             self._fp.close()
 
 
-def _replay(fp: BinaryIO, path: Path, on_record: Callable[[dict[str, Any]], None]) -> set[str]:
-    done: set[str] = set()
+def _replay(fp: BinaryIO, path: Path, on_record: Callable[[dict[str, Any]], None]) -> DoneIndex:
+    done = DoneIndex()
     offset = keep = 0
     fp.seek(0)
     for number, line in enumerate(iter(fp.readline, b""), 1):

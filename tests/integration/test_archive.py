@@ -337,3 +337,32 @@ def test_evidence_verify_reads_the_data_file_from_s3(
     assert json.loads(r.stdout)["path"] == url and '"status": "PROVEN"' in r.stdout
     r = dsig("evidence", "verify", f"s3://{BUCKET}/ev/missing.dcm", "--evidence", out)
     assert r.exit_code == 4 and r.output.count("\n") == 1
+
+
+def test_resume_done_index_is_on_disk(tmp_path: Path) -> None:
+    """--resume replays a journal into an on-disk index: membership is exact (the torn last
+    line is not done) and Python memory stays flat however many paths the journal holds."""
+    import tracemalloc
+
+    from dsig.archive.done import DoneIndex
+    from dsig.archive.journal import Journal
+
+    n = 50_000
+    path = tmp_path / "big.jsonl"
+    with open(path, "wb") as fp:
+        for i in range(n):
+            fp.write(json.dumps({"path": f"s3://b/p/{i:08d}.dcm", "indication": "VALID"}).encode())
+            fp.write(b"\n")
+        fp.write(b'{"path": "s3://b/p/torn.dcm", "indic')
+    tracemalloc.start()
+    journal, done = Journal.resume(path, lambda r: None)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    journal.close()
+    assert isinstance(done, DoneIndex)
+    assert len(done) == n
+    assert "s3://b/p/00000000.dcm" in done and f"s3://b/p/{n - 1:08d}.dcm" in done
+    assert "s3://b/p/torn.dcm" not in done
+    # A set of these 50k paths alone takes over 5 MB; the index keeps one batch of them.
+    assert peak < 4_000_000, peak
+    done.close()
