@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING
 from pki._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from dsig.dicomio import read_dicom
+    from dsig.encoding.limits import LimitExceededError, ParseLimits
+    from dsig.encoding.read_options import ReadOptions
+    from dsig.encoding.reader import read_dicom
+    from dsig.encoding.tags import (
+        ItemPath,
+        format_location,
+        parse_location,
+        parse_tag,
+        parse_tag_file,
+    )
+    from dsig.encoding.writer import Encoding, atomic_output, save, target_encoding
     from dsig.errors import (
         BadEnvironmentError,
         BadInputError,
@@ -34,28 +44,35 @@ if TYPE_CHECKING:
         TagError,
         ToolkitError,
     )
-    from dsig.file_signing import FileSigning, SignedFile, sign_dataset, sign_file, sign_files
-    from dsig.file_verification import verification_options, verify_file, verify_files
-    from dsig.inputs import iter_inputs
-    from dsig.inspect import describe
-    from dsig.limits import LimitExceededError, ParseLimits
-    from dsig.outputs import OutputRefusedError, check_output_path
-    from dsig.preview import preview_signing
-    from dsig.profiles import Profile, ProfileError
-    from dsig.read_options import ReadOptions
-    from dsig.remove import remove_all, remove_signature
-    from dsig.report import FileResult, Finding, Indication, SignatureResult
-    from dsig.signer import SignedInfo, SignOptions, add_signature, check_algorithm_policy
-    from dsig.signer_check import check_signer, signer_rules
-    from dsig.tags import ItemPath, format_location, parse_location, parse_tag, parse_tag_file
+    from dsig.files.inputs import iter_inputs
+    from dsig.files.outputs import OutputRefusedError, check_output_path
+    from dsig.operations.file_signing import (
+        FileSigning,
+        SignedFile,
+        sign_dataset,
+        sign_file,
+        sign_files,
+    )
+    from dsig.operations.file_verification import verification_options, verify_file, verify_files
+    from dsig.operations.inspect import describe
+    from dsig.operations.preview import preview_signing
+    from dsig.operations.remove import remove_all, remove_signature
+    from dsig.operations.signer import (
+        SignedInfo,
+        SignOptions,
+        add_signature,
+        check_algorithm_policy,
+    )
+    from dsig.operations.signer_check import check_signer, signer_rules
+    from dsig.operations.verifier import VerifyOptions, dump_mac_stream, verify_dataset
+    from dsig.results import FileResult, Finding, Indication, SignatureResult
+    from dsig.signature.profiles import Profile, ProfileError
     from dsig.timestamp import QueryOptions, TimestampError, build_query, insert_token
     from dsig.timestamp.stamping import SignTimestamping, read_uid_file, write_uid_file
-    from dsig.tsa_client import TsaOptions, TsaUnavailableError, request_timestamp
-    from dsig.verifier import VerifyOptions, dump_mac_stream, verify_dataset
-    from dsig.writer import Encoding, atomic_output, save, target_encoding
+    from dsig.timestamp.tsa_client import TsaOptions, TsaUnavailableError, request_timestamp
 
 _MODULES = {
-    "dsig.dicomio": ["read_dicom"],
+    "dsig.encoding.reader": ["read_dicom"],
     "dsig.errors": [
         "BadEnvironmentError",
         "BadInputError",
@@ -72,25 +89,42 @@ _MODULES = {
         "SigningError",
         "TagError",
     ],
-    "dsig.file_signing": ["FileSigning", "SignedFile", "sign_dataset", "sign_file", "sign_files"],
-    "dsig.file_verification": ["verification_options", "verify_file", "verify_files"],
-    "dsig.inputs": ["iter_inputs"],
-    "dsig.inspect": ["describe"],
-    "dsig.limits": ["LimitExceededError", "ParseLimits"],
-    "dsig.outputs": ["OutputRefusedError", "check_output_path"],
-    "dsig.preview": ["preview_signing"],
-    "dsig.profiles": ["Profile", "ProfileError"],
-    "dsig.read_options": ["ReadOptions"],
-    "dsig.remove": ["remove_all", "remove_signature"],
-    "dsig.report": ["FileResult", "Finding", "Indication", "SignatureResult"],
-    "dsig.signer": ["SignOptions", "SignedInfo", "add_signature", "check_algorithm_policy"],
-    "dsig.signer_check": ["check_signer", "signer_rules"],
-    "dsig.tags": ["ItemPath", "format_location", "parse_location", "parse_tag", "parse_tag_file"],
+    "dsig.operations.file_signing": [
+        "FileSigning",
+        "SignedFile",
+        "sign_dataset",
+        "sign_file",
+        "sign_files",
+    ],
+    "dsig.operations.file_verification": ["verification_options", "verify_file", "verify_files"],
+    "dsig.files.inputs": ["iter_inputs"],
+    "dsig.operations.inspect": ["describe"],
+    "dsig.encoding.limits": ["LimitExceededError", "ParseLimits"],
+    "dsig.files.outputs": ["OutputRefusedError", "check_output_path"],
+    "dsig.operations.preview": ["preview_signing"],
+    "dsig.signature.profiles": ["Profile", "ProfileError"],
+    "dsig.encoding.read_options": ["ReadOptions"],
+    "dsig.operations.remove": ["remove_all", "remove_signature"],
+    "dsig.results": ["FileResult", "Finding", "Indication", "SignatureResult"],
+    "dsig.operations.signer": [
+        "SignOptions",
+        "SignedInfo",
+        "add_signature",
+        "check_algorithm_policy",
+    ],
+    "dsig.operations.signer_check": ["check_signer", "signer_rules"],
+    "dsig.encoding.tags": [
+        "ItemPath",
+        "format_location",
+        "parse_location",
+        "parse_tag",
+        "parse_tag_file",
+    ],
     "dsig.timestamp": ["QueryOptions", "TimestampError", "build_query", "insert_token"],
     "dsig.timestamp.stamping": ["SignTimestamping", "read_uid_file", "write_uid_file"],
-    "dsig.tsa_client": ["TsaOptions", "TsaUnavailableError", "request_timestamp"],
-    "dsig.verifier": ["VerifyOptions", "dump_mac_stream", "verify_dataset"],
-    "dsig.writer": ["Encoding", "atomic_output", "save", "target_encoding"],
+    "dsig.timestamp.tsa_client": ["TsaOptions", "TsaUnavailableError", "request_timestamp"],
+    "dsig.operations.verifier": ["VerifyOptions", "dump_mac_stream", "verify_dataset"],
+    "dsig.encoding.writer": ["Encoding", "atomic_output", "save", "target_encoding"],
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 

@@ -411,7 +411,7 @@ _IN_PROCESS = """
 import sys, time
 from pathlib import Path
 import pki
-from dsig.verifier import VerifyOptions, verify_file
+from dsig.operations.verifier import VerifyOptions, verify_file
 trust = pki.build_evaluator(trust_stores=[Path(sys.argv[1]).parent / "root.pem"],
                             untrusted=[Path(sys.argv[1]).parent / "intermediate.pem"])
 options = VerifyOptions(trust=trust)

@@ -35,10 +35,10 @@ from typer.testing import CliRunner
 from dsig.archive.cluster import connect, run_on_dask
 from dsig.archive.pool import forked_stream
 from dsig.archive.sources import iter_candidates
-from dsig.batch import Candidate, Outcome, frozen_now
 from dsig.cli import app
 from dsig.cli._trust_options import build_verify_options
-from dsig.verifier import VerifyOptions
+from dsig.operations.batch import Candidate, Outcome, frozen_now
+from dsig.operations.verifier import VerifyOptions
 from tests.helpers.bigfile import write_small_image
 from tests.helpers.pki_factory import build_pki
 

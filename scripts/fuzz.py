@@ -75,7 +75,7 @@ class Harness:
     """Seeds, their covered ranges, and the two oracles."""
 
     def __init__(self, workdir: Path, regression_dir: Path) -> None:
-        from dsig.verifier import VerifyOptions
+        from dsig.operations.verifier import VerifyOptions
         from tests.helpers.pki_factory import build_pki
         from tests.property import mutations
 
@@ -102,10 +102,10 @@ class Harness:
         """The CT seed with an RFC 3161 token in its signature (reaches the timestamp parser)."""
         import hashlib as _hashlib
 
-        from dsig.dicomio import read_dicom
-        from dsig.model import find_signatures
+        from dsig.encoding.reader import read_dicom
+        from dsig.encoding.writer import Encoding, save
+        from dsig.signature.model import find_signatures
         from dsig.timestamp import insert_token, timestamped_bytes
-        from dsig.writer import Encoding, save
         from tests.helpers.tsa import TimestampPki, make_token
 
         tsa = TimestampPki(workdir / "tsa")
@@ -139,10 +139,10 @@ class Harness:
 
     def check(self, data: bytes) -> None:
         """Run one input through both oracles."""
-        from dsig.dicomio import read_dicom
+        from dsig.encoding.reader import read_dicom
         from dsig.errors import DsigError
-        from dsig.report import FileResult, Indication
-        from dsig.verifier import verify_dataset
+        from dsig.operations.verifier import verify_dataset
+        from dsig.results import FileResult, Indication
 
         self.stats.inputs += 1
         self.target.write_bytes(data)
@@ -270,7 +270,7 @@ def main() -> int:
             import atheris
 
             with atheris.instrument_imports(include=["dsig", "pydicom", "tokens", "pki"]):
-                import dsig.verifier  # noqa: F401
+                import dsig.operations.verifier  # noqa: F401
         harness = Harness(Path(tmp), args.regressions)
         harness.stats.engine = engine
 

@@ -1,5 +1,6 @@
 """Which runner an audit uses: today's forked workers over a local file list, forked workers
-over a lazy listing (URLs), or Dask. All yield the same :class:`~dsig.batch.Outcome` records."""
+over a lazy listing (URLs), or Dask. All yield the same
+:class:`~dsig.operations.batch.Outcome` records."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from dsig.archive.sources import SourceError, is_remote, iter_candidates, local_path
 from dsig.archive.work import Render
-from dsig.batch import Candidate, Outcome
+from dsig.operations.batch import Candidate, Outcome
 
 if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Plan:
 
 def plan(paths: Sequence[str], recursive: bool) -> Plan:
     """List local-only inputs now (as ``dsig verify`` always did); defer remote listings."""
-    from dsig.batch import discover
+    from dsig.operations.batch import discover
 
     if any(is_remote(p) for p in paths):
         return Plan(paths, recursive, None)
@@ -86,7 +87,7 @@ def outcomes(
 ) -> Iterator[Iterator[Outcome]]:
     """The outcomes of ``work``: on Dask with ``scheduler``/``cluster`` (completion order),
     else in ``jobs`` local processes (listing order)."""
-    from dsig.batch import run
+    from dsig.operations.batch import run
 
     if scheduler or cluster:
         from dsig.archive.cluster import connect, run_on_dask

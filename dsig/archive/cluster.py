@@ -19,12 +19,12 @@ from dsig.archive.pool import batches
 from dsig.archive.shipping import Packed, pack, unpack
 from dsig.archive.sources import EXTRA_HINT, ArchiveExtraMissingError, SourceUsageError
 from dsig.archive.work import Render, verify_batch
-from dsig.batch import Candidate, Outcome, outcome_of
 from dsig.errors import DsigError
+from dsig.operations.batch import Candidate, Outcome, outcome_of
 from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
 
 #: Paths per Dask task: large enough that scheduling (~1 ms a task) is small beside ~30 ms of
 #: verification, small enough that a lost worker costs little to redo.
@@ -129,7 +129,7 @@ def _task(chunk: list[Candidate], packed: Packed, render: Render | None) -> list
 
 
 def _lost(candidate: Candidate, error: BaseException, render: Render | None) -> Outcome:
-    from dsig.report import FileResult
+    from dsig.results import FileResult
 
     message = f"not verified: the Dask task failed ({type(error).__name__}: {error})"
     return outcome_of(FileResult(candidate.path, error=" ".join(message.split())), render)

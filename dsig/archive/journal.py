@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dsig.archive.done import DoneIndex
-from dsig.batch import NOT_DICOM, Outcome
 from dsig.errors import DsigError
+from dsig.operations.batch import NOT_DICOM, Outcome
 from tokens.faults import BadEnvironmentError
 
 

@@ -1,9 +1,9 @@
 """Local worker processes for a lazily listed audit (``--jobs N`` over a URL prefix).
 
-Like :func:`dsig.batch.forked_map`, workers are forked so they inherit the verify options (trust
-stores loaded, nothing pickled); unlike it, the candidates arrive from a generator, so each task
-carries its batch of paths. At most ``jobs * WINDOW`` batches are in flight: memory stays
-bounded however long the listing is. Results come back in listing order.
+Like :func:`dsig.operations.batch.forked_map`, workers are forked so they inherit the verify
+options (trust stores loaded, nothing pickled); unlike it, the candidates arrive from a generator,
+so each task carries its batch of paths. At most ``jobs * WINDOW`` batches are in flight: memory
+stays bounded however long the listing is. Results come back in listing order.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from dsig.archive.work import Render, verify_any, verify_batch
-from dsig.batch import Candidate, Outcome
+from dsig.operations.batch import Candidate, Outcome
 
 if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
 
 #: Paths per task (amortises inter-process messages for small objects).
 BATCH = 8

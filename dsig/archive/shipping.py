@@ -21,12 +21,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
 
 
 @dataclass(frozen=True)
 class FrozenClock:
-    """The run's "now", fixed (what :func:`dsig.batch.frozen_now` does, picklable)."""
+    """The run's "now", fixed (what :func:`dsig.operations.batch.frozen_now` does, picklable)."""
 
     now: dt.datetime
 

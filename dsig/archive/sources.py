@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from dsig.batch import Candidate
 from dsig.errors import DsigError
+from dsig.operations.batch import Candidate
 from tokens.faults import BadEnvironmentError, BadInputError
 
 if TYPE_CHECKING:
@@ -82,9 +82,9 @@ def _display(fs: AbstractFileSystem, inner: str) -> str:
 
 
 def iter_candidates(paths: Iterable[str], recursive: bool) -> Iterator[Candidate]:
-    """The files to verify, lazily: local ones as :func:`dsig.batch.discover` finds them,
+    """The files to verify, lazily: local ones as :func:`dsig.operations.batch.discover` finds them,
     remote ones named (explicit) or listed below a prefix (with ``recursive``)."""
-    from dsig.batch import discover
+    from dsig.operations.batch import discover
 
     for path in paths:
         if not is_remote(path):

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from dsig.archive.sources import SourceError, is_remote, local_copy, local_path
-from dsig.batch import Candidate, Outcome, outcome_of, verify_candidate
+from dsig.operations.batch import Candidate, Outcome, outcome_of, verify_candidate
 
 if TYPE_CHECKING:
-    from dsig.report import FileResult
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
+    from dsig.results import FileResult
 
 Render = Callable[["FileResult"], object]
 
@@ -21,7 +21,7 @@ def verify_any(
 ) -> Outcome:
     """Verify a local file, a ``file://`` URL or a remote object (copied to a scratch file);
     results name the path or URL as given. An unreadable object is an ERROR result."""
-    from dsig.report import FileResult
+    from dsig.results import FileResult
 
     if not is_remote(candidate.path):
         path = str(local_path(candidate.path))

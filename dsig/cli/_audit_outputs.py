@@ -1,7 +1,7 @@
 """The audit outputs of ``dsig verify``: ``--report FILE.html`` and ``--csv FILE``.
 
 Both are checked before anything is verified and written atomically at the end from the
-run's tally (:class:`dsig.batch.Tally` records)."""
+run's tally (:class:`dsig.operations.batch.Tally` records)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from dsig.cli._common import EXIT_USAGE, fail, guard_output
 
 if TYPE_CHECKING:
-    from dsig.batch import Tally
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.batch import Tally
+    from dsig.operations.verifier import VerifyOptions
 
 
 def guard_audit_outputs(
@@ -62,12 +62,12 @@ def write_audit_outputs(
     started: str,
 ) -> None:
     """Write the requested outputs; an unwritable one is one line and exit 4."""
-    from dsig.batch import utc_now
     from dsig.errors import DsigError
+    from dsig.operations.batch import utc_now
 
     ended = utc_now()
     if csv_out is not None:
-        from dsig import csv_report
+        from dsig.reports import csv_report
 
         try:
             csv_report.write(csv_out, tally.records, tally.skipped)
@@ -91,8 +91,8 @@ def _write_html(
     ended: str,
 ) -> None:
     from dsig.cli._trust_options import policy_footer, policy_statement
-    from dsig.html_report import redact_argv, render, verifier_settings
-    from dsig.writer import atomic_output
+    from dsig.encoding.writer import atomic_output
+    from dsig.reports.html_report import redact_argv, render, verifier_settings
 
     document = render(
         summary,

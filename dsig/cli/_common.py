@@ -48,7 +48,7 @@ def fail(message: str | BaseException, code: int = EXIT_OPERATIONAL) -> typer.Ex
 
 def operational_errors() -> tuple[type[Exception], ...]:
     """Library errors that mean "bad input or environment" (exit 4)."""
-    from dsig.file_signing import operational_errors as library_errors
+    from dsig.operations.file_signing import operational_errors as library_errors
 
     return library_errors()
 
@@ -104,7 +104,7 @@ def guard_output(
     what: str = "output",
     parent_must_exist: bool = True,
 ) -> None:
-    """:func:`dsig.outputs.check_output_path` with CLI exits: 2 refused, 4 unwritable."""
+    """:func:`dsig.files.outputs.check_output_path` with CLI exits: 2 refused, 4 unwritable."""
     from dsig import OutputError, OutputRefusedError, check_output_path
 
     try:
@@ -127,7 +127,8 @@ def check_output(src: Path, dst: Path, *, force: bool) -> None:
 
 def in_place_target(path: Path) -> Path:
     """The file --in-place replaces (a symlink's target: the link keeps naming it)."""
-    from dsig import OutputError, outputs
+    from dsig import OutputError
+    from dsig.files import outputs
 
     try:
         return outputs.in_place_target(path)

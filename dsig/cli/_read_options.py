@@ -1,6 +1,6 @@
 """Input options shared by every command that reads DICOM (dcmsign's ``+f``/``+fo``/``-f`` and
 ``-t=``/``-td``/``-te``/``-tb``/``-ti``): one declaration, one builder to
-:class:`~dsig.read_options.ReadOptions`."""
+:class:`~dsig.encoding.read_options.ReadOptions`."""
 
 from __future__ import annotations
 

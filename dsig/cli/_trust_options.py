@@ -1,6 +1,7 @@
 """Verification options shared by the commands that verify (``dsig verify``, ``dsig serve``):
 the typer option declarations and one builder from option values to
-:class:`~dsig.verifier.VerifyOptions`, so a trust policy written for one works for the other.
+:class:`~dsig.operations.verifier.VerifyOptions`, so a trust policy written for one works for
+the other.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from dsig.cli._common import fail
 
 if TYPE_CHECKING:
     from dsig import FileResult
-    from dsig.batch import Outcome, Tally
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.batch import Outcome, Tally
+    from dsig.operations.verifier import VerifyOptions
 
 
 def default_jobs() -> int:
@@ -70,9 +70,9 @@ def run_verify(
     from dsig.archive.audit import outcomes, plan
     from dsig.archive.journal import Journal, outcome_of_record, record_of
     from dsig.archive.sources import SourceUsageError, is_remote, local_path
-    from dsig.batch import Tally, frozen_now, summary_table, utc_now
     from dsig.cli._audit_outputs import audit_options, guard_audit_outputs
     from dsig.errors import DsigError
+    from dsig.operations.batch import Tally, frozen_now, summary_table, utc_now
 
     journal_path = Path(jsonl) if jsonl not in (None, "-") else None
     if resume and journal_path is None:
@@ -241,7 +241,7 @@ def _with_progress(
 
 def verdict_counts(tally: Tally) -> str:
     """``VALID 12 INVALID 1 SKIPPED 3``: the non-zero counts, most severe first."""
-    from dsig.batch import severity
+    from dsig.operations.batch import severity
 
     counts = sorted(tally.files.items(), key=lambda kv: severity(kv[0]))
     parts = [f"{k} {n}" for k, n in counts if n]

@@ -100,8 +100,8 @@ def explain(
             path, ExplainOptions(verify=options, signature=signature, reference=reference)
         )
         if html is not None:
+            from dsig.encoding.writer import atomic_output
             from dsig.explain.html import render_html
-            from dsig.writer import atomic_output
 
             with atomic_output(html) as fp:
                 fp.write(render_html(ex).encode("utf-8"))

@@ -583,8 +583,8 @@ def send(
     errors: tuple[type[Exception], ...] = (NetError, *operational_errors())
     try:
         if sign and key:
-            from dsig.profiles import Profile
-            from dsig.signer import SignOptions
+            from dsig.operations.signer import SignOptions
+            from dsig.signature.profiles import Profile
             from tokens.digest import HashAlgorithm
             from tokens.registry import open_key_provider
 
@@ -605,7 +605,7 @@ def send(
             if not force_certificate:  # the same refusal as dsig sign, before any association
                 import datetime as dt
 
-                from dsig.signer_check import check_signer, signer_rules
+                from dsig.operations.signer_check import check_signer, signer_rules
 
                 check_signer(provider, at=dt.datetime.now(dt.UTC), rules=signer_rules(policy_file))
         tls_context = client_context(tls_settings) if tls_settings is not None else None

@@ -308,7 +308,7 @@ def _run(
         parse_tag_file,
         sign_files,
     )
-    from dsig.read_options import DEFAULT_READ
+    from dsig.encoding.read_options import DEFAULT_READ
     from tokens import HashAlgorithm, open_key_provider
 
     tag_list: list[int] | None = None

@@ -83,8 +83,8 @@ def tsa_options(
     password_env: str | None,
     password_file: Path | None,
 ) -> TsaOptions:
-    """Build :class:`~dsig.tsa_client.TsaOptions` with credentials from env/file."""
-    from dsig.tsa_client import TsaCredentials, TsaOptions
+    """Build :class:`~dsig.timestamp.tsa_client.TsaOptions` with credentials from env/file."""
+    from dsig.timestamp.tsa_client import TsaCredentials, TsaOptions
 
     creds = TsaCredentials.load(user, password_env=password_env, password_file=password_file)
     return TsaOptions(timeout=timeout, retries=retries, credentials=creds)
@@ -92,7 +92,7 @@ def tsa_options(
 
 def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
     from dsig import SignatureNotFoundError
-    from dsig.model import find_signatures
+    from dsig.signature.model import find_signatures
 
     if uid is not None and uid_file is not None:
         raise fail("give --uid or --uid-file, not both", 2)
@@ -131,7 +131,7 @@ def query(
 ) -> None:
     """Write a timestamp query for an existing signature (like dcmsign +ts)."""
     from dsig import atomic_output, read_dicom
-    from dsig.model import find_signature
+    from dsig.signature.model import find_signature
     from dsig.timestamp import build_query, timestamped_bytes
 
     for option, target in (("--out", out), ("--uid-file-out", uid_file_out)):
@@ -184,7 +184,7 @@ def insert(
 ) -> None:
     """Check a TSA reply against the query and the signature, then store its token."""
     from dsig import read_dicom, save, target_encoding
-    from dsig.model import CERTIFIED_TIMESTAMP, find_signature
+    from dsig.signature.model import CERTIFIED_TIMESTAMP, find_signature
     from dsig.timestamp import (
         TimestampError,
         TimestampQuery,
@@ -256,7 +256,7 @@ def add(
     """Timestamp existing signatures online (RFC 3161 over HTTP, with fallback TSAs)."""
     from dsig import read_dicom, save, target_encoding
     from dsig.timestamp import insert_token, signatures_to_stamp, timestamped_bytes
-    from dsig.tsa_client import redact, request_timestamp
+    from dsig.timestamp.tsa_client import redact, request_timestamp
 
     if not tsa:
         raise fail("give at least one --tsa URL", 2)

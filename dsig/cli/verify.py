@@ -39,7 +39,7 @@ from dsig.cli._trust_options import (
 
 if TYPE_CHECKING:
     from dsig import FileResult
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
     from pki import TrustEvaluator, TrustPolicy
 
 
@@ -264,7 +264,7 @@ def _print_human(result: FileResult) -> None:
     if proof is not None and proof.get("status") == "PROVEN":
         _echo(f"  evidence: PROVEN, the file existed at {proof['proven_time']} "
               f"({len(proof['renewals'])} timestamp(s), record {proof['record']})")  # fmt: skip
-    from dsig.verifier import partial_coverage
+    from dsig.operations.verifier import partial_coverage
 
     partial = partial_coverage(result)
     shown = {"COVERAGE_INCOMPLETE", "ITEM_SIGNATURES_ONLY"}
@@ -351,7 +351,7 @@ def purposes(
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable table")] = False,
 ) -> None:
     """Signature purpose codes (PS3.16 CID 7007, ASTM-sigpurpose)."""
-    from dsig.purposes import PURPOSES, SCHEME
+    from dsig.signature.purposes import PURPOSES, SCHEME
 
     if json_out:
         typer.echo(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsig.report import Finding
+from dsig.results import Finding
 from pki.evaluator import PolicyEvaluator
 from pki.results import TrustEvaluator
 

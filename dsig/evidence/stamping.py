@@ -1,6 +1,6 @@
 """Getting archive timestamps: one RFC 3161 request per hash tree, for a whole study at once.
 
-The TSA round trip is :func:`dsig.tsa_client.request_timestamp` (the imprint is the tree
+The TSA round trip is :func:`dsig.timestamp.tsa_client.request_timestamp` (the imprint is the tree
 root itself); the new token is validated with :mod:`pki` when a TSA trust policy is given,
 and its validation data is collected at that moment.
 """
@@ -20,7 +20,7 @@ from dsig.evidence import hashtree, record
 from dsig.evidence.record import Record
 from dsig.evidence.validation import ValidationData, ValidationDataError, collect
 from dsig.timestamp import QueryOptions
-from dsig.tsa_client import TsaOptions, request_timestamp
+from dsig.timestamp.tsa_client import TsaOptions, request_timestamp
 from pki.policy import TrustPolicy
 from pki.results import TrustIndication
 from tokens.faults import BadInputError

@@ -70,14 +70,14 @@ def name_files(files: Sequence[tuple[Path, Path]]) -> dict[str, Path]:
 
 
 def _write(path: Path, der: bytes) -> None:
-    from dsig.writer import atomic_output
+    from dsig.encoding.writer import atomic_output
 
     with atomic_output(path, durable=False) as fp:
         fp.write(der)
 
 
 def _sync(directory: Path) -> None:
-    from dsig.writer import sync_filesystem
+    from dsig.encoding.writer import sync_filesystem
 
     sync_filesystem(directory)
 

@@ -1,6 +1,6 @@
 """``dsig explain``: one file's signatures, step by step, as a typed object the CLI renders.
 
-The verdict comes from :func:`dsig.verifier.verify_dataset` itself, so an explanation can
+The verdict comes from :func:`dsig.operations.verifier.verify_dataset` itself, so an explanation can
 never disagree with ``dsig verify``; this package only adds what the verifier does not keep
 (per-element stream entries, digests, the trust steps and the step that decided).
 """

@@ -15,7 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from dsig.dicomio import read_dicom
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.tags import tag_name
+from dsig.encoding.values import raw_text
+from dsig.encoding.walk import is_signable
 from dsig.errors import DsigError
 from dsig.explain.entries import stream_entries
 from dsig.explain.model import (
@@ -29,7 +32,10 @@ from dsig.explain.model import (
 from dsig.explain.particulars import particulars
 from dsig.explain.tree import element_tree
 from dsig.explain.trust_steps import TRUST_ORDER, timestamp_step, trust_steps
-from dsig.model import (
+from dsig.operations.verifier import VerifyOptions, dump_mac_stream, verify_dataset
+from dsig.results import FileResult, Indication, SignatureResult, exit_code
+from dsig.signature.mac_stream import StreamOptions
+from dsig.signature.model import (
     DATA_ELEMENTS_SIGNED,
     MAC_ALGORITHM,
     MAC_ID_NUMBER,
@@ -37,15 +43,10 @@ from dsig.model import (
     find_signatures,
     mac_parameters,
     raw_tags,
-    raw_text,
     raw_ushort,
     signature_value,
     signer_certificate,
 )
-from dsig.report import FileResult, Indication, SignatureResult, exit_code
-from dsig.stream import StreamOptions, is_signable
-from dsig.tags import tag_name
-from dsig.verifier import VerifyOptions, dump_mac_stream, verify_dataset
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError
 

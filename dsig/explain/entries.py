@@ -1,5 +1,6 @@
 """How each element entered a signature's MAC stream: the stream encoder of
-:mod:`dsig.stream` run element by element, so the byte counts and digests are the real ones."""
+:mod:`dsig.signature.mac_stream` run element by element, so the byte counts and digests are the
+real ones."""
 
 from __future__ import annotations
 
@@ -9,25 +10,27 @@ from collections.abc import Sequence
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from dsig.explain.model import StreamEntry
-from dsig.stream import (
+from dsig.encoding.tags import tag_name, tag_str
+from dsig.encoding.values import (
     LONG_VRS,
-    SIGNATURE_ITEM_EXCLUDED,
     UNDEFINED,
-    MacWriter,
-    StreamEncoder,
-    StreamOptions,
     element_vr,
     file_fragments,
     is_sequence,
-    is_signable,
     iter_fragments,
     sequence_items,
     source_path,
     stored,
     swaps,
 )
-from dsig.tags import tag_name, tag_str
+from dsig.encoding.walk import is_signable
+from dsig.explain.model import StreamEntry
+from dsig.signature.mac_stream import (
+    SIGNATURE_ITEM_EXCLUDED,
+    MacWriter,
+    StreamEncoder,
+    StreamOptions,
+)
 from tokens.digest import HashAlgorithm
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from dsig.report import FileResult
+from dsig.results import FileResult
 
 
 class StepStatus(enum.StrEnum):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from dsig.encoding.values import raw_text, sequence_items
 from dsig.explain.entries import describe_fragments, fragment_lengths
-from dsig.model import raw_text, raw_ushort
-from dsig.stream import sequence_items
+from dsig.signature.model import raw_ushort
 
 PIXEL_DATA = 0x7FE00010
 WAVEFORM_SEQUENCE = 0x54000100

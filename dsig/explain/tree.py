@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from dsig.encoding.tags import tag_name, tag_str
+from dsig.encoding.values import UNDEFINED, element_vr, is_sequence, sequence_items, stored
 from dsig.explain.model import ElementNode
-from dsig.stream import UNDEFINED, element_vr, is_sequence, sequence_items, stored
-from dsig.tags import tag_name, tag_str
 
 _FRAMING = frozenset({0xFFFAFFFA, 0x4FFE0001, 0x00080001})
 _MAX_ITEMS = 50

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography import x509
 
 from dsig.explain.model import Step, StepStatus
-from dsig.report import SignatureResult
+from dsig.results import SignatureResult
 from pki.results import TrustFinding, TrustIndication
 
 #: Which trust step each trust finding belongs to.

@@ -17,6 +17,8 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from dsig import __version__
+from dsig.encoding.values import raw_text
+from dsig.encoding.writer import Encoding, save, write_dataset_file
 from dsig.errors import DicomFormatError, DsigError, OutputError
 from dsig.manifest.mac import mac_transfer_syntax, reference_mac, signable_tags
 from dsig.manifest.model import (
@@ -30,11 +32,10 @@ from dsig.manifest.model import (
     evidence_sequence,
 )
 from dsig.manifest.scan import candidate_files, examine, map_files
-from dsig.model import SIGNATURE, find_signatures, raw_bytes, raw_text
-from dsig.profiles import Profile
-from dsig.report import Indication
-from dsig.signer import SignedInfo, SignOptions, add_signature, check_algorithm_policy
-from dsig.writer import Encoding, save, write_dataset_file
+from dsig.operations.signer import SignedInfo, SignOptions, add_signature, check_algorithm_policy
+from dsig.results import Indication
+from dsig.signature.model import SIGNATURE, find_signatures, raw_bytes
+from dsig.signature.profiles import Profile
 from tokens.api import KeyProvider
 from tokens.digest import HashAlgorithm
 from tokens.faults import BadInputError
@@ -288,7 +289,7 @@ def _signatures(ds: Dataset) -> tuple[tuple[SignatureReference, ...], list[str]]
     Trust is the instance signer's business; the manifest pins the signature value."""
     if not any(not ref.path for ref in find_signatures(ds)):
         return (), []
-    from dsig.verifier import VerifyOptions, verify_dataset
+    from dsig.operations.verifier import VerifyOptions, verify_dataset
 
     result = verify_dataset(ds, VerifyOptions(integrity_only=True))
     intact = {

@@ -13,16 +13,17 @@ from typing import Any
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from dsig.dicomio import read_dicom
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.tags import tag_str
+from dsig.encoding.values import UNDEFINED, raw_text, stored
 from dsig.errors import DicomFormatError, DsigError
 from dsig.manifest.mac import NATIVE_MAC_SYNTAXES, reference_mac, signable_tags
 from dsig.manifest.model import EVIDENCE_SEQUENCE, Manifest, Reference, is_manifest, read_manifest
 from dsig.manifest.scan import candidate_files, examine, map_files
-from dsig.model import SIGNATURE, find_signatures, raw_bytes, raw_text
-from dsig.report import FileResult, Indication, exit_code_for, worst
-from dsig.stream import UNDEFINED, UnsignableElementError, stored
-from dsig.tags import tag_str
-from dsig.verifier import VerifyOptions, verify_dataset
+from dsig.operations.verifier import VerifyOptions, verify_dataset
+from dsig.results import FileResult, Indication, exit_code_for, worst
+from dsig.signature.mac_stream import UnsignableElementError
+from dsig.signature.model import SIGNATURE, find_signatures, raw_bytes
 from pki.policy import AlgorithmRule
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError

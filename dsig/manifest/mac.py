@@ -2,7 +2,7 @@
 the hash of the same MAC byte stream a signature uses, over the listed elements of the
 instance's main data set, with no signature item after them (nothing is signed).
 
-Values left in the file by :func:`dsig.dicomio.read_dicom` (Pixel Data, waveforms) are read
+Values left in the file by :func:`dsig.encoding.reader.read_dicom` (Pixel Data, waveforms) are read
 in chunks into the hash: memory does not grow with the instance.
 """
 
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
 
-from dsig.signer import mac_transfer_syntax_for
-from dsig.stream import Sink, is_signable, write_mac_stream
+from dsig.encoding.walk import is_signable
+from dsig.operations.signer import mac_transfer_syntax_for
+from dsig.signature.mac_stream import Sink, write_mac_stream
 from tokens.digest import HashAlgorithm
 
 #: MAC Calculation Transfer Syntaxes whose Pixel Data is native (not encapsulated).

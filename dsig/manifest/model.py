@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
+from dsig.encoding.tags import tag_str
+from dsig.encoding.values import raw_text
 from dsig.errors import DicomFormatError
-from dsig.model import (
+from dsig.signature.model import (
     DATA_ELEMENTS_SIGNED,
     MAC_ALGORITHM,
     MAC_TRANSFER_SYNTAX,
@@ -17,10 +19,8 @@ from dsig.model import (
     SIGNATURE_UID,
     raw_bytes,
     raw_tags,
-    raw_text,
     sequence_datasets,
 )
-from dsig.tags import tag_str
 
 KOS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"
 #: PS3.17 Annex W: the document title of a manifest (CID 7010).

@@ -1,6 +1,6 @@
 """Find the instances of a study among files and directories, one at a time.
 
-Each instance is read with :func:`dsig.dicomio.read_dicom` (large values stay in the file)
+Each instance is read with :func:`dsig.encoding.reader.read_dicom` (large values stay in the file)
 and handed to the caller before the next one is read, so a study of any size is processed
 in bounded memory.
 """
@@ -15,10 +15,10 @@ from typing import TypeVar
 
 from pydicom.dataset import Dataset
 
-from dsig.batch import has_dicm_prefix
-from dsig.dicomio import read_dicom
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.values import raw_text
 from dsig.errors import DicomFormatError
-from dsig.model import raw_text
+from dsig.operations.batch import has_dicm_prefix
 
 #: Media Storage Directory (DICOMDIR): an index of the files, not an instance of the study.
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -93,7 +93,7 @@ def map_files(
     """``fn`` over the candidates in order: in ``jobs`` forked worker processes when there is
     more than one of each (``fn`` must not raise for bad input: results carry it)."""
     if jobs > 1 and len(candidates) > 1:
-        from dsig.batch import forked_map
+        from dsig.operations.batch import forked_map
 
         yield from forked_map(fn, candidates, jobs, expected=())
     else:

@@ -67,8 +67,8 @@ from dsig.net.storage import (
     write_new,
 )
 from dsig.net.tls import TlsConfig, client_context, server_context
-from dsig.report import FileResult, Finding, Indication, SignatureResult, exit_code
-from dsig.verifier import VerifyOptions, verify_file
+from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.results import FileResult, Finding, Indication, SignatureResult, exit_code
 from pki.evaluator import PolicyEvaluator
 from pki.policy import TrustPolicy
 

@@ -32,13 +32,13 @@ from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 
-from dsig.dicomio import read_dicom
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import target_encoding, write_dataset_file
 from dsig.errors import DsigError
-from dsig.file_signing import sign_dataset
 from dsig.net import NetError
-from dsig.profiles import ProfileError
-from dsig.signer import SignOptions
-from dsig.writer import target_encoding, write_dataset_file
+from dsig.operations.file_signing import sign_dataset
+from dsig.operations.signer import SignOptions
+from dsig.signature.profiles import ProfileError
 from tokens.api import KeyProvider
 from tokens.errors import TokenError
 

@@ -42,7 +42,7 @@ from dsig.net.scp import (
     verifier_pool,
 )
 from dsig.net.storage import DEFAULT_FILE_MODE, make_directory, write_new
-from dsig.verifier import VerifyOptions
+from dsig.operations.verifier import VerifyOptions
 
 _LENGTH = struct.Struct(">I")
 #: Largest JSON header of a request.

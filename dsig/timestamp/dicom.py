@@ -19,20 +19,20 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from pydicom.dataset import Dataset
 
+from dsig.encoding.values import raw_text
 from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
-from dsig.model import (
+from dsig.results import FileResult, Finding, Indication, SignatureResult
+from dsig.signature.model import (
     CERTIFIED_TIMESTAMP,
     TIMESTAMP_TYPE,
     SignatureRef,
     find_signature,
     find_signatures,
     raw_bytes,
-    raw_text,
     signature_value,
     signer_certificate,
     strip_der_pad,
 )
-from dsig.report import FileResult, Finding, Indication, SignatureResult
 from dsig.timestamp.rfc3161 import (
     MAX_CLOCK_SKEW,
     TimestampError,
@@ -43,7 +43,7 @@ from dsig.timestamp.rfc3161 import (
 from pki.results import TrustEvaluator, TrustIndication, TrustResult
 
 if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
 
 #: The only Certified Timestamp Type PS3.3 defines.
 CMS_TSP = "CMS_TSP"
@@ -246,7 +246,7 @@ def signatures_to_stamp(
 
 
 # ---------------------------------------------------------------------------------------------
-# Hooks called by dsig.verifier
+# Hooks called by dsig.operations.verifier
 # ---------------------------------------------------------------------------------------------
 
 
@@ -265,7 +265,7 @@ def check_signature_timestamp(
     """
     trust = options.tsa_trust if options.tsa_trust is not None else options.trust
     at = options.at if isinstance(options.at, dt.datetime) else options.clock()
-    from dsig.model import parse_dicom_datetime
+    from dsig.signature.model import parse_dicom_datetime
 
     result = verify_item_timestamp(
         item,

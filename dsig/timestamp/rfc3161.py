@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from dsig.der import strip_der_pad
+from dsig.encoding.der import strip_der_pad
 from dsig.errors import DsigError
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError

@@ -10,15 +10,16 @@ from typing import TYPE_CHECKING
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ImplicitVRLittleEndian, generate_uid
 
-from dsig.dicomio import read_dicom
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.values import raw_text
+from dsig.encoding.writer import Encoding, atomic_output, save
 from dsig.errors import DicomFormatError
-from dsig.model import find_signature, raw_text
+from dsig.signature.model import find_signature
 from dsig.timestamp.dicom import insert_token, timestamped_bytes
 from dsig.timestamp.rfc3161 import QueryOptions, build_query
-from dsig.writer import Encoding, atomic_output, save
 
 if TYPE_CHECKING:
-    from dsig.tsa_client import TsaOptions
+    from dsig.timestamp.tsa_client import TsaOptions
 
 #: DCMTK's private SOP Class of the "UID file" written by ``dcmsign +ts``.
 UID_FILE_SOP_CLASS = "1.2.276.0.7230010.3.1.0.1"
@@ -56,7 +57,7 @@ class SignTimestamping:
 
     def apply(self, ds: Dataset, uid: str) -> str:
         """Timestamp signature ``uid`` of ``ds`` (in place); returns a line for the user."""
-        from dsig.tsa_client import redact, request_timestamp  # HTTP only when stamping
+        from dsig.timestamp.tsa_client import redact, request_timestamp  # HTTP only when stamping
 
         item = find_signature(ds, uid).item
         data = timestamped_bytes(item)

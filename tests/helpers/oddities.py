@@ -35,7 +35,7 @@ class Oddity:
     dcmsign_read: tuple[str, ...] = ()
     #: holds string values with trailing NULs, or of odd length ending in a space: DCMTK
     #: 3.6.7 keeps those bytes (the NUL it pads odd values with stops its trailing-space
-    #: strip); DCMTK >= 3.7.0 and dsig strip them (dsig.normalize). dcmsign 3.6.7's ``+d``
+    #: strip); DCMTK >= 3.7.0 and dsig strip them (dsig.encoding.normalize). dcmsign 3.6.7's ``+d``
     #: stream over the original then differs from dsig's; over dsig's output it is equal.
     dcmtk_367_differs: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)

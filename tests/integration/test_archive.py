@@ -234,8 +234,8 @@ def test_worker_killed_mid_run_loses_no_file(
 
     from dsig.archive.cluster import run_on_dask
     from dsig.archive.sources import iter_candidates
-    from dsig.batch import frozen_now
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.batch import frozen_now
+    from dsig.operations.verifier import VerifyOptions
 
     with Client(dask_processes.address, timeout="20s") as client:  # type: ignore[no-untyped-call]
         pids = client.run(os.getpid)

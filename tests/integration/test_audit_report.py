@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 import dsig
 from dsig.cli import app
-from dsig.csv_report import COLUMNS, SIGNATURE_COLUMNS
-from dsig.dicomio import read_dicom
-from dsig.html_report import REDACTED, redact_argv, render
+from dsig.encoding.reader import read_dicom
+from dsig.reports.csv_report import COLUMNS, SIGNATURE_COLUMNS
+from dsig.reports.html_report import REDACTED, redact_argv, render
 from pki.certs import fingerprint, load_certificates
 from tests.conftest import CorePki
 from tests.helpers.bigfile import write_small_image

@@ -21,10 +21,12 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dsig.dicomio import read_dicom
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.values import DEFER_SIZE, is_deferred, stored
+from dsig.encoding.walk import is_signable
+from dsig.encoding.writer import Encoding, write_dataset_file
 from dsig.errors import DicomFormatError
-from dsig.stream import DEFER_SIZE, is_deferred, is_signable, stored, write_mac_stream
-from dsig.writer import Encoding, write_dataset_file
+from dsig.signature.mac_stream import write_mac_stream
 from tests.conftest import CorePki
 from tests.helpers.bigfile import BigValue, write_big_file
 
@@ -39,7 +41,7 @@ EXTRA = (
 
 
 def mac_bytes(ds: Dataset, *, old_format: bool = False) -> bytes:
-    from dsig.stream import StreamOptions
+    from dsig.signature.mac_stream import StreamOptions
 
     out = io.BytesIO()
     tags = [t for t in ds.keys() if is_signable(ds, t)]
@@ -157,7 +159,7 @@ def test_sign_and_verify_200_mib_in_bounded_memory(core_pki: CorePki, tmp_path: 
 def test_read_ahead_yields_the_exact_bytes_and_reports_truncation(tmp_path: Path) -> None:
     import hashlib
 
-    from dsig.stream import READ_AHEAD_MIN, read_range
+    from dsig.encoding.values import READ_AHEAD_MIN, read_range
 
     data = os.urandom(READ_AHEAD_MIN + 12345)
     f = tmp_path / "blob"
@@ -184,7 +186,7 @@ def test_read_ahead_yields_the_exact_bytes_and_reports_truncation(tmp_path: Path
 def test_kernel_copy_writes_the_same_bytes(
     tmp_path: Path, encapsulated: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsig.writer import save, target_encoding
+    from dsig.encoding.writer import save, target_encoding
 
     path = write_big_file(
         tmp_path / "f.dcm", frames=3, rows=512, cols=256, encapsulated=encapsulated

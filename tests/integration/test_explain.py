@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 import dsig
 from dsig.cli import app
 from dsig.explain import ExplainOptions, StepStatus, explain_file
-from dsig.model import find_signature, find_signatures
+from dsig.signature.model import find_signature, find_signatures
 from dsig.timestamp import insert_token, timestamped_bytes
 from tests.conftest import sample
 from tests.helpers.pki_factory import NOW, Issued, build_pki, issue

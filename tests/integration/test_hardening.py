@@ -26,14 +26,14 @@ from pydicom.uid import (
 from typer.testing import CliRunner
 
 from dsig.cli import app
-from dsig.dicomio import read_dicom
+from dsig.encoding.limits import LimitExceededError, ParseLimits
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import Encoding, save
 from dsig.errors import DicomFormatError
-from dsig.limits import LimitExceededError, ParseLimits
-from dsig.model import find_signatures
-from dsig.report import Indication
-from dsig.signer import SignOptions, add_signature
-from dsig.verifier import VerifyOptions, verify_file
-from dsig.writer import Encoding, save
+from dsig.operations.signer import SignOptions, add_signature
+from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.results import Indication
+from dsig.signature.model import find_signatures
 from tests.conftest import CorePki, sample
 from tests.helpers import dicom_factory
 from tests.property import mutations
@@ -210,7 +210,7 @@ def test_deflate_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
 
 
 def test_limits_module_helpers_on_junk(tmp_path: Path) -> None:
-    from dsig.limits import check_inflated_size, deflated_data_offset
+    from dsig.encoding.limits import check_inflated_size, deflated_data_offset
 
     junk = tmp_path / "junk"
     junk.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff")
@@ -220,16 +220,16 @@ def test_limits_module_helpers_on_junk(tmp_path: Path) -> None:
 
 
 def test_verify_file_fails_closed_on_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dsig.verifier
+    import dsig.operations.verifier
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("simulated bug")
 
     # verify_file verifies through _verify_dataset (it shares the read's level walks).
-    monkeypatch.setattr(dsig.verifier, "_verify_dataset", broken)
+    monkeypatch.setattr(dsig.operations.verifier, "_verify_dataset", broken)
     result = verify_file(sample("CT_small.dcm"), INTEGRITY)
     assert result.indication is Indication.ERROR
-    assert (result.error or "").startswith(dsig.verifier.INTERNAL_ERROR)
+    assert (result.error or "").startswith(dsig.operations.verifier.INTERNAL_ERROR)
     assert "KeyError" in (result.error or "") and "\n" not in (result.error or "")
 
 
@@ -454,7 +454,7 @@ def test_failed_sign_leaves_no_output_or_temp(core_pki: CorePki, tmp_path: Path)
 
 
 def test_atomic_output_keeps_target_on_failure(tmp_path: Path) -> None:
-    from dsig.writer import atomic_output
+    from dsig.encoding.writer import atomic_output
 
     target = tmp_path / "t.bin"
     target.write_bytes(b"original")

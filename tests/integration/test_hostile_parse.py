@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from dsig.dicomio import read_dicom
+from dsig.encoding.limits import LimitExceededError, ParseLimits
+from dsig.encoding.read_options import ReadOptions
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import save, target_encoding
 from dsig.errors import DicomFormatError
-from dsig.limits import LimitExceededError, ParseLimits
-from dsig.read_options import ReadOptions
-from dsig.report import Indication
-from dsig.signer import add_signature
-from dsig.verifier import VerifyOptions, verify_file
-from dsig.writer import save, target_encoding
+from dsig.operations.signer import add_signature
+from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.results import Indication
 from tests.conftest import CorePki
 from tests.helpers.rawdicom import (
     DEFLATED_LE,

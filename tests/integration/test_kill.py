@@ -26,10 +26,10 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from dsig.dicomio import read_dicom
-from dsig.model import find_signatures
-from dsig.report import Indication
-from dsig.verifier import VerifyOptions, verify_file
+from dsig.encoding.reader import read_dicom
+from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.results import Indication
+from dsig.signature.model import find_signatures
 from tests.conftest import CorePki
 
 ROOT = Path(__file__).resolve().parents[2]

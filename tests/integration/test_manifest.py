@@ -21,7 +21,9 @@ from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, generate_ui
 from typer.testing import CliRunner
 
 from dsig.cli import app
-from dsig.dicomio import read_dicom
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.walk import is_signable
+from dsig.encoding.writer import Encoding, save, target_encoding
 from dsig.manifest import (
     CreateOptions,
     Status,
@@ -31,11 +33,10 @@ from dsig.manifest import (
     save_manifest,
     verify_manifest,
 )
-from dsig.model import find_signatures
-from dsig.signer import SignOptions, add_signature
-from dsig.stream import is_signable, write_mac_stream
-from dsig.verifier import VerifyOptions
-from dsig.writer import Encoding, save, target_encoding
+from dsig.operations.signer import SignOptions, add_signature
+from dsig.operations.verifier import VerifyOptions
+from dsig.signature.mac_stream import write_mac_stream
+from dsig.signature.model import find_signatures
 from tests.conftest import CorePki
 from tests.helpers.pki_factory import NOW
 from tests.helpers.pki_servers import make_crl
@@ -158,7 +159,7 @@ def test_created_manifest_lists_every_instance_under_its_series(made: Signed) ->
 
 
 def test_each_reference_mac_matches_an_independent_computation(made: Signed) -> None:
-    """The MAC stream the signer uses (dsig.stream.write_mac_stream, public API) over every
+    """The MAC stream the signer uses (dsig.signature.mac_stream.write_mac_stream, public API) over every
     signable element, hashed here with hashlib: equal to the manifest's MAC for each file."""
     manifest = read_manifest(read_dicom(made.manifest))
     by_uid = {r.sop_instance_uid: r for r in manifest.references}
@@ -580,7 +581,7 @@ def test_weak_reference_mac_is_refused_at_creation_and_under_strict(
 
 def test_signature_not_covering_the_evidence_is_invalid(core_pki: CorePki, tmp_path: Path) -> None:
     """Signature wrapping: a valid signature over other elements does not vouch for the list."""
-    from dsig.remove import remove_all
+    from dsig.operations.remove import remove_all
 
     study = build_study(tmp_path / "study", layout=(("a", "CT_small.dcm"),))
     key = open_key_provider(str(core_pki.rsa_key), cert=core_pki.rsa_cert)

@@ -28,7 +28,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID, generate_uid
 
 import pki
-from dsig.verifier import VerifyOptions, verify_file
+from dsig.operations.verifier import VerifyOptions, verify_file
 from tests.helpers import net
 from tests.helpers.dicom_factory import sample
 from tests.helpers.softhsm import ProvisionedToken

@@ -22,8 +22,8 @@ from typing import IO, Any
 
 import pytest
 
-from dsig.report import Indication
-from dsig.verifier import VerifyOptions, verify_file
+from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.results import Indication
 from tests.conftest import CorePki, sample
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -65,7 +65,7 @@ def test_sign_then_verify_with_a_policy(core_pki: CorePki, tmp_path: Path) -> No
     assert verify_file(out, integrity_only=True).indication is Indication.VALID
     # a policy given through VerifyOptions works too (it used to be an "internal error")
     options = dsig.VerifyOptions(trust=_policy(core_pki))  # type: ignore[arg-type]
-    assert dsig.verifier.verify_file(out, options).indication is Indication.VALID
+    assert dsig.operations.verifier.verify_file(out, options).indication is Indication.VALID
     # another anchor: the signature is intact, the signer not trusted
     other = TrustPolicy(trust_roots=tuple(load_certificates(core_pki.ec_cert)))
     assert verify_file(out, trust=other).indication is not Indication.VALID

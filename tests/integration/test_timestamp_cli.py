@@ -20,10 +20,10 @@ from pydicom.data import get_testdata_file
 from typer.testing import CliRunner
 
 from dsig.cli import app
-from dsig.dicomio import read_dicom
-from dsig.model import CERTIFIED_TIMESTAMP, find_signatures, raw_bytes
-from dsig.signer import SignOptions, add_signature
-from dsig.writer import save, target_encoding
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import save, target_encoding
+from dsig.operations.signer import SignOptions, add_signature
+from dsig.signature.model import CERTIFIED_TIMESTAMP, find_signatures, raw_bytes
 from tests.helpers.pki_servers import make_crl
 from tests.helpers.tsa import TimestampPki, TsaServer, dead_url
 from tokens import open_key_provider

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import dsig
 from dsig.cli import app
-from dsig.model import find_signature
+from dsig.signature.model import find_signature
 from dsig.timestamp import insert_token, timestamped_bytes
 from tests.conftest import sample
 from tests.helpers.pki_factory import NOW, Issued, TestPki, build_pki, issue
@@ -519,7 +519,7 @@ def test_tsa_credentials_never_follow_a_redirect() -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from dsig.errors import DsigError
-    from dsig.tsa_client import TsaOptions, post_query
+    from dsig.timestamp.tsa_client import TsaOptions, post_query
 
     seen: list[str | None] = []
 

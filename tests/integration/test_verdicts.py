@@ -22,13 +22,13 @@ from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
 from dsig.cli import app
-from dsig.dicomio import read_dicom
-from dsig.model import CERTIFIED_TIMESTAMP, find_signatures, raw_bytes
-from dsig.report import Indication
-from dsig.signer import SignOptions, add_signature
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import save, target_encoding
+from dsig.operations.signer import SignOptions, add_signature
+from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.results import Indication
+from dsig.signature.model import CERTIFIED_TIMESTAMP, find_signatures, raw_bytes
 from dsig.timestamp import insert_token, timestamped_bytes
-from dsig.verifier import VerifyOptions, verify_file
-from dsig.writer import save, target_encoding
 from tests.helpers import net
 from tests.helpers.tsa import TimestampPki, TsaServer, make_token
 from tokens import open_key_provider

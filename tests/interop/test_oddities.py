@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from dsig.dicomio import read_dicom
-from dsig.signer import SignOptions, add_signature
-from dsig.writer import save, target_encoding
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import save, target_encoding
+from dsig.operations.signer import SignOptions, add_signature
 from tests.helpers import dcmtk, dicom_factory
 from tests.helpers.oddities import Oddity, build_corpus
 from tests.interop.conftest import Dsig, PkiFiles

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_files
 
-from dsig.dicomio import read_dicom
-from dsig.verifier import dump_mac_stream
+from dsig.encoding.reader import read_dicom
+from dsig.operations.verifier import dump_mac_stream
 from tests.helpers import dcmtk, dicom_factory
 from tests.interop.conftest import Dsig, FileResult, PkiFiles, pmap
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dsig.dicomio import read_dicom
-from dsig.model import CERTIFIED_TIMESTAMP, find_signatures, raw_bytes
-from dsig.writer import save, target_encoding
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import save, target_encoding
+from dsig.signature.model import CERTIFIED_TIMESTAMP, find_signatures, raw_bytes
 from tests.helpers import dcmtk
 from tests.helpers.pki_factory import TIMESTAMPING, issue
 from tests.helpers.tsa import TsaServer

@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsig.signer import SignOptions, add_signature
-from dsig.stream import SIGNATURE_ITEM_EXCLUDED, UNDEFINED, is_signable_tag
-from dsig.tags import parse_location
-from dsig.writer import Encoding, save
+from dsig.encoding.tags import parse_location
+from dsig.encoding.values import UNDEFINED
+from dsig.encoding.walk import is_signable_tag
+from dsig.encoding.writer import Encoding, save
+from dsig.operations.signer import SignOptions, add_signature
+from dsig.signature.mac_stream import SIGNATURE_ITEM_EXCLUDED
 from tests.helpers import dicom_factory
 from tokens.api import KeyProvider
 from tokens.registry import open_key_provider
@@ -65,7 +67,7 @@ def seed_source(name: str, workdir: Path) -> Path:
 
 def make_signed(name: str, workdir: Path, key: KeyProvider) -> Path:
     """Sign a seed (items first, then the main data set) and write it explicit VR LE as read."""
-    from dsig.dicomio import read_dicom
+    from dsig.encoding.reader import read_dicom
 
     _source, items = SEEDS[name]
     ds = read_dicom(seed_source(name, workdir))
@@ -185,7 +187,7 @@ def _spans(tag: int, node: Node) -> Iterator[tuple[int, int, int]]:
 
 
 def levels(level: dict[int, Node]) -> Iterator[dict[int, Node]]:
-    """Data-set levels in dsig.model.iter_levels order."""
+    """Data-set levels in dsig.signature.model.iter_levels order."""
     yield level
     for tag in sorted(level):
         if tag in (0xFFFAFFFA, 0x4FFE0001, 0x04000561) or tag >> 16 < 0x0008:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dsig.cli import app
-from dsig.report import Indication
-from dsig.verifier import INTERNAL_ERROR, VerifyOptions, verify_file
+from dsig.operations.verifier import INTERNAL_ERROR, VerifyOptions, verify_file
+from dsig.results import Indication
 from tests.property import mutations
 from tests.property.conftest import examples
 

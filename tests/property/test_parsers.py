@@ -14,21 +14,21 @@ from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 
+from dsig.encoding.limits import ParseLimits, check_inflated_size, deflated_data_offset
+from dsig.encoding.values import iter_fragments, raw_text
 from dsig.errors import DsigError
-from dsig.limits import ParseLimits, check_inflated_size, deflated_data_offset
-from dsig.model import (
+from dsig.operations.verifier import VerifyOptions, verify_dataset, verify_file
+from dsig.results import FileResult, Indication
+from dsig.signature.mac_stream import MacWriter, StreamEncoder, write_mac_stream
+from dsig.signature.model import (
     find_signatures,
     mac_parameters,
     parse_dicom_datetime,
     raw_bytes,
     raw_tags,
-    raw_text,
     raw_ushort,
     strip_der_pad,
 )
-from dsig.report import FileResult, Indication
-from dsig.stream import MacWriter, StreamEncoder, iter_fragments, write_mac_stream
-from dsig.verifier import VerifyOptions, verify_dataset, verify_file
 from tests.property import mutations
 from tests.property.conftest import examples
 

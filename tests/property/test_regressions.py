@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dsig.cli import app
-from dsig.report import Indication
-from dsig.verifier import INTERNAL_ERROR, VerifyOptions, verify_file
+from dsig.operations.verifier import INTERNAL_ERROR, VerifyOptions, verify_file
+from dsig.results import Indication
 
 REGRESSIONS = Path(__file__).resolve().parents[1] / "data" / "regression"
 CRASHES = sorted(REGRESSIONS.glob("crash-*.dcm"))

@@ -11,10 +11,10 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from dsig import csv_report
-from dsig.audit_record import audit_record, iso_datetime
-from dsig.html_report import finding_groups, render
-from dsig.verifier import VerifyOptions, verify_file
+from dsig.operations.audit_record import audit_record, iso_datetime
+from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.reports import csv_report
+from dsig.reports.html_report import finding_groups, render
 
 CT = Path(str(get_testdata_file("CT_small.dcm", download=False)))
 

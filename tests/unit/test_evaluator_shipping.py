@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pki
 from dsig.archive.shipping import pack, unpack
-from dsig.verifier import VerifyOptions
+from dsig.operations.verifier import VerifyOptions
 from tests.helpers.pki_factory import NOW, build_pki
 
 

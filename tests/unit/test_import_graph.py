@@ -117,7 +117,9 @@ def _offending(package: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]
 
 
 def test_the_graph_is_read() -> None:
-    assert "dsig.verifier" in MODULES and "dsig.dicomio" in _edges("dsig.verifier")
+    assert "dsig.operations.verifier" in MODULES and "dsig.encoding.reader" in _edges(
+        "dsig.operations.verifier"
+    )
     # a function-level import counts
     assert any(MODULES[m].read_text().count("\n    import ") for m in MODULES)
 
@@ -137,5 +139,48 @@ def test_pki_depends_on_neither_dsig_nor_pydicom() -> None:
 def test_the_rfc3161_part_of_timestamps_is_dicom_free() -> None:
     names = imported_names("dsig.timestamp.rfc3161")
     assert not {n for n in names if n.split(".")[0] == "pydicom"}
-    assert {n for n in names if n.startswith("dsig.")} <= {"dsig.errors", "dsig.der"}
+    assert {n for n in names if n.startswith("dsig.")} <= {"dsig.errors", "dsig.encoding.der"}
     assert "dsig.timestamp.rfc3161" in _edges("dsig.timestamp.dicom")
+
+
+#: The layers of dsig, lowest first: a subpackage (or top-level module) imports only from its
+#: own row and the rows before it (README "Layout").
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "printable"),
+    ("encoding",),
+    ("signature", "results"),
+    ("files", "timestamp"),
+    ("operations",),
+    ("reports", "manifest", "evidence", "explain"),
+    ("archive", "net"),
+    ("orthanc",),
+    ("cli", "__main__", "__init__"),
+)
+#: Upward calls the verifier makes on purpose, lazily, where a later feature adds evidence to a
+#: verdict: an evidence record moves the validation moment; a study manifest gets an info note.
+UPWARD_HOOKS = {
+    ("dsig.operations.verifier", "dsig.evidence.hook"),
+    ("dsig.operations.verifier", "dsig.manifest.model"),
+}
+
+
+def _layer_of(module: str) -> int:
+    parts = module.split(".")
+    part = parts[1] if len(parts) > 1 else "__init__"
+    for rank, row in enumerate(LAYERS):
+        if part in row:
+            return rank
+    raise AssertionError(f"{module} is in no layer: add its package to LAYERS")
+
+
+def test_dsig_layers_point_one_way() -> None:
+    upward = set()
+    for module in MODULES:
+        if module.split(".")[0] != "dsig":
+            continue
+        for target in _edges(module):
+            if target == "dsig" or target.split(".")[0] != "dsig":
+                continue  # the public package itself re-exports lazily: a caller's choice
+            if _layer_of(target) > _layer_of(module):
+                upward.add((module, target))
+    assert upward == UPWARD_HOOKS

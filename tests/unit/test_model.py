@@ -12,7 +12,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
-from dsig.model import (
+from dsig.encoding.writer import Encoding, write_dataset_file
+from dsig.signature.model import (
     find_signatures,
     format_dicom_datetime,
     mac_parameters,
@@ -22,7 +23,6 @@ from dsig.model import (
     strip_der_pad,
     used_mac_ids,
 )
-from dsig.writer import Encoding, write_dataset_file
 
 SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2"]
 

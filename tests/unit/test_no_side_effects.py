@@ -20,10 +20,10 @@ import pydicom.hooks
 import pydicom.uid
 import pydicom.values
 
-from dsig.dicomio import read_dicom
-from dsig.signer import add_signature
-from dsig.verifier import VerifyOptions, verify_file
-from dsig.writer import save, target_encoding
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.writer import save, target_encoding
+from dsig.operations.signer import add_signature
+from dsig.operations.verifier import VerifyOptions, verify_file
 from tests.conftest import CorePki, sample
 from tokens import open_key_provider
 

@@ -1,4 +1,4 @@
-"""Tests for dsig.profiles: tag lists, creation checks, satisfied profiles, dcmsign parity."""
+"""Tests for dsig.signature.profiles: tag lists, creation checks, satisfied profiles, dcmsign parity."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
-from dsig import profiles
-from dsig.profiles import (
+from dsig.signature import profiles
+from dsig.signature.profiles import (
     Profile,
     ProfileError,
     check_creation,

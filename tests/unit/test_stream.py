@@ -14,15 +14,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from dsig.stream import (
-    ITEM_TAG,
-    SEQ_DELIM,
-    StreamOptions,
-    is_signable_tag,
-    iter_fragments,
-    write_mac_stream,
-)
-from dsig.writer import Encoding, write_dataset_file
+from dsig.encoding.values import ITEM_TAG, SEQ_DELIM, iter_fragments
+from dsig.encoding.walk import is_signable_tag
+from dsig.encoding.writer import Encoding, write_dataset_file
+from dsig.signature.mac_stream import StreamOptions, write_mac_stream
 
 TEXT = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ^", min_size=0, max_size=20)
 DS_VALUES = st.lists(
@@ -184,7 +179,7 @@ def test_exclusions_apply_at_every_depth() -> None:
 
 
 def test_un_makes_an_element_and_its_sequence_unsignable() -> None:
-    from dsig.stream import is_signable
+    from dsig.encoding.walk import is_signable
 
     inner = Dataset()
     inner.add_new(0x00091001, "UN", b"\x01\x02")

@@ -1,4 +1,4 @@
-"""dsig.timestamp and dsig.tsa_client against a real TSA on 127.0.0.1 and ``openssl ts``."""
+"""dsig.timestamp and dsig.timestamp.tsa_client against a real TSA on 127.0.0.1 and ``openssl ts``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from cryptography import x509
 from pydicom.dataset import Dataset
 
 import pki
-from dsig.model import CERTIFIED_TIMESTAMP, TIMESTAMP_TYPE
+from dsig.signature.model import CERTIFIED_TIMESTAMP, TIMESTAMP_TYPE
 from dsig.timestamp import (
     TIMESTAMPING_OID,
     QueryOptions,
@@ -30,7 +30,7 @@ from dsig.timestamp import (
     token_from_reply,
     verify_item_timestamp,
 )
-from dsig.tsa_client import (
+from dsig.timestamp.tsa_client import (
     TsaCredentials,
     TsaOptions,
     TsaUnavailableError,

@@ -38,8 +38,8 @@ def _cell(value: object) -> str:
 
 
 def rows(records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> Iterator[list[str]]:
-    """The data rows for audit records (:func:`dsig.audit_record.audit_record`), then one row
-    per skipped path."""
+    """The data rows for audit records (:func:`dsig.operations.audit_record.audit_record`), then
+    one row per skipped path."""
     for rec in records:
         head = [
             rec.get("path"), rec.get("indication"), rec.get("sop_instance_uid"),
@@ -57,7 +57,7 @@ def rows(records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> Iter
                 sig.get("revocation"), sig.get("location"), sig.get("findings") or [],
             )  # fmt: skip
             yield [_cell(v) for v in head] + [_cell(v) for v in values]
-    from dsig.batch import NOT_DICOM
+    from dsig.operations.batch import NOT_DICOM
 
     for path in skipped:
         head = [path, "SKIPPED", "", "", "", "", NOT_DICOM, ""]
@@ -75,8 +75,8 @@ def render(records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> st
 
 def write(path: Path, records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> None:
     """Write the CSV atomically (a temp file renamed over ``path``); the caller checked
-    ``path`` first (:func:`dsig.outputs.check_output_path`)."""
-    from dsig.writer import atomic_output
+    ``path`` first (:func:`dsig.files.outputs.check_output_path`)."""
+    from dsig.encoding.writer import atomic_output
 
     with atomic_output(path) as fp:
         fp.write(render(records, skipped).encode("utf-8"))

@@ -28,8 +28,8 @@ from dsig.errors import DsigError, InputError
 from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
-    from dsig.report import FileResult
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
+    from dsig.results import FileResult
 
 #: Files per task sent to a worker (amortises inter-process messages for small files).
 _CHUNK = 8
@@ -98,9 +98,9 @@ def not_dicom_reason(path: str, options: VerifyOptions) -> str | None:
     hits a parse limit counts as DICOM: it is reported (ERROR), never skipped."""
     if has_dicm_prefix(path):
         return None
-    from dsig.dicomio import read_dicom
+    from dsig.encoding.limits import LimitExceededError
+    from dsig.encoding.reader import read_dicom
     from dsig.errors import DicomFormatError
-    from dsig.limits import LimitExceededError
 
     try:
         read_dicom(Path(path), options.limits)
@@ -131,8 +131,8 @@ def verify_candidate(
 ) -> Outcome:
     """Verify one file (or skip it as not DICOM when found by a walk). ``shown_as``: the name
     to report instead of ``candidate.path`` (a URL whose object was copied to that path)."""
-    from dsig.report import FileResult
-    from dsig.verifier import verify_file
+    from dsig.operations.verifier import verify_file
+    from dsig.results import FileResult
 
     name = shown_as or candidate.path
     if not candidate.explicit:
@@ -305,7 +305,7 @@ class Tally:
         for signer, ind in per_signer.items():
             self.by_signer.setdefault(signer, Counter())[ind] += 1
         if self.keep_records:
-            from dsig.audit_record import audit_record
+            from dsig.operations.audit_record import audit_record
 
             self.records.append(audit_record(data))
 
@@ -327,7 +327,7 @@ class Tally:
 
     def exit_code(self) -> int:
         """The run's exit code (report.exit_code over every verified file)."""
-        from dsig.report import Indication, exit_code_for
+        from dsig.results import Indication, exit_code_for
 
         return exit_code_for(Indication(k) for k, n in self.files.items() if n)
 

@@ -7,7 +7,9 @@ from typing import Any
 from cryptography import x509
 from pydicom.dataset import Dataset
 
-from dsig.model import (
+from dsig.encoding.tags import format_location
+from dsig.encoding.values import raw_text, sequence_items
+from dsig.signature.model import (
     CERTIFICATE_OF_SIGNER,
     CERTIFIED_TIMESTAMP,
     DATA_ELEMENTS_SIGNED,
@@ -20,12 +22,9 @@ from dsig.model import (
     mac_parameters,
     raw_bytes,
     raw_tags,
-    raw_text,
     raw_ushort,
     strip_der_pad,
 )
-from dsig.stream import sequence_items
-from dsig.tags import format_location
 
 
 def describe(ds: Dataset) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Verify files with an explicit trust choice (the public face of :mod:`dsig.verifier`).
+"""Verify files with an explicit trust choice (the public face of :mod:`dsig.operations.verifier`).
 
 Trust is never implied: give a :class:`pki.TrustPolicy` (or any
 :class:`pki.TrustEvaluator`), or say ``integrity_only=True`` to check the bytes alone. A
@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from dsig.errors import OptionsError
-from dsig.inputs import iter_inputs
-from dsig.report import FileResult
-from dsig.verifier import VerifyOptions
-from dsig.verifier import verify_file as _verify_one
+from dsig.files.inputs import iter_inputs
+from dsig.operations.verifier import VerifyOptions
+from dsig.operations.verifier import verify_file as _verify_one
+from dsig.results import FileResult
 from pki.policy import TrustPolicy
 from pki.results import TrustEvaluator
 

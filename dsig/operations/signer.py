@@ -18,8 +18,13 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from dsig.encoding.normalize import normalise_for_signing
+from dsig.encoding.tags import ROOT, ItemPath, format_location, tag_str
+from dsig.encoding.values import sequence_items
+from dsig.encoding.walk import is_signable
 from dsig.errors import LocationError, SigningError, TagError
-from dsig.model import (
+from dsig.signature.mac_stream import Sink, StreamOptions, write_mac_stream
+from dsig.signature.model import (
     DATA_ELEMENTS_SIGNED,
     DIGITAL_SIGNATURES_SEQUENCE,
     MAC_ALGORITHM,
@@ -29,11 +34,8 @@ from dsig.model import (
     format_dicom_datetime,
     used_mac_ids,
 )
-from dsig.normalize import normalise_for_signing
-from dsig.profiles import Profile, check_creation, tags_to_sign
-from dsig.purposes import purpose_item
-from dsig.stream import Sink, StreamOptions, is_signable, sequence_items, write_mac_stream
-from dsig.tags import ROOT, ItemPath, format_location, tag_str
+from dsig.signature.profiles import Profile, check_creation, tags_to_sign
+from dsig.signature.purposes import purpose_item
 from pki.errors import TrustConfigError
 from pki.policy import AlgorithmRule
 from tokens.api import KeyProvider
@@ -60,7 +62,7 @@ class SignOptions:
     #: bits are refused.
     allow_weak: Sequence[str] = ()
     #: Normalise the signed string values as DCMTK reads them (trailing padding, see
-    #: :mod:`dsig.normalize`) so that dcmsign verifies the signature; False hashes them as
+    #: :mod:`dsig.encoding.normalize`) so that dcmsign verifies the signature; False hashes them as
     #: stored.
     normalize_strings: bool = True
 

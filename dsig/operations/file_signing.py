@@ -19,19 +19,19 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from dsig.dicomio import read_dicom
+from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
+from dsig.encoding.reader import read_dicom
+from dsig.encoding.tags import ROOT, ItemPath, tag_str
+from dsig.encoding.writer import Encoding, atomic_output, save, sync_filesystem, target_encoding
 from dsig.errors import DsigError
-from dsig.outputs import check_output_path, in_place_target
-from dsig.read_options import DEFAULT_READ, ReadOptions
-from dsig.signer import (
+from dsig.files.outputs import check_output_path, in_place_target
+from dsig.operations.signer import (
     SignedInfo,
     SignOptions,
     add_signature,
     check_algorithm_policy,
     mac_transfer_syntax_for,
 )
-from dsig.tags import ROOT, ItemPath, tag_str
-from dsig.writer import Encoding, atomic_output, save, sync_filesystem, target_encoding
 from tokens.api import KeyProvider
 
 #: Adds a timestamp to a just-signed data set (signature UID given); returns a short note.
@@ -158,7 +158,7 @@ def sign_files(
     forked = workers > 1 and len(pairs) > 1 and isinstance(key, FileKeyProvider)
     try:
         if forked and options.timestamp is None:
-            from dsig.batch import forked_map
+            from dsig.operations.batch import forked_map
 
             yield from forked_map(one, pairs, workers, expected=operational_errors())
         else:
@@ -173,7 +173,7 @@ def operational_errors() -> tuple[type[Exception], ...]:
     """Library errors that mean "bad input or environment" (not a bug)."""
     import sys
 
-    from dsig.profiles import ProfileError
+    from dsig.signature.profiles import ProfileError
     from tokens.errors import TokenError
 
     errors: list[type[Exception]] = [DsigError, ProfileError, TokenError]

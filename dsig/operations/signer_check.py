@@ -77,7 +77,7 @@ def check_signer(
 
 
 def _key_matches(provider: KeyProvider) -> bool:
-    from dsig.verifier import check_signature_value
+    from dsig.operations.verifier import check_signature_value
 
     digest = hashlib.sha256(b"dsig signer key probe").digest()
     signature = provider.sign_digest(Digest(HashAlgorithm.SHA256, digest))

@@ -1,13 +1,13 @@
 """The compact per-file record the audit outputs (``--report`` HTML, ``--csv``) are built
-from: one file's JSON result (:meth:`dsig.report.FileResult.to_json`) without the signed tag
-lists, with the values a reader needs already in their shown form."""
+from: one file's JSON result (:meth:`dsig.results.FileResult.to_json`) without the
+signed tag lists, with the values a reader needs already in their shown form."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from dsig.model import parse_dicom_datetime
+from dsig.signature.model import parse_dicom_datetime
 
 _OFFSET = re.compile(r"[+-]\d{4}$")
 

@@ -31,9 +31,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dsig.errors import OutputError
-from dsig.model import raw_text
-from dsig.stream import (
+from dsig.encoding.values import (
     LONG_VRS,
     UNDEFINED,
     element_vr,
@@ -43,6 +41,7 @@ from dsig.stream import (
     iter_fragments,
     le_value,
     pad_byte,
+    raw_text,
     read_range,
     sequence_items,
     source_path,
@@ -50,6 +49,7 @@ from dsig.stream import (
     swaps,
     to_big_endian,
 )
+from dsig.errors import OutputError
 
 _ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
 _ITEM_DELIM = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)

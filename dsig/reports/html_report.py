@@ -19,11 +19,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dsig.batch import severity
+from dsig.operations.batch import severity
 from dsig.printable import printable
 
 if TYPE_CHECKING:
-    from dsig.verifier import VerifyOptions
+    from dsig.operations.verifier import VerifyOptions
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
@@ -308,7 +308,7 @@ def _findings_section(records: Sequence[dict[str, Any]]) -> str:
     groups = finding_groups(records)
     if not groups:
         return "<p>None.</p>"
-    from dsig.report import FINDING_CODES
+    from dsig.results import FINDING_CODES
     from pki.results import FINDING_CODES as TRUST_CODES
 
     meanings = {**TRUST_CODES, **FINDING_CODES, "ERROR": "the file could not be read or parsed"}

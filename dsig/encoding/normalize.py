@@ -24,16 +24,16 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from dsig.stream import (
+from dsig.encoding.tags import tag_str
+from dsig.encoding.values import (
     element_vr,
     is_deferred,
     is_sequence,
-    is_signable,
     le_value,
     sequence_items,
     stored,
 )
-from dsig.tags import tag_str
+from dsig.encoding.walk import is_signable
 
 #: The VRs DCMTK holds as DcmByteString (and DcmCharString) subclasses.
 STRING_VRS = frozenset(

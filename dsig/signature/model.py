@@ -13,11 +13,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from dsig.der import strip_der_pad as strip_der_pad  # re-exported: callers import it from here
+from dsig.encoding.der import (
+    strip_der_pad as strip_der_pad,  # re-exported: callers import it from here
+)
+from dsig.encoding.limits import (
+    DEFAULT_LIMITS,
+    LimitExceededError,
+    ParseLimits,
+    check_signature_count,
+)
+from dsig.encoding.tags import ItemPath, ItemStep
+from dsig.encoding.values import raw_text, sequence_items, stored
+from dsig.encoding.walk import Walks
 from dsig.errors import DicomFormatError, SignatureNotFoundError
-from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, check_signature_count
-from dsig.stream import Walks, sequence_items, stored
-from dsig.tags import ItemPath, ItemStep
 
 DIGITAL_SIGNATURES_SEQUENCE = 0xFFFAFFFA
 MAC_PARAMETERS_SEQUENCE = 0x4FFE0001
@@ -56,19 +64,6 @@ def raw_bytes(ds: Dataset, tag: int) -> bytes | None:
     if value is None:
         return b""
     raise DicomFormatError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not binary")
-
-
-def raw_text(ds: Dataset, tag: int) -> str | None:
-    """Stored text of a string element (trailing padding removed), not converted in place."""
-    if tag not in ds:
-        return None
-    elem = stored(ds, tag)
-    value = elem.value
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("latin-1").rstrip("\x00 ")
-    if value is None:
-        return ""
-    return str(value).rstrip("\x00 ")
 
 
 def raw_ushort(ds: Dataset, tag: int) -> int | None:

@@ -16,10 +16,16 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from dsig.dicomio import Layout, read_dicom
+from dsig.encoding.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
+from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
+from dsig.encoding.reader import Layout, read_dicom
+from dsig.encoding.tags import format_location, tag_str
+from dsig.encoding.values import UNDEFINED, raw_text, stored
+from dsig.encoding.walk import Walks
 from dsig.errors import DicomFormatError, DsigError, OptionsError
-from dsig.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
-from dsig.model import (
+from dsig.results import FileIdentity, FileResult, Finding, Indication, SignatureResult
+from dsig.signature.mac_stream import Sink, StreamOptions, UnsignableElementError, write_mac_stream
+from dsig.signature.model import (
     CERTIFIED_TIMESTAMP,
     DATA_ELEMENTS_SIGNED,
     MAC_ALGORITHM,
@@ -33,25 +39,12 @@ from dsig.model import (
     mac_parameters,
     parse_dicom_datetime,
     raw_tags,
-    raw_text,
     raw_ushort,
     sequence_datasets,
     signature_value,
     signer_certificate,
 )
-from dsig.profiles import Profile, ProfileError, satisfied_profiles, tags_to_sign
-from dsig.read_options import DEFAULT_READ, ReadOptions
-from dsig.report import FileIdentity, FileResult, Finding, Indication, SignatureResult
-from dsig.stream import (
-    UNDEFINED,
-    Sink,
-    StreamOptions,
-    UnsignableElementError,
-    Walks,
-    stored,
-    write_mac_stream,
-)
-from dsig.tags import format_location, tag_str
+from dsig.signature.profiles import Profile, ProfileError, satisfied_profiles, tags_to_sign
 from pki.results import NOT_CHECKED, TrustEvaluator, TrustFinding, TrustIndication, TrustResult
 from tokens.api import SignatureScheme
 from tokens.digest import HashAlgorithm, prehashed

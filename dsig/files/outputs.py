@@ -3,7 +3,7 @@ the caller forces it, never onto a directory, a device or a pipe (``/dev/full``,
 and, for ``--in-place``, through a symlink to the file it names.
 
 The checks run before any work, so a long verification does not end in a refused report.
-:func:`dsig.writer.atomic_output` then writes a temp file beside the target and renames it.
+:func:`dsig.encoding.writer.atomic_output` then writes a temp file beside the target and renames it.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
+from dsig.encoding.values import sequence_items
 from dsig.errors import SignatureNotFoundError
-from dsig.model import (
+from dsig.signature.model import (
     DIGITAL_SIGNATURES_SEQUENCE,
     MAC_ID_NUMBER,
     MAC_PARAMETERS_SEQUENCE,
@@ -13,7 +14,6 @@ from dsig.model import (
     iter_levels,
     raw_ushort,
 )
-from dsig.stream import sequence_items
 
 
 def remove_signature(ds: Dataset, uid: str) -> None:

@@ -143,8 +143,9 @@ class FileIdentity:
 
     @classmethod
     def of(cls, ds: Any) -> FileIdentity:
-        """From a data set read by :func:`dsig.dicomio.read_dicom` (stored text, unconverted)."""
-        from dsig.model import raw_text
+        """From a data set read by :func:`dsig.encoding.reader.read_dicom` (stored text,
+        unconverted)."""
+        from dsig.encoding.values import raw_text
 
         sha = getattr(ds, "dsig_file_sha256", None)
         return cls(

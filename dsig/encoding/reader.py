@@ -1,7 +1,7 @@
 """Read DICOM files strictly: anything truncated or malformed becomes a DicomFormatError.
 
 The file meta header's transfer syntax governs how the data set is read (unless the caller
-chose another with :class:`~dsig.read_options.ReadOptions`): pydicom's habit of switching
+chose another with :class:`~dsig.encoding.read_options.ReadOptions`): pydicom's habit of switching
 between implicit and explicit VR when the first bytes look like the other encoding is turned
 off while dsig reads, so a data set either parses cleanly in that encoding or is malformed.
 Parser limits (elements, depth, inflated size) are enforced while pydicom parses, not after.
@@ -35,19 +35,13 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import VR as PYDICOM_VR
 
-from dsig._pydicom_reader import StrictFileDataset, charset_terms, private_filereader
+from dsig.encoding._pydicom_reader import StrictFileDataset, charset_terms, private_filereader
+from dsig.encoding.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, WorkBudget
+from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
+from dsig.encoding.tags import tag_str
+from dsig.encoding.values import DEFER_SIZE, UNDEFINED, file_fragments, is_deferred, iter_fragments
+from dsig.encoding.walk import Walks
 from dsig.errors import DicomFormatError
-from dsig.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, WorkBudget
-from dsig.read_options import DEFAULT_READ, ReadOptions
-from dsig.stream import (
-    DEFER_SIZE,
-    UNDEFINED,
-    Walks,
-    file_fragments,
-    is_deferred,
-    iter_fragments,
-)
-from dsig.tags import tag_str
 
 
 class DuplicateElementError(DicomFormatError):
@@ -232,7 +226,7 @@ def _count_empty_items(read_item: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
-#: dsig's private instance of pydicom's reader (see dsig._pydicom_reader): every level it
+#: dsig's private instance of pydicom's reader (see dsig.encoding._pydicom_reader): every level it
 #: reads (the main data set, each item) goes through these guards; pydicom's own reader, used
 #: by everyone else in the process, is untouched.
 _READER = private_filereader()
@@ -462,7 +456,8 @@ def read_dicom(
 
     ``read``: file format or data set, and the encoding (:class:`ReadOptions`; by default the
     meta header's transfer syntax). ``limits`` are enforced while parsing. ``defer``: top-level
-    values over :data:`~dsig.stream.DEFER_SIZE` bytes stay in the file (Pixel Data, waveforms);
+    values over :data:`~dsig.encoding.values.DEFER_SIZE` bytes stay in the file (Pixel
+    Data, waveforms);
     the MAC encoder and the writer stream them from it in chunks, so memory does not grow with
     the file. Deflated data sets are inflated (within ``limits.max_inflated_bytes``) and read
     from memory. The result carries ``dsig_layout`` (:class:`Layout`) and

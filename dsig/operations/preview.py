@@ -11,9 +11,9 @@ from cryptography import x509
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from dsig.purposes import PURPOSES
-from dsig.signer import SignOptions, tags_to_be_signed
-from dsig.tags import ROOT, ItemPath, format_location
+from dsig.encoding.tags import ROOT, ItemPath, format_location
+from dsig.operations.signer import SignOptions, tags_to_be_signed
+from dsig.signature.purposes import PURPOSES
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def preview_signing(
     location: ItemPath = ROOT,
     certificate: x509.Certificate | None = None,
 ) -> SigningPreview:
-    """What :func:`dsig.signer.add_signature` would sign in ``ds`` (not modified).
+    """What :func:`dsig.operations.signer.add_signature` would sign in ``ds`` (not modified).
 
     Raises what add_signature raises for the tag choice (TagError, LocationError, ...).
     """
