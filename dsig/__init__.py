@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         ToolkitError,
     )
     from dsig.files.inputs import iter_inputs
-    from dsig.files.outputs import OutputRefusedError, check_output_path
+    from dsig.files.outputs import OutputRefusedError, check_output_path, in_place_target
     from dsig.operations.file_signing import (
         FileSigning,
         SignedFile,
@@ -64,21 +64,49 @@ if TYPE_CHECKING:
         check_algorithm_policy,
     )
     from dsig.operations.signer_check import check_signer, signer_rules
-    from dsig.operations.verifier import VerifyOptions, dump_mac_stream, verify_dataset
+    from dsig.operations.verifier import (
+        VerifyOptions,
+        dump_mac_stream,
+        partial_coverage,
+        verify_dataset,
+    )
     from dsig.results import FileResult, Finding, Indication, SignatureResult
+    from dsig.safe_text import printable
+    from dsig.signature.model import (
+        CERTIFIED_TIMESTAMP,
+        SignatureRef,
+        find_signature,
+        find_signatures,
+    )
     from dsig.signature.profiles import Profile, ProfileError
+    from dsig.signature.purposes import PURPOSE_SCHEME, SIGNATURE_PURPOSES
     from dsig.timestamp import QueryOptions, TimestampError, build_query, insert_token
     from dsig.timestamp.stamping import SignTimestamping, read_uid_file, write_uid_file
-    from dsig.timestamp.tsa_client import TsaOptions, TsaUnavailableError, request_timestamp
+    from dsig.timestamp.tsa_client import (
+        TsaCredentials,
+        TsaOptions,
+        TsaUnavailableError,
+        redact_url,
+        request_timestamp,
+    )
 
 _MODULES = {
+    "dsig.encoding.limits": ["LimitExceededError", "ParseLimits"],
+    "dsig.encoding.read_options": ["ReadOptions"],
     "dsig.encoding.reader": ["read_dicom"],
+    "dsig.encoding.tags": [
+        "ItemPath",
+        "format_location",
+        "parse_location",
+        "parse_tag",
+        "parse_tag_file",
+    ],
+    "dsig.encoding.writer": ["Encoding", "atomic_output", "save", "target_encoding"],
     "dsig.errors": [
         "BadEnvironmentError",
         "BadInputError",
         "BadKeyError",
         "BadPolicyError",
-        "ToolkitError",
         "DicomFormatError",
         "DsigError",
         "InputError",
@@ -88,7 +116,10 @@ _MODULES = {
         "SignatureNotFoundError",
         "SigningError",
         "TagError",
+        "ToolkitError",
     ],
+    "dsig.files.inputs": ["iter_inputs"],
+    "dsig.files.outputs": ["OutputRefusedError", "check_output_path", "in_place_target"],
     "dsig.operations.file_signing": [
         "FileSigning",
         "SignedFile",
@@ -97,15 +128,9 @@ _MODULES = {
         "sign_files",
     ],
     "dsig.operations.file_verification": ["verification_options", "verify_file", "verify_files"],
-    "dsig.files.inputs": ["iter_inputs"],
     "dsig.operations.inspect": ["describe"],
-    "dsig.encoding.limits": ["LimitExceededError", "ParseLimits"],
-    "dsig.files.outputs": ["OutputRefusedError", "check_output_path"],
     "dsig.operations.preview": ["preview_signing"],
-    "dsig.signature.profiles": ["Profile", "ProfileError"],
-    "dsig.encoding.read_options": ["ReadOptions"],
     "dsig.operations.remove": ["remove_all", "remove_signature"],
-    "dsig.results": ["FileResult", "Finding", "Indication", "SignatureResult"],
     "dsig.operations.signer": [
         "SignOptions",
         "SignedInfo",
@@ -113,18 +138,31 @@ _MODULES = {
         "check_algorithm_policy",
     ],
     "dsig.operations.signer_check": ["check_signer", "signer_rules"],
-    "dsig.encoding.tags": [
-        "ItemPath",
-        "format_location",
-        "parse_location",
-        "parse_tag",
-        "parse_tag_file",
+    "dsig.operations.verifier": [
+        "VerifyOptions",
+        "dump_mac_stream",
+        "partial_coverage",
+        "verify_dataset",
     ],
+    "dsig.safe_text": ["printable"],
+    "dsig.results": ["FileResult", "Finding", "Indication", "SignatureResult"],
+    "dsig.signature.model": [
+        "CERTIFIED_TIMESTAMP",
+        "SignatureRef",
+        "find_signature",
+        "find_signatures",
+    ],
+    "dsig.signature.profiles": ["Profile", "ProfileError"],
+    "dsig.signature.purposes": ["PURPOSE_SCHEME", "SIGNATURE_PURPOSES"],
     "dsig.timestamp": ["QueryOptions", "TimestampError", "build_query", "insert_token"],
     "dsig.timestamp.stamping": ["SignTimestamping", "read_uid_file", "write_uid_file"],
-    "dsig.timestamp.tsa_client": ["TsaOptions", "TsaUnavailableError", "request_timestamp"],
-    "dsig.operations.verifier": ["VerifyOptions", "dump_mac_stream", "verify_dataset"],
-    "dsig.encoding.writer": ["Encoding", "atomic_output", "save", "target_encoding"],
+    "dsig.timestamp.tsa_client": [
+        "TsaCredentials",
+        "TsaOptions",
+        "TsaUnavailableError",
+        "redact_url",
+        "request_timestamp",
+    ],
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -133,6 +171,9 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 __version__ = "0.1.0"
 
 __all__ = [
+    "CERTIFIED_TIMESTAMP",
+    "PURPOSE_SCHEME",
+    "SIGNATURE_PURPOSES",
     "BadEnvironmentError",
     "BadInputError",
     "BadKeyError",
@@ -159,6 +200,7 @@ __all__ = [
     "SignOptions",
     "SignTimestamping",
     "SignatureNotFoundError",
+    "SignatureRef",
     "SignatureResult",
     "SignedFile",
     "SignedInfo",
@@ -166,6 +208,7 @@ __all__ = [
     "TagError",
     "TimestampError",
     "ToolkitError",
+    "TsaCredentials",
     "TsaOptions",
     "TsaUnavailableError",
     "VerifyOptions",
@@ -178,15 +221,21 @@ __all__ = [
     "check_signer",
     "describe",
     "dump_mac_stream",
+    "find_signature",
+    "find_signatures",
     "format_location",
+    "in_place_target",
     "insert_token",
     "iter_inputs",
     "parse_location",
     "parse_tag",
     "parse_tag_file",
+    "partial_coverage",
     "preview_signing",
+    "printable",
     "read_dicom",
     "read_uid_file",
+    "redact_url",
     "remove_all",
     "remove_signature",
     "request_timestamp",

@@ -21,6 +21,7 @@ from tokens.p11.modules import (
     candidate_modules,
     find_module,
 )
+from tokens.p11.probe import RELEVANT_MECHANISMS, ProbeReport, probe_key
 from tokens.p11.provider import (
     Pkcs11KeyProvider,
     find_token,
@@ -35,11 +36,13 @@ __all__ = [
     "DEFAULT_P11KIT_DIRS",
     "ENV_MODULE",
     "MAX_PIN_PROMPTS",
+    "RELEVANT_MECHANISMS",
     "InvalidPkcs11UriError",
     "ModuleCandidate",
     "ObjectInfo",
     "Pkcs11KeyProvider",
     "Pkcs11Uri",
+    "ProbeReport",
     "SkippedModule",
     "TokenInfo",
     "TokenSurvey",
@@ -49,6 +52,7 @@ __all__ = [
     "list_tokens",
     "open_pkcs11_provider",
     "parse_pkcs11_uri",
+    "probe_key",
     "read_pin_source",
     "survey_tokens",
     "token_certificate",

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from dsig.cli._common import EXIT_USAGE, fail, guard_output
 
 if TYPE_CHECKING:
+    from dsig import VerifyOptions
     from dsig.operations.batch import Tally
-    from dsig.operations.verifier import VerifyOptions
 
 
 def guard_audit_outputs(
@@ -62,15 +62,15 @@ def write_audit_outputs(
     started: str,
 ) -> None:
     """Write the requested outputs; an unwritable one is one line and exit 4."""
-    from dsig.errors import DsigError
+    from dsig import DsigError
     from dsig.operations.batch import utc_now
 
     ended = utc_now()
     if csv_out is not None:
-        from dsig.reports import csv_report
+        from dsig.reports import write_csv
 
         try:
-            csv_report.write(csv_out, tally.records, tally.skipped)
+            write_csv(csv_out, tally.records, tally.skipped)
         except DsigError as e:
             raise fail(f"--csv: {e}") from None
     if report is not None:
@@ -90,11 +90,11 @@ def _write_html(
     started: str,
     ended: str,
 ) -> None:
+    from dsig import atomic_output
     from dsig.cli._trust_options import policy_footer, policy_statement
-    from dsig.encoding.writer import atomic_output
-    from dsig.reports.html_report import redact_argv, render, verifier_settings
+    from dsig.reports import redact_argv, render_html_report, verifier_settings
 
-    document = render(
+    document = render_html_report(
         summary,
         tally.records,
         tally.skipped,

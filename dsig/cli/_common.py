@@ -39,7 +39,7 @@ def error_line(error: BaseException) -> str:
 
 def fail(message: str | BaseException, code: int = EXIT_OPERATIONAL) -> typer.Exit:
     """Print one line to stderr (control characters escaped) and return the Exit to raise."""
-    from dsig.printable import printable
+    from dsig import printable
 
     text = message if isinstance(message, str) else error_line(message)
     typer.echo(f"dsig: error: {printable(text)}", err=True)
@@ -48,9 +48,9 @@ def fail(message: str | BaseException, code: int = EXIT_OPERATIONAL) -> typer.Ex
 
 def operational_errors() -> tuple[type[Exception], ...]:
     """Library errors that mean "bad input or environment" (exit 4)."""
-    from dsig.operations.file_signing import operational_errors as library_errors
+    from dsig import ToolkitError  # the root of every dsig, pki and tokens error
 
-    return library_errors()
+    return (ToolkitError,)
 
 
 def read_secret(
@@ -127,11 +127,10 @@ def check_output(src: Path, dst: Path, *, force: bool) -> None:
 
 def in_place_target(path: Path) -> Path:
     """The file --in-place replaces (a symlink's target: the link keeps naming it)."""
-    from dsig import OutputError
-    from dsig.files import outputs
+    from dsig import OutputError, in_place_target
 
     try:
-        return outputs.in_place_target(path)
+        return in_place_target(path)
     except OutputError as e:
         raise fail(e) from None
 

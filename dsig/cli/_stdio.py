@@ -111,7 +111,7 @@ def end_for(failure: StdoutFailure) -> int:
     if failure.broken_pipe:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGPIPE)
-    from dsig.printable import printable
+    from dsig import printable
 
     sys.stderr.write(f"dsig: error: cannot write to standard output: {printable(failure)}\n")
     sys.stderr.flush()

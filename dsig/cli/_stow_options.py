@@ -9,8 +9,7 @@ import typer
 from dsig.cli._common import fail
 
 if TYPE_CHECKING:
-    from dsig.net.scp import ReceiveServer
-    from dsig.net.stow import StowServer
+    from dsig.net import ReceiveServer, StowServer
 
 StowOpt = Annotated[
     str | None,
@@ -55,8 +54,7 @@ def start_stow(
     """Start the STOW-RS endpoint in front of a started storage node (exit 4 if it cannot)."""
     if address is None:
         return None
-    from dsig.net import NetError
-    from dsig.net.stow import StowServer
+    from dsig.net import NetError, StowServer
 
     try:
         stow = StowServer(node, *address, upstream=upstream)

@@ -11,7 +11,7 @@ import typer
 from dsig.cli._common import fail, prompt_secret, read_secret
 
 if TYPE_CHECKING:
-    from dsig.net.tls import TlsConfig
+    from dsig.net import TlsConfig
 
 
 class ClientCertChoice(enum.StrEnum):
@@ -50,7 +50,7 @@ def tls_config(
 ) -> TlsConfig:
     """The TLS settings from the options (the key password from a file, the environment or
     a prompt: never argv); exits 2 for inconsistent options."""
-    from dsig.net.tls import TlsConfig
+    from dsig.net import TlsConfig
 
     if (cert is None) != (key is None):
         raise fail("--tls-cert and --tls-key go together", 2)

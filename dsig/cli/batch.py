@@ -17,9 +17,8 @@ import typer
 from dsig.cli._common import fail
 
 if TYPE_CHECKING:
-    from dsig import FileResult
+    from dsig import FileResult, VerifyOptions
     from dsig.operations.batch import Outcome, Tally
-    from dsig.operations.verifier import VerifyOptions
 
 
 def default_jobs() -> int:
@@ -67,11 +66,11 @@ def run_verify(
 
     Outputs (``report``, ``csv_out``, the journal) are checked before anything is verified:
     never an input, never an existing file without ``force``, never a directory or a device."""
+    from dsig import DsigError
     from dsig.archive.audit import outcomes, plan
     from dsig.archive.journal import Journal, outcome_of_record, record_of
     from dsig.archive.sources import SourceUsageError, is_remote, local_path
     from dsig.cli._audit_outputs import audit_options, guard_audit_outputs
-    from dsig.errors import DsigError
     from dsig.operations.batch import Tally, frozen_now, summary_table, utc_now
 
     journal_path = Path(jsonl) if jsonl not in (None, "-") else None

@@ -17,7 +17,7 @@ from dsig.cli._trust_options import CrlOpt, OcspOpt, OnlineOpt, RevocationOpt, p
 from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
 
 if TYPE_CHECKING:
-    from dsig.evidence.stamping import StampSettings
+    from dsig.evidence import StampSettings
     from pki import TrustPolicy
 
 evidence_app = typer.Typer(

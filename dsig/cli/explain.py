@@ -100,8 +100,8 @@ def explain(
             path, ExplainOptions(verify=options, signature=signature, reference=reference)
         )
         if html is not None:
-            from dsig.encoding.writer import atomic_output
-            from dsig.explain.html import render_html
+            from dsig import atomic_output
+            from dsig.explain import render_html
 
             with atomic_output(html) as fp:
                 fp.write(render_html(ex).encode("utf-8"))
@@ -119,8 +119,8 @@ _STYLE = {
 
 def _print(ex: Explanation) -> None:
     """A coloured tree on a terminal, indented plain text otherwise."""
-    from dsig.explain.render import outline
-    from dsig.printable import printable
+    from dsig import printable
+    from dsig.explain import outline
 
     if not sys.stdout.isatty():
         for line in outline(ex):

@@ -71,9 +71,7 @@ from dsig.cli._trust_options import (
 )
 
 if TYPE_CHECKING:
-    from dsig.net.forward import ForwardEvent, ForwardTarget
-    from dsig.net.scp import AuditRecord
-    from dsig.net.scu import SendResult
+    from dsig.net import AuditRecord, ForwardEvent, ForwardTarget, SendResult
 
 _echo_lock = threading.Lock()
 
@@ -81,7 +79,7 @@ _echo_lock = threading.Lock()
 def _say(message: str, *, err: bool = False) -> None:
     """One log line; peer-supplied values (AE titles, UIDs, signer names, server messages)
     may hold control characters, so the line is escaped as ``dsig verify``'s are."""
-    from dsig.printable import printable
+    from dsig import printable
 
     with _echo_lock:
         typer.echo(printable(message), err=err)
@@ -147,7 +145,7 @@ class LayoutChoice(enum.StrEnum):
 
 
 def _targets(texts: list[str] | None) -> tuple[ForwardTarget, ...]:
-    from dsig.net.forward import ForwardTarget
+    from dsig.net import ForwardTarget
 
     targets = []
     for text in texts or []:
@@ -365,15 +363,15 @@ def serve(
     elif tls_ca is not None or forward_tls:
         raise fail("DICOM TLS needs --tls-cert and --tls-key", 2)
     _quiet_pynetdicom(verbose)
-    from dsig.net import NetError
-    from dsig.net.scp import CachingEvaluator, ReceiveServer, ServerConfig
+    from dsig.net import NetError, ReceiveServer, ServerConfig
+    from pki import PolicyEvaluator
 
     options = build_verify_options(
         require=require, format_old=format_old, integrity_only=integrity_only,
         trust_store=trust_store, untrusted=untrusted, crl=crl, ocsp=ocsp,
         revocation=revocation, online=online, at=at, allow_weak=allow_weak,
         tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
-        evaluator=lambda policy: CachingEvaluator(policy, ttl=trust_cache),
+        evaluator=lambda policy: PolicyEvaluator(policy, ttl=trust_cache, max_entries=1024),
         policy_file=policy_file,
         timestamp_failures_warn=timestamp_failures_warn,
     )  # fmt: skip
@@ -416,9 +414,9 @@ def serve(
 
         _say(f"dsig serve: {policy_footer(options)}", err=True)
         if tls is not None:
-            from dsig.net.tls import PROFILE
+            from dsig.net import TLS_PROFILE
 
-            _say(f"dsig serve: DICOM TLS, {PROFILE}; client certificates {tls.client_cert}",
+            _say(f"dsig serve: DICOM TLS, {TLS_PROFILE}; client certificates {tls.client_cert}",
                  err=True)  # fmt: skip
         for target, waiting in server.pending_forwards().items():
             _say(f"dsig serve: forwarding to {target} ({waiting} object(s) queued)", err=True)
@@ -451,7 +449,7 @@ def audit_check(
     """Check an audit log's hash chain: exit 0 intact, 1 a line was removed, inserted or
     edited (the first such line is named), 4 unreadable. The chain hash printed for an intact
     log lets you check later that no line was cut off the end."""
-    from dsig.net.audit import check_audit_log
+    from dsig.net import check_audit_log
 
     try:
         check = check_audit_log(log)
@@ -574,19 +572,15 @@ def send(
             password_env=tls_key_password_env, check_hostname=not tls_no_hostname_check,
         )  # fmt: skip
     _quiet_pynetdicom(verbose)
-    from dsig.net import NetError
-    from dsig.net.scu import SendOptions, send_files
-    from dsig.net.tls import client_context
+    from dsig.net import NetError, SendOptions, client_context, send_files
 
     provider = None
     sign_options = None
     errors: tuple[type[Exception], ...] = (NetError, *operational_errors())
     try:
         if sign and key:
-            from dsig.operations.signer import SignOptions
-            from dsig.signature.profiles import Profile
-            from tokens.digest import HashAlgorithm
-            from tokens.registry import open_key_provider
+            from dsig import Profile, SignOptions
+            from tokens import HashAlgorithm, open_key_provider
 
             secret, may_prompt = read_secret(
                 file=password_file or pin_file,
@@ -605,7 +599,7 @@ def send(
             if not force_certificate:  # the same refusal as dsig sign, before any association
                 import datetime as dt
 
-                from dsig.operations.signer_check import check_signer, signer_rules
+                from dsig import check_signer, signer_rules
 
                 check_signer(provider, at=dt.datetime.now(dt.UTC), rules=signer_rules(policy_file))
         tls_context = client_context(tls_settings) if tls_settings is not None else None

@@ -23,7 +23,7 @@ orthanc_app = typer.Typer(
 @orthanc_app.command("plugin-path")
 def plugin_path() -> None:
     """Print the path of the plugin script, for Orthanc's "PythonScript" setting."""
-    from dsig.orthanc.service import plugin_path as path
+    from dsig.orthanc import plugin_path as path
 
     typer.echo(str(path()))
 
@@ -59,15 +59,15 @@ def verifier(
     from dsig import Indication
     from dsig.cli.verify import verify_options_from_args
     from dsig.net import NetError
-    from dsig.net.scp import CachingEvaluator
-    from dsig.orthanc.service import ServiceConfig, VerifierService
+    from dsig.orthanc import ServiceConfig, VerifierService
+    from pki import PolicyEvaluator
 
     known = {i.value for i in Indication}
     for indication in accept or ():
         if indication not in known:
             raise fail(f"--accept {indication}: not one of {', '.join(sorted(known))}", 2)
     options = verify_options_from_args(
-        list(ctx.args), evaluator=lambda policy: CachingEvaluator(policy, ttl=60)
+        list(ctx.args), evaluator=lambda policy: PolicyEvaluator(policy, ttl=60, max_entries=1024)
     )
     config = ServiceConfig(
         socket=socket_path, verify=options, accept=tuple(accept or ()), quarantine=quarantine,

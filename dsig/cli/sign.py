@@ -301,6 +301,7 @@ def _run(
     from dsig import (
         FileSigning,
         Profile,
+        ReadOptions,
         SignOptions,
         check_algorithm_policy,
         parse_location,
@@ -308,7 +309,6 @@ def _run(
         parse_tag_file,
         sign_files,
     )
-    from dsig.encoding.read_options import DEFAULT_READ
     from tokens import HashAlgorithm, open_key_provider
 
     tag_list: list[int] | None = None
@@ -355,7 +355,7 @@ def _run(
             location=location,
             write_xfer=write_xfer.value,
             lengths=lengths.value if lengths else None,
-            read=reading or DEFAULT_READ,
+            read=reading or ReadOptions(),
             dump=dump,
             timestamp=stamping.apply if stamping is not None else None,
         )
@@ -396,9 +396,9 @@ def _report_lines(done: SignedFile) -> list[str]:
 def _signer_preview(key: str, cert: Path | None) -> x509.Certificate | None:
     """The signer certificate readable before login: ``--cert``, else the token's."""
     if cert is not None:
-        from tokens.files import load_certificates
+        from pki import load_certificates
 
-        return load_certificates(cert)[0]
+        return load_certificates(cert, what="signer certificate")[0]
     from tokens.pkcs11 import token_certificate
 
     return token_certificate(key)

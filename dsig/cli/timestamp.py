@@ -84,15 +84,14 @@ def tsa_options(
     password_file: Path | None,
 ) -> TsaOptions:
     """Build :class:`~dsig.timestamp.tsa_client.TsaOptions` with credentials from env/file."""
-    from dsig.timestamp.tsa_client import TsaCredentials, TsaOptions
+    from dsig import TsaCredentials, TsaOptions
 
     creds = TsaCredentials.load(user, password_env=password_env, password_file=password_file)
     return TsaOptions(timeout=timeout, retries=retries, credentials=creds)
 
 
 def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
-    from dsig import SignatureNotFoundError
-    from dsig.signature.model import find_signatures
+    from dsig import SignatureNotFoundError, find_signatures
 
     if uid is not None and uid_file is not None:
         raise fail("give --uid or --uid-file, not both", 2)
@@ -130,8 +129,7 @@ def query(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Write a timestamp query for an existing signature (like dcmsign +ts)."""
-    from dsig import atomic_output, read_dicom
-    from dsig.signature.model import find_signature
+    from dsig import atomic_output, find_signature, read_dicom
     from dsig.timestamp import build_query, timestamped_bytes
 
     for option, target in (("--out", out), ("--uid-file-out", uid_file_out)):
@@ -183,8 +181,7 @@ def insert(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Check a TSA reply against the query and the signature, then store its token."""
-    from dsig import read_dicom, save, target_encoding
-    from dsig.signature.model import CERTIFIED_TIMESTAMP, find_signature
+    from dsig import CERTIFIED_TIMESTAMP, find_signature, read_dicom, save, target_encoding
     from dsig.timestamp import (
         TimestampError,
         TimestampQuery,
@@ -254,9 +251,8 @@ def add(
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Timestamp existing signatures online (RFC 3161 over HTTP, with fallback TSAs)."""
-    from dsig import read_dicom, save, target_encoding
+    from dsig import read_dicom, redact_url, request_timestamp, save, target_encoding
     from dsig.timestamp import insert_token, signatures_to_stamp, timestamped_bytes
-    from dsig.timestamp.tsa_client import redact, request_timestamp
 
     if not tsa:
         raise fail("give at least one --tsa URL", 2)
@@ -275,7 +271,8 @@ def add(
             stamp = request_timestamp(tsa, timestamped_bytes(ref.item), q_options, t_options)
             insert_token(ref.item, stamp.token)
             lines.append(
-                f"timestamped {ref.uid} at {stamp.info.gen_time.isoformat()} by {redact(stamp.url)}"
+                f"timestamped {ref.uid} at {stamp.info.gen_time.isoformat()} "
+                f"by {redact_url(stamp.url)}"
             )
         if refs:
             save(ds, dst, target_encoding(ds, "same", None))

@@ -16,8 +16,7 @@ from dsig.cli._common import EXIT_OPERATIONAL, fail
 from tokens import TokenError
 
 if TYPE_CHECKING:
-    from tokens.p11.probe import ProbeReport
-    from tokens.pkcs11 import TokenInfo
+    from tokens.pkcs11 import ProbeReport, TokenInfo
 
 tokens_app = typer.Typer(
     name="tokens",
@@ -189,7 +188,7 @@ def probe_command(
 
     pin = _read_pin(pin_env, pin_file)
     try:
-        from tokens.p11.probe import probe_key
+        from tokens.pkcs11 import probe_key
 
         report = probe_key(
             uri,
@@ -218,7 +217,7 @@ def _render_probe(r: ProbeReport) -> None:
     typer.echo(f"key type:     {size}{r.key_type}{curve}")
     login = "a context-specific login before every signature" if r.always_authenticate else "one"
     typer.echo(f"login:        {login}")
-    from tokens.p11.probe import RELEVANT_MECHANISMS
+    from tokens.pkcs11 import RELEVANT_MECHANISMS
 
     shown = [m for m in r.mechanisms if m in RELEVANT_MECHANISMS]
     more = len(r.mechanisms) - len(shown)

@@ -38,8 +38,7 @@ from dsig.cli._trust_options import (
 )
 
 if TYPE_CHECKING:
-    from dsig import FileResult
-    from dsig.operations.verifier import VerifyOptions
+    from dsig import FileResult, VerifyOptions
     from pki import TrustEvaluator, TrustPolicy
 
 
@@ -226,7 +225,7 @@ def verify_options_from_args(
 
 def _echo(line: str) -> None:
     """One output line; values from files are escaped so they cannot forge lines."""
-    from dsig.printable import printable
+    from dsig import printable
 
     typer.echo(printable(line))
 
@@ -264,7 +263,7 @@ def _print_human(result: FileResult) -> None:
     if proof is not None and proof.get("status") == "PROVEN":
         _echo(f"  evidence: PROVEN, the file existed at {proof['proven_time']} "
               f"({len(proof['renewals'])} timestamp(s), record {proof['record']})")  # fmt: skip
-    from dsig.operations.verifier import partial_coverage
+    from dsig import partial_coverage
 
     partial = partial_coverage(result)
     shown = {"COVERAGE_INCOMPLETE", "ITEM_SIGNATURES_ONLY"}
@@ -351,12 +350,17 @@ def purposes(
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable table")] = False,
 ) -> None:
     """Signature purpose codes (PS3.16 CID 7007, ASTM-sigpurpose)."""
-    from dsig.signature.purposes import PURPOSES, SCHEME
+    from dsig import PURPOSE_SCHEME, SIGNATURE_PURPOSES
 
     if json_out:
         typer.echo(
-            json.dumps([{"code": c, "scheme": SCHEME, "meaning": m} for c, m in PURPOSES.items()])
+            json.dumps(
+                [
+                    {"code": c, "scheme": PURPOSE_SCHEME, "meaning": m}
+                    for c, m in SIGNATURE_PURPOSES.items()
+                ]
+            )
         )
         return
-    for code, meaning in PURPOSES.items():
+    for code, meaning in SIGNATURE_PURPOSES.items():
         typer.echo(f"{code:>3}  {meaning}")

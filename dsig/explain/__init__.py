@@ -6,6 +6,7 @@ never disagree with ``dsig verify``; this package only adds what the verifier do
 """
 
 from dsig.explain.build import ExplainOptions, explain_dataset, explain_file
+from dsig.explain.html import render_html
 from dsig.explain.model import (
     ElementNode,
     Explanation,
@@ -15,6 +16,7 @@ from dsig.explain.model import (
     StreamEntry,
     UncoveredElement,
 )
+from dsig.explain.render import outline
 
 __all__ = [
     "ElementNode",
@@ -27,4 +29,6 @@ __all__ = [
     "UncoveredElement",
     "explain_dataset",
     "explain_file",
+    "outline",
+    "render_html",
 ]

@@ -4,6 +4,7 @@ Built on pynetdicom, which is imported only when one of these names is first use
 
     from dsig.net import ReceiveServer, ServerConfig   # the storage node
     from dsig.net import send_files, SendOptions        # the sender
+    from dsig.net import StowServer, TlsConfig           # DICOMweb STOW-RS, DICOM TLS
 
 ``import dsig`` never imports this package, and ``import dsig.net`` does not import pynetdicom.
 """
@@ -17,14 +18,17 @@ from pki._lazy import lazy_exports
 from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
+    from dsig.net.audit import check_audit_log
+    from dsig.net.forward import ForwardEvent, ForwardTarget
     from dsig.net.scp import (
         SCP_APPLICATION_INFO,
         AuditRecord,
-        CachingEvaluator,
         ReceiveServer,
         ServerConfig,
     )
     from dsig.net.scu import SendOptions, SendResult, send_files
+    from dsig.net.stow import StowServer
+    from dsig.net.tls import TLS_PROFILE, TlsConfig, client_context
 
 
 class NetError(DsigError, BadEnvironmentError):
@@ -34,12 +38,18 @@ class NetError(DsigError, BadEnvironmentError):
 _LAZY = {
     "SCP_APPLICATION_INFO": "dsig.net.scp",
     "AuditRecord": "dsig.net.scp",
-    "CachingEvaluator": "dsig.net.scp",
     "ReceiveServer": "dsig.net.scp",
     "ServerConfig": "dsig.net.scp",
     "SendOptions": "dsig.net.scu",
     "SendResult": "dsig.net.scu",
     "send_files": "dsig.net.scu",
+    "check_audit_log": "dsig.net.audit",
+    "ForwardEvent": "dsig.net.forward",
+    "ForwardTarget": "dsig.net.forward",
+    "StowServer": "dsig.net.stow",
+    "TLS_PROFILE": "dsig.net.tls",
+    "TlsConfig": "dsig.net.tls",
+    "client_context": "dsig.net.tls",
 }
 
 
@@ -48,12 +58,18 @@ __getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "SCP_APPLICATION_INFO",
+    "TLS_PROFILE",
     "AuditRecord",
-    "CachingEvaluator",
+    "ForwardEvent",
+    "ForwardTarget",
     "NetError",
     "ReceiveServer",
     "SendOptions",
     "SendResult",
     "ServerConfig",
+    "StowServer",
+    "TlsConfig",
+    "check_audit_log",
+    "client_context",
     "send_files",
 ]

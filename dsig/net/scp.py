@@ -69,8 +69,6 @@ from dsig.net.storage import (
 from dsig.net.tls import TlsConfig, client_context, server_context
 from dsig.operations.verifier import VerifyOptions, verify_file
 from dsig.results import FileResult, Finding, Indication, SignatureResult, exit_code
-from pki.evaluator import PolicyEvaluator
-from pki.policy import TrustPolicy
 
 #: Service-class application information the SCP returns in SOP Class Extended Negotiation:
 #: Level 2 storage SCP, Digital Signature support Level 2, no element coercion (PS3.4 B.3.1).
@@ -131,14 +129,6 @@ STAGING_DIR = ".dsig-incoming"
 #: claim on the UID (duplicates are found here whatever folder the first copy went to).
 UID_INDEX_DIR = ".dsig-uids"
 _STALE_TMP_SECONDS = 300
-
-
-class CachingEvaluator(PolicyEvaluator):
-    """:class:`pki.PolicyEvaluator` with a long-running server's defaults: a result reused for
-    ``ttl`` seconds (validation is at "now", which never repeats) and a bounded cache."""
-
-    def __init__(self, policy: TrustPolicy, *, ttl: float = 60.0, max_entries: int = 1024) -> None:
-        super().__init__(policy, ttl=ttl, max_entries=max_entries)
 
 
 #: How a second object with the SOP Instance UID of a stored one (and other bytes) is handled.
@@ -963,7 +953,6 @@ __all__ = [
     "STORAGE_SOP_CLASSES",
     "TRANSFER_SYNTAXES",
     "AuditRecord",
-    "CachingEvaluator",
     "ReceiveServer",
     "ServerConfig",
     "accepted",

@@ -24,7 +24,7 @@ from typing import Any
 
 from dsig.net import NetError
 
-PROFILE = "non-downgrading BCP 195 (PS3.15 B.10)"
+TLS_PROFILE = "non-downgrading BCP 195 (PS3.15 B.10)"
 #: OpenSSL names of the TLS 1.2 suites of BCP 195 (see the module docstring).
 BCP195_CIPHERS = ":".join(
     (
@@ -149,7 +149,7 @@ def client_context(config: TlsConfig) -> ssl.SSLContext:
 __all__ = [
     "BCP195_CIPHERS",
     "CLIENT_CERT_POLICIES",
-    "PROFILE",
+    "TLS_PROFILE",
     "TlsConfig",
     "client_context",
     "server_context",

@@ -339,7 +339,7 @@ def severity(indication: str) -> int:
 
 def summary_table(summary: dict[str, Any]) -> str:
     """The human summary: totals, then one row per signer (names escaped)."""
-    from dsig.printable import printable
+    from dsig.safe_text import printable
 
     cols = ("valid", "invalid", "indeterminate", "unsigned", "error", "skipped")
     heads = ("VALID", "INVALID", "INDETERM.", "UNSIGNED", "ERRORS", "SKIPPED")

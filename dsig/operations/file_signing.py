@@ -23,7 +23,6 @@ from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.tags import ROOT, ItemPath, tag_str
 from dsig.encoding.writer import Encoding, atomic_output, save, sync_filesystem, target_encoding
-from dsig.errors import DsigError
 from dsig.files.outputs import check_output_path, in_place_target
 from dsig.operations.signer import (
     SignedInfo,
@@ -33,6 +32,7 @@ from dsig.operations.signer import (
     mac_transfer_syntax_for,
 )
 from tokens.api import KeyProvider
+from tokens.faults import ToolkitError
 
 #: Adds a timestamp to a just-signed data set (signature UID given); returns a short note.
 Timestamper = Callable[[Dataset, str], str]
@@ -160,28 +160,13 @@ def sign_files(
         if forked and options.timestamp is None:
             from dsig.operations.batch import forked_map
 
-            yield from forked_map(one, pairs, workers, expected=operational_errors())
+            yield from forked_map(one, pairs, workers, expected=(ToolkitError,))
         else:
             yield from map(one, pairs)
     finally:
         made = [dst.parent for _src, dst in pairs if dst.parent.is_dir()]
         if batch and made:
             sync_filesystem(made[0])
-
-
-def operational_errors() -> tuple[type[Exception], ...]:
-    """Library errors that mean "bad input or environment" (not a bug)."""
-    import sys
-
-    from dsig.signature.profiles import ProfileError
-    from tokens.errors import TokenError
-
-    errors: list[type[Exception]] = [DsigError, ProfileError, TokenError]
-    if "pki" in sys.modules or "pki.errors" in sys.modules:
-        from pki.errors import PkiError
-
-        errors.append(PkiError)
-    return tuple(errors)
 
 
 def _sign_one(

@@ -13,7 +13,7 @@ from pydicom.uid import UID
 
 from dsig.encoding.tags import ROOT, ItemPath, format_location
 from dsig.operations.signer import SignOptions, tags_to_be_signed
-from dsig.signature.purposes import PURPOSES
+from dsig.signature.purposes import SIGNATURE_PURPOSES
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,9 @@ def preview_signing(
         covered_count=len(covered),
         profile=options.profile.value,
         purpose=options.purpose,
-        purpose_meaning=PURPOSES.get(options.purpose) if options.purpose is not None else None,
+        purpose_meaning=SIGNATURE_PURPOSES.get(options.purpose)
+        if options.purpose is not None
+        else None,
         signer=SignerSummary.of(certificate) if certificate is not None else None,
     )
 

@@ -2,7 +2,7 @@
 
 A file without a signature, a file that could not be read and a file skipped as not DICOM
 each get one row with the signature columns empty, so every file of the run is accounted
-for. Values are made printable (:func:`dsig.printable.printable`: one value, one line) and a
+for. Values are made printable (:func:`dsig.safe_text.printable`: one value, one line) and a
 cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) starts with ``'``.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from dsig.printable import printable
+from dsig.safe_text import printable
 
 #: The columns, in order (the ``--csv`` contract, documented in the README).
 FILE_COLUMNS = ("path", "file_indication", "sop_instance_uid", "study_instance_uid",

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dsig.operations.batch import severity
-from dsig.printable import printable
+from dsig.safe_text import printable
 
 if TYPE_CHECKING:
     from dsig.operations.verifier import VerifyOptions

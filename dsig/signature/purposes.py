@@ -6,9 +6,9 @@ from pydicom.dataset import Dataset
 
 from dsig.errors import SigningError
 
-SCHEME = "ASTM-sigpurpose"
+PURPOSE_SCHEME = "ASTM-sigpurpose"
 
-PURPOSES: dict[int, str] = {
+SIGNATURE_PURPOSES: dict[int, str] = {
     1: "Author's Signature",
     2: "Coauthor's Signature",
     3: "Co-participant's Signature",
@@ -32,12 +32,12 @@ PURPOSES: dict[int, str] = {
 
 def purpose_item(code: int) -> Dataset:
     """The single item of Digital Signature Purpose Code Sequence, as DCMTK writes it."""
-    if code not in PURPOSES:
+    if code not in SIGNATURE_PURPOSES:
         raise SigningError(
             f"unknown signature purpose {code} (CID 7007 has 1-18; see 'dsig purposes')"
         )
     item = Dataset()
     item.CodeValue = str(code)
-    item.CodingSchemeDesignator = SCHEME
-    item.CodeMeaning = PURPOSES[code]
+    item.CodingSchemeDesignator = PURPOSE_SCHEME
+    item.CodeMeaning = SIGNATURE_PURPOSES[code]
     return item

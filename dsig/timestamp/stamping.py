@@ -57,7 +57,10 @@ class SignTimestamping:
 
     def apply(self, ds: Dataset, uid: str) -> str:
         """Timestamp signature ``uid`` of ``ds`` (in place); returns a line for the user."""
-        from dsig.timestamp.tsa_client import redact, request_timestamp  # HTTP only when stamping
+        from dsig.timestamp.tsa_client import (  # HTTP only when stamping
+            redact_url,
+            request_timestamp,
+        )
 
         item = find_signature(ds, uid).item
         data = timestamped_bytes(item)
@@ -65,7 +68,9 @@ class SignTimestamping:
         if self.urls:
             stamp = request_timestamp(self.urls, data, self.query, self.tsa)
             insert_token(item, stamp.token)
-            notes.append(f"timestamped {stamp.info.gen_time.isoformat()} by {redact(stamp.url)}")
+            notes.append(
+                f"timestamped {stamp.info.gen_time.isoformat()} by {redact_url(stamp.url)}"
+            )
         if self.query_out is not None:
             query = build_query(data, self.query)
             with atomic_output(self.query_out) as fp:

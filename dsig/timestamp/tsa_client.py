@@ -106,7 +106,7 @@ class _TransientError(Exception):
     """A failure worth retrying at the same URL."""
 
 
-def redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without user:password@ (for messages)."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
@@ -120,7 +120,7 @@ def redact(url: str) -> str:
 def _validate_url(url: str) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TimestampError(f"TSA URL must be http(s)://host/..., got {redact(url)!r}")
+        raise TimestampError(f"TSA URL must be http(s)://host/..., got {redact_url(url)!r}")
 
 
 def _split_userinfo(url: str) -> tuple[str, TsaCredentials | None]:
@@ -130,7 +130,7 @@ def _split_userinfo(url: str) -> tuple[str, TsaCredentials | None]:
         return url, None
     user = urllib.parse.unquote(parts.username)
     password = urllib.parse.unquote(parts.password or "")
-    return redact(url), TsaCredentials(user, password)
+    return redact_url(url), TsaCredentials(user, password)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -210,7 +210,7 @@ def request_timestamp(
             token = token_from_reply(body)
             info = check_reply(token, data, query=query, prehashed=prehashed)
         except TimestampError as e:
-            failures.append(f"{redact(url)}: {e}")
+            failures.append(f"{redact_url(url)}: {e}")
             continue
         return Stamp(token, info, url, query)
     raise TsaUnavailableError("no TSA gave a usable timestamp: " + "; ".join(failures))

@@ -424,10 +424,10 @@ def test_send_signs_with_a_token_logged_in_once(
 def test_caching_evaluator_is_bounded(objects: Objects) -> None:
     from cryptography import x509
 
-    from dsig.net.scp import CachingEvaluator
+    from pki import PolicyEvaluator
 
     policy = pki.build_policy(trust_stores=[objects.pki.trust])
-    evaluator = CachingEvaluator(policy, ttl=60, max_entries=1)
+    evaluator = PolicyEvaluator(policy, ttl=60, max_entries=1)
     cert = x509.load_pem_x509_certificate(objects.pki.cert.read_bytes())
     other = x509.load_pem_x509_certificate(objects.pki.stranger_cert.read_bytes())
     now = dt.datetime.now(dt.UTC)

@@ -146,7 +146,7 @@ def test_the_rfc3161_part_of_timestamps_is_dicom_free() -> None:
 #: The layers of dsig, lowest first: a subpackage (or top-level module) imports only from its
 #: own row and the rows before it (README "Layout").
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "printable"),
+    ("errors", "safe_text"),
     ("encoding",),
     ("signature", "results"),
     ("files", "timestamp"),

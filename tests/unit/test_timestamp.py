@@ -34,7 +34,7 @@ from dsig.timestamp.tsa_client import (
     TsaCredentials,
     TsaOptions,
     TsaUnavailableError,
-    redact,
+    redact_url,
     request_timestamp,
 )
 from tests.helpers.tsa import (
@@ -395,8 +395,8 @@ def test_client_rejects_other_schemes() -> None:
 
 
 def test_redact() -> None:
-    assert redact("http://u:pw@127.0.0.1:8/tsa") == "http://127.0.0.1:8/tsa"
-    assert redact("http://127.0.0.1/tsa") == "http://127.0.0.1/tsa"
+    assert redact_url("http://u:pw@127.0.0.1:8/tsa") == "http://127.0.0.1:8/tsa"
+    assert redact_url("http://127.0.0.1/tsa") == "http://127.0.0.1/tsa"
 
 
 def test_credentials_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
