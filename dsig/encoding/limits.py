@@ -4,7 +4,12 @@ Every limit hit raises :class:`LimitExceededError` (a :class:`DicomFormatError`,
 reports it on one line and exits 4). The defaults are far above what real objects need: SR
 content trees rarely nest more than a dozen levels, objects rarely carry more than a handful
 of signatures, and the element budget allows multi-frame objects with huge functional-group
-sequences.
+sequences. They also bound hostile input (issue 13): one verification of any file of 10 MB or
+less stays within a second or two and ~256 MiB on a 2-core machine, because the elements a
+file may hold grow with its size (:attr:`ParseLimits.bytes_per_element`: a parsed element
+costs microseconds and a kilobyte, its bytes on disk as few as 8) and a deflated data set,
+held in memory, inflates to at most :attr:`ParseLimits.max_inflated_bytes`. A real file
+denser than that (a small SR of some 100,000 elements) needs a larger ``base_elements``.
 """
 
 from __future__ import annotations
@@ -33,9 +38,17 @@ class ParseLimits:
     max_signatures: int = 128
     #: Data elements and items visited while checking the file (total work of one walk).
     max_elements: int = 2_000_000
-    #: Bytes a deflated data set may inflate to (a "zip bomb" is refused before pydicom
-    #: inflates it in memory).
-    max_inflated_bytes: int = 1 << 30
+    #: Within ``max_elements``: beyond the first ``base_elements``, each element must be paid
+    #: for by ``bytes_per_element`` bytes of the file (its size on disk, deflated or not). An
+    #: 8-byte empty element or item is the densest hostile input; a 10 MB file may hold
+    #: 50,000 + 39,000 elements (a second or two, ~100 MiB), a 600 MB multi-frame object the
+    #: full ``max_elements``.
+    base_elements: int = 50_000
+    bytes_per_element: int = 256
+    #: Bytes a deflated data set may inflate to (it is inflated in memory, in bounded steps,
+    #: and refused as soon as it passes this; its values are read with it: about twice this
+    #: in memory).
+    max_inflated_bytes: int = 64 << 20
     #: Verification work: signatures x depth-weighted elements (an element counts once per
     #: enclosing sequence level plus once, which is what the MAC encoder's signability checks
     #: cost). About a microsecond each: the default bounds a file at well under a minute,
@@ -44,11 +57,18 @@ class ParseLimits:
 
     def __post_init__(self) -> None:
         for name in (
-            "max_depth", "max_signatures", "max_elements", "max_inflated_bytes", "max_work"
+            "max_depth", "max_signatures", "max_elements", "base_elements", "bytes_per_element",
+            "max_inflated_bytes", "max_work",
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise OptionsError(f"ParseLimits.{name} must be a positive int, got {value!r}")
+
+    def element_cap(self, input_bytes: int | None) -> int:
+        """The elements a file of ``input_bytes`` may hold (None: ``max_elements``)."""
+        if input_bytes is None:
+            return self.max_elements
+        return min(self.max_elements, self.base_elements + input_bytes // self.bytes_per_element)
 
 
 DEFAULT_LIMITS = ParseLimits()
@@ -57,8 +77,10 @@ DEFAULT_LIMITS = ParseLimits()
 class WorkBudget:
     """Counts visited elements against ``ParseLimits.max_elements``."""
 
-    def __init__(self, limits: ParseLimits) -> None:
+    def __init__(self, limits: ParseLimits, input_bytes: int | None = None) -> None:
         self.limits = limits
+        self.input_bytes = input_bytes
+        self.cap = limits.element_cap(input_bytes)
         self.used = 0
         #: Elements weighted by nesting (depth + 1): the work of one MAC over everything.
         self.weighted = 0
@@ -67,10 +89,16 @@ class WorkBudget:
         """Account for ``n`` more elements at ``depth``; raises when the budget is exhausted."""
         self.used += n
         self.weighted += n * (depth + 1)
-        if self.used > self.limits.max_elements:
+        if self.used > self.cap:
+            if self.cap == self.limits.max_elements:
+                raise LimitExceededError(
+                    f"parser limit: more than {self.limits.max_elements} data elements "
+                    "(ParseLimits.max_elements)"
+                )
             raise LimitExceededError(
-                f"parser limit: more than {self.limits.max_elements} data elements "
-                "(ParseLimits.max_elements)"
+                f"parser limit: more than {self.cap} data elements in a file of "
+                f"{self.input_bytes} bytes (ParseLimits.base_elements + one per "
+                f"ParseLimits.bytes_per_element = {self.limits.bytes_per_element} bytes)"
             )
 
     def depth(self, depth: int) -> None:

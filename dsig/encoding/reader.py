@@ -82,8 +82,8 @@ def _syntax_for(implicit: bool, little: bool) -> str:
 class _ParseState:
     """The read in progress (a context variable): budget, top-level file object, tail."""
 
-    def __init__(self, limits: ParseLimits, top: Any) -> None:
-        self.budget = WorkBudget(limits)
+    def __init__(self, limits: ParseLimits, top: Any, input_bytes: int) -> None:
+        self.budget = WorkBudget(limits, input_bytes)
         self.limits = limits
         self.top = top
         self.depth = 0
@@ -504,7 +504,7 @@ def read_dicom(
             where.transfer_syntax, implicit, little, deflated,
             has_preamble=where.preamble is not None, has_meta=where.meta_start is not None,
         )  # fmt: skip
-        ds = _parse(source, path, where, layout, start, end, limits, defer and not deflated)
+        ds = _parse(source, path, where, layout, start, end, limits, defer and not deflated, size)
         if hashing is not None:
             try:
                 ds.dsig_file_sha256 = hashing.hexdigest()
@@ -513,7 +513,7 @@ def read_dicom(
     bound = size if not deflated else limits.max_inflated_bytes
     try:
         # A deflated data set may legitimately hold values longer than the file itself.
-        budget = WorkBudget(limits)
+        budget = WorkBudget(limits, size)
         check_complete(ds, bound, budget=budget, walks=walks)
         ds.dsig_weighted_elements = budget.weighted  # for verify's ParseLimits.max_work
     except LimitExceededError as e:
@@ -536,9 +536,10 @@ def _parse(
     end: int,
     limits: ParseLimits,
     defer: bool,
+    input_bytes: int,
 ) -> FileDataset:
     meta = FileMetaDataset()
-    state = _ParseState(limits, source)
+    state = _ParseState(limits, source, input_bytes)
     token = _STATE.set(state)
     try:
         if where.meta_start is not None:

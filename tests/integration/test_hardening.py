@@ -535,6 +535,34 @@ def test_password_never_leaks(core_pki: CorePki, tmp_path: Path) -> None:
     assert dicom_factory.signature_matches_stream(ref, dump.read_bytes())
 
 
+_CORE_LIMITS = """
+import atexit, json, resource, sys
+resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, 1 << 20))  # core dumps allowed, as a shell may
+import dsig, dsig.cli, pki, tokens
+seen = {"library": resource.getrlimit(resource.RLIMIT_CORE)}  # importing changes nothing
+atexit.register(lambda: print(json.dumps({**seen, "cli": resource.getrlimit(resource.RLIMIT_CORE)})))
+sys.argv = ["dsig", *sys.argv[1:]]
+dsig.cli.main()
+"""
+
+
+def test_the_command_disables_core_dumps_the_library_does_not(
+    core_pki: CorePki, tmp_path: Path
+) -> None:
+    """A core file of ``dsig sign`` would hold the key password: RLIMIT_CORE is 0 (hard too,
+    so nothing later raises it) in the command, before any secret is read; a program that
+    imports the library keeps its own limits."""
+    pw_file = tmp_path / "pw.txt"
+    pw_file.write_text("not-the-password\n")
+    proc = subprocess.run([sys.executable, "-c", _CORE_LIMITS, "sign", sample("CT_small.dcm"),
+                           tmp_path / "o.dcm", "--key", core_pki.encrypted_key, "--cert",
+                           core_pki.rsa_cert, "--password-file", pw_file],
+                          capture_output=True, text=True, cwd=ROOT, check=False, timeout=120)  # fmt: skip
+    assert proc.returncode == 4, proc.stderr  # the wrong password: read, then refused
+    limits = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert limits == {"library": [1 << 20, 1 << 20], "cli": [0, 0]}, proc.stdout
+
+
 def test_password_not_in_exception_text(core_pki: CorePki, tmp_path: Path) -> None:
     import traceback
 

@@ -3,7 +3,10 @@ header's transfer syntax governing, and parser work bounded while parsing."""
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -14,7 +17,7 @@ from dsig.encoding.limits import LimitExceededError, ParseLimits
 from dsig.encoding.read_options import ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.writer import save, target_encoding
-from dsig.errors import DicomFormatError
+from dsig.errors import DicomFormatError, OptionsError
 from dsig.operations.signer import add_signature
 from dsig.operations.verifier import VerifyOptions, verify_file
 from dsig.results import Indication
@@ -188,4 +191,101 @@ def test_flood_of_empty_items_stops_while_parsing(tmp_path: Path) -> None:
     start = time.monotonic()
     with pytest.raises(LimitExceededError, match="max_elements"):
         read_dicom(path, ParseLimits(max_elements=50_000))
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 15  # a second idle; the 50,000 elements, not 1 M
+
+
+# --- default limits bound any input of 10 MB or less (one process each, measured) ----------
+
+_MEASURE = """
+import json, os, subprocess, sys, time
+start = time.monotonic()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+out = p.stdout.read().decode(errors="replace") if p.stdout else ""
+_, status, usage = os.wait4(p.pid, 0)
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "seconds": time.monotonic() - start,
+                  "rss_mib": usage.ru_maxrss / 1024, "out": out}))
+"""
+
+
+def _element_flood(n: int) -> bytes:
+    """``n`` empty private LO elements (8 bytes each), distinct tags within each item."""
+    per_item = 0xEFFF
+    items = []
+    for first in range(0, n, per_item):
+        count = min(per_item, n - first)
+        items.append(item(b"".join(element(0x00090000 | (0x1000 + k), "LO", b"")
+                                   for k in range(count))))  # fmt: skip
+    return sequence(0x00400275, items)
+
+
+def _stream_deflated_zeros(path: Path, zeros: int) -> None:
+    """A deflated data set holding an OB of ``zeros`` zero bytes, compressed chunk by chunk
+    (the test process never holds the inflated value)."""
+    head = basic_dataset("1.2.3.13")
+    at = head.index(struct.pack("<HH", 0x0010, 0x0010))  # (0009,1010) goes before
+    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    with path.open("wb") as fp:
+        fp.write(part10(meta(DEFLATED_LE, "1.2.3.13"), b""))
+        fp.write(c.compress(head[:at] + element(0x00091010, "OB", b"", length=zeros)))
+        block = bytes(1 << 20)
+        for _ in range(zeros >> 20):
+            fp.write(c.compress(block))
+        fp.write(c.compress(head[at:]) + c.flush())
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [
+        ("1.2 M empty elements", "ParseLimits.bytes_per_element"),
+        ("1 M empty items", "ParseLimits.bytes_per_element"),
+        ("1 M empty items, deflated", "ParseLimits.bytes_per_element"),
+        ("1 GiB of zeros, deflated", "ParseLimits.max_inflated_bytes"),
+    ],
+)
+def test_default_limits_bound_a_10_mb_bomb(tmp_path: Path, name: str, limit: str) -> None:
+    """Each bomb was minutes and gigabytes (issue 13); with the default limits each is
+    refused in a bounded time and under 256 MiB (``scripts/bombs.py`` measures the rest)."""
+    path = tmp_path / "bomb.dcm"
+    if name == "1.2 M empty elements":
+        path.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.13"), basic_dataset(
+            "1.2.3.13", extra=[(0x00400275, "RAW", _element_flood(1_200_000))])))  # fmt: skip
+    elif name == "1 GiB of zeros, deflated":
+        _stream_deflated_zeros(path, 1 << 30)
+    else:
+        flood = sequence(0x00400275, [item(b"")] * 1_000_000)
+        body = basic_dataset("1.2.3.13", extra=[(0x00400275, "RAW", flood)])
+        path.write_bytes(_deflated(0, body) if "deflated" in name else
+                         part10(meta(EXPLICIT_LE, "1.2.3.13"), body))  # fmt: skip
+    assert path.stat().st_size <= 10_000_000
+    cmd = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "dsig", "verify", str(path),
+           "--integrity-only"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    run = json.loads(proc.stdout)
+    assert run["rc"] == 4 and limit in run["out"], run
+    assert run["rss_mib"] < 256, run
+    assert run["seconds"] < 30, run  # ~1 s on an idle 2-core machine (bombs.py); loaded: slower
+    print(f"\n{name} ({path.stat().st_size:,} bytes): refused in {run['seconds']:.2f} s, "
+          f"peak {run['rss_mib']:.0f} MiB")  # fmt: skip
+
+
+def test_element_allowance_grows_with_the_file(tmp_path: Path) -> None:
+    limits = ParseLimits()
+    assert limits.element_cap(None) == limits.max_elements == 2_000_000
+    assert limits.element_cap(10_000_000) == 50_000 + 10_000_000 // 256
+    assert limits.element_cap(1 << 30) == limits.max_elements  # a big multi-frame object
+    with pytest.raises(OptionsError, match="bytes_per_element"):
+        ParseLimits(bytes_per_element=0)
+    # 60,000 empty elements in 480 KB: over 50,000 + 1,875; in a file padded to 3 MB, within
+    body = basic_dataset("1.2.3.14", extra=[(0x00400275, "RAW", _element_flood(60_000))])
+    dense = tmp_path / "dense.dcm"
+    dense.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.14"), body))
+    with pytest.raises(LimitExceededError, match="bytes_per_element") as e:
+        read_dicom(dense)
+    assert f"in a file of {dense.stat().st_size} bytes" in str(e.value)
+    roomy = tmp_path / "roomy.dcm"
+    pad = element(0x00091010, "OB", bytes(3_000_000))
+    roomy.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.14"), basic_dataset(
+        "1.2.3.14", extra=[(0x00400275, "RAW", _element_flood(60_000)),
+                           (0x00091010, "RAW", pad)])))  # fmt: skip
+    assert len(read_dicom(roomy).RequestAttributesSequence[0]) == 60_000

@@ -311,3 +311,62 @@ def test_slow_verifications_are_stopped_and_the_node_stays_responsive(
     assert elapsed < 10 * 4 / 2 + 30
     assert send(server, files.signed)[0] == 0
     assert json.loads(server.audit.read_text().splitlines()[-1])["action"] == "stored"
+
+
+def test_a_busy_association_ends_at_the_association_timeout(serve: ServeFactory) -> None:
+    """A peer that never idles (a C-ECHO every half second) still loses its slot once the
+    association has lasted --association-timeout; the node keeps serving others."""
+    from pynetdicom import AE
+
+    server = serve("--association-timeout", "3", "--idle-timeout", "60", "--max-associations", "1")
+    ae = AE(ae_title="BUSYSCU")
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 5
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", server.port, ae_title="DSIGTEST")
+
+    def established() -> bool:  # a call, so that the checker does not pin the state
+        return bool(assoc.is_established)
+
+    assert established()
+    started = time.monotonic()
+    echoes = 0
+    try:
+        while established() and time.monotonic() - started < 20:
+            if "Status" in assoc.send_c_echo():
+                echoes += 1
+            time.sleep(0.5)
+        lasted = time.monotonic() - started
+        assert not established(), "still associated after 20 s"
+    finally:
+        if established():
+            assoc.abort()
+    assert 3 <= lasted < 10 and echoes >= 4, (lasted, echoes)
+    assert net.echo(server.port) == 0  # the one slot is free again
+    (line,) = [x for x in server.wait_audit(1) if x["action"] == "aborted"]
+    assert "association lasted over 3 s" in line["error"]
+
+
+def test_a_polyglot_is_never_stored(serve: ServeFactory, files: Files, tmp_path: Path) -> None:
+    """The review's polyglot sent as it is (the data set bytes under the meta's implicit VR
+    context): the node reads what the context says (the hidden data set, no signature) and
+    quarantines it; the same bytes as explicit VR keep the signature but carry content no
+    signature covers, which --require-coverage all refuses too."""
+    from tests.helpers.rawdicom import EXPLICIT_LE, IMPLICIT_LE, basic_dataset, element, part10
+    from tests.helpers.rawdicom import meta as meta_of
+
+    uid = uid_of(files.signed)
+    signed = net.dataset_bytes(files.signed)
+    first = element(0x00060010, "SH", b"ABCD")  # read as implicit VR, its length swallows all
+    swallow = struct.unpack_from("<I", first, 4)[0]
+    hidden = basic_dataset(uid, implicit=True, patient="Hidden^Patient")
+    pad = element(0xFFFCFFFC, "OB", bytes(swallow - 4 - len(signed) - 12) + hidden)
+    server = serve("--require", "signature", "--require-coverage", "all")
+    for name, syntax in (("implicit", IMPLICIT_LE), ("explicit", EXPLICIT_LE)):
+        poly = tmp_path / f"poly-{name}.dcm"
+        poly.write_bytes(part10(meta_of(syntax, uid), first + signed + pad))
+        assert net.store_raw(server.port, poly) == 0x0000  # quarantined: answered success
+    lines = server.wait_audit(2)
+    assert [x["action"] for x in lines] == ["quarantined", "quarantined"], lines
+    assert "SIGNATURE_REQUIRED" in lines[0]["findings"]
+    assert {"COVERAGE_INCOMPLETE", "UNSIGNABLE_CONTENT"} <= set(lines[1]["findings"])
+    assert server.stored() == []

@@ -359,6 +359,8 @@ def test_document_signing_eku_is_valid_and_ca_signer_is_not(
     got, report = verify_json(signed, "--trust-store", moment_pki.store)
     assert got == 1 and codes(sig_trust(report)) == ["SIGNER_IS_CA"]
     key, cert = ca.write(tmp_path, "ca-cli")
+    r = dsig_cli("cert", "check", cert, "--trust-store", moment_pki.store)
+    assert r.exit_code == 1 and "SIGNER_IS_CA" in r.stdout, r.output
     r = dsig_cli("sign", sample("CT_small.dcm"), tmp_path / "o.dcm", "--key", key, "--cert", cert,
                  "--no-password")  # fmt: skip
     assert r.exit_code == 4 and "SIGNER_IS_CA" in r.stderr

@@ -1,12 +1,16 @@
 """pki._fetching's network hygiene against a live 127.0.0.1 server that counts requests:
-the per-evaluation request budget (``max_fetches``) and caIssuers followed for the signer only."""
+the per-evaluation request budget (``max_fetches``), caIssuers followed for the signer only,
+http(s) URLs only and redirects never followed."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from cryptography import x509
 
 import pki
 from tests.helpers.pki_factory import NOW, Issued, issue
@@ -94,3 +98,46 @@ def test_ca_issuers_of_offered_certificates_are_not_followed(net: Net) -> None:
     assert "GET /certs/mid.der" not in net.server.hits, net.server.hits
     assert "GET /certs/inter.der" not in net.server.hits  # already offered: nothing to fetch
     assert result.indication is not pki.TrustIndication.VALID
+
+
+def _crl_signer(net: Net, name: str, url: str) -> Issued:
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+    return issue(name, issuer=net.root, key_kind=EC,
+                 extensions=[(x509.CRLDistributionPoints([point]), False)])  # fmt: skip
+
+
+def test_only_http_urls_are_fetched_and_redirects_are_not_followed(net: Net) -> None:
+    """A CRL URL naming a local file is never read; one that redirects (here to the real CRL
+    on the same server) is not followed: without revocation information, no VALID."""
+    real = f"{net.server.base_url}/crl/root.crl"
+
+    class Redirector(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """Silence."""
+
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", real)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    threading.Thread(target=redirector.serve_forever, daemon=True).start()
+    try:
+        cases = {
+            "file": "file:///etc/passwd",
+            "redirect": f"http://127.0.0.1:{redirector.server_address[1]}/crl",
+        }
+        for name, url in cases.items():
+            signer = _crl_signer(net, f"fetch {name} signer", url)
+            net.server.hits.clear()
+            result = pki.evaluate_chain(signer.cert, online(net), at=NOW)
+            assert result.indication is pki.TrustIndication.INDETERMINATE, (name, result)
+            assert "REVOCATION_UNAVAILABLE" in [f.code for f in result.findings], name
+            assert "GET /crl/root.crl" not in net.server.hits, (name, net.server.hits)
+        # the same signer with the real URL: only the URL made the difference
+        result = pki.evaluate_chain(_crl_signer(net, "fetch real", real).cert, online(net), at=NOW)
+        assert result.indication is pki.TrustIndication.VALID, result.findings
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
