@@ -28,6 +28,7 @@ from dsig.errors import DsigError, InputError
 from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
+    from dsig.audit_spool import AuditSpool
     from dsig.report import FileResult
     from dsig.verifier import VerifyOptions
 
@@ -273,20 +274,32 @@ NO_SIGNER = "(no signature)"
 
 @dataclass
 class Tally:
-    """Counts for the summary and the compact per-file records the HTML report needs."""
+    """Counts for the summary; with ``keep_records`` (the HTML and CSV reports) or
+    ``keep_skipped`` (``--json``) also the per-file records and skipped paths those outputs
+    list, spooled to disk (:class:`dsig.audit_spool.AuditSpool`): memory does not grow with
+    the number of files. :meth:`close` deletes the spool."""
 
     files: Counter[str] = field(default_factory=Counter)
     signatures: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: int = 0
     #: signer -> indication -> files (a file counts once per distinct signer it holds).
     by_signer: dict[str, Counter[str]] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
     keep_records: bool = False
+    keep_skipped: bool = False
+    spool: AuditSpool | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.keep_records or self.keep_skipped:
+            from dsig.audit_spool import AuditSpool
+
+            self.spool = AuditSpool()
 
     def add(self, outcome: Outcome) -> None:
         """Count one outcome."""
         if outcome.skipped is not None:
-            self.skipped.append(outcome.path)
+            self.skipped += 1
+            if self.spool is not None:
+                self.spool.add_skipped(outcome.path)
             return
         data = outcome.result or {}
         indication = str(data.get("indication", "ERROR"))
@@ -304,10 +317,23 @@ class Tally:
             per_signer[NO_SIGNER] = indication
         for signer, ind in per_signer.items():
             self.by_signer.setdefault(signer, Counter())[ind] += 1
-        if self.keep_records:
+        if self.keep_records and self.spool is not None:
             from dsig.audit_record import audit_record
 
-            self.records.append(audit_record(data))
+            self.spool.add_record(audit_record(data))
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The audit records kept (``keep_records``), in the order they were counted."""
+        return self.spool.records() if self.spool is not None else iter(())
+
+    def skipped_paths(self) -> Iterator[str]:
+        """The skipped paths kept (``keep_records`` or ``keep_skipped``)."""
+        return self.spool.skipped() if self.spool is not None else iter(())
+
+    def close(self) -> None:
+        """Delete the spool."""
+        if self.spool is not None:
+            self.spool.close()
 
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object: counts per file indication, files, signatures, skipped and
@@ -318,7 +344,7 @@ class Tally:
         }
         out["files"] = sum(self.files.values())
         out["signatures"] = self.signatures
-        out["skipped"] = len(self.skipped)
+        out["skipped"] = self.skipped
         out["by_signer"] = {
             signer: {k.lower(): n for k, n in sorted(counts.items())}
             for signer, counts in sorted(self.by_signer.items())

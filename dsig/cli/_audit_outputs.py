@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +70,7 @@ def write_audit_outputs(
         from dsig import csv_report
 
         try:
-            csv_report.write(csv_out, tally.records, tally.skipped)
+            csv_report.write(csv_out, tally.records(), tally.skipped_paths())
         except DsigError as e:
             raise fail(f"--csv: {e}") from None
     if report is not None:
@@ -91,13 +91,15 @@ def _write_html(
     ended: str,
 ) -> None:
     from dsig.cli._trust_options import policy_footer, policy_statement
-    from dsig.html_report import redact_argv, render, verifier_settings
+    from dsig.html_report import redact_argv, render_lines, verifier_settings
     from dsig.writer import atomic_output
 
-    document = render(
+    spool = tally.spool  # kept whenever a report is asked for (Tally.keep_records)
+    lines = render_lines(
         summary,
-        tally.records,
-        tally.skipped,
+        _Reiterable(spool.records_in_report_order) if spool is not None else (),
+        _Reiterable(spool.skipped) if spool is not None else (),
+        ordered=True,
         started=started,
         ended=ended,
         command=shlex.join(["dsig", *redact_argv(sys.argv[1:])]),
@@ -107,4 +109,15 @@ def _write_html(
         settings=verifier_settings(options),
     )
     with atomic_output(path) as fp:
-        fp.write(document.encode("utf-8"))
+        for line in lines:  # streamed: the document is never held whole in memory
+            fp.write(line.encode("utf-8") + b"\n")
+
+
+class _Reiterable:
+    """An iterable that asks ``source`` for a fresh iterator each time it is iterated."""
+
+    def __init__(self, source: Callable[[], Iterator[Any]]) -> None:
+        self._source = source
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._source()
