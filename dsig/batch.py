@@ -29,6 +29,7 @@ from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
     from dsig.audit_spool import AuditSpool
+    from dsig.blob import Blob
     from dsig.report import FileResult
     from dsig.verifier import VerifyOptions
 
@@ -49,6 +50,8 @@ class Candidate:
 
     path: str
     explicit: bool
+    #: Bytes, when the listing said (an object then needs no HEAD request to be opened).
+    size: int | None = None
 
 
 @dataclass
@@ -83,28 +86,31 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Candidate]:
     return found
 
 
-def has_dicm_prefix(path: str) -> bool:
+def has_dicm_prefix(path: str | Blob) -> bool:
     """A DICOM Part 10 file: 128-byte preamble then ``DICM``."""
+    from dsig.blob import blob_of
+
     try:
-        with open(path, "rb") as fp:
+        with blob_of(path).open() as fp:
             head = fp.read(132)
     except OSError:
         return True  # let the reader report the error
     return len(head) == 132 and head[128:] == b"DICM"
 
 
-def not_dicom_reason(path: str, options: VerifyOptions) -> str | None:
+def not_dicom_reason(path: str | Blob, options: VerifyOptions) -> str | None:
     """Why a file found by a walk is not DICOM, or None when it is: it is DICOM when it has the
     ``DICM`` prefix or parses as a data set without it (as when named directly). A file that
     hits a parse limit counts as DICOM: it is reported (ERROR), never skipped."""
     if has_dicm_prefix(path):
         return None
+    from dsig.blob import blob_of
     from dsig.dicomio import read_dicom
     from dsig.errors import DicomFormatError
     from dsig.limits import LimitExceededError
 
     try:
-        read_dicom(Path(path), options.limits)
+        read_dicom(blob_of(path), options.limits)
     except LimitExceededError:
         return None
     except DicomFormatError as e:
@@ -129,19 +135,22 @@ def verify_candidate(
     render: Callable[[FileResult], object] | None = None,
     *,
     shown_as: str | None = None,
+    blob: Blob | None = None,
 ) -> Outcome:
     """Verify one file (or skip it as not DICOM when found by a walk). ``shown_as``: the name
-    to report instead of ``candidate.path`` (a URL whose object was copied to that path)."""
+    to report instead of ``candidate.path`` (a URL whose object was copied to that path).
+    ``blob``: read the file from there (an object in storage named ``candidate.path``)."""
     from dsig.report import FileResult
     from dsig.verifier import verify_file
 
     name = shown_as or candidate.path
+    source: str | Blob = blob if blob is not None else candidate.path
     if not candidate.explicit:
-        reason = not_dicom_reason(candidate.path, options)
+        reason = not_dicom_reason(source, options)
         if reason is not None:
             return Outcome(name, skipped=reason.replace(candidate.path, name))
     try:
-        result = verify_file(Path(candidate.path), options)
+        result = verify_file(Path(source) if isinstance(source, str) else source, options)
     except Exception as e:  # a bug must not take the whole run down: report it for this file
         result = FileResult(candidate.path, error=f"internal error: {type(e).__name__}: {e}")
     if shown_as is not None:

@@ -9,7 +9,6 @@ elements (minus certificate, signature and timestamp) appended after the data el
 from __future__ import annotations
 
 import io
-import os
 import queue
 import struct
 import threading
@@ -24,6 +23,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag
 
+from dsig.blob import Blob, source_blob
 from dsig.errors import DicomFormatError
 
 ITEM_TAG = b"\xfe\xff\x00\xe0"
@@ -673,7 +673,7 @@ class StreamEncoder:
             self.out.write(SEQ_DELIM)
         elif isinstance(elem, RawDataElement):
             if elem.value is None and elem.length != 0:  # left in the file (is_deferred)
-                self._deferred(elem, tag, vr, source_path(walk.child_ancestors))
+                self._deferred(elem, tag, vr, source_blob(walk.child_ancestors))
             else:
                 self._raw(elem, tag, vr)
         else:
@@ -701,14 +701,14 @@ class StreamEncoder:
             value += pad_byte(vr)
         self.out.write(_header(tag, vr, len(value)) + value)
 
-    def _deferred(self, elem: RawDataElement, tag: int, vr: str, path: str) -> None:
+    def _deferred(self, elem: RawDataElement, tag: int, vr: str, blob: Blob) -> None:
         """A value still in the file: read it in chunks straight into the sinks."""
         out = self.out
         offset = elem.value_tell or 0
-        with open(path, "rb", buffering=0) as fp:
+        with blob.open() as fp:
             if elem.length == UNDEFINED:
                 out.write(_header(tag, "OB", None))
-                end = os.fstat(fp.fileno()).st_size
+                end = blob.size()
                 for start, length in list(file_fragments(fp, offset, end, tag)):
                     if self.options.old_format:
                         out.write(ITEM_TAG + struct.pack("<I", length))

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +24,10 @@ from tests.integration.test_evidence import study, tsa, tsa_pki  # noqa: F401 - 
 
 pytest.importorskip("s3fs")
 pytest.importorskip("distributed")
+pytest.importorskip("moto")
+
+if TYPE_CHECKING:
+    from tests.helpers.s3 import CountingMotoServer
 
 BUCKET = "archive"
 PREFIX = f"s3://{BUCKET}/hospital"
@@ -52,14 +56,25 @@ def archive(core_pki: CorePki, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def s3(archive: Path) -> Iterator[dict[str, str]]:
-    """moto's S3 server on an ephemeral port of 127.0.0.1 holding ``archive`` under PREFIX;
-    the AWS environment (endpoint, dummy credentials) set for this process and its children."""
-    import s3fs
-    from moto.server import ThreadedMotoServer
+def s3_server() -> Iterator[CountingMotoServer]:
+    """moto's S3 server on an ephemeral port of 127.0.0.1, counting what it serves."""
+    from tests.helpers.s3 import CountingMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = CountingMotoServer()
     server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(archive: Path, s3_server: CountingMotoServer) -> Iterator[dict[str, str]]:
+    """The S3 server holding ``archive`` under PREFIX; the AWS environment (endpoint, dummy
+    credentials) set for this process and its children."""
+    import s3fs
+
+    server = s3_server
     host, port = server.get_host_and_port()
     env = {
         "AWS_ENDPOINT_URL": f"http://{host}:{port}",
@@ -82,7 +97,6 @@ def s3(archive: Path) -> Iterator[dict[str, str]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        server.stop()
 
 
 def verdicts(records: list[dict[str, Any]], root: str) -> dict[str, str]:
@@ -366,3 +380,59 @@ def test_resume_done_index_is_on_disk(tmp_path: Path) -> None:
     # A set of these 50k paths alone takes over 5 MB; the index keeps one batch of them.
     assert peak < 4_000_000, peak
     done.close()
+
+
+def test_large_objects_are_read_by_ranged_requests_never_whole(
+    core_pki: CorePki, s3_server: CountingMotoServer, s3: dict[str, str], tmp_path: Path
+) -> None:
+    """A 32 MiB object is read through ranged GETs: signed, its Pixel Data is streamed once
+    into the MAC (and once more for the file hash of --csv); unsigned, the Pixel Data is never
+    transferred. A small listed object costs one GET (no HEAD: the listing gave its size)."""
+    import hashlib
+
+    import s3fs
+
+    from tests.helpers.bigfile import write_big_file
+
+    src, out = tmp_path / "src", tmp_path / "signed"
+    src.mkdir()
+    write_big_file(src / "big.dcm", frames=64)  # 64 x 512 x 512 x 2 bytes = 32 MiB
+    r = dsig("sign", src, "--out-dir", out, "--recursive", "--key", core_pki.rsa_key,
+             "--cert", core_pki.rsa_cert, "--no-password")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    write_big_file(tmp_path / "unsigned.dcm", frames=64, seed=5)
+    write_small_image(tmp_path / "small.dcm", seed=7)
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    for local, key in ((out / "big.dcm", "big/signed.dcm"), (tmp_path / "unsigned.dcm",
+                       "big/unsigned.dcm"), (tmp_path / "small.dcm", "big/small.dcm")):  # fmt: skip
+        fs.put_file(str(local), f"{BUCKET}/{key}")
+    size = (out / "big.dcm").stat().st_size
+    assert size > 32 << 20
+    traffic = s3_server.traffic
+
+    def served(key: str) -> tuple[int, int]:
+        got = [s for s in traffic.of(f"/{BUCKET}/{key}") if s.method == "GET"]
+        assert all(s.range for s in got) or len(got) == 1, got  # ranged, or one small GET
+        return len(got), sum(s.body for s in got)
+
+    traffic.clear()
+    r = dsig("verify", f"s3://{BUCKET}/big", "-r", "-j", 1, "--jsonl", *trust(core_pki))
+
+    found = verdicts([json.loads(x) for x in r.stdout.splitlines()[:-1]], f"s3://{BUCKET}/big")
+    assert found == {"signed.dcm": "VALID", "unsigned.dcm": "UNSIGNED", "small.dcm": "UNSIGNED"}
+    requests, signed_bytes = served("big/signed.dcm")
+    assert size <= signed_bytes <= size + (4 << 20), (signed_bytes, size)  # one pass
+    assert requests > 8  # in chunks, not one GET of the whole object
+    _, unsigned_bytes = served("big/unsigned.dcm")
+    assert unsigned_bytes < 4 << 20, unsigned_bytes  # the header and the tail, no Pixel Data
+    assert served("big/small.dcm")[0] == 1
+    assert not [s for s in traffic.of(f"/{BUCKET}/big/small.dcm") if s.method == "HEAD"]
+
+    traffic.clear()
+    table = tmp_path / "audit.csv"
+    r = dsig("verify", f"s3://{BUCKET}/big/signed.dcm", "--csv", table, *trust(core_pki))
+    assert r.exit_code == 0, r.output
+    _, hashed_bytes = served("big/signed.dcm")
+    assert hashed_bytes <= 2 * size + (4 << 20), hashed_bytes  # the hash pass, then the MAC's
+    sha = hashlib.sha256((out / "big.dcm").read_bytes()).hexdigest()
+    assert sha in table.read_text()

@@ -18,7 +18,7 @@ PUBLIC_PLACES = (
     "tokens.pkcs11",
 )  # fmt: skip
 STILL_PRIVATE = {
-    "dsig.archive.audit": {"outcomes", "plan"},
+    "dsig.archive.audit": {"Plan", "outcomes", "plan"},
     "dsig.archive.journal": {"Journal", "outcome_of_record", "record_of"},
     "dsig.archive.sources": {"SourceUsageError", "is_remote", "local_path", "readable"},
     "dsig.batch": {"Outcome", "Tally", "frozen_now", "severity", "summary_table", "utc_now"},
@@ -28,7 +28,7 @@ STILL_PRIVATE = {
     "dsig.csv_report": {"*module*"},
     "dsig.explain.html": {"render_html"},
     "dsig.explain.render": {"outline"},
-    "dsig.html_report": {"redact_argv", "render", "verifier_settings"},
+    "dsig.html_report": {"redact_argv", "render_lines", "verifier_settings"},
     "dsig.model": {"CERTIFIED_TIMESTAMP", "find_signature", "find_signatures"},
     "dsig.net.audit": {"check_audit_log"},
     "dsig.net.scp": {"AuditRecord", "CachingEvaluator", "ReceiveServer", "ServerConfig"},
