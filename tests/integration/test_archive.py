@@ -436,3 +436,59 @@ def test_large_objects_are_read_by_ranged_requests_never_whole(
     assert hashed_bytes <= 2 * size + (4 << 20), hashed_bytes  # the hash pass, then the MAC's
     sha = hashlib.sha256((out / "big.dcm").read_bytes()).hexdigest()
     assert sha in table.read_text()
+
+
+def test_manifest_and_evidence_take_urls_for_every_path(
+    core_pki: CorePki, s3: dict[str, str], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """manifest create/verify and evidence create/verify/status read a study from an S3
+    prefix and write their outputs there; what they print names the URLs, never the scratch
+    copies; an existing output is not replaced without --force."""
+    import s3fs
+
+    from tests.helpers.study import build_study
+    from tests.integration.test_manifest import trust_args
+
+    built = build_study(tmp_path / "study")
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    for path in built.files:
+        fs.put_file(str(path), f"{BUCKET}/study/{path.relative_to(built.directory)}")
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    fs.put_file(str(tmp_path / "notes.txt"), f"{BUCKET}/study/notes.txt")
+    prefix, manifest = f"s3://{BUCKET}/study", f"s3://{BUCKET}/manifests/built.dcm"
+    made = ("manifest", "create", prefix, "-o", manifest, "--key", core_pki.rsa_key,
+            "--cert", core_pki.rsa_cert, "--no-password", "--json")  # fmt: skip
+    r = dsig(*made)
+    assert r.exit_code == 0, r.output
+    created = json.loads(r.stdout)
+    assert created["references"] == len(built.files)
+    assert [s["path"] for s in created["skipped"]] == [f"{prefix}/notes.txt"]
+    assert fs.exists(f"{BUCKET}/manifests/built.dcm")
+    r = dsig(*made)
+    assert r.exit_code == 2 and "--force" in r.output and r.output.count("\n") == 1
+    r = dsig("manifest", "verify", manifest, prefix, *trust_args(core_pki), "--json")
+    assert r.exit_code == 0, r.stdout
+    assert "dsig-stage-" not in r.stdout and prefix in r.stdout
+    r = dsig("manifest", "verify", manifest, prefix, *trust_args(core_pki))
+    assert r.exit_code == 0 and "manifest VALID" in r.stdout and "dsig-stage-" not in r.stdout
+    r = dsig("manifest", "verify", manifest, f"s3://{BUCKET}/no-such-study", "--integrity-only")
+    assert r.exit_code == 4 and r.output.count("\n") == 1 and "no-such-study" in r.output
+
+    server = request.getfixturevalue("tsa")  # test_evidence's fixtures, imported above
+    root = request.getfixturevalue("tsa_pki").root_pem
+    out = f"s3://{BUCKET}/evidence"
+    ev = ("evidence", "create", prefix, "--out-dir", out, "--tsa", server.url,
+          "--tsa-trust-store", root, "--json")  # fmt: skip
+    r = dsig(*ev)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["out_dir"] == out
+    records = fs.ls(f"{BUCKET}/evidence")
+    # One record per file, notes.txt included (evidence proves any file's existence).
+    assert len(records) == len(built.files) + 1 and all(x.endswith(".ers") for x in records)
+    r = dsig(*ev)
+    assert r.exit_code == 4 and "forced" in r.output and r.output.count("\n") == 1
+    data = f"{prefix}/{built.files[0].relative_to(built.directory)}"
+    r = dsig("evidence", "verify", data, "--evidence", out, "--tsa-trust-store", root)
+    assert r.exit_code == 0 and r.stdout.startswith("PROVEN"), r.output
+    r = dsig("evidence", "status", out, "--json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == len(records), r.output

@@ -21,6 +21,7 @@ STILL_PRIVATE = {
     "dsig.archive.audit": {"Plan", "outcomes", "plan"},
     "dsig.archive.journal": {"Journal", "outcome_of_record", "record_of"},
     "dsig.archive.sources": {"SourceUsageError", "is_remote", "local_path", "readable"},
+    "dsig.archive.staging": {"exists", "put", "staged"},
     "dsig.batch": {"Outcome", "Tally", "frozen_now", "severity", "summary_table", "utc_now"},
     "dsig.errors": {"DsigError"},
     "dsig.evidence.stamping": {"StampSettings"},
