@@ -492,3 +492,22 @@ def test_manifest_and_evidence_take_urls_for_every_path(
     assert r.exit_code == 0 and r.stdout.startswith("PROVEN"), r.output
     r = dsig("evidence", "status", out, "--json")
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == len(records), r.output
+
+
+def test_resume_file_is_jsonl_file_and_resume(archive: Path, tmp_path: Path) -> None:
+    """``--resume FILE`` continues the journal FILE (as ``--jsonl FILE --resume``); the files
+    it already records are not verified again and the summary counts the whole audit."""
+    out = tmp_path / "audit.jsonl"
+    first = dsig("verify", archive / "study0", "-r", "--integrity-only", "--jsonl", out)
+    assert first.exit_code == 1, first.output
+    records, summary = journal(out)
+    kept = out.read_text().splitlines()[:3]  # as if killed after three files
+    out.write_text("\n".join(kept) + "\n")
+    r = dsig("verify", archive / "study0", "-r", "--integrity-only", "--resume", out)
+    assert r.exit_code == 1, r.output
+    again, whole = journal(out)
+    assert [x["path"] for x in again[:3]] == [json.loads(x)["path"] for x in kept]
+    assert verdicts(again, str(archive)) == verdicts(records, str(archive)) and whole == summary
+    # The directory became the journal: nothing left to verify, a usage error.
+    r = dsig("verify", "--resume", archive / "study0", "-r", "--integrity-only")
+    assert r.exit_code == 2 and "Missing argument" in r.output, r.output
