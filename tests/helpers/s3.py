@@ -21,12 +21,13 @@ Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 @dataclass(frozen=True)
 class Served:
-    """One request: method, path (``/bucket/key``), Range header, body bytes sent."""
+    """One request: method, path (``/bucket/key``), Range header, body bytes sent, query."""
 
     method: str
     path: str
     range: str | None
     body: int
+    query: str = ""
 
 
 @dataclass
@@ -66,7 +67,8 @@ def counting(app: Wsgi, traffic: Traffic) -> Wsgi:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-            traffic.add(Served(method, path, str(ranged) if ranged else None, sent))
+            query = str(environ.get("QUERY_STRING", ""))
+            traffic.add(Served(method, path, str(ranged) if ranged else None, sent, query))
 
     return wrapped
 

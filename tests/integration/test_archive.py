@@ -511,3 +511,33 @@ def test_resume_file_is_jsonl_file_and_resume(archive: Path, tmp_path: Path) -> 
     # The directory became the journal: nothing left to verify, a usage error.
     r = dsig("verify", "--resume", archive / "study0", "-r", "--integrity-only")
     assert r.exit_code == 2 and "Missing argument" in r.output, r.output
+
+
+def test_a_prefix_is_listed_a_page_at_a_time(
+    s3_server: CountingMotoServer, s3: dict[str, str]
+) -> None:
+    """The listing is consumed as it comes: the first candidate is yielded after one page
+    (1,000 keys) of ListObjectsV2, the second page is asked for only when the first is used
+    up; each candidate carries the size the listing gave."""
+    import itertools
+
+    import s3fs
+
+    from dsig.archive.sources import iter_candidates
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.pipe({f"{BUCKET}/many/{i:05d}.dcm": b"x" * (i % 7) for i in range(1_050)})
+    traffic = s3_server.traffic
+    traffic.clear()
+
+    def pages() -> int:  # ListObjectsV2 of whole pages (not isfile's probe of one key)
+        return sum(1 for s in traffic.served if s.method == "GET" and s.path == f"/{BUCKET}"
+                   and "list-type=2" in s.query and "max-keys=1&" not in s.query + "&")  # fmt: skip
+
+    listing = iter_candidates([f"s3://{BUCKET}/many"], recursive=True)
+    first = next(listing)
+    assert first.path == f"s3://{BUCKET}/many/00000.dcm" and first.size == 0
+    assert pages() == 1
+    rest = list(itertools.islice(listing, 998))
+    assert pages() == 1 and rest[-1].size == 998 % 7
+    assert len(list(listing)) == 51 and pages() == 2
