@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     )
     from dsig.files.inputs import iter_inputs
     from dsig.files.outputs import OutputRefusedError, check_output_path, in_place_target
+    from dsig.operations.batch import Outcome, Tally, frozen_now, severity, summary_table
     from dsig.operations.file_signing import (
         FileSigning,
         SignedFile,
@@ -120,6 +121,7 @@ _MODULES = {
     ],
     "dsig.files.inputs": ["iter_inputs"],
     "dsig.files.outputs": ["OutputRefusedError", "check_output_path", "in_place_target"],
+    "dsig.operations.batch": ["Outcome", "Tally", "frozen_now", "severity", "summary_table"],
     "dsig.operations.file_signing": [
         "FileSigning",
         "SignedFile",
@@ -190,6 +192,7 @@ __all__ = [
     "LimitExceededError",
     "LocationError",
     "OptionsError",
+    "Outcome",
     "OutputError",
     "OutputRefusedError",
     "ParseLimits",
@@ -206,6 +209,7 @@ __all__ = [
     "SignedInfo",
     "SigningError",
     "TagError",
+    "Tally",
     "TimestampError",
     "ToolkitError",
     "TsaCredentials",
@@ -224,6 +228,7 @@ __all__ = [
     "find_signature",
     "find_signatures",
     "format_location",
+    "frozen_now",
     "in_place_target",
     "insert_token",
     "iter_inputs",
@@ -240,10 +245,12 @@ __all__ = [
     "remove_signature",
     "request_timestamp",
     "save",
+    "severity",
     "sign_dataset",
     "sign_file",
     "sign_files",
     "signer_rules",
+    "summary_table",
     "target_encoding",
     "verification_options",
     "verify_dataset",

@@ -10,6 +10,7 @@ arguments. ``file://`` URLs are plain local paths. fsspec and s3fs are the optio
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -103,8 +104,8 @@ def iter_candidates(paths: Iterable[str], recursive: bool) -> Iterator[Candidate
                     f"{path} is a prefix (not listed without recursion)", option="recursive"
                 )
             raise SourceError(f"{path}: no such object or prefix")
-        for name in _listing(fs, inner, path):
-            yield Candidate(_display(fs, name), explicit=False)
+        for name, size in _listing(fs, inner, path):
+            yield Candidate(_display(fs, name), explicit=False, size=size)
 
 
 def _call(url: str, fn: Any, *args: Any) -> Any:
@@ -116,8 +117,9 @@ def _call(url: str, fn: Any, *args: Any) -> Any:
         raise SourceError(f"{url}: {type(e).__name__}: {e}") from None
 
 
-def _listing(fs: AbstractFileSystem, inner: str, url: str) -> Iterator[str]:
-    """Object names below ``inner``, a page at a time for S3, a directory at a time else."""
+def _listing(fs: AbstractFileSystem, inner: str, url: str) -> Iterator[tuple[str, int | None]]:
+    """(name, size) of the objects below ``inner``, a page at a time for S3, a directory at
+    a time else (size None: asked when the object is opened)."""
     try:
         protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
         if "s3" in protocols and hasattr(fs, "_iterdir"):
@@ -126,15 +128,16 @@ def _listing(fs: AbstractFileSystem, inner: str, url: str) -> Iterator[str]:
         for root, dirs, files in fs.walk(inner):
             dirs.sort()
             for name in sorted(files):
-                yield f"{root.rstrip('/')}/{name}"
+                yield f"{root.rstrip('/')}/{name}", None
     except DsigError:
         raise
     except Exception as e:
         raise SourceError(f"{url}: listing failed: {type(e).__name__}: {e}") from None
 
 
-def _s3_pages(fs: Any, inner: str) -> Iterator[str]:
-    """Keys below ``bucket/prefix`` in key order, from paginated ListObjectsV2 (no delimiter),
+def _s3_pages(fs: Any, inner: str) -> Iterator[tuple[str, int | None]]:
+    """(key, size) below ``bucket/prefix`` in key order, from paginated ListObjectsV2 (no
+    delimiter),
     bridged from s3fs's async iterator onto its event loop one key at a time."""
     from fsspec.asyn import sync
 
@@ -151,7 +154,123 @@ def _s3_pages(fs: Any, inner: str) -> Iterator[str]:
     while (info := sync(fs.loop, following)) is not None:
         name = str(info["name"])
         if info.get("type") == "file" and not name.endswith("/"):  # not a "folder" marker
-            yield name
+            size = info.get("size")
+            yield name, int(size) if isinstance(size, int) else None
+
+
+#: Objects up to this size are fetched whole in one GET (the reader reads such a file from
+#: memory anyway: :data:`dsig.signature.mac_stream.DEFER_SIZE`).
+SMALL = 256 * 1024
+
+
+class ObjectBlob:
+    """An object read through fsspec for :func:`dsig.encoding.reader.read_dicom`: a small one
+    fetched whole once (one GET), a large one read by seeks and ranged GETs through one fsspec file
+    with a read-ahead cache of :data:`CHUNK` bytes, shared by every :meth:`open` (the prefix
+    check, the parse and each large value the MAC stream reads). A large value the verifier
+    does not need (Pixel Data no signature covers) is never transferred; one it needs is
+    streamed in chunks. Memory is bounded and nothing is written to disk. Close it (``with``)
+    to release the file."""
+
+    def __init__(self, url: str, size: int | None = None) -> None:
+        self.url = url
+        self._size = size
+        self._whole: bytes | None = None
+        self._file: Any = None
+        self._fs: AbstractFileSystem | None = None
+        self._inner = ""
+
+    def __enter__(self) -> ObjectBlob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def name(self) -> str:
+        """The URL (results name the object by it)."""
+        return self.url
+
+    def _where(self) -> tuple[AbstractFileSystem, str]:
+        if self._fs is None:
+            self._fs, self._inner = filesystem(self.url)
+        return self._fs, self._inner
+
+    def size(self) -> int:
+        """From the listing when it gave one, else one HEAD request."""
+        if self._size is None:
+            fs, inner = self._where()
+            self._size = int(_io(fs.size, inner))
+        return self._size
+
+    def open(self) -> io.RawIOBase | io.BufferedIOBase:
+        """A seekable reader of the object with its own position (OSError when it cannot be
+        read)."""
+        fs, inner = self._where()
+        size = self.size()
+        if size <= SMALL:
+            if self._whole is None:  # start and end given: s3fs asks no HEAD first
+                self._whole = bytes(_io(fs.cat_file, inner, start=0, end=size))
+            return io.BytesIO(self._whole)
+        if self._file is None:
+            self._file = _io(fs.open, inner, "rb", block_size=CHUNK, cache_type="readahead",
+                             size=size)  # fmt: skip
+        return _View(self._file, size)
+
+    def close(self) -> None:
+        """Release the shared file."""
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._file = None
+        self._whole = None
+
+
+class _View(io.RawIOBase):
+    """One reader of a shared fsspec file: its own position, seeks the file before each read;
+    closing it leaves the file open (readers of one blob take turns, never overlap)."""
+
+    def __init__(self, file: Any, size: int) -> None:
+        super().__init__()
+        self._file = file
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), max(0, self._size - self._pos))
+        if want <= 0:
+            return 0
+        self._file.seek(self._pos)
+        data = _io(self._file.read, want)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _io(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(...)`` with what botocore raises besides OSError as an OSError (the reader turns
+    OSError into one line for the file)."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError:
+        raise
+    except Exception as e:
+        raise OSError(f"{type(e).__name__}: {e}") from None
 
 
 def read_head(url: str, size: int) -> bytes:
@@ -193,6 +312,7 @@ def readable(path: str) -> Iterator[Path]:
 
 __all__ = [
     "ArchiveExtraMissingError",
+    "ObjectBlob",
     "SourceError",
     "SourceUsageError",
     "is_remote",

@@ -8,15 +8,14 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsig.cli._common import EXIT_USAGE, fail, guard_output
 
 if TYPE_CHECKING:
-    from dsig import VerifyOptions
-    from dsig.operations.batch import Tally
+    from dsig import Tally, VerifyOptions
 
 
 def guard_audit_outputs(
@@ -63,14 +62,13 @@ def write_audit_outputs(
 ) -> None:
     """Write the requested outputs; an unwritable one is one line and exit 4."""
     from dsig import DsigError
-    from dsig.operations.batch import utc_now
+    from dsig.cli._common import utc_now
+    from dsig.reports import write_csv
 
     ended = utc_now()
     if csv_out is not None:
-        from dsig.reports import write_csv
-
         try:
-            write_csv(csv_out, tally.records, tally.skipped)
+            write_csv(csv_out, tally.records(), tally.skipped_paths())
         except DsigError as e:
             raise fail(f"--csv: {e}") from None
     if report is not None:
@@ -92,12 +90,14 @@ def _write_html(
 ) -> None:
     from dsig import atomic_output
     from dsig.cli._trust_options import policy_footer, policy_statement
-    from dsig.reports import redact_argv, render_html_report, verifier_settings
+    from dsig.reports import redact_argv, render_html_lines, verifier_settings
 
-    document = render_html_report(
+    spool = tally.spool  # kept whenever a report is asked for (Tally.keep_records)
+    lines = render_html_lines(
         summary,
-        tally.records,
-        tally.skipped,
+        _Reiterable(spool.records_in_report_order) if spool is not None else (),
+        _Reiterable(spool.skipped) if spool is not None else (),
+        ordered=True,
         started=started,
         ended=ended,
         command=shlex.join(["dsig", *redact_argv(sys.argv[1:])]),
@@ -107,4 +107,15 @@ def _write_html(
         settings=verifier_settings(options),
     )
     with atomic_output(path) as fp:
-        fp.write(document.encode("utf-8"))
+        for line in lines:  # streamed: the document is never held whole in memory
+            fp.write(line.encode("utf-8") + b"\n")
+
+
+class _Reiterable:
+    """An iterable that asks ``source`` for a fresh iterator each time it is iterated."""
+
+    def __init__(self, source: Callable[[], Iterator[Any]]) -> None:
+        self._source = source
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._source()

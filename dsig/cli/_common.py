@@ -147,3 +147,10 @@ def input_output(paths: list[Path], *, in_place: bool, force: bool) -> tuple[Pat
     src, dst = paths
     check_output(src, dst, force=force)
     return src, dst
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC, seconds precision (report headers)."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()

@@ -17,8 +17,8 @@ import typer
 from dsig.cli._common import fail
 
 if TYPE_CHECKING:
-    from dsig import FileResult, VerifyOptions
-    from dsig.operations.batch import Outcome, Tally
+    from dsig import FileResult, Outcome, Tally, VerifyOptions
+    from dsig.archive import Plan
 
 
 def default_jobs() -> int:
@@ -46,6 +46,21 @@ class Distribution:
             raise fail("--jobs runs local processes: it excludes --scheduler and --cluster", 2)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The outputs and runner of one ``dsig verify`` run, as :func:`run_verify` checked them."""
+
+    journal_path: Path | None
+    jsonl: str | None
+    json_out: bool
+    resume: bool
+    report: Path | None
+    csv_out: Path | None
+    render: Callable[[FileResult], object]
+    distribution: Distribution
+    started: str
+
+
 def run_verify(
     paths: Sequence[str | Path],
     options: VerifyOptions,
@@ -66,12 +81,10 @@ def run_verify(
 
     Outputs (``report``, ``csv_out``, the journal) are checked before anything is verified:
     never an input, never an existing file without ``force``, never a directory or a device."""
-    from dsig import DsigError
-    from dsig.archive.audit import outcomes, plan
-    from dsig.archive.journal import Journal, outcome_of_record, record_of
-    from dsig.archive.sources import SourceUsageError, is_remote, local_path
+    from dsig import DsigError, Tally
+    from dsig.archive import SourceUsageError, plan
     from dsig.cli._audit_outputs import audit_options, guard_audit_outputs
-    from dsig.operations.batch import Tally, frozen_now, summary_table, utc_now
+    from dsig.cli._common import utc_now
 
     journal_path = Path(jsonl) if jsonl not in (None, "-") else None
     if resume and journal_path is None:
@@ -89,8 +102,33 @@ def run_verify(
     inputs = list(work.local_inputs())
     guard_audit_outputs(report, csv_out, journal_path, inputs, force=force, resume=resume)
     options = audit_options(options, report, csv_out)
-    tally = Tally(keep_records=report is not None or csv_out is not None)
-    files_json: list[dict[str, Any]] = []
+    # Counts only; the records and paths an output lists at the end are spooled to disk.
+    tally = Tally(keep_records=report is not None or csv_out is not None, keep_skipped=json_out)
+    try:
+        run = _Run(journal_path, jsonl, json_out, resume, report, csv_out, render, distribution,
+                   started)  # fmt: skip
+        return _audit(work, options, tally, paths, run)
+    finally:
+        tally.close()
+
+
+def _audit(work: Plan, options: VerifyOptions, tally: Tally, paths: Sequence[str | Path],
+           run: _Run) -> int:  # fmt: skip
+    """The run proper: verify, journal and print, then the summary and the audit outputs."""
+    from dsig import DsigError, frozen_now, summary_table
+    from dsig.archive import (
+        Journal,
+        SourceUsageError,
+        is_remote,
+        local_path,
+        outcome_of_record,
+        outcomes,
+        record_of,
+    )
+
+    journal_path, jsonl, json_out, resume = run.journal_path, run.jsonl, run.json_out, run.resume
+    report, csv_out, render, distribution = run.report, run.csv_out, run.render, run.distribution
+    started = run.started
     journal: Journal | None = None
     try:
         if journal_path is not None and resume:
@@ -115,8 +153,8 @@ def run_verify(
                     journal.write(record_of(outcome))
                 if jsonl == "-":
                     _emit(json.dumps(record_of(outcome)))
-                elif json_out and outcome.skipped is None:
-                    files_json.append(outcome.result or {})
+                elif json_out and outcome.skipped is None and tally.spool is not None:
+                    tally.spool.add_result(outcome.result or {})
                 elif human and outcome.text:
                     _emit(outcome.text.rstrip("\n"))
     except BaseException as e:  # the journal keeps every record written: --resume goes on
@@ -142,10 +180,11 @@ def run_verify(
         except DsigError as e:
             raise fail(e) from None
     if json_out:
-        typer.echo(json.dumps(
-            {"files": files_json, "summary": summary, "skipped": tally.skipped,
-             "findings": findings, **stated}, indent=2
-        ))  # fmt: skip
+        results = tally.spool.results() if tally.spool is not None else iter(())
+        fields = [("files", results), ("summary", summary), ("skipped", tally.skipped_paths()),
+                  ("findings", findings), *stated.items()]  # fmt: skip
+        for line in json_lines(fields):
+            typer.echo(line)
     elif jsonl == "-":
         _emit(json.dumps({"summary": summary, "findings": findings, **stated}))
     else:
@@ -160,6 +199,32 @@ def run_verify(
 
     write_audit_outputs(report, csv_out, tally, summary, code, options, started=started)
     return code
+
+
+_END: Any = object()
+
+
+def json_lines(fields: Sequence[tuple[str, Any]]) -> Iterator[str]:
+    """``json.dumps(dict(fields), indent=2)`` line by line; a value that is an iterator is a
+    list written an element at a time (never held whole in memory)."""
+    yield "{"
+    for n, (key, value) in enumerate(fields):
+        comma = "," if n < len(fields) - 1 else ""
+        name = json.dumps(key)
+        if not isinstance(value, Iterator):
+            yield f"  {name}: " + json.dumps(value, indent=2).replace("\n", "\n  ") + comma
+            continue
+        item = next(value, _END)
+        if item is _END:
+            yield f"  {name}: []{comma}"
+            continue
+        yield f"  {name}: ["
+        for following in value:
+            yield "    " + json.dumps(item, indent=2).replace("\n", "\n    ") + ","
+            item = following
+        yield "    " + json.dumps(item, indent=2).replace("\n", "\n    ")
+        yield f"  ]{comma}"
+    yield "}"
 
 
 def run_findings(summary: dict[str, Any], options: VerifyOptions) -> list[dict[str, str]]:
@@ -240,10 +305,10 @@ def _with_progress(
 
 def verdict_counts(tally: Tally) -> str:
     """``VALID 12 INVALID 1 SKIPPED 3``: the non-zero counts, most severe first."""
-    from dsig.operations.batch import severity
+    from dsig import severity
 
     counts = sorted(tally.files.items(), key=lambda kv: severity(kv[0]))
     parts = [f"{k} {n}" for k, n in counts if n]
     if tally.skipped:
-        parts.append(f"SKIPPED {len(tally.skipped)}")
+        parts.append(f"SKIPPED {tally.skipped}")
     return " ".join(parts)

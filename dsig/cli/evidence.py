@@ -17,7 +17,7 @@ from dsig.cli._trust_options import CrlOpt, OcspOpt, OnlineOpt, RevocationOpt, p
 from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
 
 if TYPE_CHECKING:
-    from dsig.evidence import StampSettings
+    from dsig.evidence import CreateSummary, StampSettings
     from pki import TrustPolicy
 
 evidence_app = typer.Typer(
@@ -86,8 +86,12 @@ def _settings(
 
 @evidence_app.command()
 def create(
-    inputs: Annotated[list[Path], typer.Argument(help="study directory or files")],
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="where the .ers records go")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="study directory or files (or URLs: s3://bucket/prefix)")
+    ],
+    out_dir: Annotated[
+        str, typer.Option("--out-dir", help="where the .ers records go (a directory or a URL)")
+    ],
     tsa: TsaOpt = None,
     hash_: Annotated[
         HashChoice, typer.Option("--hash", help="hash-tree algorithm")
@@ -107,14 +111,21 @@ def create(
 
     policy = _policy(tsa_trust_store, crl, ocsp, revocation, online)
     settings = _settings(tsa, policy, online, tsa_timeout, tsa_retries)
+    from dsig.archive import is_remote, staged
+
     try:
-        summary = create_evidence(
-            inputs, out_dir, settings, hash_algorithm=hash_.value, force=force
-        )
+        with staged(inputs) as files:
+            if not is_remote(out_dir):
+                summary = create_evidence(
+                    files.paths, Path(out_dir), settings, hash_algorithm=hash_.value, force=force
+                )
+            else:
+                summary = _create_remote(files.paths, out_dir, settings, hash_.value, force)
     except operational_errors() as e:
         raise fail(e) from None
     if json_out:
-        typer.echo(json.dumps(summary.to_json(), indent=2))
+        shown = {"out_dir": out_dir} if is_remote(out_dir) else {}  # a URL, not a Path
+        typer.echo(json.dumps({**summary.to_json(), **shown}, indent=2))
     else:
         typer.echo(
             f"wrote {len(summary.records)} evidence records to {out_dir} "
@@ -124,10 +135,36 @@ def create(
             typer.echo("warning: no --tsa-trust-store: the TSA was not validated", err=True)
 
 
+def _create_remote(
+    files: list[Path], out_dir: str, settings: StampSettings, hash_algorithm: str, force: bool
+) -> CreateSummary:
+    """create_evidence into a scratch directory, then each record uploaded below ``out_dir``
+    (an existing one is not replaced unless ``force``; checked before any is uploaded)."""
+    import tempfile
+
+    from dsig.archive import object_exists, upload
+    from dsig.evidence import EvidenceError, create_evidence
+
+    with tempfile.TemporaryDirectory(prefix="dsig-evidence-") as scratch:
+        summary = create_evidence(files, Path(scratch), settings, hash_algorithm=hash_algorithm)
+        target = out_dir.rstrip("/")
+        if not force:
+            for name in summary.records:
+                if object_exists(f"{target}/{name}"):
+                    raise EvidenceError(
+                        f"{target}/{name} exists: not replaced unless forced", option="force"
+                    )
+        for name, local in summary.records.items():
+            upload(local, f"{target}/{name}")
+    return summary
+
+
 @evidence_app.command()
 def verify(
     file: Annotated[str, typer.Argument(help="the data file (a path or a URL: s3://...)")],
-    evidence: Annotated[Path, typer.Option("--evidence", help="its record, or their directory")],
+    evidence: Annotated[
+        str, typer.Option("--evidence", help="its record, or their directory (or a URL)")
+    ],
     tsa_trust_store: TsaTrustOpt = None,
     crl: CrlOpt = None,
     ocsp: OcspOpt = None,
@@ -142,13 +179,13 @@ def verify(
     if moment is not None and not isinstance(moment, dt.datetime):
         raise fail("--at takes an ISO-8601 moment", 2)
     policy = _policy(tsa_trust_store, crl, ocsp, revocation, False)
-    from dsig.archive.sources import readable
+    from dsig.archive import readable, staged
 
     try:
-        with readable(file) as data:  # a URL's object is copied to a scratch file
+        with readable(file) as data, staged([evidence]) as records:  # URLs: scratch copies
             if not data.is_file():
                 raise fail(f"{file} is not a file")
-            result = verify_file_evidence(data, evidence, tsa_trust=policy, at=moment)
+            result = verify_file_evidence(data, records.paths[0], tsa_trust=policy, at=moment)
     except operational_errors() as e:
         raise fail(e) from None
     if json_out:
@@ -214,7 +251,7 @@ def renew(
 
 @evidence_app.command()
 def status(
-    directory: Annotated[Path, typer.Argument(help="directory of .ers records")],
+    directory: Annotated[str, typer.Argument(help="directory of .ers records (or a URL)")],
     within: Annotated[
         float, typer.Option("--within", min=0, help="due if a deadline falls within DAYS")
     ] = 180.0,
@@ -227,8 +264,11 @@ def status(
     moment = parse_moment(at) if at else None
     if moment is not None and not isinstance(moment, dt.datetime):
         raise fail("--at takes an ISO-8601 moment", 2)
+    from dsig.archive import staged
+
     try:
-        rows = status_evidence(directory, at=moment, within=dt.timedelta(days=within))
+        with staged([directory]) as records:
+            rows = status_evidence(records.paths[0], at=moment, within=dt.timedelta(days=within))
     except operational_errors() as e:
         raise fail(e) from None
     if json_out:

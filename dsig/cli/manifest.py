@@ -7,7 +7,11 @@ extra, 2 usage, 3 indeterminate, 4 operational error).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -59,7 +63,7 @@ from dsig.cli.timestamp import (
 )
 
 if TYPE_CHECKING:
-    from dsig.manifest import ManifestVerification
+    from dsig.manifest import CreatedManifest, ManifestVerification
 
 manifest_app = typer.Typer(
     name="manifest",
@@ -72,14 +76,20 @@ JobsOpt = Annotated[
     typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
 ]
 StudyPaths = Annotated[
-    list[Path], typer.Argument(help="the study: directories (walked recursively) and files")
+    list[str],
+    typer.Argument(
+        help="the study: directories (walked recursively) and files; or URLs (s3://bucket/"
+        "prefix, copied to a private scratch directory first)"
+    ),
 ]
 
 
 @manifest_app.command()
 def create(
     paths: StudyPaths,
-    output: Annotated[Path, typer.Option("--output", "-o", help="the manifest file to write")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="the manifest file to write (or a URL)")
+    ],
     key: Annotated[
         str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
     ],
@@ -116,16 +126,20 @@ def create(
     Object Selection Document. Exit 0 written, 2 usage (several studies, output exists),
     4 error (unreadable instance, key, TSA)."""
     from dsig import Profile
-    from dsig.manifest import CreateOptions, StudySelectionError, create_manifest, save_manifest
+    from dsig.archive import is_remote, object_exists, staged
+    from dsig.manifest import CreateOptions, StudySelectionError, create_manifest
     from tokens import HashAlgorithm, open_key_provider
 
-    if output.exists() and not force:
+    remote_out = is_remote(output)
+    try:
+        there = object_exists(output) if remote_out else Path(output).exists()
+    except operational_errors() as e:
+        raise fail(e) from None
+    if there and not force:
         raise fail(f"output {output} exists: use --force to overwrite it", 2)
-    if output.is_dir():
+    if not remote_out and Path(output).is_dir():
         raise fail(f"output {output} is a directory", 2)
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise fail(f"no such file or directory: {missing[0]}")
+    _check_local(paths)
     stamping = sign_timestamping(
         jobs=1, tsa=tsa, query_out=None, uid_out=None, ts_hash=ts_hash, ts_nonce=ts_nonce,
         ts_cert_req=ts_cert_req, ts_policy=ts_policy, tsa_timeout=tsa_timeout,
@@ -148,14 +162,16 @@ def create(
                 profile=Profile(profile.value),
                 study_uid=study,
                 allow_weak=tuple(allow_weak or ()),
-                exclude=(output,),
+                exclude=() if remote_out else (Path(output),),
                 jobs=jobs or default_jobs(),
             )
-            created = create_manifest(paths, provider, options)
+            with staged(paths) as study_files:
+                created = create_manifest(study_files.paths, provider, options)
+                shown = study_files.shown
         finally:
             provider.close()
         note = stamping.apply(created.dataset, created.signature.uid) if stamping else ""
-        save_manifest(created, output, force=force)
+        _save(created, output, force=force)
     except StudySelectionError as e:
         raise fail(e, 2) from None
     except operational_errors() as e:
@@ -174,7 +190,9 @@ def create(
                     "signature_uid": created.signature.uid,
                     "mac_algorithm": options.mac.value,
                     "timestamp": note or None,
-                    "skipped": [{"path": s.path, "reason": s.reason} for s in created.skipped],
+                    "skipped": [
+                        {"path": shown(s.path), "reason": shown(s.reason)} for s in created.skipped
+                    ],
                     "warnings": list(created.warnings),
                 },
                 indent=2,
@@ -194,12 +212,12 @@ def create(
     if created.skipped:
         typer.echo(f"  skipped {len(created.skipped)} file(s):")
         for s in created.skipped:
-            typer.echo(f"    {s.path}: {s.reason}")
+            typer.echo(f"    {shown(s.path)}: {shown(s.reason)}")
 
 
 @manifest_app.command()
 def verify(
-    manifest: Annotated[Path, typer.Argument(help="the manifest file")],
+    manifest: Annotated[str, typer.Argument(help="the manifest file (or a URL)")],
     paths: StudyPaths,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
     allow_extra: Annotated[
@@ -244,20 +262,48 @@ def verify(
         strict=strict,
         policy_file=policy_file,
     )
-    missing = [p for p in (manifest, *paths) if not p.exists()]
-    if missing:
-        raise fail(f"no such file or directory: {missing[0]}")
+    from dsig.archive import staged
+
+    _check_local([manifest, *paths])
     try:
-        result = verify_manifest(
-            manifest, paths, options, allow_extra=allow_extra, jobs=jobs or default_jobs()
-        )
+        with staged([manifest, *paths]) as inputs:
+            result = verify_manifest(
+                inputs.paths[0], inputs.paths[1:], options, allow_extra=allow_extra,
+                jobs=jobs or default_jobs(),
+            )  # fmt: skip
+            if json_out:
+                typer.echo(json.dumps(inputs.rewrite(result.to_json()), indent=2))
+            else:
+                buf = io.StringIO()
+                with contextlib.redirect_stdout(buf):
+                    _print_human(result, integrity_only=integrity_only)
+                typer.echo(inputs.shown(buf.getvalue()), nl=False)  # URLs, not scratch paths
     except operational_errors() as e:
         raise fail(e) from None
-    if json_out:
-        typer.echo(json.dumps(result.to_json(), indent=2))
-    else:
-        _print_human(result, integrity_only=integrity_only)
     raise typer.Exit(result.exit_code)
+
+
+def _check_local(paths: Sequence[str]) -> None:
+    """A local input that does not exist: one line, exit 4 (URLs are checked as read)."""
+    from dsig.archive import is_remote, local_path
+
+    missing = [p for p in paths if not is_remote(p) and not local_path(p).exists()]
+    if missing:
+        raise fail(f"no such file or directory: {missing[0]}")
+
+
+def _save(created: CreatedManifest, output: str, *, force: bool) -> None:
+    """Write the manifest atomically to a path, or upload it to a URL."""
+    from dsig.archive import is_remote, upload
+    from dsig.manifest import save_manifest
+
+    if not is_remote(output):
+        save_manifest(created, Path(output), force=force)
+        return
+    with tempfile.TemporaryDirectory(prefix="dsig-manifest-") as scratch:
+        local = Path(scratch, "manifest.dcm")
+        save_manifest(created, local, force=False)
+        upload(local, output)
 
 
 def _print_human(result: ManifestVerification, *, integrity_only: bool) -> None:

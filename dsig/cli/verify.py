@@ -44,11 +44,13 @@ if TYPE_CHECKING:
 
 class VerifyCommand(TyperCommand):
     """``dsig verify``, whose ``--jsonl`` takes an optional FILE (typer has no optional
-    values): alone, or before another option, it means ``-`` (stdout, as it always did)."""
+    values): alone, or before another option, it means ``-`` (stdout, as it always did).
+    Without ``--jsonl``, ``--resume FILE`` is ``--jsonl FILE --resume``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Give a bare ``--jsonl`` its implied value before parsing."""
         given: list[str] = []
+        args = _resume_file(args)
         for n, arg in enumerate(args):
             given.append(arg)
             if arg == "--":
@@ -57,6 +59,18 @@ class VerifyCommand(TyperCommand):
             if arg == "--jsonl" and (n + 1 == len(args) or args[n + 1].startswith("-")):
                 given.append("-")
         return list(super().parse_args(ctx, given))
+
+
+def _resume_file(args: list[str]) -> list[str]:
+    """``--resume FILE`` as ``--jsonl FILE --resume`` when no ``--jsonl`` is given (with one,
+    ``--resume`` is the flag and what follows it an input)."""
+    options = args[: args.index("--")] if "--" in args else args
+    if any(a == "--jsonl" or a.startswith("--jsonl=") for a in options):
+        return args
+    for n, arg in enumerate(options):
+        if arg == "--resume" and n + 1 < len(options) and not options[n + 1].startswith("-"):
+            return [*args[:n], "--jsonl", args[n + 1], "--resume", *args[n + 2 :]]
+    return args
 
 
 def verify(
@@ -100,7 +114,11 @@ def verify(
     ] = None,
     resume: Annotated[
         bool,
-        typer.Option("--resume", help="with --jsonl FILE: skip the files it records, append"),
+        typer.Option(
+            "--resume",
+            metavar="[FILE]",
+            help="with --jsonl FILE (or as --resume FILE): skip the files it records, append",
+        ),
     ] = False,
     scheduler: Annotated[
         str | None,

@@ -18,7 +18,6 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from pydicom import config
@@ -36,6 +35,7 @@ from pydicom.uid import (
 from pydicom.valuerep import VR as PYDICOM_VR
 
 from dsig.encoding._pydicom_reader import StrictFileDataset, charset_terms, private_filereader
+from dsig.encoding.blob import Blob, blob_of, source_blob
 from dsig.encoding.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, WorkBudget
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.tags import tag_str
@@ -279,13 +279,17 @@ class _HashingFile(_ReadView):
         self._sha = hashlib.sha256()
 
     def _hash_up_to(self, offset: int) -> None:
-        fd = self._fp.fileno()
+        if self._hashed >= offset:
+            return
+        back = self._fp.tell()  # the gap is read by seek and read (any seekable reader)
+        self._fp.seek(self._hashed)
         while self._hashed < offset:
-            data = os.pread(fd, min(self._CHUNK, offset - self._hashed), self._hashed)
+            data = self._fp.read(min(self._CHUNK, offset - self._hashed))
             if not data:
                 break
             self._sha.update(data)
             self._hashed += len(data)
+        self._fp.seek(back)
 
     def read(self, size: int | None = -1) -> bytes:
         at = self._fp.tell()
@@ -332,7 +336,7 @@ class _Meta:
     transfer_syntax: str
 
 
-def _locate(fp: BinaryIO, size: int, read: ReadOptions, path: Path) -> _Meta:
+def _locate(fp: BinaryIO, size: int, read: ReadOptions, path: str) -> _Meta:
     """Preamble, meta and data set offsets, by the file's first bytes and ``read.mode``."""
     fp.seek(0)
     head = fp.read(132)
@@ -359,7 +363,7 @@ def _looks_like_dataset(head: bytes) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x00\x08")
 
 
-def _meta_at(fp: BinaryIO, size: int, preamble: bytes | None, start: int, path: Path) -> _Meta:
+def _meta_at(fp: BinaryIO, size: int, preamble: bytes | None, start: int, path: str) -> _Meta:
     """Walk group 0002 (always explicit VR little endian) to its end, however long it is:
     the transfer syntax is read wherever it sits, not within a fixed window."""
     pos, syntax = start, None
@@ -420,7 +424,7 @@ def _encoding(meta_ts: str, data_head: bytes, read: ReadOptions) -> tuple[bool, 
     return False, True  # explicit little, deflated, and every compressed syntax
 
 
-def _inflate(fp: BinaryIO, start: int, limits: ParseLimits, path: Path) -> bytes:
+def _inflate(fp: BinaryIO, start: int, limits: ParseLimits, path: str) -> bytes:
     """Inflate a deflated data set in bounded steps: refused as soon as it passes
     ``max_inflated_bytes`` (never a whole-buffer inflate of unknown size)."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -444,7 +448,7 @@ def _inflate(fp: BinaryIO, start: int, limits: ParseLimits, path: Path) -> bytes
 
 
 def read_dicom(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Blob,
     limits: ParseLimits = DEFAULT_LIMITS,
     *,
     defer: bool = True,
@@ -464,12 +468,14 @@ def read_dicom(
     ``dsig_weighted_elements`` (for :class:`ParseLimits.max_work`); with ``file_sha256``
     also ``dsig_file_sha256``, the hex SHA-256 of the file, hashed as it is parsed. ``walks``:
     where the level walks of the completeness check are kept, for a verification of ``ds`` to
-    reuse.
+    reuse. ``path`` may be a :class:`~dsig.encoding.blob.Blob` (an object in storage): it is read by
+    seeks and reads, large values left in it (``ds.dsig_blob``), never copied whole.
     """
-    path = Path(path)
+    blob = blob_of(path)
+    path = blob.name  # a URL stays one (Path would fold its "//")
     try:
-        size = path.stat().st_size
-        fp: BinaryIO = path.open("rb")
+        size = blob.size()
+        fp = cast(BinaryIO, blob.open())
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
         raise DicomFormatError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     hashing = _HashingFile(fp, size) if file_sha256 else None
@@ -504,7 +510,10 @@ def read_dicom(
             where.transfer_syntax, implicit, little, deflated,
             has_preamble=where.preamble is not None, has_meta=where.meta_start is not None,
         )  # fmt: skip
-        ds = _parse(source, path, where, layout, start, end, limits, defer and not deflated, size)
+        ds = _parse(
+            source, fp, path, where, layout, start, end, limits, defer and not deflated, size
+        )
+        ds.dsig_blob = blob
         if hashing is not None:
             try:
                 ds.dsig_file_sha256 = hashing.hexdigest()
@@ -529,7 +538,8 @@ def read_dicom(
 
 def _parse(
     source: Any,
-    path: Path,
+    raw: BinaryIO,
+    path: str,
     where: _Meta,
     layout: Layout,
     start: int,
@@ -542,10 +552,9 @@ def _parse(
     state = _ParseState(limits, source, input_bytes)
     token = _STATE.set(state)
     try:
-        if where.meta_start is not None:
-            with open(path, "rb") as meta_fp:
-                meta_fp.seek(where.meta_start)
-                meta = _READER._read_file_meta_info(meta_fp)
+        if where.meta_start is not None:  # from the file itself (``source`` may be inflated)
+            raw.seek(where.meta_start)
+            meta = _READER._read_file_meta_info(raw)
         source.seek(start)
         body = _READER.read_dataset(
             source, layout.implicit, layout.little, defer_size=DEFER_SIZE if defer else None
@@ -644,9 +653,6 @@ def _check_deferred(elem: RawDataElement, tag: int, ds: Dataset, file_size: int)
                 f"{max(0, file_size - start)} of {elem.length} bytes"
             )
         return
-    name = getattr(ds, "filename", None)
-    if not isinstance(name, str):
-        raise DicomFormatError("a value was left in the file, but the data set has no file name")
-    with open(name, "rb") as fp:
+    with source_blob([ds]).open() as fp:
         for _ in file_fragments(fp, start, file_size, tag):
             pass

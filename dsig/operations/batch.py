@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import io
 import os
 from collections import Counter, deque
@@ -28,6 +27,8 @@ from dsig.errors import DsigError, InputError
 from tokens.faults import BadEnvironmentError
 
 if TYPE_CHECKING:
+    from dsig.encoding.blob import Blob
+    from dsig.operations.audit_spool import AuditSpool
     from dsig.operations.verifier import VerifyOptions
     from dsig.results import FileResult
 
@@ -48,6 +49,8 @@ class Candidate:
 
     path: str
     explicit: bool
+    #: Bytes, when the listing said (an object then needs no HEAD request to be opened).
+    size: int | None = None
 
 
 @dataclass
@@ -82,28 +85,31 @@ def discover(paths: Iterable[Path], recursive: bool) -> list[Candidate]:
     return found
 
 
-def has_dicm_prefix(path: str) -> bool:
+def has_dicm_prefix(path: str | Blob) -> bool:
     """A DICOM Part 10 file: 128-byte preamble then ``DICM``."""
+    from dsig.encoding.blob import blob_of
+
     try:
-        with open(path, "rb") as fp:
+        with blob_of(path).open() as fp:
             head = fp.read(132)
     except OSError:
         return True  # let the reader report the error
     return len(head) == 132 and head[128:] == b"DICM"
 
 
-def not_dicom_reason(path: str, options: VerifyOptions) -> str | None:
+def not_dicom_reason(path: str | Blob, options: VerifyOptions) -> str | None:
     """Why a file found by a walk is not DICOM, or None when it is: it is DICOM when it has the
     ``DICM`` prefix or parses as a data set without it (as when named directly). A file that
     hits a parse limit counts as DICOM: it is reported (ERROR), never skipped."""
     if has_dicm_prefix(path):
         return None
+    from dsig.encoding.blob import blob_of
     from dsig.encoding.limits import LimitExceededError
     from dsig.encoding.reader import read_dicom
     from dsig.errors import DicomFormatError
 
     try:
-        read_dicom(Path(path), options.limits)
+        read_dicom(blob_of(path), options.limits)
     except LimitExceededError:
         return None
     except DicomFormatError as e:
@@ -128,19 +134,22 @@ def verify_candidate(
     render: Callable[[FileResult], object] | None = None,
     *,
     shown_as: str | None = None,
+    blob: Blob | None = None,
 ) -> Outcome:
     """Verify one file (or skip it as not DICOM when found by a walk). ``shown_as``: the name
-    to report instead of ``candidate.path`` (a URL whose object was copied to that path)."""
+    to report instead of ``candidate.path`` (a URL whose object was copied to that path).
+    ``blob``: read the file from there (an object in storage named ``candidate.path``)."""
     from dsig.operations.verifier import verify_file
     from dsig.results import FileResult
 
     name = shown_as or candidate.path
+    source: str | Blob = blob if blob is not None else candidate.path
     if not candidate.explicit:
-        reason = not_dicom_reason(candidate.path, options)
+        reason = not_dicom_reason(source, options)
         if reason is not None:
             return Outcome(name, skipped=reason.replace(candidate.path, name))
     try:
-        result = verify_file(Path(candidate.path), options)
+        result = verify_file(Path(source) if isinstance(source, str) else source, options)
     except Exception as e:  # a bug must not take the whole run down: report it for this file
         result = FileResult(candidate.path, error=f"internal error: {type(e).__name__}: {e}")
     if shown_as is not None:
@@ -273,20 +282,32 @@ NO_SIGNER = "(no signature)"
 
 @dataclass
 class Tally:
-    """Counts for the summary and the compact per-file records the HTML report needs."""
+    """Counts for the summary; with ``keep_records`` (the HTML and CSV reports) or
+    ``keep_skipped`` (``--json``) also the per-file records and skipped paths those outputs
+    list, spooled to disk (:class:`dsig.operations.audit_spool.AuditSpool`): memory does not grow
+    with the number of files. :meth:`close` deletes the spool."""
 
     files: Counter[str] = field(default_factory=Counter)
     signatures: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: int = 0
     #: signer -> indication -> files (a file counts once per distinct signer it holds).
     by_signer: dict[str, Counter[str]] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
     keep_records: bool = False
+    keep_skipped: bool = False
+    spool: AuditSpool | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.keep_records or self.keep_skipped:
+            from dsig.operations.audit_spool import AuditSpool
+
+            self.spool = AuditSpool()
 
     def add(self, outcome: Outcome) -> None:
         """Count one outcome."""
         if outcome.skipped is not None:
-            self.skipped.append(outcome.path)
+            self.skipped += 1
+            if self.spool is not None:
+                self.spool.add_skipped(outcome.path)
             return
         data = outcome.result or {}
         indication = str(data.get("indication", "ERROR"))
@@ -304,10 +325,23 @@ class Tally:
             per_signer[NO_SIGNER] = indication
         for signer, ind in per_signer.items():
             self.by_signer.setdefault(signer, Counter())[ind] += 1
-        if self.keep_records:
+        if self.keep_records and self.spool is not None:
             from dsig.operations.audit_record import audit_record
 
-            self.records.append(audit_record(data))
+            self.spool.add_record(audit_record(data))
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The audit records kept (``keep_records``), in the order they were counted."""
+        return self.spool.records() if self.spool is not None else iter(())
+
+    def skipped_paths(self) -> Iterator[str]:
+        """The skipped paths kept (``keep_records`` or ``keep_skipped``)."""
+        return self.spool.skipped() if self.spool is not None else iter(())
+
+    def close(self) -> None:
+        """Delete the spool."""
+        if self.spool is not None:
+            self.spool.close()
 
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object: counts per file indication, files, signatures, skipped and
@@ -318,7 +352,7 @@ class Tally:
         }
         out["files"] = sum(self.files.values())
         out["signatures"] = self.signatures
-        out["skipped"] = len(self.skipped)
+        out["skipped"] = self.skipped
         out["by_signer"] = {
             signer: {k.lower(): n for k, n in sorted(counts.items())}
             for signer, counts in sorted(self.by_signer.items())
@@ -358,8 +392,3 @@ def summary_table(summary: dict[str, Any]) -> str:
         f"signature(s), {summary.get('skipped', 0)} skipped (not DICOM)"
     )
     return "\n".join(lines)
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC, seconds precision (report headers)."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()

@@ -16,6 +16,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
+from dsig.encoding.blob import Blob, blob_of
 from dsig.encoding.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import Layout, read_dicom
@@ -115,33 +116,36 @@ class VerifyOptions:
 INTERNAL_ERROR = "internal error"
 
 
-def verify_file(path: Path, options: VerifyOptions = VerifyOptions()) -> FileResult:
+def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> FileResult:
     """Read and verify one file; operational problems become the result's ``error``.
 
     Never raises for any file content: a bug surfaces as an ERROR result whose message starts
     with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
     """
+    name = blob_of(path).name
     try:
+        if options.evidence is not None and isinstance(path, Blob):
+            raise OptionsError(f"{name}: evidence records are checked for local files only")
         walks = Walks()  # one walk per level, shared by reading and verifying
         ds = read_dicom(
             path, options.limits, read=options.read, file_sha256=options.file_sha256, walks=walks
         )
-        if options.evidence is None:
-            return _verify_dataset(ds, options, str(path), walks)
+        if options.evidence is None or isinstance(path, Blob):
+            return _verify_dataset(ds, options, name, walks)
         from dsig.evidence.hook import check_evidence
 
         at = options.at if isinstance(options.at, dt.datetime) else None
         proof = check_evidence(path, options.evidence, options.tsa_trust or options.trust, at)
         with_proof = dataclasses.replace(options, proven_at=proof.proven_time)
-        result = _verify_dataset(ds, with_proof, str(path), walks)
+        result = _verify_dataset(ds, with_proof, name, walks)
         result.evidence = proof.report
         result.findings.extend([proof.finding] if proof.finding else [])
         return result
     except DsigError as e:
-        return FileResult(str(path), error=str(e))
+        return FileResult(name, error=str(e))
     except Exception as e:
         message = f"{INTERNAL_ERROR} while verifying ({type(e).__name__}: {e}); please report it"
-        return FileResult(str(path), error=" ".join(message.split()))
+        return FileResult(name, error=" ".join(message.split()))
 
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:

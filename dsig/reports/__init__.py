@@ -5,5 +5,13 @@ from dsig.reports.csv_report import render as render_csv
 from dsig.reports.csv_report import write as write_csv
 from dsig.reports.html_report import redact_argv, verifier_settings
 from dsig.reports.html_report import render as render_html_report
+from dsig.reports.html_report import render_lines as render_html_lines
 
-__all__ = ["redact_argv", "render_csv", "render_html_report", "verifier_settings", "write_csv"]
+__all__ = [
+    "redact_argv",
+    "render_csv",
+    "render_html_lines",
+    "render_html_report",
+    "verifier_settings",
+    "write_csv",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def _cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def rows(records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> Iterator[list[str]]:
+def rows(records: Iterable[dict[str, Any]], skipped: Iterable[str] = ()) -> Iterator[list[str]]:
     """The data rows for audit records (:func:`dsig.operations.audit_record.audit_record`), then
     one row per skipped path."""
     for rec in records:
@@ -64,7 +64,7 @@ def rows(records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> Iter
         yield [_cell(v) for v in head] + [""] * len(SIGNATURE_COLUMNS)
 
 
-def render(records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> str:
+def render(records: Iterable[dict[str, Any]], skipped: Iterable[str] = ()) -> str:
     """The whole CSV document (header row first; RFC 4180 quoting, CRLF line ends)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
@@ -73,13 +73,22 @@ def render(records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> st
     return buf.getvalue()
 
 
-def write(path: Path, records: Iterable[dict[str, Any]], skipped: Sequence[str] = ()) -> None:
-    """Write the CSV atomically (a temp file renamed over ``path``); the caller checked
-    ``path`` first (:func:`dsig.files.outputs.check_output_path`)."""
+def write(path: Path, records: Iterable[dict[str, Any]], skipped: Iterable[str] = ()) -> None:
+    """Write the CSV atomically (a temp file renamed over ``path``), a batch of rows at a time;
+    the caller checked ``path`` first (:func:`dsig.files.outputs.check_output_path`)."""
     from dsig.encoding.writer import atomic_output
 
     with atomic_output(path) as fp:
-        fp.write(render(records, skipped).encode("utf-8"))
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\r\n")
+        writer.writerow(COLUMNS)
+        for row in rows(records, skipped):
+            writer.writerow(row)
+            if buf.tell() >= 1 << 16:
+                fp.write(buf.getvalue().encode("utf-8"))
+                buf.seek(0)
+                buf.truncate()
+        fp.write(buf.getvalue().encode("utf-8"))
 
 
 __all__ = ["COLUMNS", "FILE_COLUMNS", "SEPARATOR", "SIGNATURE_COLUMNS", "render", "rows", "write"]

@@ -16,7 +16,7 @@ import hashlib
 import html
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dsig.operations.batch import severity
@@ -149,9 +149,20 @@ def verifier_settings(options: VerifyOptions) -> dict[str, str]:
 
 def render(
     summary: dict[str, Any],
-    records: Sequence[dict[str, Any]],
-    skipped: Sequence[str],
+    records: Iterable[dict[str, Any]],
+    skipped: Iterable[str],
+    **options: Any,
+) -> str:
+    """The whole HTML document (:func:`render_lines` joined)."""
+    return "\n".join(render_lines(summary, records, skipped, **options)) + "\n"
+
+
+def render_lines(
+    summary: dict[str, Any],
+    records: Iterable[dict[str, Any]],
+    skipped: Iterable[str],
     *,
+    ordered: bool = False,
     title: str = "DICOM digital signature audit",
     started: str = "",
     ended: str = "",
@@ -160,10 +171,14 @@ def render(
     policy: str = "",
     statement: Mapping[str, object] | None = None,
     settings: Mapping[str, str] | None = None,
-) -> str:
-    """The whole HTML document. ``statement``: dsig version and trust policy
-    (``policy_statement``); ``policy``: its one-line form; ``settings``:
-    :func:`verifier_settings`."""
+) -> Iterator[str]:
+    """The HTML document, a line at a time. ``records`` and ``skipped`` are iterated more
+    than once (an on-disk spool re-reads them: nothing is held whole); ``ordered``: records
+    come already in report order (failures first, then path), else they are sorted here.
+    ``statement``: dsig version and trust policy (``policy_statement``); ``policy``: its
+    one-line form; ``settings``: :func:`verifier_settings`."""
+    if not ordered:
+        records = sorted(records, key=lambda r: (severity(str(r.get("indication"))), r.get("path")))
     verdict, css = {
         0: ("All files verified", "ok"),
         1: ("Invalid signatures found", "bad"),
@@ -207,20 +222,25 @@ def render(
             + "</tr>"
         )
     out.append("</table>")
-    ordered = sorted(records, key=lambda r: (severity(str(r.get("indication"))), r.get("path")))
-    failures = sum(1 for r in ordered if r.get("indication") != "VALID")
-    out.append(
-        f"<h2>Files ({len(ordered)}: {failures} needing attention, "
-        f"{len(ordered) - failures} valid)</h2>"
-    )
-    out.append(_files_table(ordered) if ordered else "<p>None.</p>")
-    out.append(f"<h2>Skipped: not DICOM ({len(skipped)})</h2>")
-    if skipped:
-        out.append("<ul>" + "".join(f'<li class="path">{_e(p)}</li>' for p in skipped) + "</ul>")
+    yield from out
+    total = failures = 0
+    for r in records:
+        total += 1
+        failures += r.get("indication") != "VALID"
+    yield f"<h2>Files ({total}: {failures} needing attention, {total - failures} valid)</h2>"
+    if total:
+        yield from _files_table(records)
     else:
-        out.append("<p>None.</p>")
-    out.append(f"<script>{_SCRIPT}</script></body></html>")
-    return "\n".join(out) + "\n"
+        yield "<p>None.</p>"
+    count = sum(1 for _ in skipped)
+    yield f"<h2>Skipped: not DICOM ({count})</h2>"
+    if count:
+        yield "<ul>"
+        yield from (f'<li class="path">{_e(p)}</li>' for p in skipped)
+        yield "</ul>"
+    else:
+        yield "<p>None.</p>"
+    yield f"<script>{_SCRIPT}</script></body></html>"
 
 
 def _version() -> str:
@@ -288,7 +308,7 @@ def _cause(finding: str) -> str:
     return finding.split(":", 1)[0].strip() or "(no code)"
 
 
-def finding_groups(records: Sequence[dict[str, Any]]) -> list[tuple[str, int, int]]:
+def finding_groups(records: Iterable[dict[str, Any]]) -> list[tuple[str, int, int]]:
     """(cause, occurrences, files) for every finding code, and ERROR for files that could not
     be read; most frequent first."""
     seen: Counter[str] = Counter()
@@ -304,7 +324,7 @@ def finding_groups(records: Sequence[dict[str, Any]]) -> list[tuple[str, int, in
     return sorted(((c, n, files[c]) for c, n in seen.items()), key=lambda g: (-g[1], g[0]))
 
 
-def _findings_section(records: Sequence[dict[str, Any]]) -> str:
+def _findings_section(records: Iterable[dict[str, Any]]) -> str:
     groups = finding_groups(records)
     if not groups:
         return "<p>None.</p>"
@@ -340,9 +360,9 @@ def _signature_html(n: int, s: Mapping[str, Any]) -> str:
     return '<div class="sig">' + "<br>".join(parts) + "</div>"
 
 
-def _files_table(records: Sequence[dict[str, Any]]) -> str:
+def _files_table(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     options = "".join(f'<option value="{i}">{i}</option>' for i in _INDICATIONS)
-    rows = [
+    yield from [
         '<div class="controls"><label>Filter <input id="filter" type="search" '
         'placeholder="path, UID, patient, signer, finding..."></label>'
         f'<label>Result <select id="indication"><option value="">all</option>{options}'
@@ -362,7 +382,7 @@ def _files_table(records: Sequence[dict[str, Any]]) -> str:
         indication = _e(rec.get("indication"))
         rank = severity(str(rec.get("indication")))
         finding_html = "".join(f"<li>{_e(f)}</li>" for f in findings)
-        rows.append(
+        yield (
             f'<tr data-indication="{indication}">'
             f'<td data-sort="{rank}">{_ind(rec.get("indication"))}</td>'
             f'<td class="path">{_e(rec.get("path"))}</td>'
@@ -376,8 +396,14 @@ def _files_table(records: Sequence[dict[str, Any]]) -> str:
             f"<td>{'<ul>' + finding_html + '</ul>' if findings else '&mdash;'}</td>"
             "</tr>"
         )
-    rows.append("</tbody></table>")
-    return "\n".join(rows)
+    yield "</tbody></table>"
 
 
-__all__ = ["REDACTED", "finding_groups", "redact_argv", "render", "verifier_settings"]
+__all__ = [
+    "REDACTED",
+    "finding_groups",
+    "redact_argv",
+    "render",
+    "render_lines",
+    "verifier_settings",
+]

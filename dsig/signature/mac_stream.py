@@ -8,7 +8,6 @@ elements (minus certificate, signature and timestamp) appended after the data el
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
+from dsig.encoding.blob import Blob, source_blob
 from dsig.encoding.values import (
     ITEM_TAG,
     SEQ_DELIM,
@@ -27,7 +27,6 @@ from dsig.encoding.values import (
     le_value,
     pad_byte,
     read_range,
-    source_path,
     swap_bytes,
 )
 from dsig.encoding.walk import LevelWalk, WalkEntry, Walks
@@ -108,7 +107,7 @@ class StreamEncoder:
             self.out.write(SEQ_DELIM)
         elif isinstance(elem, RawDataElement):
             if elem.value is None and elem.length != 0:  # left in the file (is_deferred)
-                self._deferred(elem, tag, vr, source_path(walk.child_ancestors))
+                self._deferred(elem, tag, vr, source_blob(walk.child_ancestors))
             else:
                 self._raw(elem, tag, vr)
         else:
@@ -136,14 +135,14 @@ class StreamEncoder:
             value += pad_byte(vr)
         self.out.write(header(tag, vr, len(value)) + value)
 
-    def _deferred(self, elem: RawDataElement, tag: int, vr: str, path: str) -> None:
+    def _deferred(self, elem: RawDataElement, tag: int, vr: str, blob: Blob) -> None:
         """A value still in the file: read it in chunks straight into the sinks."""
         out = self.out
         offset = elem.value_tell or 0
-        with open(path, "rb", buffering=0) as fp:
+        with blob.open() as fp:
             if elem.length == UNDEFINED:
                 out.write(header(tag, "OB", None))
-                end = os.fstat(fp.fileno()).st_size
+                end = blob.size()
                 for start, length in list(file_fragments(fp, offset, end, tag)):
                     if self.options.old_format:
                         out.write(ITEM_TAG + struct.pack("<I", length))

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +24,10 @@ from tests.integration.test_evidence import study, tsa, tsa_pki  # noqa: F401 - 
 
 pytest.importorskip("s3fs")
 pytest.importorskip("distributed")
+pytest.importorskip("moto")
+
+if TYPE_CHECKING:
+    from tests.helpers.s3 import CountingMotoServer
 
 BUCKET = "archive"
 PREFIX = f"s3://{BUCKET}/hospital"
@@ -52,14 +56,25 @@ def archive(core_pki: CorePki, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def s3(archive: Path) -> Iterator[dict[str, str]]:
-    """moto's S3 server on an ephemeral port of 127.0.0.1 holding ``archive`` under PREFIX;
-    the AWS environment (endpoint, dummy credentials) set for this process and its children."""
-    import s3fs
-    from moto.server import ThreadedMotoServer
+def s3_server() -> Iterator[CountingMotoServer]:
+    """moto's S3 server on an ephemeral port of 127.0.0.1, counting what it serves."""
+    from tests.helpers.s3 import CountingMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = CountingMotoServer()
     server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(archive: Path, s3_server: CountingMotoServer) -> Iterator[dict[str, str]]:
+    """The S3 server holding ``archive`` under PREFIX; the AWS environment (endpoint, dummy
+    credentials) set for this process and its children."""
+    import s3fs
+
+    server = s3_server
     host, port = server.get_host_and_port()
     env = {
         "AWS_ENDPOINT_URL": f"http://{host}:{port}",
@@ -82,7 +97,6 @@ def s3(archive: Path) -> Iterator[dict[str, str]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        server.stop()
 
 
 def verdicts(records: list[dict[str, Any]], root: str) -> dict[str, str]:
@@ -366,3 +380,164 @@ def test_resume_done_index_is_on_disk(tmp_path: Path) -> None:
     # A set of these 50k paths alone takes over 5 MB; the index keeps one batch of them.
     assert peak < 4_000_000, peak
     done.close()
+
+
+def test_large_objects_are_read_by_ranged_requests_never_whole(
+    core_pki: CorePki, s3_server: CountingMotoServer, s3: dict[str, str], tmp_path: Path
+) -> None:
+    """A 32 MiB object is read through ranged GETs: signed, its Pixel Data is streamed once
+    into the MAC (and once more for the file hash of --csv); unsigned, the Pixel Data is never
+    transferred. A small listed object costs one GET (no HEAD: the listing gave its size)."""
+    import hashlib
+
+    import s3fs
+
+    from tests.helpers.bigfile import write_big_file
+
+    src, out = tmp_path / "src", tmp_path / "signed"
+    src.mkdir()
+    write_big_file(src / "big.dcm", frames=64)  # 64 x 512 x 512 x 2 bytes = 32 MiB
+    r = dsig("sign", src, "--out-dir", out, "--recursive", "--key", core_pki.rsa_key,
+             "--cert", core_pki.rsa_cert, "--no-password")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    write_big_file(tmp_path / "unsigned.dcm", frames=64, seed=5)
+    write_small_image(tmp_path / "small.dcm", seed=7)
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    for local, key in ((out / "big.dcm", "big/signed.dcm"), (tmp_path / "unsigned.dcm",
+                       "big/unsigned.dcm"), (tmp_path / "small.dcm", "big/small.dcm")):  # fmt: skip
+        fs.put_file(str(local), f"{BUCKET}/{key}")
+    size = (out / "big.dcm").stat().st_size
+    assert size > 32 << 20
+    traffic = s3_server.traffic
+
+    def served(key: str) -> tuple[int, int]:
+        got = [s for s in traffic.of(f"/{BUCKET}/{key}") if s.method == "GET"]
+        assert all(s.range for s in got) or len(got) == 1, got  # ranged, or one small GET
+        return len(got), sum(s.body for s in got)
+
+    traffic.clear()
+    r = dsig("verify", f"s3://{BUCKET}/big", "-r", "-j", 1, "--jsonl", *trust(core_pki))
+
+    found = verdicts([json.loads(x) for x in r.stdout.splitlines()[:-1]], f"s3://{BUCKET}/big")
+    assert found == {"signed.dcm": "VALID", "unsigned.dcm": "UNSIGNED", "small.dcm": "UNSIGNED"}
+    requests, signed_bytes = served("big/signed.dcm")
+    assert size <= signed_bytes <= size + (4 << 20), (signed_bytes, size)  # one pass
+    assert requests > 8  # in chunks, not one GET of the whole object
+    _, unsigned_bytes = served("big/unsigned.dcm")
+    assert unsigned_bytes < 4 << 20, unsigned_bytes  # the header and the tail, no Pixel Data
+    assert served("big/small.dcm")[0] == 1
+    assert not [s for s in traffic.of(f"/{BUCKET}/big/small.dcm") if s.method == "HEAD"]
+
+    traffic.clear()
+    table = tmp_path / "audit.csv"
+    r = dsig("verify", f"s3://{BUCKET}/big/signed.dcm", "--csv", table, *trust(core_pki))
+    assert r.exit_code == 0, r.output
+    _, hashed_bytes = served("big/signed.dcm")
+    assert hashed_bytes <= 2 * size + (4 << 20), hashed_bytes  # the hash pass, then the MAC's
+    sha = hashlib.sha256((out / "big.dcm").read_bytes()).hexdigest()
+    assert sha in table.read_text()
+
+
+def test_manifest_and_evidence_take_urls_for_every_path(
+    core_pki: CorePki, s3: dict[str, str], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """manifest create/verify and evidence create/verify/status read a study from an S3
+    prefix and write their outputs there; what they print names the URLs, never the scratch
+    copies; an existing output is not replaced without --force."""
+    import s3fs
+
+    from tests.helpers.study import build_study
+    from tests.integration.test_manifest import trust_args
+
+    built = build_study(tmp_path / "study")
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    for path in built.files:
+        fs.put_file(str(path), f"{BUCKET}/study/{path.relative_to(built.directory)}")
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    fs.put_file(str(tmp_path / "notes.txt"), f"{BUCKET}/study/notes.txt")
+    prefix, manifest = f"s3://{BUCKET}/study", f"s3://{BUCKET}/manifests/built.dcm"
+    made = ("manifest", "create", prefix, "-o", manifest, "--key", core_pki.rsa_key,
+            "--cert", core_pki.rsa_cert, "--no-password", "--json")  # fmt: skip
+    r = dsig(*made)
+    assert r.exit_code == 0, r.output
+    created = json.loads(r.stdout)
+    assert created["references"] == len(built.files)
+    assert [s["path"] for s in created["skipped"]] == [f"{prefix}/notes.txt"]
+    assert fs.exists(f"{BUCKET}/manifests/built.dcm")
+    r = dsig(*made)
+    assert r.exit_code == 2 and "--force" in r.output and r.output.count("\n") == 1
+    r = dsig("manifest", "verify", manifest, prefix, *trust_args(core_pki), "--json")
+    assert r.exit_code == 0, r.stdout
+    assert "dsig-stage-" not in r.stdout and prefix in r.stdout
+    r = dsig("manifest", "verify", manifest, prefix, *trust_args(core_pki))
+    assert r.exit_code == 0 and "manifest VALID" in r.stdout and "dsig-stage-" not in r.stdout
+    r = dsig("manifest", "verify", manifest, f"s3://{BUCKET}/no-such-study", "--integrity-only")
+    assert r.exit_code == 4 and r.output.count("\n") == 1 and "no-such-study" in r.output
+
+    server = request.getfixturevalue("tsa")  # test_evidence's fixtures, imported above
+    root = request.getfixturevalue("tsa_pki").root_pem
+    out = f"s3://{BUCKET}/evidence"
+    ev = ("evidence", "create", prefix, "--out-dir", out, "--tsa", server.url,
+          "--tsa-trust-store", root, "--json")  # fmt: skip
+    r = dsig(*ev)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["out_dir"] == out
+    records = fs.ls(f"{BUCKET}/evidence")
+    # One record per file, notes.txt included (evidence proves any file's existence).
+    assert len(records) == len(built.files) + 1 and all(x.endswith(".ers") for x in records)
+    r = dsig(*ev)
+    assert r.exit_code == 4 and "forced" in r.output and r.output.count("\n") == 1
+    data = f"{prefix}/{built.files[0].relative_to(built.directory)}"
+    r = dsig("evidence", "verify", data, "--evidence", out, "--tsa-trust-store", root)
+    assert r.exit_code == 0 and r.stdout.startswith("PROVEN"), r.output
+    r = dsig("evidence", "status", out, "--json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == len(records), r.output
+
+
+def test_resume_file_is_jsonl_file_and_resume(archive: Path, tmp_path: Path) -> None:
+    """``--resume FILE`` continues the journal FILE (as ``--jsonl FILE --resume``); the files
+    it already records are not verified again and the summary counts the whole audit."""
+    out = tmp_path / "audit.jsonl"
+    first = dsig("verify", archive / "study0", "-r", "--integrity-only", "--jsonl", out)
+    assert first.exit_code == 1, first.output
+    records, summary = journal(out)
+    kept = out.read_text().splitlines()[:3]  # as if killed after three files
+    out.write_text("\n".join(kept) + "\n")
+    r = dsig("verify", archive / "study0", "-r", "--integrity-only", "--resume", out)
+    assert r.exit_code == 1, r.output
+    again, whole = journal(out)
+    assert [x["path"] for x in again[:3]] == [json.loads(x)["path"] for x in kept]
+    assert verdicts(again, str(archive)) == verdicts(records, str(archive)) and whole == summary
+    # The directory became the journal: nothing left to verify, a usage error.
+    r = dsig("verify", "--resume", archive / "study0", "-r", "--integrity-only")
+    assert r.exit_code == 2 and "Missing argument" in r.output, r.output
+
+
+def test_a_prefix_is_listed_a_page_at_a_time(
+    s3_server: CountingMotoServer, s3: dict[str, str]
+) -> None:
+    """The listing is consumed as it comes: the first candidate is yielded after one page
+    (1,000 keys) of ListObjectsV2, the second page is asked for only when the first is used
+    up; each candidate carries the size the listing gave."""
+    import itertools
+
+    import s3fs
+
+    from dsig.archive.sources import iter_candidates
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.pipe({f"{BUCKET}/many/{i:05d}.dcm": b"x" * (i % 7) for i in range(1_050)})
+    traffic = s3_server.traffic
+    traffic.clear()
+
+    def pages() -> int:  # ListObjectsV2 of whole pages (not isfile's probe of one key)
+        return sum(1 for s in traffic.served if s.method == "GET" and s.path == f"/{BUCKET}"
+                   and "list-type=2" in s.query and "max-keys=1&" not in s.query + "&")  # fmt: skip
+
+    listing = iter_candidates([f"s3://{BUCKET}/many"], recursive=True)
+    first = next(listing)
+    assert first.path == f"s3://{BUCKET}/many/00000.dcm" and first.size == 0
+    assert pages() == 1
+    rest = list(itertools.islice(listing, 998))
+    assert pages() == 1 and rest[-1].size == 998 % 7
+    assert len(list(listing)) == 51 and pages() == 2
