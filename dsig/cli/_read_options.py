@@ -44,13 +44,18 @@ ReadXferOpt = Annotated[
     typer.Option(
         "--read-xfer",
         help="data set encoding: auto (as the meta header says, -t=), detect (ignore the meta, "
-        "-td), little/big (explicit VR, -te/-tb), implicit (-ti)",
+        "-td), little/big (explicit VR, -te/-tb), implicit (-ti); forcing needs --read dataset, "
+        "as dcmsign's -te/-tb/-ti need -f",
     ),
 ]
 
 
 def read_options(read: ReadChoice, read_xfer: ReadXferChoice) -> ReadOptions:
-    """The library value for the two options."""
-    from dsig import ReadOptions
+    """The library value for the two options (a contradiction is a usage error, exit 2)."""
+    from dsig import OptionsError, ReadOptions
+    from dsig.cli._common import EXIT_USAGE, fail
 
-    return ReadOptions(mode=read.value, xfer=read_xfer.value)
+    try:
+        return ReadOptions(mode=read.value, xfer=read_xfer.value)
+    except OptionsError as e:
+        raise fail(e, EXIT_USAGE) from None

@@ -8,6 +8,7 @@ extra, 2 usage, 3 indeterminate, 4 operational error).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import tempfile
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret, read_secret
+from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
     MacChoice,
@@ -121,6 +123,8 @@ def create(
     tsa_user: TsaUserOpt = None,
     tsa_password_env: TsaPasswordEnvOpt = None,
     tsa_password_file: TsaPasswordFileOpt = None,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Reference every instance of one study (with the MAC of its content) in a signed Key
     Object Selection Document. Exit 0 written, 2 usage (several studies, output exists),
@@ -130,6 +134,7 @@ def create(
     from dsig.manifest import CreateOptions, StudySelectionError, create_manifest
     from tokens import HashAlgorithm, open_key_provider
 
+    reading = read_options(read, read_xfer)
     remote_out = is_remote(output)
     try:
         there = object_exists(output) if remote_out else Path(output).exists()
@@ -164,6 +169,7 @@ def create(
                 allow_weak=tuple(allow_weak or ()),
                 exclude=() if remote_out else (Path(output),),
                 jobs=jobs or default_jobs(),
+                read=reading,
             )
             with staged(paths) as study_files:
                 created = create_manifest(study_files.paths, provider, options)
@@ -240,6 +246,8 @@ def verify(
     strict: StrictOpt = False,
     jobs: JobsOpt = None,
     policy_file: PolicyFileOpt = None,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Verify the manifest's signature, then each instance: ok, modified, missing, extra.
     Exit 0 only when the manifest is VALID and every instance ok with none missing or extra;
@@ -264,6 +272,7 @@ def verify(
     )
     from dsig.archive import staged
 
+    options = dataclasses.replace(options, read=read_options(read, read_xfer))
     _check_local([manifest, *paths])
     try:
         with staged([manifest, *paths]) as inputs:

@@ -20,6 +20,7 @@ from pydicom import config
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset
+from pydicom.multival import MultiValue
 
 
 class _ConfigView:
@@ -37,7 +38,12 @@ def charset_terms(value: Any) -> Any:
     """A Specific Character Set value as pydicom's charset lookup takes it: one stored as UN
     is bytes (a TypeError inside pydicom), decoded here as the CS value it holds."""
     if isinstance(value, bytes | bytearray):
-        return [v.strip(" \x00") for v in bytes(value).decode("latin-1").split("\\")]
+        value = bytes(value).decode("latin-1").split("\\")
+    # a NUL inside a term is a ValueError in Python's codec lookup, not an unknown charset
+    if isinstance(value, str):
+        return value.replace("\x00", " ")
+    if isinstance(value, list | MultiValue):
+        return [str(v).replace("\x00", " ").strip(" ") for v in value]
     return value
 
 

@@ -11,6 +11,10 @@ when it converts it to its internal form, and hashes and writes that form:
   first loses every white-space character (``isspace``) wherever it is.
 * ``DcmByteString::postLoadValue``: an odd length read from the file becomes even.
 
+This is DCMTK 3.7.0's rule; 3.6.7 strips the padding character only (a NUL stops it), and
+3.7.0 added trailing NULs (commit 31924835, DCMTK issue #1014). What dsig writes reads back
+unchanged in both.
+
 A signature over the stored bytes of such a value would not verify in dcmsign, so signing
 normalises the values it signs (and only those) before hashing, and writes them normalised.
 Verification hashes the stored bytes, so files signed by other tools verify as they are.

@@ -41,7 +41,7 @@ from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.tags import tag_str
 from dsig.encoding.values import DEFER_SIZE, UNDEFINED, file_fragments, is_deferred, iter_fragments
 from dsig.encoding.walk import Walks
-from dsig.errors import DicomFormatError
+from dsig.errors import DicomFormatError, DsigError
 
 
 class DuplicateElementError(DicomFormatError):
@@ -137,6 +137,13 @@ def _guard_elements(generator: Callable[..., Iterator[Any]]) -> Callable[..., It
                     )
                 seen.add(tag)
                 if isinstance(elem, RawDataElement):
+                    value = elem.value
+                    if value is not None and elem.length != UNDEFINED and len(value) != elem.length:
+                        # now, before a value (the character set) is used: pydicom reads short
+                        raise DicomFormatError(
+                            f"truncated: element {tag_str(tag)} has {len(value)} of "
+                            f"{elem.length} bytes"
+                        )
                     if tag == 0x00080005 and elem.value is not None:
                         encoding = _READER.convert_encodings(elem.value)
                     elif _is_defined_length_sequence(elem, implicit):
@@ -194,14 +201,26 @@ def _cp246_sequences(read_sequence: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(read_sequence)
     def read(fp: Any, implicit: bool, little: bool, *args: Any) -> Any:
-        if not implicit:
-            here = fp.tell()
-            fp.seek(here - 8)
-            vr = fp.read(2)
+        here = fp.tell()
+        header = b""
+        if here >= 12:  # the element header just read (absent when pydicom parses a value)
+            fp.seek(here - (8 if implicit else 12))
+            header = fp.read(4 if implicit else 6)
             fp.seek(here)
-            if vr == b"UN":
+        try:
+            if not implicit and header[4:6] == b"UN":
                 return read_sequence(fp, True, True, *args)
-        return read_sequence(fp, implicit, little, *args)
+            return read_sequence(fp, implicit, little, *args)
+        except (LimitExceededError, RecursionError):
+            raise
+        except Exception as e:  # pydicom raises many kinds on a corrupt sequence: name it
+            if len(header) < 4 or (isinstance(e, DsigError) and "is malformed (" in str(e)):
+                raise
+            group, elem = struct.unpack("<HH" if little else ">HH", header[:4])
+            kind = "UN sequence (CP-246)" if header[4:6] == b"UN" else "sequence"
+            raise DicomFormatError(
+                f"{kind} {tag_str(group << 16 | elem)} is malformed ({type(e).__name__}: {e})"
+            ) from None
 
     return read
 
@@ -340,22 +359,36 @@ def _locate(fp: BinaryIO, size: int, read: ReadOptions, path: str) -> _Meta:
     """Preamble, meta and data set offsets, by the file's first bytes and ``read.mode``."""
     fp.seek(0)
     head = fp.read(132)
-    if len(head) == 132 and head[128:132] == b"DICM":
-        if read.mode == "dataset":
-            raise DicomFormatError(
-                f"{path}: read mode dataset: the file has a preamble and file meta header "
-                "(read it as a file, or auto)",
-                option="read",
-                value="file",
-            )
-        return _meta_at(fp, size, head[:128], 132, path)
-    if head[:2] == b"\x02\x00" and read.mode == "auto":  # meta without preamble
-        return _meta_at(fp, size, None, 0, path)
-    if read.mode == "file":
-        raise DicomFormatError(f"{path}: read mode file: no DICM prefix (not a DICOM Part 10 file)")
-    if not _looks_like_dataset(head):
-        raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix, no data set)")
-    return _Meta(None, None, 0, "")
+    preamble = len(head) == 132 and head[128:132] == b"DICM"
+    if (preamble or head[:2] == b"\x02\x00") and read.mode == "dataset":
+        # dcmsign -f would parse the preamble and the meta as data set elements: refused here
+        raise DicomFormatError(
+            f"{path}: read mode dataset: the file has a file meta header "
+            "(read it as a file, or auto)",
+            option="read",
+            value="file",
+        )
+    if preamble:
+        where = _meta_at(fp, size, head[:128], 132, path)
+    elif head[:2] == b"\x02\x00":  # meta without preamble: a file to DCMTK, +fo included
+        where = _meta_at(fp, size, None, 0, path)
+    elif read.mode == "file":
+        raise DicomFormatError(f"{path}: read mode file: no file meta header (not a DICOM file)")
+    else:
+        if not _looks_like_dataset(head):
+            raise DicomFormatError(f"{path}: not a DICOM file (no DICM prefix, no data set)")
+        return _Meta(None, None, 0, "")
+    if read.mode == "file" and not _known_syntax(where.transfer_syntax):
+        # DCMTK's +fo: a meta header without a transfer syntax it knows is no file meta
+        raise DicomFormatError(
+            f"{path}: read mode file: the file meta header names no known transfer syntax "
+            f"({where.transfer_syntax or 'no (0002,0010)'})"
+        )
+    return where
+
+
+def _known_syntax(uid: str) -> bool:
+    return bool(uid) and UID(uid).is_transfer_syntax
 
 
 def _looks_like_dataset(head: bytes) -> bool:
@@ -410,12 +443,17 @@ def detect_encoding(first: bytes) -> tuple[bool, bool]:
     return implicit, little
 
 
+_UNCOMPRESSED = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian)
+
+
 def _encoding(meta_ts: str, data_head: bytes, read: ReadOptions) -> tuple[bool, bool]:
     """(implicit, little) for the data set: ``read.xfer``, else the meta's syntax."""
     forced = {"little": (False, True), "big": (False, False), "implicit": (True, True)}
     if read.xfer in forced:
         return forced[read.xfer]
-    if read.xfer == "detect" or not meta_ts:
+    if not _known_syntax(meta_ts) or (read.xfer == "detect" and meta_ts in _UNCOMPRESSED):
+        # as DcmDataset::readUntilTag: an unknown syntax is detected; -td ignores the meta's
+        # syntax only when it is uncompressed (a compressed one is kept)
         return detect_encoding(data_head)
     if meta_ts == ImplicitVRLittleEndian:
         return True, True

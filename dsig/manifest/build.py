@@ -17,6 +17,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from dsig import __version__
+from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.values import raw_text
 from dsig.encoding.writer import Encoding, save, write_dataset_file
 from dsig.errors import DicomFormatError, DsigError, OutputError
@@ -60,6 +61,8 @@ class CreateOptions:
     at: dt.datetime | None = None
     #: Worker processes reading and hashing the instances (forked; 1 = this process).
     jobs: int = 1
+    #: How the instances are read (dcmsign's input options).
+    read: ReadOptions = DEFAULT_READ
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ def _patient(attributes: Dataset | None) -> str:
 
 
 def _file_record(path: Path, explicit: bool, options: CreateOptions) -> _Record:
-    found = examine(path, explicit)
+    found = examine(path, explicit, options.read)
     where = str(path)
     if found.error is not None:
         return _Record(where, error=found.error)

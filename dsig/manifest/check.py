@@ -13,6 +13,7 @@ from typing import Any
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from dsig.encoding.read_options import ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.tags import tag_str
 from dsig.encoding.values import UNDEFINED, raw_text, stored
@@ -154,6 +155,7 @@ def verify_manifest(
     """Verify the manifest at ``manifest_path`` and the study in ``paths``.
 
     ``options`` judge the manifest's own signature exactly as :func:`dsig.verify_file` does
+    (``options.read``: how the instances are read; the manifest itself is read as a file)
     (no trust evaluator: INDETERMINATE unless ``integrity_only``). Raises DicomFormatError
     when the manifest file cannot be read or is not a study manifest. ``jobs``: worker
     processes that read and hash the instances (forked; 1 = this process).
@@ -183,7 +185,7 @@ def verify_manifest(
         )
     del ds
     warnings = _weak_macs(manifest, options, problems)
-    checks, skipped = _check_files(manifest, paths, manifest_path, jobs)
+    checks, skipped = _check_files(manifest, paths, manifest_path, jobs, options.read)
     return ManifestVerification(
         str(manifest_path), signature, manifest, checks, skipped, tuple(problems), allow_extra,
         tuple(warnings),
@@ -222,7 +224,7 @@ def _evidence_covered(result: FileResult) -> bool:
 
 
 def _check_files(
-    manifest: Manifest, paths: Sequence[Path], manifest_path: Path, jobs: int
+    manifest: Manifest, paths: Sequence[Path], manifest_path: Path, jobs: int, read: ReadOptions
 ) -> tuple[tuple[InstanceCheck, ...], tuple[tuple[str, str], ...]]:
     refs = {r.sop_instance_uid: r for r in manifest.references}
     seen: set[str] = set()
@@ -231,7 +233,7 @@ def _check_files(
     candidates = list(candidate_files(paths, exclude=[manifest_path]))
 
     def check(candidate: tuple[Path, bool]) -> InstanceCheck | tuple[str, str]:
-        return _check_file(*candidate, manifest, refs)
+        return _check_file(*candidate, manifest, refs, read)
 
     for outcome in map_files(check, candidates, jobs):
         if isinstance(outcome, tuple):
@@ -252,10 +254,10 @@ def _check_files(
 
 
 def _check_file(
-    path: Path, explicit: bool, manifest: Manifest, refs: dict[str, Reference]
+    path: Path, explicit: bool, manifest: Manifest, refs: dict[str, Reference], read: ReadOptions
 ) -> InstanceCheck | tuple[str, str]:
     """One file's verdict, or (path, reason) when it is not part of the study."""
-    found = examine(path, explicit)
+    found = examine(path, explicit, read)
     where = str(path)
     if found.error is not None:
         return InstanceCheck(Status.UNREADABLE, None, where, reason=found.error)

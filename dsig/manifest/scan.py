@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from pydicom.dataset import Dataset
 
+from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.values import raw_text
 from dsig.errors import DicomFormatError
@@ -61,13 +62,14 @@ def scan(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> Iterator[Found]
         yield examine(path, explicit)
 
 
-def examine(path: Path, explicit: bool = True) -> Found:
-    """Read one file. Files found in directories (not ``explicit``) without the DICM prefix,
-    and DICOMDIR files, are skipped; a DICOM file that cannot be read is an ``error``."""
+def examine(path: Path, explicit: bool = True, read: ReadOptions = DEFAULT_READ) -> Found:
+    """Read one file (as ``read`` says). Files found in directories (not ``explicit``) without
+    the DICM prefix, and DICOMDIR files, are skipped; a DICOM file that cannot be read is an
+    ``error``."""
     if not explicit and not has_dicm_prefix(str(path)):
         return Found(path, skipped="not a DICOM file (no DICM prefix)")
     try:
-        ds = read_dicom(path)
+        ds = read_dicom(path, read=read)
     except DicomFormatError as e:
         return Found(path, error=str(e))
     if DICOMDIR_SOP_CLASS in (raw_text(ds, 0x00080016), raw_text(ds.file_meta, 0x00020002)):

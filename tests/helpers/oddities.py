@@ -71,6 +71,27 @@ NUL_PADDED: tuple[tuple[int, str, bytes], ...] = (
     (0x00081010, "SH", b"S1 "),
 )
 
+#: Every string VR but AS (fixed four characters) with trailing NULs, alone or mixed with
+#: spaces, leading spaces kept, multi-valued where the VR allows it.
+NUL_EVERY_VR: tuple[tuple[int, str, bytes], ...] = (
+    (0x00080008, "CS", b"DERIVED\\PRIMARY \x00"),
+    (0x00080020, "DA", b"20260101\x00\x00"),
+    (0x00080030, "TM", b" 101010\x00"),
+    (0x0008002A, "DT", b"20260101101010\x00 \x00\x00"),
+    (0x00080054, "AE", b"STORESCP\x00\x00"),
+    (0x00080080, "LO", b"General Hospital \x00\x00\x00"),
+    (0x00080081, "ST", b" 1 Main Street\x00"),
+    (0x00080090, "PN", b"Doe^John\x00 \x00\x00"),
+    (0x00080119, "UC", b"LONGCODE\\B\x00\x00"),
+    (0x00080120, "UR", b"urn:oid:1.2.3\x00"),
+    (0x00102160, "SH", b"\x00\x00"),
+    (0x00180050, "DS", b"2.5\\3.0\x00\x00"),
+    (0x00200013, "IS", b"7 \x00 "),
+    (0x00204000, "LT", b"comment\x00"),
+    (0x0020000D, "UI", b"1.2.826.0.1.3680043.9.7433.3.11.1\x00\x00\x00"),
+    (0x0040A160, "UT", b"free text \x00\x00"),
+)
+
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
@@ -95,6 +116,10 @@ def build_corpus(directory: Path) -> list[Oddity]:
     out.append(Oddity("nul-padded", _write(d / "nul-padded.dcm", part10(meta(EXPLICIT_LE, f"{uid}.2"), ds)),
                       dcmtk_367_differs=True))  # fmt: skip
 
+    ds = basic_dataset(f"{uid}.11", extra=NUL_EVERY_VR)
+    out.append(Oddity("nul-every-vr", _write(d / "nul-every-vr.dcm", part10(meta(EXPLICIT_LE, f"{uid}.11"), ds)),
+                      dcmtk_367_differs=True))  # fmt: skip
+
     # explicit VR UN: known tags (a Specific Character Set among them), a private element, a
     # CP-246 sequence of undefined length (implicit LE inside, with a nested sequence), and UN
     # inside an item of a real sequence
@@ -112,6 +137,12 @@ def build_corpus(directory: Path) -> list[Oddity]:
         (0x00090010, "LO", b"ACME 1.0"),
         (0x00091001, "UN", b"\x01\x02\x03\x04"),
         (0x00091010, "RAW", cp246),
+        # a known sequence stored as UN: undefined length (CP-246) and defined length
+        (0x00081115, "RAW", sequence(0x00081115, [item(element(0x0020000E, "UI", b"1.2.3.5\x00",
+                                                               implicit=True))], vr="UN")),
+        (0x00081140, "RAW", sequence(0x00081140, [item(element(0x00081150, "UI", b"1.2.3\x00",
+                                                               implicit=True))], vr="UN",
+                                     undefined=False)),
         (0x00180050, "UN", b"5.0 "),
         (0x00324000, "UN", b"Patient has no fracture "),
         (0x00400275, "RAW", sequence(0x00400275, [item(element(0x00400007, "UN", b"desc")

@@ -89,16 +89,19 @@ def test_data_set_not_in_the_meta_encoding_is_malformed(tmp_path: Path) -> None:
     with pytest.raises(DicomFormatError, match="no valid VR"):
         read_dicom(liar)
     assert verify_file(liar, ALL).indication is Indication.ERROR
-    for xfer in ("detect", "implicit"):
-        ds = read_dicom(liar, read=ReadOptions(xfer=xfer))
-        assert str(ds.file_meta.TransferSyntaxUID) == IMPLICIT_LE
-    with pytest.raises(DicomFormatError):
-        read_dicom(liar, read=ReadOptions(xfer="big"))
+    ds = read_dicom(liar, read=ReadOptions(xfer="detect"))
+    assert str(ds.file_meta.TransferSyntaxUID) == IMPLICIT_LE
+    with pytest.raises(OptionsError, match="needs read mode dataset"):  # as dcmsign -ti needs -f
+        ReadOptions(xfer="implicit")
     bare = tmp_path / "bare.dcm"
     bare.write_bytes(basic_dataset("1.2.3.6", implicit=True))
     with pytest.raises(DicomFormatError, match="read mode file"):
         read_dicom(bare, read=ReadOptions(mode="file"))
     read_dicom(bare, read=ReadOptions(mode="dataset"))
+    ds = read_dicom(bare, read=ReadOptions(mode="dataset", xfer="implicit"))
+    assert str(ds.file_meta.TransferSyntaxUID) == IMPLICIT_LE
+    with pytest.raises(DicomFormatError):
+        read_dicom(bare, read=ReadOptions(mode="dataset", xfer="big"))
     with pytest.raises(DicomFormatError, match="read mode dataset") as e:
         read_dicom(liar, read=ReadOptions(mode="dataset", xfer="detect"))
     assert (e.value.option, e.value.value) == ("read", "file")  # the CLI says --read file

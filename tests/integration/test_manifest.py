@@ -40,6 +40,7 @@ from dsig.signature.model import find_signatures
 from tests.conftest import CorePki
 from tests.helpers.pki_factory import NOW
 from tests.helpers.pki_servers import make_crl
+from tests.helpers.rawdicom import EXPLICIT_LE, basic_dataset, meta, part10
 from tests.helpers.study import Study, build_study
 from tests.helpers.tsa import TimestampPki
 from tokens import open_key_provider
@@ -598,3 +599,33 @@ def test_signature_not_covering_the_evidence_is_invalid(core_pki: CorePki, tmp_p
     assert result.exit_code == 1
     assert result.manifest_indication.value == "INVALID"
     assert "(0040,A375)" in result.problems[0]
+
+
+def test_read_options_reach_the_instances(core_pki: CorePki, tmp_path: Path) -> None:
+    """--read / --read-xfer (dcmsign's -f / -td) apply to the study's instances, at creation
+    and at verification: a study whose meta headers lie is unreadable without -td."""
+    study = tmp_path / "liars"
+    study.mkdir()
+    for n in (1, 2):  # the meta names explicit VR, the data sets are implicit VR
+        uid = f"1.2.826.0.1.3680043.9.7433.30.{n}"
+        ds = basic_dataset(uid, implicit=True)
+        (study / f"{n}.dcm").write_bytes(part10(meta(EXPLICIT_LE, uid), ds))
+    # one study: basic_dataset gives each instance its own study UID, so give them one
+    for f in study.iterdir():
+        data = f.read_bytes().replace(b"30.2.1\x00", b"30.1.1\x00")
+        f.write_bytes(data)
+    out = tmp_path / "m.dcm"
+    key_args = ["--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert, "--no-password"]
+    refused = dsig("manifest", "create", study, "-o", out, *key_args)
+    assert refused.exit_code == 4 and "no valid VR" in refused.output and not out.exists()
+    made = dsig("manifest", "create", study, "-o", out, *key_args, "--read-xfer", "detect")
+    assert made.exit_code == 0, made.output
+    assert len(read_manifest(read_dicom(out)).references) == 2
+    trust = trust_args(core_pki)
+    r = dsig("manifest", "verify", out, study, *trust, "--json", "--read-xfer", "detect")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["summary"]["ok"] == 2
+    r = dsig("manifest", "verify", out, study, *trust, "--json")
+    assert r.exit_code != 0 and json.loads(r.stdout)["summary"]["ok"] == 0
+    forced = dsig("manifest", "verify", out, study, *trust, "--read-xfer", "implicit")
+    assert forced.exit_code == 2 and "(use --read dataset)" in forced.output
