@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from pydicom.dataset import Dataset
 
+from dsig.encoding.limits import LimitExceededError
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.values import raw_text
@@ -63,14 +64,18 @@ def scan(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> Iterator[Found]
 
 
 def examine(path: Path, explicit: bool = True, read: ReadOptions = DEFAULT_READ) -> Found:
-    """Read one file (as ``read`` says). Files found in directories (not ``explicit``) without
-    the DICM prefix, and DICOMDIR files, are skipped; a DICOM file that cannot be read is an
-    ``error``."""
-    if not explicit and not has_dicm_prefix(str(path)):
-        return Found(path, skipped="not a DICOM file (no DICM prefix)")
+    """Read one file (as ``read`` says). Files found in directories (not ``explicit``) that do
+    not parse as DICOM, and DICOMDIR files, are skipped; a DICOM file that cannot be read is an
+    ``error``. A file without the DICM prefix counts as DICOM when it parses (as the verifier's
+    walk decides), so a study written without preambles is not silently left out."""
+    prefixed = explicit or has_dicm_prefix(str(path))
     try:
         ds = read_dicom(path, read=read)
+    except LimitExceededError as e:
+        return Found(path, error=str(e))
     except DicomFormatError as e:
+        if not prefixed:
+            return Found(path, skipped=f"not a DICOM file ({e})")
         return Found(path, error=str(e))
     if DICOMDIR_SOP_CLASS in (raw_text(ds, 0x00080016), raw_text(ds.file_meta, 0x00020002)):
         return Found(path, skipped="a DICOMDIR, not an instance")

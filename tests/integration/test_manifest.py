@@ -285,6 +285,21 @@ def test_other_studies_and_non_dicom_files_are_skipped(
     assert "not a DICOM file" in reasons["notes.txt"]
 
 
+def test_walk_finds_instances_written_without_preamble(
+    made: Signed, core_pki: CorePki, tmp_path: Path
+) -> None:
+    study = copy_study(made, tmp_path)
+    victim = study / "mr" / "003.dcm"
+    data = victim.read_bytes()
+    meta_length = int.from_bytes(data[140:144], "little")  # (0002,0000) UL after DICM
+    victim.write_bytes(data[144 + meta_length :])  # the data set alone, explicit VR LE
+    (study / "garbage.bin").write_bytes(bytes(range(256)) * 3)
+    code, report = mverify(made, core_pki, study)
+    assert code == 0, report
+    assert statuses(report)["003.dcm"] == "ok" and report["summary"]["ok"] == 7
+    assert [Path(s["path"]).name for s in report["skipped"]] == ["garbage.bin"]
+
+
 @pytest.mark.parametrize(
     ("xfer", "lengths"),
     [(ImplicitVRLittleEndian, None), (ExplicitVRBigEndian, "undefined"), (None, "explicit")],
