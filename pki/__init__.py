@@ -11,6 +11,7 @@ from pki._lazy import lazy_exports
 
 if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which dsig's
     # reports need) stays cheap when no trust is evaluated
+    from pki.cert_input import CertificateInput
     from pki.certs import fingerprint, load_certificates
     from pki.chain import aevaluate_chain, evaluate_chain
     from pki.check import check_certificate
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     from pki.signer_rules import SignerRules, check_signing_certificate
 
 _EXPORTS = {
+    "CertificateInput": "pki.cert_input",
     "fingerprint": "pki.certs",
     "load_certificates": "pki.certs",
     "aevaluate_chain": "pki.chain",
@@ -71,6 +73,7 @@ __all__ = [
     "FINDING_CODES",
     "NOT_CHECKED",
     "AlgorithmRule",
+    "CertificateInput",
     "CertificateLoadError",
     "PkiError",
     "PolicyEvaluator",

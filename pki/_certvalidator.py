@@ -2,7 +2,8 @@
 
 Builds a ``ValidationContext`` from a :class:`~pki.policy.TrustPolicy`, runs path validation
 and maps the library's exceptions to finding codes (pyHanko's error-handler pattern).
-Converts cryptography <-> asn1crypto certificates at this boundary only.
+Takes certificates already in both forms (:class:`~pki.cert_input.Cert`); the path comes
+back as cryptography views (:func:`~pki.cert_input.path_views`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 
+from pki.cert_input import Cert, path_views
 from pki.policy import ANY_POLICY, RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication
 
@@ -71,15 +73,29 @@ def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _from_asn1(cert: Any, known: dict[bytes, x509.Certificate]) -> x509.Certificate:
-    der: bytes = cert.dump()
-    return known.get(der) or x509.load_der_x509_certificate(der)
+def _views(path: Any, known: Sequence[Cert], out: Outcome) -> tuple[x509.Certificate, ...]:
+    """The path leaf first as cryptography certificates; () with a finding when one of them
+    has no view: the checks after validation read every certificate, so no verdict."""
+    views = path_views(list(path.iter_certs(True)), known)
+    unread = [c for c in views if c.crypto is None]
+    if unread:
+        if out.indication is TrustIndication.VALID:
+            out.indication = TrustIndication.INDETERMINATE
+        out.findings.append(
+            TrustFinding(
+                "VALIDATION_ERROR",
+                f"{unread[0].subject}: certificate not readable by cryptography, so its key "
+                "usage, key size and revocation cannot be checked",
+            )
+        )
+        return ()
+    return tuple(c.crypto for c in views if c.crypto is not None)[::-1]
 
 
 def _context(
     policy: TrustPolicy,
     at: dt.datetime,
-    extra: Sequence[x509.Certificate],
+    others: Sequence[Cert],
     *,
     signer_der: bytes,
     skip_ee_revocation: bool = False,
@@ -101,7 +117,7 @@ def _context(
         )
     return ValidationContext(
         trust_roots=[_to_asn1(c) for c in policy.trust_roots],
-        other_certs=[_to_asn1(c) for c in (*policy.intermediates, *extra)],
+        other_certs=[c.asn1 for c in others],
         moment=at,
         # Lists, never None: the library refuses "essential" policies without any source.
         crls=list(policy.crls),
@@ -130,38 +146,34 @@ def pkix_params(policy: TrustPolicy) -> PKIXValidationParams:
 
 
 async def validate_path(
-    leaf: x509.Certificate,
+    leaf: Cert,
     policy: TrustPolicy,
     *,
     at: dt.datetime,
-    extra_certs: Sequence[x509.Certificate] = (),
+    others: Sequence[Cert] = (),
     skip_ee_revocation: bool = False,
 ) -> Outcome:
     """Build and validate a path for ``leaf`` at ``at``; never raises for a bad certificate.
 
-    ``skip_ee_revocation``: the caller has established the signer's status itself.
+    ``others``: the policy's intermediates and the offered certificates, converted once by the
+    caller (the anchors come from ``policy``). ``skip_ee_revocation``: the caller has
+    established the signer's status itself.
     """
-    known = {
-        c.public_bytes(serialization.Encoding.DER): c
-        for c in (leaf, *policy.trust_roots, *policy.intermediates, *extra_certs)
-    }
+    roots = [
+        Cert(c.public_bytes(serialization.Encoding.DER), _to_asn1(c), c) for c in policy.trust_roots
+    ]
+    known = (leaf, *roots, *others)
     out = Outcome()
-    vc = _context(
-        policy,
-        at,
-        extra_certs,
-        signer_der=leaf.public_bytes(serialization.Encoding.DER),
-        skip_ee_revocation=skip_ee_revocation,
-    )
+    vc = _context(policy, at, others, signer_der=leaf.der, skip_ee_revocation=skip_ee_revocation)
     try:
         validator = CertificateValidator(
-            _to_asn1(leaf), validation_context=vc, pkix_params=pkix_params(policy)
+            leaf.asn1, validation_context=vc, pkix_params=pkix_params(policy)
         )
         try:
             path = await validator.async_validate_path()
         except pv_errors.PathValidationError as e:
-            out.path = tuple(_from_asn1(c, known) for c in e.original_path.iter_certs(True))[::-1]
             _map_path_error(e, out)
+            out.path = _views(e.original_path, known, out)
             out.ee_revinfo_missing = isinstance(e, pv_errors.InsufficientRevinfoError) and bool(
                 e.is_ee_cert
             )
@@ -171,8 +183,8 @@ async def validate_path(
             out.indication = TrustIndication.INDETERMINATE
             out.findings.append(TrustFinding("REVOCATION_UNAVAILABLE", f"network error: {e}"))
         else:
-            out.path = tuple(_from_asn1(c, known) for c in path.iter_certs(True))[::-1]
-            out.policies = _accepted_policies(path)
+            out.path = _views(path, known, out)
+            out.policies = _accepted_policies(path) if out.path else ()
         for exc in vc.soft_fail_exceptions:
             out.findings.append(
                 TrustFinding("REVOCATION_UNAVAILABLE", f"soft-fail: {_msg(exc)}", note=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
+from pki.cert_input import CertificateInput, as_cert, as_certs
 from pki.certs import describe
 from pki.errors import PkiError, TrustConfigError
 from pki.offered import MAX_OFFERED, MAX_PER_NAME, bound_offered
@@ -41,7 +42,7 @@ _RANK = {
 
 
 def evaluate_chain(
-    leaf: x509.Certificate,
+    leaf: CertificateInput,
     policy: TrustPolicy,
     *,
     at: dt.datetime,
@@ -50,12 +51,16 @@ def evaluate_chain(
 ) -> TrustResult:
     """Validate ``leaf`` at ``at``: path to an anchor, algorithms, validity, key usage, revocation.
 
-    ``extra_certs`` are untrusted certificates that came with the signature. Set
+    ``leaf`` may be DER bytes or asn1crypto for a certificate cryptography refuses (e.g. a DSA
+    key with parameters inherited from its issuer, RFC 3279 2.3.2): its key usage, EKU and
+    key size are then read after validation, from the path (the key with the inherited
+    parameters). ``extra_certs`` are untrusted certificates that came with the signature. Set
     ``certified_time`` when ``at`` comes from a verified RFC 3161 timestamp: revocations dated
     after it then pass with a ``REVOKED_AFTER_MOMENT`` note saying so.
 
     Synchronous façade over :func:`aevaluate_chain`; it cannot run inside an event loop.
-    Raises :class:`~pki.errors.TrustConfigError` for a naive ``at``.
+    Raises :class:`~pki.errors.TrustConfigError` for a naive ``at``, and its
+    :class:`~pki.errors.CertificateLoadError` when ``leaf`` is not a certificate.
     """
     try:
         asyncio.get_running_loop()
@@ -71,7 +76,7 @@ def evaluate_chain(
 
 
 async def aevaluate_chain(
-    leaf: x509.Certificate,
+    leaf: CertificateInput,
     policy: TrustPolicy,
     *,
     at: dt.datetime,
@@ -82,13 +87,16 @@ async def aevaluate_chain(
     if at.tzinfo is None or at.utcoffset() is None:
         raise TrustConfigError(f"validation moment {at.isoformat()} has no time zone")
     at = at.astimezone(dt.UTC)
+    signer = as_cert(leaf)  # before the lazy import: a non-certificate fails fast
     from pki import _certvalidator  # lazy: keeps `import pki` free of pyhanko/aiohttp
 
     findings: list[TrustFinding] = []
     policy = _without_future_revinfo(policy, findings)
+    intermediates = as_certs(policy.intermediates)
     extra_certs, dropped = bound_offered(
-        leaf, extra_certs, (*policy.trust_roots, *policy.intermediates)
+        signer, extra_certs, (*as_certs(policy.trust_roots), *intermediates)
     )
+    others = (*intermediates, *as_certs(extra_certs))
     if dropped:
         findings.append(
             TrustFinding(
@@ -99,7 +107,7 @@ async def aevaluate_chain(
             )
         )
     try:
-        outcome = await _certvalidator.validate_path(leaf, policy, at=at, extra_certs=extra_certs)
+        outcome = await _certvalidator.validate_path(signer, policy, at=at, others=others)
     except Exception as e:  # a validator surprise must not abort a whole verification run
         return TrustResult(
             TrustIndication.INDETERMINATE,
@@ -112,18 +120,25 @@ async def aevaluate_chain(
         # The library reads an OCSP "revoked after the moment" as no status. The response is
         # authentic and proves the signer unrevoked at ``at``: validate the rest without it.
         retry = await _certvalidator.validate_path(
-            leaf, policy, at=at, extra_certs=extra_certs, skip_ee_revocation=True
+            signer, policy, at=at, others=others, skip_ee_revocation=True
         )
         if retry.indication is TrustIndication.VALID:
             retry.ocsps = [*outcome.ocsps, *retry.ocsps]  # keep the response that was seen
             retry.crls = [*outcome.crls, *retry.crls]
             outcome = retry
-            findings.append(_after_moment_note(leaf, late, "OCSP", at, certified_time))
+            findings.append(_after_moment_note(outcome.path[0], late, "OCSP", at, certified_time))
     indication = outcome.indication
     findings.extend(outcome.findings)
     chain = outcome.path
 
-    local = [*signer_findings(leaf, SignerRules.of(policy)), *_leaf_key(leaf, policy)]
+    # The path's view of the signer carries its inherited DSA parameters, if any. Without a
+    # path, a signer cryptography refuses is not checked here: the verdict is not VALID.
+    view = chain[0] if chain else signer.crypto
+    local = (
+        []
+        if view is None
+        else [*signer_findings(view, SignerRules.of(policy)), *_leaf_key(view, policy)]
+    )
     if chain and chain[-1] in policy.trust_roots:
         seen = {f.code for f in findings}
         local.extend(f for f in _anchor_validity(chain[-1], at, policy) if f.code not in seen)

@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptography import x509
 
+from pki.cert_input import CertificateInput, der_fingerprint
 from pki.certs import fingerprint, load_from_paths
 from pki.chain import evaluate_chain
 from pki.errors import TrustConfigError
@@ -67,7 +68,7 @@ class PolicyEvaluator:
 
     def evaluate(
         self,
-        leaf: x509.Certificate,
+        leaf: CertificateInput,
         *,
         at: dt.datetime,
         extra_certs: Sequence[x509.Certificate] = (),
@@ -76,7 +77,7 @@ class PolicyEvaluator:
         """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing results."""
         if self._pid != os.getpid():  # forked: the parent's lock may have been held
             self._lock, self._pid = threading.Lock(), os.getpid()
-        what = (fingerprint(leaf), frozenset(map(fingerprint, extra_certs)), certified_time)
+        what = (der_fingerprint(leaf), frozenset(map(fingerprint, extra_certs)), certified_time)
         key = (what, at if self.ttl is None else None)
         caching = self.ttl is None or self.ttl > 0
         if caching:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from pki.cert_input import Cert
+
 MAX_PER_NAME = 2
 MAX_OFFERED = 8
 
@@ -35,16 +37,16 @@ def _aki(cert: x509.Certificate) -> bytes | None:
 
 
 def bound_offered(
-    leaf: x509.Certificate,
+    leaf: Cert,
     offered: Sequence[x509.Certificate],
-    known: Sequence[x509.Certificate] = (),
+    known: Sequence[Cert] = (),
 ) -> tuple[tuple[x509.Certificate, ...], int]:
     """(the offered certificates path building may use, how many were dropped).
 
     ``known`` (anchors, configured intermediates) are never dropped and never counted:
     offered duplicates of them are simply removed.
     """
-    known_der = {c.public_bytes(serialization.Encoding.DER) for c in (leaf, *known)}
+    known_der = {c.der for c in (leaf, *known)}
     unique: list[x509.Certificate] = []
     seen: set[bytes] = set()
     for cert in offered:
@@ -52,7 +54,8 @@ def bound_offered(
         if der not in known_der and der not in seen:
             seen.add(der)
             unique.append(cert)
-    wanted = {k for k in (_aki(c) for c in (leaf, *known, *unique)) if k}
+    akis = (*(c.aki for c in (leaf, *known)), *(_aki(c) for c in unique))
+    wanted = {k for k in akis if k}
     # Stable: those an AKI asks for first, then the file's order.
     ranked = sorted(unique, key=lambda c: 0 if _ski(c) in wanted else 1)
     per_name: Counter[bytes] = Counter()

@@ -8,11 +8,15 @@ import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
 from pki.errors import TrustConfigError
+
+if TYPE_CHECKING:  # pki.cert_input loads asn1crypto: only when a policy holds DER input
+    from pki.cert_input import CertificateInput
 
 
 class RevocationMode(enum.Enum):
@@ -181,7 +185,9 @@ class TrustPolicy:
     """
 
     trust_roots: tuple[x509.Certificate, ...]
-    intermediates: tuple[x509.Certificate, ...] = ()
+    #: cryptography certificates, or DER / asn1crypto for those cryptography refuses
+    #: (e.g. inherited DSA parameters); DER is checked to be a certificate here.
+    intermediates: tuple[CertificateInput, ...] = ()
     crls: tuple[bytes, ...] = ()  # DER CRLs
     ocsp_responses: tuple[bytes, ...] = ()  # DER OCSP responses
     revocation: RevocationMode | None = None
@@ -215,8 +221,12 @@ class TrustPolicy:
             object.__setattr__(self, name, frozenset(getattr(self, name)))
         if not self.trust_roots:
             raise TrustConfigError("a trust policy needs at least one trust anchor")
-        if not all(isinstance(c, x509.Certificate) for c in self.trust_roots + self.intermediates):
-            raise TrustConfigError("trust anchors and intermediates must be x509.Certificate")
+        if not all(isinstance(c, x509.Certificate) for c in self.trust_roots):
+            raise TrustConfigError("trust anchors must be x509.Certificate")
+        if not all(isinstance(c, x509.Certificate) for c in self.intermediates):
+            from pki.cert_input import as_certs
+
+            as_certs(self.intermediates)  # CertificateLoadError for what is not a certificate
         if not self.timeout > 0:
             raise TrustConfigError(f"timeout must be positive, got {self.timeout}")
         unknown = set(self.key_usage) - _KU_NAMES
