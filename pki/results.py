@@ -74,7 +74,10 @@ class RevocationCheck:
 class TrustResult:
     """Verdict on a signer certificate at a moment, with the path that was found.
 
-    ``revocation``: one :class:`RevocationCheck` per certificate of the path below the
+    ``chain``: the path, signer first. A certificate cryptography refuses (given as DER, e.g.
+    with inherited DSA parameters) is there as a view with those parameters filled in: read
+    its names, extensions and key, never embed it (its DER and signature are not the issued
+    ones). ``revocation``: one :class:`RevocationCheck` per certificate of the path below the
     anchor; ``policies``: the certificate policies the path was accepted under (dotted OIDs).
     """
 

@@ -13,7 +13,7 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa
+from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 
 import pki
 from tests.helpers import pki_factory as factory
@@ -53,13 +53,18 @@ def _dsa_issued(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _without_params(cert: x509.Certificate, issuer_key: dsa.DSAPrivateKey) -> bytes:
+def _without_params(
+    cert: x509.Certificate, issuer_key: dsa.DSAPrivateKey | rsa.RSAPrivateKey
+) -> bytes:
     """``cert`` with its DSA parameters left out (inherited), signed again by its issuer."""
     parsed = asn1_x509.Certificate.load(der(cert))
     tbs = parsed["tbs_certificate"].copy()
     tbs["subject_public_key_info"]["algorithm"]["parameters"] = None
     tbs_der = tbs.dump(force=True)
-    signature = issuer_key.sign(tbs_der, hashes.SHA256())
+    if isinstance(issuer_key, rsa.RSAPrivateKey):
+        signature = issuer_key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        signature = issuer_key.sign(tbs_der, hashes.SHA256())
     out = asn1_x509.Certificate(
         {
             "tbs_certificate": tbs,
@@ -140,6 +145,23 @@ def test_inherited_signer_rules_apply(inherited: DsaInherited) -> None:
     picky = dataclasses.replace(inherited.policy, key_usage=frozenset({"non_repudiation"}))
     result = pki.evaluate_chain(inherited.leaf, picky, at=NOW)
     assert (result.indication, codes(result)) == (pki.TrustIndication.INVALID, ["KEY_USAGE"])
+
+
+def test_nothing_to_inherit_is_no_verdict(
+    inherited: DsaInherited, test_pki: factory.TestPki
+) -> None:
+    """A DSA signer without parameters under an RSA issuer: the path validates (its key signs
+    nothing in it), but its key is unknown, so key size and signer rules cannot be checked."""
+    issuer = test_pki.intermediate
+    assert isinstance(issuer.key, rsa.RSAPrivateKey)
+    bare = dsa.generate_parameters(1024).generate_private_key()
+    leaf = _without_params(
+        _dsa_issued("dsig DSA orphan", bare, issuer.cert, issuer.key, ca=False), issuer.key
+    )
+    result = pki.evaluate_chain(leaf, inherited.policy, at=NOW)
+    assert result.indication is pki.TrustIndication.INDETERMINATE
+    assert codes(result) == ["VALIDATION_ERROR"] and result.chain == ()
+    assert "dsig DSA orphan" in result.findings[0].message
 
 
 def test_inherited_intermediate_as_der(inherited: DsaInherited, test_pki: factory.TestPki) -> None:
