@@ -47,6 +47,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# openCryptoki's log directory is a mount point for the private test token (tests/helpers/opencryptoki.py);
+# /var/log may be emptied on a fresh machine after the package was installed, so make it again
+if command -v pkcsslotd >/dev/null 2>&1 && [ ! -d /var/log/opencryptoki ] && [ "$(id -u)" = 0 ]; then
+  install -d -m 0770 -g pkcs11 /var/log/opencryptoki 2>/dev/null || install -d -m 0770 /var/log/opencryptoki
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
