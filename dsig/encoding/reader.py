@@ -116,7 +116,7 @@ def _guard_elements(generator: Callable[..., Iterator[Any]]) -> Callable[..., It
         encoding = args[2] if len(args) > 2 else default_encoding
         top = fp is state.top and state.depth == 0
         state.depth += 1
-        state.budget.spend()  # the item (or data set) itself
+        state.budget.spend_item()  # the item (or data set) itself
         if state.depth > state.limits.max_depth:
             raise LimitExceededError(
                 f"parser limit: sequences nested deeper than {state.limits.max_depth} "
@@ -252,7 +252,7 @@ def _count_empty_items(read_item: Callable[..., Any]) -> Callable[..., Any]:
         if state is None or fp.read(8) != _EMPTY_ITEM[little]:
             fp.seek(here)
             return read_item(fp, implicit, little, encoding, offset)
-        state.budget.spend(depth=state.depth)
+        state.budget.spend_item(depth=state.depth)
         item = StrictDataset(parent_encoding=encoding)  # what read_sequence_item would build
         item.set_original_encoding(implicit, little, encoding)
         item.is_undefined_length_sequence_item = False
@@ -693,7 +693,7 @@ def check_complete(
         entry = walk.check(entry)
         if entry.sequence:
             for item in walk.items(entry):
-                budget.spend()
+                budget.spend_item()
                 check_complete(item, file_size, walk.child_ancestors, budget=budget, walks=walks)
             continue
         elem = entry.elem
