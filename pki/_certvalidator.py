@@ -83,6 +83,7 @@ def _context(
     *,
     signer_der: bytes,
     skip_ee_revocation: bool = False,
+    refusals: list[str] | None = None,
 ) -> ValidationContext:
     rule = _RULES[policy.revocation_mode]
     ee_rule = RevocationCheckingRule.NO_CHECK if skip_ee_revocation else rule
@@ -96,7 +97,10 @@ def _context(
 
         backend = OwnedFetcherBackend(
             GuardedFetcherBackend(
-                signer_der=signer_der, timeout=policy.timeout, max_requests=policy.max_fetches
+                signer_der=signer_der,
+                timeout=policy.timeout,
+                max_requests=policy.max_fetches,
+                refusals=refusals,
             )
         )
     return ValidationContext(
@@ -146,12 +150,14 @@ async def validate_path(
         for c in (leaf, *policy.trust_roots, *policy.intermediates, *extra_certs)
     }
     out = Outcome()
+    refusals: list[str] = []  # why fetched answers were refused: pyhanko keeps no detail
     vc = _context(
         policy,
         at,
         extra_certs,
         signer_der=leaf.public_bytes(serialization.Encoding.DER),
         skip_ee_revocation=skip_ee_revocation,
+        refusals=refusals,
     )
     try:
         validator = CertificateValidator(
@@ -176,6 +182,10 @@ async def validate_path(
         for exc in vc.soft_fail_exceptions:
             out.findings.append(
                 TrustFinding("REVOCATION_UNAVAILABLE", f"soft-fail: {_msg(exc)}", note=True)
+            )
+        for why in dict.fromkeys(refusals):
+            out.findings.append(
+                TrustFinding("REVOCATION_UNAVAILABLE", f"refused: {why}", note=True)
             )
         out.crls = [c.dump() for c in vc.crls]
         out.ocsps = [r.dump() for r in vc.ocsps]
