@@ -99,6 +99,7 @@ def _context(
     *,
     signer_der: bytes,
     skip_ee_revocation: bool = False,
+    refusals: list[str] | None = None,
 ) -> ValidationContext:
     rule = _RULES[policy.revocation_mode]
     ee_rule = RevocationCheckingRule.NO_CHECK if skip_ee_revocation else rule
@@ -112,7 +113,10 @@ def _context(
 
         backend = OwnedFetcherBackend(
             GuardedFetcherBackend(
-                signer_der=signer_der, timeout=policy.timeout, max_requests=policy.max_fetches
+                signer_der=signer_der,
+                timeout=policy.timeout,
+                max_requests=policy.max_fetches,
+                refusals=refusals,
             )
         )
     return ValidationContext(
@@ -164,7 +168,15 @@ async def validate_path(
     ]
     known = (leaf, *roots, *others)
     out = Outcome()
-    vc = _context(policy, at, others, signer_der=leaf.der, skip_ee_revocation=skip_ee_revocation)
+    refusals: list[str] = []  # why fetched answers were refused: pyhanko keeps no detail
+    vc = _context(
+        policy,
+        at,
+        others,
+        signer_der=leaf.der,
+        skip_ee_revocation=skip_ee_revocation,
+        refusals=refusals,
+    )
     try:
         validator = CertificateValidator(
             leaf.asn1, validation_context=vc, pkix_params=pkix_params(policy)
@@ -188,6 +200,10 @@ async def validate_path(
         for exc in vc.soft_fail_exceptions:
             out.findings.append(
                 TrustFinding("REVOCATION_UNAVAILABLE", f"soft-fail: {_msg(exc)}", note=True)
+            )
+        for why in dict.fromkeys(refusals):
+            out.findings.append(
+                TrustFinding("REVOCATION_UNAVAILABLE", f"refused: {why}", note=True)
             )
         out.crls = [c.dump() for c in vc.crls]
         out.ocsps = [r.dump() for r in vc.ocsps]

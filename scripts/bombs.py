@@ -76,6 +76,10 @@ def empty_items(n: int) -> bytes:
     return sequence(SEQ, [item(b"")] * n)
 
 
+def one_element_items(n: int) -> bytes:
+    return sequence(SEQ, [item(element(0x00100010, "PN", b""))] * n)
+
+
 def zeros(n: int) -> bytes:
     return element(PRIVATE_SEQ, "OB", b"\0" * n)
 
@@ -97,6 +101,7 @@ def bombs(scale: float) -> dict[str, Callable[[], bytes]]:
         "200 k empty elements (1.6 MB)": lambda: explicit(element_flood(n(200_000))),
         "1 M empty items, deflated (12 KB)": lambda: deflated(empty_items(n(1_000_000))),
         "1 M empty items (8 MB)": lambda: explicit(empty_items(n(1_000_000))),
+        "600 k one-element items (9.6 MB)": lambda: explicit(one_element_items(n(600_000))),
         "deflate bomb: 1 GiB of zeros (1 MB)": lambda: deflated(zeros(n(1 << 30))),
         "deflate bomb: 200 MiB of zeros": lambda: deflated(zeros(n(200 << 20))),
         "10,000 empty signature items": lambda: signature_items(n(10_000)),

@@ -51,6 +51,15 @@ class StrictDataset(Dataset):
     """A data set (or item) read by dsig, where an element may keep the VR UN as stored, the
     Specific Character Set included."""
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Python attributes (some fifteen per item, set by Dataset.__init__) skip pydicom's
+        # keyword checks, as it would itself decide: an item flood's cost is mostly building
+        # items (issue 13). DICOM keywords (capitalised) still take pydicom's path.
+        if name.startswith(("_", "is_")):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, int):
             raw = self._dict.get(key)  # type: ignore[call-overload]

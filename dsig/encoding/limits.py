@@ -45,6 +45,10 @@ class ParseLimits:
     #: full ``max_elements``.
     base_elements: int = 50_000
     bytes_per_element: int = 256
+    #: What a sequence item (or the data set itself) counts for against the element
+    #: allowance: reading one builds a data set, about twice the time of an element, so an
+    #: item flood gets half as many (its elements still count for one each).
+    item_weight: int = 2
     #: Bytes a deflated data set may inflate to (it is inflated in memory, in bounded steps,
     #: and refused as soon as it passes this; its values are read with it: about twice this
     #: in memory).
@@ -58,7 +62,7 @@ class ParseLimits:
     def __post_init__(self) -> None:
         for name in (
             "max_depth", "max_signatures", "max_elements", "base_elements", "bytes_per_element",
-            "max_inflated_bytes", "max_work",
+            "item_weight", "max_inflated_bytes", "max_work",
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -90,16 +94,28 @@ class WorkBudget:
         self.used += n
         self.weighted += n * (depth + 1)
         if self.used > self.cap:
-            if self.cap == self.limits.max_elements:
-                raise LimitExceededError(
-                    f"parser limit: more than {self.limits.max_elements} data elements "
-                    "(ParseLimits.max_elements)"
-                )
+            self._refuse()
+
+    def spend_item(self, *, depth: int = 0) -> None:
+        """Account for one item (or data set) at ``depth``: ``ParseLimits.item_weight``
+        against the allowance, one element of verification work."""
+        self.used += self.limits.item_weight
+        self.weighted += depth + 1
+        if self.used > self.cap:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        items = f"; an item counts {self.limits.item_weight} (ParseLimits.item_weight)"
+        if self.cap == self.limits.max_elements:
             raise LimitExceededError(
-                f"parser limit: more than {self.cap} data elements in a file of "
-                f"{self.input_bytes} bytes (ParseLimits.base_elements + one per "
-                f"ParseLimits.bytes_per_element = {self.limits.bytes_per_element} bytes)"
+                f"parser limit: more than {self.limits.max_elements} data elements "
+                f"(ParseLimits.max_elements{items})"
             )
+        raise LimitExceededError(
+            f"parser limit: more than {self.cap} data elements in a file of "
+            f"{self.input_bytes} bytes (ParseLimits.base_elements + one per "
+            f"ParseLimits.bytes_per_element = {self.limits.bytes_per_element} bytes{items})"
+        )
 
     def depth(self, depth: int) -> None:
         """Check a sequence nesting depth."""

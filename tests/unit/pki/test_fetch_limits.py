@@ -141,3 +141,43 @@ def test_only_http_urls_are_fetched_and_redirects_are_not_followed(net: Net) -> 
     finally:
         redirector.shutdown()
         redirector.server_close()
+
+
+def test_oversize_bodies_are_refused_unread(net: Net) -> None:
+    """A CRL server that sends 11 MiB, announced (Content-Length) or not (the body ends
+    when the connection closes), is refused past the 10 MiB cap as unavailable, with a
+    detail that says so."""
+    size = 11 << 20
+
+    class Flood(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """Silence."""
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pkix-crl")
+            if self.path == "/announced":
+                self.send_header("Content-Length", str(size))
+            self.end_headers()
+            block = bytes(1 << 16)
+            try:
+                for _ in range(size // len(block)):
+                    self.wfile.write(block)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client hung up on the refused body
+
+    flood = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=flood.serve_forever, daemon=True).start()
+    try:
+        for path in ("/announced", "/streamed"):
+            url = f"http://127.0.0.1:{flood.server_address[1]}{path}"
+            signer = _crl_signer(net, f"fetch flood {path}", url)
+            result = pki.evaluate_chain(signer.cert, online(net), at=NOW)
+            assert result.indication is pki.TrustIndication.INDETERMINATE, (path, result)
+            unavailable = [f for f in result.findings if f.code == "REVOCATION_UNAVAILABLE"]
+            assert unavailable, (path, result.findings)
+            details = " ".join(str(f) for f in result.findings)
+            assert f"larger than {10 << 20} bytes" in details, (path, details)
+    finally:
+        flood.shutdown()
+        flood.server_close()
