@@ -12,16 +12,6 @@ from pki.codes import meanings
 from pki.results import NOT_CHECKED, TrustIndication, TrustResult
 from pki.results import Indication as Indication  # the one verdict enum, defined in pki
 
-#: What a file can be judged (NOT_CHECKED is a trust verdict only).
-FILE_INDICATIONS = (
-    Indication.VALID,
-    Indication.INVALID,
-    Indication.INDETERMINATE,
-    Indication.UNSIGNED,
-    Indication.ERROR,
-)
-
-
 _RANK = {Indication.VALID: 0, Indication.INDETERMINATE: 1, Indication.INVALID: 2}
 
 #: ``{code: meaning}`` of the verifier's own codes (a view of :class:`FindingCode`, kept for
