@@ -71,7 +71,13 @@ if TYPE_CHECKING:
         partial_coverage,
         verify_dataset,
     )
-    from dsig.results import FileResult, Finding, Indication, SignatureResult
+    from dsig.operations.verify_json import (
+        VERIFY_SCHEMA_VERSION,
+        json_document_fields,
+        jsonl_summary_line,
+        verify_schema,
+    )
+    from dsig.results import FileResult, Finding, FindingCode, Indication, Phase, SignatureResult
     from dsig.safe_text import printable
     from dsig.signature.model import (
         CERTIFIED_TIMESTAMP,
@@ -146,8 +152,21 @@ _MODULES = {
         "partial_coverage",
         "verify_dataset",
     ],
+    "dsig.operations.verify_json": [
+        "VERIFY_SCHEMA_VERSION",
+        "json_document_fields",
+        "jsonl_summary_line",
+        "verify_schema",
+    ],
     "dsig.safe_text": ["printable"],
-    "dsig.results": ["FileResult", "Finding", "Indication", "SignatureResult"],
+    "dsig.results": [
+        "FileResult",
+        "Finding",
+        "FindingCode",
+        "Indication",
+        "Phase",
+        "SignatureResult",
+    ],
     "dsig.signature.model": [
         "CERTIFIED_TIMESTAMP",
         "SignatureRef",
@@ -176,6 +195,7 @@ __all__ = [
     "CERTIFIED_TIMESTAMP",
     "PURPOSE_SCHEME",
     "SIGNATURE_PURPOSES",
+    "VERIFY_SCHEMA_VERSION",
     "BadEnvironmentError",
     "BadInputError",
     "BadKeyError",
@@ -186,6 +206,7 @@ __all__ = [
     "FileResult",
     "FileSigning",
     "Finding",
+    "FindingCode",
     "Indication",
     "InputError",
     "ItemPath",
@@ -196,6 +217,7 @@ __all__ = [
     "OutputError",
     "OutputRefusedError",
     "ParseLimits",
+    "Phase",
     "Profile",
     "ProfileError",
     "QueryOptions",
@@ -232,6 +254,8 @@ __all__ = [
     "in_place_target",
     "insert_token",
     "iter_inputs",
+    "json_document_fields",
+    "jsonl_summary_line",
     "parse_location",
     "parse_tag",
     "parse_tag_file",
@@ -256,5 +280,6 @@ __all__ = [
     "verify_dataset",
     "verify_file",
     "verify_files",
+    "verify_schema",
     "write_uid_file",
 ]

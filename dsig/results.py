@@ -2,54 +2,34 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pki.codes import FindingCode as FindingCode
+from pki.codes import Phase as Phase
+from pki.codes import meanings
 from pki.results import NOT_CHECKED, TrustIndication, TrustResult
-
-
-class Indication(enum.Enum):
-    """Per signature: VALID / INVALID / INDETERMINATE; per file also UNSIGNED and ERROR."""
-
-    VALID = "VALID"
-    INVALID = "INVALID"
-    INDETERMINATE = "INDETERMINATE"
-    UNSIGNED = "UNSIGNED"
-    ERROR = "ERROR"
-
+from pki.results import Indication as Indication  # the one verdict enum, defined in pki
 
 _RANK = {Indication.VALID: 0, Indication.INDETERMINATE: 1, Indication.INVALID: 2}
 
-#: Stable finding codes of the verifier (the trust module adds its own, see pki.results).
-FINDING_CODES = {
-    "MAC_MISMATCH": "the recomputed MAC does not match the signature: content or signature changed",
-    "MALFORMED_SIGNATURE": "signature attributes are missing or cannot be decoded",
-    "UNSUPPORTED_ALGORITHM": "MAC, key or transfer syntax this build cannot verify",
-    "WEAK_ALGORITHM": "MD5/SHA-1 MAC or key under 2048 bits (warning; error under --strict)",
-    "PROFILE_NOT_MET": "a --require'd profile is met by no valid signature",
-    "TRUST_NOT_CHECKED": "no trust store was given: the signer was not validated",
-    "SIGNED_ELEMENT_MISSING": "an element listed in Data Elements Signed is absent",
-    "NOT_SIGNABLE": "a listed element can no longer be signed (e.g. now VR UN)",
-    "SIGNING_TIME_OUTSIDE_VALIDITY": "signing DateTime outside the certificate validity (trust)",
-    "PIXEL_ENCODING_CHANGED": "pixel data (de)compressed since signing: MAC not recomputable",
-    "LEGACY_FORMAT": "valid only in the pre-3.5.4 DCMTK format (--format-old)",
-    "IN_ORIGINAL_ATTRIBUTES": "signatures in Original Attributes Sequence: an earlier state",
-    "COVERAGE_INCOMPLETE": "--require-coverage: a present element is covered by no valid signature",
-    "STUDY_MANIFEST": "the file is a study manifest (info): check it with dsig manifest verify",
-    "UNSIGNABLE_CONTENT": "content no signature can cover (VR UN, group < 0008, padding, bytes "
-    "after the data set) (warning)",
-    "ITEM_SIGNATURES_ONLY": "warning: the valid signatures cover only sequence items",
-}
+#: ``{code: meaning}`` of the verifier's own codes (a view of :class:`FindingCode`, kept for
+#: callers; the trust codes are ``pki.FINDING_CODES``).
+FINDING_CODES: dict[str, str] = meanings(
+    Phase.INPUT,
+    Phase.INTEGRITY,
+    Phase.PROFILE,
+    also=(FindingCode.TRUST_NOT_CHECKED, FindingCode.SIGNING_TIME_OUTSIDE_VALIDITY),
+)
 
 
 #: Findings that fail an intact signature when raised with severity "error" (policy, not
 #: integrity: the MAC matched, but the verifier was told not to accept this, or the
 #: signature's certified timestamp is broken).
-POLICY_FAILURES = frozenset({"WEAK_ALGORITHM", "TIMESTAMP_INVALID"})
+POLICY_FAILURES = frozenset({FindingCode.WEAK_ALGORITHM, FindingCode.TIMESTAMP_INVALID})
 #: Findings that make an intact signature at best INDETERMINATE when raised as "error".
-INDETERMINATE_FAILURES = frozenset({"TIMESTAMP_INDETERMINATE"})
+INDETERMINATE_FAILURES = frozenset({FindingCode.TIMESTAMP_INDETERMINATE})
 
 
 def worst(*indications: Indication) -> Indication:
@@ -57,17 +37,26 @@ def worst(*indications: Indication) -> Indication:
     return max(indications, key=lambda i: _RANK.get(i, 0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Finding:
-    """One observation about a signature, with a stable code."""
+    """One observation about a signature, with a stable code.
 
-    code: str
+    ``code`` is given as a :class:`FindingCode` or its string and stored as the member, so an
+    unknown code fails where it is raised, not in a report consumer.
+    """
+
+    code: FindingCode
     message: str
     severity: str = "error"  # "error" decides the indication, "warning" only informs
 
+    def __init__(self, code: str, message: str, severity: str = "error") -> None:
+        object.__setattr__(self, "code", FindingCode.of(code))
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "severity", severity)
+
     def to_json(self) -> dict[str, str]:
         """JSON form."""
-        return {"code": self.code, "message": self.message, "severity": self.severity}
+        return {"code": self.code.value, "message": self.message, "severity": self.severity}
 
 
 @dataclass

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     from pki.certs import fingerprint, load_certificates
     from pki.chain import aevaluate_chain, evaluate_chain
     from pki.check import check_certificate
+    from pki.codes import FindingCode, Phase
     from pki.errors import CertificateLoadError, PkiError, TrustConfigError
     from pki.evaluator import PolicyEvaluator, build_evaluator, build_policy, policy_from_settings
     from pki.moment import at_claimed_time
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     from pki.results import (
         FINDING_CODES,
         NOT_CHECKED,
+        Indication,
         RevocationCheck,
         TrustEvaluator,
         TrustFinding,
@@ -35,6 +37,9 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
 _EXPORTS = {
     "CertificateInput": "pki.cert_input",
     "fingerprint": "pki.certs",
+    "FindingCode": "pki.codes",
+    "Phase": "pki.codes",
+    "Indication": "pki.results",
     "load_certificates": "pki.certs",
     "aevaluate_chain": "pki.chain",
     "evaluate_chain": "pki.chain",
@@ -75,6 +80,9 @@ __all__ = [
     "AlgorithmRule",
     "CertificateInput",
     "CertificateLoadError",
+    "FindingCode",
+    "Indication",
+    "Phase",
     "PkiError",
     "PolicyEvaluator",
     "PolicySettings",

@@ -10,23 +10,41 @@ from typing import Protocol
 
 from cryptography import x509
 
+from pki.codes import FindingCode, Phase, meanings
 
-class TrustIndication(enum.Enum):
-    """Outcome of the second verification phase for one signer certificate."""
+
+class Indication(enum.StrEnum):
+    """The one verdict vocabulary: per signature VALID / INVALID / INDETERMINATE, per file also
+    UNSIGNED and ERROR, per trust evaluation also NOT_CHECKED (dsig re-exports it)."""
 
     VALID = "VALID"
     INVALID = "INVALID"
     INDETERMINATE = "INDETERMINATE"
+    UNSIGNED = "UNSIGNED"
+    ERROR = "ERROR"
     NOT_CHECKED = "NOT_CHECKED"
 
 
-@dataclass(frozen=True)
-class TrustFinding:
-    """One stable finding code (e.g. ``CERT_EXPIRED``) with a human message."""
+#: The former name of the trust verdict, kept for callers.
+TrustIndication = Indication
 
-    code: str
+
+@dataclass(frozen=True, init=False)
+class TrustFinding:
+    """One stable finding code (e.g. ``CERT_EXPIRED``) with a human message.
+
+    ``code`` is given as a :class:`FindingCode` or its string and stored as the member, so
+    an unknown code fails where it is raised, not in a report consumer.
+    """
+
+    code: FindingCode
     message: str
     note: bool = False  # informational: does not change the indication
+
+    def __init__(self, code: str, message: str, note: bool = False) -> None:
+        object.__setattr__(self, "code", FindingCode.of(code))
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "note", note)
 
 
 @dataclass(frozen=True)
@@ -112,40 +130,14 @@ class TrustResult:
 
 
 def _finding_json(finding: TrustFinding) -> dict[str, object]:
-    out: dict[str, object] = {"code": finding.code, "message": finding.message}
+    out: dict[str, object] = {"code": finding.code.value, "message": finding.message}
     if finding.note:
         out["note"] = True
     return out
 
 
-#: Every finding code the trust module emits, with its meaning. The list is the contract.
-FINDING_CODES: dict[str, str] = {
-    "TRUST_NOT_CHECKED": "no trust store was given, so the signer was not validated",
-    "NO_TRUSTED_PATH": "no certificate path from the signer to a configured trust anchor",
-    "CERT_EXPIRED": "a certificate of the path had expired at the validation moment",
-    "CERT_NOT_YET_VALID": "a certificate of the path was not yet valid at the validation moment",
-    "CERT_REVOKED": "a certificate of the path was revoked at or before the validation moment",
-    "REVOCATION_UNAVAILABLE": "a certificate publishes revocation information but its status "
-    "could not be established from --crl/--ocsp or --online (note under soft-fail)",
-    "REVOKED_AFTER_MOMENT": "note: a certificate was revoked, but only after the validation moment",
-    "REVINFO_FUTURE_DATED": "note: a supplied CRL or OCSP response dated in the future (beyond "
-    "pki.revocation.FUTURE_SKEW) was ignored, as a fetched one is refused",
-    "KEY_USAGE": "signer lacks digitalSignature/nonRepudiation, or an issuer lacks keyCertSign",
-    "EXTENDED_KEY_USAGE": "signer's extended key usage does not allow document signing "
-    "(documentSigning, anyExtendedKeyUsage, or what the policy accepts), or lacks a required EKU",
-    "SIGNER_IS_CA": "the signer certificate is a CA certificate: CA certificates never sign DICOM",
-    "MOMENT_CLAIMED": "note: validated at the signer-claimed signing time, which is not proven",
-    "REVOKED_AFTER_CLAIMED_TIME": "revoked after the signer-claimed signing time, with no "
-    "certified timestamp before the revocation: the claim cannot be relied on",
-    "OFFERED_CERTS_LIMITED": "note: certificates offered by the file beyond the limit were ignored",
-    "BASIC_CONSTRAINTS": "an issuer is not a CA, or a path length constraint is exceeded",
-    "WEAK_ALGORITHM": "weak hash (MD5, SHA-1) or small key (RSA/DSA < 2048 bits) in the path",
-    "CERT_SIGNATURE_INVALID": "a certificate's signature does not verify with its issuer's key",
-    "NAME_CONSTRAINTS": "a certificate violates a name constraint of an issuer",
-    "CERT_POLICY": "the certificate policy processing of the path failed",
-    "PATH_INVALID": "the path failed validation for another RFC 5280 reason (message says which)",
-    "VALIDATION_ERROR": "the validator failed unexpectedly; no decision could be made",
-}
+#: ``{code: meaning}`` of the trust codes (a view of :class:`FindingCode`, kept for callers).
+FINDING_CODES: dict[str, str] = meanings(Phase.TRUST, also=(FindingCode.WEAK_ALGORITHM,))
 
 
 NOT_CHECKED = TrustResult(

@@ -123,9 +123,13 @@ def _replay(fp: BinaryIO, path: Path, on_record: Callable[[dict[str, Any]], None
 
 def record_of(outcome: Outcome) -> dict[str, Any]:
     """The JSONL line of an outcome (a skipped file says why)."""
+    from dsig.operations.verify_json import json_file_object, jsonl_file_line, jsonl_skipped_line
+    from dsig.results import FileResult
+
     if outcome.skipped is not None:
-        return {"path": outcome.path, "indication": "SKIPPED", "reason": outcome.skipped}
-    return outcome.result or {"path": outcome.path, "indication": "ERROR", "error": "no result"}
+        return jsonl_skipped_line(outcome.path, outcome.skipped)
+    record = outcome.result or json_file_object(FileResult(outcome.path, error="no result"))
+    return jsonl_file_line(record)
 
 
 def outcome_of_record(record: dict[str, Any]) -> Outcome:

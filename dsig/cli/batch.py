@@ -165,6 +165,7 @@ def _audit(work: Plan, options: VerifyOptions, tally: Tally, paths: Sequence[str
         if isinstance(e, DsigError):  # a listing or the scheduler failed
             raise fail(e) from None
         raise
+    from dsig import json_document_fields, jsonl_summary_line
     from dsig.cli._trust_options import policy_footer, policy_statement
 
     summary = tally.summary()
@@ -175,18 +176,17 @@ def _audit(work: Plan, options: VerifyOptions, tally: Tally, paths: Sequence[str
         code = 1  # a requirement not met (nothing was verified, so nothing else counts)
     if journal is not None:
         try:
-            journal.write({"summary": summary, "findings": findings, **stated})
+            journal.write(jsonl_summary_line(summary, findings, stated))
             journal.close()
         except DsigError as e:
             raise fail(e) from None
     if json_out:
         results = tally.spool.results() if tally.spool is not None else iter(())
-        fields = [("files", results), ("summary", summary), ("skipped", tally.skipped_paths()),
-                  ("findings", findings), *stated.items()]  # fmt: skip
+        fields = json_document_fields(results, summary, tally.skipped_paths(), findings, stated)
         for line in json_lines(fields):
             typer.echo(line)
     elif jsonl == "-":
-        _emit(json.dumps({"summary": summary, "findings": findings, **stated}))
+        _emit(json.dumps(jsonl_summary_line(summary, findings, stated)))
     else:
         counted = summary["files"] + summary["skipped"]
         listing = any(is_remote(p) or local_path(p).is_dir() for p in map(str, paths))

@@ -62,7 +62,7 @@ def verifier(
     from dsig.orthanc import ServiceConfig, VerifierService
     from pki import PolicyEvaluator
 
-    known = {i.value for i in Indication}
+    known = {i.value for i in Indication if i is not Indication.NOT_CHECKED}
     for indication in accept or ():
         if indication not in known:
             raise fail(f"--accept {indication}: not one of {', '.join(sorted(known))}", 2)

@@ -26,6 +26,7 @@ from dsig.evidence.algorithms import DEFAULT_LIFETIMES, AlgorithmLifetimes, earl
 from dsig.evidence.record import Record, RecordError, Stamp, parse
 from dsig.evidence.validation import policy_with
 from dsig.timestamp import TokenInfo, check_token
+from pki.codes import Phase, meanings
 from pki.policy import TrustPolicy
 from pki.results import TrustIndication, TrustResult
 
@@ -44,22 +45,7 @@ class EvidenceStatus(enum.Enum):
 
 
 #: Finding codes of ``dsig evidence verify`` (the JSON contract).
-EVIDENCE_FINDING_CODES: dict[str, str] = {
-    "RECORD_MALFORMED": "the record is not a decodable RFC 4998 EvidenceRecord",
-    "DATA_NOT_COVERED": "the data's hash is not in the first hash tree: the file changed",
-    "RENEWAL_NOT_COVERED": "a renewal does not cover the previous timestamp or sequence",
-    "TREE_MISMATCH": "the reduced hash tree does not climb to the timestamp's imprint",
-    "TOKEN_INVALID": "a timestamp token does not verify (signature, EKU, validity, format)",
-    "HASH_MISMATCH": "a timestamp's imprint hash is not its chain's hash algorithm",
-    "TIME_ORDER": "a renewal is older than the timestamp it renews",
-    "TSA_NOT_CHECKED": "no TSA trust anchors were given: the timestamps cannot be trusted",
-    "TSA_UNTRUSTED": "a TSA chain did not validate at the timestamp's time with the kept data",
-    "TSA_REVOKED": "a TSA certificate was revoked before the timestamp was made",
-    "TSA_CERT_MISSING": "a TSA certificate is neither in its token nor in the kept data",
-    "RENEWAL_LATE": "a renewal came after the previous timestamp lost its value "
-    "(the proven time moves to the renewal)",
-    "RENEWAL_OVERDUE": "the last timestamp's algorithms are no longer secure at the moment",
-}
+EVIDENCE_FINDING_CODES: dict[str, str] = meanings(Phase.EVIDENCE)  # a view of pki.codes.FindingCode
 
 
 @dataclass

@@ -167,7 +167,9 @@ def outcome_of(result: FileResult, render: Callable[[FileResult], object] | None
         with contextlib.redirect_stdout(buf):
             render(result)
         text = buf.getvalue()
-    return Outcome(result.path, result=result.to_json(), text=text)
+    from dsig.operations.verify_json import json_file_object
+
+    return Outcome(result.path, result=json_file_object(result), text=text)
 
 
 def frozen_now(options: VerifyOptions) -> VerifyOptions:

@@ -328,10 +328,9 @@ def _findings_section(records: Iterable[dict[str, Any]]) -> str:
     groups = finding_groups(records)
     if not groups:
         return "<p>None.</p>"
-    from dsig.results import FINDING_CODES
-    from pki.results import FINDING_CODES as TRUST_CODES
+    from pki.codes import meanings as code_meanings
 
-    meanings = {**TRUST_CODES, **FINDING_CODES, "ERROR": "the file could not be read or parsed"}
+    meanings = {**code_meanings(), "ERROR": "the file could not be read or parsed"}
     rows = [
         "<table><tr><th>Cause</th><th>Occurrences</th><th>Files</th><th>Meaning</th></tr>",
         *(

@@ -40,6 +40,7 @@ from dsig.timestamp.rfc3161 import (
     token_from_reply,
     weak_findings,
 )
+from pki.codes import Phase, meanings
 from pki.results import TrustEvaluator, TrustIndication, TrustResult
 
 if TYPE_CHECKING:
@@ -49,22 +50,9 @@ if TYPE_CHECKING:
 CMS_TSP = "CMS_TSP"
 
 #: Finding codes of the ``timestamp`` object in the JSON report (and signature findings).
-TIMESTAMP_FINDING_CODES: dict[str, str] = {
-    "TIMESTAMP_MALFORMED": "Certified Timestamp is not a decodable RFC 3161 TimeStampToken",
-    "TIMESTAMP_TYPE": "Certified Timestamp Type is not CMS_TSP",
-    "TIMESTAMP_IMPRINT_MISMATCH": "the token's message imprint is not the hash of the Signature",
-    "TIMESTAMP_SIGNATURE_INVALID": "the TSA's CMS signature over the token does not verify",
-    "TIMESTAMP_TSA_CERT_MISSING": "the TSA certificate is neither in the token nor supplied",
-    "TIMESTAMP_TSA_KEY_USAGE": "the TSA certificate lacks a critical EKU of only timeStamping",
-    "TIMESTAMP_TSA_VALIDITY": "the time stamp lies outside the TSA certificate's validity",
-    "TIMESTAMP_TSA_UNTRUSTED": "the TSA certificate chain did not validate (see tsa_trust)",
-    "TIMESTAMP_TSA_NOT_CHECKED": "no trust store was given: the TSA was not validated",
-    "TIMESTAMP_BEFORE_SIGNING_TIME": "the certified time precedes Digital Signature DateTime",
-    "TIMESTAMP_INVALID": "a certified timestamp is present but does not verify",
-    "TIMESTAMP_INDETERMINATE": "a certified timestamp is present but could not be checked",
-    "TIMESTAMP_REQUIRED": "--require timestamp: no valid signature carries a valid timestamp",
-    "TIMESTAMP_MOMENT_UNAVAILABLE": "--at timestamp without a valid timestamp: validated now",
-}
+TIMESTAMP_FINDING_CODES: dict[str, str] = meanings(
+    Phase.TIMESTAMP
+)  # a view of pki.codes.FindingCode
 
 
 # ---------------------------------------------------------------------------------------------
