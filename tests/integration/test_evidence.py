@@ -265,9 +265,10 @@ def test_cli(study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path)
     other.write_bytes(data.read_bytes() + b"\0\0")
     r = _dsig("evidence", "verify", other, "--evidence", out / name, "--tsa-trust-store", root)
     assert r.returncode == 1 and "DATA_NOT_COVERED" in r.stdout
-    r = _dsig(
-        "evidence", "renew", out, "--tsa", tsa.url, "--min-age", "0", "--tsa-trust-store", root
-    )
+    r = _dsig(  # a file:// URL is the local directory (the kill test renews a plain path)
+        "evidence", "renew", out.as_uri(), "--tsa", tsa.url, "--min-age", "0",
+        "--tsa-trust-store", root,
+    )  # fmt: skip
     assert r.returncode == 0 and f"renewed {len(SAMPLES)}" in r.stdout, r.stdout + r.stderr
     r = _dsig("evidence", "status", out, "--json")
     assert r.returncode == 0 and '"action": "none"' in r.stdout
