@@ -554,18 +554,18 @@ def test_evidence_renew_replaces_records_in_s3(
 
     from dsig.evidence.record import parse
 
-    tsa = request.getfixturevalue("tsa")  # test_evidence's fixtures, imported above
+    server = request.getfixturevalue("tsa")  # test_evidence's fixtures, imported above
     root = request.getfixturevalue("tsa_pki").root_pem
-    study: Path = request.getfixturevalue("study")
+    data_dir: Path = request.getfixturevalue("study")
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    for f in sorted(study.iterdir()):
+    for f in sorted(data_dir.iterdir()):
         fs.put_file(str(f), f"{BUCKET}/renew-data/{f.name}")
     out, data = f"s3://{BUCKET}/renew-ev", f"s3://{BUCKET}/renew-data"
-    base = ("--tsa", tsa.url, "--tsa-trust-store", root)
-    r = dsig("evidence", "create", study, "--out-dir", out, *base)
+    base = ("--tsa", server.url, "--tsa-trust-store", root)
+    r = dsig("evidence", "create", data_dir, "--out-dir", out, *base)
     assert r.exit_code == 0, r.output
     keys = sorted(fs.ls(f"{BUCKET}/renew-ev"))
-    assert len(keys) == len(list(study.iterdir()))
+    assert len(keys) == len(list(data_dir.iterdir()))
 
     def puts() -> list[str]:
         return sorted(s.path for s in s3_server.traffic.served if s.method == "PUT")
@@ -579,7 +579,9 @@ def test_evidence_renew_replaces_records_in_s3(
     assert len(json.loads(r.stdout)["renewed"]) == len(keys) and "dsig-stage-" not in r.stdout
     assert puts() == [f"/{k}" for k in keys]
     assert stamps() == [[2]] * len(keys)
-    r = dsig("evidence", "verify", study / "CT_small.dcm", "--evidence", out, *base[2:], "--json")
+    r = dsig(
+        "evidence", "verify", data_dir / "CT_small.dcm", "--evidence", out, *base[2:], "--json"
+    )
     assert r.exit_code == 0 and len(json.loads(r.stdout)["renewals"]) == 2, r.output
     s3_server.traffic.clear()
     r = dsig("evidence", "renew", out, *base)  # just renewed: under the default min-age
@@ -592,7 +594,7 @@ def test_evidence_renew_replaces_records_in_s3(
     assert r.exit_code == 0, r.output
     kinds = [s["kind"] for s in json.loads(r.stdout)["renewals"]]
     assert kinds == ["initial", "timestamp-renewal", "hash-tree-renewal"]
-    hits = tsa.hits
+    hits = server.hits
     r = dsig("evidence", "renew", "memory://renew-ev", *base)
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "atomically" in r.output
-    assert tsa.hits == hits
+    assert server.hits == hits
