@@ -231,9 +231,20 @@ def renew_evidence(
         stamps = [stamped]
     else:
         new, stamps = renew_timestamps(todo, settings)
+    summary.tsa_requests = len(stamps)
+    # A TSA whose clock is behind a record's last timestamp would make it BROKEN
+    # (TIME_ORDER): nothing is written, the records keep the proof they have.
+    last = [times[t] if t in times else times.setdefault(t, stamp_time(r))
+            for r in todo for t in (r.last.token,)]  # fmt: skip
+    newest = max((t for t in last if t is not None), default=None)
+    early = min(s.time for s in stamps)
+    if newest is not None and early < newest:
+        why = (f"TIME_ORDER: the TSA's time {early.isoformat()} precedes the last timestamp "
+               f"{newest.isoformat()} of the records renewed: nothing written")  # fmt: skip
+        summary.failed.update(dict.fromkeys(chosen, why))
+        return summary
     _write_all([(directory / name, der) for name, der in zip(chosen, new, strict=True)])
     summary.renewed.extend(chosen)
-    summary.tsa_requests = len(stamps)
     summary.time = stamps[-1].time
     return summary
 
