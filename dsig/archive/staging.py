@@ -117,6 +117,18 @@ def upload(local: Path, url: str) -> None:
         raise SourceError(f"cannot write {url}: {type(e).__name__}: {e}") from None
 
 
+#: Stores whose PUT replaces an object whole or not at all (a reader, or a run killed
+#: mid-upload, sees the old object or the new one, never part of one). Other fsspec
+#: filesystems (sftp, ftp, smb, webdav, ...) write a file in place, in pieces.
+ATOMIC_REPLACE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+
+
+def replaces_atomically(url: str) -> bool:
+    """Whether :func:`upload` to ``url`` replaces an existing object atomically."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() in ATOMIC_REPLACE_SCHEMES
+
+
 def object_exists(url: str) -> bool:
     """Whether an object (or a prefix) is at ``url``."""
     fs, inner = filesystem(url)

@@ -195,7 +195,7 @@ def verify(
         typer.echo(f"{result.status.value:<13} {file}  proven existence: {when}")
         for s in result.stamps:
             when = s.time.isoformat() if s.time else "?"
-            typer.echo(f"  {s.kind:<18} {s.hash_algorithm:<7} {when}  {s.tsa}")
+            typer.echo(f"  {s.kind:<18} {s.hash_algorithm:<7} {when}  {s.tsa or '-'}")
         for code, message in result.findings:
             typer.echo(f"  {code}: {message}")
     raise typer.Exit(result.exit_code)
@@ -203,13 +203,16 @@ def verify(
 
 @evidence_app.command()
 def renew(
-    directory: Annotated[Path, typer.Argument(help="directory of .ers records")],
+    directory: Annotated[
+        str, typer.Argument(help="directory of .ers records (or a URL: s3://bucket/prefix)")
+    ],
     tsa: TsaOpt = None,
     rehash: Annotated[
         HashChoice | None, typer.Option("--rehash", help="hash-tree renewal with this hash")
     ] = None,
     data: Annotated[
-        list[Path] | None, typer.Option("--data", help="the data files/directory (--rehash)")
+        list[str] | None,
+        typer.Option("--data", help="the data files/directory (--rehash; or URLs)"),
     ] = None,
     min_age: Annotated[
         float, typer.Option("--min-age", min=0, help="skip records renewed fewer days ago")
@@ -224,29 +227,58 @@ def renew(
     json_out: JsonOpt = False,
 ) -> None:
     """Timestamp renewal of every record (or hash-tree renewal with --rehash ALG --data DIR)."""
+    from dsig.archive import is_remote, replaces_atomically, staged
     from dsig.evidence import renew_evidence
 
     if rehash is not None and not data:
         raise fail("--rehash needs --data (the files the records are for)", 2)
+    if is_remote(directory) and not replaces_atomically(directory):
+        # renew replaces records in place: only a store whose PUT is atomic keeps every
+        # record old or new when a run is killed mid-upload
+        raise fail(
+            f"{directory}: renew rewrites records in place, which only s3://, gs:// and az:// "
+            "URLs (or local paths) do atomically; renew a local copy and copy it back",
+            2,
+        )
     policy = _policy(tsa_trust_store, crl, ocsp, revocation, online)
     settings = _settings(tsa, policy, online, tsa_timeout, tsa_retries)
     try:
-        summary = renew_evidence(
-            directory, settings, rehash=rehash.value if rehash else None, data=data or (),
-            min_age=dt.timedelta(days=min_age),
-        )  # fmt: skip
+        with staged([directory]) as records, staged(data or []) as files:
+            summary = renew_evidence(
+                records.paths[0], settings, rehash=rehash.value if rehash else None,
+                data=files.paths, min_age=dt.timedelta(days=min_age),
+            )  # fmt: skip
+            if is_remote(directory):
+                _upload_renewed(records.paths[0], directory, summary.renewed)
+            shown = records.rewrite(files.rewrite(summary.to_json()))
     except operational_errors() as e:
         raise fail(e) from None
     if json_out:
-        typer.echo(json.dumps(summary.to_json(), indent=2))
+        typer.echo(json.dumps(shown, indent=2))
     else:
         typer.echo(
             f"renewed {len(summary.renewed)}, skipped {len(summary.skipped)}, "
             f"failed {len(summary.failed)} ({summary.tsa_requests} TSA request(s))"
         )
-        for name, why in summary.failed.items():
+        for name, why in shown["failed"].items():
             typer.echo(f"  failed {name}: {why}")
     raise typer.Exit(1 if summary.failed else 0)
+
+
+def _upload_renewed(scratch: Path, url: str, names: list[str]) -> None:
+    """Each renewed record replaces its object (one PUT each: old or new, never part)."""
+    from dsig.archive import upload
+    from dsig.evidence import EvidenceError
+
+    target = url.rstrip("/")
+    for done, name in enumerate(names):
+        try:
+            upload(scratch / name, f"{target}/{name}")
+        except operational_errors() as e:
+            raise EvidenceError(
+                f"{e} ({done} of {len(names)} renewed records uploaded, the others left as "
+                "they were: run renew again to finish)"
+            ) from None
 
 
 @evidence_app.command()

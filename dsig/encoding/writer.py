@@ -15,7 +15,7 @@ import stat
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -376,6 +376,44 @@ def save(ds: Dataset, path: Path, encoding: Encoding, *, durable: bool = True) -
     """Write ``ds`` to ``path`` atomically in ``encoding`` (``durable``: see atomic_output)."""
     with atomic_output(path, durable=durable) as fp:
         write_dataset_file(ds, fp, encoding)
+
+
+def replace_files(items: Sequence[tuple[Path, bytes]]) -> None:
+    """Write each (path, content) so that a crash at any point, a power cut included, leaves
+    every path with its old content or its new one: all new contents go to temp files beside
+    their paths and reach the disk (one syncfs per filesystem) before the first rename; the
+    renames are synced once more. Cheaper than :func:`atomic_output` with ``durable`` for
+    thousands of small files (two syncs instead of two fsyncs each)."""
+    temps: list[tuple[Path, Path]] = []
+    renamed = 0
+    try:
+        for path, content in items:
+            directory = path.parent if str(path.parent) else Path(".")
+            try:
+                fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".dsig-tmp",
+                                            dir=directory)  # fmt: skip
+            except OSError as e:
+                raise OutputError(f"cannot write to {directory}: {e.strerror or e}") from None
+            temps.append((Path(name), path))
+            with contextlib.suppress(OSError):  # mkstemp makes 0600: the output's usual mode
+                os.fchmod(fd, _output_mode(path))
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(content)
+        directories = list(dict.fromkeys(path.parent for _, path in temps))
+        for directory in directories:
+            sync_filesystem(directory)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+            renamed += 1
+        for directory in directories:
+            sync_filesystem(directory)
+    except OSError as e:
+        if e.errno in _WRITE_ERRNOS:
+            raise OutputError(f"cannot write: {e.strerror or e}") from None
+        raise
+    finally:
+        for tmp, _ in temps[renamed:]:  # not renamed: the path keeps its old content
+            tmp.unlink(missing_ok=True)
 
 
 def sync_filesystem(path: Path) -> None:

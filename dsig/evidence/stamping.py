@@ -18,11 +18,11 @@ from cryptography import x509
 from dsig.errors import DsigError
 from dsig.evidence import hashtree, record
 from dsig.evidence.record import Record
-from dsig.evidence.validation import ValidationData, ValidationDataError, collect
+from dsig.evidence.validation import ValidationData, ValidationDataError, collect, policy_with
 from dsig.timestamp import QueryOptions
 from dsig.timestamp.tsa_client import TsaOptions, request_timestamp
 from pki.policy import TrustPolicy
-from pki.results import TrustIndication
+from pki.results import TrustIndication, TrustResult
 from tokens.faults import BadInputError
 
 #: Tree hashes a new record or renewal may use (the RFC 3161 imprints dsig requests).
@@ -80,24 +80,33 @@ def stamp_root(root: bytes, hash_algorithm: str, settings: StampSettings) -> Roo
     if signer is None:
         raise EvidenceError("the TSA did not include its certificate (certReq) in the token")
     chain: list[x509.Certificate] = [signer, *(c for c in info.certificates if c != signer)]
-    if settings.trust is not None:
-        result = evaluate_chain(
-            signer, tsa_policy(settings.trust), at=info.gen_time, extra_certs=info.certificates
-        )
-        if result.indication is not TrustIndication.VALID:
-            first = next((f for f in result.findings if not f.note), None)
-            why = f"{first.code}: {first.message}" if first else result.indication.value
-            raise EvidenceError(f"the TSA certificate did not validate ({why})")
+    trust = settings.trust
+    if trust is not None:
+        if settings.online and not trust.online:  # the CRLs fetched are the ones kept
+            trust = dataclasses.replace(trust, online=True)
+        result = evaluate_chain(signer, tsa_policy(trust), at=info.gen_time,
+                                extra_certs=info.certificates)  # fmt: skip
+        _require_valid(result, "")
         chain = [*result.chain, *(c for c in chain if c not in result.chain)]
     try:
-        validation = collect(
-            chain, policy=settings.trust, online=settings.online, timeout=settings.timeout
-        )
+        validation = collect(chain, policy=trust, online=settings.online, timeout=settings.timeout)
     except ValidationDataError as e:
         raise EvidenceError(str(e)) from None
+    if trust is not None:
+        # what verify will do years later, offline: a record it could not prove is refused
+        kept = tsa_policy(policy_with(trust, validation))
+        result = evaluate_chain(signer, kept, at=info.gen_time, extra_certs=info.certificates)
+        _require_valid(result, " with the validation data kept in the record")
     return RootStamp(
         stamp.token, info.gen_time, signer.subject.rfc4514_string(), validation, stamp.url
     )
+
+
+def _require_valid(result: TrustResult, how: str) -> None:
+    if result.indication is not TrustIndication.VALID:
+        first = next((f for f in result.findings if not f.note), None)
+        why = f"{first.code}: {first.message}" if first else result.indication.value
+        raise EvidenceError(f"the TSA certificate did not validate{how} ({why})")
 
 
 def create_records(

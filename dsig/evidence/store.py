@@ -1,10 +1,11 @@
 """Evidence for a study on disk: one ``.ers`` file per data file in an output directory.
 
-Writes are atomic (temp file + rename), so a killed run leaves each record old or new, never
-half-written; existing records are replaced only with ``force``. Renewal is idempotent: a
-timestamp renewal skips records renewed less than ``min_age`` ago, a hash-tree renewal those
-whose last chain already uses the new hash, so running it again after a crash finishes the
-work without renewing anything twice.
+Writes are atomic and durable (every temp file on disk before the first rename, see
+:func:`dsig.encoding.writer.replace_files`), so a killed run or a power cut leaves each
+record old or new, never half-written; existing records are replaced only with ``force``.
+Renewal is idempotent: a timestamp renewal skips records renewed less than ``min_age`` ago,
+a hash-tree renewal those whose last chain already uses the new hash, so running it again
+after a crash finishes the work without renewing anything twice.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from dsig.evidence import naming
 from dsig.evidence.algorithms import DEFAULT_LIFETIMES, AlgorithmLifetimes, earliest, key_kind
-from dsig.evidence.hashtree import hash_file
+from dsig.evidence.hashtree import HashTreeError, hash_file, root_of
 from dsig.evidence.record import Record, RecordError, parse
 from dsig.evidence.stamping import (
     EvidenceError,
@@ -26,6 +27,7 @@ from dsig.evidence.stamping import (
     renew_hash_trees,
     renew_timestamps,
 )
+from dsig.evidence.validation import ValidationData
 from dsig.evidence.verify import EvidenceResult, EvidenceStatus, verify_evidence
 from dsig.timestamp import check_token
 from pki.policy import TrustPolicy
@@ -69,17 +71,12 @@ def name_files(files: Sequence[tuple[Path, Path]]) -> dict[str, Path]:
     return names
 
 
-def _write(path: Path, der: bytes) -> None:
-    from dsig.encoding.writer import atomic_output
+def _write_all(items: Sequence[tuple[Path, bytes]]) -> None:
+    """Records written so that a crash (SIGKILL, power cut) leaves each old or new: an
+    existing record may be the only proof of an old time, it must never be lost."""
+    from dsig.encoding.writer import replace_files
 
-    with atomic_output(path, durable=False) as fp:
-        fp.write(der)
-
-
-def _sync(directory: Path) -> None:
-    from dsig.encoding.writer import sync_filesystem
-
-    sync_filesystem(directory)
+    replace_files(items)
 
 
 @dataclass
@@ -126,11 +123,8 @@ def create_evidence(
         raise EvidenceError(f"cannot create {out_dir}: {e.strerror or e}") from None
     files = list(names.values())
     records, stamped = create_records(files, settings, hash_algorithm=hash_algorithm)
-    total = 0
-    for name, der in zip(names, records, strict=True):
-        _write(out_dir / name, der)
-        total += len(der)
-    _sync(out_dir)
+    _write_all([(out_dir / name, der) for name, der in zip(names, records, strict=True)])
+    total = sum(map(len, records))
     return CreateSummary(
         out_dir, {n: out_dir / n for n in names}, stamped.time, stamped.tsa, 1, total
     )
@@ -201,13 +195,15 @@ def renew_evidence(
     summary = RenewSummary(failed=dict(bad))
     now = clock()
     chosen: list[str] = []
+    times: dict[bytes, dt.datetime | None] = {}  # the records of one run share one token
     for name, rec in records.items():
         if rehash is not None:
             if rec.last.hash_algorithm == rehash:
                 summary.skipped[name] = f"its last hash tree already uses {rehash}"
                 continue
         else:
-            when = stamp_time(rec)
+            token = rec.last.token
+            when = times[token] if token in times else times.setdefault(token, stamp_time(rec))
             if when is not None and now - when < min_age:
                 summary.skipped[name] = f"renewed at {when.isoformat()}, less than min-age ago"
                 continue
@@ -221,8 +217,9 @@ def renew_evidence(
                 chosen.remove(name)
             else:
                 files[name] = found[name]
+    checked: dict[_CheckKey, str | None] = {}
     for name in list(chosen):
-        problem = _precheck(records[name], files.get(name), settings.trust, now)
+        problem = _precheck(records[name], files.get(name), settings.trust, now, checked)
         if problem is not None:
             summary.failed[name] = problem
             chosen.remove(name)
@@ -234,34 +231,70 @@ def renew_evidence(
         stamps = [stamped]
     else:
         new, stamps = renew_timestamps(todo, settings)
-    for name, der in zip(chosen, new, strict=True):
-        _write(directory / name, der)
-        summary.renewed.append(name)
-    _sync(directory)
     summary.tsa_requests = len(stamps)
+    # A TSA whose clock is behind a record's last timestamp would make it BROKEN
+    # (TIME_ORDER): nothing is written, the records keep the proof they have.
+    last = [times[t] if t in times else times.setdefault(t, stamp_time(r))
+            for r in todo for t in (r.last.token,)]  # fmt: skip
+    newest = max((t for t in last if t is not None), default=None)
+    early = min(s.time for s in stamps)
+    if newest is not None and early < newest:
+        why = (f"TIME_ORDER: the TSA's time {early.isoformat()} precedes the last timestamp "
+               f"{newest.isoformat()} of the records renewed: nothing written")  # fmt: skip
+        summary.failed.update(dict.fromkeys(chosen, why))
+        return summary
+    _write_all([(directory / name, der) for name, der in zip(chosen, new, strict=True)])
+    summary.renewed.extend(chosen)
     summary.time = stamps[-1].time
     return summary
 
+
+#: (last token, its tree's hash, tree root, kept validation data): what a precheck depends on.
+_CheckKey = tuple[bytes, str, bytes, ValidationData]
 
 _REFUSE_WITH_TRUST = frozenset({"TSA_UNTRUSTED", "TSA_CERT_MISSING", "TSA_NOT_CHECKED"})
 
 
 def _precheck(
-    rec: Record, data: Path | None, trust: TrustPolicy | None, now: dt.datetime
+    rec: Record,
+    data: Path | None,
+    trust: TrustPolicy | None,
+    now: dt.datetime,
+    checked: dict[_CheckKey, str | None],
 ) -> str | None:
     """Why ``rec`` must not be renewed, or None. With ``data`` the whole record is verified,
     else only its last timestamp (tree root, token, and the TSA when ``trust`` is given).
-    A record that is merely overdue may still be renewed: it then proves from now on."""
+    A record that is merely overdue may still be renewed: it then proves from now on.
+
+    ``checked`` remembers the answer per :data:`_CheckKey`: the last timestamps
+    of one run's records differ only in their trees, so the token and its TSA chain are
+    checked once, not once per record (10,000 records: one chain validation)."""
     if data is not None:
         result = verify_evidence(lambda alg: hash_file(data, alg), rec, tsa_trust=trust, at=now)
-    else:
-        stamp = rec.last
-        info = check_token(stamp.token, b"").info
-        if info is None:
-            return "BROKEN: the last timestamp does not decode"
-        leaf = stamp.reduced[0][0] if stamp.reduced else info.digest
-        single = Record(rec.der, rec.digest_algorithms, ((stamp,),), (b"",), rec.validation)
-        result = verify_evidence(lambda _alg: leaf, single, tsa_trust=trust, at=now)
+        return _refusal(result, trust)
+    stamp = rec.last
+    key = None
+    if stamp.reduced:
+        try:
+            root = root_of(stamp.hash_algorithm, stamp.reduced)
+            key = (stamp.token, stamp.hash_algorithm, root, rec.validation)
+        except HashTreeError:
+            key = None  # checked below, and reported as TREE_MISMATCH
+        if key is not None and key in checked:
+            return checked[key]
+    info = check_token(stamp.token, b"").info
+    if info is None:
+        return "BROKEN: the last timestamp does not decode"
+    leaf = stamp.reduced[0][0] if stamp.reduced else info.digest
+    single = Record(rec.der, rec.digest_algorithms, ((stamp,),), (b"",), rec.validation)
+    problem = _refusal(verify_evidence(lambda _alg: leaf, single, tsa_trust=trust, at=now), trust)
+    if key is not None:
+        checked[key] = problem
+    return problem
+
+
+def _refusal(result: EvidenceResult, trust: TrustPolicy | None) -> str | None:
+    """The finding that forbids renewing a record so checked, or None."""
     for code, message in result.findings:
         if result.status is EvidenceStatus.BROKEN or (
             trust is not None and code in _REFUSE_WITH_TRUST

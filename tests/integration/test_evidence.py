@@ -241,6 +241,38 @@ def test_renewals_idempotent_and_years_later(
     assert {row.action for row in rows} == {"none"}
 
 
+def test_renew_checks_every_record_first(
+    study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path
+) -> None:
+    """renew leaves alone, and reports, a record whose tree was changed or that does not
+    parse, while the others (same token) are renewed; the token's check is shared, a tree's
+    is not. Under a TSA trust that does not hold, nothing is renewed and nothing requested."""
+    out = tmp_path / "ev"
+    create_evidence([study], out, StampSettings([tsa.url]))
+    names = sorted(_uid_files(study))
+    tampered, junk = out / names[0], out / names[1]
+    der = tampered.read_bytes()
+    sibling = bytes(_Er.load(der)["archiveTimeStampSequence"][0][0]["reducedHashtree"][-1][-1])
+    tampered.write_bytes(der.replace(sibling, bytes([sibling[0] ^ 1]) + sibling[1:]))
+    junk.write_bytes(junk.read_bytes()[:60])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    untrusted = StampSettings([tsa.url], trust=TrustPolicy(trust_roots=(tsa_pki.other_root.cert,)))
+    refused = renew_evidence(out, untrusted, min_age=dt.timedelta(0))
+    assert refused.renewed == [] and tsa.hits == 1
+    codes = {n: why.split(":", 1)[0] for n, why in refused.failed.items()}
+    assert codes == {
+        names[0]: "TREE_MISMATCH",
+        names[1]: "not an RFC 4998 evidence record",
+    } | dict.fromkeys(names[2:], "TSA_UNTRUSTED"), refused.failed
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    summary = renew_evidence(out, StampSettings([tsa.url], trust=_trust(tsa_pki)),
+                             min_age=dt.timedelta(0))  # fmt: skip
+    assert sorted(summary.renewed) == names[2:] and tsa.hits == 2
+    assert summary.failed[names[0]].startswith("TREE_MISMATCH"), summary.failed
+    assert names[1] in summary.failed
+    assert tampered.read_bytes() == before[names[0]] and junk.read_bytes() == before[names[1]]
+
+
 def _dsig(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dsig", *map(str, args)],
@@ -265,9 +297,10 @@ def test_cli(study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path)
     other.write_bytes(data.read_bytes() + b"\0\0")
     r = _dsig("evidence", "verify", other, "--evidence", out / name, "--tsa-trust-store", root)
     assert r.returncode == 1 and "DATA_NOT_COVERED" in r.stdout
-    r = _dsig(
-        "evidence", "renew", out, "--tsa", tsa.url, "--min-age", "0", "--tsa-trust-store", root
-    )
+    r = _dsig(  # a file:// URL is the local directory (the kill test renews a plain path)
+        "evidence", "renew", out.as_uri(), "--tsa", tsa.url, "--min-age", "0",
+        "--tsa-trust-store", root,
+    )  # fmt: skip
     assert r.returncode == 0 and f"renewed {len(SAMPLES)}" in r.stdout, r.stdout + r.stderr
     r = _dsig("evidence", "status", out, "--json")
     assert r.returncode == 0 and '"action": "none"' in r.stdout

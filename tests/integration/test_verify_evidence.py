@@ -67,3 +67,31 @@ def test_evidence_proves_a_signature_older_than_its_revocation(tmp_path: Path) -
     # usage: --evidence with --integrity-only
     r = dsig_cli("verify", signed, "--integrity-only", "--evidence", tmp_path / "ev")
     assert r.exit_code == 2
+
+
+def test_evidence_proves_a_signature_made_before_its_certificate_expired(tmp_path: Path) -> None:
+    tp = TimestampPki(tmp_path / "pki")
+    now = tp.now
+    expired_at = now - dt.timedelta(days=2)
+    signer, _key, _cert = tp.signer("expired signer", not_before=now - dt.timedelta(days=60),
+                                    not_after=expired_at)  # fmt: skip
+    study = tmp_path / "study"
+    study.mkdir()
+    signed = sign_file(signer, study / "signed.dcm", at=now - dt.timedelta(days=11))
+    trust = ("--trust-store", tp.root_pem, "--untrusted", tp.inter_pem)
+    with tp.server(clock=lambda: now - dt.timedelta(days=10)) as tsa:
+        made = dsig_cli("evidence", "create", study, "--out-dir", tmp_path / "ev",
+                        "--tsa", tsa.url, "--tsa-trust-store", tp.root_pem)  # fmt: skip
+    assert made.exit_code == 0, made.output
+    without = dsig_cli("verify", signed, "--json", *trust)
+    assert without.exit_code == 1, without.output  # expired, judged now
+    codes = [f["code"] for f in json.loads(without.stdout)["files"][0]["signatures"][0]["trust"]
+             ["findings"]]  # fmt: skip
+    assert "CERT_EXPIRED" in codes
+    r = dsig_cli("verify", signed, "--json", *trust, "--evidence", tmp_path / "ev")
+    assert r.exit_code == 0, r.output
+    file = json.loads(r.stdout)["files"][0]
+    assert dt.datetime.fromisoformat(file["evidence"]["proven_time"]) < expired_at
+    trust_json = file["signatures"][0]["trust"]
+    assert trust_json["indication"] == "VALID"
+    assert trust_json["moment_source"] == "certified-timestamp"

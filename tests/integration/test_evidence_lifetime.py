@@ -1,0 +1,134 @@
+"""Evidence over the years (real TSA and CRL server on 127.0.0.1, clocks injected): the CRL
+fetched with ``online`` is kept in the record and proves the TSA was not revoked long after
+the CRL server is gone; a TSA revoked before its timestamp breaks the record; a renewal made
+after the previous TSA certificate expired moves the proven time to it; a renewal that does
+not cover the previous timestamp breaks the record; a TSA whose clock is behind the record's
+last timestamp is refused by ``renew`` (the records keep their proof)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dsig.evidence import (
+    EvidenceError,
+    EvidenceStatus,
+    StampSettings,
+    create_evidence,
+    renew_evidence,
+    verify_evidence,
+    verify_file_evidence,
+)
+from dsig.evidence.hashtree import hash_file
+from dsig.evidence.record import parse, renew_timestamp
+from pki.policy import TrustPolicy
+from tests.conftest import sample
+from tests.helpers.pki_factory import TIMESTAMPING, Issued, issue
+from tests.helpers.pki_servers import PkiServer
+from tests.helpers.tsa import TimestampPki
+
+DAY = dt.timedelta(days=1)
+
+
+def _study(directory: Path, *names: str) -> Path:
+    directory.mkdir()
+    for name in names:
+        shutil.copy(sample(name), directory / name)
+    return directory
+
+
+def _tsa(tp: TimestampPki, cn: str, now: dt.datetime, **kwargs: object) -> Issued:
+    return issue(cn, issuer=tp.intermediate, eku=[TIMESTAMPING], now=now,
+                 key_usage={"digital_signature", "non_repudiation"}, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _codes(findings: list[tuple[str, str]]) -> list[str]:
+    return [code for code, _message in findings]
+
+
+def test_crl_fetched_online_is_kept_and_proves_years_later(tmp_path: Path) -> None:
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    data = study / "CT_small.dcm"
+    with PkiServer(this_update=tp.now - dt.timedelta(hours=1)) as crls:
+        authority = crls.add_authority("inter", tp.intermediate)
+        tsa_cert = _tsa(tp, "dsig TSA with CRL", tp.now,
+                        extensions=crls.revinfo_extensions("inter", ocsp=False))  # fmt: skip
+        with tp.server(tsa=tsa_cert) as tsa:
+            online = StampSettings([tsa.url], trust=trust, online=True)
+            create_evidence([study], tmp_path / "kept", online)
+            assert "GET /crl/inter.crl" in crls.hits
+            # offline and with trust: refused now rather than unprovable later
+            with pytest.raises(EvidenceError, match="REVOCATION_UNAVAILABLE"):
+                create_evidence([study], tmp_path / "bare", StampSettings([tsa.url], trust=trust))
+            create_evidence([study], tmp_path / "bare", StampSettings([tsa.url]))
+            authority.revoke(tsa_cert.cert, tp.now - DAY)  # before the next timestamps
+            with pytest.raises(EvidenceError, match="did not validate"):
+                create_evidence([study], tmp_path / "refused", online)
+            create_evidence([study], tmp_path / "revoked",
+                            StampSettings([tsa.url], online=True))  # fmt: skip
+    assert not (tmp_path / "refused").exists() or not list((tmp_path / "refused").iterdir())
+    later = tp.now + dt.timedelta(days=3 * 365)  # the TSA certificate expired, no CRL server
+    assert tsa_cert.cert.not_valid_after_utc < later
+    record = next((tmp_path / "kept").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*"))
+    assert len(parse(record.read_bytes()).validation.crls) == 1
+    r = verify_file_evidence(data, tmp_path / "kept", tsa_trust=trust, at=later)
+    assert r.status is EvidenceStatus.PROVEN, r.findings
+    # without the kept CRL the TSA's revocation status cannot be known (hard-fail)
+    r = verify_file_evidence(data, tmp_path / "bare", tsa_trust=trust, at=later)
+    assert r.status is EvidenceStatus.NOT_PROVABLE and _codes(r.findings) == ["TSA_UNTRUSTED"]
+    # the kept CRL says the TSA was revoked before it made the timestamp
+    r = verify_file_evidence(data, tmp_path / "revoked", tsa_trust=trust, at=later)
+    assert r.status is EvidenceStatus.BROKEN and _codes(r.findings) == ["TSA_REVOKED"]
+
+
+def test_late_and_foreign_renewals(tmp_path: Path) -> None:
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    start = tp.now.replace(microsecond=0)
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    data = study / "CT_small.dcm"
+    with tp.server(clock=lambda: start) as tsa:
+        settings = StampSettings([tsa.url], trust=trust)
+        create_evidence([study], tmp_path / "ev", settings)
+        create_evidence([data], tmp_path / "other", settings)
+    # three years on the first TSA certificate has expired; a new TSA renews the records
+    late = start + dt.timedelta(days=3 * 365)
+    assert tp.tsa.cert.not_valid_after_utc < late
+    with tp.server(tsa=_tsa(tp, "dsig TSA 2", late), clock=lambda: late) as tsa:
+        summary = renew_evidence(tmp_path / "ev", StampSettings([tsa.url], trust=trust),
+                                 min_age=dt.timedelta(0), clock=lambda: late)  # fmt: skip
+    assert len(summary.renewed) == 2, summary.failed
+    r = verify_file_evidence(data, tmp_path / "ev", tsa_trust=trust, at=late + DAY)
+    assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
+    assert r.proven_time == late  # no longer the first timestamp's time
+    # the renewal of one record spliced onto the record of another run covers nothing of it
+    renewed = parse(next((tmp_path / "ev").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*")).read_bytes())
+    foreign = parse(next((tmp_path / "other").iterdir()).read_bytes())
+    spliced = renew_timestamp(foreign, renewed.last.reduced, renewed.last.token,
+                              renewed.validation)  # fmt: skip
+    r = verify_evidence(lambda alg: hash_file(data, alg), spliced, tsa_trust=trust, at=late)
+    assert r.status is EvidenceStatus.BROKEN and _codes(r.findings) == ["RENEWAL_NOT_COVERED"]
+
+
+def test_renew_refuses_a_tsa_time_before_the_last_timestamp(tmp_path: Path) -> None:
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    start = tp.now.replace(microsecond=0)
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    out = tmp_path / "ev"
+    with tp.server(clock=lambda: start) as tsa:
+        create_evidence([study], out, StampSettings([tsa.url], trust=trust))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with tp.server(clock=lambda: start - DAY) as tsa:  # a TSA whose clock is a day behind
+        summary = renew_evidence(out, StampSettings([tsa.url], trust=trust),
+                                 min_age=dt.timedelta(0))  # fmt: skip
+    assert summary.renewed == [] and set(summary.failed) == set(before)
+    assert all(why.startswith("TIME_ORDER") for why in summary.failed.values()), summary.failed
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    r = verify_file_evidence(study / "CT_small.dcm", out, tsa_trust=trust)
+    assert r.status is EvidenceStatus.PROVEN and r.proven_time == start
