@@ -26,10 +26,12 @@ from dsig.cli import app
 
 
 def _find_suite() -> Path:
-    """NIST PKITS from ``$DSIG_PKITS_DIR``, else ``shared/`` beside the checkout."""
+    """NIST PKITS from ``$DSIG_PKITS_DIR``, else ``shared/conformance/nist-pkits`` beside any
+    ancestor of this file (a clone anywhere under /work finds /work/shared)."""
     env = os.environ.get("DSIG_PKITS_DIR")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared/conformance/nist-pkits")
+    here = Path(__file__).resolve()
+    candidates += [parent / "shared/conformance/nist-pkits" for parent in here.parents]
     for candidate in candidates:
         if (candidate / "pkits.json").is_file():
             return candidate
