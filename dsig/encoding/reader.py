@@ -9,6 +9,7 @@ Parser limits (elements, depth, inflated size) are enforced while pydicom parses
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -589,20 +590,27 @@ def read_dicom(
             except OSError as e:
                 raise DicomFormatError(f"cannot read {path}: {e.strerror or e}") from None
     bound = size if not deflated else limits.max_inflated_bytes
-    try:
+    with _named_parse_errors(path):
         # A deflated data set may legitimately hold values longer than the file itself.
         budget = WorkBudget(limits, size)
         check_complete(ds, bound, budget=budget, walks=walks)
         ds.dsig_weighted_elements = budget.weighted  # for verify's ParseLimits.max_work
+    return ds
+
+
+@contextlib.contextmanager
+def _named_parse_errors(path: str) -> Iterator[None]:
+    """Name ``path`` in a parse failure and turn pydicom's many exception kinds into ours."""
+    try:
+        yield
     except LimitExceededError as e:
         raise LimitExceededError(f"{path}: {e}") from None
     except DicomFormatError as e:
         raise DicomFormatError(f"{path}: {e}") from None
     except RecursionError:
         raise LimitExceededError(f"{path}: parser limit: sequences nested too deep") from None
-    except Exception as e:
+    except Exception as e:  # pydicom raises many kinds on corrupt input
         raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
-    return ds
 
 
 def _parse(
@@ -621,21 +629,14 @@ def _parse(
     state = _ParseState(limits, source, input_bytes)
     token = _STATE.set(state)
     try:
-        if where.meta_start is not None:  # from the file itself (``source`` may be inflated)
-            raw.seek(where.meta_start)
-            meta = _READER._read_file_meta_info(raw)
-        source.seek(start)
-        body = _READER.read_dataset(
-            source, layout.implicit, layout.little, defer_size=DEFER_SIZE if defer else None
-        )
-    except LimitExceededError as e:
-        raise LimitExceededError(f"{path}: {e}") from None
-    except DicomFormatError as e:
-        raise DicomFormatError(f"{path}: {e}") from None
-    except RecursionError:
-        raise LimitExceededError(f"{path}: parser limit: sequences nested too deep") from None
-    except Exception as e:  # pydicom raises many kinds on corrupt input
-        raise DicomFormatError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
+        with _named_parse_errors(path):
+            if where.meta_start is not None:  # from the file itself (``source`` may be inflated)
+                raw.seek(where.meta_start)
+                meta = _READER._read_file_meta_info(raw)
+            source.seek(start)
+            body = _READER.read_dataset(
+                source, layout.implicit, layout.little, defer_size=DEFER_SIZE if defer else None
+            )
     finally:
         _STATE.reset(token)
     if len(body) == 0:
