@@ -209,3 +209,28 @@ def test_verifier_service_from_python(tmp_path: Path, objects: Objects) -> None:
     assert len(list((tmp_path / "quarantine").glob("*.dcm"))) == 3
     assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 4
     assert not config.socket.exists()
+
+
+def test_a_resent_instance_is_verified_and_audited_again(
+    orthanc: Orthanc, objects: Objects
+) -> None:
+    """Verdicts are not reused across sends (trust may have changed), only from Orthanc's
+    received-instance callback to the C-STORE filter of the same send: one verdict each."""
+    exe = net.dcmtk_storescu()
+    if exe is None:
+        pytest.skip("DCMTK storescu is not installed")
+    audit = orthanc.directory / "dsig-audit.jsonl"
+
+    def refused_count() -> int:
+        return int(orthanc.get("/dsig/status")["counts"].get("refused", 0))
+
+    before_lines = len(audit.read_text().splitlines()) if audit.exists() else 0
+    before = refused_count()
+    for _ in range(2):
+        bad = net.storescu(exe, orthanc.dicom_port, [objects.tampered], "-v", called_ae="ORTHANC")
+        assert "CannotUnderstand" in bad.stdout + bad.stderr, bad.stdout + bad.stderr
+    for _ in range(2):  # REST: discarded, not stored
+        orthanc.post("/instances", objects.tampered.read_bytes(), "application/dicom")
+    assert refused_count() == before + 4
+    assert len(audit.read_text().splitlines()) == before_lines + 4
+    assert _uid(objects.tampered) not in _stored_uids(orthanc)

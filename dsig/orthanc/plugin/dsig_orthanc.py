@@ -27,7 +27,11 @@ import orthanc  # type: ignore[import-not-found]  # provided by Orthanc's Python
 
 _LENGTH = struct.Struct(">I")
 _OUT_OF_RESOURCES = 0xA700
-_SEEN = 4096  # recent verdicts kept in memory (by SHA-256 and by instance)
+_SEEN = 4096  # recent verdicts kept for /dsig/instances (by SHA-256 and by instance)
+# A C-STORE instance is seen by the received-instance callback, then by the C-STORE filter:
+# the filter reuses the callback's verdict if it comes within this many seconds. Nothing
+# else is reused: a resend is verified (and audited) again, as trust may have changed since.
+_HANDOVER_SECONDS = 30.0
 
 
 class _Verdicts:
@@ -38,6 +42,7 @@ class _Verdicts:
         self._lock = threading.Lock()
         self._by_key: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self.counts: collections.Counter[str] = collections.Counter()
+        self._handover: dict[str, tuple[dict[str, Any], float]] = {}
 
     def add(self, verdict: dict[str, Any]) -> None:
         with self._lock:
@@ -53,6 +58,22 @@ class _Verdicts:
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             return self._by_key.get(key)
+
+    def hand_over(self, sha256: str, verdict: dict[str, Any]) -> None:
+        """Keep ``verdict`` for the C-STORE filter that follows the callback."""
+        with self._lock:
+            now = time.monotonic()
+            for key in [k for k, (_, t) in self._handover.items() if now - t > _HANDOVER_SECONDS]:
+                del self._handover[key]
+            self._handover[sha256] = (verdict, now)
+
+    def take(self, sha256: str) -> dict[str, Any] | None:
+        """The verdict handed over for these bytes, once, if recent enough."""
+        with self._lock:
+            held = self._handover.pop(sha256, None)
+        if held is None or time.monotonic() - held[1] > _HANDOVER_SECONDS:
+            return None
+        return held[0]
 
 
 class _Verifier:
@@ -146,10 +167,7 @@ atexit.register(_VERIFIER.close)
 
 
 def _judge(data: bytes, origin: str, remote_aet: str = "") -> dict[str, Any]:
-    """The verdict on ``data`` (cached by SHA-256); a failure to verify refuses."""
-    cached = _VERDICTS.get(hashlib.sha256(data).hexdigest())
-    if cached is not None:
-        return cached
+    """The verdict on ``data``, verified now; a failure to verify refuses."""
     try:
         verdict = _VERIFIER.verify(data, {"origin": origin, "remote_aet": remote_aet})
     except (OSError, ValueError) as e:
@@ -167,7 +185,10 @@ def _judge(data: bytes, origin: str, remote_aet: str = "") -> dict[str, Any]:
 
 def _on_cstore(received: Any) -> int:
     """C-STORE: 0 stores, a DIMSE failure status refuses."""
-    verdict = _judge(received.GetInstanceData(), "DICOM", received.GetInstanceRemoteAet())
+    data = received.GetInstanceData()
+    verdict = _VERDICTS.take(hashlib.sha256(data).hexdigest())
+    if verdict is None:  # the callback did not run first (or too long ago): verify here
+        verdict = _judge(data, "DICOM", received.GetInstanceRemoteAet())
     return 0 if verdict["passed"] else int(verdict["status"])
 
 
@@ -180,7 +201,10 @@ def _on_received(data: bytes, origin: Any) -> tuple[Any, None]:
              if hasattr(origins, n)}  # fmt: skip
     verdict = _judge(data, names.get(origin, str(origin)))
     action = orthanc.ReceivedInstanceAction
-    if verdict["passed"] or origin == origins.DICOM_PROTOCOL:
+    if origin == origins.DICOM_PROTOCOL:  # the C-STORE filter answers with the status
+        _VERDICTS.hand_over(hashlib.sha256(data).hexdigest(), verdict)
+        return action.KEEP_AS_IS, None
+    if verdict["passed"]:
         return action.KEEP_AS_IS, None
     return action.DISCARD, None
 
