@@ -109,6 +109,12 @@ class FindingCode(enum.StrEnum):
         Phase.PROFILE,
         "--require-coverage: a present element is covered by no valid signature",
     )
+    CHARACTER_SET_CORRECTED = (
+        "CHARACTER_SET_CORRECTED",
+        Phase.INPUT,
+        "the Specific Character Set holds an unknown or misspelt term: its values were decoded "
+        "as the note says (info: the MAC covers the stored bytes, not their decoding)",
+    )
     STUDY_MANIFEST = (
         "STUDY_MANIFEST",
         Phase.INPUT,

@@ -17,10 +17,10 @@ from types import ModuleType
 from typing import Any
 
 from pydicom import config
-from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.multival import MultiValue
+
+from dsig.encoding.charsets import python_encodings
 
 
 class _ConfigView:
@@ -32,19 +32,6 @@ class _ConfigView:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._base, name)
-
-
-def charset_terms(value: Any) -> Any:
-    """A Specific Character Set value as pydicom's charset lookup takes it: one stored as UN
-    is bytes (a TypeError inside pydicom), decoded here as the CS value it holds."""
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("latin-1").split("\\")
-    # a NUL inside a term is a ValueError in Python's codec lookup, not an unknown charset
-    if isinstance(value, str):
-        return value.replace("\x00", " ")
-    if isinstance(value, list | MultiValue):
-        return [str(v).replace("\x00", " ").strip(" ") for v in value]
-    return value
 
 
 class StrictDataset(Dataset):
@@ -72,7 +59,10 @@ class StrictDataset(Dataset):
         char_set = self.get(0x00080005, None)
         if not char_set:
             return self._parent_encoding
-        return convert_encodings(charset_terms(char_set.value))
+        encodings, notes = python_encodings(char_set.value)
+        if notes:  # kept for the verifier to report (pydicom would warn on stderr instead)
+            self._dsig_charset_notes = notes
+        return encodings
 
 
 def _kept_un(raw: RawDataElement) -> DataElement:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 from pydicom import config
-from pydicom.charset import convert_encodings, default_encoding
+from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
@@ -38,10 +38,10 @@ from pydicom.valuerep import VR as PYDICOM_VR
 from dsig.encoding._pydicom_reader import (
     StrictDataset,
     StrictFileDataset,
-    charset_terms,
     private_filereader,
 )
 from dsig.encoding.blob import Blob, blob_of, source_blob
+from dsig.encoding.charsets import python_encodings
 from dsig.encoding.limits import DEFAULT_LIMITS, LimitExceededError, ParseLimits, WorkBudget
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.tags import tag_str
@@ -271,7 +271,7 @@ _READER = private_filereader()
 _READER.data_element_generator = _guard_elements(_READER.data_element_generator)  # type: ignore[attr-defined]
 _READER._is_implicit_vr = _no_vr_switch(_READER._is_implicit_vr)  # type: ignore[attr-defined]
 _READER.read_sequence = _cp246_sequences(_READER.read_sequence)  # type: ignore[attr-defined]
-_READER.convert_encodings = lambda value: convert_encodings(charset_terms(value))  # type: ignore[attr-defined]
+_READER.convert_encodings = lambda value: python_encodings(value)[0]  # type: ignore[attr-defined]
 _READER.read_sequence_item = _count_empty_items(_READER.read_sequence_item)  # type: ignore[attr-defined]
 
 
@@ -653,6 +653,8 @@ def _parse(
         meta.TransferSyntaxUID = UID(used)  # --read-xfer chose another: say what was read
     ds = StrictFileDataset(str(path), body, where.preamble, meta, layout.implicit, layout.little)
     ds.set_original_encoding(layout.implicit, layout.little, body._character_set)
+    # what the charset lookup corrected (StrictDataset._character_set), for the verifier
+    ds._dsig_charset_notes = getattr(body, "_dsig_charset_notes", ())
     ds.dsig_layout = layout
     return ds
 

@@ -157,6 +157,8 @@ def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks
     result = FileResult(path, identity=FileIdentity.of(ds))
     layout = getattr(ds, "dsig_layout", None)  # set by read_dicom
     result.trailing_bytes = layout.trailing_bytes if isinstance(layout, Layout) else 0
+    for note in getattr(ds, "_dsig_charset_notes", ()):  # set by read_dicom
+        result.findings.append(Finding("CHARACTER_SET_CORRECTED", note, "info"))
     refs = find_signatures(ds, options.limits, walks=walks)
     weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
     if isinstance(weighted, int):

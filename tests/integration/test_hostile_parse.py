@@ -300,3 +300,44 @@ def test_element_allowance_grows_with_the_file(tmp_path: Path) -> None:
         "1.2.3.14", extra=[(0x00400275, "RAW", _element_flood(60_000)),
                            (0x00091010, "RAW", pad)])))  # fmt: skip
     assert len(read_dicom(roomy).RequestAttributesSequence[0]) == 60_000
+
+
+@pytest.mark.parametrize(
+    ("charset", "note"),
+    [
+        (b"ISO_IR 999", "unknown Specific Character Set 'ISO_IR 999'"),
+        (b"ISO IR 100", "Specific Character Set 'ISO IR 100' read as 'ISO_IR 100'"),
+        (b"ISO_IR 192\\ISO 2022 IR 87", "'ISO_IR 192' allows no code extensions"),
+    ],
+)
+def test_an_odd_character_set_is_one_note_not_a_python_warning(
+    tmp_path: Path, charset: bytes, note: str
+) -> None:
+    """pydicom would warn on stderr (several lines, the raw value in them); dsig reports one
+    CHARACTER_SET_CORRECTED note instead, and leaves pydicom's warning machinery alone."""
+    import warnings
+
+    path = tmp_path / "charset.dcm"
+    data = basic_dataset(
+        "1.2.3.4.77", extra=[(0x00080005, "CS", charset + b" " * (len(charset) % 2))]
+    )
+    path.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.4.77"), data))
+    filters_before = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = verify_file(path, VerifyOptions(integrity_only=True))
+        assert result.indication is Indication.UNSIGNED
+        names = [str(w.message) for w in caught if "pydicom" in (w.filename or "")]
+        assert names == [], names
+    assert warnings.filters == filters_before
+    notes = [f for f in result.findings if f.code == "CHARACTER_SET_CORRECTED"]
+    assert len(notes) == 1 and note in notes[0].message, result.findings
+    proc = subprocess.run(
+        [sys.executable, "-m", "dsig", "verify", "--integrity-only", "--json", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "warn" not in proc.stderr, proc.stderr
+    report = json.loads(proc.stdout)
+    codes = [f["code"] for f in report["files"][0]["findings"]]
+    assert codes == ["CHARACTER_SET_CORRECTED"], report
