@@ -14,9 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv_errors
 from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
@@ -69,10 +67,6 @@ class Outcome:
         self.policies: tuple[str, ...] = ()  # accepted certificate policies (dotted OIDs)
 
 
-def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-
-
 def _views(path: Any, known: Sequence[Cert], out: Outcome) -> tuple[x509.Certificate, ...]:
     """The path leaf first as cryptography certificates; () with a finding when one of them
     has no view: the checks after validation read every certificate, so no verdict."""
@@ -95,6 +89,7 @@ def _views(path: Any, known: Sequence[Cert], out: Outcome) -> tuple[x509.Certifi
 def _context(
     policy: TrustPolicy,
     at: dt.datetime,
+    anchors: Sequence[Cert],
     others: Sequence[Cert],
     *,
     signer_der: bytes,
@@ -120,7 +115,7 @@ def _context(
             )
         )
     return ValidationContext(
-        trust_roots=[_to_asn1(c) for c in policy.trust_roots],
+        trust_roots=[c.asn1 for c in anchors],
         other_certs=[c.asn1 for c in others],
         moment=at,
         # Lists, never None: the library refuses "essential" policies without any source.
@@ -154,24 +149,23 @@ async def validate_path(
     policy: TrustPolicy,
     *,
     at: dt.datetime,
+    anchors: Sequence[Cert],
     others: Sequence[Cert] = (),
     skip_ee_revocation: bool = False,
 ) -> Outcome:
     """Build and validate a path for ``leaf`` at ``at``; never raises for a bad certificate.
 
-    ``others``: the policy's intermediates and the offered certificates, converted once by the
-    caller (the anchors come from ``policy``). ``skip_ee_revocation``: the caller has
+    ``anchors``: the policy's trust roots; ``others``: its intermediates and the offered
+    certificates; all converted once by the caller. ``skip_ee_revocation``: the caller has
     established the signer's status itself.
     """
-    roots = [
-        Cert(c.public_bytes(serialization.Encoding.DER), _to_asn1(c), c) for c in policy.trust_roots
-    ]
-    known = (leaf, *roots, *others)
+    known = (leaf, *anchors, *others)
     out = Outcome()
     refusals: list[str] = []  # why fetched answers were refused: pyhanko keeps no detail
     vc = _context(
         policy,
         at,
+        anchors,
         others,
         signer_der=leaf.der,
         skip_ee_revocation=skip_ee_revocation,

@@ -92,10 +92,8 @@ async def aevaluate_chain(
 
     findings: list[TrustFinding] = []
     policy = _without_future_revinfo(policy, findings)
-    intermediates = as_certs(policy.intermediates)
-    extra_certs, dropped = bound_offered(
-        signer, extra_certs, (*as_certs(policy.trust_roots), *intermediates)
-    )
+    anchors, intermediates = as_certs(policy.trust_roots), as_certs(policy.intermediates)
+    extra_certs, dropped = bound_offered(signer, extra_certs, (*anchors, *intermediates))
     others = (*intermediates, *as_certs(extra_certs))
     if dropped:
         findings.append(
@@ -107,7 +105,9 @@ async def aevaluate_chain(
             )
         )
     try:
-        outcome = await _certvalidator.validate_path(signer, policy, at=at, others=others)
+        outcome = await _certvalidator.validate_path(
+            signer, policy, at=at, anchors=anchors, others=others
+        )
     except Exception as e:  # a validator surprise must not abort a whole verification run
         return TrustResult(
             TrustIndication.INDETERMINATE,
@@ -120,7 +120,7 @@ async def aevaluate_chain(
         # The library reads an OCSP "revoked after the moment" as no status. The response is
         # authentic and proves the signer unrevoked at ``at``: validate the rest without it.
         retry = await _certvalidator.validate_path(
-            signer, policy, at=at, others=others, skip_ee_revocation=True
+            signer, policy, at=at, anchors=anchors, others=others, skip_ee_revocation=True
         )
         if retry.indication is TrustIndication.VALID:
             retry.ocsps = [*outcome.ocsps, *retry.ocsps]  # keep the response that was seen
