@@ -205,7 +205,7 @@ def renew_evidence(
             token = rec.last.token
             when = times[token] if token in times else times.setdefault(token, stamp_time(rec))
             if when is not None and now - when < min_age:
-                summary.skipped[name] = f"renewed at {when.isoformat()}, less than min-age ago"
+                summary.skipped[name] = f"renewed at {when.isoformat()}, under the minimum age"
                 continue
         chosen.append(name)
     files: dict[str, Path] = {}
@@ -213,7 +213,7 @@ def renew_evidence(
         found = name_files(discover(data, exclude=directory)) if data else {}
         for name in list(chosen):
             if name not in found:
-                summary.failed[name] = "no data file for it in --data"
+                summary.failed[name] = "no data file for it among the data given"
                 chosen.remove(name)
             else:
                 files[name] = found[name]
@@ -381,15 +381,34 @@ def status_evidence(
 
 def find_record(evidence: Path, data: Path) -> Path:
     """The record for ``data``: ``evidence`` itself if it is a file, else the file named after
-    ``data`` (SOP Instance UID) in that directory."""
+    ``data`` in that directory (SOP Instance UID; for other files their path flattened from
+    any parent, see :func:`naming.candidate_names`: when several exist, the one whose tree
+    holds the file's hash, else the shortest name, which then fails as not covering it)."""
     if evidence.is_file():
         return evidence
     if not evidence.is_dir():
         raise EvidenceError(f"{evidence} does not exist")
-    path = evidence / naming.record_name(data, Path(data.name))
-    if not path.is_file():
-        raise EvidenceError(f"no evidence record {path.name} in {evidence}")
-    return path
+    names = naming.candidate_names(data)
+    found = [evidence / n for n in names if (evidence / n).is_file()]
+    if not found:
+        raise EvidenceError(f"no evidence record {names[0]} in {evidence}")
+    if len(found) > 1:
+        for path in found:
+            if _covers(path, data):
+                return path
+    return found[0]
+
+
+def _covers(record: Path, data: Path) -> bool:
+    """Whether ``data``'s hash is a leaf of the first tree of ``record`` (a cheap pre-check
+    to choose between records; the full check is :func:`verify_file_evidence`'s)."""
+    try:
+        first = parse(record.read_bytes()).chains[0][0]
+        if first.reduced is None:
+            return False
+        return hash_file(data, first.hash_algorithm) in first.reduced[0]
+    except (RecordError, OSError):
+        return False
 
 
 def verify_file_evidence(

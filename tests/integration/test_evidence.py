@@ -110,10 +110,11 @@ def _trust(p: TimestampPki) -> TrustPolicy:
     return TrustPolicy(trust_roots=(p.root.cert,))
 
 
-def _uid_files(study: Path) -> dict[str, Path]:
+def _uid_files(study: Path | set[Path]) -> dict[str, Path]:
     import pydicom
 
-    return {str(pydicom.dcmread(f).SOPInstanceUID) + ".ers": f for f in sorted(study.iterdir())}
+    files = sorted(study.iterdir() if isinstance(study, Path) else study)
+    return {str(pydicom.dcmread(f).SOPInstanceUID) + ".ers": f for f in files}
 
 
 def test_create_one_timestamp_records_named_by_uid_and_rfc4998_der(
@@ -234,7 +235,9 @@ def test_renewals_idempotent_and_years_later(
         data, out / name, tsa_trust=trust, at=dt.datetime(2036, 1, 1, tzinfo=dt.UTC)
     )
     assert r.status is EvidenceStatus.NOT_PROVABLE
-    assert any(c == "RENEWAL_OVERDUE" for c, _m in r.findings)
+    overdue = [m for c, m in r.findings if c == "RENEWAL_OVERDUE"]
+    assert len(overdue) == 1 and "rsa-2048 key was secure until 2030-12-31" in overdue[0]
+    assert "--" not in overdue[0]  # a library message names no CLI flag
     rows = status_evidence(out, at=later, within=dt.timedelta(days=180))
     assert {row.action for row in rows} == {"overdue"}
     rows = status_evidence(out, at=start, within=dt.timedelta(days=30))
@@ -308,6 +311,42 @@ def test_cli(study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path)
     assert r.returncode == 1 and "overdue" in r.stdout
     r = _dsig("evidence", "verify", tmp_path / "missing", "--evidence", out)
     assert r.returncode == 4 and "Traceback" not in r.stderr
+
+
+def test_non_dicom_files_named_by_path_and_found_again(
+    study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path
+) -> None:
+    """Non-DICOM files are named after their path below the input root (``/`` as ``_``);
+    verify finds the record from the file alone, whichever directory was the root, and
+    picks the record that covers it when two names fit; hidden files get no record."""
+    (study / "sub").mkdir()
+    (study / "sub" / "report.txt").write_text("the report in sub/\n")
+    (study / "report.txt").write_text("another report, at the top\n")
+    (study / ".hidden").write_text("left out\n")
+    out = tmp_path / "ev"
+    root = tsa_pki.root_pem
+    r = _dsig("evidence", "create", study, "--out-dir", out, "--tsa", tsa.url,
+              "--tsa-trust-store", root, "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([*_uid_files_of(study), "report.txt.ers", "sub_report.txt.ers"])
+    for data in (study / "sub" / "report.txt", study / "report.txt"):
+        r = _dsig("evidence", "verify", data, "--evidence", out, "--tsa-trust-store", root)
+        assert r.returncode == 0 and r.stdout.startswith("PROVEN"), r.stdout + r.stderr
+    # a report.txt elsewhere with other bytes: the top record is the one found, and it is broken
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "report.txt").write_text("changed\n")
+    r = _dsig("evidence", "verify", tmp_path / "elsewhere" / "report.txt", "--evidence", out,
+              "--tsa-trust-store", root)  # fmt: skip
+    assert r.returncode == 1 and "DATA_NOT_COVERED" in r.stdout, r.stdout + r.stderr
+    r = _dsig("evidence", "verify", tmp_path / "elsewhere" / "report.txt", "--evidence",
+              tmp_path / "elsewhere")  # fmt: skip
+    assert r.returncode == 4 and r.stderr.startswith("dsig: error: no evidence record")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _uid_files_of(study: Path) -> list[str]:
+    return list(_uid_files({f for f in study.iterdir() if f.suffix == ".dcm"}))
 
 
 @pytest.fixture(scope="module")
