@@ -8,6 +8,7 @@ last timestamp is refused by ``renew`` (the records keep their proof)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -132,3 +133,52 @@ def test_renew_refuses_a_tsa_time_before_the_last_timestamp(tmp_path: Path) -> N
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     r = verify_file_evidence(study / "CT_small.dcm", out, tsa_trust=trust)
     assert r.status is EvidenceStatus.PROVEN and r.proven_time == start
+
+
+@pytest.mark.parametrize("kind", ["ocsp", "crl"])
+def test_supplied_revocation_data_is_kept_and_proves_years_later(tmp_path: Path, kind: str) -> None:
+    """An OCSP response (``--ocsp``) or a CRL (``--crl``) given to ``create`` for a TSA chain
+    that names only that kind of source is kept in the record (OCSP as a BasicOCSPResponse)
+    and proves, offline and with nothing else given, after the TSA certificate expired;
+    without it ``create`` refuses (it would be unprovable later)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.helpers.pki_servers import make_crl, make_ocsp_response
+    from tests.integration.test_evidence import _dsig
+
+    tp = TimestampPki(tmp_path / "pki")
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    revinfo = PkiServer()  # never started: only its URLs go into the certificate
+    revinfo.add_authority("inter", tp.intermediate)
+    extensions = revinfo.revinfo_extensions("inter", crl=kind == "crl", ocsp=kind == "ocsp")
+    tsa_cert = _tsa(tp, f"dsig TSA with {kind}", tp.now, extensions=extensions)
+    issued = tp.now - dt.timedelta(hours=1)
+    if kind == "ocsp":
+        der = make_ocsp_response(tp.intermediate, tsa_cert.cert.serial_number,
+                                 this_update=issued).public_bytes(Encoding.DER)  # fmt: skip
+    else:
+        der = make_crl(tp.intermediate, this_update=issued).public_bytes(Encoding.DER)
+    supplied = tmp_path / f"tsa.{kind}"
+    supplied.write_bytes(der)
+    root = ("--tsa-trust-store", tp.root_pem)
+    with tp.server(tsa=tsa_cert) as tsa:
+        bare = _dsig("evidence", "create", study, "--out-dir", tmp_path / "bare",
+                     "--tsa", tsa.url, *root)  # fmt: skip
+        assert bare.returncode == 4 and "REVOCATION_UNAVAILABLE" in bare.stderr, bare.stderr
+        assert len(bare.stderr.strip().splitlines()) == 1
+        made = _dsig("evidence", "create", study, "--out-dir", tmp_path / "ev",
+                     "--tsa", tsa.url, *root, f"--{kind}", supplied)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    record = parse(next((tmp_path / "ev").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*")).read_bytes())
+    kept = record.validation.ocsp_responses if kind == "ocsp" else record.validation.crls
+    assert len(kept) == 1
+    if kind == "crl":
+        assert kept[0] == der
+    later = tp.now + dt.timedelta(days=3 * 365)
+    assert tsa_cert.cert.not_valid_after_utc < later
+    r = _dsig("evidence", "verify", study / "CT_small.dcm", "--evidence", tmp_path / "ev",
+              *root, "--at", later.isoformat(), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    (stamp,) = json.loads(r.stdout)["renewals"]
+    sources = {x["certificate"]: x["status"] for x in stamp["tsa_trust"]["revocation"]}
+    assert sources[tsa_cert.cert.subject.rfc4514_string()] == "good", stamp["tsa_trust"]
