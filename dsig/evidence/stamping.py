@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,8 +115,10 @@ def create_records(
     *,
     hash_algorithm: str = "sha256",
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[bytes], RootStamp]:
-    """One DER EvidenceRecord per file (same order), all under one timestamp."""
+) -> tuple[Iterator[bytes], RootStamp]:
+    """One DER EvidenceRecord per file (same order), all under one timestamp. The records
+    are built as they are consumed: a study's records (kilobytes each, the kept validation
+    data in every one) need not be in memory at once."""
     if hash_algorithm not in STAMP_HASHES:
         raise EvidenceError(f"hash must be one of {', '.join(STAMP_HASHES)}, not {hash_algorithm}")
     leaves = []
@@ -129,10 +131,10 @@ def create_records(
             progress(n)
     root, reduced = hashtree.build(hash_algorithm, leaves)
     stamped = stamp_root(root, hash_algorithm, settings)
-    records = [
+    records = (
         record.new_record(hash_algorithm, tree, stamped.token, stamped.validation)
         for tree in reduced
-    ]
+    )
     return records, stamped
 
 

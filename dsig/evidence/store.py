@@ -11,7 +11,7 @@ after a crash finishes the work without renewing anything twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ def name_files(files: Sequence[tuple[Path, Path]]) -> dict[str, Path]:
     return names
 
 
-def _write_all(items: Sequence[tuple[Path, bytes]]) -> None:
+def _write_all(items: Iterable[tuple[Path, bytes]]) -> None:
     """Records written so that a crash (SIGKILL, power cut) leaves each old or new: an
     existing record may be the only proof of an old time, it must never be lost."""
     from dsig.encoding.writer import replace_files
@@ -123,10 +123,16 @@ def create_evidence(
         raise EvidenceError(f"cannot create {out_dir}: {e.strerror or e}") from None
     files = list(names.values())
     records, stamped = create_records(files, settings, hash_algorithm=hash_algorithm)
-    _write_all([(out_dir / name, der) for name, der in zip(names, records, strict=True)])
-    total = sum(map(len, records))
+    sizes: list[int] = []
+
+    def written() -> Iterator[tuple[Path, bytes]]:  # one record in memory at a time
+        for name, der in zip(names, records, strict=True):
+            sizes.append(len(der))
+            yield out_dir / name, der
+
+    _write_all(written())
     return CreateSummary(
-        out_dir, {n: out_dir / n for n in names}, stamped.time, stamped.tsa, 1, total
+        out_dir, {n: out_dir / n for n in names}, stamped.time, stamped.tsa, 1, sum(sizes)
     )
 
 

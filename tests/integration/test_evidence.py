@@ -374,6 +374,29 @@ def _uid_files_of(study: Path) -> list[str]:
     return list(_uid_files({f for f in study.iterdir() if f.suffix == ".dcm"}))
 
 
+def test_create_hashes_in_bounded_memory(
+    study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path
+) -> None:
+    """A 200 MiB file beside 2,000 small ones: files hashed in chunks and records written
+    one at a time, so ``create`` stays small (it held every record before: 3,000 records
+    took 86 MiB, 71 MiB streamed)."""
+    from tests.integration.test_bounded_memory import peak
+
+    big = study / "big.bin"
+    with big.open("wb") as fp:
+        fp.truncate(200 << 20)
+    for i in range(2000):
+        (study / f"note{i:04d}.txt").write_text(f"note {i}\n")
+    out = tmp_path / "ev"
+    rc, mib = peak("evidence", "create", study, "--out-dir", out, "--tsa", tsa.url,
+                   "--tsa-trust-store", tsa_pki.root_pem)  # fmt: skip
+    assert rc == 0 and tsa.hits == 1
+    assert len(list(out.iterdir())) == 2000 + len(SAMPLES) + 1
+    assert mib < 100, f"evidence create peaked at {mib} MiB"
+    result = verify_file_evidence(big, out, tsa_trust=_trust(tsa_pki))
+    assert result.status is EvidenceStatus.PROVEN, result.findings
+
+
 @pytest.fixture(scope="module")
 def bc_classes(tmp_path_factory: pytest.TempPathFactory) -> str:
     if shutil.which("javac") is None or not all(j.exists() for j in BC_JARS):
