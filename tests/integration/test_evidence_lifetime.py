@@ -182,3 +182,40 @@ def test_supplied_revocation_data_is_kept_and_proves_years_later(tmp_path: Path,
     (stamp,) = json.loads(r.stdout)["renewals"]
     sources = {x["certificate"]: x["status"] for x in stamp["tsa_trust"]["revocation"]}
     assert sources[tsa_cert.cert.subject.rfc4514_string()] == "good", stamp["tsa_trust"]
+
+
+def test_hash_tree_renewal_must_come_before_the_hash_weakened(tmp_path: Path) -> None:
+    """A hash-tree renewal made after the old hash's end (per the lifetimes table given)
+    proves existence only from the renewal on (RENEWAL_LATE); made before, from the start."""
+    from dsig.evidence import AlgorithmLifetimes
+    from dsig.evidence.algorithms import DEFAULT_LIFETIMES
+
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    start = tp.now.replace(microsecond=0)
+    rehashed = start + 10 * DAY
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    out = tmp_path / "ev"
+    times = iter([start, rehashed])
+    with tp.server(clock=lambda: next(times)) as tsa:
+        settings = StampSettings([tsa.url], trust=trust)
+        create_evidence([study], out, settings)
+        renew_evidence(out, settings, rehash="sha512", data=[study], clock=lambda: rehashed)
+
+    def table(sha256_end: dt.datetime) -> AlgorithmLifetimes:
+        return AlgorithmLifetimes(hashes={**DEFAULT_LIFETIMES.hashes, "sha256": sha256_end})
+
+    data, at = study / "CT_small.dcm", start + 30 * DAY
+    r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
+    assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
+    assert r.proven_time == rehashed
+    assert r.stamps[0].valid_until == start + 5 * DAY
+    r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 20 * DAY))
+    assert r.status is EvidenceStatus.PROVEN and r.findings == [] and r.proven_time == start
+    # and once sha256 has ended, a record never rehashed proves nothing
+    single = tmp_path / "single"
+    with tp.server(clock=lambda: start) as tsa:
+        create_evidence([data], single, StampSettings([tsa.url], trust=trust))
+    r = verify_file_evidence(data, single, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
+    assert r.status is EvidenceStatus.NOT_PROVABLE and _codes(r.findings) == ["RENEWAL_OVERDUE"]
+    assert "hash-tree renewal was due" in r.findings[0][1]
