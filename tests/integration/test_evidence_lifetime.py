@@ -219,3 +219,25 @@ def test_hash_tree_renewal_must_come_before_the_hash_weakened(tmp_path: Path) ->
     r = verify_file_evidence(data, single, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
     assert r.status is EvidenceStatus.NOT_PROVABLE and _codes(r.findings) == ["RENEWAL_OVERDUE"]
     assert "hash-tree renewal was due" in r.findings[0][1]
+
+
+def test_readme_lifetimes_table_is_the_code_table() -> None:
+    """README's algorithm lifetimes table lists every entry of DEFAULT_LIFETIMES, same date."""
+    import re
+
+    from dsig.evidence.algorithms import DEFAULT_LIFETIMES
+    from tests.integration.test_evidence import REPO
+
+    text = (REPO / "README.md").read_text().split("- **Algorithm lifetimes**", 1)[1]
+    hashes: dict[str, dt.date | None] = {}
+    keys: dict[tuple[str, int], dt.date | None] = {}
+    for names, until in re.findall(r"^\s*\| (`[^|]+`) \| ([^|]+) \|", text, flags=re.M)[:7]:
+        day = None if until.strip() == "no end announced" else dt.date.fromisoformat(until.strip())
+        for name in re.findall(r"`([^`]+)`", names):
+            if name.endswith("+"):
+                family, bits = name[:-1].split("-")
+                keys[(family, int(bits))] = day
+            else:
+                hashes[name] = day
+    assert hashes == {n: e.date() if e else None for n, e in DEFAULT_LIFETIMES.hashes.items()}
+    assert keys == {k: e.date() if e else None for k, e in DEFAULT_LIFETIMES.keys.items()}
