@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from dsig.evidence import (
     EvidenceError,
@@ -100,10 +101,15 @@ def test_late_and_foreign_renewals(tmp_path: Path) -> None:
     # three years on the first TSA certificate has expired; a new TSA renews the records
     late = start + dt.timedelta(days=3 * 365)
     assert tp.tsa.cert.not_valid_after_utc < late
-    with tp.server(tsa=_tsa(tp, "dsig TSA 2", late), clock=lambda: late) as tsa:
+    second = _tsa(tp, "dsig TSA 2", late)
+    with tp.server(tsa=second, clock=lambda: late) as tsa:
         summary = renew_evidence(tmp_path / "ev", StampSettings([tsa.url], trust=trust),
                                  min_age=dt.timedelta(0), clock=lambda: late)  # fmt: skip
     assert len(summary.renewed) == 2, summary.failed
+    # the renewal's validation data joins the first's: both TSA chains are kept
+    kept = parse(next((tmp_path / "ev").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*")).read_bytes())
+    ders = {c.public_bytes(Encoding.DER) for c in (tp.tsa.cert, second.cert, tp.intermediate.cert)}
+    assert ders <= set(kept.validation.certificates)
     r = verify_file_evidence(data, tmp_path / "ev", tsa_trust=trust, at=late + DAY)
     assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
     assert r.proven_time == late  # no longer the first timestamp's time
@@ -141,8 +147,6 @@ def test_supplied_revocation_data_is_kept_and_proves_years_later(tmp_path: Path,
     that names only that kind of source is kept in the record (OCSP as a BasicOCSPResponse)
     and proves, offline and with nothing else given, after the TSA certificate expired;
     without it ``create`` refuses (it would be unprovable later)."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     from tests.helpers.pki_servers import make_crl, make_ocsp_response
     from tests.integration.test_evidence import _dsig
 
