@@ -245,3 +245,28 @@ def test_readme_lifetimes_table_is_the_code_table() -> None:
                 hashes[name] = day
     assert hashes == {n: e.date() if e else None for n, e in DEFAULT_LIFETIMES.hashes.items()}
     assert keys == {k: e.date() if e else None for k, e in DEFAULT_LIFETIMES.keys.items()}
+
+
+def test_renew_leaves_alone_a_record_changed_while_it_ran(tmp_path: Path) -> None:
+    """renew reads each record twice (check, then extend): one replaced in between (here
+    while the TSA answers) is not extended from its old content, it is left as it now is."""
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    out = tmp_path / "ev"
+    with tp.server() as tsa:
+        create_evidence([study], out, StampSettings([tsa.url], trust=trust))
+    first, second = sorted(out.iterdir())
+    replacement = second.read_bytes()
+
+    def clock() -> dt.datetime:  # the TSA's clock, read while it makes the renewal
+        first.write_bytes(replacement)
+        return dt.datetime.now(dt.UTC)
+
+    with tp.server(clock=clock) as tsa:
+        summary = renew_evidence(out, StampSettings([tsa.url], trust=trust),
+                                 min_age=dt.timedelta(0))  # fmt: skip
+    assert summary.renewed == [second.name] and tsa.hits == 1
+    assert summary.failed == {first.name: "changed while being renewed: left as it is now"}
+    assert first.read_bytes() == replacement
+    assert len(parse(second.read_bytes()).stamps) == 2
