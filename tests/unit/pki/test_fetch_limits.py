@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 import pki
-from tests.helpers.pki_factory import NOW, Issued, issue
 from pki.policy import FetchAllowance
+from tests.helpers.pki_factory import NOW, Issued, issue
 from tests.helpers.pki_servers import PkiServer, make_ocsp_response
 
 EC = "ec-p256"  # fast keys: these tests are about requests, not algorithms
