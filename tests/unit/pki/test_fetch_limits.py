@@ -145,7 +145,7 @@ def test_ocsp_answers_without_our_nonce_or_dated_in_the_future_are_refused(net: 
     original = net.server._ocsp_answer
     try:
         for why, answer in cases.items():
-            net.server._ocsp_answer = answer  # type: ignore[method-assign]
+            net.server._ocsp_answer = answer  # type: ignore[method-assign,assignment]
             net.server.hits.clear()
             result = pki.evaluate_chain(signer.cert, online(net), at=NOW)
             assert net.server.hits == ["POST /ocsp"], (why, net.server.hits)
@@ -153,7 +153,7 @@ def test_ocsp_answers_without_our_nonce_or_dated_in_the_future_are_refused(net: 
             details = " ".join(str(f) for f in result.findings)
             assert "REVOCATION_UNAVAILABLE" in [f.code for f in result.findings], why
             assert why in details, (why, details)
-        net.server._ocsp_answer = responder()  # type: ignore[method-assign]
+        net.server._ocsp_answer = responder()  # type: ignore[method-assign,assignment]
         result = pki.evaluate_chain(signer.cert, online(net), at=NOW)
         assert result.indication is pki.TrustIndication.VALID, result.findings
     finally:
