@@ -112,7 +112,7 @@ class PolicyEvaluator:
             leaf, self.policy, at=at, extra_certs=extra_certs, certified_time=certified_time,
             allowance=allowance,
         )  # fmt: skip
-        # a verdict cut short by another file's requests must not be reused for other files
+        # cut short because this verification spent its allowance: not a verdict for others
         if allowance is not None and allowance.refused != refused:
             caching = False
         if caching:
