@@ -123,6 +123,7 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
     with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
     """
     name = blob_of(path).name
+    options = _one_verification(options)
     try:
         if options.evidence is not None and isinstance(path, Blob):
             raise OptionsError(f"{name}: evidence records are checked for local files only")
@@ -150,7 +151,26 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
-    return _verify_dataset(ds, options, path, Walks())
+    return _verify_dataset(ds, _one_verification(options), path, Walks())
+
+
+def _one_verification(options: VerifyOptions) -> VerifyOptions:
+    """Online, every trust evaluation of one file (signatures, timestamps, evidence) draws
+    from one allowance of HTTP requests: 128 signers must not make 128 budgets."""
+    if "pki.evaluator" not in sys.modules:  # no PolicyEvaluator exists: nothing to bound
+        return options
+    from pki.evaluator import PolicyEvaluator
+
+    given = [t for t in (options.trust, options.tsa_trust) if isinstance(t, PolicyEvaluator)]
+    online = [t for t in given if t.policy.online]
+    if not online:
+        return options
+    allowance = online[0].allowance()
+    trust, tsa_trust = (
+        t.within(allowance) if isinstance(t, PolicyEvaluator) else t
+        for t in (options.trust, options.tsa_trust)
+    )
+    return dataclasses.replace(options, trust=trust, tsa_trust=tsa_trust)
 
 
 def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks) -> FileResult:
