@@ -278,7 +278,7 @@ def test_an_intact_second_signature_localises_the_change(pki: Pki, tmp_path: Pat
     assert second.changed == () and second.decided_by == "trust"
     assert nested.location == "OtherPatientIDsSequence[0]"
     assert nested.digest_recomputed == nested.digest_carried is not None
-    assert "trust was declined (--integrity-only)" in text
+    assert "trust was declined (integrity only)" in text
     only = cli("explain", changed, "--integrity-only", "--signature", second.uid)
     assert only.exit_code == 1 and only.stdout.count("signature #") == 1
     assert f"decided by: another signature: signature {first.uid} (not shown" in only.stdout
