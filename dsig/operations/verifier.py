@@ -357,7 +357,7 @@ def _check_requirements(result: _FileDraft, options: VerifyOptions) -> None:
     for requirement in options.require:
         if requirement == "signature":
             if not any(not s.location for s in candidates):
-                items = " (only item signatures, which an item-signature requirement accepts)"
+                items = " (only item signatures: an item-signature requirement accepts those)"
                 result.findings.append(
                     Finding(
                         "SIGNATURE_REQUIRED",
@@ -377,7 +377,7 @@ def _check_requirements(result: _FileDraft, options: VerifyOptions) -> None:
                     )
                 )
         elif requirement == "timestamp":
-            from dsig.timestamp import check_timestamp_requirement
+            from dsig.timestamp.dicom import check_timestamp_requirement
 
             check_timestamp_requirement(result)
         elif not any(requirement in s.profiles for s in candidates):
@@ -442,7 +442,7 @@ def _verify_integrity(
             f"Certificate of Signer cannot be decoded ({type(e).__name__}: {e})"
         ) from None
     if CERTIFIED_TIMESTAMP in item:
-        from dsig.timestamp import check_signature_timestamp  # lazy: asn1crypto tsp
+        from dsig.timestamp.dicom import check_signature_timestamp  # lazy: asn1crypto tsp
 
         try:
             res.timestamp = check_signature_timestamp(item, res, options)
@@ -454,7 +454,7 @@ def _verify_integrity(
                     {"code": "TIMESTAMP_MALFORMED", "message": message, "severity": "error"}
                 ],
             }  # fmt: skip
-            from dsig.timestamp import timestamp_failure
+            from dsig.timestamp.dicom import timestamp_failure
 
             timestamp_failure(res, options, "INVALID", message)
 

@@ -147,7 +147,7 @@ def test_untrusted_signer_is_decided_by_the_path(pki: Pki, tmp_path: Path) -> No
     assert "decided by: certificate path" in text and "NO_TRUSTED_PATH" in text
     assert "signature check: passed" in text  # phase 1 was fine
     code, text = explained(signed)
-    assert code == 3 and "decided by: trust: not checked: no trust store given" in text
+    assert code == 3 and "decided by: trust: not checked: no trust anchors given" in text
 
 
 def test_revoked_signer_names_the_revocation_source(tmp_path: Path) -> None:
