@@ -53,7 +53,7 @@ class Candidate:
     size: int | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a worker found for one file: skipped (with the reason) or a verification result."""
 

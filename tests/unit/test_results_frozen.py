@@ -9,6 +9,7 @@ import pickle
 import pytest
 
 from dsig import FileResult, Finding, SignatureResult, sign_file, verify_file
+from dsig.operations.batch import outcome_of
 from dsig.results import FileIdentity
 from pki import RevocationCheck, TrustFinding, TrustPolicy, TrustResult, load_certificates
 from tests.conftest import CorePki, sample
@@ -45,6 +46,13 @@ def test_every_result_type_refuses_assignment(verified: FileResult) -> None:
         name = dataclasses.fields(obj)[0].name  # type: ignore[arg-type]
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, name, getattr(obj, name))
+
+
+def test_a_batch_outcome_is_frozen_too(verified: FileResult) -> None:
+    outcome = outcome_of(verified, None)
+    assert outcome.result is not None and outcome.result["path"] == verified.path
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.skipped = "changed"  # type: ignore[misc]
 
 
 def test_results_are_slotted(verified: FileResult) -> None:
