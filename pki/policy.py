@@ -52,6 +52,12 @@ MIN_KEY_BITS = 2048
 _KEY_NAME = re.compile(r"^(rsa|dsa)(\d{3,5})$")
 
 
+def weak_refused(message: str, name: str) -> str:
+    """The one wording of a weak algorithm refused under strict checking; ``name`` is what
+    the allow list (``allow_weak``) would need to accept it."""
+    return f"{message}: refused under strict checking unless {name} is allowed as weak"
+
+
 @dataclass(frozen=True)
 class AlgorithmRule:
     """Which weak algorithms are tolerated: hashes by name, RSA/DSA key size floors."""

@@ -213,7 +213,7 @@ def renew_evidence(
         found = name_files(discover(data, exclude=directory)) if data else {}
         for name in list(chosen):
             if name not in found:
-                summary.failed[name] = "no data file for it in --data"
+                summary.failed[name] = "no data file for it among the data given"
                 chosen.remove(name)
             else:
                 files[name] = found[name]

@@ -191,7 +191,7 @@ def verify_evidence(
             result,
             "RENEWAL_OVERDUE",
             f"the last timestamp's algorithms were secure until {algorithms_end.isoformat()}; "
-            "renew (--rehash) before that",
+            "renew its hash tree before that",
         )
     if result.status is EvidenceStatus.PROVEN:
         result.proven_time = result.stamps[start].time
