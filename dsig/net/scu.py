@@ -32,6 +32,7 @@ from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 
+from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.writer import target_encoding, write_dataset_file
 from dsig.errors import DsigError
@@ -73,6 +74,8 @@ class SendOptions:
     timeout: float = 30.0
     #: DICOM TLS (see :func:`dsig.net.tls.client_context`); None = plain TCP.
     tls: ssl.SSLContext | None = None
+    #: How input files are read (storescu and dcmsign: ``+f``/``+fo``/``-f``, ``-t=``/``-td``...).
+    read: ReadOptions = DEFAULT_READ
 
 
 @dataclass
@@ -116,6 +119,9 @@ class _Item:
     sop_instance: str
     transfer_syntax: str
     has_meta: bool
+    #: the data set was read in another encoding than its meta header names (or it has no
+    #: meta): it travels re-written by dsig's writer, never with a meta that lies about it
+    rewrite: bool = False
 
 
 def describe_support(info: bytes) -> str:
@@ -130,20 +136,34 @@ def describe_support(info: bytes) -> str:
     return text
 
 
-def probe(path: Path) -> tuple[str, str, str, bool]:
-    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID, has usable file meta).
+def probe(path: Path, read: ReadOptions = DEFAULT_READ) -> tuple[str, str, str, bool, bool]:
+    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID, has usable file meta, must be
+    re-written).
 
     The UIDs are the data set's (as DCMTK's storescu sends them), the file meta's only where
-    the data set has none; "usable file meta" also means it names the same UIDs."""
+    the data set has none; "usable file meta" also means it names the same UIDs. ``read``
+    other than the default reads the file with dsig's reader as told (``--read file`` refuses
+    a bare data set, ``--read-xfer detect`` ignores the meta's syntax); the transfer syntax is
+    then the one the data set was read in."""
+    if read != DEFAULT_READ:
+        ds: Dataset = read_dicom(path, read=read)  # DicomFormatError names the path
+        layout = ds.dsig_layout
+        ts_read = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+        found = _probed(path, ds, ds.file_meta)
+        rewrite = not layout.has_meta or layout.meta_transfer_syntax != ts_read
+        return (*found[:3], found[3] and not rewrite, rewrite)
     try:
-        ds: Dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         ds = read_dicom(path)  # a bare data set (as dcmsign accepts); raises if not DICOM
     except (OSError, EOFError) as e:
         raise DsigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     except Exception as e:
         raise DsigError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
-    meta = getattr(ds, "file_meta", Dataset())
+    return (*_probed(path, ds, getattr(ds, "file_meta", Dataset())), False)
+
+
+def _probed(path: Path, ds: Dataset, meta: Dataset) -> tuple[str, str, str, bool]:
     sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "")
     sop_instance = str(
         ds.get("SOPInstanceUID", "") or meta.get("MediaStorageSOPInstanceUID", "") or ""
@@ -222,11 +242,11 @@ def send_files(
     items: list[_Item] = []
     for index, path in enumerate(files):
         try:
-            sop_class, sop_instance, ts, has_meta = probe(path)
+            sop_class, sop_instance, ts, has_meta, rewrite = probe(path, options.read)
         except (DsigError, ProfileError) as e:
             report(index, SendResult(path, "error", message=str(e)))
             continue
-        items.append(_Item(index, path, sop_class, sop_instance, ts, has_meta))
+        items.append(_Item(index, path, sop_class, sop_instance, ts, has_meta, rewrite))
 
     sender = _Sender(options, provider, report, summary)
     groups = _groups(items, options.associations)
@@ -388,7 +408,7 @@ class _Sender:
             yield item.path
             return
         out = self.tmp / f"{item.index}.dcm"
-        if self.options.sign is None and _has_preamble(item.path):
+        if self.options.sign is None and not item.rewrite and _has_preamble(item.path):
             # the file meta names other UIDs (pynetdicom would put those in the request): a
             # copy with a meta naming the data set's, and the data set bytes unchanged
             try:
@@ -398,7 +418,7 @@ class _Sender:
             finally:
                 out.unlink(missing_ok=True)
             return
-        ds = read_dicom(item.path)
+        ds = read_dicom(item.path, read=self.options.read)
         if self.options.sign is not None:
             assert self.provider is not None
             with self._sign_lock:

@@ -105,6 +105,10 @@ COMMANDS = {
                       "http://127.0.0.1:9"],
     "manifest create": ["manifest", "create", "{src}", "-o", "{tmp}/m.dcm", "--key", "{key}",
                         "--cert", "{cert}", "--no-password"],
+    # the manifest is made first (of the bare data set, read with --read dataset)
+    "manifest verify": ["manifest", "verify", "{tmp}/made.dcm", "{src}", "--integrity-only"],
+    # nothing listens on port 9: every file is refused while it is read, before connecting
+    "send": ["send", "127.0.0.1", "9", "{src}"],
 }  # fmt: skip
 
 
@@ -119,8 +123,16 @@ def test_every_command_reads_as_told(
     fill = {"src": str(bare), "tmp": str(tmp_path), "key": str(pki.rsa.key),
             "cert": str(pki.rsa.cert)}  # fmt: skip
     args = [a.format(**fill) for a in COMMANDS[command]]
+    if command == "manifest verify":
+        made = dsig.run(*[a.format(**fill) for a in COMMANDS["manifest create"]],
+                        "--read", "dataset")  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
+        (tmp_path / "m.dcm").rename(tmp_path / "made.dcm")
+        ok = dsig.run(*args, "--read", "dataset")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
     proc = dsig.run(*args, "--read", "file")
-    assert proc.returncode == 4, proc.stdout + proc.stderr
+    # manifest verify: the instance is unreadable, so the study is incomplete (INVALID, 1)
+    assert proc.returncode == (1 if command == "manifest verify" else 4), proc.stdout + proc.stderr
     assert "read mode file: no file meta header" in proc.stdout + proc.stderr
     proc = dsig.run(*args, "--read-xfer", "big")
     assert proc.returncode == 2 and "(use --read dataset)" in proc.stderr, proc.stderr
