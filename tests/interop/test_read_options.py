@@ -19,6 +19,7 @@ from pydicom.data import get_testdata_file
 from dsig.encoding.read_options import FORCED_XFERS, READ_MODES, READ_XFERS, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.errors import DicomFormatError, OptionsError
+from tests.helpers import dcmtk
 from tests.helpers.oddities import build_corpus
 from tests.interop.conftest import Dsig, PkiFiles
 
@@ -136,3 +137,26 @@ def test_every_command_reads_as_told(
     assert "read mode file: no file meta header" in proc.stdout + proc.stderr
     proc = dsig.run(*args, "--read-xfer", "big")
     assert proc.returncode == 2 and "(use --read dataset)" in proc.stderr, proc.stderr
+
+
+def test_a_signed_file_whose_meta_lies_verifies_with_detect_in_both_tools(
+    files: list[Path], dsig: Dsig, pki: PkiFiles, tmp_path: Path
+) -> None:
+    """Careless tooling rewrote the meta header of a signed implicit VR file to name explicit
+    VR. By default both tools refuse to read it as what it is not; with ``--read-xfer
+    detect`` / ``-td`` both verify the signature."""
+    from tests.helpers.net import dataset_bytes
+    from tests.helpers.rawdicom import EXPLICIT_LE, meta, part10
+
+    src = next(p for p in files if p.name == "padded-implicit-le.dcm")
+    signed = dsig.sign(src, tmp_path / "signed.dcm", pki.rsa)
+    ds = read_dicom(signed)
+    assert ds.dsig_layout.implicit
+    liar = tmp_path / "liar.dcm"
+    liar.write_bytes(part10(meta(EXPLICIT_LE, str(ds.SOPInstanceUID)), dataset_bytes(signed)))
+    assert not dcmtk.dcmsign_verify(liar)[0]
+    proc = dsig.run("verify", liar, "--integrity-only")
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    ok, output = dcmtk.dcmsign_verify(liar, extra=["-td"])
+    assert ok, output
+    dsig.verify_one(liar, "--read-xfer", "detect").assert_valid(1)
