@@ -404,11 +404,14 @@ class _Sender:
     @contextlib.contextmanager
     def _prepared(self, item: _Item, result: SendResult) -> Iterator[Path]:
         """The file to send: the input itself, or a signed / completed copy."""
-        if self.options.sign is None and item.has_meta:
+        # pynetdicom reads only a file with the preamble and DICM (a meta without them is a
+        # file for dcmsign and dsig): such a file is re-written like a bare data set
+        preamble = _has_preamble(item.path)
+        if self.options.sign is None and item.has_meta and preamble:
             yield item.path
             return
         out = self.tmp / f"{item.index}.dcm"
-        if self.options.sign is None and not item.rewrite and _has_preamble(item.path):
+        if self.options.sign is None and not item.rewrite and preamble:
             # the file meta names other UIDs (pynetdicom would put those in the request): a
             # copy with a meta naming the data set's, and the data set bytes unchanged
             try:

@@ -29,6 +29,7 @@ from tests.helpers.rawdicom import (
 #: Every file :func:`build_corpus` writes, by name (the tests parametrise over these).
 CORPUS_NAMES = (
     "padded-explicit-le", "padded-implicit-le", "padded-explicit-be", "nul-padded", "nul-every-vr",
+    "leading-nuls",
     "un-elements", "un-binary-vrs", "odd-lengths", "private-sq-implicit", "wrong-group-lengths",
     "wrong-meta-xfer", "meta-no-preamble", "bare-dataset", "trailing-padding",
 )  # fmt: skip
@@ -100,6 +101,19 @@ NUL_EVERY_VR: tuple[tuple[int, str, bytes], ...] = (
 )
 
 
+#: Leading NULs (and NULs before a backslash): DCMTK keeps them, as it keeps leading spaces;
+#: only trailing padding goes (a value of NULs and spaces only becomes empty).
+LEADING_NULS: tuple[tuple[int, str, bytes], ...] = (
+    (0x00080080, "LO", b"\x00\x00General  "),
+    (0x00081010, "SH", b"\x00S1"),  # odd length too
+    (0x00080008, "CS", b"\x00ORIGINAL\\\x00PRIMARY "),
+    (0x00081030, "LO", b"\x00 \x00 "),
+    (0x00204000, "LT", b"\x00text\x00"),
+    (0x00180050, "DS", b"\x002.5"),
+    (0x00100010, "PN", b" \x00Doe^J"),
+)
+
+
 def _us(value: int) -> bytes:
     return struct.pack("<H", value)
 
@@ -129,6 +143,10 @@ def build_corpus(directory: Path) -> list[Oddity]:
 
     ds = basic_dataset(f"{uid}.11", extra=NUL_EVERY_VR)
     out.append(Oddity("nul-every-vr", _write(d / "nul-every-vr.dcm", part10(meta(EXPLICIT_LE, f"{uid}.11"), ds)),
+                      dcmtk_367_differs=True))  # fmt: skip
+
+    ds = basic_dataset(f"{uid}.13", extra=LEADING_NULS)
+    out.append(Oddity("leading-nuls", _write(d / "leading-nuls.dcm", part10(meta(EXPLICIT_LE, f"{uid}.13"), ds)),
                       dcmtk_367_differs=True))  # fmt: skip
 
     # explicit VR UN: known tags (a Specific Character Set among them), a private element, a

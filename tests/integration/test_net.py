@@ -546,9 +546,15 @@ def test_send_reads_as_told(serve: ServeFactory, tmp_path: Path) -> None:
         assert line["sop_instance_uid"] == meta.MediaStorageSOPInstanceUID
         body = src.read_bytes()
         assert body.endswith(net.dataset_bytes(received))  # the data set bytes, unchanged
+    # a meta header without preamble is a file (as for dcmsign +fo)
+    code, out, err = send(server, corpus["meta-no-preamble"], extra=("--read", "file"))
+    assert code == 0, out + err
+    (line,) = server.wait_audit(3)[2:]
+    assert line["action"] == "stored"
+    assert corpus["meta-no-preamble"].read_bytes().endswith(net.dataset_bytes(Path(line["path"])))
     code, out, err = send(server, bare, extra=("--read", "file"))
     assert code == 4
     assert "read mode file: no file meta header" in err and "Traceback" not in err
     assert "0 stored" in out
     time.sleep(0.5)
-    assert len(server.audit_lines()) == 2
+    assert len(server.audit_lines()) == 3

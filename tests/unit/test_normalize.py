@@ -49,6 +49,9 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyProvider]:
         ("UI", b"1.2.3\t\x00", b"1.2.3\x00"),
         ("UI", b"1.22\x00\x00", b"1.22"),
         ("AE", b"SCP ", b"SCP "),  # odd content: one pad byte stays
+        ("LO", b"\x00\x00General  ", b"\x00\x00General "),  # leading NULs kept, as spaces
+        ("CS", b"\x00A\\\x00B ", b"\x00A\\\x00B "),  # and after a backslash
+        ("LO", b"\x00 \x00 ", b""),  # NULs and spaces only: empty
     ],
 )
 def test_the_rule_is_dcmtks(vr: str, stored: bytes, read: bytes) -> None:
