@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, _config
 from pynetdicom.association import Association
@@ -141,26 +139,18 @@ def probe(path: Path, read: ReadOptions = DEFAULT_READ) -> tuple[str, str, str, 
     re-written).
 
     The UIDs are the data set's (as DCMTK's storescu sends them), the file meta's only where
-    the data set has none; "usable file meta" also means it names the same UIDs. ``read``
-    other than the default reads the file with dsig's reader as told (``--read file`` refuses
-    a bare data set, ``--read-xfer detect`` ignores the meta's syntax); the transfer syntax is
-    then the one the data set was read in."""
-    if read != DEFAULT_READ:
-        ds: Dataset = read_dicom(path, read=read)  # DicomFormatError names the path
-        layout = ds.dsig_layout
-        ts_read = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
-        found = _probed(path, ds, ds.file_meta)
-        rewrite = not layout.has_meta or layout.meta_transfer_syntax != ts_read
-        return (*found[:3], found[3] and not rewrite, rewrite)
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
-        ds = read_dicom(path)  # a bare data set (as dcmsign accepts); raises if not DICOM
-    except (OSError, EOFError) as e:
-        raise DsigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    except Exception as e:
-        raise DsigError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
-    return (*_probed(path, ds, getattr(ds, "file_meta", Dataset())), False)
+    the data set has none; "usable file meta" also means it names the same UIDs. The file is
+    read by dsig's reader as ``read`` says (``--read file`` refuses a bare data set,
+    ``--read-xfer detect`` ignores the meta's syntax); by default a data set that is not in
+    the syntax its meta names is malformed, as for every other command (pydicom would guess
+    and the file would travel under a meta that lies). The transfer syntax is the one the data
+    set was read in."""
+    ds: Dataset = read_dicom(path, read=read)  # DicomFormatError names the path
+    layout = ds.dsig_layout
+    ts_read = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+    sop_class, sop_instance, ts, has_meta = _probed(path, ds, ds.file_meta)
+    rewrite = not layout.has_meta or layout.meta_transfer_syntax != ts_read
+    return sop_class, sop_instance, ts, has_meta and not rewrite, rewrite
 
 
 def _probed(path: Path, ds: Dataset, meta: Dataset) -> tuple[str, str, str, bool]:

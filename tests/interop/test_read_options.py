@@ -118,7 +118,8 @@ def test_every_command_reads_as_told(
     files: list[Path], dsig: Dsig, pki: PkiFiles, tmp_path: Path, command: str
 ) -> None:
     """``--read file`` reaches the reader of every command (a bare data set is refused, as
-    by dcmsign +fo), and so does ``--read-xfer`` (forcing on a file is a usage error)."""
+    by dcmsign +fo), and so does ``--read-xfer`` (forcing on a file is a usage error; detect
+    reads a file whose meta names the wrong syntax)."""
     bare = next(p for p in files if p.name == "bare-dataset.dcm")
     (tmp_path / "x").write_bytes(b"\x30\x00")
     fill = {"src": str(bare), "tmp": str(tmp_path), "key": str(pki.rsa.key),
@@ -137,6 +138,15 @@ def test_every_command_reads_as_told(
     assert "read mode file: no file meta header" in proc.stdout + proc.stderr
     proc = dsig.run(*args, "--read-xfer", "big")
     assert proc.returncode == 2 and "(use --read dataset)" in proc.stderr, proc.stderr
+    # --read-xfer reaches the reader too: a meta naming the wrong syntax stops the read by
+    # default, and is ignored with detect (whatever the command then says of the file)
+    fill["src"] = str(next(p for p in files if p.name == "wrong-meta-xfer.dcm"))
+    args = [a.format(**fill) for a in COMMANDS[command]]
+    proc = dsig.run(*args)
+    assert "has no valid VR" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    proc = dsig.run(*args, "--read-xfer", "detect")
+    said = proc.stdout + proc.stderr
+    assert "no valid VR" not in said and "internal error" not in said, said
 
 
 def test_a_signed_file_whose_meta_lies_verifies_with_detect_in_both_tools(
