@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pki.codes import FindingCode as FindingCode
 from pki.codes import Phase as Phase
 from pki.codes import meanings
 from pki.results import NOT_CHECKED, TrustIndication, TrustResult
 from pki.results import Indication as Indication  # the one verdict enum, defined in pki
+
+_R = TypeVar("_R")
 
 _RANK = {Indication.VALID: 0, Indication.INDETERMINATE: 1, Indication.INVALID: 2}
 
@@ -42,26 +44,40 @@ class Finding:
     """One observation about a signature, with a stable code.
 
     ``code`` is given as a :class:`FindingCode` or its string and stored as the member, so an
-    unknown code fails where it is raised, not in a report consumer.
+    unknown code fails where it is raised, not in a report consumer. ``option`` (and its
+    ``value``) names the verification option keyword that changes the outcome, as on
+    :class:`~dsig.errors.DsigError`: messages never name CLI flags, a front end adds its own.
     """
 
     code: FindingCode
     message: str
     severity: str = "error"  # "error" decides the indication, "warning" only informs
+    option: str | None = None
+    value: str | None = None
 
-    def __init__(self, code: str, message: str, severity: str = "error") -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        severity: str = "error",
+        *,
+        option: str | None = None,
+        value: str | None = None,
+    ) -> None:
         object.__setattr__(self, "code", FindingCode.of(code))
         object.__setattr__(self, "message", message)
         object.__setattr__(self, "severity", severity)
+        object.__setattr__(self, "option", option)
+        object.__setattr__(self, "value", value)
 
     def to_json(self) -> dict[str, str]:
         """JSON form."""
         return {"code": self.code.value, "message": self.message, "severity": self.severity}
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SignatureResult:
-    """Everything found out about one signature."""
+    """Everything found out about one signature (frozen: the verifier builds it once)."""
 
     uid: str
     location: str
@@ -74,10 +90,10 @@ class SignatureResult:
     integrity: Indication = Indication.INDETERMINATE
     trust: TrustResult = NOT_CHECKED
     timestamp: dict[str, Any] | None = None
-    profiles: list[str] = field(default_factory=list)
-    signed_tags: list[str] = field(default_factory=list)
-    unsigned_tags: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    profiles: tuple[str, ...] = ()
+    signed_tags: tuple[str, ...] = ()
+    unsigned_tags: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     trust_required: bool = True
 
     @property
@@ -112,9 +128,9 @@ class SignatureResult:
             "integrity": self.integrity.value,
             "trust": self.trust.to_json(),
             "timestamp": self.timestamp,
-            "profiles": self.profiles,
-            "signed_tags": self.signed_tags,
-            "unsigned_tags": self.unsigned_tags,
+            "profiles": list(self.profiles),
+            "signed_tags": list(self.signed_tags),
+            "unsigned_tags": list(self.unsigned_tags),
             "findings": [f.to_json() for f in self.findings],
             "indication": self.indication.value,
         }
@@ -154,17 +170,17 @@ class FileIdentity:
         }
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FileResult:
-    """Result for one file: its signatures, or the error that stopped reading it."""
+    """Result for one file: its signatures, or the error that stopped reading it (frozen)."""
 
     path: str
-    signatures: list[SignatureResult] = field(default_factory=list)
+    signatures: tuple[SignatureResult, ...] = ()
     error: str | None = None
-    findings: list[Finding] = field(default_factory=list)
+    findings: tuple[Finding, ...] = ()
     #: Top-level elements no valid main-level signature covers (any VR), and bytes after the
     #: data set; filled for signed files.
-    uncovered: list[str] = field(default_factory=list)
+    uncovered: tuple[str, ...] = ()
     trailing_bytes: int = 0
     #: ``dsig verify --evidence``: the file's evidence record as checked (status, proven
     #: time, renewals, findings, record path); None without ``--evidence``.
@@ -192,7 +208,7 @@ class FileResult:
             "indication": self.indication.value,
             "error": self.error,
             "findings": [f.to_json() for f in self.findings],
-            "uncovered": self.uncovered,
+            "uncovered": list(self.uncovered),
             "trailing_bytes": self.trailing_bytes,
             "signatures": [s.to_json() for s in self.signatures],
             **({"evidence": self.evidence} if self.evidence is not None else {}),
@@ -200,7 +216,60 @@ class FileResult:
         }
 
 
-def exit_code(files: list[FileResult]) -> int:
+# Drafts: the mutable forms the verifier fills in place, frozen once complete (lists
+# become tuples). Private to dsig: callers only ever see the frozen results.
+
+
+def _frozen(result_type: type[_R], draft: object) -> _R:
+    values = vars(draft).items()  # a draft's fields are those of its result
+    return result_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in values})
+
+
+@dataclass
+class _SignatureDraft:
+    """A :class:`SignatureResult` being filled in."""
+
+    uid: str
+    location: str
+    trust_required: bool = True
+    mac_id: int | None = None
+    mac_algorithm: str | None = None
+    mac_transfer_syntax: str | None = None
+    datetime: str | None = None
+    signer: str | None = None
+    purpose: dict[str, str] | None = None
+    integrity: Indication = Indication.INDETERMINATE
+    trust: TrustResult = NOT_CHECKED
+    timestamp: dict[str, Any] | None = None
+    profiles: list[str] = field(default_factory=list)
+    signed_tags: list[str] = field(default_factory=list)
+    unsigned_tags: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def freeze(self) -> SignatureResult:
+        """The finished result."""
+        return _frozen(SignatureResult, self)
+
+
+@dataclass
+class _FileDraft:
+    """A :class:`FileResult` being filled in."""
+
+    path: str
+    identity: FileIdentity = FileIdentity()
+    signatures: list[SignatureResult] = field(default_factory=list)
+    error: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)
+    trailing_bytes: int = 0
+    evidence: dict[str, Any] | None = None
+
+    def freeze(self) -> FileResult:
+        """The finished result."""
+        return _frozen(FileResult, self)
+
+
+def exit_code(files: Iterable[FileResult]) -> int:
     """0 all valid (or unsigned without requirement); 1 invalid; 4 errors; 3 indeterminate."""
     return exit_code_for(f.indication for f in files)
 

@@ -27,7 +27,7 @@ from pyhanko_certvalidator.policy_decl import (
 )
 
 from pki.cert_input import Cert, path_views
-from pki.policy import ANY_POLICY, RevocationMode, TrustPolicy
+from pki.policy import ANY_POLICY, FetchAllowance, RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication
 
 # The library logs warnings with tracebacks (e.g. a revoked CRL issuer); without a handler
@@ -95,6 +95,7 @@ def _context(
     signer_der: bytes,
     skip_ee_revocation: bool = False,
     refusals: list[str] | None = None,
+    allowance: FetchAllowance | None = None,
 ) -> ValidationContext:
     rule = _RULES[policy.revocation_mode]
     ee_rule = RevocationCheckingRule.NO_CHECK if skip_ee_revocation else rule
@@ -112,6 +113,7 @@ def _context(
                 timeout=policy.timeout,
                 max_requests=policy.max_fetches,
                 refusals=refusals,
+                allowance=allowance,
             )
         )
     return ValidationContext(
@@ -152,12 +154,14 @@ async def validate_path(
     anchors: Sequence[Cert],
     others: Sequence[Cert] = (),
     skip_ee_revocation: bool = False,
+    allowance: FetchAllowance | None = None,
 ) -> Outcome:
     """Build and validate a path for ``leaf`` at ``at``; never raises for a bad certificate.
 
     ``anchors``: the policy's trust roots; ``others``: its intermediates and the offered
     certificates; all converted once by the caller. ``skip_ee_revocation``: the caller has
-    established the signer's status itself.
+    established the signer's status itself. ``allowance``: requests left to the whole
+    verification (online only).
     """
     known = (leaf, *anchors, *others)
     out = Outcome()
@@ -170,6 +174,7 @@ async def validate_path(
         signer_der=leaf.der,
         skip_ee_revocation=skip_ee_revocation,
         refusals=refusals,
+        allowance=allowance,
     )
     try:
         validator = CertificateValidator(

@@ -2,7 +2,9 @@
 
 What pyhanko-certvalidator's own aiohttp backend does not do, this one adds:
 
-- a budget of ``policy.max_fetches`` requests per evaluation (pyhanko's ``FetchLimits``);
+- a budget of ``policy.max_fetches`` requests per evaluation (pyhanko's ``FetchLimits``),
+  and of ``policy.max_fetches_per_verification`` for all evaluations of one verification
+  together (a :class:`pki.policy.FetchAllowance`: 128 signers would otherwise be 128 budgets);
 - http and https only; redirects are never followed (a responder names its final URL);
 - AIA ``caIssuers`` is followed for the signer only: certificates a file or a server
   hands us are never a reason to fetch more (a chain of AIA links was 200 requests);
@@ -38,6 +40,7 @@ from pyhanko_certvalidator.fetchers.common_utils import (
     complete_certificate_fetch_jobs,
 )
 
+from pki.policy import FetchAllowance
 from pki.revocation import crl_future_date, ocsp_future_date
 
 
@@ -100,6 +103,11 @@ class _Guarded:
         parts = urllib.parse.urlsplit(self._url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchRefused(f"not an http(s) URL: {self._url!r}")
+        allowance = self._owner.allowance
+        if allowance is not None and not allowance.take():
+            raise FetchRefused(
+                f"{self._url}: not requested, the verification made its {allowance.limit} requests"
+            )
         self._kwargs["allow_redirects"] = False
         response = await self._owner.session().request(self._method, self._url, **self._kwargs)
         self._response = response
@@ -130,10 +138,14 @@ class GuardedSession:
     gets a :meth:`view` of it that knows what it fetches (a body's cap depends on it).
     """
 
-    def __init__(self, refusals: list[str] | None = None) -> None:
+    def __init__(
+        self, refusals: list[str] | None = None, allowance: FetchAllowance | None = None
+    ) -> None:
         self._session: aiohttp.ClientSession | None = None
         #: each refusal's message, for the evaluation's findings
         self.refusals = refusals if refusals is not None else []
+        #: requests left to the whole verification (None: only the evaluation's budget)
+        self.allowance = allowance
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -231,13 +243,14 @@ class GuardedFetcherBackend(AIOHttpFetcherBackend):
         timeout: float,
         max_requests: int,
         refusals: list[str] | None = None,
+        allowance: FetchAllowance | None = None,
     ) -> None:
         limits = FetchLimits(
             max_requests=max_requests, max_cert_requests=min(2, max_requests),
             max_aia_urls_per_object=2,
         )  # fmt: skip
         super().__init__(per_request_timeout=timeout, limits=limits)
-        self.guarded = GuardedSession(refusals)
+        self.guarded = GuardedSession(refusals, allowance)
         self._signer_der = signer_der
 
     def get_fetchers(self) -> Fetchers:

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from pki.errors import CertificateLoadError
-from tokens.certificates import decode_certificates
+from tokens.certificates import certificates_in, load_certificate_file
 
 # Files an OpenSSL hashed directory or a CA bundle directory may hold next to the certificates.
 _SKIP_IN_DIR = re.compile(r"(^\.|\.(crl|key|csr|txt|md|json|r\d+)$|^[0-9a-f]{8}\.r\d+$)", re.I)
@@ -44,18 +44,7 @@ def parse_certificates(data: bytes, *, source: str = "<data>") -> tuple[x509.Cer
 
     Raises :class:`CertificateLoadError` when ``data`` holds no certificate.
     """
-    try:
-        certs = decode_certificates(data)
-    except ValueError as e:
-        raise CertificateLoadError(f"{source}: not a certificate file ({_first_line(e)})") from e
-    if not certs:
-        raise CertificateLoadError(f"{source}: no certificate found")
-    return dedupe(certs)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    return dedupe(certificates_in(data, source=source, error=CertificateLoadError))
 
 
 def read_path(path: Path, what: str) -> bytes:
@@ -92,12 +81,12 @@ def load_from_paths(paths: Sequence[Path], what: str) -> tuple[x509.Certificate,
         if path.is_dir():
             found: list[x509.Certificate] = []
             for file in iter_dir_files(path, what):
-                found.extend(parse_certificates(read_path(file, what), source=str(file)))
+                found.extend(load_certificate_file(file, what=what, error=CertificateLoadError))
             if not found:
                 raise CertificateLoadError(f"{what} directory {path} holds no certificate")
             certs.extend(found)
         elif path.exists():
-            certs.extend(parse_certificates(read_path(path, what), source=str(path)))
+            certs.extend(load_certificate_file(path, what=what, error=CertificateLoadError))
         else:
             raise CertificateLoadError(f"{what} {path} does not exist")
     return dedupe(certs)

@@ -16,7 +16,7 @@ from pki.cert_input import CertificateInput, as_cert, as_certs
 from pki.certs import describe
 from pki.errors import PkiError, TrustConfigError
 from pki.offered import MAX_OFFERED, MAX_PER_NAME, bound_offered
-from pki.policy import RevocationMode, TrustPolicy
+from pki.policy import FetchAllowance, RevocationMode, TrustPolicy
 from pki.results import TrustFinding, TrustIndication, TrustResult
 from pki.revinfo_status import revocation_checks, unavailable_hint
 from pki.revocation import (
@@ -48,6 +48,7 @@ def evaluate_chain(
     at: dt.datetime,
     extra_certs: Sequence[x509.Certificate] = (),
     certified_time: bool = False,
+    allowance: FetchAllowance | None = None,
 ) -> TrustResult:
     """Validate ``leaf`` at ``at``: path to an anchor, algorithms, validity, key usage, revocation.
 
@@ -56,7 +57,8 @@ def evaluate_chain(
     key size are then read after validation, from the path (the key with the inherited
     parameters). ``extra_certs`` are untrusted certificates that came with the signature. Set
     ``certified_time`` when ``at`` comes from a verified RFC 3161 timestamp: revocations dated
-    after it then pass with a ``REVOKED_AFTER_MOMENT`` note saying so.
+    after it then pass with a ``REVOKED_AFTER_MOMENT`` note saying so. ``allowance``: the
+    HTTP requests left to the verification this evaluation is part of (online only).
 
     Synchronous façade over :func:`aevaluate_chain`; it cannot run inside an event loop.
     Raises :class:`~pki.errors.TrustConfigError` for a naive ``at``, and its
@@ -70,9 +72,11 @@ def evaluate_chain(
         in_loop = True
     if in_loop:
         raise PkiError("evaluate_chain() cannot run inside an event loop: await aevaluate_chain()")
-    return asyncio.run(
-        aevaluate_chain(leaf, policy, at=at, extra_certs=extra_certs, certified_time=certified_time)
-    )
+    evaluation = aevaluate_chain(
+        leaf, policy, at=at, extra_certs=extra_certs, certified_time=certified_time,
+        allowance=allowance,
+    )  # fmt: skip
+    return asyncio.run(evaluation)
 
 
 async def aevaluate_chain(
@@ -82,6 +86,7 @@ async def aevaluate_chain(
     at: dt.datetime,
     extra_certs: Sequence[x509.Certificate] = (),
     certified_time: bool = False,
+    allowance: FetchAllowance | None = None,
 ) -> TrustResult:
     """Async variant of :func:`evaluate_chain` (same arguments, same result)."""
     if at.tzinfo is None or at.utcoffset() is None:
@@ -106,7 +111,7 @@ async def aevaluate_chain(
         )
     try:
         outcome = await _certvalidator.validate_path(
-            signer, policy, at=at, anchors=anchors, others=others
+            signer, policy, at=at, anchors=anchors, others=others, allowance=allowance
         )
     except Exception as e:  # a validator surprise must not abort a whole verification run
         return TrustResult(
@@ -120,8 +125,9 @@ async def aevaluate_chain(
         # The library reads an OCSP "revoked after the moment" as no status. The response is
         # authentic and proves the signer unrevoked at ``at``: validate the rest without it.
         retry = await _certvalidator.validate_path(
-            signer, policy, at=at, anchors=anchors, others=others, skip_ee_revocation=True
-        )
+            signer, policy, at=at, anchors=anchors, others=others, skip_ee_revocation=True,
+            allowance=allowance,
+        )  # fmt: skip
         if retry.indication is TrustIndication.VALID:
             retry.ocsps = [*outcome.ocsps, *retry.ocsps]  # keep the response that was seen
             retry.crls = [*outcome.crls, *retry.crls]

@@ -62,12 +62,12 @@ class FindingCode(enum.StrEnum):
         "WEAK_ALGORITHM",
         Phase.INTEGRITY,
         "MD5/SHA-1 MAC or hash, or RSA/DSA key under 2048 bits: in the signature (warning; "
-        "error under --strict), the certificate path (trust) or a timestamp",
+        "error under strict checking), the certificate path (trust) or a timestamp",
     )
     PROFILE_NOT_MET = (
         "PROFILE_NOT_MET",
         Phase.PROFILE,
-        "a --require'd profile is met by no valid signature",
+        "a required profile is met by no valid signature",
     )
     TRUST_NOT_CHECKED = (
         "TRUST_NOT_CHECKED",
@@ -97,7 +97,7 @@ class FindingCode(enum.StrEnum):
     LEGACY_FORMAT = (
         "LEGACY_FORMAT",
         Phase.INTEGRITY,
-        "valid only in the pre-3.5.4 DCMTK format (--format-old)",
+        "valid only in the pre-3.5.4 DCMTK format (verify in that format)",
     )
     IN_ORIGINAL_ATTRIBUTES = (
         "IN_ORIGINAL_ATTRIBUTES",
@@ -107,7 +107,7 @@ class FindingCode(enum.StrEnum):
     COVERAGE_INCOMPLETE = (
         "COVERAGE_INCOMPLETE",
         Phase.PROFILE,
-        "--require-coverage: a present element is covered by no valid signature",
+        "coverage required: a present element is covered by no valid signature",
     )
     CHARACTER_SET_CORRECTED = (
         "CHARACTER_SET_CORRECTED",
@@ -155,7 +155,7 @@ class FindingCode(enum.StrEnum):
         "REVOCATION_UNAVAILABLE",
         Phase.TRUST,
         "a certificate publishes revocation information but its status could not be established "
-        "from --crl/--ocsp or --online (note under soft-fail)",
+        "from the CRLs and OCSP responses given or fetched (note under soft-fail)",
     )
     REVOKED_AFTER_MOMENT = (
         "REVOKED_AFTER_MOMENT",
@@ -293,12 +293,12 @@ class FindingCode(enum.StrEnum):
     TIMESTAMP_REQUIRED = (
         "TIMESTAMP_REQUIRED",
         Phase.PROFILE,
-        "--require timestamp: no valid signature carries a valid timestamp",
+        "timestamp required: no valid signature carries a valid timestamp",
     )
     TIMESTAMP_MOMENT_UNAVAILABLE = (
         "TIMESTAMP_MOMENT_UNAVAILABLE",
         Phase.TIMESTAMP,
-        "--at timestamp without a valid timestamp: validated now",
+        "validation at the timestamp asked for, without a valid timestamp: validated now",
     )
     RECORD_MALFORMED = (
         "RECORD_MALFORMED",
@@ -369,28 +369,28 @@ class FindingCode(enum.StrEnum):
     SIGNATURE_REQUIRED = (
         "SIGNATURE_REQUIRED",
         Phase.PROFILE,
-        "--require signature (or item-signature): no valid signature of the main data set (or "
+        "signature (or item signature) required: no valid signature of the main data set (or "
         "anywhere)",
     )
     NOTHING_VERIFIED = (
         "NOTHING_VERIFIED",
         Phase.PROFILE,
-        "a --require was given but no DICOM file was verified (run level)",
+        "a requirement was given but no DICOM file was verified (run level)",
     )
     EVIDENCE_BROKEN = (
         "EVIDENCE_BROKEN",
         Phase.EVIDENCE,
-        "verify --evidence: the file's evidence record does not prove it (error)",
+        "evidence checked: the file's evidence record does not prove it (error)",
     )
     EVIDENCE_MISSING = (
         "EVIDENCE_MISSING",
         Phase.EVIDENCE,
-        "verify --evidence: no evidence record for the file (warning)",
+        "evidence checked: no evidence record for the file (warning)",
     )
     EVIDENCE_NOT_PROVABLE = (
         "EVIDENCE_NOT_PROVABLE",
         Phase.EVIDENCE,
-        "verify --evidence: the evidence record cannot be proven now (warning)",
+        "evidence checked: the evidence record cannot be proven now (warning)",
     )
     KEY_MISMATCH = (
         "KEY_MISMATCH",

@@ -19,9 +19,11 @@ from pki.errors import TrustConfigError
 from pki.policy import (
     ANY_POLICY,
     DEFAULT_MAX_FETCHES,
+    DEFAULT_MAX_FETCHES_PER_VERIFICATION,
     SIGNING_EKUS,
     SIGNING_KEY_USAGE,
     AlgorithmRule,
+    FetchAllowance,
     RevocationMode,
     TrustPolicy,
     parse_eku,
@@ -75,6 +77,25 @@ class PolicyEvaluator:
         certified_time: bool = False,
     ) -> TrustResult:
         """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing results."""
+        return self._evaluate(leaf, at, extra_certs, certified_time, None)
+
+    def within(self, allowance: FetchAllowance) -> TrustEvaluator:
+        """This evaluator for one verification: online, every evaluation it makes draws its
+        HTTP requests from ``allowance`` (the cache is shared)."""
+        return _Scoped(self, allowance) if self.policy.online else self
+
+    def allowance(self) -> FetchAllowance:
+        """A fresh allowance of the policy's ``max_fetches_per_verification`` requests."""
+        return FetchAllowance(self.policy.max_fetches_per_verification)
+
+    def _evaluate(
+        self,
+        leaf: CertificateInput,
+        at: dt.datetime,
+        extra_certs: Sequence[x509.Certificate],
+        certified_time: bool,
+        allowance: FetchAllowance | None,
+    ) -> TrustResult:
         if self._pid != os.getpid():  # forked: the parent's lock may have been held
             self._lock, self._pid = threading.Lock(), os.getpid()
         what = (der_fingerprint(leaf), frozenset(map(fingerprint, extra_certs)), certified_time)
@@ -86,9 +107,14 @@ class PolicyEvaluator:
                 if hit is not None and self._fresh(hit[0], at):
                     self._cache.move_to_end(key)
                     return hit[1]
+        refused = allowance.refused if allowance is not None else 0
         result = evaluate_chain(
-            leaf, self.policy, at=at, extra_certs=extra_certs, certified_time=certified_time
-        )
+            leaf, self.policy, at=at, extra_certs=extra_certs, certified_time=certified_time,
+            allowance=allowance,
+        )  # fmt: skip
+        # cut short because this verification spent its allowance: not a verdict for others
+        if allowance is not None and allowance.refused != refused:
+            caching = False
         if caching:
             with self._lock:
                 self._cache[key] = (at, result)
@@ -101,6 +127,24 @@ class PolicyEvaluator:
         if self.ttl is None:
             return True  # the key holds the exact moment
         return 0 <= (at - computed_at).total_seconds() < self.ttl
+
+
+class _Scoped:
+    """A :class:`PolicyEvaluator` bound to one verification's :class:`FetchAllowance`."""
+
+    def __init__(self, owner: PolicyEvaluator, allowance: FetchAllowance) -> None:
+        self.owner, self.allowance = owner, allowance
+
+    def evaluate(
+        self,
+        leaf: CertificateInput,
+        *,
+        at: dt.datetime,
+        extra_certs: Sequence[x509.Certificate] = (),
+        certified_time: bool = False,
+    ) -> TrustResult:
+        """:meth:`PolicyEvaluator.evaluate`, within the allowance."""
+        return self.owner._evaluate(leaf, at, extra_certs, certified_time, self.allowance)
 
 
 def build_policy(
@@ -179,6 +223,11 @@ def policy_from_settings(settings: PolicySettings, *, source: str | None = None)
         timeout=settings.timeout if settings.timeout is not None else 10.0,
         max_fetches=(
             settings.max_fetches if settings.max_fetches is not None else DEFAULT_MAX_FETCHES
+        ),
+        max_fetches_per_verification=(
+            settings.max_fetches_per_verification
+            if settings.max_fetches_per_verification is not None
+            else DEFAULT_MAX_FETCHES_PER_VERIFICATION
         ),
         algorithms=AlgorithmRule.from_names(settings.allow_weak or ()),
         key_usage=(

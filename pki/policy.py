@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import enum
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,6 +50,12 @@ WEAK_HASHES: frozenset[str] = frozenset({"md2", "md5", "sha1"})
 ALLOWABLE_HASHES: frozenset[str] = frozenset({"md5", "sha1"})
 MIN_KEY_BITS = 2048
 _KEY_NAME = re.compile(r"^(rsa|dsa)(\d{3,5})$")
+
+
+def weak_refused(message: str, name: str) -> str:
+    """The one wording of a weak algorithm refused under strict checking; ``name`` is what
+    the allow list (``allow_weak``) would need to accept it."""
+    return f"{message}: refused under strict checking unless {name} is allowed as weak"
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ EKU_NAMES: dict[str, str] = {
 }
 ANY_POLICY = "2.5.29.32.0"
 DEFAULT_MAX_FETCHES = 16
+#: Requests of one verification, all its evaluations together (signatures, timestamps,
+#: evidence): a file with many signers cannot multiply ``max_fetches``.
+DEFAULT_MAX_FETCHES_PER_VERIFICATION = 32
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 
@@ -164,6 +174,26 @@ def parse_policy_oid(text: str) -> str:
     if text.strip().lower() in ("any", "anypolicy", "any-policy", "any_policy"):
         return ANY_POLICY
     return parse_oid(text, "certificate policy")
+
+
+class FetchAllowance:
+    """The HTTP requests left to one verification, shared by all its evaluations (each still
+    bounded by ``max_fetches``); thread-safe. ``refused`` counts requests it turned down."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Count one request; False (and counted as refused) once ``limit`` are made."""
+        with self._lock:
+            if self.used >= self.limit:
+                self.refused += 1
+                return False
+            self.used += 1
+            return True
 
 
 @dataclass(frozen=True)
@@ -208,6 +238,8 @@ class TrustPolicy:
     allow_ca_signer: bool = False
     #: Most HTTP requests one evaluation may make when ``online`` (CRLs, OCSP, AIA).
     max_fetches: int = DEFAULT_MAX_FETCHES
+    #: Most HTTP requests of one verification (see :class:`FetchAllowance`).
+    max_fetches_per_verification: int = DEFAULT_MAX_FETCHES_PER_VERIFICATION
     #: Where the policy came from (a policy file path), for reports.
     source: str | None = None
     #: Trust anchors for timestamp authorities; empty = ``trust_roots``.
@@ -236,8 +268,9 @@ class TrustPolicy:
             raise TrustConfigError("revocation must be a RevocationMode or None")
         for oid in (*self.policies, *self.extended_key_usage, *self.signing_eku):
             parse_oid(oid, "policy or EKU")
-        if self.max_fetches < 0:
-            raise TrustConfigError(f"max_fetches must be >= 0, got {self.max_fetches}")
+        for name in ("max_fetches", "max_fetches_per_verification"):
+            if getattr(self, name) < 0:
+                raise TrustConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def revocation_mode(self) -> RevocationMode:

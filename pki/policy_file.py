@@ -10,6 +10,7 @@ Example (paths are relative to the file's directory)::
     online = false
     timeout = 10                       # seconds per request when online
     max_fetches = 16                   # requests per evaluation when online
+    max_fetches_per_verification = 32  # requests of one file's evaluations together
     allow_weak = []                    # sha1, md5, rsa1024, dsa1024 ...
     key_usage = ["digital_signature", "non_repudiation"]
     signing_eku = ["documentSigning", "anyExtendedKeyUsage"]  # add "emailProtection" to accept it
@@ -52,6 +53,7 @@ class PolicySettings:
     online: bool | None = None
     timeout: float | None = None
     max_fetches: int | None = None
+    max_fetches_per_verification: int | None = None
     allow_weak: tuple[str, ...] | None = None
     key_usage: tuple[str, ...] | None = None
     signing_eku: tuple[str, ...] | None = None
@@ -131,7 +133,7 @@ def parse_policy_settings(
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise TrustConfigError(f"{where} must be a positive number of seconds")
             values[key] = float(value)
-        elif key == "max_fetches":
+        elif key in ("max_fetches", "max_fetches_per_verification"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise TrustConfigError(f"{where} must be a non-negative integer")
             values[key] = value

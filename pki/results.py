@@ -40,11 +40,16 @@ class TrustFinding:
     code: FindingCode
     message: str
     note: bool = False  # informational: does not change the indication
+    #: The option keyword that changes the outcome (a front end adds its spelling).
+    option: str | None = None
 
-    def __init__(self, code: str, message: str, note: bool = False) -> None:
+    def __init__(
+        self, code: str, message: str, note: bool = False, *, option: str | None = None
+    ) -> None:
         object.__setattr__(self, "code", FindingCode.of(code))
         object.__setattr__(self, "message", message)
         object.__setattr__(self, "note", note)
+        object.__setattr__(self, "option", option)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ from pki.policy import RevocationMode, TrustPolicy
 from pki.results import RevocationCheck, TrustFinding
 from pki.revocation import crl_find, declares_revinfo, ocsp_status
 
-#: What a user can do when revocation status is unavailable (the CLI's vocabulary).
+#: What a user can do when revocation status is unavailable (a front end adds its options:
+#: the finding's ``option``).
 REVOCATION_HINT = (
-    "give its CRL (--crl) or OCSP response (--ocsp), use --online, "
-    "or decline the check with --revocation soft-fail|off"
+    "give its CRL or OCSP response, fetch them online, or decline the check (soft-fail or off)"
 )
+#: The option keyword of that hint: revocation material, online fetching, the mode.
+REVOCATION_OPTION = "revocation_material"
 
 
 def revocation_checks(
@@ -41,7 +43,7 @@ def revocation_checks(
     for cert, issuer in itertools.pairwise(chain):
         base = RevocationCheck(describe(cert), f"{cert.serial_number:x}", "not-checked")
         if mode is RevocationMode.OFF:
-            out.append(dataclasses.replace(base, detail="declined (--revocation off)"))
+            out.append(dataclasses.replace(base, detail="declined (revocation off)"))
             continue
         out.append(_check(base, cert, issuer, policy, at, crls, ocsps))
     return tuple(out)
@@ -90,9 +92,13 @@ def _check(
         return dataclasses.replace(
             base, status="not-published", detail="publishes no CRL distribution point or OCSP"
         )
-    why = "could not be fetched" if policy.online else "no --crl/--ocsp covers it, offline"
+    why = (
+        "could not be fetched"
+        if policy.online
+        else "no CRL or OCSP response given covers it, offline"
+    )
     if policy.revocation_mode is RevocationMode.SOFT_FAIL:
-        why += "; accepted by --revocation soft-fail"
+        why += "; accepted under soft-fail"
     return dataclasses.replace(base, status="unavailable", detail=why)
 
 
@@ -102,4 +108,5 @@ def unavailable_hint(finding: TrustFinding) -> TrustFinding:
         return finding
     if REVOCATION_HINT in finding.message:
         return finding
-    return dataclasses.replace(finding, message=f"{finding.message}; {REVOCATION_HINT}")
+    message = f"{finding.message}; {REVOCATION_HINT}"
+    return dataclasses.replace(finding, message=message, option=REVOCATION_OPTION)

@@ -9,11 +9,13 @@ Seeds: a signed CT, JPEG image, ECG waveform and an SR with a nested item signat
 tamper-matrix objects of tests/integration/test_hardening.py), signed with a throw-away PKI,
 plus the CT with an RFC 3161 timestamp token in its signature item.
 
-Oracles, checked on every input:
+Oracles, checked on every input (verified with trust, revocation off, so that certificates
+a file offers reach path building):
   * crash: reading and verifying must give a report or a DsigError (``verify_file`` without
     its last-resort "internal error" net); any other exception is a crash;
   * false valid: when the input differs from a seed only inside bytes covered by signature N
-    (same length, every changed byte within a covered value), signature N must not be VALID.
+    (same length, every changed byte within a covered value), signature N must not be VALID;
+  * slow: one input must not take more than ``SLOW_SECONDS`` (saved as ``slow-<sha1>.dcm``).
 
 Crashes are written to ``tests/data/regression/`` (``crash-<sha1>.dcm`` plus a ``.txt`` with
 the traceback) and ``tests/property/test_regressions.py`` replays every file there. The summary
@@ -24,8 +26,8 @@ pydicom; without it, hypothesis drives the structured mutations of
 ``tests/property/mutations.py`` (bit flips, byte sets, truncation, length-field corruption,
 swapped and duplicated items, splices; and, for issue 13, the meta header naming another
 transfer syntax than the data set's ("encoding"), explicit-VR UN elements inserted anywhere
-("un"), and the signer certificate repeated as a bag of look-alikes ("certbag")), stacked
-up to 4 deep.
+("un"), the signer certificate repeated ("certbag"), and a timestamp token carrying a ring
+of look-alike CA certificates ("tokenbag")), stacked up to 4 deep.
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+#: One input verified slower than this is a finding (issue 13: bounded work per file).
+SLOW_SECONDS = 5.0
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
@@ -57,6 +62,7 @@ class Stats:
     errors: int = 0  # inputs reported as an operational error (fine)
     crashes: dict[str, str] = field(default_factory=dict)  # signature -> saved file
     false_valid: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
     def summary(self) -> dict[str, object]:
@@ -67,6 +73,8 @@ class Stats:
             "crashes": len(self.crashes),
             "crash_files": sorted(self.crashes.values()),
             "false_valid": len(self.false_valid),
+            "slow": len(self.slow),
+            "slow_files": self.slow,
             "seconds": round(time.time() - self.started, 1),
         }
 
@@ -75,6 +83,7 @@ class Harness:
     """Seeds, their covered ranges, and the two oracles."""
 
     def __init__(self, workdir: Path, regression_dir: Path) -> None:
+        import pki as trust
         from dsig.operations.verifier import VerifyOptions
         from tests.helpers.pki_factory import build_pki
         from tests.property import mutations
@@ -92,14 +101,22 @@ class Harness:
             spans = sorted((c.start, c.end, c.sig) for c in mutations.covered_ranges(path))
             self.covered[name] = spans
         key.close()
-        self._add_timestamped_seed(workdir, mutations)
+        tsa_root = self._add_timestamped_seed(workdir, mutations)
         self.by_length = {len(data): name for name, data in self.seeds.items()}
-        self.options = VerifyOptions(integrity_only=True)
+        policy = trust.TrustPolicy(
+            trust_roots=(pki.root.cert,), intermediates=(pki.intermediate.cert,),
+            tsa_roots=(tsa_root,), revocation=trust.RevocationMode.OFF,
+        )  # fmt: skip
+        self.options = VerifyOptions(
+            trust=trust.PolicyEvaluator(policy),
+            tsa_trust=trust.PolicyEvaluator(policy.for_timestamp_authority()),
+        )
         self.stats = Stats()
         self.target = workdir / "input.dcm"
 
-    def _add_timestamped_seed(self, workdir: Path, mutations: object) -> None:
-        """The CT seed with an RFC 3161 token in its signature (reaches the timestamp parser)."""
+    def _add_timestamped_seed(self, workdir: Path, mutations: object) -> Any:
+        """The CT seed with an RFC 3161 token in its signature (reaches the timestamp parser);
+        returns the TSA's root certificate."""
         import hashlib as _hashlib
 
         from dsig.encoding.reader import read_dicom
@@ -120,6 +137,7 @@ class Harness:
         self.seeds["ct_timestamped"] = out.read_bytes()
         spans = sorted((c.start, c.end, c.sig) for c in mutations.covered_ranges(out))  # type: ignore[attr-defined]
         self.covered["ct_timestamped"] = spans
+        return tsa.root.cert
 
     def _covering_signatures(self, seed: str, data: bytes) -> set[int] | None:
         """Signatures whose covered bytes were changed, if *only* covered bytes were changed."""
@@ -146,6 +164,7 @@ class Harness:
 
         self.stats.inputs += 1
         self.target.write_bytes(data)
+        started = time.monotonic()
         # verify_file without its last-resort net (which turns a bug into an "internal error"
         # result), so that a crash keeps its traceback
         try:
@@ -159,6 +178,12 @@ class Harness:
                 raise
             self._crash(data, e)
             return
+        if time.monotonic() - started > SLOW_SECONDS:
+            out = self.regression_dir / f"slow-{hashlib.sha1(data).hexdigest()[:16]}.dcm"
+            self.regression_dir.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+            self.stats.slow.append(_shown(out))
+            print(f"fuzz: SLOW {time.monotonic() - started:.1f} s -> {out}", file=sys.stderr)
         if result.error is not None:
             self.stats.errors += 1
             return
@@ -171,7 +196,7 @@ class Harness:
                 digest = hashlib.sha1(data).hexdigest()[:16]
                 out = self.regression_dir / f"falsevalid-{digest}.dcm"
                 out.write_bytes(data)
-                self.stats.false_valid.append(str(out.relative_to(ROOT)))
+                self.stats.false_valid.append(_shown(out))
 
     def _crash(self, data: bytes, error: BaseException) -> None:
         frames = traceback.extract_tb(error.__traceback__)
@@ -185,8 +210,13 @@ class Harness:
         out.write_bytes(data)
         text = "".join(traceback.format_exception(error))
         out.with_suffix(".txt").write_text(f"{signature}\n\n{text}")
-        self.stats.crashes[signature] = str(out.relative_to(ROOT))
+        self.stats.crashes[signature] = _shown(out)
         print(f"fuzz: CRASH {signature} -> {out}", file=sys.stderr, flush=True)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (``--regressions`` may be elsewhere)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def run_hypothesis(harness: Harness, examples: int, seed: int) -> None:
@@ -290,7 +320,8 @@ def main() -> int:
                 run_hypothesis(harness, args.examples, args.seed)
         except KeyboardInterrupt:
             pass
-    return 1 if harness.stats.crashes or harness.stats.false_valid else 0
+    stats = harness.stats
+    return 1 if stats.crashes or stats.false_valid or stats.slow else 0
 
 
 if __name__ == "__main__":

@@ -2,16 +2,24 @@
 TRUSTED CERTIFICATE, PKCS7/CMS blocks), DER certificates and DER PKCS#7 bundles.
 
 Key files (:mod:`tokens.files`), tokens and the trust module (:mod:`pki.certs`) all read
-certificates through it, each wrapping a failure in its own error.
+certificate files through :func:`load_certificate_file`, each naming its own error class.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
+
+from tokens.errors import KeyLoadError
+from tokens.faults import ToolkitError
+
+#: The error a caller wants for a certificate it cannot use (its class, given the message).
+ErrorClass = Callable[[str], ToolkitError]
 
 PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 
@@ -21,6 +29,37 @@ def decode_certificates(data: bytes) -> list[x509.Certificate]:
     if b"-----BEGIN" in data:
         return _parse_pem(data)
     return _parse_der(data)
+
+
+def certificates_in(
+    data: bytes, *, source: str, error: ErrorClass = KeyLoadError
+) -> list[x509.Certificate]:
+    """The certificates of ``data`` (at least one); ``error`` with a one-line message naming
+    ``source`` when it is malformed or holds none."""
+    try:
+        certs = decode_certificates(data)
+    except ValueError as e:
+        raise error(f"{source}: not a certificate file ({_first_line(e)})") from None
+    if not certs:
+        raise error(f"{source}: no certificate found")
+    return certs
+
+
+def load_certificate_file(
+    path: Path, *, what: str = "certificate file", error: ErrorClass = KeyLoadError
+) -> list[x509.Certificate]:
+    """The certificates of one PEM, DER or PKCS#7 file (at least one); ``error`` when it
+    cannot be read (``what`` names the file's role), is malformed or holds none."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+    return certificates_in(data, source=str(path), error=error)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def _parse_pem(data: bytes) -> list[x509.Certificate]:

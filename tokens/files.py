@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tokens.api import ClosesOnExit, SecretPrompt, SignatureScheme
-from tokens.certificates import decode_certificates
+from tokens.certificates import certificates_in, load_certificate_file
 from tokens.digest import Digest, prehashed
 from tokens.errors import (
     KeyLoadError,
@@ -22,17 +22,6 @@ from tokens.errors import (
 )
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
-def load_certificates(path: Path) -> list[x509.Certificate]:
-    """Load one or more certificates from a PEM bundle, a DER file or a PKCS#7 bundle."""
-    try:
-        certs = decode_certificates(_read(path))
-    except ValueError as e:
-        raise KeyLoadError(f"{path}: not a certificate ({e})") from None
-    if not certs:
-        raise KeyLoadError(f"{path}: not a certificate (no certificate found)")
-    return certs
 
 
 def _read(path: Path) -> bytes:
@@ -93,9 +82,9 @@ class FileKeyProvider(ClosesOnExit):
         key = _load_private_key(key_path, data, password)
         certs: list[x509.Certificate] = []
         if cert_path is not None:
-            certs = load_certificates(cert_path)
-        elif b"-----BEGIN CERTIFICATE" in data:
-            certs = x509.load_pem_x509_certificates(data)
+            certs = load_certificate_file(cert_path)
+        elif b"-----BEGIN CERTIFICATE" in data:  # a key file that carries its certificate
+            certs = certificates_in(data, source=str(key_path))
         if not certs:
             raise KeyLoadError(f"{key_path}: no certificate given", option="cert")
         leaf = _pick_leaf(key, certs)
@@ -122,7 +111,7 @@ class FileKeyProvider(ClosesOnExit):
             raise UnsupportedAlgorithmError(f"{path}: only RSA and EC keys are supported")
         chain = [c.certificate for c in bundle.additional_certs]
         if cert_path is not None:
-            leaf = load_certificates(cert_path)[0]
+            leaf = load_certificate_file(cert_path)[0]
         elif bundle.cert is not None:
             leaf = bundle.cert.certificate
         else:

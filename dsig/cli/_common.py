@@ -17,6 +17,8 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INDETERMINATE, EXIT_OPERATIONAL = 0, 1, 
 _FLAGS = {
     "tls_key_password": "--tls-key-password-file/-env",
     "tls_cert": "--tls-cert and --tls-key",
+    "old_format": "--format-old",
+    "revocation_material": "--crl/--ocsp, --online or --revocation soft-fail|off",
 }
 
 
@@ -35,6 +37,15 @@ def error_line(error: BaseException) -> str:
     if isinstance(error, ToolkitError) and error.option:
         message += f" (use {cli_flag(error.option, error.value)})"
     return message
+
+
+def with_flag(message: str, item: object) -> str:
+    """A finding's (or probe line's) message, plus the CLI option its ``option`` names."""
+    option = getattr(item, "option", None)
+    if not isinstance(option, str):
+        return message
+    value = getattr(item, "value", None)
+    return f"{message} (use {cli_flag(option, value if isinstance(value, str) else None)})"
 
 
 def fail(message: str | BaseException, code: int = EXIT_OPERATIONAL) -> typer.Exit:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import EXIT_INDETERMINATE, EXIT_INVALID, EXIT_OK, fail, operational_errors
+from dsig.cli._common import (
+    EXIT_INDETERMINATE,
+    EXIT_INVALID,
+    EXIT_OK,
+    fail,
+    operational_errors,
+    with_flag,
+)
 from dsig.cli._trust_options import (
     AllowWeakOpt,
     CertPolicyOpt,
@@ -140,6 +147,6 @@ def _human(subject: str, serial: int, result: TrustResult, policy: TrustPolicy |
     if result.revocation:
         typer.echo(f"  revocation: {result.revocation_line()}")
     for finding in result.findings:
-        typer.echo(f"  {finding.code}: {finding.message}")
+        typer.echo(f"  {finding.code}: {with_flag(finding.message, finding)}")
     text = policy.describe() if policy is not None else "none (no trust store: path not checked)"
     typer.echo(f"trust policy: {text}; dsig {__version__}")

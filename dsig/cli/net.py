@@ -25,6 +25,7 @@ from dsig.cli._common import (
     prompt_secret,
     read_secret,
 )
+from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
     ForceCertificateOpt,
@@ -544,10 +545,14 @@ def send(
             help="accept a server certificate (chained to --tls-ca) that does not name HOST",
         ),
     ] = False,
+    read: ReadOpt = ReadChoice.auto,
+    read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
     """Send DICOM files to a storage SCP (C-STORE), optionally signing each one first.
 
-    Files travel bit-for-bit in their own transfer syntax. With --sign the key is opened (and
+    Files travel bit-for-bit in their own transfer syntax (one read in another encoding than
+    its meta header names, with --read-xfer detect, or without a meta, is re-written in the
+    encoding it was read in). With --sign the key is opened (and
     a token logged in to) once for the whole batch. With --tls (or --tls-ca / --tls-cert)
     the association uses DICOM TLS (PS3.15 B.10 non-downgrading BCP 195 profile), the server
     authenticated against --tls-ca (system CAs without it) and its name checked. Exit 0 all
@@ -562,6 +567,7 @@ def send(
         raise fail("--associations must be at least 1", 2)
     if not 0 < port <= 65535:
         raise fail(f"port {port} is not a TCP port", 2)
+    reading = read_options(read, read_xfer)
     files = [p for p, _rel in expand_inputs(paths, recursive)]
     if not files:
         raise fail("nothing to send", 2)
@@ -606,6 +612,7 @@ def send(
         options = SendOptions(
             host=host, port=port, calling_ae=ae_title, called_ae=called_ae,
             sign=sign_options, associations=associations, timeout=timeout, tls=tls_context,
+            read=reading,
         )  # fmt: skip
         summary = send_files(
             files, options, provider=provider, on_result=lambda r: _print_result(r, quiet)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import EXIT_OPERATIONAL, fail
+from dsig.cli._common import EXIT_OPERATIONAL, fail, with_flag
 from tokens import TokenError
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def _render_probe(r: ProbeReport) -> None:
     typer.echo(f"  ext. usage: {', '.join(r.extended_key_usage) or '(no extension)'}")
     typer.echo("MAC algorithms:")
     for m in r.mac:
-        typer.echo(f"  {m.algorithm:<10} {'yes' if m.usable else 'no '}  {m.reason}")
+        typer.echo(f"  {m.algorithm:<10} {'yes' if m.usable else 'no '}  {with_flag(m.reason, m)}")
     for note in r.notes:
         typer.echo(f"note: {note}")
     for problem in r.problems:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from dsig.cli._common import fail, guard_output, input_output, operational_errors
+from dsig.cli._common import fail, guard_output, input_output, operational_errors, with_flag
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._trust_options import (
     AllowWeakOpt,
@@ -271,12 +271,12 @@ def _print_human(result: FileResult) -> None:
             _echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
         if sig.trust.revocation:
             _echo(f"    revocation: {sig.trust.revocation_line()}")
-        lines = [(f.code, f.message) for f in sig.findings]
-        lines += [(f.code, f.message) for f in sig.trust.findings]
+        lines = [(f.code, with_flag(f.message, f)) for f in sig.findings]
+        lines += [(f.code, with_flag(f.message, f)) for f in sig.trust.findings]
         for code, message in lines:
             _echo(f"    {code}: {message}")
     for finding in result.findings:
-        _echo(f"  {finding.code}: {finding.message}")
+        _echo(f"  {finding.code}: {with_flag(finding.message, finding)}")
     proof = result.evidence
     if proof is not None and proof.get("status") == "PROVEN":
         _echo(f"  evidence: PROVEN, the file existed at {proof['proven_time']} "

@@ -326,7 +326,7 @@ def _decision(sig: SignatureResult, steps: list[Step]) -> tuple[str, str]:
     if sig.indication is Indication.VALID:
         if not sig.trust_required:
             return "signature check", (
-                "the bytes are intact; trust was declined (--integrity-only), so nothing here "
+                "the bytes are intact; trust was declined (integrity only), so nothing here "
                 "says who signed"
             )
         return "all steps", "every step passed: the bytes are intact and the signer is trusted"
@@ -361,7 +361,8 @@ def _file_decision(
     if not worst:  # the deciding signature was left out with --signature
         other = next(s for s in result.signatures if s.indication is result.indication)
         return "another signature", (
-            f"signature {other.uid} (not shown: --signature) is {other.indication.value}"
+            f"signature {other.uid} (not shown: another signature was asked for) is "
+            f"{other.indication.value}"
         )
     first = worst[0]
     return first.decided_by, f"signature {first.uid}: {first.decision}"
@@ -424,6 +425,6 @@ def _localise(
             )
     return (), (
         "a MAC covers all its elements at once, so the file alone cannot tell which one "
-        "changed: compare with an earlier copy (--reference FILE) or compare the per-element "
+        "changed: compare with an earlier copy (a reference file) or compare the per-element "
         "digests shown here with those of the original"
     )

@@ -42,11 +42,13 @@ def moment_reason(sig: SignatureResult, at: str | dt.datetime) -> str:
     ts = sig.timestamp or {}
     stamped = ts.get("indication") == "VALID" and ts.get("time")
     if isinstance(at, dt.datetime):
-        return "the moment given with --at"
+        return "the validation moment given"
     if at == "now":
-        return "now (--at now)"
+        return "now (the validation moment asked for)"
     if at == "signing-time":
-        return "the signer-claimed Digital Signature DateTime (--at signing-time): not proven"
+        return (
+            "the signer-claimed Digital Signature DateTime (validation at signing time): not proven"
+        )
     if stamped:
         return (
             "the certified time of the signature's valid timestamp: it proves the signature "
@@ -109,8 +111,8 @@ def trust_steps(
             Step(
                 "trust",
                 StepStatus.NOT_RUN if sig.trust_required else StepStatus.INFO,
-                "not checked: no trust store given (--trust-store), so nothing says who the "
-                "signer is" + ("" if sig.trust_required else " (--integrity-only)"),
+                "not checked: no trust anchors given, so nothing says who the signer is"
+                + ("" if sig.trust_required else " (integrity only)"),
             )
         ]
     by_step: dict[str, list[TrustFinding]] = {}

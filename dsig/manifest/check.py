@@ -25,7 +25,7 @@ from dsig.operations.verifier import VerifyOptions, verify_dataset
 from dsig.results import FileResult, Indication, exit_code_for, worst
 from dsig.signature.mac_stream import UnsignableElementError
 from dsig.signature.model import SIGNATURE, find_signatures, raw_bytes
-from pki.policy import AlgorithmRule
+from pki.policy import AlgorithmRule, weak_refused
 from tokens.digest import HashAlgorithm
 from tokens.errors import UnsupportedAlgorithmError
 
@@ -207,7 +207,7 @@ def _weak_macs(manifest: Manifest, options: VerifyOptions, problems: list[str]) 
         message = f"references use the weak MAC algorithm {name}"
         short = algorithm.hashlib_name
         if options.strict and short not in rule.allowed_hashes:
-            problems.append(f"{message}: refused by --strict (--allow-weak {short})")
+            problems.append(weak_refused(message, short))
         else:
             warnings.append(message)
     return warnings

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -368,7 +369,7 @@ def verify_task(options: VerifyOptions) -> Task:
             result = FileResult(str(spool), error=f"internal error: {type(e).__name__}: {e}")
         ids: dict[str, str] = {}
         if result.error is None:
-            ids = _check_request_uids(spool, sop_class, sop_instance, result)
+            result, ids = _check_request_uids(spool, sop_class, sop_instance, result)
         ok = accepted(result)
         status, comment = (STATUS_SUCCESS, "") if ok else refusal(result)
         return Verdict(
@@ -872,10 +873,11 @@ def _free_version(directory: Path, stem: str) -> Path:
 
 def _check_request_uids(
     spool: Path, sop_class: str, sop_instance: str, result: FileResult
-) -> dict[str, str]:
+) -> tuple[FileResult, dict[str, str]]:
     """The stored file is named after the request's SOP Instance UID: a data set that names
     another instance (or class) must not pass, or it could replace another object's file.
-    Returns the data set's layout IDs (see ``_LAYOUT_TAGS``)."""
+    Returns the result (with UID_MISMATCH when they differ) and the data set's layout IDs
+    (see ``_LAYOUT_TAGS``)."""
     ds: Dataset
     try:
         ds = pydicom.dcmread(
@@ -887,14 +889,13 @@ def _check_request_uids(
         ds = Dataset()
     found = (str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or ""))
     if found != (sop_class, sop_instance):
-        result.findings.append(
-            Finding(
-                UID_MISMATCH,
-                f"the data set is {found[0] or '-'} / {found[1] or '-'} but the C-STORE request "
-                f"named {sop_class or '-'} / {sop_instance or '-'}",
-            )
+        mismatch = Finding(
+            UID_MISMATCH,
+            f"the data set is {found[0] or '-'} / {found[1] or '-'} but the C-STORE request "
+            f"named {sop_class or '-'} / {sop_instance or '-'}",
         )
-    return {name: _text(ds, name) for name in _LAYOUT_TAGS}
+        result = dataclasses.replace(result, findings=(*result.findings, mismatch))
+    return result, {name: _text(ds, name) for name in _LAYOUT_TAGS}
 
 
 def _text(ds: Dataset, name: str) -> str:

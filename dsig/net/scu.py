@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 
+from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.writer import target_encoding, write_dataset_file
 from dsig.errors import DsigError
@@ -73,6 +72,8 @@ class SendOptions:
     timeout: float = 30.0
     #: DICOM TLS (see :func:`dsig.net.tls.client_context`); None = plain TCP.
     tls: ssl.SSLContext | None = None
+    #: How input files are read (storescu and dcmsign: ``+f``/``+fo``/``-f``, ``-t=``/``-td``...).
+    read: ReadOptions = DEFAULT_READ
 
 
 @dataclass
@@ -116,6 +117,9 @@ class _Item:
     sop_instance: str
     transfer_syntax: str
     has_meta: bool
+    #: the data set was read in another encoding than its meta header names (or it has no
+    #: meta): it travels re-written by dsig's writer, never with a meta that lies about it
+    rewrite: bool = False
 
 
 def describe_support(info: bytes) -> str:
@@ -130,20 +134,26 @@ def describe_support(info: bytes) -> str:
     return text
 
 
-def probe(path: Path) -> tuple[str, str, str, bool]:
-    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID, has usable file meta).
+def probe(path: Path, read: ReadOptions = DEFAULT_READ) -> tuple[str, str, str, bool, bool]:
+    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID, has usable file meta, must be
+    re-written).
 
     The UIDs are the data set's (as DCMTK's storescu sends them), the file meta's only where
-    the data set has none; "usable file meta" also means it names the same UIDs."""
-    try:
-        ds: Dataset = pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
-        ds = read_dicom(path)  # a bare data set (as dcmsign accepts); raises if not DICOM
-    except (OSError, EOFError) as e:
-        raise DsigError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    except Exception as e:
-        raise DsigError(f"{path}: malformed DICOM ({type(e).__name__}: {e})") from None
-    meta = getattr(ds, "file_meta", Dataset())
+    the data set has none; "usable file meta" also means it names the same UIDs. The file is
+    read by dsig's reader as ``read`` says (``--read file`` refuses a bare data set,
+    ``--read-xfer detect`` ignores the meta's syntax); by default a data set that is not in
+    the syntax its meta names is malformed, as for every other command (pydicom would guess
+    and the file would travel under a meta that lies). The transfer syntax is the one the data
+    set was read in."""
+    ds: Dataset = read_dicom(path, read=read)  # DicomFormatError names the path
+    layout = ds.dsig_layout
+    ts_read = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+    sop_class, sop_instance, ts, has_meta = _probed(path, ds, ds.file_meta)
+    rewrite = not layout.has_meta or layout.meta_transfer_syntax != ts_read
+    return sop_class, sop_instance, ts, has_meta and not rewrite, rewrite
+
+
+def _probed(path: Path, ds: Dataset, meta: Dataset) -> tuple[str, str, str, bool]:
     sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "")
     sop_instance = str(
         ds.get("SOPInstanceUID", "") or meta.get("MediaStorageSOPInstanceUID", "") or ""
@@ -222,11 +232,11 @@ def send_files(
     items: list[_Item] = []
     for index, path in enumerate(files):
         try:
-            sop_class, sop_instance, ts, has_meta = probe(path)
+            sop_class, sop_instance, ts, has_meta, rewrite = probe(path, options.read)
         except (DsigError, ProfileError) as e:
             report(index, SendResult(path, "error", message=str(e)))
             continue
-        items.append(_Item(index, path, sop_class, sop_instance, ts, has_meta))
+        items.append(_Item(index, path, sop_class, sop_instance, ts, has_meta, rewrite))
 
     sender = _Sender(options, provider, report, summary)
     groups = _groups(items, options.associations)
@@ -384,11 +394,14 @@ class _Sender:
     @contextlib.contextmanager
     def _prepared(self, item: _Item, result: SendResult) -> Iterator[Path]:
         """The file to send: the input itself, or a signed / completed copy."""
-        if self.options.sign is None and item.has_meta:
+        # pynetdicom reads only a file with the preamble and DICM (a meta without them is a
+        # file for dcmsign and dsig): such a file is re-written like a bare data set
+        preamble = _has_preamble(item.path)
+        if self.options.sign is None and item.has_meta and preamble:
             yield item.path
             return
         out = self.tmp / f"{item.index}.dcm"
-        if self.options.sign is None and _has_preamble(item.path):
+        if self.options.sign is None and not item.rewrite and preamble:
             # the file meta names other UIDs (pynetdicom would put those in the request): a
             # copy with a meta naming the data set's, and the data set bytes unchanged
             try:
@@ -398,7 +411,7 @@ class _Sender:
             finally:
                 out.unlink(missing_ok=True)
             return
-        ds = read_dicom(item.path)
+        ds = read_dicom(item.path, read=self.options.read)
         if self.options.sign is not None:
             assert self.provider is not None
             with self._sign_lock:

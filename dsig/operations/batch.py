@@ -53,7 +53,7 @@ class Candidate:
     size: int | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a worker found for one file: skipped (with the reason) or a verification result."""
 
@@ -153,9 +153,8 @@ def verify_candidate(
     except Exception as e:  # a bug must not take the whole run down: report it for this file
         result = FileResult(candidate.path, error=f"internal error: {type(e).__name__}: {e}")
     if shown_as is not None:
-        result.path = shown_as
-        if result.error:
-            result.error = result.error.replace(candidate.path, shown_as)
+        error = result.error.replace(candidate.path, shown_as) if result.error else result.error
+        result = dataclasses.replace(result, path=shown_as, error=error)
     return outcome_of(result, render)
 
 

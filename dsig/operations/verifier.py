@@ -24,7 +24,15 @@ from dsig.encoding.tags import format_location, tag_str
 from dsig.encoding.values import UNDEFINED, raw_text, stored
 from dsig.encoding.walk import Walks
 from dsig.errors import DicomFormatError, DsigError, OptionsError
-from dsig.results import FileIdentity, FileResult, Finding, Indication, SignatureResult
+from dsig.results import (
+    FileIdentity,
+    FileResult,
+    Finding,
+    Indication,
+    SignatureResult,
+    _FileDraft,
+    _SignatureDraft,
+)
 from dsig.signature.mac_stream import Sink, StreamOptions, UnsignableElementError, write_mac_stream
 from dsig.signature.model import (
     CERTIFIED_TIMESTAMP,
@@ -123,6 +131,7 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
     with :data:`INTERNAL_ERROR` (fail closed, and a batch goes on with the next file).
     """
     name = blob_of(path).name
+    options = _one_verification(options)
     try:
         if options.evidence is not None and isinstance(path, Blob):
             raise OptionsError(f"{name}: evidence records are checked for local files only")
@@ -131,7 +140,7 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
             path, options.limits, read=options.read, file_sha256=options.file_sha256, walks=walks
         )
         if options.evidence is None or isinstance(path, Blob):
-            return _verify_dataset(ds, options, name, walks)
+            return _verify_dataset(ds, options, name, walks).freeze()
         from dsig.evidence.hook import check_evidence
 
         at = options.at if isinstance(options.at, dt.datetime) else None
@@ -140,7 +149,7 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
         result = _verify_dataset(ds, with_proof, name, walks)
         result.evidence = proof.report
         result.findings.extend([proof.finding] if proof.finding else [])
-        return result
+        return result.freeze()
     except DsigError as e:
         return FileResult(name, error=str(e))
     except Exception as e:
@@ -150,11 +159,30 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
-    return _verify_dataset(ds, options, path, Walks())
+    return _verify_dataset(ds, _one_verification(options), path, Walks()).freeze()
 
 
-def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks) -> FileResult:
-    result = FileResult(path, identity=FileIdentity.of(ds))
+def _one_verification(options: VerifyOptions) -> VerifyOptions:
+    """Online, every trust evaluation of one file (signatures, timestamps, evidence) draws
+    from one allowance of HTTP requests: 128 signers must not make 128 budgets."""
+    if "pki.evaluator" not in sys.modules:  # no PolicyEvaluator exists: nothing to bound
+        return options
+    from pki.evaluator import PolicyEvaluator
+
+    given = [t for t in (options.trust, options.tsa_trust) if isinstance(t, PolicyEvaluator)]
+    online = [t for t in given if t.policy.online]
+    if not online:
+        return options
+    allowance = online[0].allowance()
+    trust, tsa_trust = (
+        t.within(allowance) if isinstance(t, PolicyEvaluator) else t
+        for t in (options.trust, options.tsa_trust)
+    )
+    return dataclasses.replace(options, trust=trust, tsa_trust=tsa_trust)
+
+
+def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks) -> _FileDraft:
+    result = _FileDraft(path, identity=FileIdentity.of(ds))
     layout = getattr(ds, "dsig_layout", None)  # set by read_dicom
     result.trailing_bytes = layout.trailing_bytes if isinstance(layout, Layout) else 0
     for note in getattr(ds, "_dsig_charset_notes", ()):  # set by read_dicom
@@ -205,7 +233,7 @@ def _is_padding(tag: int) -> bool:
     return tag == 0xFFFCFFFC
 
 
-def _report_uncovered(ds: Dataset, result: FileResult, walks: Walks) -> None:
+def _report_uncovered(ds: Dataset, result: _FileDraft, walks: Walks) -> None:
     """List what no valid main-level signature covers; UNSIGNABLE_CONTENT (a warning) names
     what a viewer may show but no signature can ever cover: VR UN, sequences holding UN,
     groups below 0008, bytes after the data set (trailing padding is listed, not warned of)."""
@@ -233,7 +261,7 @@ _SR_MARKERS = (0x0040A040, 0x0040A043, 0x0040A730)
 _COVERAGE_PROFILES = frozenset({"base", "creator", "authorization", "sr", "sr-verification"})
 
 
-def _covering(result: FileResult) -> list[SignatureResult]:
+def _covering(result: FileResult | _FileDraft) -> list[SignatureResult]:
     """Main-level signatures that count for coverage: intact and not failed otherwise."""
     return [
         s
@@ -248,7 +276,7 @@ def _parse_tag_str(text: str) -> int:
     return int(text[1:5], 16) << 16 | int(text[6:10], 16)
 
 
-def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequence[str]) -> None:
+def _check_coverage(ds: Dataset, result: _FileDraft, mode: str, require: Sequence[str]) -> None:
     """COVERAGE_INCOMPLETE (file level) when a demanded element has no valid signature over it.
 
     Protects against signature wrapping: content added or left outside Data Elements Signed
@@ -265,8 +293,8 @@ def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequenc
             result.findings.append(
                 Finding(
                     "COVERAGE_INCOMPLETE",
-                    f"--require-coverage all: {result.trailing_bytes} byte(s) after the end of "
-                    "the data set are covered by no signature",
+                    f"coverage of all elements required: {result.trailing_bytes} byte(s) after "
+                    "the end of the data set are covered by no signature",
                 )
             )
     else:
@@ -279,7 +307,7 @@ def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequenc
                 demanded |= {int(t) for t in tags_to_sign(Profile(name), ds, top_level=True)}
             except ProfileError as e:
                 result.findings.append(
-                    Finding("COVERAGE_INCOMPLETE", f"--require-coverage profile: {e}")
+                    Finding("COVERAGE_INCOMPLETE", f"profile coverage required: {e}")
                 )
                 return
         demanded &= present
@@ -291,7 +319,7 @@ def _check_coverage(ds: Dataset, result: FileResult, mode: str, require: Sequenc
         result.findings.append(
             Finding(
                 "COVERAGE_INCOMPLETE",
-                f"--require-coverage {mode}: {len(missing)} {what} are covered by no valid "
+                f"coverage required ({mode}): {len(missing)} {what} are covered by no valid "
                 f"signature: {shown}{more}",
             )
         )
@@ -324,7 +352,7 @@ def partial_coverage(result: FileResult) -> str | None:
 ITEM_SIGNATURES_ONLY = "ITEM_SIGNATURES_ONLY"
 
 
-def _note_item_only(result: FileResult) -> None:
+def _note_item_only(result: _FileDraft) -> None:
     """ITEM_SIGNATURES_ONLY when intact signatures exist but none over the main data set: an
     item signature says nothing about the patient, the study or the rest of the object."""
     valid = [
@@ -344,17 +372,19 @@ def _note_item_only(result: FileResult) -> None:
         )
 
 
-def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
+def _check_requirements(result: _FileDraft, options: VerifyOptions) -> None:
     candidates = [s for s in result.signatures if s.indication is not Indication.INVALID]
     for requirement in options.require:
         if requirement == "signature":
             if not any(not s.location for s in candidates):
-                items = " (only item signatures: --require item-signature accepts those)"
+                items = " (only item signatures: an item-signature requirement accepts those)"
                 result.findings.append(
                     Finding(
                         "SIGNATURE_REQUIRED",
                         "no valid signature of the main data set, but one is required"
                         + (items if candidates else ""),
+                        option="require" if candidates else None,
+                        value="item-signature" if candidates else None,
                     )
                 )
         elif requirement == "item-signature":
@@ -367,7 +397,7 @@ def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
                     )
                 )
         elif requirement == "timestamp":
-            from dsig.timestamp import check_timestamp_requirement
+            from dsig.timestamp.dicom import check_timestamp_requirement
 
             check_timestamp_requirement(result)
         elif not any(requirement in s.profiles for s in candidates):
@@ -381,7 +411,7 @@ def _check_requirements(result: FileResult, options: VerifyOptions) -> None:
 
 def _verify_one(ref: SignatureRef, options: VerifyOptions, walks: Walks) -> SignatureResult:
     item = ref.item
-    res = SignatureResult(
+    res = _SignatureDraft(
         uid=ref.uid,
         location=format_location(ref.path),
         trust_required=not options.integrity_only,
@@ -391,16 +421,18 @@ def _verify_one(ref: SignatureRef, options: VerifyOptions, walks: Walks) -> Sign
     except DicomFormatError as e:
         res.integrity = Indication.INVALID
         res.findings.append(Finding("MALFORMED_SIGNATURE", str(e)))
-    return res
+    return res.freeze()
 
 
-def _fail(res: SignatureResult, code: str, message: str, indication: Indication) -> None:
+def _fail(
+    res: _SignatureDraft, code: str, message: str, indication: Indication, option: str | None = None
+) -> None:
     res.integrity = indication
-    res.findings.append(Finding(code, message))
+    res.findings.append(Finding(code, message, option=option))
 
 
 def _verify_integrity(
-    ref: SignatureRef, item: Dataset, res: SignatureResult, options: VerifyOptions, walks: Walks
+    ref: SignatureRef, item: Dataset, res: _SignatureDraft, options: VerifyOptions, walks: Walks
 ) -> None:
     level = ref.level
     mac_id = raw_ushort(item, MAC_ID_NUMBER)
@@ -430,7 +462,7 @@ def _verify_integrity(
             f"Certificate of Signer cannot be decoded ({type(e).__name__}: {e})"
         ) from None
     if CERTIFIED_TIMESTAMP in item:
-        from dsig.timestamp import check_signature_timestamp  # lazy: asn1crypto tsp
+        from dsig.timestamp.dicom import check_signature_timestamp  # lazy: asn1crypto tsp
 
         try:
             res.timestamp = check_signature_timestamp(item, res, options)
@@ -442,7 +474,7 @@ def _verify_integrity(
                     {"code": "TIMESTAMP_MALFORMED", "message": message, "severity": "error"}
                 ],
             }  # fmt: skip
-            from dsig.timestamp import timestamp_failure
+            from dsig.timestamp.dicom import timestamp_failure
 
             timestamp_failure(res, options, "INVALID", message)
 
@@ -520,7 +552,7 @@ def _explain_mismatch(
     mac: HashAlgorithm,
     cert: x509.Certificate,
     signature: bytes,
-    res: SignatureResult,
+    res: _SignatureDraft,
     options: VerifyOptions,
     message: str,
     walks: Walks,
@@ -543,8 +575,8 @@ def _explain_mismatch(
         legacy = _mac(ref, signed, item, mac, old_format=True, walks=walks)
         if _check_crypto(cert, signature, mac, legacy)[0]:
             _fail(res, "LEGACY_FORMAT",
-                  "valid only in the pre-3.5.4 DCMTK format: verify with --format-old",
-                  Indication.INVALID)  # fmt: skip
+                  "valid only in the pre-3.5.4 DCMTK format: verify in that format",
+                  Indication.INVALID, option="old_format")  # fmt: skip
             return
     _fail(res, "MAC_MISMATCH", message, Indication.INVALID)
 
@@ -603,14 +635,14 @@ def check_signature_value(
 
 
 def _weakness(
-    res: SignatureResult, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
+    res: _SignatureDraft, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
 ) -> None:
     """WEAK_ALGORITHM: a warning, or under ``strict`` an error unless ``allow_weak`` names it."""
     key = cert.public_key()
     small_key = isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048
     if not (mac.weak or small_key):
         return
-    from pki.policy import AlgorithmRule  # lazy: only for weak algorithms
+    from pki.policy import AlgorithmRule, weak_refused  # lazy: only for weak algorithms
 
     rule = AlgorithmRule.from_names(options.allow_weak)
     weak: list[tuple[str, str, bool]] = []
@@ -623,14 +655,13 @@ def _weakness(
         weak.append((f"signer key is only {bits} bits", name, allowed))
     for message, name, allowed in weak:
         if options.strict and not allowed:
-            res.findings.append(
-                Finding("WEAK_ALGORITHM", f"{message}: refused by --strict (--allow-weak {name})")
-            )
+            refused = weak_refused(message, name)
+            res.findings.append(Finding("WEAK_ALGORITHM", refused, option="allow_weak", value=name))
         else:
             res.findings.append(Finding("WEAK_ALGORITHM", message, "warning"))
 
 
-def _signing_time_outside_validity(res: SignatureResult, cert: x509.Certificate) -> str | None:
+def _signing_time_outside_validity(res: _SignatureDraft, cert: x509.Certificate) -> str | None:
     """Why the claimed signing time lies outside the certificate validity, else None."""
     moment = parse_dicom_datetime(res.datetime or "")
     if moment is None:
@@ -646,14 +677,13 @@ def _signing_time_outside_validity(res: SignatureResult, cert: x509.Certificate)
     return f"signed at {moment.isoformat()}, outside the certificate validity ({validity})"
 
 
-def _judge_signing_time(res: SignatureResult, message: str, options: VerifyOptions) -> None:
+def _judge_signing_time(res: _SignatureDraft, message: str, options: VerifyOptions) -> None:
     """SIGNING_TIME_OUTSIDE_VALIDITY is about the certificate, so a trust finding (the bytes
     are intact): trust INVALID, or only a warning when trust was declined (--integrity-only)."""
     code = "SIGNING_TIME_OUTSIDE_VALIDITY"
     if options.integrity_only:
         res.findings.append(
-            Finding(code, f"{message} (a trust finding, not judged under --integrity-only)",
-                    "warning")
+            Finding(code, f"{message} (a trust finding, not judged: integrity only)", "warning")
         )  # fmt: skip
         return
     res.trust = dataclasses.replace(
@@ -663,7 +693,7 @@ def _judge_signing_time(res: SignatureResult, message: str, options: VerifyOptio
     )
 
 
-def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions) -> TrustResult:
+def _trust(cert: x509.Certificate, res: _SignatureDraft, options: VerifyOptions) -> TrustResult:
     if options.trust is None:
         return NOT_CHECKED
     at: dt.datetime | None
@@ -680,7 +710,8 @@ def _trust(cert: x509.Certificate, res: SignatureResult, options: VerifyOptions)
         if options.at == "timestamp":
             res.findings.append(
                 Finding("TIMESTAMP_MOMENT_UNAVAILABLE",
-                        "--at timestamp: no valid certified timestamp, validated now", "warning")
+                        "validation at the timestamp asked for: no valid certified timestamp, "
+                        "validated now", "warning")
             )  # fmt: skip
         at = options.clock()
     elif options.at == "signing-time":

@@ -134,9 +134,9 @@ def verifier_settings(options: VerifyOptions) -> dict[str, str]:
     """The verifier's own settings a report states beside the trust policy."""
     at = options.at
     return {
-        "Trust checked": "no (--integrity-only)" if options.integrity_only else "yes",
+        "Trust checked": "no (integrity only)" if options.integrity_only else "yes",
         "Weak algorithms (MD5/SHA-1 MAC, keys < 2048 bits)": (
-            "fail the signature (--strict)" if options.strict else "warning only"
+            "fail the signature (strict)" if options.strict else "warning only"
         ),
         "Weak algorithms allowed": ", ".join(options.allow_weak) or "none",
         "Required profiles": ", ".join(options.require) or "none",

@@ -3,7 +3,8 @@
 :mod:`dsig.timestamp.rfc3161` is the DICOM-free part (queries, replies, tokens and their
 checks); :mod:`dsig.timestamp.dicom` is the DICOM glue (what is stamped, where the token is
 stored, the verifier's timestamp phase). The names below are importable from here, as before
-the split.
+the split; the verifier's hooks that fill its private result drafts stay in
+:mod:`dsig.timestamp.dicom`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from dsig.timestamp.dicom import (
     TIMESTAMP_FINDING_CODES,
     TimestampResult,
     certified_moment,
-    check_signature_timestamp,
-    check_timestamp_requirement,
     insert_token,
     signature_bytes,
     signatures_to_stamp,
-    timestamp_failure,
     timestamped_bytes,
     trust_at_timestamp,
     verify_item_timestamp,
@@ -51,13 +49,10 @@ __all__ = [
     "build_query",
     "certified_moment",
     "check_reply",
-    "check_signature_timestamp",
-    "check_timestamp_requirement",
     "check_token",
     "insert_token",
     "signature_bytes",
     "signatures_to_stamp",
-    "timestamp_failure",
     "timestamped_bytes",
     "token_from_reply",
     "trust_at_timestamp",

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from dsig.encoding.values import raw_text
 from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
-from dsig.results import FileResult, Finding, Indication, SignatureResult
+from dsig.results import Finding, Indication, SignatureResult, _FileDraft, _SignatureDraft
 from dsig.signature.model import (
     CERTIFIED_TIMESTAMP,
     TIMESTAMP_TYPE,
@@ -239,7 +239,7 @@ def signatures_to_stamp(
 
 
 def check_signature_timestamp(
-    item: Dataset, res: SignatureResult, options: VerifyOptions
+    item: Dataset, res: _SignatureDraft, options: VerifyOptions
 ) -> dict[str, Any]:
     """Verify the timestamp of one signature for ``dsig verify``; returns the JSON object.
 
@@ -274,7 +274,7 @@ def check_signature_timestamp(
 
 
 def timestamp_failure(
-    res: SignatureResult, options: VerifyOptions, indication: str, reason: str
+    res: _SignatureDraft, options: VerifyOptions, indication: str, reason: str
 ) -> None:
     """Record a present timestamp that did not verify: TIMESTAMP_INVALID (INVALID) or
     TIMESTAMP_INDETERMINATE, errors that decide the signature unless
@@ -286,14 +286,13 @@ def timestamp_failure(
     message = f"{text}: {reason}" if reason else text
     if options.timestamp_failures_warn:
         res.findings.append(
-            Finding(code, f"{message} (counted as a warning: --timestamp-failures-warn)",
-                    "warning")
+            Finding(code, f"{message} (counted as a warning, as asked)", "warning")
         )  # fmt: skip
     else:
         res.findings.append(Finding(code, message))
 
 
-def certified_moment(res: SignatureResult) -> dt.datetime | None:
+def certified_moment(res: SignatureResult | _SignatureDraft) -> dt.datetime | None:
     """The certified time of a signature whose timestamp verified as VALID, else None."""
     ts = res.timestamp
     if not ts or ts.get("indication") != "VALID" or not ts.get("time"):
@@ -308,7 +307,7 @@ def trust_at_timestamp(
     return trust.evaluate(cert, at=moment, certified_time=True)
 
 
-def check_timestamp_requirement(result: FileResult) -> None:
+def check_timestamp_requirement(result: _FileDraft) -> None:
     """``--require timestamp``: some non-invalid signature must carry a VALID timestamp."""
     for sig in result.signatures:
         if sig.indication is not Indication.INVALID and certified_moment(sig) is not None:

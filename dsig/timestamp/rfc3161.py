@@ -481,7 +481,7 @@ def weak_findings(
 ) -> list[tuple[str, str, str]]:
     """WEAK_ALGORITHM for an MD5/SHA-1 imprint or TSA signature hash and a short TSA key: the
     policy of signatures (a warning; under ``strict`` an error unless ``allow_weak`` names it)."""
-    from pki.policy import WEAK_HASHES, AlgorithmRule
+    from pki.policy import WEAK_HASHES, AlgorithmRule, weak_refused
 
     rule = AlgorithmRule.from_names(allow_weak)
     weak: list[tuple[str, str, bool]] = []
@@ -498,8 +498,7 @@ def weak_findings(
     out = []
     for message, name, allowed in weak:
         if strict and not allowed:
-            out.append(("WEAK_ALGORITHM", f"{message}: refused by --strict (--allow-weak {name})",
-                        "error"))  # fmt: skip
+            out.append(("WEAK_ALGORITHM", weak_refused(message, name), "error"))
         else:
             out.append(("WEAK_ALGORITHM", f"{message}, a weak algorithm", "warning"))
     return out

@@ -26,6 +26,14 @@ from tests.helpers.rawdicom import (
     sequence,
 )
 
+#: Every file :func:`build_corpus` writes, by name (the tests parametrise over these).
+CORPUS_NAMES = (
+    "padded-explicit-le", "padded-implicit-le", "padded-explicit-be", "nul-padded", "nul-every-vr",
+    "leading-nuls",
+    "un-elements", "un-binary-vrs", "odd-lengths", "private-sq-implicit", "wrong-group-lengths",
+    "wrong-meta-xfer", "meta-no-preamble", "bare-dataset", "trailing-padding",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Oddity:
@@ -93,6 +101,23 @@ NUL_EVERY_VR: tuple[tuple[int, str, bytes], ...] = (
 )
 
 
+#: Leading NULs (and NULs before a backslash): DCMTK keeps them, as it keeps leading spaces;
+#: only trailing padding goes (a value of NULs and spaces only becomes empty).
+LEADING_NULS: tuple[tuple[int, str, bytes], ...] = (
+    (0x00080080, "LO", b"\x00\x00General  "),
+    (0x00081010, "SH", b"\x00S1"),  # odd length too
+    (0x00080008, "CS", b"\x00ORIGINAL\\\x00PRIMARY "),
+    (0x00081030, "LO", b"\x00 \x00 "),
+    (0x00204000, "LT", b"\x00text\x00"),
+    (0x00180050, "DS", b"\x002.5"),
+    (0x00100010, "PN", b" \x00Doe^J"),
+)
+
+
+def _us(value: int) -> bytes:
+    return struct.pack("<H", value)
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -118,6 +143,10 @@ def build_corpus(directory: Path) -> list[Oddity]:
 
     ds = basic_dataset(f"{uid}.11", extra=NUL_EVERY_VR)
     out.append(Oddity("nul-every-vr", _write(d / "nul-every-vr.dcm", part10(meta(EXPLICIT_LE, f"{uid}.11"), ds)),
+                      dcmtk_367_differs=True))  # fmt: skip
+
+    ds = basic_dataset(f"{uid}.13", extra=LEADING_NULS)
+    out.append(Oddity("leading-nuls", _write(d / "leading-nuls.dcm", part10(meta(EXPLICIT_LE, f"{uid}.13"), ds)),
                       dcmtk_367_differs=True))  # fmt: skip
 
     # explicit VR UN: known tags (a Specific Character Set among them), a private element, a
@@ -151,6 +180,26 @@ def build_corpus(directory: Path) -> list[Oddity]:
     ]  # fmt: skip
     ds = basic_dataset(f"{uid}.3", extra=un)
     out.append(Oddity("un-elements", _write(d / "un-elements.dcm", part10(meta(EXPLICIT_LE, f"{uid}.3"), ds))))  # fmt: skip
+
+    # explicit VR UN holding values of known binary VRs (US, FD, AT, UL; pydicom would hand
+    # them over as numbers), odd-length strings, a CP-246 sequence of binary elements, and a
+    # private UN beside its creator
+    binary = [
+        (0x00280010, "UN", _us(8)),  # Rows
+        (0x00281050, "UN", b"40 "),  # Window Center (DS), odd length
+        (0x00189089, "UN", struct.pack("<3d", 1.0, 0.0, 0.0)),  # Diffusion Gradient (FD)
+        (0x00209165, "UN", struct.pack("<HH", 0x0020, 0x9056)),  # Dimension Index Pointer (AT)
+        (0x00100030, "UN", b"19700101"),
+        (0x00080100, "UN", struct.pack("<I", 12345)),  # a UL-sized value in a string tag
+        (0x00186011, "RAW", sequence(0x00186011, [item(
+            element(0x00186012, "US", _us(1), implicit=True)
+            + element(0x00186014, "US", _us(2), implicit=True)
+            + element(0x0018602C, "FD", struct.pack("<d", 0.1), implicit=True))], vr="UN")),
+        (0x00290010, "LO", b"ACME"),
+        (0x00291010, "UN", b"\x00\x01"),
+    ]  # fmt: skip
+    ds = basic_dataset(f"{uid}.12", extra=binary)
+    out.append(Oddity("un-binary-vrs", _write(d / "un-binary-vrs.dcm", part10(meta(EXPLICIT_LE, f"{uid}.12"), ds))))  # fmt: skip
 
     # odd lengths DCMTK makes even on read (strings, and an odd OB)
     odd = [(0x00200010, "SH", b"ODD"), (0x00080070, "LO", b"Vendo"), (0x00081010, "SH", b"S1Z"),

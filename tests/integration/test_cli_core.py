@@ -162,7 +162,10 @@ def test_old_format_needs_format_old(core_pki: CorePki, tmp_path: Path) -> None:
     assert sign(core_pki, sample("JPEG-lossy.dcm"), out, "--format", "old").exit_code == 0
     data = report(out)
     assert data["exit_code"] == 1
-    assert only_signature(data)["findings"][0]["code"] == "LEGACY_FORMAT"
+    finding = only_signature(data)["findings"][0]
+    assert finding["code"] == "LEGACY_FORMAT" and "--" not in finding["message"]
+    human = dsig("verify", out, "--integrity-only").stdout  # the CLI names its flag
+    assert f"LEGACY_FORMAT: {finding['message']} (use --format-old)" in human
     assert report(out, "--format-old")["exit_code"] == 0
 
 

@@ -71,3 +71,30 @@ def test_unknown_key_lists_what_is_there(
     r = run("sign", sample("CT_small.dcm"), tmp_path / "o.dcm", "--key", uri,
             "--pin-env", "DSIG_TEST_PIN", env=env)  # fmt: skip
     assert r.returncode == 4 and "no-such-key" in r.stderr
+
+
+def test_pin_source_not_private_is_one_line_exit_4(
+    softhsm_token: ProvisionedToken, env: dict[str, str], tmp_path: Path
+) -> None:
+    """``pin-source=`` names a file others can read, or a system file (the review's
+    /etc/shadow): ``dsig sign`` refuses on one line, exit 4, never reads it to the token;
+    the same file made private signs."""
+    pin_file = tmp_path / "pin.txt"
+    pin_file.write_text(softhsm_token.pin + "\n")
+    pin_file.chmod(0o644)
+    del env["DSIG_TEST_PIN"]  # the URI is the only PIN source
+    out = tmp_path / "o.dcm"
+    sources = {f"file:{pin_file}": "group or others (mode 0644): refused"}
+    if Path("/etc/shadow").exists():
+        sources["file:///etc/shadow"] = "refused"
+    for source, why in sources.items():
+        uri = f"{softhsm_token.rsa_uri}?pin-source={source}"
+        r = run("sign", sample("CT_small.dcm"), out, "--key", uri, env=env)
+        assert r.returncode == 4, r.stderr
+        assert r.stderr.startswith("dsig: error:") and r.stderr.count("\n") == 1, r.stderr
+        assert why in r.stderr and softhsm_token.pin not in r.stderr + r.stdout
+        assert not out.exists()
+    pin_file.chmod(0o600)
+    r = run("sign", sample("CT_small.dcm"), out, "--key",
+            f"{softhsm_token.rsa_uri}?pin-source=file:{pin_file}", env=env)  # fmt: skip
+    assert r.returncode == 0 and out.exists(), r.stderr

@@ -147,7 +147,7 @@ def test_untrusted_signer_is_decided_by_the_path(pki: Pki, tmp_path: Path) -> No
     assert "decided by: certificate path" in text and "NO_TRUSTED_PATH" in text
     assert "signature check: passed" in text  # phase 1 was fine
     code, text = explained(signed)
-    assert code == 3 and "decided by: trust: not checked: no trust store given" in text
+    assert code == 3 and "decided by: trust: not checked: no trust anchors given" in text
 
 
 def test_revoked_signer_names_the_revocation_source(tmp_path: Path) -> None:
@@ -278,7 +278,7 @@ def test_an_intact_second_signature_localises_the_change(pki: Pki, tmp_path: Pat
     assert second.changed == () and second.decided_by == "trust"
     assert nested.location == "OtherPatientIDsSequence[0]"
     assert nested.digest_recomputed == nested.digest_carried is not None
-    assert "trust was declined (--integrity-only)" in text
+    assert "trust was declined (integrity only)" in text
     only = cli("explain", changed, "--integrity-only", "--signature", second.uid)
     assert only.exit_code == 1 and only.stdout.count("signature #") == 1
     assert f"decided by: another signature: signature {first.uid} (not shown" in only.stdout

@@ -259,6 +259,11 @@ def test_weak_mac_refused_unless_allowed(core_pki: CorePki, tmp_path: Path, mac:
     sig = strict["files"][0]["signatures"][0]
     assert sig["integrity"] == "VALID" and sig["indication"] == "INVALID"
     assert ("WEAK_ALGORITHM", "error") in {(f["code"], f["severity"]) for f in sig["findings"]}
+    weak = next(f["message"] for f in sig["findings"] if f["severity"] == "error")
+    assert weak.endswith(f"refused under strict checking unless {mac} is allowed as weak")
+    # the library's message names no flag; the CLI's human output adds it
+    human = dsig("verify", out, "--integrity-only", "--strict").stdout
+    assert f"{weak} (use --allow-weak {mac})" in human
     assert verify_json(out, "--strict", "--allow-weak", mac)["exit_code"] == 0
 
 

@@ -31,6 +31,7 @@ import pki
 from dsig.operations.verifier import VerifyOptions, verify_file
 from tests.helpers import net
 from tests.helpers.dicom_factory import sample
+from tests.helpers.oddities import build_corpus
 from tests.helpers.softhsm import ProvisionedToken
 
 #: Sample files in the transfer syntaxes a storage node must take (name, storescu option).
@@ -522,3 +523,38 @@ def test_status_codes_per_verdict(serve: ServeFactory, objects: Objects, tmp_pat
     assert net.store_raw(stopped.port, objects.signed[1]) == 0xC211  # verification stopped
     (line,) = stopped.wait_audit(1)
     assert "VERIFY_ABORTED" in line["findings"] and stopped.stored() == []
+
+
+def test_send_reads_as_told(serve: ServeFactory, tmp_path: Path) -> None:
+    """dsig send takes dcmsign's (and storescu's) input options. A meta header naming explicit
+    VR for an implicit VR data set is ignored with --read-xfer detect: the data set travels
+    unchanged, in the encoding it is in, with a meta saying so. A bare data set is sent with
+    --read dataset and refused by --read file (one line, exit 4, nothing sent)."""
+    corpus = {o.name: o.path for o in build_corpus(tmp_path / "corpus")}
+    liar, bare = corpus["wrong-meta-xfer"], corpus["bare-dataset"]
+    server = serve(trust=False)
+    code, out, err = send(server, liar, extra=("--read-xfer", "detect"))
+    assert code == 0, out + err
+    code, out, err = send(server, bare, extra=("--read", "dataset", "--read-xfer", "implicit"))
+    assert code == 0, out + err
+    lines = server.wait_audit(2)
+    assert [line["action"] for line in lines] == ["stored", "stored"], lines
+    for line, src in zip(lines, (liar, bare), strict=True):
+        received = Path(line["path"])
+        meta = pydicom.dcmread(received, stop_before_pixels=True).file_meta
+        assert meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+        assert line["sop_instance_uid"] == meta.MediaStorageSOPInstanceUID
+        body = src.read_bytes()
+        assert body.endswith(net.dataset_bytes(received))  # the data set bytes, unchanged
+    # a meta header without preamble is a file (as for dcmsign +fo)
+    code, out, err = send(server, corpus["meta-no-preamble"], extra=("--read", "file"))
+    assert code == 0, out + err
+    (line,) = server.wait_audit(3)[2:]
+    assert line["action"] == "stored"
+    assert corpus["meta-no-preamble"].read_bytes().endswith(net.dataset_bytes(Path(line["path"])))
+    code, out, err = send(server, bare, extra=("--read", "file"))
+    assert code == 4
+    assert "read mode file: no file meta header" in err and "Traceback" not in err
+    assert "0 stored" in out
+    time.sleep(0.5)
+    assert len(server.audit_lines()) == 3

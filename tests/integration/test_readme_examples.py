@@ -1,5 +1,6 @@
-"""Every Python example of the README's "The Python API" section runs as written, in order,
-in a directory holding the files it names (a real key file, a SoftHSM2 token, real PKI)."""
+"""Every Python example of the README runs as written: those of "The Python API" section in
+order, in a directory holding the files they name (a real key file, a SoftHSM2 token, real
+PKI), and the study manifest one over a real study."""
 
 from __future__ import annotations
 
@@ -15,10 +16,20 @@ from tests.helpers.softhsm import ProvisionedToken
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def api_examples() -> list[str]:
+def examples(section: str | None = None) -> list[str]:
+    """The Python examples of one ``## `` section (its title's start), or of the whole README."""
     text = README.read_text()
-    section = text.split("\n## The Python API\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    if section is not None:
+        text = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def api_examples() -> list[str]:
+    return examples("The Python API\n")
+
+
+def test_every_python_example_of_the_readme_is_run_here() -> None:
+    assert examples() == [*api_examples(), *examples("Study manifests")]
 
 
 def test_the_section_has_the_examples_the_issue_asks_for() -> None:
@@ -57,3 +68,23 @@ def test_readme_python_examples_run(
     assert "incoming/notes.txt ERROR" in out
     assert "incoming/unsigned.dcm" in out
     assert softhsm_token.pin not in out
+
+
+def test_readme_manifest_example_runs(
+    core_pki: CorePki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "study").mkdir()
+    shutil.copy(sample("CT_small.dcm"), tmp_path / "study" / "ct.dcm")
+    shutil.copy(core_pki.rsa_key, tmp_path / "signer.key.pem")
+    shutil.copy(core_pki.rsa_cert, tmp_path / "signer.cert.pem")
+    shutil.copy(core_pki.root, tmp_path / "roots.pem")
+    shutil.copy(core_pki.intermediate, tmp_path / "inter.pem")
+    monkeypatch.chdir(tmp_path)
+    [code] = examples("Study manifests")
+    exec(compile(code, "README.md manifest example", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.startswith("0 VALID [('ok', ") and "study/ct.dcm" in out
+    assert (tmp_path / "manifest.dcm").is_file()

@@ -31,7 +31,7 @@ from dsig.encoding.values import element_vr, le_value, stored
 from dsig.encoding.writer import save, target_encoding
 from dsig.operations.signer import SignOptions, add_signature
 from tests.helpers import dcmtk, dicom_factory
-from tests.helpers.oddities import PADDED_STRINGS, Oddity, build_corpus
+from tests.helpers.oddities import CORPUS_NAMES, PADDED_STRINGS, Oddity, build_corpus
 from tests.helpers.rawdicom import (
     EXPLICIT_LE,
     UNDEFINED,
@@ -44,12 +44,6 @@ from tests.helpers.rawdicom import (
 )
 from tests.interop.conftest import Dsig, PkiFiles
 from tests.property import mutations
-
-CORPUS_NAMES = (
-    "padded-explicit-le", "padded-implicit-le", "padded-explicit-be", "nul-padded", "nul-every-vr",
-    "un-elements", "odd-lengths", "private-sq-implicit", "wrong-group-lengths",
-    "wrong-meta-xfer", "meta-no-preamble", "bare-dataset", "trailing-padding",
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

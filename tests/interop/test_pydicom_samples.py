@@ -1,5 +1,7 @@
-"""Issue 12: both interop directions over every sample pydicom ships (not only the curated
-SAMPLE_NAMES of the main suite).
+"""Issue 12: both interop directions over every file of the vendor-oddities corpus
+(tests/helpers/oddities.py, read with the input options each needs) and every sample pydicom
+ships (not only the curated SAMPLE_NAMES of the main suite), in one parametrised set
+(``test_both_directions[corpus:NAME]`` / ``[sample:NAME]``).
 
 Per file: dsig signs (``--dump``) and dcmsign verifies; dcmsign signs the same elements (``+d``)
 and dsig verifies that VALID (one batched ``dsig verify --json``), rebuilding dcmsign's
@@ -13,22 +15,36 @@ files both refuse are listed in REFUSED_BY_BOTH with the reason.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydicom.data
 import pytest
 from pydicom.data import get_testdata_files
 
 from dsig.encoding.reader import read_dicom
 from dsig.operations.verifier import dump_mac_stream
 from tests.helpers import dcmtk, dicom_factory
+from tests.helpers.oddities import CORPUS_NAMES, build_corpus
 from tests.interop.conftest import Dsig, FileResult, PkiFiles, pmap
 
-SAMPLES = sorted({Path(p).name: Path(p) for p in get_testdata_files() if Path(p).is_file()}.items())
+_FILES = [Path(p) for p in get_testdata_files() if Path(p).is_file()]
+_ROOT = Path(os.path.commonpath(_FILES))
+#: Every file pydicom ships, by its path under pydicom's test-file directory (two names are
+#: shipped twice: DICOMDIR and README.txt, in dicomdirtests/ and beside it).
+SAMPLES = sorted((p.relative_to(_ROOT).as_posix(), p) for p in _FILES)
+#: Every test case: ``corpus:NAME`` (built by the fixture) and ``sample:NAME``.
+CASES = [f"corpus:{n}" for n in CORPUS_NAMES] + [f"sample:{n}" for n, _ in SAMPLES]
 
 #: Files pydicom ships that are not DICOM at all (text, JSON, an ICC profile, gzip, dump text).
 NOT_DICOM = ("README", "README.txt", "crayons.icc", "rtplan.dump", "rtstruct.dump", "test1.json",
              "test_PN.json", "zipMR.gz")  # fmt: skip
+#: DICOMDIRs hold only group 0004 (file meta and directory records), which are not signable:
+#: dsig refuses a signature over no element ("nothing to sign"); dcmsign makes one (an empty
+#: Data Elements Signed), and dsig verifies that VALID.
+NOTHING_TO_SIGN = ("DICOMDIR", "DICOMDIR-bigEnd", "DICOMDIR-empty.dcm", "DICOMDIR-implicit",
+                   "DICOMDIR-nooffset", "DICOMDIR-nopatient", "DICOMDIR-reordered")  # fmt: skip
 #: The samples both tools refuse to read (so neither direction can run), each with the part of
 #: dsig's one-line error that says why. Any other sample must go both ways.
 REFUSED_BY_BOTH = {
@@ -65,11 +81,23 @@ def _data(dump: Path, out: Path) -> bytes:
     return dicom_factory.split_stream(dump.read_bytes(), ref.item)[0]
 
 
-def _run_one(args: tuple[str, Path, Path, Dsig, PkiFiles]) -> Outcome:
-    name, src, work, dsig, pki = args
+@dataclass(frozen=True)
+class Case:
+    name: str  # file name in ``work``
+    src: Path
+    work: Path
+    dsig: Dsig
+    pki: PkiFiles
+    #: the input options each tool needs for the file (the same choice, spelt by each)
+    dsig_read: tuple[str, ...] = ()
+    dcmsign_read: tuple[str, ...] = ()
+
+
+def _run_one(case: Case) -> Outcome:
+    name, src, work, dsig, pki = case.name, case.src, case.work, case.dsig, case.pki
     o = Outcome(src)
     ours, ours_dump = work / f"{name}.dsig.dcm", work / f"{name}.dsig.dump"
-    proc = dsig.sign_proc(src, ours, pki.rsa, dump=ours_dump)
+    proc = dsig.sign_proc(src, ours, pki.rsa, dump=ours_dump, extra=case.dsig_read)
     tags: list[str] = []
     if proc.returncode == 0:
         o.dsig_signed = True
@@ -80,7 +108,7 @@ def _run_one(args: tuple[str, Path, Path, Dsig, PkiFiles]) -> Outcome:
         o.dsig_error = proc.stderr.strip()
     theirs, theirs_dump = work / f"{name}.dcmtk.dcm", work / f"{name}.dcmtk.dump"
     sign = dcmtk.dcmsign_sign(src, theirs, pki.rsa.key, pki.rsa.cert, mac="sha256", tags=tags,
-                              dump=theirs_dump, check=False)  # fmt: skip
+                              dump=theirs_dump, check=False, extra=case.dcmsign_read)  # fmt: skip
     if sign.returncode == 0 and theirs.exists():
         o.dcmsign_signed, o.dcmsign_out, o.dcmsign_dump = True, theirs, theirs_dump
     else:
@@ -115,18 +143,31 @@ class Samples:
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory, dsig: Dsig, pki: PkiFiles) -> Samples:
     work = tmp_path_factory.mktemp("samples")
-    results = pmap(_run_one, [(name, path, work, dsig, pki) for name, path in SAMPLES])
+    corpus = {o.name: o for o in build_corpus(tmp_path_factory.mktemp("oddities"))}
+    assert sorted(corpus) == sorted(CORPUS_NAMES)
+    cases = [
+        Case(f"corpus_{n}", corpus[n].path, work, dsig, pki, corpus[n].dsig_read,
+             corpus[n].dcmsign_read)
+        for n in CORPUS_NAMES
+    ] + [Case(f"sample_{n.replace('/', '_')}", path, work, dsig, pki)
+         for n, path in SAMPLES]  # fmt: skip
+    results = pmap(_run_one, cases)
     verified = dsig.verify_many([o.dcmsign_out for o in results if o.dcmsign_out is not None])
-    return Samples({name: o for (name, _), o in zip(SAMPLES, results, strict=True)}, verified)
+    return Samples(dict(zip(CASES, results, strict=True)), verified)
 
 
 def test_there_are_many_samples() -> None:
-    assert len(SAMPLES) > 100
+    assert len(SAMPLES) > 100 and len(CASES) == len(SAMPLES) + len(CORPUS_NAMES)
+    shipped = Path(pydicom.data.__file__).parent / "test_files"
+    on_disk = {p for p in shipped.rglob("*") if p.is_file()}
+    assert on_disk <= {p for _, p in SAMPLES}  # every file pydicom ships is a case
 
 
-@pytest.mark.parametrize("name", [n for n, _ in SAMPLES])
-def test_sample_both_directions(samples: Samples, name: str) -> None:
-    o = samples.outcomes[name]
+@pytest.mark.parametrize("case", CASES)
+def test_both_directions(samples: Samples, case: str) -> None:
+    kind, where = case.split(":", 1)
+    name = Path(where).name  # a sample's file name (the lists above name samples by it)
+    o = samples.outcomes[case]
     if o.dsig_signed:
         ok, output = o.dcmsign_verify
         assert ok, output
@@ -137,12 +178,15 @@ def test_sample_both_directions(samples: Samples, name: str) -> None:
     if o.stream_equal is not None:
         assert o.stream_equal, o.stream_note
     if not o.dsig_signed and o.dcmsign_signed:
+        assert kind == "sample" and name in NOTHING_TO_SIGN, (o.dsig_error, name)
         assert "nothing to sign" in o.dsig_error, (o.dsig_error, name)
     if o.dsig_signed and not o.dcmsign_signed:
         pytest.fail(f"dcmsign refuses what dsig signs: {o.dcmsign_error}")
     if not o.dsig_signed and not o.dcmsign_signed:
         assert o.dsig_error.startswith("dsig: error: ") and o.dsig_error.count("\n") == 0
-        assert name in REFUSED_BY_BOTH, f"both tools refuse {name}: {o.dsig_error}"
+        assert kind == "sample" and name in REFUSED_BY_BOTH, f"both refuse {name}: {o.dsig_error}"
         assert REFUSED_BY_BOTH[name] in o.dsig_error, o.dsig_error
     else:
         assert name not in REFUSED_BY_BOTH, f"{name} is read now: drop it from REFUSED_BY_BOTH"
+    if o.dsig_signed:
+        assert name not in NOTHING_TO_SIGN, f"{name} is signed now: drop it from NOTHING_TO_SIGN"

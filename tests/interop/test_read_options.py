@@ -19,6 +19,7 @@ from pydicom.data import get_testdata_file
 from dsig.encoding.read_options import FORCED_XFERS, READ_MODES, READ_XFERS, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.errors import DicomFormatError, OptionsError
+from tests.helpers import dcmtk
 from tests.helpers.oddities import build_corpus
 from tests.interop.conftest import Dsig, PkiFiles
 
@@ -105,6 +106,10 @@ COMMANDS = {
                       "http://127.0.0.1:9"],
     "manifest create": ["manifest", "create", "{src}", "-o", "{tmp}/m.dcm", "--key", "{key}",
                         "--cert", "{cert}", "--no-password"],
+    # the manifest is made first (of the bare data set, read with --read dataset)
+    "manifest verify": ["manifest", "verify", "{tmp}/made.dcm", "{src}", "--integrity-only"],
+    # nothing listens on port 9: every file is refused while it is read, before connecting
+    "send": ["send", "127.0.0.1", "9", "{src}"],
 }  # fmt: skip
 
 
@@ -113,14 +118,55 @@ def test_every_command_reads_as_told(
     files: list[Path], dsig: Dsig, pki: PkiFiles, tmp_path: Path, command: str
 ) -> None:
     """``--read file`` reaches the reader of every command (a bare data set is refused, as
-    by dcmsign +fo), and so does ``--read-xfer`` (forcing on a file is a usage error)."""
+    by dcmsign +fo), and so does ``--read-xfer`` (forcing on a file is a usage error; detect
+    reads a file whose meta names the wrong syntax)."""
     bare = next(p for p in files if p.name == "bare-dataset.dcm")
     (tmp_path / "x").write_bytes(b"\x30\x00")
     fill = {"src": str(bare), "tmp": str(tmp_path), "key": str(pki.rsa.key),
             "cert": str(pki.rsa.cert)}  # fmt: skip
     args = [a.format(**fill) for a in COMMANDS[command]]
+    if command == "manifest verify":
+        made = dsig.run(*[a.format(**fill) for a in COMMANDS["manifest create"]],
+                        "--read", "dataset")  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
+        (tmp_path / "m.dcm").rename(tmp_path / "made.dcm")
+        ok = dsig.run(*args, "--read", "dataset")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
     proc = dsig.run(*args, "--read", "file")
-    assert proc.returncode == 4, proc.stdout + proc.stderr
+    # manifest verify: the instance is unreadable, so the study is incomplete (INVALID, 1)
+    assert proc.returncode == (1 if command == "manifest verify" else 4), proc.stdout + proc.stderr
     assert "read mode file: no file meta header" in proc.stdout + proc.stderr
     proc = dsig.run(*args, "--read-xfer", "big")
     assert proc.returncode == 2 and "(use --read dataset)" in proc.stderr, proc.stderr
+    # --read-xfer reaches the reader too: a meta naming the wrong syntax stops the read by
+    # default, and is ignored with detect (whatever the command then says of the file)
+    fill["src"] = str(next(p for p in files if p.name == "wrong-meta-xfer.dcm"))
+    args = [a.format(**fill) for a in COMMANDS[command]]
+    proc = dsig.run(*args)
+    assert "has no valid VR" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    proc = dsig.run(*args, "--read-xfer", "detect")
+    said = proc.stdout + proc.stderr
+    assert "no valid VR" not in said and "internal error" not in said, said
+
+
+def test_a_signed_file_whose_meta_lies_verifies_with_detect_in_both_tools(
+    files: list[Path], dsig: Dsig, pki: PkiFiles, tmp_path: Path
+) -> None:
+    """Careless tooling rewrote the meta header of a signed implicit VR file to name explicit
+    VR. By default both tools refuse to read it as what it is not; with ``--read-xfer
+    detect`` / ``-td`` both verify the signature."""
+    from tests.helpers.net import dataset_bytes
+    from tests.helpers.rawdicom import EXPLICIT_LE, meta, part10
+
+    src = next(p for p in files if p.name == "padded-implicit-le.dcm")
+    signed = dsig.sign(src, tmp_path / "signed.dcm", pki.rsa)
+    ds = read_dicom(signed)
+    assert ds.dsig_layout.implicit
+    liar = tmp_path / "liar.dcm"
+    liar.write_bytes(part10(meta(EXPLICIT_LE, str(ds.SOPInstanceUID)), dataset_bytes(signed)))
+    assert not dcmtk.dcmsign_verify(liar)[0]
+    proc = dsig.run("verify", liar, "--integrity-only")
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    ok, output = dcmtk.dcmsign_verify(liar, extra=["-td"])
+    assert ok, output
+    dsig.verify_one(liar, "--read-xfer", "detect").assert_valid(1)

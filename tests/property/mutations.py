@@ -334,22 +334,177 @@ def insert_un(data: bytes, at: int, tag: int, value: bytes) -> bytes:
     return data[:at] + header + struct.pack("<I", len(value)) + value + data[at:]
 
 
+def _enclosing_lengths(data: bytes, pos: int, end: int, target: int, out: list[int]) -> int:
+    """Collect the offsets of the 32-bit length fields of defined-length sequences and
+    items whose value holds byte ``target`` (explicit VR LE); returns where the level ends."""
+    while pos + 8 <= end:
+        tag = _tag(data, pos)
+        if tag == _ITEM_DELIM:
+            return pos + 8
+        vr = data[pos + 4 : pos + 6]
+        if vr in _LONG:
+            length, vstart = _u32(data, pos + 8), pos + 12
+        else:
+            length, vstart = _u16(data, pos + 6), pos + 8
+        if vr == b"SQ":
+            seq_end = None if length == UNDEFINED else vstart + length
+            if seq_end is not None and vstart <= target < seq_end:
+                out.append(pos + 8)
+            p = vstart
+            while seq_end is None or p < seq_end:
+                itag, ilen = _tag(data, p), _u32(data, p + 4)
+                if itag == _SEQ_DELIM:
+                    p += 8
+                    break
+                if itag != _ITEM:
+                    raise ValueError(f"not an item at {p}")
+                if ilen == UNDEFINED:
+                    p = _enclosing_lengths(data, p + 8, len(data), target, out)
+                else:
+                    if p + 8 <= target < p + 8 + ilen:
+                        out.append(p + 4)
+                    _enclosing_lengths(data, p + 8, p + 8 + ilen, target, out)
+                    p = p + 8 + ilen
+            pos = p
+        elif length == UNDEFINED:
+            p = vstart
+            while _tag(data, p) != _SEQ_DELIM:
+                p += 8 + _u32(data, p + 4)
+            pos = p + 8
+        else:
+            pos = vstart + length
+    return pos
+
+
+def replace_long_value(data: bytes, header: int, value: bytes) -> bytes:
+    """The long-VR element whose header starts at ``header`` given ``value``, the lengths of
+    the defined-length sequences and items around it adjusted (explicit VR LE files): the
+    file stays well formed, only that value changes."""
+    old = _u32(data, header + 8)
+    delta = len(value) - old
+    fields: list[int] = []
+    try:
+        meta_end = 132
+        while _u16(data, meta_end) == 0x0002:
+            vr = data[meta_end + 4 : meta_end + 6]
+            meta_end += (
+                12 + _u32(data, meta_end + 8) if vr in _LONG else 8 + _u16(data, meta_end + 6)
+            )
+        _enclosing_lengths(data, meta_end, len(data), header, fields)
+    except (ValueError, struct.error):
+        fields = []  # not parseable (an earlier mutation): the element alone changes
+    out = bytearray(data)
+    for at in fields:
+        struct.pack_into("<I", out, at, _u32(data, at) + delta)
+    return (
+        bytes(out[: header + 8])
+        + struct.pack("<I", len(value))
+        + value
+        + bytes(out[header + 12 + old :])
+    )
+
+
 def certificate_bag(data: bytes, copies: int) -> bytes:
-    """The Certificate of Signer value repeated ``copies`` times (a bag of look-alike
-    certificates for path building), its length updated."""
+    """The Certificate of Signer value repeated ``copies`` times (one DER certificate
+    followed by look-alike bytes: the signer is unreadable), the lengths updated."""
     pos = data.find(_SIGNER_CERT, 132)
     if pos == -1 or pos + 12 > len(data):
         return data
     length = _u32(data, pos + 8)
     value = data[pos + 12 : pos + 12 + length]
-    bag = value * copies
-    return data[: pos + 8] + struct.pack("<I", len(bag)) + bag + data[pos + 12 + length :]
+    return replace_long_value(data, pos, value * copies)
+
+
+_CERTIFIED_TIMESTAMP = b"\x00\x04\x10\x03OB"  # (0400,0310) Certified Timestamp
+_RINGS: dict[tuple[bytes, int], list[bytes]] = {}
+
+
+def look_alike_ring(name_der: bytes, count: int) -> list[bytes]:
+    """``count`` CA certificates (DER) all named ``name_der`` (a DER Name), each signed by the
+    next one's key: a ring that multiplies path-building work unless bounded (issue 13)."""
+    key = (name_der, count)
+    if key not in _RINGS:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(count)]
+        _RINGS[key] = [
+            _ca_certificate(name_der, k, keys[(i + 1) % count], serial=i + 1)
+            for i, k in enumerate(keys)
+        ]
+    return _RINGS[key]
+
+
+def _ca_certificate(name_der: bytes, key: object, signer: object, *, serial: int) -> bytes:
+    """A CA certificate named ``name_der`` (subject and issuer, the exact encoding) for the
+    EC ``key``, signed by the EC ``signer`` (built with asn1crypto: cryptography cannot take
+    a DER name)."""
+    import datetime as dt
+
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    name = asn1_x509.Name.load(name_der)
+    spki = asn1_keys.PublicKeyInfo.load(
+        key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    validity = {"not_before": asn1_x509.Time({"utc_time": now - dt.timedelta(days=1)}),
+                "not_after": asn1_x509.Time({"utc_time": now + dt.timedelta(days=365)})}  # fmt: skip
+    ca = asn1_x509.Extension({"extn_id": "basic_constraints", "critical": True,
+                              "extn_value": {"ca": True}})  # fmt: skip
+    tbs = asn1_x509.TbsCertificate({
+        "version": "v3", "serial_number": serial, "signature": {"algorithm": "sha256_ecdsa"},
+        "issuer": name, "validity": validity, "subject": name,
+        "subject_public_key_info": spki, "extensions": [ca],
+    })  # fmt: skip
+    signature = signer.sign(tbs.dump(), ec.ECDSA(hashes.SHA256()))
+    cert = asn1_x509.Certificate({"tbs_certificate": tbs, "signature_value": signature,
+                                  "signature_algorithm": {"algorithm": "sha256_ecdsa"}})  # fmt: skip
+    der: bytes = cert.dump()
+    return der
+
+
+def token_certificate_bag(data: bytes, copies: int) -> bytes:
+    """The first Certified Timestamp's token with ``copies`` look-alikes of its TSA's issuer
+    added to its certificates (outside the MAC and the token signature: it still verifies)."""
+    from asn1crypto import cms
+    from asn1crypto import x509 as asn1_x509
+
+    pos = data.find(_CERTIFIED_TIMESTAMP, 132)
+    if pos == -1 or pos + 12 > len(data):
+        return data
+    length = _u32(data, pos + 8)
+    value = data[pos + 12 : pos + 12 + length]
+    try:
+        info = cms.ContentInfo.load(value.rstrip(b"\x00") if value.endswith(b"\x00") else value)
+        signed = info["content"]
+        certs = list(signed["certificates"] or [])
+        issuer = certs[0].chosen["tbs_certificate"]["issuer"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return data  # not a token this mutation understands (already mutated)
+    ring = look_alike_ring(issuer.dump(), copies)
+    bag = [*certs, *(cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(d)})
+                     for d in ring)]  # fmt: skip
+    fields = {name: signed[name] for name, _spec, *_ in cms.SignedData._fields
+              if signed[name].native is not None}  # fmt: skip
+    fields["certificates"] = cms.CertificateSet(bag)
+    token: bytes = cms.ContentInfo({"content_type": "signed_data",
+                                    "content": cms.SignedData(fields)}).dump()  # fmt: skip
+    if len(token) % 2:
+        token += b"\x00"
+    return replace_long_value(data, pos, token)
 
 
 def random_mutation(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     """One random structured mutation: (description, mutated bytes)."""
     kind = rng.choice(("flip", "flip", "byte", "truncate", "length", "swap", "duplicate", "splice",
-                       "encoding", "un", "certbag"))  # fmt: skip
+                       "encoding", "un", "certbag", "tokenbag"))  # fmt: skip
     if kind == "encoding":
         syntax = rng.choice(TRANSFER_SYNTAXES)
         return f"encoding {syntax.decode()}", retarget_encoding(data, syntax)
@@ -359,6 +514,9 @@ def random_mutation(data: bytes, rng: random.Random) -> tuple[str, bytes]:
         tag = rng.choice((0x00102000, 0x00324000, 0x20500020, 0x7FE00010, 0x00091010))
         value = rng.choice((b"INVERSE ", b"Patient has no fracture", b"\xfe\xff\x00\xe0" * 4))
         return f"un {tag:08x} at {at}", insert_un(data, at, tag, value)
+    if kind == "tokenbag" and _CERTIFIED_TIMESTAMP in data:
+        copies = rng.randrange(4, 16)
+        return f"tokenbag x{copies}", token_certificate_bag(data, copies)
     if kind == "certbag":
         copies = rng.randrange(2, 12)
         return f"certbag x{copies}", certificate_bag(data, copies)

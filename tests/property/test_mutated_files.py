@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dsig.cli import app
 from dsig.operations.verifier import INTERNAL_ERROR, VerifyOptions, verify_file
-from dsig.results import Indication
+from dsig.results import FileResult, Indication
 from tests.property import mutations
 from tests.property.conftest import examples
 
@@ -196,7 +196,58 @@ def test_issue13_strategies_are_never_valid(seeds: dict[str, bytes], scratch: Pa
         assert verify_file(scratch, OPTIONS).indication is not Indication.VALID, name
         scratch.write_bytes(mutations.insert_un(data, len(data), 0x00324000, b"no fracture "))
         assert verify_file(scratch, strict).indication is not Indication.VALID, name
+        # the Certificate of Signer (outside the MAC) followed by 8 copies of itself, the
+        # enclosing lengths updated: read as its first DER certificate, as before
         bag = mutations.certificate_bag(data, 9)
-        assert bag != data
-        result = _verify(scratch, bag)
-        assert getattr(result, "indication", None) is not Indication.VALID, name
+        assert len(bag) > len(data) + 8 * 300
+        before, after = verify_file_bytes(scratch, data), _verify(scratch, bag)
+        assert isinstance(before, FileResult) and isinstance(after, FileResult)
+        assert after.error is None and after.indication is before.indication, name
+        assert [s.signer for s in after.signatures] == [s.signer for s in before.signatures]
+
+
+def test_a_ring_of_look_alikes_in_a_timestamp_token_stays_cheap(
+    seeds: dict[str, bytes], tmp_path: Path
+) -> None:
+    """The fuzzer's "tokenbag": a timestamp token (outside the MAC) given 12 look-alike CA
+    certificates named as its TSA's issuer, signed in a ring. The file stays well formed,
+    the signature and token intact; the TSA is still validated through its real issuer, the
+    look-alikes are cut (OFFERED_CERTS_LIMITED), and it takes well under a second."""
+    import hashlib
+    import time
+
+    import pki
+    from dsig.encoding.reader import read_dicom
+    from dsig.encoding.writer import Encoding, save
+    from dsig.signature.model import find_signatures
+    from dsig.timestamp import insert_token, timestamped_bytes
+    from tests.helpers.tsa import TimestampPki, make_token
+
+    tsa = TimestampPki(tmp_path / "tsa")
+    plain = tmp_path / "ct.dcm"
+    plain.write_bytes(seeds["ct"])
+    ds = read_dicom(plain, defer=False)
+    item = find_signatures(ds)[0].item
+    digest = hashlib.sha256(timestamped_bytes(item)).digest()
+    insert_token(item, make_token(tsa.tsa, hash_algorithm="sha256", digest=digest,
+                                  certs=[tsa.tsa.cert, tsa.intermediate.cert]))  # fmt: skip
+    stamped = tmp_path / "stamped.dcm"
+    save(ds, stamped, Encoding(str(ds.file_meta.TransferSyntaxUID)))
+    policy = pki.TrustPolicy(trust_roots=(tsa.root.cert,), revocation=pki.RevocationMode.OFF)
+    options = VerifyOptions(tsa_trust=pki.PolicyEvaluator(policy.for_timestamp_authority()),
+                            trust=pki.PolicyEvaluator(policy))  # fmt: skip
+    bagged = tmp_path / "bagged.dcm"
+    bagged.write_bytes(mutations.token_certificate_bag(stamped.read_bytes(), 12))
+    assert bagged.stat().st_size > stamped.stat().st_size + 12 * 300
+    for path, limited in ((stamped, False), (bagged, True)):
+        started = time.monotonic()
+        result = verify_file(path, options)
+        elapsed = time.monotonic() - started
+        assert result.error is None, result.error
+        (sig,) = result.signatures
+        assert sig.integrity is Indication.VALID and sig.timestamp is not None
+        tsa_trust = sig.timestamp["tsa_trust"]
+        assert tsa_trust["indication"] == "VALID", tsa_trust
+        codes = [f["code"] for f in tsa_trust["findings"]]
+        assert ("OFFERED_CERTS_LIMITED" in codes) is limited, codes
+        assert elapsed < 1.0, elapsed

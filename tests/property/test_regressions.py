@@ -40,3 +40,13 @@ def test_former_false_valids_are_not_valid() -> None:
     for path in FALSE_VALID:
         result = verify_file(path, VerifyOptions(integrity_only=True))
         assert any(s.integrity is not Indication.VALID for s in result.signatures), path.name
+
+
+def test_former_slow_inputs_are_quick() -> None:
+    """Inputs the fuzzer found slow (``slow-*.dcm``) verify within its bound now."""
+    from time import monotonic
+
+    for path in sorted(REGRESSIONS.glob("slow-*.dcm")):
+        started = monotonic()
+        verify_file(path, VerifyOptions(integrity_only=True))
+        assert monotonic() - started < 5.0, path.name

@@ -213,3 +213,66 @@ def test_the_cli_adds_the_flag() -> None:
     error = dsig.OutputRefusedError("output x exists: not replaced unless forced", option="force")
     assert error_line(error) == "output x exists: not replaced unless forced (use --force)"
     assert error_line(ValueError("plain")) == "plain"
+
+
+#: Library modules whose strings may spell CLI flags, and why. The Orthanc plugin builds the
+#: argv of ``dsig orthanc verifier``: it is a caller of the CLI, not a message.
+FLAG_EXEMPT = {"dsig/orthanc/plugin/dsig_orthanc.py"}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of docstrings and attribute docs: prose for readers of the code, never output."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+
+
+def _string_constants(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Every string constant that is not a docstring (f-string parts included)."""
+    skip = _docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            yield node.lineno, node.value
+
+
+def test_library_strings_name_no_cli_flag() -> None:
+    """Findings, report text, code meanings, probe lines: not only error messages."""
+    found, scanned = [], 0
+    for package in ("dsig", "pki", "tokens"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            if path.is_relative_to(ROOT / "dsig" / "cli") or name in FLAG_EXEMPT:
+                continue
+            for line, text in _string_constants(ast.parse(path.read_text(), str(path))):
+                scanned += 1
+                if FLAG.search(text):
+                    found.append(f"{name}:{line}: {text}")
+    assert scanned > 3000
+    assert found == []
+    for name in FLAG_EXEMPT:  # an exemption that no longer needs one goes
+        tree = ast.parse((ROOT / name).read_text())
+        assert any(FLAG.search(t) for _, t in _string_constants(tree)), name
+
+
+def test_the_string_scan_sees_a_finding_and_skips_docstrings() -> None:
+    tree = ast.parse(
+        'def f():\n    """Use --force."""\n'
+        '    return Finding("LEGACY_FORMAT", f"{x}: verify with --format-old")'
+    )
+    assert [t for _, t in _string_constants(tree) if FLAG.search(t)] == [
+        ": verify with --format-old"
+    ]
+
+
+def test_the_cli_adds_the_flag_of_a_finding() -> None:
+    from dsig.cli._common import with_flag
+
+    legacy = dsig.Finding("LEGACY_FORMAT", "valid only in the old format", option="old_format")
+    assert with_flag(legacy.message, legacy) == "valid only in the old format (use --format-old)"
+    weak = dsig.Finding("WEAK_ALGORITHM", "sha1: refused", option="allow_weak", value="sha1")
+    assert with_flag(weak.message, weak).endswith("(use --allow-weak sha1)")
+    plain = dsig.Finding("MAC_MISMATCH", "changed")
+    assert with_flag(plain.message, plain) == "changed"
+    assert "option" not in weak.to_json()  # the JSON contract is unchanged

@@ -46,6 +46,9 @@ class MacSupport:
     algorithm: str
     usable: bool
     reason: str
+    #: The option keyword (and value) that would make it usable; front ends add their flag.
+    option: str | None = None
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class ProbeReport:
             data[name] = list(data[name])
         data["problems"] = list(self.problems)
         data["notes"] = list(self.notes)
+        for mac in data["mac"]:  # the option hint is for front ends, not the JSON contract
+            del mac["option"], mac["value"]
         return data
 
 
@@ -202,12 +207,20 @@ def _mac_support(
         return MacSupport(alg.value, False, f"no CKM_{used} on the token")
     if alg.weak:
         return MacSupport(
-            alg.value, False, f"weak: refused unless --allow-weak {alg.value.lower()}"
+            alg.value,
+            False,
+            f"weak: refused unless {alg.value.lower()} is allowed as weak",
+            option="allow_weak",
+            value=alg.value.lower(),
         )
     if rsa:
         if key_size is not None and key_size < 2048:
             return MacSupport(
-                alg.value, False, f"RSA-{key_size} is weak: --allow-weak rsa{key_size}"
+                alg.value,
+                False,
+                f"RSA-{key_size} is weak: refused unless rsa{key_size} is allowed as weak",
+                option="allow_weak",
+                value=f"rsa{key_size}",
             )
         need = len(alg.digest_info_prefix) + alg.digest_size + 11
         if key_size is not None and need > key_size // 8:

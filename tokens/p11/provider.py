@@ -302,9 +302,9 @@ def _build_provider(
 
     on_token = _certificates_on_token(session)
     if cert_path is not None:
-        from tokens.files import load_certificates  # shared PEM/DER bundle loader
+        from tokens.certificates import load_certificate_file
 
-        given = load_certificates(cert_path)
+        given = load_certificate_file(cert_path)
         leaf = given[0]
         pool = given[1:] + [c for _, c in on_token]
     else:

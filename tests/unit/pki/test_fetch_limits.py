@@ -1,20 +1,26 @@
 """pki._fetching's network hygiene against a live 127.0.0.1 server that counts requests:
-the per-evaluation request budget (``max_fetches``), caIssuers followed for the signer only,
-http(s) URLs only and redirects never followed."""
+the per-evaluation request budget (``max_fetches``) and the per-verification allowance
+(``max_fetches_per_verification``), caIssuers followed for the signer only, nothing fetched
+for a certificate with no path to an anchor, http(s) URLs only, redirects never followed,
+OCSP answers without our nonce or dated in the future refused."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 
 import pki
+from pki.policy import FetchAllowance
 from tests.helpers.pki_factory import NOW, Issued, issue
-from tests.helpers.pki_servers import PkiServer
+from tests.helpers.pki_servers import PkiServer, make_ocsp_response
 
 EC = "ec-p256"  # fast keys: these tests are about requests, not algorithms
 
@@ -71,6 +77,87 @@ def test_request_budget_caps_what_one_evaluation_fetches(net: Net) -> None:
     # one status could not be fetched within the budget: hard-fail cannot say VALID
     assert capped.indication is pki.TrustIndication.INDETERMINATE
     assert "REVOCATION_UNAVAILABLE" in [f.code for f in capped.findings]
+
+
+def test_one_allowance_bounds_every_evaluation_of_a_verification(net: Net) -> None:
+    """Evaluations drawing from one verification's allowance stop fetching when it is spent
+    (whatever their own budgets), say why, and such a cut-short verdict is never cached."""
+    evaluator = pki.PolicyEvaluator(online(net, intermediates=(net.busy_ca.cert,)))
+    allowance = FetchAllowance(1)
+    scoped = evaluator.within(allowance)
+    net.server.hits.clear()
+    first = scoped.evaluate(net.busy_signer.cert, at=NOW)
+    assert len(net.server.hits) == 1, net.server.hits
+    assert first.indication is pki.TrustIndication.INDETERMINATE
+    details = " ".join(str(f) for f in first.findings)
+    assert "the verification made its 1 requests" in details, details
+    again = scoped.evaluate(net.busy_ca.cert, at=NOW)  # another certificate: nothing left
+    assert len(net.server.hits) == 1 and again.indication is not pki.TrustIndication.VALID
+    assert allowance.used == 1 and allowance.refused >= 2
+    # the same evaluator (same cache, same moment), with nobody else's allowance: VALID
+    net.server.hits.clear()
+    fresh = evaluator.evaluate(net.busy_signer.cert, at=NOW)
+    assert fresh.indication is pki.TrustIndication.VALID, fresh.findings
+    assert len(net.server.hits) >= 2
+    assert evaluator.allowance().limit == pki.TrustPolicy.max_fetches_per_verification == 32
+
+
+def test_nothing_is_fetched_for_a_signer_with_no_path_to_an_anchor(net: Net) -> None:
+    """A signer of another PKI that points everything at the server: its issuer is looked up
+    once (its own caIssuers), that issuer leads to no anchor, so no CRL, no OCSP, no more."""
+    stranger = issue("fetch stranger root", ca=True, key_kind=EC)
+    net.server.add_authority("stranger", stranger)
+    signer = issue("fetch stranger signer", issuer=stranger, key_kind=EC,
+                   extensions=net.server.revinfo_extensions("stranger", ca_issuers=True))  # fmt: skip
+    net.server.hits.clear()
+    result = pki.evaluate_chain(signer.cert, online(net), at=NOW)
+    assert result.indication is not pki.TrustIndication.VALID
+    assert "NO_TRUSTED_PATH" in [f.code for f in result.findings]
+    assert net.server.hits == ["GET /certs/stranger.der"], net.server.hits
+
+
+def test_ocsp_answers_without_our_nonce_or_dated_in_the_future_are_refused(net: Net) -> None:
+    """The responder answers a replay (no nonce), another request's answer (another nonce),
+    or a response dated 30 days ahead: each refused with its reason, no VALID; the same
+    answer with our nonce, dated now, is VALID."""
+    signer = issue("fetch ocsp signer", issuer=net.root, key_kind=EC,
+                   extensions=net.server.revinfo_extensions("root", crl=False))  # fmt: skip
+
+    def responder(*, echo: bool = True, **kwargs: object) -> Callable[[bytes], bytes]:
+        def answer(body: bytes) -> bytes:
+            request = ocsp.load_der_ocsp_request(body)
+            if echo:
+                nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+                kwargs.setdefault("nonce", nonce)
+            response = make_ocsp_response(
+                net.root, signer.cert.serial_number, algorithm=request.hash_algorithm,
+                **kwargs,  # type: ignore[arg-type]
+            )  # fmt: skip
+            return response.public_bytes(serialization.Encoding.DER)
+
+        return answer
+
+    cases = {
+        "without the nonce we sent": responder(echo=False),
+        "with another nonce": responder(echo=False, nonce=bytes(range(16))),
+        "dated in the future": responder(this_update=NOW + dt.timedelta(days=30)),
+    }
+    original = net.server._ocsp_answer
+    try:
+        for why, answer in cases.items():
+            net.server._ocsp_answer = answer  # type: ignore[method-assign,assignment]
+            net.server.hits.clear()
+            result = pki.evaluate_chain(signer.cert, online(net), at=NOW)
+            assert net.server.hits == ["POST /ocsp"], (why, net.server.hits)
+            assert result.indication is pki.TrustIndication.INDETERMINATE, (why, result)
+            details = " ".join(str(f) for f in result.findings)
+            assert "REVOCATION_UNAVAILABLE" in [f.code for f in result.findings], why
+            assert why in details, (why, details)
+        net.server._ocsp_answer = responder()  # type: ignore[method-assign,assignment]
+        result = pki.evaluate_chain(signer.cert, online(net), at=NOW)
+        assert result.indication is pki.TrustIndication.VALID, result.findings
+    finally:
+        net.server._ocsp_answer = original  # type: ignore[method-assign]
 
 
 def test_ca_issuers_followed_for_the_signer_only(net: Net) -> None:
