@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -276,29 +275,6 @@ def test_renew_checks_every_record_first(
     assert summary.failed[names[0]].startswith("TREE_MISMATCH"), summary.failed
     assert names[1] in summary.failed
     assert tampered.read_bytes() == before[names[0]] and junk.read_bytes() == before[names[1]]
-
-
-def test_readme_python_example_runs(
-    study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    """The Evidence section's Python example runs as written (TSA URL: the test's)."""
-    section = (REPO / "README.md").read_text().split("\n## Evidence records (RFC 4998)\n")[1]
-    (code,) = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], flags=re.DOTALL)
-    assert "http://tsa.example/" in code
-    shutil.copy(tsa_pki.root_pem, tmp_path / "tsa-roots.pem")
-    assert study == tmp_path / "study"
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace("http://tsa.example/", tsa.url), "README evidence", "exec"), {})
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"{len(SAMPLES)} records, 1 TSA request at ")
-    assert lines[1].startswith("PROVEN ") and lines[1].endswith(" 0")
-    # "later" in the example is after the TSA certificate expired
-    assert tsa_pki.tsa.cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=760)
-    assert [line.split()[0] for line in lines[2:5]] == [
-        "initial", "timestamp-renewal", "hash-tree-renewal"]  # fmt: skip
-    assert len(lines) == 5 + len(SAMPLES) and all(" none " in line for line in lines[5:])
-    assert tsa.hits == 3
 
 
 def _dsig(*args: str | Path) -> subprocess.CompletedProcess[str]:
