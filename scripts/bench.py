@@ -23,7 +23,8 @@ Workloads:
  7. evidence records (issue 17): ``dsig evidence create`` for a 10,000-file study (one TSA
     request, a TSA on 127.0.0.1; ``--evidence-files N`` for another size, 200 with
     ``--quick``), checking every record through the Python API (``verify_file_evidence``,
-    trust on) and ``dsig evidence renew``; files/s, TSA requests, record size.
+    trust on) and ``dsig evidence renew``; time, files/s, TSA requests (create and renew:
+    one each), record size (median, and all records), peak RSS.
 """
 
 from __future__ import annotations
@@ -398,14 +399,18 @@ def bench_evidence(work: Path, n: int) -> list[tuple[str, Run, int]]:
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         check = Run(time.perf_counter() - start, peak, time.process_time() - cpu)
+        size = statistics.median(r.stat().st_size for r in records)
+        total = sum(r.stat().st_size for r in records)
         renew = run([*DSIG, "evidence", "renew", str(out), "--min-age", "0", *base])
-    size = statistics.median(r.stat().st_size for r in records)
+        renewals = tsa.hits - requests
+        renewed = statistics.median(r.stat().st_size for r in records)
     assert proven == n == len(records), (proven, n, len(records))
     return [
         (f"dsig evidence create ({n:,} files; {requests} TSA request(s); record "
-         f"{size:,.0f} bytes median)", create, n),
+         f"{size:,.0f} bytes median, {total / MiB:,.1f} MiB in all)", create, n),
         ("verify_file_evidence of every record (in process, trust on)", check, n),
-        (f"dsig evidence renew ({n:,} records, each checked first)", renew, n),
+        (f"dsig evidence renew ({n:,} records, each checked first; {renewals} TSA "
+         f"request(s); record {renewed:,.0f} bytes median after)", renew, n),
     ]  # fmt: skip
 
 

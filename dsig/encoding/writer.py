@@ -15,7 +15,7 @@ import stat
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -378,12 +378,13 @@ def save(ds: Dataset, path: Path, encoding: Encoding, *, durable: bool = True) -
         write_dataset_file(ds, fp, encoding)
 
 
-def replace_files(items: Sequence[tuple[Path, bytes]]) -> None:
+def replace_files(items: Iterable[tuple[Path, bytes]]) -> None:
     """Write each (path, content) so that a crash at any point, a power cut included, leaves
     every path with its old content or its new one: all new contents go to temp files beside
     their paths and reach the disk (one syncfs per filesystem) before the first rename; the
     renames are synced once more. Cheaper than :func:`atomic_output` with ``durable`` for
-    thousands of small files (two syncs instead of two fsyncs each)."""
+    thousands of small files (two syncs instead of two fsyncs each). ``items`` is consumed
+    once, in order: a generator keeps one content in memory at a time."""
     temps: list[tuple[Path, Path]] = []
     renamed = 0
     try:

@@ -1,11 +1,14 @@
 """The DICOM glue of evidence: a record is named after the SOP Instance UID of its file.
 
 Non-DICOM files (no ``DICM`` prefix, or no usable UID) are named after their path relative to
-the input root, with ``/`` written as ``_``.
+the input root, with ``/`` written as ``_`` (``study/sub/report.txt`` given as ``study``:
+``sub_report.txt.ers``; given as a file: ``report.txt.ers``). The root is not in the record,
+so a record is looked up under every name the file could have had (:func:`candidate_names`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -38,3 +41,13 @@ def record_name(path: Path, relative: Path) -> str:
     if uid is not None:
         return uid + RECORD_SUFFIX
     return relative.as_posix().replace("/", "_") + RECORD_SUFFIX
+
+
+def candidate_names(path: Path) -> list[str]:
+    """The names ``path``'s record may have, shortest first: its UID name for DICOM, else its
+    name flattened with one more parent directory each (any of them may have been the root)."""
+    uid = sop_instance_uid(path)
+    if uid is not None:
+        return [uid + RECORD_SUFFIX]
+    parts = Path(os.path.abspath(path)).parts[1:]  # ".." folded, symlinks kept as walked
+    return ["_".join(parts[i:]) + RECORD_SUFFIX for i in range(len(parts) - 1, -1, -1)]

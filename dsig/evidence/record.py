@@ -10,19 +10,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import cms, core
+from asn1crypto import algos, cms, core
 
 from dsig.errors import DsigError
 from dsig.evidence.asn1 import (
-    ArchiveTimeStamp,
     ArchiveTimeStampChain,
-    ArchiveTimeStampSequence,
     EvidenceRecord,
     tlv,
 )
 from dsig.evidence.hashtree import TREE_HASHES, digest
 from dsig.evidence.validation import ValidationData
 from tokens.faults import BadInputError
+
+#: Hashes a record may use: dsig's tree hashes and older ones other implementations wrote.
+READABLE_HASHES = (*TREE_HASHES, "sha1", "sha224", "md5")
 
 
 class RecordError(DsigError, BadInputError, ValueError):
@@ -68,7 +69,7 @@ class Record:
 
 def _hash_name(algorithm: Any) -> str:
     name = str(algorithm["algorithm"].native)
-    if name not in TREE_HASHES and name not in ("sha1", "sha224", "md5"):
+    if name not in READABLE_HASHES:
         raise RecordError(f"unsupported hash algorithm {algorithm['algorithm'].dotted}")
     return name
 
@@ -103,7 +104,7 @@ def parse(der: bytes) -> Record:
                 reduced = (
                     None
                     if isinstance(tree, core.Void)
-                    else tuple(tuple(bytes(v.native) for v in part) for part in tree)
+                    else tuple(tuple(bytes(v.contents) for v in part) for part in tree)
                 )
                 stamps.append(Stamp(bytes(ats.dump()), name, reduced, bytes(token.dump())))
             if not stamps:
@@ -129,34 +130,33 @@ def parse(der: bytes) -> Record:
 def archive_time_stamp(
     hash_algorithm: str, reduced: Sequence[Sequence[bytes]] | None, token: bytes
 ) -> bytes:
-    """DER ArchiveTimeStamp with an explicit digestAlgorithm (hash parameters absent)."""
-    fields: dict[str, Any] = {
-        "digest_algorithm": {"algorithm": hash_algorithm},
-        "time_stamp": cms.ContentInfo.load(token),
-    }
-    if reduced is not None:
-        fields["reduced_hashtree"] = [list(part) for part in reduced]
-    return bytes(ArchiveTimeStamp(fields).dump())
+    """DER ArchiveTimeStamp with an explicit digestAlgorithm (hash parameters absent).
+
+    Encoded by hand, with the token's bytes as they are: asn1crypto would load and re-dump
+    the whole token for every record (most of the cost of renewing 10,000 records)."""
+    if hash_algorithm not in READABLE_HASHES:
+        raise RecordError(f"unsupported hash algorithm {hash_algorithm}")
+    algorithm = algos.DigestAlgorithm({"algorithm": hash_algorithm}).contents
+    body = tlv(0xA0, algorithm)  # digestAlgorithm [0] IMPLICIT AlgorithmIdentifier
+    if reduced is not None:  # reducedHashtree [2] IMPLICIT SEQUENCE OF PartialHashtree
+        parts = (tlv(0x30, b"".join(tlv(0x04, v) for v in part)) for part in reduced)
+        body += tlv(0xA2, b"".join(parts))
+    return tlv(0x30, body + token)
 
 
 def build(
     chain_ders: Sequence[bytes], validation: ValidationData, algorithms: Sequence[str]
 ) -> bytes:
-    """DER EvidenceRecord from already encoded chains (older chains are kept byte for byte)."""
-    er = EvidenceRecord(
-        {
-            "version": 1,
-            "digest_algorithms": [{"algorithm": a} for a in dict.fromkeys(algorithms)],
-            "archive_time_stamp_sequence": ArchiveTimeStampSequence.load(
-                tlv(0x30, b"".join(chain_ders))
-            ),
-        }
+    """DER EvidenceRecord from already encoded chains, kept byte for byte (their bytes are
+    hashed by later renewals); encoded by hand like :func:`archive_time_stamp`."""
+    digests = b"".join(
+        algos.DigestAlgorithm({"algorithm": a}).dump() for a in dict.fromkeys(algorithms)
     )
+    body = tlv(0x02, b"\x01") + tlv(0x30, digests)  # version v1, digestAlgorithms
     attrs = validation.to_attributes()
-    if attrs:
-        er["crypto_infos"] = attrs
-    # asn1crypto re-encodes a replaced field; chains stay as loaded (their bytes are hashed).
-    return bytes(er.dump(force=False))
+    if attrs:  # cryptoInfos [0] IMPLICIT SEQUENCE OF Attribute
+        body += tlv(0xA0, b"".join(a.dump() for a in attrs))
+    return tlv(0x30, body + tlv(0x30, b"".join(chain_ders)))
 
 
 def new_record(

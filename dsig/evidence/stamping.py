@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,6 @@ from cryptography import x509
 
 from dsig.errors import DsigError
 from dsig.evidence import hashtree, record
-from dsig.evidence.record import Record
 from dsig.evidence.validation import ValidationData, ValidationDataError, collect, policy_with
 from dsig.timestamp import QueryOptions
 from dsig.timestamp.tsa_client import TsaOptions, request_timestamp
@@ -115,8 +114,10 @@ def create_records(
     *,
     hash_algorithm: str = "sha256",
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[bytes], RootStamp]:
-    """One DER EvidenceRecord per file (same order), all under one timestamp."""
+) -> tuple[Iterator[bytes], RootStamp]:
+    """One DER EvidenceRecord per file (same order), all under one timestamp. The records
+    are built as they are consumed: a study's records (kilobytes each, the kept validation
+    data in every one) need not be in memory at once."""
     if hash_algorithm not in STAMP_HASHES:
         raise EvidenceError(f"hash must be one of {', '.join(STAMP_HASHES)}, not {hash_algorithm}")
     leaves = []
@@ -127,53 +128,19 @@ def create_records(
             raise EvidenceError(f"cannot read {path}: {e.strerror or e}") from None
         if progress is not None:
             progress(n)
-    root, reduced = hashtree.build(hash_algorithm, leaves)
-    stamped = stamp_root(root, hash_algorithm, settings)
-    records = [
+    stamped, reduced = stamp_leaves(leaves, hash_algorithm, settings)
+    records = (
         record.new_record(hash_algorithm, tree, stamped.token, stamped.validation)
         for tree in reduced
-    ]
+    )
     return records, stamped
 
 
-def renew_timestamps(
-    records: Sequence[Record], settings: StampSettings
-) -> tuple[list[bytes], list[RootStamp]]:
-    """Timestamp renewal (RFC 4998 §5.2) of every record: a new ArchiveTimeStamp in its last
-    chain over the hash of its last one; one request per hash algorithm in use."""
-    out: list[bytes | None] = [None] * len(records)
-    stamps = []
-    groups: dict[str, list[int]] = {}
-    for i, rec in enumerate(records):
-        groups.setdefault(rec.last.hash_algorithm, []).append(i)
-    for name, indexes in groups.items():
-        leaves = [record.timestamp_renewal_leaf(records[i])[1] for i in indexes]
-        root, reduced = hashtree.build(name, leaves)
-        stamped = stamp_root(root, name, settings)
-        stamps.append(stamped)
-        for i, tree in zip(indexes, reduced, strict=True):
-            out[i] = record.renew_timestamp(records[i], tree, stamped.token, stamped.validation)
-    return [r for r in out if r is not None], stamps
-
-
-def renew_hash_trees(
-    records: Sequence[Record], files: Sequence[Path], hash_algorithm: str, settings: StampSettings
-) -> tuple[list[bytes], RootStamp]:
-    """Hash-tree renewal (RFC 4998 §5.2) with ``hash_algorithm``: a new chain over
-    H(H(d) + H(ArchiveTimeStampSequence)) of each record and its data file."""
-    if len(records) != len(files):
-        raise EvidenceError("hash-tree renewal needs one data file per record")
-    leaves = []
-    for rec, path in zip(records, files, strict=True):
-        try:
-            data_hash = hashtree.hash_file(path, hash_algorithm)
-        except OSError as e:
-            raise EvidenceError(f"cannot read {path}: {e.strerror or e}") from None
-        leaves.append(record.rehash_leaf(rec, hash_algorithm, data_hash))
+def stamp_leaves(
+    leaves: Sequence[bytes], hash_algorithm: str, settings: StampSettings
+) -> tuple[RootStamp, list[list[list[bytes]]]]:
+    """One timestamp over the tree of ``leaves``: (the stamp, each leaf's reduced tree). A
+    timestamp renewal's leaves are hashes of the last tokens, a hash-tree renewal's
+    H(H(d) + H(ArchiveTimeStampSequence)) (RFC 4998 §5.2, :mod:`dsig.evidence.record`)."""
     root, reduced = hashtree.build(hash_algorithm, leaves)
-    stamped = stamp_root(root, hash_algorithm, settings)
-    out = [
-        record.renew_hash_tree(rec, hash_algorithm, tree, stamped.token, stamped.validation)
-        for rec, tree in zip(records, reduced, strict=True)
-    ]
-    return out, stamped
+    return stamp_root(root, hash_algorithm, settings), reduced

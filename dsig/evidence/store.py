@@ -11,21 +11,22 @@ after a crash finishes the work without renewing anything twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsig.evidence import naming
+from dsig.evidence import naming, record
 from dsig.evidence.algorithms import DEFAULT_LIFETIMES, AlgorithmLifetimes, earliest, key_kind
 from dsig.evidence.hashtree import HashTreeError, hash_file, root_of
 from dsig.evidence.record import Record, RecordError, parse
 from dsig.evidence.stamping import (
     EvidenceError,
+    RootStamp,
     StampSettings,
     create_records,
-    renew_hash_trees,
-    renew_timestamps,
+    stamp_leaves,
 )
 from dsig.evidence.validation import ValidationData
 from dsig.evidence.verify import EvidenceResult, EvidenceStatus, verify_evidence
@@ -71,7 +72,7 @@ def name_files(files: Sequence[tuple[Path, Path]]) -> dict[str, Path]:
     return names
 
 
-def _write_all(items: Sequence[tuple[Path, bytes]]) -> None:
+def _write_all(items: Iterable[tuple[Path, bytes]]) -> None:
     """Records written so that a crash (SIGKILL, power cut) leaves each old or new: an
     existing record may be the only proof of an old time, it must never be lost."""
     from dsig.encoding.writer import replace_files
@@ -123,29 +124,36 @@ def create_evidence(
         raise EvidenceError(f"cannot create {out_dir}: {e.strerror or e}") from None
     files = list(names.values())
     records, stamped = create_records(files, settings, hash_algorithm=hash_algorithm)
-    _write_all([(out_dir / name, der) for name, der in zip(names, records, strict=True)])
-    total = sum(map(len, records))
+    sizes: list[int] = []
+
+    def written() -> Iterator[tuple[Path, bytes]]:  # one record in memory at a time
+        for name, der in zip(names, records, strict=True):
+            sizes.append(len(der))
+            yield out_dir / name, der
+
+    _write_all(written())
     return CreateSummary(
-        out_dir, {n: out_dir / n for n in names}, stamped.time, stamped.tsa, 1, total
+        out_dir, {n: out_dir / n for n in names}, stamped.time, stamped.tsa, 1, sum(sizes)
     )
 
 
-def load_records(directory: Path) -> tuple[dict[str, Record], dict[str, str]]:
-    """(name -> record, name -> why unreadable) for the ``.ers`` files of ``directory``."""
+def record_files(directory: Path) -> list[Path]:
+    """The ``.ers`` files of ``directory`` (sorted); raises when there is none."""
     if not directory.is_dir():
         raise EvidenceError(f"{directory} is not a directory")
-    good: dict[str, Record] = {}
-    bad: dict[str, str] = {}
-    for path in sorted(directory.glob("*" + naming.RECORD_SUFFIX)):
-        try:
-            good[path.name] = parse(path.read_bytes())
-        except RecordError as e:
-            bad[path.name] = str(e)
-        except OSError as e:
-            bad[path.name] = f"unreadable: {e.strerror or e}"
-    if not good and not bad:
+    paths = sorted(directory.glob("*" + naming.RECORD_SUFFIX))
+    if not paths:
         raise EvidenceError(f"{directory} holds no {naming.RECORD_SUFFIX} record")
-    return good, bad
+    return paths
+
+
+def read_record(path: Path) -> tuple[bytes, Record]:
+    """(DER, parsed) of one record; raises :class:`RecordError` (its message says why)."""
+    try:
+        der = path.read_bytes()
+    except OSError as e:
+        raise RecordError(f"unreadable: {e.strerror or e}") from None
+    return der, parse(der)
 
 
 def stamp_time(rec: Record) -> dt.datetime | None:
@@ -175,6 +183,17 @@ class RenewSummary:
         }
 
 
+@dataclass(frozen=True)
+class _Renewal:
+    """A record chosen for renewal, as little of it as the second pass needs."""
+
+    name: str
+    group: str  # the hash of the tree it joins (one TSA request per group)
+    leaf: bytes
+    fingerprint: bytes  # SHA-256 of the record file as checked
+    last_time: dt.datetime | None
+
+
 def renew_evidence(
     directory: Path,
     settings: StampSettings,
@@ -189,64 +208,99 @@ def renew_evidence(
 
     A record is checked before it is renewed (its last timestamp, or with ``rehash`` the whole
     record against its data, with ``settings.trust`` when given); one that fails is left
-    alone and reported in ``failed``.
+    alone and reported in ``failed``. Two passes keep memory small: the first checks each
+    record and keeps its leaf, the second re-reads each (one at a time) to extend it, and
+    leaves alone one that changed in between.
     """
-    records, bad = load_records(directory)
-    summary = RenewSummary(failed=dict(bad))
+    summary = RenewSummary()
     now = clock()
-    chosen: list[str] = []
+    todo: list[_Renewal] = []
+    found: dict[str, Path] | None = None
     times: dict[bytes, dt.datetime | None] = {}  # the records of one run share one token
-    for name, rec in records.items():
+    checked: dict[_CheckKey, str | None] = {}
+    for path in record_files(directory):
+        name = path.name
+        try:
+            der, rec = read_record(path)
+        except RecordError as e:
+            summary.failed[name] = str(e)
+            continue
+        token = rec.last.token
+        when = times[token] if token in times else times.setdefault(token, stamp_time(rec))
+        file = None
         if rehash is not None:
             if rec.last.hash_algorithm == rehash:
                 summary.skipped[name] = f"its last hash tree already uses {rehash}"
                 continue
-        else:
-            token = rec.last.token
-            when = times[token] if token in times else times.setdefault(token, stamp_time(rec))
-            if when is not None and now - when < min_age:
-                summary.skipped[name] = f"renewed at {when.isoformat()}, less than min-age ago"
-                continue
-        chosen.append(name)
-    files: dict[str, Path] = {}
-    if rehash is not None and chosen:
-        found = name_files(discover(data, exclude=directory)) if data else {}
-        for name in list(chosen):
+            if found is None:
+                found = name_files(discover(data, exclude=directory)) if data else {}
             if name not in found:
                 summary.failed[name] = "no data file for it among the data given"
-                chosen.remove(name)
-            else:
-                files[name] = found[name]
-    checked: dict[_CheckKey, str | None] = {}
-    for name in list(chosen):
-        problem = _precheck(records[name], files.get(name), settings.trust, now, checked)
+                continue
+            file = found[name]
+        elif when is not None and now - when < min_age:
+            summary.skipped[name] = f"renewed at {when.isoformat()}, under the minimum age"
+            continue
+        problem = _precheck(rec, file, settings.trust, now, checked)
         if problem is not None:
             summary.failed[name] = problem
-            chosen.remove(name)
-    if not chosen:
+            continue
+        if rehash is not None and file is not None:
+            group, leaf = rehash, record.rehash_leaf(rec, rehash, _hash_data(file, rehash))
+        else:
+            group, leaf = record.timestamp_renewal_leaf(rec)
+        todo.append(_Renewal(name, group, leaf, hashlib.sha256(der).digest(), when))
+    if not todo:
         return summary
-    todo = [records[n] for n in chosen]
-    if rehash is not None:
-        new, stamped = renew_hash_trees(todo, [files[n] for n in chosen], rehash, settings)
-        stamps = [stamped]
-    else:
-        new, stamps = renew_timestamps(todo, settings)
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(todo):
+        groups.setdefault(item.group, []).append(i)
+    trees: list[list[list[bytes]]] = [[] for _ in todo]
+    stamps: dict[str, RootStamp] = {}
+    for group, indexes in groups.items():
+        stamps[group], reduced = stamp_leaves([todo[i].leaf for i in indexes], group, settings)
+        for i, tree in zip(indexes, reduced, strict=True):
+            trees[i] = tree
     summary.tsa_requests = len(stamps)
     # A TSA whose clock is behind a record's last timestamp would make it BROKEN
     # (TIME_ORDER): nothing is written, the records keep the proof they have.
-    last = [times[t] if t in times else times.setdefault(t, stamp_time(r))
-            for r in todo for t in (r.last.token,)]  # fmt: skip
-    newest = max((t for t in last if t is not None), default=None)
-    early = min(s.time for s in stamps)
+    newest = max((t.last_time for t in todo if t.last_time is not None), default=None)
+    early = min(s.time for s in stamps.values())
     if newest is not None and early < newest:
         why = (f"TIME_ORDER: the TSA's time {early.isoformat()} precedes the last timestamp "
                f"{newest.isoformat()} of the records renewed: nothing written")  # fmt: skip
-        summary.failed.update(dict.fromkeys(chosen, why))
+        summary.failed.update(dict.fromkeys((t.name for t in todo), why))
         return summary
-    _write_all([(directory / name, der) for name, der in zip(chosen, new, strict=True)])
-    summary.renewed.extend(chosen)
-    summary.time = stamps[-1].time
+
+    def renewed() -> Iterator[tuple[Path, bytes]]:  # one record in memory at a time
+        for item, tree in zip(todo, trees, strict=True):
+            path = directory / item.name
+            try:
+                der, rec = read_record(path)
+            except RecordError as e:
+                summary.failed[item.name] = str(e)
+                continue
+            if hashlib.sha256(der).digest() != item.fingerprint:
+                summary.failed[item.name] = "changed while being renewed: left as it is now"
+                continue
+            stamped = stamps[item.group]
+            if rehash is not None:
+                new = record.renew_hash_tree(rec, rehash, tree, stamped.token, stamped.validation)
+            else:
+                new = record.renew_timestamp(rec, tree, stamped.token, stamped.validation)
+            summary.renewed.append(item.name)
+            yield path, new
+
+    _write_all(renewed())
+    summary.time = max(s.time for s in stamps.values())
     return summary
+
+
+def _hash_data(path: Path, name: str) -> bytes:
+    try:
+        return hash_file(path, name)
+    except OSError as e:
+        raise EvidenceError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 #: (last token, its tree's hash, tree root, kept validation data): what a precheck depends on.
@@ -371,25 +425,47 @@ def status_evidence(
 ) -> list[StatusRow]:
     """:func:`status_of` for every record of ``directory`` (unreadable ones: ``broken``)."""
     moment = at or _now()
-    records, bad = load_records(directory)
-    rows = [
-        status_of(n, r, at=moment, within=within, lifetimes=lifetimes) for n, r in records.items()
-    ]
-    rows += [StatusRow(n, "broken", reason=why) for n, why in bad.items()]
-    return sorted(rows, key=lambda r: r.name)
+    rows = []
+    for path in record_files(directory):  # one record in memory at a time
+        try:
+            _der, rec = read_record(path)
+        except RecordError as e:
+            rows.append(StatusRow(path.name, "broken", reason=str(e)))
+            continue
+        rows.append(status_of(path.name, rec, at=moment, within=within, lifetimes=lifetimes))
+    return rows
 
 
 def find_record(evidence: Path, data: Path) -> Path:
     """The record for ``data``: ``evidence`` itself if it is a file, else the file named after
-    ``data`` (SOP Instance UID) in that directory."""
+    ``data`` in that directory (SOP Instance UID; for other files their path flattened from
+    any parent, see :func:`naming.candidate_names`: when several exist, the one whose tree
+    holds the file's hash, else the shortest name, which then fails as not covering it)."""
     if evidence.is_file():
         return evidence
     if not evidence.is_dir():
         raise EvidenceError(f"{evidence} does not exist")
-    path = evidence / naming.record_name(data, Path(data.name))
-    if not path.is_file():
-        raise EvidenceError(f"no evidence record {path.name} in {evidence}")
-    return path
+    names = naming.candidate_names(data)
+    found = [evidence / n for n in names if (evidence / n).is_file()]
+    if not found:
+        raise EvidenceError(f"no evidence record {names[0]} in {evidence}")
+    if len(found) > 1:
+        for path in found:
+            if _covers(path, data):
+                return path
+    return found[0]
+
+
+def _covers(record: Path, data: Path) -> bool:
+    """Whether ``data``'s hash is a leaf of the first tree of ``record`` (a cheap pre-check
+    to choose between records; the full check is :func:`verify_file_evidence`'s)."""
+    try:
+        first = parse(record.read_bytes()).chains[0][0]
+        if first.reduced is None:
+            return False
+        return hash_file(data, first.hash_algorithm) in first.reduced[0]
+    except (RecordError, OSError):
+        return False
 
 
 def verify_file_evidence(

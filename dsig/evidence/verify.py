@@ -22,7 +22,7 @@ from typing import Any
 from cryptography import x509
 
 from dsig.evidence import hashtree
-from dsig.evidence.algorithms import DEFAULT_LIFETIMES, AlgorithmLifetimes, earliest
+from dsig.evidence.algorithms import DEFAULT_LIFETIMES, AlgorithmLifetimes, earliest, key_kind
 from dsig.evidence.record import Record, RecordError, Stamp, parse
 from dsig.evidence.validation import policy_with
 from dsig.timestamp import TokenInfo, check_token
@@ -184,15 +184,9 @@ def verify_evidence(
             index += 1
     if result.status is EvidenceStatus.BROKEN:
         return result
-    last = result.stamps[-1]
-    algorithms_end = _algorithms_end(rec.last, _signer(last, rec), lifetimes)
-    if algorithms_end is not None and moment > algorithms_end:
-        _unprovable(
-            result,
-            "RENEWAL_OVERDUE",
-            f"the last timestamp's algorithms were secure until {algorithms_end.isoformat()}; "
-            "renew its hash tree before that",
-        )
+    overdue = _overdue(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
+    if overdue is not None:
+        _unprovable(result, "RENEWAL_OVERDUE", overdue)
     if result.status is EvidenceStatus.PROVEN:
         result.proven_time = result.stamps[start].time
     return result
@@ -270,6 +264,24 @@ def _judge_trust(result: EvidenceResult, trust: TrustResult, index: int) -> None
         _broken(result, "TSA_REVOKED", f"timestamp {index}: {why}")
     else:
         _unprovable(result, "TSA_UNTRUSTED", f"timestamp {index}: {why}")
+
+
+def _overdue(
+    stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes, at: dt.datetime
+) -> str | None:
+    """Why the last stamp no longer proves anything at ``at`` (None: it still does), naming
+    the algorithm that ran out and the renewal that was due (a weak hash needs a new tree)."""
+    hash_end = lifetimes.hash_end(stamp.hash_algorithm)
+    if hash_end is not None and at > hash_end:
+        return (f"the last hash tree's {stamp.hash_algorithm} was secure until "
+                f"{hash_end.isoformat()}: a hash-tree renewal was due before that")  # fmt: skip
+    key_end = lifetimes.certificate_key_end(signer) if signer is not None else None
+    if key_end is not None and at > key_end:
+        assert signer is not None
+        family, bits = key_kind(signer)
+        return (f"the last TSA's {family}-{bits} key was secure until {key_end.isoformat()}: "
+                "a timestamp renewal by a TSA with a stronger key was due before that")  # fmt: skip
+    return None
 
 
 def _algorithms_end(

@@ -1,14 +1,18 @@
-"""``dsig evidence renew`` SIGKILLed while it writes its records (the moment the first record
-is replaced): every record is left either as it was or renewed (never half-written), and the
-same command re-run completes."""
+"""``dsig evidence renew`` (timestamp renewal, and hash-tree renewal with ``--rehash``)
+SIGKILLed while it writes its records (the moment the first record is replaced): every
+record is left either as it was or renewed (never half-written), and the same command re-run
+completes."""
 
 from __future__ import annotations
 
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from dsig.evidence import EvidenceStatus, verify_file_evidence
 from dsig.evidence.record import parse
@@ -16,7 +20,8 @@ from pki.policy import TrustPolicy
 from tests.helpers.tsa import TimestampPki
 from tests.integration.test_evidence import REPO
 
-DSIG = str(REPO / ".venv" / "bin" / "dsig")
+# this interpreter with the code under test (cwd=REPO), not whatever "dsig" is installed
+DSIG = (sys.executable, "-m", "dsig")
 FILES = 40
 KILLS = 2
 
@@ -25,7 +30,8 @@ def _stamp_counts(directory: Path) -> list[int]:
     return [len(parse(p.read_bytes()).stamps) for p in sorted(directory.glob("*.ers"))]
 
 
-def test_sigkill_mid_renew_leaves_records_old_or_new(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rehash", [False, True], ids=["timestamp", "rehash"])
+def test_sigkill_mid_renew_leaves_records_old_or_new(tmp_path: Path, rehash: bool) -> None:
     tp = TimestampPki(tmp_path / "pki")
     data = tmp_path / "data"
     data.mkdir()
@@ -35,10 +41,11 @@ def test_sigkill_mid_renew_leaves_records_old_or_new(tmp_path: Path) -> None:
     with tp.server() as tsa:
         base = ["--tsa", tsa.url, "--tsa-trust-store", str(tp.root_pem)]
         original = tmp_path / "ev"
-        made = subprocess.run([DSIG, "evidence", "create", str(data), "--out-dir", str(original),
+        made = subprocess.run([*DSIG, "evidence", "create", str(data), "--out-dir", str(original),
                                *base], capture_output=True, text=True, cwd=REPO)  # fmt: skip
         assert made.returncode == 0, made.stderr
-        renew = [DSIG, "evidence", "renew", "--min-age", "0", *base]
+        kind = ["--rehash", "sha512", "--data", str(data)] if rehash else ["--min-age", "0"]
+        renew = [*DSIG, "evidence", "renew", *kind, *base]
         outcomes = []
         for k in range(KILLS):
             work = tmp_path / f"kill{k}"
@@ -65,4 +72,4 @@ def test_sigkill_mid_renew_leaves_records_old_or_new(tmp_path: Path) -> None:
             again = subprocess.run([*renew, str(work)], capture_output=True, text=True, cwd=REPO)
             assert again.returncode == 0, again.stderr
             assert min(_stamp_counts(work)) >= 2
-    print(f"\nSIGKILL mid-renew: {outcomes}")
+    print(f"\nSIGKILL mid-renew ({'rehash' if rehash else 'timestamp'}): {outcomes}")

@@ -8,10 +8,12 @@ last timestamp is refused by ``renew`` (the records keep their proof)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from dsig.evidence import (
     EvidenceError,
@@ -99,10 +101,15 @@ def test_late_and_foreign_renewals(tmp_path: Path) -> None:
     # three years on the first TSA certificate has expired; a new TSA renews the records
     late = start + dt.timedelta(days=3 * 365)
     assert tp.tsa.cert.not_valid_after_utc < late
-    with tp.server(tsa=_tsa(tp, "dsig TSA 2", late), clock=lambda: late) as tsa:
+    second = _tsa(tp, "dsig TSA 2", late)
+    with tp.server(tsa=second, clock=lambda: late) as tsa:
         summary = renew_evidence(tmp_path / "ev", StampSettings([tsa.url], trust=trust),
                                  min_age=dt.timedelta(0), clock=lambda: late)  # fmt: skip
     assert len(summary.renewed) == 2, summary.failed
+    # the renewal's validation data joins the first's: both TSA chains are kept
+    kept = parse(next((tmp_path / "ev").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*")).read_bytes())
+    ders = {c.public_bytes(Encoding.DER) for c in (tp.tsa.cert, second.cert, tp.intermediate.cert)}
+    assert ders <= set(kept.validation.certificates)
     r = verify_file_evidence(data, tmp_path / "ev", tsa_trust=trust, at=late + DAY)
     assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
     assert r.proven_time == late  # no longer the first timestamp's time
@@ -132,3 +139,134 @@ def test_renew_refuses_a_tsa_time_before_the_last_timestamp(tmp_path: Path) -> N
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     r = verify_file_evidence(study / "CT_small.dcm", out, tsa_trust=trust)
     assert r.status is EvidenceStatus.PROVEN and r.proven_time == start
+
+
+@pytest.mark.parametrize("kind", ["ocsp", "crl"])
+def test_supplied_revocation_data_is_kept_and_proves_years_later(tmp_path: Path, kind: str) -> None:
+    """An OCSP response (``--ocsp``) or a CRL (``--crl``) given to ``create`` for a TSA chain
+    that names only that kind of source is kept in the record (OCSP as a BasicOCSPResponse)
+    and proves, offline and with nothing else given, after the TSA certificate expired;
+    without it ``create`` refuses (it would be unprovable later)."""
+    from tests.helpers.pki_servers import make_crl, make_ocsp_response
+    from tests.integration.test_evidence import _dsig
+
+    tp = TimestampPki(tmp_path / "pki")
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    revinfo = PkiServer()  # never started: only its URLs go into the certificate
+    revinfo.add_authority("inter", tp.intermediate)
+    extensions = revinfo.revinfo_extensions("inter", crl=kind == "crl", ocsp=kind == "ocsp")
+    tsa_cert = _tsa(tp, f"dsig TSA with {kind}", tp.now, extensions=extensions)
+    issued = tp.now - dt.timedelta(hours=1)
+    if kind == "ocsp":
+        der = make_ocsp_response(tp.intermediate, tsa_cert.cert.serial_number,
+                                 this_update=issued).public_bytes(Encoding.DER)  # fmt: skip
+    else:
+        der = make_crl(tp.intermediate, this_update=issued).public_bytes(Encoding.DER)
+    supplied = tmp_path / f"tsa.{kind}"
+    supplied.write_bytes(der)
+    root = ("--tsa-trust-store", tp.root_pem)
+    with tp.server(tsa=tsa_cert) as tsa:
+        bare = _dsig("evidence", "create", study, "--out-dir", tmp_path / "bare",
+                     "--tsa", tsa.url, *root)  # fmt: skip
+        assert bare.returncode == 4 and "REVOCATION_UNAVAILABLE" in bare.stderr, bare.stderr
+        assert len(bare.stderr.strip().splitlines()) == 1
+        made = _dsig("evidence", "create", study, "--out-dir", tmp_path / "ev",
+                     "--tsa", tsa.url, *root, f"--{kind}", supplied)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    record = parse(next((tmp_path / "ev").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*")).read_bytes())
+    kept = record.validation.ocsp_responses if kind == "ocsp" else record.validation.crls
+    assert len(kept) == 1
+    if kind == "crl":
+        assert kept[0] == der
+    later = tp.now + dt.timedelta(days=3 * 365)
+    assert tsa_cert.cert.not_valid_after_utc < later
+    r = _dsig("evidence", "verify", study / "CT_small.dcm", "--evidence", tmp_path / "ev",
+              *root, "--at", later.isoformat(), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    (stamp,) = json.loads(r.stdout)["renewals"]
+    sources = {x["certificate"]: x["status"] for x in stamp["tsa_trust"]["revocation"]}
+    assert sources[tsa_cert.cert.subject.rfc4514_string()] == "good", stamp["tsa_trust"]
+
+
+def test_hash_tree_renewal_must_come_before_the_hash_weakened(tmp_path: Path) -> None:
+    """A hash-tree renewal made after the old hash's end (per the lifetimes table given)
+    proves existence only from the renewal on (RENEWAL_LATE); made before, from the start."""
+    from dsig.evidence import AlgorithmLifetimes
+    from dsig.evidence.algorithms import DEFAULT_LIFETIMES
+
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    start = tp.now.replace(microsecond=0)
+    rehashed = start + 10 * DAY
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    out = tmp_path / "ev"
+    times = iter([start, rehashed])
+    with tp.server(clock=lambda: next(times)) as tsa:
+        settings = StampSettings([tsa.url], trust=trust)
+        create_evidence([study], out, settings)
+        renew_evidence(out, settings, rehash="sha512", data=[study], clock=lambda: rehashed)
+
+    def table(sha256_end: dt.datetime) -> AlgorithmLifetimes:
+        return AlgorithmLifetimes(hashes={**DEFAULT_LIFETIMES.hashes, "sha256": sha256_end})
+
+    data, at = study / "CT_small.dcm", start + 30 * DAY
+    r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
+    assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
+    assert r.proven_time == rehashed
+    assert r.stamps[0].valid_until == start + 5 * DAY
+    r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 20 * DAY))
+    assert r.status is EvidenceStatus.PROVEN and r.findings == [] and r.proven_time == start
+    # and once sha256 has ended, a record never rehashed proves nothing
+    single = tmp_path / "single"
+    with tp.server(clock=lambda: start) as tsa:
+        create_evidence([data], single, StampSettings([tsa.url], trust=trust))
+    r = verify_file_evidence(data, single, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
+    assert r.status is EvidenceStatus.NOT_PROVABLE and _codes(r.findings) == ["RENEWAL_OVERDUE"]
+    assert "hash-tree renewal was due" in r.findings[0][1]
+
+
+def test_readme_lifetimes_table_is_the_code_table() -> None:
+    """README's algorithm lifetimes table lists every entry of DEFAULT_LIFETIMES, same date."""
+    import re
+
+    from dsig.evidence.algorithms import DEFAULT_LIFETIMES
+    from tests.integration.test_evidence import REPO
+
+    text = (REPO / "README.md").read_text().split("- **Algorithm lifetimes**", 1)[1]
+    hashes: dict[str, dt.date | None] = {}
+    keys: dict[tuple[str, int], dt.date | None] = {}
+    for names, until in re.findall(r"^\s*\| (`[^|]+`) \| ([^|]+) \|", text, flags=re.M)[:7]:
+        day = None if until.strip() == "no end announced" else dt.date.fromisoformat(until.strip())
+        for name in re.findall(r"`([^`]+)`", names):
+            if name.endswith("+"):
+                family, bits = name[:-1].split("-")
+                keys[(family, int(bits))] = day
+            else:
+                hashes[name] = day
+    assert hashes == {n: e.date() if e else None for n, e in DEFAULT_LIFETIMES.hashes.items()}
+    assert keys == {k: e.date() if e else None for k, e in DEFAULT_LIFETIMES.keys.items()}
+
+
+def test_renew_leaves_alone_a_record_changed_while_it_ran(tmp_path: Path) -> None:
+    """renew reads each record twice (check, then extend): one replaced in between (here
+    while the TSA answers) is not extended from its old content, it is left as it now is."""
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    study = _study(tmp_path / "study", "CT_small.dcm", "MR_small.dcm")
+    out = tmp_path / "ev"
+    with tp.server() as tsa:
+        create_evidence([study], out, StampSettings([tsa.url], trust=trust))
+    first, second = sorted(out.iterdir())
+    replacement = second.read_bytes()
+
+    def clock() -> dt.datetime:  # the TSA's clock, read while it makes the renewal
+        first.write_bytes(replacement)
+        return dt.datetime.now(dt.UTC)
+
+    with tp.server(clock=clock) as tsa:
+        summary = renew_evidence(out, StampSettings([tsa.url], trust=trust),
+                                 min_age=dt.timedelta(0))  # fmt: skip
+    assert summary.renewed == [second.name] and tsa.hits == 1
+    assert summary.failed == {first.name: "changed while being renewed: left as it is now"}
+    assert first.read_bytes() == replacement
+    assert len(parse(second.read_bytes()).stamps) == 2

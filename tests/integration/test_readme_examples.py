@@ -1,9 +1,11 @@
 """Every Python example of the README runs as written: those of "The Python API" section in
 order, in a directory holding the files they name (a real key file, a SoftHSM2 token, real
-PKI), and the study manifest one over a real study."""
+PKI), the study manifest one over a real study, and the evidence one against a real TSA on
+127.0.0.1."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from tests.conftest import CorePki, sample
 from tests.helpers.softhsm import ProvisionedToken
+from tests.helpers.tsa import TimestampPki
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -29,7 +32,9 @@ def api_examples() -> list[str]:
 
 
 def test_every_python_example_of_the_readme_is_run_here() -> None:
-    assert examples() == [*api_examples(), *examples("Study manifests")]
+    assert examples() == [
+        *api_examples(), *examples("Study manifests"), *examples("Evidence records")
+    ]  # fmt: skip
 
 
 def test_the_section_has_the_examples_the_issue_asks_for() -> None:
@@ -88,3 +93,30 @@ def test_readme_manifest_example_runs(
     out = capsys.readouterr().out
     assert out.startswith("0 VALID [('ok', ") and "study/ct.dcm" in out
     assert (tmp_path / "manifest.dcm").is_file()
+
+
+def test_readme_evidence_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Evidence section's example as written, its TSA URL replaced by the test TSA's."""
+    names = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm")
+    (tmp_path / "study").mkdir()
+    for name in names:
+        shutil.copy(sample(name), tmp_path / "study" / name)
+    tp = TimestampPki(tmp_path / "pki")
+    shutil.copy(tp.root_pem, tmp_path / "tsa-roots.pem")
+    [code] = examples("Evidence records")
+    assert "http://tsa.example/" in code
+    monkeypatch.chdir(tmp_path)
+    with tp.server() as tsa:
+        code = code.replace("http://tsa.example/", tsa.url)
+        exec(compile(code, "README.md evidence example", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{len(names)} records, 1 TSA request at ")
+    assert lines[1].startswith("PROVEN ") and lines[1].endswith(" 0")
+    # "later" in the example is after the TSA certificate expired
+    assert tp.tsa.cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=760)
+    assert [line.split()[0] for line in lines[2:5]] == [
+        "initial", "timestamp-renewal", "hash-tree-renewal"]  # fmt: skip
+    assert len(lines) == 5 + len(names) and all(" none " in line for line in lines[5:])
+    assert tsa.hits == 3
