@@ -1,0 +1,253 @@
+"""Issue 13, part A walked as an attacker would: each hostile file is built here and handed to
+the ``dsig`` command in a real subprocess (exit code, human and JSON output, and stderr, where
+a Python warning would show). The library-level tests are in test_hostile_parse.py."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CorePki
+from tests.helpers.rawdicom import (
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    basic_dataset,
+    element,
+    even,
+    item,
+    meta,
+    part10,
+    sequence,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+STRICT = ("--integrity-only", "--require", "signature", "--require-coverage", "all")
+
+
+def run(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dsig", *map(str, args)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, check=False,
+        timeout=120,
+    )  # fmt: skip
+
+
+def report(*args: object) -> tuple[int, dict[str, Any], str]:
+    proc = run("verify", "--json", *args)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def signed_file(core_pki: CorePki, tmp_path: Path, body: bytes, uid: str) -> bytes:
+    plain = tmp_path / f"plain-{uid}.dcm"
+    plain.write_bytes(part10(meta(EXPLICIT_LE, uid), body))
+    out = tmp_path / f"signed-{uid}.dcm"
+    proc = run("sign", plain, out, "--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert,
+               "--no-password")  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return out.read_bytes()
+
+
+def dataset_of(data: bytes) -> bytes:
+    group_length = struct.unpack_from("<I", data, 132 + 8)[0]
+    return data[132 + 12 + group_length :]
+
+
+def no_valid_line(text: str) -> None:
+    assert not [line for line in text.splitlines() if line.startswith("VALID")], text
+
+
+# --- polyglot: the meta header's transfer syntax governs ------------------------------------
+
+
+def test_polyglot_is_never_valid(core_pki: CorePki, tmp_path: Path) -> None:
+    signed = dataset_of(
+        signed_file(core_pki, tmp_path, basic_dataset("1.2.3.4.200"), "1.2.3.4.200")
+    )
+    first = element(0x00060010, "SH", b"ABCD")  # implicit: its length swallows what follows
+    swallow = struct.unpack_from("<I", first, 4)[0]
+    hidden = basic_dataset("9.9.9", implicit=True, patient="Hidden^Patient")
+    pad = element(0xFFFCFFFC, "OB", b"\x00" * (swallow - 4 - len(signed) - 12) + hidden)
+    poly = tmp_path / "poly.dcm"
+    poly.write_bytes(part10(meta(IMPLICIT_LE, "1.2.3.4.200"), first + signed + pad))
+    code, out, err = report(*STRICT, poly)
+    file = out["files"][0]
+    assert code == 1 and file["indication"] == "INVALID" and err == "", (file, err)
+    assert file["signatures"] == []  # read as the meta says: the hidden data set, unsigned
+    codes = {f["code"] for f in file["findings"]}
+    assert {"SIGNATURE_REQUIRED", "COVERAGE_INCOMPLETE"} <= codes, file["findings"]
+    human = run("verify", *STRICT, poly)
+    assert human.returncode == 1 and human.stdout.startswith("INVALID"), human.stdout
+    no_valid_line(human.stdout)
+    # the same bytes under an explicit VR meta: the signature verifies, the rest is listed
+    explicit = tmp_path / "poly-explicit.dcm"
+    explicit.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.4.200"), first + signed + pad))
+    code, out, err = report(*STRICT, explicit)
+    file = out["files"][0]
+    assert code == 1 and file["indication"] == "INVALID" and err == ""
+    assert file["signatures"][0]["integrity"] == "VALID"
+    assert file["uncovered"] == ["(0006,0010)", "(FFFC,FFFC)"]
+    human = run("verify", *STRICT, explicit)
+    assert human.returncode == 1, human.stdout
+    unsignable = [line for line in human.stdout.splitlines() if "UNSIGNABLE_CONTENT" in line]
+    assert unsignable and "(0006,0010)" in unsignable[0] and "(FFFC,FFFC)" in unsignable[0]
+    assert any("COVERAGE_INCOMPLETE" in line for line in human.stdout.splitlines())
+    no_valid_line(human.stdout)
+    # without --require-coverage the signature stands, but the uncovered content is said
+    human = run("verify", "--integrity-only", explicit)
+    assert human.returncode == 0 and "UNSIGNABLE_CONTENT" in human.stdout
+
+
+def test_a_data_set_not_in_the_meta_encoding_is_an_error(tmp_path: Path) -> None:
+    liar = tmp_path / "liar.dcm"  # says explicit, holds implicit: never re-read another way
+    liar.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.4.201"), basic_dataset("1.2.3.4.201",
+                                                                          implicit=True)))  # fmt: skip
+    proc = run("verify", *STRICT, liar)
+    assert proc.returncode == 4 and proc.stdout.startswith("ERROR"), proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    no_valid_line(proc.stdout)
+
+
+def test_trailing_bytes_fail_coverage_all(core_pki: CorePki, tmp_path: Path) -> None:
+    data = signed_file(core_pki, tmp_path, basic_dataset("1.2.3.4.202"), "1.2.3.4.202")
+    tail = tmp_path / "tail.dcm"
+    tail.write_bytes(data + b"\x00" * 64)
+    code, out, _ = report("--integrity-only", tail)
+    file = out["files"][0]
+    assert code == 0 and file["trailing_bytes"] == 64
+    assert any(f["code"] == "UNSIGNABLE_CONTENT" and "64 byte(s) after" in f["message"]
+               for f in file["findings"])  # fmt: skip
+    code, out, _ = report(*STRICT, tail)
+    assert code == 1 and out["files"][0]["indication"] == "INVALID"
+
+
+# --- UN added after signing is listed by tag --------------------------------------------------
+
+
+def _insert(body: bytes, extra: bytes) -> bytes:
+    """``extra`` among the top-level elements of an explicit VR LE ``body``, in tag order."""
+    tag = struct.unpack_from("<HH", extra)
+    at = 0
+    while at < len(body):
+        if struct.unpack_from("<HH", body, at) > tag:
+            break
+        if body[at + 4 : at + 6] in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC", b"UR"):
+            at += 12 + struct.unpack_from("<I", body, at + 8)[0]
+        else:
+            at += 8 + struct.unpack_from("<H", body, at + 6)[0]
+    return body[:at] + extra + body[at:]
+
+
+@pytest.mark.parametrize(
+    ("extra", "listed"),
+    [
+        (element(0x20500020, "UN", b"INVERSE "), "(2050,0020)"),
+        (element(0x00324000, "UN", b"Patient has no fracture "), "(0032,4000)"),
+        (sequence(0x00400275, [item(element(0x00400007, "UN", b"note"))]), "(0040,0275)"),
+        (element(0x00291010, "UN", b"\x00" * 64), "(0029,1010)"),
+    ],
+    ids=["presentation-lut-shape", "study-comments", "sequence-with-un", "shadow-pixels"],
+)
+def test_un_added_after_signing_is_listed_and_fails_coverage_all(
+    core_pki: CorePki, tmp_path: Path, extra: bytes, listed: str
+) -> None:
+    data = signed_file(core_pki, tmp_path, basic_dataset("1.2.3.4.203"), "1.2.3.4.203")
+    body = dataset_of(data)
+    added = tmp_path / "added.dcm"
+    added.write_bytes(data[: len(data) - len(body)] + _insert(body, extra))
+    code, out, err = report("--integrity-only", added)
+    file = out["files"][0]
+    assert code == 0 and err == ""  # the signature itself is intact ...
+    assert listed in file["uncovered"] and listed in file["signatures"][0]["unsigned_tags"]
+    assert any(
+        f["code"] == "UNSIGNABLE_CONTENT" and listed in f["message"] for f in file["findings"]
+    )  # fmt: skip ... and what it leaves out is said
+    human = run("verify", "--integrity-only", added)
+    assert "1 present elements not covered" in human.stdout, human.stdout
+    assert any(listed in line for line in human.stdout.splitlines() if "UNSIGNABLE" in line)
+    code, out, _ = report(*STRICT, added)
+    file = out["files"][0]
+    assert code == 1 and file["indication"] == "INVALID"
+    assert any(f["code"] == "COVERAGE_INCOMPLETE" and listed in f["message"]
+               for f in file["findings"])  # fmt: skip
+    no_valid_line(run("verify", *STRICT, added).stdout)
+
+
+# --- value bytes invalid in their character set: no Python warning on stderr ------------------
+
+
+def _bad_text_dataset(uid: str, charset: bytes, bad: bytes) -> bytes:
+    code = item(element(0x00080100, "SH", b"1234") + element(0x00080102, "SH", b"99")
+                + element(0x00080104, "LO", even(b"Meaning" + bad)))  # fmt: skip
+    content = sequence(0x0040A730, [item(
+        element(0x0040A040, "CS", b"TEXT") + sequence(0x0040A043, [code])
+        + element(0x0040A160, "UT", even(b"Text " + bad)))])  # fmt: skip
+    return basic_dataset(uid, extra=[
+        (0x00080005, "CS", even(charset)), (0x00100010, "PN", even(b"Bad" + bad + b"^Name")),
+        (0x00100020, "LO", even(b"ID" + bad)), (0x00081030, "LO", even(b"Study" + bad)),
+        (0x00081010, "SH", even(b"St" + bad)), (0x00324000, "LT", even(b"Note" + bad)),
+        (0x0040A730, "RAW", content),
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("charset", "bad"),
+    [
+        (b"ISO_IR 192", b"\xff\xfe\xc3("),
+        (b"GB18030", b"\x80\xff"),
+        (b"\\ISO 2022 IR 87", b"\x1b$B\xff\xff\x1b(B"),  # invalid JIS X 0208 in an escape
+    ],
+    ids=["utf-8", "gb18030", "iso-2022-jp"],
+)
+def test_undecodable_values_never_warn_on_stderr(
+    core_pki: CorePki, tmp_path: Path, charset: bytes, bad: bytes
+) -> None:
+    """pydicom warns ("Failed to decode byte string with encoding ...") wherever it decodes
+    such a value; dsig decodes what it shows itself and says so in one finding."""
+    uid = "1.2.3.4.204"
+    signed = tmp_path / "s.dcm"
+    signed.write_bytes(signed_file(core_pki, tmp_path, _bad_text_dataset(uid, charset, bad), uid))
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "s.dcm").write_bytes(signed.read_bytes())
+    html = tmp_path / "explain.html"
+    manifest = tmp_path / "manifest.dcm"
+    key = ("--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert, "--no-password")
+    runs = {
+        "verify": run("verify", "--integrity-only", signed),
+        "verify --json": run("verify", "--integrity-only", "--json", signed),
+        "verify coverage": run("verify", *STRICT, signed),
+        "verify --require-coverage profile": run("verify", "--integrity-only",
+                                                 "--require-coverage", "profile", signed),
+        "verify --trust-store": run("verify", "--trust-store", core_pki.trust_bundle, signed),
+        "inspect": run("inspect", signed),
+        "inspect --json": run("inspect", "--json", signed),
+        "explain": run("explain", "--integrity-only", signed, "--html", html),
+        "sign --item": run("sign", signed, tmp_path / "item.dcm", "--item",
+                           "ContentSequence[0]", *key),
+        "manifest create": run("manifest", "create", study, "-o", manifest, *key),
+    }  # fmt: skip
+    runs["manifest verify"] = run("manifest", "verify", manifest, study, "--integrity-only")
+    for name, proc in runs.items():
+        assert proc.stderr == "", (name, proc.stderr)
+        assert proc.returncode == 0, (name, proc.returncode, proc.stdout)
+    explain = runs["explain"].stdout
+    notes = [line for line in explain.splitlines() if "VALUE_NOT_DECODABLE" in line]
+    assert len(notes) == 1, explain
+    listed = "(0008,1010), (0008,1030), (0010,0010), (0010,0020), (0040,A730)[1].(0040,A043)[1]."
+    assert notes[0].startswith("  file: VALUE_NOT_DECODABLE: 5 text value(s)"), notes
+    assert notes[0].endswith(listed + "(0008,0104)"), notes  # by tag, nested ones by path
+    page = html.read_text()
+    assert "Bad\ufffd" in page and "VALUE_NOT_DECODABLE" in page
+    # the manifest copies the patient's attributes as stored, never re-encoded
+    from dsig.encoding.reader import read_dicom
+    from dsig.encoding.values import stored
+
+    kos, source = read_dicom(manifest), read_dicom(signed)
+    for copied in (0x00080005, 0x00100010, 0x00100020, 0x00081030):
+        assert stored(kos, copied).value == stored(source, copied).value, hex(copied)
