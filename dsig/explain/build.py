@@ -18,7 +18,7 @@ from pydicom.uid import UID
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.tags import tag_name
 from dsig.encoding.values import raw_text
-from dsig.encoding.walk import is_signable
+from dsig.encoding.walk import Walks
 from dsig.errors import DsigError
 from dsig.explain.entries import stream_entries
 from dsig.explain.model import (
@@ -239,10 +239,11 @@ def _explain_one(
         note = f"no signer certificate/signature to read ({e})"
     present = set(ref.level.keys())
     absent = tuple(tag_name(t) for t in signed if t not in present)
+    signable = Walks().of(ref.level, ref.ancestors).signable  # one walk, not one per tag
     not_covered = tuple(
         UncoveredElement(t, tag_name(_tag(t)),
                          "not listed in Data Elements Signed"
-                         if is_signable(ref.level, _tag(t), ref.ancestors)
+                         if signable(_tag(t))
                          else "no signature can cover it (VR UN, group below 0008, padding)")
         for t in sig.unsigned_tags
     )  # fmt: skip
