@@ -162,7 +162,8 @@ def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks
     refs = find_signatures(ds, options.limits, walks=walks)
     weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
     if isinstance(weighted, int):
-        check_verification_work(len(refs), weighted, options.limits)
+        size = getattr(ds, "dsig_input_bytes", None)  # set by read_dicom
+        check_verification_work(len(refs), weighted, options.limits, size)
     for ref in refs:
         result.signatures.append(_verify_one(ref, options, walks))
     _note_item_only(result)

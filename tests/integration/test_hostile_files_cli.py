@@ -251,3 +251,215 @@ def test_undecodable_values_never_warn_on_stderr(
     kos, source = read_dicom(manifest), read_dicom(signed)
     for copied in (0x00080005, 0x00100010, 0x00100020, 0x00081030):
         assert stored(kos, copied).value == stored(source, copied).value, hex(copied)
+
+
+# --- EKU: anyExtendedKeyUsage, mixed EKUs, and a site's required EKU ----------------------------
+
+
+def _eku_signer(tmp_path: Path, name: str, eku: list[str]) -> tuple[Path, Path, Path]:
+    """(key, cert, trust store) of a signer issued with these dotted EKUs."""
+    from cryptography import x509
+
+    from tests.helpers.pki_factory import build_pki, issue
+
+    pki = build_pki()
+    leaf = issue(name, issuer=pki.intermediate, eku=[x509.ObjectIdentifier(o) for o in eku])
+    key, cert = leaf.write(tmp_path, name)
+    root, inter = pki.write_anchors(tmp_path / f"{name}-anchors")
+    store = tmp_path / f"{name}-store.pem"
+    store.write_bytes(root.read_bytes() + inter.read_bytes())
+    return key, cert, store
+
+
+ANY_EKU, DOC_EKU = "2.5.29.37.0", "1.3.6.1.5.5.7.3.36"
+SERVER_AUTH, TIME_STAMPING = "1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.8"
+
+
+@pytest.mark.parametrize(
+    ("eku", "accepted"),
+    [
+        ([ANY_EKU], True),
+        ([SERVER_AUTH, DOC_EKU], True),
+        ([SERVER_AUTH, TIME_STAMPING], False),  # several EKUs, none for documents
+    ],
+    ids=["any", "server-and-document", "server-and-timestamping"],
+)
+def test_eku_rule_is_the_same_in_sign_verify_and_cert_check(
+    tmp_path: Path, eku: list[str], accepted: bool
+) -> None:
+    key, cert, store = _eku_signer(tmp_path, "eku", eku)
+    plain = tmp_path / "plain.dcm"
+    plain.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.4.205"), basic_dataset("1.2.3.4.205")))
+    out = tmp_path / "signed.dcm"
+    signing = run("sign", plain, out, "--key", key, "--cert", cert, "--no-password")
+    checked = run("cert", "check", cert, "--trust-store", store, "--revocation", "off")
+    if accepted:
+        assert signing.returncode == 0, signing.stderr
+        assert checked.returncode == 0 and checked.stdout.startswith("VALID"), checked.stdout
+        code, data, _ = report("--trust-store", store, "--revocation", "off", out)
+        assert code == 0 and data["files"][0]["indication"] == "VALID", data
+        return
+    assert signing.returncode == 4 and "EXTENDED_KEY_USAGE" in signing.stderr
+    assert not out.exists() and len(signing.stderr.strip().splitlines()) == 1
+    assert checked.returncode == 1 and "EXTENDED_KEY_USAGE" in checked.stdout
+    forced = run("sign", plain, out, "--key", key, "--cert", cert, "--no-password",
+                 "--force-certificate")  # fmt: skip
+    assert forced.returncode == 0, forced.stderr  # signed anyway: verification still refuses
+    code, data, _ = report("--trust-store", store, "--revocation", "off", out)
+    trust = data["files"][0]["signatures"][0]["trust"]
+    assert code == 1 and [f["code"] for f in trust["findings"]] == ["EXTENDED_KEY_USAGE"]
+
+
+def test_policy_file_names_the_ekus_a_site_requires(tmp_path: Path) -> None:
+    site = "1.3.6.1.4.1.99999.1"  # a site's own EKU, required on top of document signing
+    key, cert, store = _eku_signer(tmp_path, "doc-only", [DOC_EKU])
+    policy = tmp_path / "site.toml"
+    policy.write_text(f'anchors = ["{store}"]\nrevocation = "off"\nrequired_eku = ["{site}"]\n')
+    plain = tmp_path / "plain.dcm"
+    plain.write_bytes(part10(meta(EXPLICIT_LE, "1.2.3.4.206"), basic_dataset("1.2.3.4.206")))
+    out = tmp_path / "signed.dcm"
+    assert run("sign", plain, out, "--key", key, "--cert", cert, "--no-password").returncode == 0
+    code, data, _ = report("--policy-file", policy, out)
+    trust = data["files"][0]["signatures"][0]["trust"]
+    assert code == 1 and [f["code"] for f in trust["findings"]] == ["EXTENDED_KEY_USAGE"]
+    assert site in trust["findings"][0]["message"]
+    checked = run("cert", "check", cert, "--policy-file", policy)
+    assert checked.returncode == 1 and site in checked.stdout
+    refused = run("sign", plain, tmp_path / "refused.dcm", "--key", key, "--cert", cert,
+                  "--no-password", "--policy-file", policy)  # fmt: skip
+    assert refused.returncode == 4 and site in refused.stderr
+    # a signer listing both is accepted by the same policy
+    key2, cert2, store2 = _eku_signer(tmp_path, "doc-and-site", [DOC_EKU, site])
+    policy.write_text(f'anchors = ["{store2}"]\nrevocation = "off"\nrequired_eku = ["{site}"]\n')
+    out2 = tmp_path / "signed2.dcm"
+    signing = run("sign", plain, out2, "--key", key2, "--cert", cert2, "--no-password",
+                  "--policy-file", policy)  # fmt: skip
+    assert signing.returncode == 0, signing.stderr
+    code, data, _ = report("--policy-file", policy, out2)
+    assert code == 0, data
+    assert run("cert", "check", cert2, "--policy-file", policy).returncode == 0
+
+
+# --- bounded work with the default limits, measured in a process of its own -------------------
+
+_MEASURE = """
+import json, os, subprocess, sys, time
+start = time.monotonic()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+out = p.stdout.read().decode(errors="replace") if p.stdout else ""
+_, status, usage = os.wait4(p.pid, 0)
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "seconds": time.monotonic() - start,
+                  "rss_mib": usage.ru_maxrss / 1024, "out": out}))
+"""
+
+
+def measured(path: Path) -> dict[str, Any]:
+    """``dsig verify --integrity-only`` of ``path``: exit code, wall time, peak RSS, output."""
+    cmd = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "dsig", "verify",
+           "--integrity-only", str(path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120, cwd=ROOT)
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def _wide(n: int) -> bytes:
+    """A sequence holding ``n`` short private LO elements (distinct tags within each item)."""
+    items = []
+    for first in range(0, n, 0xEFFF):
+        count = min(0xEFFF, n - first)
+        items.append(item(b"".join(element(0x00090000 | (0x1000 + k), "LO", b"ab")
+                                   for k in range(count))))  # fmt: skip
+    return sequence(0x00400275, items)
+
+
+def _many_signatures(core_pki: CorePki, tmp_path: Path, copies: int) -> Path:
+    """A 9 MB file: 80,000 elements in a sequence, one signature over everything and
+    ``copies - 1`` copies of it under other UIDs (each one makes the verifier walk it all)."""
+    import copy
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    wide = _wide(80_000)
+    pad = element(0x00091010, "OB", bytes(9_000_000 - len(wide)))
+    body = basic_dataset("1.2.3.4.207", extra=[(0x00400275, "RAW", wide),
+                                               (0x00091010, "RAW", pad)])  # fmt: skip
+    path = tmp_path / f"sigs-{copies}.dcm"
+    path.write_bytes(signed_file(core_pki, tmp_path, body, "1.2.3.4.207"))
+    ds = pydicom.dcmread(path)
+    signatures = ds.DigitalSignaturesSequence
+    for _ in range(copies - 1):
+        twin = copy.deepcopy(signatures[0])
+        twin.DigitalSignatureUID = generate_uid()
+        signatures.append(twin)
+    ds.save_as(path)
+    assert path.stat().st_size <= 10_000_000
+    return path
+
+
+def test_many_signatures_over_a_wide_file_are_bounded(core_pki: CorePki, tmp_path: Path) -> None:
+    """128 signatures over 80,000 elements (9 MB) took 12 s; the work allowance grows with
+    the file (ParseLimits.base_work + size / bytes_per_work), so it is refused at once, while
+    as many signatures as the allowance pays for verify in about a second."""
+    (tmp_path / "many").mkdir()
+    (tmp_path / "few").mkdir()
+    refused = measured(_many_signatures(core_pki, tmp_path / "many", 128))
+    assert refused["rc"] == 4 and "ParseLimits.base_work" in refused["out"], refused
+    assert refused["seconds"] < 5 and refused["rss_mib"] < 256, refused
+    accepted = measured(_many_signatures(core_pki, tmp_path / "few", 9))
+    # all nine verified: the first VALID, its copies not (their UIDs are in the MAC)
+    assert accepted["rc"] == 1 and "parser limit" not in accepted["out"], accepted["out"][-300:]
+    assert "signature #9 " in accepted["out"] and ": VALID; integrity VALID" in accepted["out"]
+    assert accepted["seconds"] < 5 and accepted["rss_mib"] < 256, accepted
+    print(f"\n128 signatures refused in {refused['seconds']:.2f} s, "
+          f"9 verified in {accepted['seconds']:.2f} s ({accepted['rss_mib']:.0f} MiB)")  # fmt: skip
+
+
+def test_work_allowance_grows_with_the_file() -> None:
+    from dsig.encoding.limits import ParseLimits
+    from dsig.errors import OptionsError
+
+    limits = ParseLimits()
+    assert limits.work_cap(None) == limits.max_work
+    assert limits.work_cap(10_000_000) == 1_000_000 + 10_000_000 // 16
+    assert limits.work_cap(1 << 30) == limits.max_work
+    with pytest.raises(OptionsError, match="bytes_per_work"):
+        ParseLimits(bytes_per_work=0)
+
+
+def test_signing_a_wide_item_is_linear(core_pki: CorePki, tmp_path: Path) -> None:
+    """Normalising the values to sign walked the whole item once per element: 8,000 elements
+    in one item took 138 s to sign; 40,000 now take well under the bound."""
+    import time
+
+    body = basic_dataset("1.2.3.4.208", extra=[(0x00400275, "RAW", _wide(40_000))])
+    start = time.monotonic()
+    signed_file(core_pki, tmp_path, body, "1.2.3.4.208")
+    assert time.monotonic() - start < 15
+
+
+def test_deflate_bomb_behind_a_padded_meta_with_default_limits(tmp_path: Path) -> None:
+    """The meta padded past 64 KiB hid the Deflated transfer syntax from the size check (3 MB
+    reached 6.3 GB); with the default limits the 1 GiB of zeros is refused while inflating."""
+    import zlib
+
+    uid = "1.2.3.4.209"
+    head = basic_dataset(uid)
+    at = head.index(struct.pack("<HH", 0x0010, 0x0010))
+    m = meta("1.2.840.10008.1.2.1.99", uid)
+    inner = m[12:] + element(0x00020100, "OB", bytes(100_000))  # the meta ends past 64 KiB
+    m = element(0x00020000, "UL", struct.pack("<I", len(inner))) + inner
+    path = tmp_path / "padded-bomb.dcm"
+    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    with path.open("wb") as fp:
+        fp.write(part10(m, b""))
+        fp.write(c.compress(head[:at] + element(0x00091010, "OB", b"", length=1 << 30)))
+        block = bytes(1 << 20)
+        for _ in range(1 << 10):
+            fp.write(c.compress(block))
+        fp.write(c.compress(head[at:]) + c.flush())
+    assert path.stat().st_size < 10_000_000
+    run_ = measured(path)
+    assert run_["rc"] == 4 and "ParseLimits.max_inflated_bytes" in run_["out"], run_
+    assert run_["seconds"] < 5 and run_["rss_mib"] < 256, run_
+    assert "Traceback" not in run_["out"]
