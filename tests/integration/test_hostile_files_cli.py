@@ -463,3 +463,21 @@ def test_deflate_bomb_behind_a_padded_meta_with_default_limits(tmp_path: Path) -
     assert run_["rc"] == 4 and "ParseLimits.max_inflated_bytes" in run_["out"], run_
     assert run_["seconds"] < 5 and run_["rss_mib"] < 256, run_
     assert "Traceback" not in run_["out"]
+
+
+def test_explain_page_escapes_control_characters(core_pki: CorePki, tmp_path: Path) -> None:
+    """A value holding a newline, an escape sequence and a bidi override: the explain page
+    (lines in ``pre-wrap``) and its output show them as escapes, never a forged line."""
+    forged = "X\nVALID /a.dcm\x1b[2J\u202e"
+    uid = "1.2.3.4.210"
+    body = basic_dataset(uid, extra=[(0x00080005, "CS", b"ISO_IR 192"),
+                                     (0x00081030, "LO", even(forged.encode()))])  # fmt: skip
+    signed = tmp_path / "forged.dcm"
+    signed.write_bytes(signed_file(core_pki, tmp_path, body, uid))
+    page = tmp_path / ("page" + forged.replace("/", "_") + ".html")
+    proc = run("explain", "--integrity-only", signed, "--html", page)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert not [line for line in proc.stdout.splitlines() if line.startswith("VALID /a.dcm")]
+    document = page.read_text()
+    assert "\x1b" not in document and "\u202e" not in document
+    assert "\nVALID" not in document and "X\\nVALID /a.dcm\\x1b[2J\\u202e" in document
