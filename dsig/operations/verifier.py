@@ -168,7 +168,8 @@ def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks
         result.signatures.append(_verify_one(ref, options, walks))
     _note_item_only(result)
     _check_requirements(result, options)
-    hiding = _padding_holds_content(ds)
+    # padding is read only when something will report or judge it
+    hiding = bool(result.signatures or options.require_coverage) and _padding_holds_content(ds)
     if result.signatures:
         _report_uncovered(ds, result, walks, hiding)
     if options.require_coverage is not None:
