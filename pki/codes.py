@@ -115,6 +115,12 @@ class FindingCode(enum.StrEnum):
         "the Specific Character Set holds an unknown or misspelt term: its values were decoded "
         "as the note says (info: the MAC covers the stored bytes, not their decoding)",
     )
+    VALUE_NOT_DECODABLE = (
+        "VALUE_NOT_DECODABLE",
+        Phase.INPUT,
+        "a text value holds bytes invalid in its Specific Character Set: shown with replacement "
+        "characters (info: the MAC covers the stored bytes, not their decoding)",
+    )
     STUDY_MANIFEST = (
         "STUDY_MANIFEST",
         Phase.INPUT,

@@ -15,7 +15,13 @@ import codecs
 import re
 from typing import Any
 
-from pydicom.charset import STAND_ALONE_ENCODINGS, default_encoding, python_encoding
+from pydicom.charset import (
+    CODES_TO_ENCODINGS,
+    STAND_ALONE_ENCODINGS,
+    default_encoding,
+    handled_encodings,
+    python_encoding,
+)
 from pydicom.multival import MultiValue
 
 
@@ -88,3 +94,62 @@ def python_encodings(value: Any) -> tuple[list[str], tuple[str, ...]]:
                     )
                     del encodings[i]
     return encodings, tuple(notes)
+
+
+#: VRs whose values are decoded with the Specific Character Set (the others are ASCII).
+CHARSET_VRS = frozenset({"PN", "SH", "LO", "ST", "LT", "UC", "UT"})
+# Delimiters that end a code extension (PS3.5 6.1.2.5.3): CR, LF, TAB, FF, the value
+# separator, and for person names the component and group separators.
+_TEXT_DELIMITERS = frozenset({0x0D, 0x0A, 0x09, 0x0C, 0x5C})
+_PN_DELIMITERS = _TEXT_DELIMITERS | {0x5E, 0x3D}
+_FRAGMENTS = re.compile(b"(^[^\x1b]+|[\x1b][^\x1b]*)")
+
+
+def _strict(value: bytes, encoding: str) -> tuple[str, bool]:
+    try:
+        return value.decode(encoding), True
+    except UnicodeError:
+        return value.decode(encoding, errors="replace"), False
+    except LookupError:  # python_encodings never returns one; a caller's list might
+        return value.decode(default_encoding), False
+
+
+def _escaped(fragment: bytes, encodings: list[str], delimiters: frozenset[int]) -> tuple[str, bool]:
+    """One fragment that starts with an escape sequence, as pydicom's _decode_escaped_fragment
+    decodes it."""
+    size = 4 if fragment.startswith((b"\x1b$(", b"\x1b$)")) else 3
+    encoding = CODES_TO_ENCODINGS.get(fragment[:size], "")
+    if encoding not in encodings and encoding != default_encoding:
+        return fragment.decode(encodings[0], errors="replace"), False  # unknown escape
+    if encoding in handled_encodings:  # Python's codec reads the escape sequence itself
+        return _strict(fragment, encoding)
+    rest = fragment[size:]
+    cut = next((i for i, byte in enumerate(rest) if byte in delimiters), None)
+    if cut is None:
+        return _strict(rest, encoding)
+    head, good_head = _strict(rest[:cut], encoding)
+    tail, good_tail = _strict(rest[cut:], encodings[0])  # a delimiter resets to the first set
+    return head + tail, good_head and good_tail
+
+
+def decode_text(value: bytes, encodings: str | list[str], vr: str) -> tuple[str, bool]:
+    """Stored bytes of a text value decoded as pydicom decodes them (code extensions
+    included), without its warnings: ``(text, False)`` when some bytes are invalid in the
+    character set (they read as U+FFFD), for the caller to report. Values are never converted
+    in place: the MAC covers the stored bytes, not their decoding."""
+    if vr not in CHARSET_VRS:
+        return value.decode(default_encoding), True  # ISO 8859-1: every byte decodes
+    codecs_ = [encodings] if isinstance(encodings, str) else list(encodings) or [default_encoding]
+    if b"\x1b" not in value:
+        return _strict(value, codecs_[0])
+    delimiters = _PN_DELIMITERS if vr == "PN" else _TEXT_DELIMITERS
+    parts: list[str] = []
+    good = True
+    for fragment in _FRAGMENTS.findall(value):
+        if fragment.startswith(b"\x1b"):
+            text, ok = _escaped(fragment, codecs_, delimiters)
+        else:
+            text, ok = _strict(fragment, codecs_[0])
+        parts.append(text)
+        good = good and ok
+    return "".join(parts), good

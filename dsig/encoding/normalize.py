@@ -37,7 +37,7 @@ from dsig.encoding.values import (
     sequence_items,
     stored,
 )
-from dsig.encoding.walk import is_signable
+from dsig.encoding.walk import Walks
 
 #: The VRs DCMTK holds as DcmByteString (and DcmCharString) subclasses.
 STRING_VRS = frozenset(
@@ -65,22 +65,32 @@ def normalise_for_signing(
     (items of signed sequences included); returns where values changed, e.g.
     ``(0008,0008)`` or ``(0040,0275)[0](0040,0007)``."""
     touched: list[str] = []
+    walks = Walks()  # one walk per item: a fresh one per element was quadratic in item size
     for tag in sorted(set(tags)):
         if tag in level:
-            _normalise(level, tag, tuple(ancestors), tag_str(tag), touched)
+            _normalise(level, tag, tuple(ancestors), tag_str(tag), touched, walks)
     return touched
 
 
 def _normalise(
-    level: Dataset, tag: int, ancestors: tuple[Dataset, ...], where: str, touched: list[str]
+    level: Dataset,
+    tag: int,
+    ancestors: tuple[Dataset, ...],
+    where: str,
+    touched: list[str],
+    walks: Walks,
 ) -> None:
     vr = element_vr(level, tag, ancestors)
     if is_sequence(level, tag, vr):
+        inside = (level, *ancestors)
         for n, item in enumerate(sequence_items(level, tag)):
+            # signability is decided before any value of the item is replaced (values only:
+            # VRs, tags and sequences stay, so the walk's answers stay right)
+            walk = walks.of(item, inside)
             for inner in sorted(int(t) for t in item.keys()):
-                if is_signable(item, inner, (level, *ancestors)):
-                    _normalise(item, inner, (level, *ancestors), f"{where}[{n}]{tag_str(inner)}",
-                               touched)  # fmt: skip
+                if walk.signable(inner):
+                    _normalise(item, inner, inside, f"{where}[{n}]{tag_str(inner)}", touched,
+                               walks)  # fmt: skip
         return
     if vr not in STRING_VRS:
         return

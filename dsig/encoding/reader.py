@@ -595,6 +595,7 @@ def read_dicom(
         budget = WorkBudget(limits, size)
         check_complete(ds, bound, budget=budget, walks=walks)
         ds.dsig_weighted_elements = budget.weighted  # for verify's ParseLimits.max_work
+        ds.dsig_input_bytes = size  # and the work allowance that grows with it
     return ds
 
 

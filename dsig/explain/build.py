@@ -18,7 +18,7 @@ from pydicom.uid import UID
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.tags import tag_name
 from dsig.encoding.values import raw_text
-from dsig.encoding.walk import is_signable
+from dsig.encoding.walk import Walks
 from dsig.errors import DsigError
 from dsig.explain.entries import stream_entries
 from dsig.explain.model import (
@@ -93,14 +93,18 @@ def explain_dataset(
             raise SignatureNotFoundError(f"no signature with UID {options.signature}")
     ref_digests = _reference_digests(reference, options) if reference is not None else None
     sigs = [_explain_guarded(ref, sig, result, options, ref_digests) for ref, sig in pairs]
+    covered = {t for s in result.signatures if not s.location for t in s.signed_tags}
+    undecodable: list[str] = []
+    tree = (
+        tuple(_or_note(lambda: element_tree(ds, covered, undecodable), ())) if options.tree else ()
+    )
     file_steps = tuple(
         Step(f.code, _FILE_STATUS.get(f.severity, StepStatus.WARNING), f.message)
         for f in result.findings
-    )  # fmt: skip
+    ) + _undecodable_step(undecodable)  # fmt: skip
     decided_by, decision = _file_decision(result, sigs, file_steps)
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     sop = raw_text(ds, 0x00080016) or ""
-    covered = {t for s in result.signatures if not s.location for t in s.signed_tags}
     return Explanation(
         path=path,
         verdict=result.indication.value,
@@ -112,12 +116,23 @@ def explain_dataset(
         file_steps=file_steps,
         decided_by=decided_by,
         decision=decision,
-        tree=tuple(_or_note(lambda: element_tree(ds, covered), ())) if options.tree else (),
+        tree=tree,
         result=result,
     )
 
 
 _FILE_STATUS = {"error": StepStatus.FAILED, "warning": StepStatus.WARNING, "info": StepStatus.INFO}
+
+
+def _undecodable_step(where: list[str]) -> tuple[Step, ...]:
+    """One info step for text values the tree shows with U+FFFD (bytes invalid in their
+    Specific Character Set), where pydicom would warn on stderr."""
+    if not where:
+        return ()
+    shown = ", ".join(where[:5]) + (f" and {len(where) - 5} more" if len(where) > 5 else "")
+    return (Step("VALUE_NOT_DECODABLE", StepStatus.INFO,
+                 f"{len(where)} text value(s) hold bytes invalid in their Specific Character "
+                 f"Set, shown with replacement characters: {shown}"),)  # fmt: skip
 
 
 def _or_note(make: Callable[[], Sequence[T]], note: Sequence[T] | None = None) -> Sequence[T]:
@@ -224,10 +239,11 @@ def _explain_one(
         note = f"no signer certificate/signature to read ({e})"
     present = set(ref.level.keys())
     absent = tuple(tag_name(t) for t in signed if t not in present)
+    signable = Walks().of(ref.level, ref.ancestors).signable  # one walk, not one per tag
     not_covered = tuple(
         UncoveredElement(t, tag_name(_tag(t)),
                          "not listed in Data Elements Signed"
-                         if is_signable(ref.level, _tag(t), ref.ancestors)
+                         if signable(_tag(t))
                          else "no signature can cover it (VR UN, group below 0008, padding)")
         for t in sig.unsigned_tags
     )  # fmt: skip

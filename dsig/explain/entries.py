@@ -23,7 +23,7 @@ from dsig.encoding.values import (
     stored,
     swaps,
 )
-from dsig.encoding.walk import is_signable
+from dsig.encoding.walk import Walks
 from dsig.explain.model import StreamEntry
 from dsig.signature.mac_stream import (
     SIGNATURE_ITEM_EXCLUDED,
@@ -117,8 +117,10 @@ def stream_entries(
     """One entry per element, in stream order: the signed elements present and signable,
     then the signature item's own elements."""
     entries: list[StreamEntry] = []
+    walks = Walks()  # one walk per level, not one per tag
+    signable = walks.of(level, ancestors).signable
     for tag in sorted(set(signed)):
-        if tag not in level or not is_signable(level, tag, ancestors):
+        if tag not in level or not signable(tag):
             continue
         vr = element_vr(level, tag, ancestors)
         length, digest = entry_digest(level, tag, ancestors, mac, options)
@@ -126,7 +128,7 @@ def stream_entries(
         entries.append(StreamEntry(tag_str(tag), tag_name(tag), vr, how, length, digest))
     inner = (level, *ancestors)
     for tag in sorted(item.keys()):
-        if tag in SIGNATURE_ITEM_EXCLUDED or not is_signable(item, tag, ()):
+        if tag in SIGNATURE_ITEM_EXCLUDED or not walks.of(item).signable(int(tag)):
             continue
         vr = element_vr(item, tag, inner)
         length, digest = entry_digest(item, tag, inner, mac, options)

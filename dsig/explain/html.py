@@ -4,10 +4,19 @@ element tree, covered / not covered marked."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from html import escape
+from html import escape as _html_escape
 
 from dsig.explain.model import ElementNode, Explanation
 from dsig.explain.render import outline
+from dsig.safe_text import printable
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, control characters shown as escapes first: values, names and paths come
+    from the file, and a newline in a page with ``pre-wrap`` lines would forge a line (a bidi
+    override would reorder one)."""
+    return _html_escape(printable(text))
+
 
 _CSS = """
 body{font-family:sans-serif;margin:2em;max-width:75em}

@@ -15,10 +15,12 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import PersonName
 
 from dsig import __version__
+from dsig.encoding.charsets import decode_text, python_encodings
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
-from dsig.encoding.values import raw_text
+from dsig.encoding.values import element_vr, raw_text, stored
 from dsig.encoding.writer import Encoding, save, write_dataset_file
 from dsig.errors import DicomFormatError, DsigError, OutputError
 from dsig.manifest.mac import mac_transfer_syntax, reference_mac, signable_tags
@@ -209,11 +211,21 @@ def create_manifest(
 
 
 def _patient(attributes: Dataset | None) -> str:
-    """Patient ID and name, to compare instances of one study."""
+    """Patient ID and name, to compare instances of one study (as stored: the bytes are
+    decoded here, never by pydicom's conversion, which warns on stderr for invalid ones)."""
     if attributes is None:
         return "?"
-    name = attributes[0x00100010].value if 0x00100010 in attributes else ""
-    return f"ID {raw_text(attributes, 0x00100020) or ''!r}, name {str(name or '')!r}"
+    charset = raw_text(attributes, 0x00080005)
+    encodings = python_encodings(charset.split("\\") if charset else None)[0]
+    shown = []
+    for tag, vr in ((0x00100020, "LO"), (0x00100010, "PN")):
+        value = stored(attributes, tag).value if tag in attributes else b""
+        raw = value.original_string if isinstance(value, PersonName) else value
+        if isinstance(raw, str):  # a value made here, not read
+            shown.append(raw.rstrip("\x00 "))
+        else:
+            shown.append(decode_text(bytes(raw or b""), encodings, vr)[0].rstrip("\x00 "))
+    return f"ID {shown[0]!r}, name {shown[1]!r}"
 
 
 def _file_record(path: Path, explicit: bool, options: CreateOptions) -> _Record:
@@ -312,9 +324,8 @@ def _signatures(ds: Dataset) -> tuple[tuple[SignatureReference, ...], list[str]]
 def _copied_attributes(ds: Dataset) -> Dataset:
     out = Dataset()
     for tag, type2 in _PATIENT_STUDY:
-        if tag in ds:
-            elem = ds[tag]
-            out.add(DataElement(tag, elem.VR, elem.value))
+        if tag in ds:  # the stored bytes, in the Specific Character Set copied with them
+            out.add(DataElement(tag, element_vr(ds, tag), stored(ds, tag).value))
         elif type2:
             out.add(DataElement(tag, pydicom.datadict.dictionary_VR(tag), None))
     return out

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
 
-from dsig.encoding.walk import is_signable
+from dsig.encoding.walk import Walks
 from dsig.operations.signer import mac_transfer_syntax_for
 from dsig.signature.mac_stream import Sink, write_mac_stream
 from tokens.digest import HashAlgorithm
@@ -24,7 +24,8 @@ NATIVE_MAC_SYNTAXES = frozenset({"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99"
 def signable_tags(ds: Dataset) -> tuple[int, ...]:
     """Every element of the main data set a signature could cover (C.12.1.1.3.1.1 rules:
     no group lengths, no group < 0008, no signature sequences, no UN), in tag order."""
-    return tuple(sorted(int(t) for t in ds.keys() if is_signable(ds, int(t))))
+    signable = Walks().of(ds).signable  # one walk of the level, not one per tag
+    return tuple(sorted(int(t) for t in ds.keys() if signable(int(t))))
 
 
 def reference_mac(

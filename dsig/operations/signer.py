@@ -21,7 +21,7 @@ from pydicom.uid import (
 from dsig.encoding.normalize import normalise_for_signing
 from dsig.encoding.tags import ROOT, ItemPath, format_location, tag_str
 from dsig.encoding.values import sequence_items
-from dsig.encoding.walk import is_signable
+from dsig.encoding.walk import Walks
 from dsig.errors import LocationError, SigningError, TagError
 from dsig.signature.mac_stream import Sink, StreamOptions, write_mac_stream
 from dsig.signature.model import (
@@ -113,18 +113,19 @@ def _choose_tags(
     level: Dataset, ancestors: tuple[Dataset, ...], options: SignOptions, top_level: bool
 ) -> list[int]:
     chosen: set[int] = set()
+    signable = Walks().of(level, ancestors).signable  # one walk of the level, not one per tag
     if options.tags is None:
-        chosen = {int(t) for t in level.keys() if is_signable(level, t, ancestors)}
+        chosen = {int(t) for t in level.keys() if signable(int(t))}
     else:
         for tag in options.tags:
             if tag not in level:
                 raise TagError(f"tag {tag_str(tag)} is not present at the level being signed")
-            if not is_signable(level, tag, ancestors):
+            if not signable(tag):
                 raise TagError(f"tag {tag_str(tag)} cannot be signed (excluded or VR UN)")
             chosen.add(tag)
     profile_tags = {int(t) for t in tags_to_sign(options.profile, level, top_level=top_level)}
     for tag in sorted(profile_tags):
-        if tag in level and not is_signable(level, tag, ancestors):
+        if tag in level and not signable(tag):
             raise TagError(
                 f"the {options.profile.value} profile requires {tag_str(tag)}, "
                 "which cannot be signed (VR UN or excluded)"

@@ -16,12 +16,12 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from dsig.encoding.blob import Blob, blob_of
+from dsig.encoding.blob import Blob, blob_of, source_blob
 from dsig.encoding.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import Layout, read_dicom
 from dsig.encoding.tags import format_location, tag_str
-from dsig.encoding.values import UNDEFINED, raw_text, stored
+from dsig.encoding.values import UNDEFINED, raw_text, read_range, stored
 from dsig.encoding.walk import Walks
 from dsig.errors import DicomFormatError, DsigError, OptionsError
 from dsig.results import (
@@ -190,15 +190,18 @@ def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks
     refs = find_signatures(ds, options.limits, walks=walks)
     weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
     if isinstance(weighted, int):
-        check_verification_work(len(refs), weighted, options.limits)
+        size = getattr(ds, "dsig_input_bytes", None)  # set by read_dicom
+        check_verification_work(len(refs), weighted, options.limits, size)
     for ref in refs:
         result.signatures.append(_verify_one(ref, options, walks))
     _note_item_only(result)
     _check_requirements(result, options)
+    # padding is read only when something will report or judge it
+    hiding = bool(result.signatures or options.require_coverage) and _padding_holds_content(ds)
     if result.signatures:
-        _report_uncovered(ds, result, walks)
+        _report_uncovered(ds, result, walks, hiding)
     if options.require_coverage is not None:
-        _check_coverage(ds, result, options.require_coverage, options.require)
+        _check_coverage(ds, result, options.require_coverage, options.require, hiding)
     if raw_text(ds, 0x00080016) == "1.2.840.10008.5.1.4.1.1.88.59":  # KOS: a study manifest?
         from dsig.manifest.model import manifest_note
 
@@ -226,24 +229,46 @@ def uncovered_tags(level: Dataset, covered: set[int], *, padding: bool = True) -
 
 
 def _is_padding(tag: int) -> bool:
-    """Data Set Trailing Padding (FFFC,FFFC): many modalities write it and no reader interprets
-    its bytes, so it is listed as not covered but neither warns nor fails coverage. (A polyglot
-    that hides a second data set in it is caught by what that data set needs to be read: an
-    element of group < 0008 or another transfer syntax, both findings.)"""
+    """Data Set Trailing Padding (FFFC,FFFC): many modalities write it, empty or zeros, and no
+    reader interprets its bytes, so such padding is listed as not covered but neither warns
+    nor fails coverage. Padding holding any other byte (a polyglot hides a second data set
+    there) is UNSIGNABLE_CONTENT and fails ``--require-coverage all``
+    (:func:`_padding_holds_content`)."""
     return tag == 0xFFFCFFFC
 
 
-def _report_uncovered(ds: Dataset, result: _FileDraft, walks: Walks) -> None:
+def _padding_holds_content(ds: Dataset) -> bool:
+    """Top-level trailing padding with a non-zero byte (read in chunks when left in the file)."""
+    if 0xFFFCFFFC not in ds:
+        return False
+    elem = stored(ds, 0xFFFCFFFC, keep_deferred=True)
+    if isinstance(elem, RawDataElement) and elem.value is None and elem.length:
+        if elem.length == UNDEFINED:
+            return True
+        with source_blob([ds]).open() as fp:
+            # an early return drops the generator, which stops its read-ahead thread
+            return any(
+                bytes(chunk).count(0) != len(chunk)
+                for chunk in read_range(fp, elem.value_tell or 0, elem.length)
+            )
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        return value.count(0) != len(value)
+    return bool(value)
+
+
+def _report_uncovered(ds: Dataset, result: _FileDraft, walks: Walks, hiding: bool) -> None:
     """List what no valid main-level signature covers; UNSIGNABLE_CONTENT (a warning) names
     what a viewer may show but no signature can ever cover: VR UN, sequences holding UN,
-    groups below 0008, bytes after the data set (trailing padding is listed, not warned of)."""
+    groups below 0008, bytes after the data set, trailing padding that is not all zeros
+    (``hiding``; empty or zero padding is listed, not warned of)."""
     covered: set[int] = set()
     for sig in _covering(result):
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     missing = uncovered_tags(ds, covered)
     result.uncovered = [tag_str(t) for t in missing]
     walk = walks.of(ds)
-    unsignable = [t for t in missing if not walk.signable(t) and not _is_padding(t)]
+    unsignable = [t for t in missing if not walk.signable(t) and (hiding or not _is_padding(t))]
     parts = []
     if unsignable:
         parts.append(
@@ -276,7 +301,9 @@ def _parse_tag_str(text: str) -> int:
     return int(text[1:5], 16) << 16 | int(text[6:10], 16)
 
 
-def _check_coverage(ds: Dataset, result: _FileDraft, mode: str, require: Sequence[str]) -> None:
+def _check_coverage(
+    ds: Dataset, result: _FileDraft, mode: str, require: Sequence[str], hiding: bool
+) -> None:
     """COVERAGE_INCOMPLETE (file level) when a demanded element has no valid signature over it.
 
     Protects against signature wrapping: content added or left outside Data Elements Signed
@@ -287,7 +314,7 @@ def _check_coverage(ds: Dataset, result: _FileDraft, mode: str, require: Sequenc
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     present = {int(t) for t in ds.keys()}
     if mode == "all":
-        demanded = set(uncovered_tags(ds, set(), padding=False))
+        demanded = set(uncovered_tags(ds, set(), padding=hiding))
         what = "element(s) present"
         if getattr(result, "trailing_bytes", 0):
             result.findings.append(
