@@ -112,7 +112,8 @@ def test_shared_walks_give_the_same_mac_stream(name: str) -> None:
 
 def test_cold_verify_imports_only_what_it_needs(tmp_path: Path) -> None:
     """`dsig verify --integrity-only FILE` loads neither the other commands' modules nor the
-    trust policy nor pydantic (typer's converter; cold-start cost, issue 18)."""
+    trust policy nor pydantic (typer's converter), nor the audit outputs, the resume index, the
+    secret prompt or pydicom's download stack (cold-start cost, issue 18)."""
     ct = sample("CT_small.dcm")
     listing = tmp_path / "modules.txt"
     # sys.modules at exit, not -X importtime: the lazy exports import with importlib, which
@@ -131,5 +132,5 @@ def test_cold_verify_imports_only_what_it_needs(tmp_path: Path) -> None:
     assert "dsig.operations.verifier" in loaded
     unneeded = {"dsig.cli.sign", "dsig.cli.cert", "dsig.cli.net", "dsig.cli.tokens",
                 "dsig.cli.timestamp", "dsig.cli.manifest", "dsig.cli.evidence", "pki.policy",
-                "pydantic"}  # fmt: skip
+                "pydantic", "dsig.reports", "sqlite3", "getpass", "http.client", "ssl"}  # fmt: skip
     assert not unneeded & loaded, unneeded & loaded
