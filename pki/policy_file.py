@@ -27,7 +27,6 @@ Unknown keys are an error (a misspelt key must not silently weaken the policy).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -91,6 +90,8 @@ _BOOL_KEYS = (
 
 def load_policy_file(path: Path) -> PolicySettings:
     """Parse a policy file; raises :class:`TrustConfigError` with one line on any problem."""
+    import tomllib  # here: every trusted verify imports this module, few read a policy file
+
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -17,12 +17,14 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dsig.archive.done import DoneIndex
 from dsig.errors import DsigError
 from dsig.operations.batch import NOT_DICOM, Outcome
 from tokens.faults import BadEnvironmentError
+
+if TYPE_CHECKING:
+    from dsig.archive.done import DoneIndex
 
 
 class JournalError(DsigError, BadEnvironmentError):
@@ -94,6 +96,8 @@ class Journal:
 
 
 def _replay(fp: BinaryIO, path: Path, on_record: Callable[[dict[str, Any]], None]) -> DoneIndex:
+    from dsig.archive.done import DoneIndex  # sqlite3: loaded by a resume only
+
     done = DoneIndex()
     offset = keep = 0
     fp.seek(0)

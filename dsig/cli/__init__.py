@@ -43,7 +43,7 @@ _GROUPS = {
     "evidence": ("dsig.cli.evidence", "evidence_app"),
     "orthanc": ("dsig.cli.orthanc", "orthanc_app"),
 }
-#: Commands parsed by their own click command class (module, class).
+#: Commands parsed by their own click command class (module, class); the others by DsigCommand.
 _COMMAND_CLASSES = {"verify": ("dsig.cli.verify", "VerifyCommand")}
 
 
@@ -53,17 +53,15 @@ def _load(module: str, name: str) -> Any:
 
 def _new_app() -> typer.Typer:
     """An app with the common callback (--version) and no command yet."""
-    new = typer.Typer(**_SETTINGS)
+    new = typer.Typer(cls=_load("dsig.cli._params", "DsigGroup"), **_SETTINGS)
     new.callback()(_main)
     return new
 
 
 def _register(app: typer.Typer, name: str) -> None:
     command: Callable[..., None] = _load(*_COMMANDS[name])
-    if name in _COMMAND_CLASSES:
-        app.command(cls=_load(*_COMMAND_CLASSES[name]))(command)
-    else:
-        app.command()(command)
+    module, cls = _COMMAND_CLASSES.get(name, ("dsig.cli._params", "DsigCommand"))
+    app.command(cls=_load(module, cls))(command)
 
 
 def _full_app() -> typer.Typer:

@@ -63,10 +63,11 @@ def write_audit_outputs(
     """Write the requested outputs; an unwritable one is one line and exit 4."""
     from dsig import DsigError
     from dsig.cli._common import utc_now
-    from dsig.reports import write_csv
 
     ended = utc_now()
     if csv_out is not None:
+        from dsig.reports import write_csv  # the reports load only when one is asked for
+
         try:
             write_csv(csv_out, tally.records(), tally.skipped_paths())
         except DsigError as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -85,6 +84,8 @@ def read_secret(
 
 def prompt_secret(prompt: str) -> str:
     """Ask on the terminal without echo."""
+    import getpass  # termios: only when a secret is asked for
+
     return getpass.getpass(f"{prompt}: ")
 
 

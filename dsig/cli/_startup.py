@@ -1,15 +1,17 @@
 """Cold-start trimming for the ``dsig`` command (not applied when dsig is used as a library).
 
-pydicom imports numpy (pixel handlers) and requests (test-data download) when it is imported;
-the CLI never uses either, and together they are most of pydicom's import time and about
-18 MiB of resident memory.
+pydicom imports numpy (pixel handlers), and requests and urllib.request (test-data download),
+when it is imported; the CLI never uses them, and together they are most of pydicom's import
+time and about 18 MiB of resident memory (urllib.request alone brings http.client, email and
+ssl: about 15 ms of every cold start).
 
 - numpy is an optional dependency of pydicom, needed only for pixel arrays, which dsig never
   decodes: :func:`defer_modules` hides it, so pydicom runs exactly as it does where numpy is
   not installed (``config.have_numpy`` False; otherwise its writer's ``isinstance(value,
   numpy.ndarray)`` checks would load numpy on every sign).
-- requests gets a placeholder in ``sys.modules`` that imports the real module on first
-  attribute access, so nothing breaks if it is used after all.
+- requests and urllib.request get a placeholder in ``sys.modules`` (and, for a submodule, as
+  its package's attribute) that imports the real module on first attribute access, so nothing
+  breaks if it is used after all (pki's online fetches, for one).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 import types
 from typing import Any
 
-DEFERRED = ("requests",)
+DEFERRED = ("requests", "urllib.request")
 HIDDEN = ("numpy",)
 
 
@@ -53,6 +55,9 @@ def defer_modules(names: tuple[str, ...] = DEFERRED, hidden: tuple[str, ...] = H
         placeholder = _Deferred(name)
         placeholder.__spec__ = None
         sys.modules[name] = placeholder
+        package, _, attr = name.rpartition(".")
+        if package:  # `import a.b` then `a.b.f()` finds b as an attribute of a
+            setattr(sys.modules[package], attr, placeholder)
 
 
 def quiet_pydicom() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
 from dsig.cli._common import fail, guard_output, input_output, operational_errors, with_flag
+from dsig.cli._params import DsigCommand
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._trust_options import (
     AllowWeakOpt,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pki import TrustEvaluator, TrustPolicy
 
 
-class VerifyCommand(TyperCommand):
+class VerifyCommand(DsigCommand):
     """``dsig verify``, whose ``--jsonl`` takes an optional FILE (typer has no optional
     values): alone, or before another option, it means ``-`` (stdout, as it always did).
     Without ``--jsonl``, ``--resume FILE`` is ``--jsonl FILE --resume``."""

@@ -727,12 +727,16 @@ def _trust(cert: x509.Certificate, res: _SignatureDraft, options: VerifyOptions)
     if isinstance(options.at, dt.datetime):
         at = options.at
     elif options.at in ("auto", "timestamp"):
-        from dsig.timestamp import certified_moment, trust_at_timestamp
+        moment = None
+        if res.timestamp:  # dsig.timestamp (asn1crypto's CMS) loads only for a token
+            from dsig.timestamp import certified_moment
 
-        moment = certified_moment(res)
+            moment = certified_moment(res)
         if options.proven_at is not None:  # an evidence record proves existence too
             moment = min(moment or options.proven_at, options.proven_at)
         if moment is not None:
+            from dsig.timestamp import trust_at_timestamp
+
             return trust_at_timestamp(options.trust, cert, moment)
         if options.at == "timestamp":
             res.findings.append(

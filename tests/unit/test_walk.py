@@ -11,12 +11,15 @@ import pytest
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
+from dsig import sign_file
 from dsig.encoding.reader import check_complete, read_dicom
 from dsig.encoding.values import element_vr, is_sequence
 from dsig.encoding.walk import Walks, is_signable_tag
 from dsig.signature.mac_stream import write_mac_stream
 from dsig.signature.model import find_signatures
+from tests.conftest import CorePki
 from tests.helpers.dicom_factory import sample
+from tokens import open_key_provider
 
 #: Explicit and implicit VR, big endian, nested sequences, private elements, UN.
 SAMPLES = ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtplan.dcm",
@@ -110,25 +113,44 @@ def test_shared_walks_give_the_same_mac_stream(name: str) -> None:
     assert digest(shared) == digest(None) == digest(Walks())
 
 
-def test_cold_verify_imports_only_what_it_needs(tmp_path: Path) -> None:
-    """`dsig verify --integrity-only FILE` loads neither the other commands' modules nor the
-    trust policy (cold-start cost, issue 18)."""
-    ct = sample("CT_small.dcm")
+def _modules_of_cold_verify(tmp_path: Path, *args: str) -> set[str]:
+    """sys.modules at the exit of ``dsig verify ARGS`` in a fresh interpreter (not -X
+    importtime: the lazy exports import with importlib, which importtime does not log)."""
     listing = tmp_path / "modules.txt"
-    # sys.modules at exit, not -X importtime: the lazy exports import with importlib, which
-    # importtime does not log.
     script = (
         "import atexit, runpy, sys\n"
         f"atexit.register(lambda: open({str(listing)!r}, 'w').write('\\n'.join(sys.modules)))\n"
         "runpy.run_module('dsig', run_name='__main__', alter_sys=True)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script, "verify", "--integrity-only", str(ct)],
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-c", script, "verify", *args], capture_output=True, text=True,
+        check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]  # an unsigned file: exit 0 (UNSIGNED)
-    loaded = set(listing.read_text().splitlines())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return set(listing.read_text().splitlines())
+
+
+def test_cold_verify_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """`dsig verify --integrity-only FILE` loads neither the other commands' modules nor the
+    trust policy nor pydantic (typer's converter), nor the audit outputs, the resume index, the
+    secret prompt or pydicom's download stack (cold-start cost, issue 18)."""
+    ct = sample("CT_small.dcm")  # an unsigned file: exit 0 (UNSIGNED)
+    loaded = _modules_of_cold_verify(tmp_path, "--integrity-only", str(ct))
     assert "dsig.operations.verifier" in loaded
     unneeded = {"dsig.cli.sign", "dsig.cli.cert", "dsig.cli.net", "dsig.cli.tokens",
-                "dsig.cli.timestamp", "dsig.cli.manifest", "dsig.cli.evidence", "pki.policy"}  # fmt: skip
+                "dsig.cli.timestamp", "dsig.cli.manifest", "dsig.cli.evidence", "pki.policy",
+                "pydantic", "dsig.reports", "sqlite3", "getpass", "http.client", "ssl"}  # fmt: skip
+    assert not unneeded & loaded, unneeded & loaded
+
+
+def test_cold_trusted_verify_imports_only_what_it_needs(core_pki: CorePki, tmp_path: Path) -> None:
+    """A trusted verify of a signature without a timestamp loads neither the timestamp code
+    (asn1crypto's CMS) nor the policy-file parser (cold-start cost, issue 18)."""
+    signed = tmp_path / "signed.dcm"
+    with open_key_provider(str(core_pki.rsa_key), cert=str(core_pki.rsa_cert)) as key:
+        sign_file(sample("CT_small.dcm"), signed, key)
+    trust = ["--trust-store", str(core_pki.root), "--untrusted", str(core_pki.intermediate)]
+    loaded = _modules_of_cold_verify(tmp_path, *trust, str(signed))
+    assert "pki.chain" in loaded  # trust was evaluated
+    unneeded = {"dsig.timestamp", "dsig.timestamp.rfc3161", "tomllib", "pydantic"}
     assert not unneeded & loaded, unneeded & loaded
