@@ -41,7 +41,8 @@ from dsig.evidence import (
     renew_evidence,
     status_evidence,
 )
-from dsig.net import ForwardEvent, SendResult
+from dsig.net import AuditRecord, ForwardEvent, SendResult
+from dsig.net.scp import _AuditDraft
 from dsig.operations.batch import outcome_of
 from dsig.results import FileIdentity
 from dsig.timestamp.rfc3161 import TokenCheck, check_token
@@ -218,6 +219,20 @@ def test_evidence_report_gives_the_former_dict(stamped: Stamped) -> None:
     assert gone.message and "no evidence record" in gone.message
 
 
+def _received() -> AuditRecord:
+    """An audit record as the storage node hands it to ``on_record``: built while the object
+    is received, frozen when complete."""
+    draft = _AuditDraft("2026-12-04T20:00:00+00:00", "SCU", "DSIG", "127.0.0.1:4242", "1.2",
+                        "1.2.3", "1.2.840.10008.1.2.1", 10, "VALID", "stored", 0)  # fmt: skip
+    draft.findings.append("UNSIGNABLE_CONTENT")
+    draft.signatures.append({"indication": "VALID"})
+    record = draft.freeze()
+    assert record.to_json() == draft.to_json() and record.to_json()["findings"] == [
+        "UNSIGNABLE_CONTENT"
+    ]
+    return record
+
+
 def _public_results(stamped: Stamped) -> list[object]:
     sig = stamped.result.signatures[0]
     evidence = stamped.result.evidence
@@ -238,6 +253,7 @@ def _public_results(stamped: Stamped) -> list[object]:
         listing,
         listing.skipping(frozenset({str(stamped.path)})),
         SendResult(stamped.path, "stored", 0),
+        _received(),
         ForwardEvent("forwarded", "STORE@127.0.0.1:11112", "1.2.3", 0),
     ]
 
@@ -246,7 +262,7 @@ def test_every_public_result_type_is_frozen_and_slotted(stamped: Stamped) -> Non
     objects = _public_results(stamped)
     want = {TimestampReport, TokenDetails, PurposeReport, EvidenceReport, EvidenceResult,
             StampResult, CreateSummary, RenewSummary, StatusRow, TokenCheck, Plan, SendResult,
-            ForwardEvent}  # fmt: skip
+            ForwardEvent, AuditRecord}  # fmt: skip
     assert want <= {type(o) for o in objects}
     for obj in objects:
         assert dataclasses.is_dataclass(obj) and not hasattr(obj, "__dict__"), type(obj)
