@@ -419,8 +419,9 @@ def status_of(
     expired = next((c for c in chain if c.not_valid_after_utc == cert_end), None)
     if cert_end is not None and cert_end < at and expired is not None:  # verify: RENEWAL_DUE
         row.action, row.deadline = "overdue", cert_end
-        row.reason = renewal_due(expired, info.signer, algorithms_end(rec.last, info.signer,
-                                                                      lifetimes))
+        row.reason = renewal_due(
+            expired, info.signer, algorithms_end(rec.last, info.signer, lifetimes)
+        )
         return row
     if hash_end is not None and hash_end <= at + within:
         row.action, row.deadline = "rehash", hash_end

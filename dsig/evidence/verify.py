@@ -318,13 +318,15 @@ def overdue_reason(
     hash_end = lifetimes.hash_end(stamp.hash_algorithm)
     if hash_end is not None and at > hash_end:
         return (f"the last hash tree's {stamp.hash_algorithm} was secure until "
-                f"{hash_end.isoformat()}: a hash-tree renewal was due before that; {_LATE}")  # fmt: skip
+                f"{hash_end.isoformat()}: a hash-tree renewal was due before that; "
+                f"{_LATE}")  # fmt: skip
     key_end = lifetimes.certificate_key_end(signer) if signer is not None else None
     if key_end is not None and at > key_end:
         assert signer is not None
         family, bits = key_kind(signer)
         return (f"the last TSA's {family}-{bits} key was secure until {key_end.isoformat()}: "
-                f"a timestamp renewal by a TSA with a stronger key was due before that; {_LATE}")  # fmt: skip
+                "a timestamp renewal by a TSA with a stronger key was due before that; "
+                f"{_LATE}")  # fmt: skip
     return None
 
 
