@@ -312,6 +312,13 @@ def test_unrenewed_record_past_its_tsa_certificate_is_proven_with_renewal_due(
 
     (row,) = status_evidence(out, at=later)
     assert row.action == "overdue" and row.deadline == expiry and row.reason == due
+    # once the TSA's RSA-2048 has ended too: unprovable, and again status says it alike
+    ended = dt.datetime(2031, 6, 1, tzinfo=dt.UTC)
+    r = verify_file_evidence(signed, out, tsa_trust=trust, at=ended)
+    assert r.status is EvidenceStatus.NOT_PROVABLE and _codes(r.findings) == ["RENEWAL_OVERDUE"]
+    (row,) = status_evidence(out, at=ended)
+    assert row.action == "overdue" and row.reason == r.findings[0][1]
+    assert "only from the renewal on" in row.reason
 
     root = ("--tsa-trust-store", tp.root_pem)
     cli = _dsig("evidence", "verify", signed, "--evidence", out, *root, "--at", later.isoformat(),
