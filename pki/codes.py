@@ -372,6 +372,13 @@ class FindingCode(enum.StrEnum):
         Phase.EVIDENCE,
         "the last timestamp's algorithms are no longer secure at the moment",
     )
+    RENEWAL_DUE = (
+        "RENEWAL_DUE",
+        Phase.EVIDENCE,
+        "the last timestamp lost its value (a TSA certificate expired) and was not renewed: still"
+        " proven with the kept validation data while its algorithms stay secure; a renewal now"
+        " proves existence only from the renewal on (warning)",
+    )
     SIGNATURE_REQUIRED = (
         "SIGNATURE_REQUIRED",
         Phase.PROFILE,

@@ -29,7 +29,14 @@ from dsig.evidence.stamping import (
     stamp_leaves,
 )
 from dsig.evidence.validation import ValidationData
-from dsig.evidence.verify import EvidenceResult, EvidenceStatus, verify_evidence
+from dsig.evidence.verify import (
+    EvidenceResult,
+    EvidenceStatus,
+    algorithms_end,
+    overdue_reason,
+    renewal_due,
+    verify_evidence,
+)
 from dsig.timestamp import check_token
 from pki.policy import TrustPolicy
 
@@ -386,7 +393,9 @@ def status_of(
     within: dt.timedelta,
     lifetimes: AlgorithmLifetimes = DEFAULT_LIFETIMES,
 ) -> StatusRow:
-    """Whether ``rec`` needs renewal before ``at + within``, which kind, and by when."""
+    """Whether ``rec`` needs renewal before ``at + within``, which kind, and by when. A
+    deadline already past is said as ``verify`` says it (RENEWAL_OVERDUE's or RENEWAL_DUE's
+    message): both come from :mod:`dsig.evidence.verify`."""
     info = check_token(rec.last.token, b"", extra_certs=rec.validation.x509_certificates()).info
     if info is None or info.signer is None:
         return StatusRow(
@@ -394,11 +403,25 @@ def status_of(
         )
     hash_end = lifetimes.hash_end(rec.last.hash_algorithm)
     key_end = lifetimes.certificate_key_end(info.signer)
-    chain = [c for c in rec.validation.x509_certificates() if c.subject == info.signer.issuer]
-    cert_end = earliest(info.signer.not_valid_after_utc, *(c.not_valid_after_utc for c in chain))
+    issuers = [c for c in rec.validation.x509_certificates() if c.subject == info.signer.issuer]
+    chain = [info.signer, *issuers]
+    cert_end = earliest(*(c.not_valid_after_utc for c in chain))
     deadline = earliest(hash_end, key_end, cert_end)
     row = StatusRow(name, "none", info.gen_time, deadline)
     if deadline is None or deadline > at + within:
+        return row
+    overdue = overdue_reason(rec.last, info.signer, lifetimes, at)
+    if overdue is not None:  # verify: NOT_PROVABLE (RENEWAL_OVERDUE)
+        hash_over = hash_end is not None and hash_end < at
+        row.action = "rehash" if hash_over else "overdue"
+        row.deadline, row.reason = (hash_end if hash_over else key_end), overdue
+        return row
+    expired = next((c for c in chain if c.not_valid_after_utc == cert_end), None)
+    if cert_end is not None and cert_end < at and expired is not None:  # verify: RENEWAL_DUE
+        row.action, row.deadline = "overdue", cert_end
+        row.reason = renewal_due(
+            expired, info.signer, algorithms_end(rec.last, info.signer, lifetimes)
+        )
         return row
     if hash_end is not None and hash_end <= at + within:
         row.action, row.deadline = "rehash", hash_end
@@ -410,9 +433,6 @@ def status_of(
     else:
         row.action = "timestamp"
         row.reason = f"the TSA certificate expires {deadline.isoformat()}"
-    if deadline < at:
-        row.reason += " (overdue: renewal now proves existence only from now on)"
-        row.action = "overdue" if row.action == "timestamp" else row.action
     return row
 
 

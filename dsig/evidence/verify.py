@@ -5,7 +5,10 @@ with the previous sequence) is a leaf of its reduced hash tree, the tree climbs 
 token's imprint, the token verifies, and its TSA chain validates at the token's own time
 with the kept validation data. Each renewal must come before the previous timestamp lost its
 value (TSA certificate expired, TSA key or hash past its lifetime); the last timestamp's
-algorithms must still be secure at the verification moment.
+algorithms must still be secure at the verification moment. A last timestamp whose TSA
+certificate has expired, never renewed, still proves with the kept validation data (RFC 4998
+§5.2 asks for renewal before then, since a later compromise of the TSA key would no longer be
+published): PROVEN, with the warning RENEWAL_DUE.
 
 Outcome: PROVEN (the data existed at ``proven_time``), BROKEN (the data, the tree or a token
 changed), NOT_PROVABLE (no TSA trust, untrusted TSA, missing validation data, renewal overdue).
@@ -184,12 +187,50 @@ def verify_evidence(
             index += 1
     if result.status is EvidenceStatus.BROKEN:
         return result
-    overdue = _overdue(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
+    overdue = overdue_reason(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
     if overdue is not None:
         _unprovable(result, "RENEWAL_OVERDUE", overdue)
     if result.status is EvidenceStatus.PROVEN:
         result.proven_time = result.stamps[start].time
+        due = _due(result.stamps[-1], rec.last, lifetimes, moment)
+        if due is not None:
+            result.findings.append(("RENEWAL_DUE", due))
     return result
+
+
+def _due(
+    sr: StampResult, stamp: Stamp, lifetimes: AlgorithmLifetimes, at: dt.datetime
+) -> str | None:
+    """RENEWAL_DUE's message when the (trusted, not overdue) last stamp lost its value by a
+    certificate expiry before ``at``, else None."""
+    if sr.valid_until is None or sr.valid_until >= at or sr.trust is None or not sr.trust.chain:
+        return None
+    chain = list(sr.trust.chain)
+    expired = next((c for c in chain if c.not_valid_after_utc == sr.valid_until), None)
+    if expired is None:  # the algorithms' end, which overdue_reason reports
+        return None
+    return renewal_due(expired, chain[0], algorithms_end(stamp, chain[0], lifetimes))
+
+
+def renewal_due(
+    expired: x509.Certificate, signer: x509.Certificate, secure_until: dt.datetime | None
+) -> str:
+    """Why a record whose last timestamp's TSA chain has expired, unrenewed, still proves and
+    should be left as it is: verify's RENEWAL_DUE and ``status``'s reason, one wording."""
+    what = (
+        "its TSA certificate"
+        if expired == signer
+        else f"the certificate {expired.subject.rfc4514_string()} of its TSA chain"
+    )
+    until = f"until {secure_until.date().isoformat()}" if secure_until else "no end announced"
+    return (
+        f"the last timestamp lost its value at {expired.not_valid_after_utc.isoformat()}, when "
+        f"{what} expired, and was not renewed before: the record still proves existence at its "
+        f"proven time with the kept validation data while the timestamp's algorithms stay "
+        f"secure ({until}); a renewal now (timestamp or hash tree) would prove existence only "
+        "from the renewal on, not at that time: keep the record as it is, and renew it before "
+        "those algorithms end (the proven time then moves to that renewal)"
+    )
 
 
 def _signer(sr: StampResult, rec: Record) -> x509.Certificate | None:
@@ -266,7 +307,10 @@ def _judge_trust(result: EvidenceResult, trust: TrustResult, index: int) -> None
         _unprovable(result, "TSA_UNTRUSTED", f"timestamp {index}: {why}")
 
 
-def _overdue(
+_LATE = "a renewal now proves existence only from the renewal on"
+
+
+def overdue_reason(
     stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes, at: dt.datetime
 ) -> str | None:
     """Why the last stamp no longer proves anything at ``at`` (None: it still does), naming
@@ -274,17 +318,19 @@ def _overdue(
     hash_end = lifetimes.hash_end(stamp.hash_algorithm)
     if hash_end is not None and at > hash_end:
         return (f"the last hash tree's {stamp.hash_algorithm} was secure until "
-                f"{hash_end.isoformat()}: a hash-tree renewal was due before that")  # fmt: skip
+                f"{hash_end.isoformat()}: a hash-tree renewal was due before that; "
+                f"{_LATE}")  # fmt: skip
     key_end = lifetimes.certificate_key_end(signer) if signer is not None else None
     if key_end is not None and at > key_end:
         assert signer is not None
         family, bits = key_kind(signer)
         return (f"the last TSA's {family}-{bits} key was secure until {key_end.isoformat()}: "
-                "a timestamp renewal by a TSA with a stronger key was due before that")  # fmt: skip
+                "a timestamp renewal by a TSA with a stronger key was due before that; "
+                f"{_LATE}")  # fmt: skip
     return None
 
 
-def _algorithms_end(
+def algorithms_end(
     stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes
 ) -> dt.datetime | None:
     """Until when a stamp's hash tree and TSA signature key stay secure."""
@@ -301,7 +347,7 @@ def _valid_until(
     """When a stamp must have been renewed: its algorithms' end, or the first expiry of its
     TSA chain (validation data for it would not be published any more)."""
     expiries = [c.not_valid_after_utc for c in chain if c is not None]
-    return earliest(_algorithms_end(stamp, info.signer, lifetimes), *expiries)
+    return earliest(algorithms_end(stamp, info.signer, lifetimes), *expiries)
 
 
 def _tsa_name(info: TokenInfo) -> str | None:
