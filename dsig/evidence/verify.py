@@ -140,6 +140,8 @@ def verify_evidence(
     hashes: dict[str, bytes] = {}
     start = 0  # first stamp of the unbroken run of timely renewals
     previous: StampResult | None = None
+    previous_stamp: Stamp | None = None
+    previous_signer: x509.Certificate | None = None
     index = 0
     for k, chain in enumerate(rec.chains):
         for i, stamp in enumerate(chain):
@@ -161,19 +163,32 @@ def verify_evidence(
             if info is None:
                 return result
             sr.time, sr.tsa = info.gen_time, _tsa_name(info)
-            if previous is not None and previous.time is not None:
+            if previous is not None and previous_stamp is not None and previous.time is not None:
                 if info.gen_time < previous.time:
                     return _broken(result, "TIME_ORDER", f"timestamp {index} predates {index - 1}")
                 if previous.valid_until is not None and info.gen_time > previous.valid_until:
+                    # The earlier run still proves its time on its own while its algorithms
+                    # stay secure (as an unrenewed record does): a late renewal must never
+                    # prove less than no renewal. Once they have ended, the proof starts here.
+                    secure_until = algorithms_end(previous_stamp, previous_signer, lifetimes)
+                    ended = secure_until is not None and secure_until <= moment
+                    consequence = (
+                        "existence is proven from this renewal on"
+                        if ended
+                        else "the earlier timestamps still prove the earlier time on their own"
+                        + (f" until {secure_until.isoformat()}" if secure_until else "")
+                        + ", while their algorithms stay secure"
+                    )
                     result.findings.append(
                         (
                             "RENEWAL_LATE",
                             f"timestamp {index} ({info.gen_time.isoformat()}) came after "
                             f"timestamp {index - 1} lost its value "
-                            f"({previous.valid_until.isoformat()})",
+                            f"({previous.valid_until.isoformat()}): {consequence}",
                         )
                     )
-                    start = index
+                    if ended:
+                        start = index
             if policy is None:
                 _unprovable(result, "TSA_NOT_CHECKED", "no TSA trust store given")
             elif info.signer is not None:
@@ -183,7 +198,7 @@ def verify_evidence(
                 list(sr.trust.chain) if sr.trust and sr.trust.chain else [info.signer]
             )
             sr.valid_until = _valid_until(stamp, info, chain_certs, lifetimes)
-            previous = sr
+            previous, previous_stamp, previous_signer = sr, stamp, chain_certs[0]
             index += 1
     if result.status is EvidenceStatus.BROKEN:
         return result
@@ -215,8 +230,8 @@ def _due(
 def renewal_due(
     expired: x509.Certificate, signer: x509.Certificate, secure_until: dt.datetime | None
 ) -> str:
-    """Why a record whose last timestamp's TSA chain has expired, unrenewed, still proves and
-    should be left as it is: verify's RENEWAL_DUE and ``status``'s reason, one wording."""
+    """Why a record whose last timestamp's TSA chain has expired, unrenewed, still proves, and
+    what a renewal does now: verify's RENEWAL_DUE and ``status``'s reason, one wording."""
     what = (
         "its TSA certificate"
         if expired == signer
@@ -227,9 +242,8 @@ def renewal_due(
         f"the last timestamp lost its value at {expired.not_valid_after_utc.isoformat()}, when "
         f"{what} expired, and was not renewed before: the record still proves existence at its "
         f"proven time with the kept validation data while the timestamp's algorithms stay "
-        f"secure ({until}); a renewal now (timestamp or hash tree) would prove existence only "
-        "from the renewal on, not at that time: keep the record as it is, and renew it before "
-        "those algorithms end (the proven time then moves to that renewal)"
+        f"secure ({until}); renew it before those algorithms end: a renewal keeps that proven "
+        "time while they stay secure, and carries the proof on from the renewal after they end"
     )
 
 

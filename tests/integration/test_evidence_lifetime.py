@@ -114,7 +114,12 @@ def test_late_and_foreign_renewals(tmp_path: Path) -> None:
     assert ders <= set(kept.validation.certificates)
     r = verify_file_evidence(data, tmp_path / "ev", tsa_trust=trust, at=late + DAY)
     assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
-    assert r.proven_time == late  # no longer the first timestamp's time
+    # the first timestamp's algorithms are still secure: it still proves its own time (a late
+    # renewal never proves less than no renewal, which is PROVEN at start with RENEWAL_DUE)
+    assert r.proven_time == start
+    assert "still prove the earlier time on their own" in r.findings[0][1]
+    unrenewed = verify_file_evidence(data, tmp_path / "other", tsa_trust=trust, at=late + DAY)
+    assert unrenewed.proven_time == start and _codes(unrenewed.findings) == ["RENEWAL_DUE"]
     # the renewal of one record spliced onto the record of another run covers nothing of it
     renewed = parse(next((tmp_path / "ev").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*")).read_bytes())
     foreign = parse(next((tmp_path / "other").iterdir()).read_bytes())
@@ -215,6 +220,7 @@ def test_hash_tree_renewal_must_come_before_the_hash_weakened(tmp_path: Path) ->
     r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
     assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
     assert r.proven_time == rehashed
+    assert "existence is proven from this renewal on" in r.findings[0][1]
     assert r.stamps[0].valid_until == start + 5 * DAY
     r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 20 * DAY))
     assert r.status is EvidenceStatus.PROVEN and r.findings == [] and r.proven_time == start
@@ -307,8 +313,8 @@ def test_unrenewed_record_past_its_tsa_certificate_is_proven_with_renewal_due(
     assert _codes(r.findings) == ["RENEWAL_DUE"]
     due = r.findings[0][1]
     assert f"lost its value at {expiry.isoformat()}, when its TSA certificate expired" in due
-    assert "secure (until 2030-12-31)" in due and "only from the renewal on" in due
-    assert "keep the record as it is" in due and "--" not in due  # names no CLI flag
+    assert "secure (until 2030-12-31)" in due and "renew it before those algorithms end" in due
+    assert "keeps that proven time" in due and "--" not in due  # names no CLI flag
 
     (row,) = status_evidence(out, at=later)
     assert row.action == "overdue" and row.deadline == expiry and row.reason == due
