@@ -4,7 +4,8 @@ A PROVEN record shows the file's stored bytes, signatures included, existed at i
 time: that time then serves as a certified validation moment for the file's signatures, as
 a certified timestamp does (a signer revoked or expired since is VALID when it was good
 then). A broken record (the file or the record changed) fails the file; a missing or
-unprovable one is a warning and the signatures are judged as without it.
+unprovable one is a warning and the signatures are judged as without it. A PROVEN record
+whose last timestamp lost its value unrenewed (RENEWAL_DUE) proves, with that warning.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class EvidenceReport:
 @dataclass(frozen=True, slots=True)
 class EvidenceCheck:
     """What the file's record proves: ``proven_time`` (None: nothing), the ``evidence``
-    object of the report, and the file-level finding to add (None when PROVEN)."""
+    object of the report, and the file-level finding to add (None when PROVEN, unless the
+    record needs attention: RENEWAL_DUE as a warning)."""
 
     proven_time: dt.datetime | None
     report: EvidenceReport
@@ -74,7 +76,11 @@ def check_evidence(
     report = EvidenceReport(str(record), result)
     status = result.status
     if status is EvidenceStatus.PROVEN and result.proven_time is not None:
-        return EvidenceCheck(result.proven_time, report, None)
+        due = next((m for code, m in result.findings if code == "RENEWAL_DUE"), None)
+        warning = None
+        if due is not None:
+            warning = Finding("RENEWAL_DUE", f"evidence record {record.name}: {due}", "warning")
+        return EvidenceCheck(result.proven_time, report, warning)
     why = "; ".join(f"{code}: {message}" for code, message in result.findings) or status.value
     if status is EvidenceStatus.BROKEN:
         message = f"evidence record {record.name} is broken ({why})"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -30,7 +30,14 @@ from dsig.evidence.stamping import (
     stamp_leaves,
 )
 from dsig.evidence.validation import ValidationData
-from dsig.evidence.verify import EvidenceResult, EvidenceStatus, verify_evidence
+from dsig.evidence.verify import (
+    EvidenceResult,
+    EvidenceStatus,
+    algorithms_end,
+    overdue_reason,
+    renewal_due,
+    verify_evidence,
+)
 from dsig.timestamp import check_token
 from pki.policy import TrustPolicy
 
@@ -407,7 +414,9 @@ def status_of(
     within: dt.timedelta,
     lifetimes: AlgorithmLifetimes = DEFAULT_LIFETIMES,
 ) -> StatusRow:
-    """Whether ``rec`` needs renewal before ``at + within``, which kind, and by when."""
+    """Whether ``rec`` needs renewal before ``at + within``, which kind, and by when. A
+    deadline already past is said as ``verify`` says it (RENEWAL_OVERDUE's or RENEWAL_DUE's
+    message): both come from :mod:`dsig.evidence.verify`."""
     info = check_token(rec.last.token, b"", extra_certs=rec.validation.x509_certificates()).info
     if info is None or info.signer is None:
         return StatusRow(
@@ -415,26 +424,32 @@ def status_of(
         )
     hash_end = lifetimes.hash_end(rec.last.hash_algorithm)
     key_end = lifetimes.certificate_key_end(info.signer)
-    chain = [c for c in rec.validation.x509_certificates() if c.subject == info.signer.issuer]
-    cert_end = earliest(info.signer.not_valid_after_utc, *(c.not_valid_after_utc for c in chain))
+    issuers = [c for c in rec.validation.x509_certificates() if c.subject == info.signer.issuer]
+    chain = [info.signer, *issuers]
+    cert_end = earliest(*(c.not_valid_after_utc for c in chain))
     deadline = earliest(hash_end, key_end, cert_end)
+    row = StatusRow(name, "none", info.gen_time, deadline)
     if deadline is None or deadline > at + within:
-        return StatusRow(name, "none", info.gen_time, deadline)
-    due = deadline  # what the row shows: for a rehash, the hash's end
+        return row
+    overdue = overdue_reason(rec.last, info.signer, lifetimes, at)
+    if overdue is not None:  # verify: NOT_PROVABLE (RENEWAL_OVERDUE)
+        hash_over = hash_end is not None and hash_end < at
+        action = "rehash" if hash_over else "overdue"
+        return replace(row, action=action, deadline=hash_end if hash_over else key_end,
+                       reason=overdue)  # fmt: skip
+    expired = next((c for c in chain if c.not_valid_after_utc == cert_end), None)
+    if cert_end is not None and cert_end < at and expired is not None:  # verify: RENEWAL_DUE
+        why = renewal_due(expired, info.signer, algorithms_end(rec.last, info.signer, lifetimes))
+        return replace(row, action="overdue", deadline=cert_end, reason=why)
     if hash_end is not None and hash_end <= at + within:
-        action, due = "rehash", hash_end
-        reason = f"{rec.last.hash_algorithm} is secure until {hash_end.date()}"
-    elif key_end is not None and key_end == deadline:
+        why = f"{rec.last.hash_algorithm} is secure until {hash_end.date()}"
+        return replace(row, action="rehash", deadline=hash_end, reason=why)
+    if key_end is not None and key_end == deadline:
         family, bits = key_kind(info.signer)
-        action = "timestamp"
-        reason = f"the TSA's {family}-{bits} key is secure until {key_end.date()}"
-    else:
-        action = "timestamp"
-        reason = f"the TSA certificate expires {deadline.isoformat()}"
-    if deadline < at:
-        reason += " (overdue: renewal now proves existence only from now on)"
-        action = "overdue" if action == "timestamp" else action
-    return StatusRow(name, action, info.gen_time, due, reason)
+        why = f"the TSA's {family}-{bits} key is secure until {key_end.date()}"
+        return replace(row, action="timestamp", reason=why)
+    why = f"the TSA certificate expires {deadline.isoformat()}"
+    return replace(row, action="timestamp", reason=why)
 
 
 def status_evidence(

@@ -5,7 +5,10 @@ with the previous sequence) is a leaf of its reduced hash tree, the tree climbs 
 token's imprint, the token verifies, and its TSA chain validates at the token's own time
 with the kept validation data. Each renewal must come before the previous timestamp lost its
 value (TSA certificate expired, TSA key or hash past its lifetime); the last timestamp's
-algorithms must still be secure at the verification moment.
+algorithms must still be secure at the verification moment. A last timestamp whose TSA
+certificate has expired, never renewed, still proves with the kept validation data (RFC 4998
+§5.2 asks for renewal before then, since a later compromise of the TSA key would no longer be
+published): PROVEN, with the warning RENEWAL_DUE.
 
 Outcome: PROVEN (the data existed at ``proven_time``), BROKEN (the data, the tree or a token
 changed), NOT_PROVABLE (no TSA trust, untrusted TSA, missing validation data, renewal overdue).
@@ -180,6 +183,8 @@ def _verify(
     hashes: dict[str, bytes] = {}
     start = 0  # first stamp of the unbroken run of timely renewals
     previous: _StampDraft | None = None
+    previous_stamp: Stamp | None = None
+    previous_signer: x509.Certificate | None = None
     index = 0
     for k, chain in enumerate(rec.chains):
         for i, stamp in enumerate(chain):
@@ -201,19 +206,32 @@ def _verify(
             if info is None:
                 return result
             sr.time, sr.tsa = info.gen_time, _tsa_name(info)
-            if previous is not None and previous.time is not None:
+            if previous is not None and previous_stamp is not None and previous.time is not None:
                 if info.gen_time < previous.time:
                     return _broken(result, "TIME_ORDER", f"timestamp {index} predates {index - 1}")
                 if previous.valid_until is not None and info.gen_time > previous.valid_until:
+                    # The earlier run still proves its time on its own while its algorithms
+                    # stay secure (as an unrenewed record does): a late renewal must never
+                    # prove less than no renewal. Once they have ended, the proof starts here.
+                    secure_until = algorithms_end(previous_stamp, previous_signer, lifetimes)
+                    ended = secure_until is not None and secure_until <= moment
+                    consequence = (
+                        "existence is proven from this renewal on"
+                        if ended
+                        else "the earlier timestamps still prove the earlier time on their own"
+                        + (f" until {secure_until.isoformat()}" if secure_until else "")
+                        + ", while their algorithms stay secure"
+                    )
                     result.findings.append(
                         (
                             "RENEWAL_LATE",
                             f"timestamp {index} ({info.gen_time.isoformat()}) came after "
                             f"timestamp {index - 1} lost its value "
-                            f"({previous.valid_until.isoformat()})",
+                            f"({previous.valid_until.isoformat()}): {consequence}",
                         )
                     )
-                    start = index
+                    if ended:
+                        start = index
             if policy is None:
                 _unprovable(result, "TSA_NOT_CHECKED", "no TSA trust store given")
             elif info.signer is not None:
@@ -223,16 +241,53 @@ def _verify(
                 list(sr.trust.chain) if sr.trust and sr.trust.chain else [info.signer]
             )
             sr.valid_until = _valid_until(stamp, info, chain_certs, lifetimes)
-            previous = sr
+            previous, previous_stamp, previous_signer = sr, stamp, chain_certs[0]
             index += 1
     if result.status is EvidenceStatus.BROKEN:
         return result
-    overdue = _overdue(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
+    overdue = overdue_reason(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
     if overdue is not None:
         _unprovable(result, "RENEWAL_OVERDUE", overdue)
     if result.status is EvidenceStatus.PROVEN:
         result.proven_time = result.stamps[start].time
+        due = _due(result.stamps[-1], rec.last, lifetimes, moment)
+        if due is not None:
+            result.findings.append(("RENEWAL_DUE", due))
     return result
+
+
+def _due(
+    sr: _StampDraft, stamp: Stamp, lifetimes: AlgorithmLifetimes, at: dt.datetime
+) -> str | None:
+    """RENEWAL_DUE's message when the (trusted, not overdue) last stamp lost its value by a
+    certificate expiry before ``at``, else None."""
+    if sr.valid_until is None or sr.valid_until >= at or sr.trust is None or not sr.trust.chain:
+        return None
+    chain = list(sr.trust.chain)
+    expired = next((c for c in chain if c.not_valid_after_utc == sr.valid_until), None)
+    if expired is None:  # the algorithms' end, which overdue_reason reports
+        return None
+    return renewal_due(expired, chain[0], algorithms_end(stamp, chain[0], lifetimes))
+
+
+def renewal_due(
+    expired: x509.Certificate, signer: x509.Certificate, secure_until: dt.datetime | None
+) -> str:
+    """Why a record whose last timestamp's TSA chain has expired, unrenewed, still proves, and
+    what a renewal does now: verify's RENEWAL_DUE and ``status``'s reason, one wording."""
+    what = (
+        "its TSA certificate"
+        if expired == signer
+        else f"the certificate {expired.subject.rfc4514_string()} of its TSA chain"
+    )
+    until = f"until {secure_until.date().isoformat()}" if secure_until else "no end announced"
+    return (
+        f"the last timestamp lost its value at {expired.not_valid_after_utc.isoformat()}, when "
+        f"{what} expired, and was not renewed before: the record still proves existence at its "
+        f"proven time with the kept validation data while the timestamp's algorithms stay "
+        f"secure ({until}); renew it before those algorithms end: a renewal keeps that proven "
+        "time while they stay secure, and carries the proof on from the renewal after they end"
+    )
 
 
 def _signer(sr: _StampDraft, rec: Record) -> x509.Certificate | None:
@@ -309,7 +364,10 @@ def _judge_trust(result: _EvidenceDraft, trust: TrustResult, index: int) -> None
         _unprovable(result, "TSA_UNTRUSTED", f"timestamp {index}: {why}")
 
 
-def _overdue(
+_LATE = "a renewal now proves existence only from the renewal on"
+
+
+def overdue_reason(
     stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes, at: dt.datetime
 ) -> str | None:
     """Why the last stamp no longer proves anything at ``at`` (None: it still does), naming
@@ -317,17 +375,19 @@ def _overdue(
     hash_end = lifetimes.hash_end(stamp.hash_algorithm)
     if hash_end is not None and at > hash_end:
         return (f"the last hash tree's {stamp.hash_algorithm} was secure until "
-                f"{hash_end.isoformat()}: a hash-tree renewal was due before that")  # fmt: skip
+                f"{hash_end.isoformat()}: a hash-tree renewal was due before that; "
+                f"{_LATE}")  # fmt: skip
     key_end = lifetimes.certificate_key_end(signer) if signer is not None else None
     if key_end is not None and at > key_end:
         assert signer is not None
         family, bits = key_kind(signer)
         return (f"the last TSA's {family}-{bits} key was secure until {key_end.isoformat()}: "
-                "a timestamp renewal by a TSA with a stronger key was due before that")  # fmt: skip
+                "a timestamp renewal by a TSA with a stronger key was due before that; "
+                f"{_LATE}")  # fmt: skip
     return None
 
 
-def _algorithms_end(
+def algorithms_end(
     stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes
 ) -> dt.datetime | None:
     """Until when a stamp's hash tree and TSA signature key stay secure."""
@@ -344,7 +404,7 @@ def _valid_until(
     """When a stamp must have been renewed: its algorithms' end, or the first expiry of its
     TSA chain (validation data for it would not be published any more)."""
     expiries = [c.not_valid_after_utc for c in chain if c is not None]
-    return earliest(_algorithms_end(stamp, info.signer, lifetimes), *expiries)
+    return earliest(algorithms_end(stamp, info.signer, lifetimes), *expiries)
 
 
 def _tsa_name(info: TokenInfo) -> str | None:
