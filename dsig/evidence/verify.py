@@ -51,9 +51,9 @@ class EvidenceStatus(enum.Enum):
 EVIDENCE_FINDING_CODES: dict[str, str] = meanings(Phase.EVIDENCE)  # a view of pki.codes.FindingCode
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StampResult:
-    """One ArchiveTimeStamp as checked."""
+    """One ArchiveTimeStamp as checked (frozen)."""
 
     chain: int
     index: int
@@ -80,14 +80,14 @@ class StampResult:
         return out
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class EvidenceResult:
-    """What ``dsig evidence verify`` reports."""
+    """What ``dsig evidence verify`` reports (frozen)."""
 
     status: EvidenceStatus
     proven_time: dt.datetime | None = None
-    stamps: list[StampResult] = field(default_factory=list)
-    findings: list[tuple[str, str]] = field(default_factory=list)
+    stamps: tuple[StampResult, ...] = ()
+    findings: tuple[tuple[str, str], ...] = ()  # (code, message)
     checked_at: dt.datetime | None = None
 
     @property
@@ -104,6 +104,39 @@ class EvidenceResult:
             "renewals": [s.to_json() for s in self.stamps],
             "findings": [{"code": c, "message": m} for c, m in self.findings],
         }
+
+
+# Drafts: the mutable forms verification fills in, frozen once complete.
+
+
+@dataclass
+class _StampDraft:
+    chain: int
+    index: int
+    kind: str
+    hash_algorithm: str
+    time: dt.datetime | None = None
+    tsa: str | None = None
+    valid_until: dt.datetime | None = None
+    trust: TrustResult | None = None
+
+    def freeze(self) -> StampResult:
+        return StampResult(**vars(self))
+
+
+@dataclass
+class _EvidenceDraft:
+    status: EvidenceStatus
+    proven_time: dt.datetime | None = None
+    stamps: list[_StampDraft] = field(default_factory=list)
+    findings: list[tuple[str, str]] = field(default_factory=list)
+    checked_at: dt.datetime | None = None
+
+    def freeze(self) -> EvidenceResult:
+        stamps = tuple(s.freeze() for s in self.stamps)
+        return EvidenceResult(
+            self.status, self.proven_time, stamps, tuple(self.findings), self.checked_at
+        )
 
 
 def _now() -> dt.datetime:
@@ -126,7 +159,17 @@ def verify_evidence(
     result NOT_PROVABLE at best. ``at``: the verification moment (default ``clock()``).
     """
     moment = at or clock()
-    result = EvidenceResult(EvidenceStatus.PROVEN, checked_at=moment)
+    return _verify(data_hash, record_der, tsa_trust, moment, lifetimes).freeze()
+
+
+def _verify(
+    data_hash: Callable[[str], bytes],
+    record_der: bytes | Record,
+    tsa_trust: TrustPolicy | None,
+    moment: dt.datetime,
+    lifetimes: AlgorithmLifetimes,
+) -> _EvidenceDraft:
+    result = _EvidenceDraft(EvidenceStatus.PROVEN, checked_at=moment)
     try:
         rec = record_der if isinstance(record_der, Record) else parse(record_der)
     except RecordError as e:
@@ -139,14 +182,14 @@ def verify_evidence(
     kept = rec.validation.x509_certificates()
     hashes: dict[str, bytes] = {}
     start = 0  # first stamp of the unbroken run of timely renewals
-    previous: StampResult | None = None
+    previous: _StampDraft | None = None
     previous_stamp: Stamp | None = None
     previous_signer: x509.Certificate | None = None
     index = 0
     for k, chain in enumerate(rec.chains):
         for i, stamp in enumerate(chain):
             kind = "initial" if index == 0 else ("timestamp-renewal" if i else "hash-tree-renewal")
-            sr = StampResult(k, i, kind, stamp.hash_algorithm)
+            sr = _StampDraft(k, i, kind, stamp.hash_algorithm)
             result.stamps.append(sr)
             if i == 0:
                 name = stamp.hash_algorithm
@@ -214,7 +257,7 @@ def verify_evidence(
 
 
 def _due(
-    sr: StampResult, stamp: Stamp, lifetimes: AlgorithmLifetimes, at: dt.datetime
+    sr: _StampDraft, stamp: Stamp, lifetimes: AlgorithmLifetimes, at: dt.datetime
 ) -> str | None:
     """RENEWAL_DUE's message when the (trusted, not overdue) last stamp lost its value by a
     certificate expiry before ``at``, else None."""
@@ -247,7 +290,7 @@ def renewal_due(
     )
 
 
-def _signer(sr: StampResult, rec: Record) -> x509.Certificate | None:
+def _signer(sr: _StampDraft, rec: Record) -> x509.Certificate | None:
     if sr.trust is not None and sr.trust.chain:
         return sr.trust.chain[0]
     check = check_token(rec.last.token, b"", extra_certs=rec.validation.x509_certificates())
@@ -258,7 +301,7 @@ def _check_stamp(
     stamp: Stamp,
     leaf: bytes,
     kept: list[x509.Certificate],
-    result: EvidenceResult,
+    result: _EvidenceDraft,
     kind: str,
     k: int,
     i: int,
@@ -310,7 +353,7 @@ def _evaluate(policy: TrustPolicy, info: TokenInfo) -> TrustResult:
     return evaluate_chain(info.signer, policy, at=info.gen_time, extra_certs=info.certificates)
 
 
-def _judge_trust(result: EvidenceResult, trust: TrustResult, index: int) -> None:
+def _judge_trust(result: _EvidenceDraft, trust: TrustResult, index: int) -> None:
     if trust.indication is TrustIndication.VALID:
         return
     first = next((f for f in trust.findings if not f.note), None)
@@ -368,14 +411,14 @@ def _tsa_name(info: TokenInfo) -> str | None:
     return info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
 
 
-def _broken(result: EvidenceResult, code: str, message: str) -> EvidenceResult:
+def _broken(result: _EvidenceDraft, code: str, message: str) -> _EvidenceDraft:
     result.status = EvidenceStatus.BROKEN
     result.proven_time = None
     result.findings.append((code, message))
     return result
 
 
-def _unprovable(result: EvidenceResult, code: str, message: str) -> None:
+def _unprovable(result: _EvidenceDraft, code: str, message: str) -> None:
     if result.status is EvidenceStatus.PROVEN:
         result.status = EvidenceStatus.NOT_PROVABLE
     result.findings.append((code, message))

@@ -211,9 +211,10 @@ class ServerConfig:
         return self.forward_queue if self.forward_queue is not None else self.store / QUEUE_DIR
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One received object: who sent what, the verdict, where it went, what was answered."""
+    """One received object: who sent what, the verdict, where it went, what was answered
+    (frozen; ``signatures`` are the audit line's JSON summaries)."""
 
     time: str
     calling_ae: str
@@ -233,8 +234,8 @@ class AuditRecord:
     path: str | None = None
     report: str | None = None
     error: str | None = None
-    signatures: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
+    signatures: tuple[dict[str, Any], ...] = ()
+    findings: tuple[str, ...] = ()
     seconds: float = 0.0
     #: SHA-256 of the bytes stored (the whole file), and of transfer syntax + data set.
     sha256: str | None = None
@@ -262,10 +263,47 @@ class AuditRecord:
             "version": self.version,
             "report": self.report,
             "error": self.error,
-            "signatures": self.signatures,
-            "findings": self.findings,
+            "signatures": list(self.signatures),
+            "findings": list(self.findings),
             "seconds": round(self.seconds, 4),
         }
+
+
+@dataclass
+class _AuditDraft:
+    """An :class:`AuditRecord` being filled in while the object is received and kept."""
+
+    time: str
+    calling_ae: str
+    called_ae: str
+    peer: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    size: int
+    indication: str
+    action: str
+    status: int
+    path: str | None = None
+    report: str | None = None
+    error: str | None = None
+    signatures: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    sha256: str | None = None
+    content_sha256: str | None = None
+    version: int | None = None
+
+    def freeze(self) -> AuditRecord:
+        """The finished record."""
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in vars(self).items()
+        }
+        return AuditRecord(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The audit-log line of the record as it stands."""
+        return self.freeze().to_json()
 
 
 def file_meta_bytes(
@@ -300,7 +338,7 @@ def _peer(assoc: Any) -> str:
         return ""
 
 
-def _bare_record(event: Event) -> AuditRecord:
+def _bare_record(event: Event) -> _AuditDraft:
     """What is known of a request before looking at its data set (never raises)."""
     request = event.request
     requestor = event.assoc.requestor
@@ -308,7 +346,7 @@ def _bare_record(event: Event) -> AuditRecord:
         transfer_syntax = str(event.context.transfer_syntax)
     except Exception:
         transfer_syntax = ""
-    return AuditRecord(
+    return _AuditDraft(
         time=_now(),
         calling_ae=str(requestor.ae_title or "").strip(),
         called_ae=_called_ae(event),
@@ -635,12 +673,12 @@ class ReceiveServer:
             sop_class=sop_class, sop_instance=sop_instance, transfer_syntax=ts, source_ae=source_ae
         )
 
-    def _connection_record(self, conn: Connection, action: str, reason: str) -> AuditRecord:
+    def _connection_record(self, conn: Connection, action: str, reason: str) -> _AuditDraft:
         assoc = conn.assoc
         calling = ""
         with contextlib.suppress(Exception):
             calling = str(assoc.requestor.ae_title or "").strip()
-        return AuditRecord(
+        return _AuditDraft(
             time=_now(), calling_ae=calling, called_ae="", peer=_peer(assoc), sop_class_uid="",
             sop_instance_uid="", transfer_syntax="", size=0, indication="NOT_VERIFIED",
             action=action, status=STATUS_OUT_OF_RESOURCES, error=reason,
@@ -657,17 +695,17 @@ class ReceiveServer:
     def _on_kill(self, conn: Connection, reason: str) -> None:
         self._report(self._connection_record(conn, "aborted", reason))
 
-    def _report(self, record: AuditRecord) -> None:
+    def _report(self, record: _AuditDraft) -> None:
         with contextlib.suppress(OSError):
             self._audit.append(record.to_json())
         self._counted(record)
 
-    def _counted(self, record: AuditRecord) -> None:
+    def _counted(self, record: _AuditDraft) -> None:
         with self._lock:
             self.counts[record.action] += 1
         if self.on_record is not None:
             with contextlib.suppress(Exception):
-                self.on_record(record)
+                self.on_record(record.freeze())
 
     # -- event handlers ---------------------------------------------------------------------
 
@@ -720,7 +758,7 @@ class ReceiveServer:
         return self.admit(spool, record, started)
 
     def admit(
-        self, spool: Spool, record: AuditRecord, started: float, *, reject: bool | None = None
+        self, spool: Spool, record: _AuditDraft, started: float, *, reject: bool | None = None
     ) -> Dataset:
         """Verify a finished spool, audit, keep it (store or quarantine), count; the response
         status. ``reject`` (default: the configuration's ``reject_invalid``) answers objects
@@ -772,7 +810,7 @@ class ReceiveServer:
                     return _status_dataset(record.status, "cannot store the object")
         return self._answer(record, comment, started)
 
-    def _spool_from_event(self, event: Event, record: AuditRecord) -> Spool:
+    def _spool_from_event(self, event: Event, record: _AuditDraft) -> Spool:
         spool = Spool.create(
             self._staging,
             self._head(record.sop_class_uid, record.sop_instance_uid, record.transfer_syntax,
@@ -787,7 +825,7 @@ class ReceiveServer:
             raise
         return spool
 
-    def _plan(self, record: AuditRecord, spool: Spool, ok: bool, ids: dict[str, str]) -> _Plan:
+    def _plan(self, record: _AuditDraft, spool: Spool, ok: bool, ids: dict[str, str]) -> _Plan:
         """The target name: the store (unless a duplicate policy says otherwise) for objects
         that passed, a new quarantine name otherwise. Called under the store lock."""
         stem = record.sop_instance_uid
@@ -814,7 +852,7 @@ class ReceiveServer:
         path = _free_version(self.config.quarantine, stem)
         return _Plan(path, report=path.with_suffix(".json"))
 
-    def _keep(self, spool: Spool, plan: _Plan, record: AuditRecord, verdict: Verdict) -> None:
+    def _keep(self, spool: Spool, plan: _Plan, record: _AuditDraft, verdict: Verdict) -> None:
         """Report (quarantine), forwarding queue entry, UID claim, then the object itself:
         whatever is in the store is also in the queue."""
         mode = self.config.file_mode
@@ -831,7 +869,7 @@ class ReceiveServer:
             link_new(spool.path, plan.claim, mode)
         place(spool.path, plan.path, mode)
 
-    def _report_failure(self, record: AuditRecord, started: float) -> None:
+    def _report_failure(self, record: _AuditDraft, started: float) -> None:
         """The object named by an audit line just written could not be placed: say so in a
         second line (the first stays: the log is append-only)."""
         record.seconds = time.perf_counter() - started
@@ -839,7 +877,7 @@ class ReceiveServer:
             self._audit.append(record.to_json())
         self._counted(record)
 
-    def _finish(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+    def _finish(self, record: _AuditDraft, comment: str | None, started: float) -> Dataset:
         """Audit a request that was not verified or kept, count, report; the response."""
         record.seconds = time.perf_counter() - started
         try:
@@ -848,7 +886,7 @@ class ReceiveServer:
             record.error = record.error or f"audit log: {e.strerror or e}"
         return self._answer(record, comment, started)
 
-    def _answer(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+    def _answer(self, record: _AuditDraft, comment: str | None, started: float) -> Dataset:
         record.seconds = record.seconds or time.perf_counter() - started
         self._counted(record)
         return _status_dataset(record.status, comment)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def _tsa(tp: TimestampPki, cn: str, now: dt.datetime, **kwargs: object) -> Issue
                  key_usage={"digital_signature", "non_repudiation"}, **kwargs)  # type: ignore[arg-type]  # fmt: skip
 
 
-def _codes(findings: list[tuple[str, str]]) -> list[str]:
+def _codes(findings: Sequence[tuple[str, str]]) -> list[str]:
     return [code for code, _message in findings]
 
 
@@ -141,7 +142,7 @@ def test_renew_refuses_a_tsa_time_before_the_last_timestamp(tmp_path: Path) -> N
     with tp.server(clock=lambda: start - DAY) as tsa:  # a TSA whose clock is a day behind
         summary = renew_evidence(out, StampSettings([tsa.url], trust=trust),
                                  min_age=dt.timedelta(0))  # fmt: skip
-    assert summary.renewed == [] and set(summary.failed) == set(before)
+    assert summary.renewed == () and set(summary.failed) == set(before)
     assert all(why.startswith("TIME_ORDER") for why in summary.failed.values()), summary.failed
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     r = verify_file_evidence(study / "CT_small.dcm", out, tsa_trust=trust)
@@ -223,7 +224,7 @@ def test_hash_tree_renewal_must_come_before_the_hash_weakened(tmp_path: Path) ->
     assert "existence is proven from this renewal on" in r.findings[0][1]
     assert r.stamps[0].valid_until == start + 5 * DAY
     r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 20 * DAY))
-    assert r.status is EvidenceStatus.PROVEN and r.findings == [] and r.proven_time == start
+    assert r.status is EvidenceStatus.PROVEN and r.findings == () and r.proven_time == start
     # and once sha256 has ended, a record never rehashed proves nothing
     single = tmp_path / "single"
     with tp.server(clock=lambda: start) as tsa:
@@ -274,7 +275,7 @@ def test_renew_leaves_alone_a_record_changed_while_it_ran(tmp_path: Path) -> Non
     with tp.server(clock=clock) as tsa:
         summary = renew_evidence(out, StampSettings([tsa.url], trust=trust),
                                  min_age=dt.timedelta(0))  # fmt: skip
-    assert summary.renewed == [second.name] and tsa.hits == 1
+    assert summary.renewed == (second.name,) and tsa.hits == 1
     assert summary.failed == {first.name: "changed while being renewed: left as it is now"}
     assert first.read_bytes() == replacement
     assert len(parse(second.read_bytes()).stamps) == 2
@@ -307,7 +308,7 @@ def test_unrenewed_record_past_its_tsa_certificate_is_proven_with_renewal_due(
     assert later < dt.datetime(2030, 12, 31, tzinfo=dt.UTC)  # RSA-2048 still secure
 
     r = verify_file_evidence(signed, out, tsa_trust=trust, at=expiry - DAY)
-    assert r.status is EvidenceStatus.PROVEN and r.findings == [] and r.proven_time == start
+    assert r.status is EvidenceStatus.PROVEN and r.findings == () and r.proven_time == start
     r = verify_file_evidence(signed, out, tsa_trust=trust, at=later)
     assert r.status is EvidenceStatus.PROVEN and r.proven_time == start, r.findings
     assert _codes(r.findings) == ["RENEWAL_DUE"]
