@@ -409,3 +409,19 @@ def raw_text(ds: Dataset, tag: int) -> str | None:
     if value is None:
         return ""
     return str(value).rstrip("\x00 ")
+
+
+def decoded_text(ds: Dataset, tag: int, vr: str) -> str | None:
+    """A string element decoded in ``ds``'s Specific Character Set (trailing padding removed),
+    without pydicom's warnings and not converted in place; undecodable bytes read as U+FFFD."""
+    if tag not in ds:
+        return None
+    value = stored(ds, tag).value
+    if isinstance(value, bytes | bytearray):
+        from dsig.encoding.charsets import decode_text  # lazy: most callers never need it
+
+        encodings = getattr(ds, "_character_set", None) or []  # []: the default repertoire
+        return decode_text(bytes(value), encodings, vr)[0].rstrip("\x00 ")
+    if value is None:
+        return ""
+    return str(value).rstrip("\x00 ")
