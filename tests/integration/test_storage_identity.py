@@ -184,3 +184,24 @@ def test_orthanc_verifier_gives_no_identity_to_an_unreadable_object(tmp_path: Pa
     assert answer["status"] == 0xC213, answer
     assert (answer["sop_instance_uid"], answer["orthanc_id"]) == ("", None), answer
     assert [p.name.split(".")[0] for p in (tmp_path / "q").glob("*.dcm")] == ["unnamed"]
+
+
+def test_orthanc_verifier_quarantines_a_path_like_uid_inside_its_folder(tmp_path: Path) -> None:
+    """The data set's SOP Instance UID names the quarantined file only when it is a UID."""
+    from dsig.cli.verify import verify_options_from_args
+    from dsig.orthanc.service import ServiceConfig, VerifierService
+
+    quarantine = tmp_path / "deep" / "q"
+    config = ServiceConfig(socket=tmp_path / "v.sock", workers=1, quarantine=quarantine,
+                           verify=verify_options_from_args(["--require", "signature"]))  # fmt: skip
+    evil = "../../escaped"
+    data = part10(meta("1.2.840.10008.1.2.1", evil), basic_dataset(evil))
+    service = VerifierService(config)
+    service.start()
+    try:
+        answer = _ask(config.socket, data)
+    finally:
+        service.stop()
+    assert not answer["passed"] and answer["sop_instance_uid"] == evil, answer
+    assert [p for p in tmp_path.rglob("*escaped*")] == []
+    assert [p.name.split(".")[0] for p in quarantine.glob("*.dcm")] == ["unnamed"]
