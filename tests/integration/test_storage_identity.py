@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -25,7 +26,7 @@ import pytest
 from dsig.net.layout import safe_component
 from dsig.orthanc.service import orthanc_instance_id
 from tests.helpers import net
-from tests.helpers.rawdicom import IMPLICIT_LE, basic_dataset, element, meta, part10
+from tests.helpers.rawdicom import IMPLICIT_LE, basic_dataset, meta, part10, vr_switch_polyglot
 
 SIGNED_UID, HIDDEN_UID = "1.2.826.0.1.3680043.9.7433.13.1", "1.2.826.0.1.3680043.9.7433.13.2"
 #: What a second parser that honoured a VR switch would say (pydicom's warning, logged too).
@@ -56,15 +57,8 @@ def poly(tmp_path_factory: pytest.TempPathFactory) -> Poly:
     signed = net.sign(plain, d / "signed.dcm", pki.key, pki.cert)
     signed_body = net.dataset_bytes(signed)
     assert signed_body[4:6] != b"SH"  # still implicit VR: the polyglot relies on it
-    # Explicit VR, (0006,0010) SH "ABCD"; as implicit VR its length field ("SH" + 4) is
-    # 280,659 bytes that swallow the explicit object B and the start of its padding element,
-    # whose value, read explicitly, swallows A.
-    first = element(0x00060010, "SH", b"ABCD")
-    swallowed = struct.unpack_from("<I", first, 4)[0]
     hidden = basic_dataset(HIDDEN_UID, patient="Hidden^Patient")
-    zeros = swallowed - 4 - len(hidden) - 12
-    pad_header = element(0xFFFCFFFC, "OB", b"", length=zeros + len(signed_body))
-    body = first + hidden + pad_header + bytes(zeros) + signed_body
+    body = vr_switch_polyglot(signed_body, hidden)
     result = Poly(pki, signed, body)
     # the premise: pydicom reads B from these bytes, DCMTK-like readers (and dsig) read A
     check = result.file(d, SIGNED_UID)
@@ -74,6 +68,11 @@ def poly(tmp_path_factory: pytest.TempPathFactory) -> Poly:
     from dsig.encoding.reader import read_dicom
 
     assert read_dicom(check).SOPInstanceUID == SIGNED_UID
+    dcmdump = shutil.which("dcmdump")
+    if dcmdump is not None:  # DCMTK reads as the meta says: A
+        shown = subprocess.run([dcmdump, "+P", "SOPInstanceUID", str(check)], capture_output=True,
+                               text=True, timeout=60, check=False)  # fmt: skip
+        assert SIGNED_UID in shown.stdout and HIDDEN_UID not in shown.stdout, shown
     return result
 
 
@@ -205,3 +204,24 @@ def test_orthanc_verifier_quarantines_a_path_like_uid_inside_its_folder(tmp_path
     assert not answer["passed"] and answer["sop_instance_uid"] == evil, answer
     assert [p for p in tmp_path.rglob("*escaped*")] == []
     assert [p.name.split(".")[0] for p in quarantine.glob("*.dcm")] == ["unnamed"]
+
+
+def test_orthanc_verifier_refuses_an_object_without_sop_instance_uid(tmp_path: Path) -> None:
+    """An empty SOP Instance UID in both the data set and the File Meta "agree", but such an
+    object cannot be identified: REQUEST_UID_MISMATCH, even where an unsigned one passes."""
+    from dsig.cli.verify import verify_options_from_args
+    from dsig.orthanc.service import ServiceConfig, VerifierService
+
+    config = ServiceConfig(socket=tmp_path / "v.sock", workers=1,
+                           verify=verify_options_from_args([]))  # fmt: skip
+    nameless = part10(meta("1.2.840.10008.1.2.1", ""), basic_dataset(""))
+    named = part10(meta("1.2.840.10008.1.2.1", SIGNED_UID), basic_dataset(SIGNED_UID))
+    service = VerifierService(config)
+    service.start()
+    try:
+        refused, passed = _ask(config.socket, nameless), _ask(config.socket, named)
+    finally:
+        service.stop()
+    assert not refused["passed"] and refused["status"] == 0xA900, refused
+    assert "REQUEST_UID_MISMATCH" in refused["findings"] and refused["orthanc_id"] is None
+    assert passed["passed"] and passed["indication"] == "UNSIGNED", passed
