@@ -13,7 +13,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from dsig.operations.audit_record import audit_record, iso_datetime
-from dsig.operations.verifier import VerifyOptions, verify_file
+from dsig.operations.verifier import VerifyOptions, verify_dataset, verify_file
 from dsig.reports import csv_report
 from dsig.reports.html_report import finding_groups, render
 
@@ -94,3 +94,7 @@ def test_file_identity_is_the_verified_read_decoded_without_warnings(
     assert result.identity.patient_id_text == "ID\xe942"  # the default repertoire
     assert "CHARACTER_SET_CORRECTED" in {f.code for f in result.findings}
     assert [str(w.message) for w in recwarn] == []
+    plain = dcmread(odd)  # a pydicom data set given to the API (pydicom's read warns itself)
+    recwarn.clear()
+    assert verify_dataset(plain, VerifyOptions(integrity_only=True)).identity == result.identity
+    assert [str(w.message) for w in recwarn] == []  # the identity adds no warning
