@@ -213,26 +213,44 @@ class SignatureResult:
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """Which object a file holds, for audit reports: its UIDs, the patient, the file's hash."""
+    """Which object a file holds, for audit reports: its UIDs, the patient, the file's hash.
+
+    Read with the data set the verifier judged (never re-read by another parser), so a
+    storage node names and files an object by what was verified. Only the first four fields
+    are in the JSON form; the others serve the storage node and the Orthanc service.
+    """
 
     sop_instance_uid: str | None = None
     study_instance_uid: str | None = None
     patient_id: str | None = None
     #: Hex SHA-256 of the file as read (``VerifyOptions.file_sha256``), else None.
     sha256: str | None = None
+    sop_class_uid: str | None = None
+    series_instance_uid: str | None = None
+    #: Patient ID decoded in the data set's Specific Character Set (as Orthanc hashes it).
+    patient_id_text: str | None = None
+    #: Media Storage SOP Class and Instance UIDs of the File Meta (None without one).
+    meta_sop_class_uid: str | None = None
+    meta_sop_instance_uid: str | None = None
 
     @classmethod
     def of(cls, ds: Any) -> FileIdentity:
         """From a data set read by :func:`dsig.encoding.reader.read_dicom` (stored text,
         unconverted)."""
-        from dsig.encoding.values import raw_text
+        from dsig.encoding.values import decoded_text, raw_text
 
         sha = getattr(ds, "dsig_file_sha256", None)
+        meta = getattr(ds, "file_meta", None)
         return cls(
-            raw_text(ds, 0x00080018),
-            raw_text(ds, 0x0020000D),
-            raw_text(ds, 0x00100020),
-            sha if isinstance(sha, str) else None,
+            sop_instance_uid=raw_text(ds, 0x00080018),
+            study_instance_uid=raw_text(ds, 0x0020000D),
+            patient_id=raw_text(ds, 0x00100020),
+            sha256=sha if isinstance(sha, str) else None,
+            sop_class_uid=raw_text(ds, 0x00080016),
+            series_instance_uid=raw_text(ds, 0x0020000E),
+            patient_id_text=decoded_text(ds, 0x00100020, "LO"),
+            meta_sop_class_uid=raw_text(meta, 0x00020002) if meta is not None else None,
+            meta_sop_instance_uid=raw_text(meta, 0x00020003) if meta is not None else None,
         )
 
     def to_json(self) -> dict[str, str | None]:

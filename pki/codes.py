@@ -413,7 +413,8 @@ class FindingCode(enum.StrEnum):
     REQUEST_UID_MISMATCH = (
         "REQUEST_UID_MISMATCH",
         Phase.INPUT,
-        "dsig serve: the object's SOP UIDs differ from the C-STORE request's",
+        "dsig serve: the object's SOP UIDs, as verified, differ from the C-STORE request's (the "
+        "Orthanc verifier: the File Meta's), or it has no SOP Instance UID",
     )
     DUPLICATE_DIFFERS = (
         "DUPLICATE_DIFFERS",

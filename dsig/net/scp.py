@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
@@ -95,10 +94,6 @@ STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(
 )
 
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
-_SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
-#: Data-set attributes the folder layout is made of (read with the request-UID check).
-_LAYOUT_TAGS = {"PatientID": 0x00100020, "StudyInstanceUID": 0x0020000D,
-                "SeriesInstanceUID": 0x0020000E}  # fmt: skip
 
 _IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE = (
     "1.2.840.10008.1.2",
@@ -397,8 +392,13 @@ def refusal(result: FileResult) -> tuple[int, str]:
     return status, text[:64]
 
 
-def verify_task(options: VerifyOptions) -> Task:
-    """The verification a worker runs: ``dsig verify``'s, plus the request-UID check."""
+def verify_task(options: VerifyOptions, *, meta_request: bool = False) -> Task:
+    """The verification a worker runs: ``dsig verify``'s, plus the request-UID check.
+
+    ``meta_request``: the File Meta's Media Storage SOP Class and Instance UIDs are the
+    request (a file received whole, as by the Orthanc service); the task's own UID arguments
+    are then ignored.
+    """
 
     def task(spool: Path, sop_class: str, sop_instance: str) -> Verdict:
         try:
@@ -407,7 +407,11 @@ def verify_task(options: VerifyOptions) -> Task:
             result = FileResult(str(spool), error=f"internal error: {type(e).__name__}: {e}")
         ids: dict[str, str] = {}
         if result.error is None:
-            result, ids = _check_request_uids(spool, sop_class, sop_instance, result)
+            if meta_request:
+                meta = result.identity
+                sop_class = meta.meta_sop_class_uid or ""
+                sop_instance = meta.meta_sop_instance_uid or ""
+            result, ids = _check_request_uids(sop_class, sop_instance, result)
         ok = accepted(result)
         status, comment = (STATUS_SUCCESS, "") if ok else refusal(result)
         return Verdict(
@@ -426,12 +430,17 @@ def verify_task(options: VerifyOptions) -> Task:
 
 
 def verifier_pool(
-    options: VerifyOptions, workers: int, verify_timeout: float, worker_memory_mib: int
+    options: VerifyOptions,
+    workers: int,
+    verify_timeout: float,
+    worker_memory_mib: int,
+    *,
+    meta_request: bool = False,
 ) -> VerifierPool:
     """The pool of :func:`verify_task` workers (each bounded by ``verify_timeout`` seconds and
     ``worker_memory_mib`` MiB, 0: unbounded) of a storage node or verifier service."""
     return VerifierPool(
-        verify_task(options),
+        verify_task(options, meta_request=meta_request),
         size=workers,
         timeout=verify_timeout,
         wait=verify_timeout,
@@ -829,7 +838,7 @@ class ReceiveServer:
         """The target name: the store (unless a duplicate policy says otherwise) for objects
         that passed, a new quarantine name otherwise. Called under the store lock."""
         stem = record.sop_instance_uid
-        if not (_UID_RE.match(stem) and len(stem) <= 64):
+        if not (_UID_RE.fullmatch(stem) and len(stem) <= 64):  # fullmatch: "$" admits a "\n"
             stem = "unnamed-" + uuid.uuid4().hex[:16]
         if ok:
             flat = self.config.layout == "flat"
@@ -910,37 +919,29 @@ def _free_version(directory: Path, stem: str) -> Path:
 
 
 def _check_request_uids(
-    spool: Path, sop_class: str, sop_instance: str, result: FileResult
+    sop_class: str, sop_instance: str, result: FileResult
 ) -> tuple[FileResult, dict[str, str]]:
     """The stored file is named after the request's SOP Instance UID: a data set that names
-    another instance (or class) must not pass, or it could replace another object's file.
-    Returns the result (with UID_MISMATCH when they differ) and the data set's layout IDs
-    (see ``_LAYOUT_TAGS``)."""
-    ds: Dataset
-    try:
-        ds = pydicom.dcmread(
-            spool,
-            stop_before_pixels=True,
-            specific_tags=[_SOP_CLASS, _SOP_INSTANCE, *_LAYOUT_TAGS.values()],
-        )
-    except Exception:  # unreadable now: the verifier read it, so this should not happen
-        ds = Dataset()
-    found = (str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or ""))
-    if found != (sop_class, sop_instance):
+    another instance (or class), or none, must not pass, or it could replace another object's
+    file. The data set's UIDs are those of the verified read (``result.identity``): a second
+    parse could read other bytes (pydicom switches VR when a polyglot invites it). Returns the
+    result (with UID_MISMATCH when they differ) and the data set's IDs for the folder layout
+    and the Orthanc ID (PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID)."""
+    ident = result.identity
+    found = (ident.sop_class_uid or "", ident.sop_instance_uid or "")
+    if not found[1] or found != (sop_class, sop_instance):
         mismatch = Finding(
             UID_MISMATCH,
-            f"the data set is {found[0] or '-'} / {found[1] or '-'} but the C-STORE request "
+            f"the data set is {found[0] or '-'} / {found[1] or '-'} but the request "
             f"named {sop_class or '-'} / {sop_instance or '-'}",
         )
         result = dataclasses.replace(result, findings=(*result.findings, mismatch))
-    return result, {name: _text(ds, name) for name in _LAYOUT_TAGS}
-
-
-def _text(ds: Dataset, name: str) -> str:
-    try:
-        return str(ds.get(name, "") or "")
-    except Exception:  # a malformed value: the layout falls back to UNKNOWN
-        return ""
+    return result, {
+        "PatientID": ident.patient_id_text or "",
+        "StudyInstanceUID": ident.study_instance_uid or "",
+        "SeriesInstanceUID": ident.series_instance_uid or "",
+        "SOPInstanceUID": found[1],
+    }
 
 
 def _no_delay(event: Event) -> None:
