@@ -140,8 +140,14 @@ def test_refused_objects_are_set_aside_not_retried_forever(
     server = _serve(node, f"DSIGTEST@127.0.0.1:{pacs.port}")
     cleanup.append(server)
     _send(server, _objects(tmp_path / "in", 1))
-    _wait(lambda: any(server.store.glob(".dsig-forward/*/refused/*.json")))
-    assert not _queued(node)
+    # the note, the dequeue and the audit line are three writes: wait for all of them
+    _wait(
+        lambda: (
+            any(server.store.glob(".dsig-forward/*/refused/*.json"))
+            and not _queued(node)
+            and any(line["action"] == "forward-refused" for line in server.audit_lines())
+        )
+    )
     (note,) = server.store.glob(".dsig-forward/*/refused/*.json")
     assert '"0xC212"' in note.read_text()
     assert note.with_suffix(".dcm").exists()
