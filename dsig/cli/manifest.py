@@ -32,22 +32,7 @@ from dsig.cli._sign_options import (
     ProfileChoice,
     ProfileOpt,
 )
-from dsig.cli._trust_options import (
-    AllowWeakOpt,
-    AtOpt,
-    CrlOpt,
-    FormatOldOpt,
-    IntegrityOnlyOpt,
-    OcspOpt,
-    OnlineOpt,
-    PolicyFileOpt,
-    RevocationOpt,
-    StrictOpt,
-    TrustStoreOpt,
-    TsaTrustStoreOpt,
-    UntrustedOpt,
-    build_verify_options,
-)
+from dsig.cli._trust_options import TrustArgs, trust_options
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import (
     TsaOpt,
@@ -222,6 +207,10 @@ def create(
 
 
 @manifest_app.command()
+@trust_options(
+    "format_old", "integrity_only", "trust_store", "untrusted", "crl", "ocsp", "revocation",
+    "online", "at", "tsa_trust_store", "allow_weak", "strict", "policy_file",
+)  # fmt: skip
 def verify(
     manifest: Annotated[str, typer.Argument(help="the manifest file (or a URL)")],
     paths: StudyPaths,
@@ -232,20 +221,9 @@ def verify(
             "--allow-extra", help="instances the manifest does not list do not fail (still shown)"
         ),
     ] = False,
-    format_old: FormatOldOpt = False,
-    integrity_only: IntegrityOnlyOpt = False,
-    trust_store: TrustStoreOpt = None,
-    untrusted: UntrustedOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    at: AtOpt = None,
-    tsa_trust_store: TsaTrustStoreOpt = None,
-    allow_weak: AllowWeakOpt = None,
-    strict: StrictOpt = False,
+    *,
+    trust: TrustArgs,
     jobs: JobsOpt = None,
-    policy_file: PolicyFileOpt = None,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -254,22 +232,7 @@ def verify(
     1 modified/missing/extra or invalid manifest; 3 indeterminate; 4 error."""
     from dsig.manifest import verify_manifest
 
-    options = build_verify_options(
-        require=None,
-        format_old=format_old,
-        integrity_only=integrity_only,
-        trust_store=trust_store,
-        untrusted=untrusted,
-        crl=crl,
-        ocsp=ocsp,
-        revocation=revocation,
-        online=online,
-        at=at,
-        allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store,
-        strict=strict,
-        policy_file=policy_file,
-    )
+    options = trust.verify_options()
     from dsig.archive import staged
 
     options = dataclasses.replace(options, read=read_options(read, read_xfer))
@@ -285,7 +248,7 @@ def verify(
             else:
                 buf = io.StringIO()
                 with contextlib.redirect_stdout(buf):
-                    _print_human(result, integrity_only=integrity_only)
+                    _print_human(result, integrity_only=trust.integrity_only)
                 typer.echo(inputs.shown(buf.getvalue()), nl=False)  # URLs, not scratch paths
     except operational_errors() as e:
         raise fail(e) from None

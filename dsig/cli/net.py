@@ -51,25 +51,7 @@ from dsig.cli._tls_options import (
     TlsKeyPasswordFileOpt,
     tls_config,
 )
-from dsig.cli._trust_options import (
-    AllowWeakOpt,
-    AtOpt,
-    CrlOpt,
-    FormatOldOpt,
-    IntegrityOnlyOpt,
-    OcspOpt,
-    OnlineOpt,
-    PolicyFileOpt,
-    RequireCoverageOpt,
-    RequireOpt,
-    RevocationOpt,
-    StrictOpt,
-    TimestampFailuresWarnOpt,
-    TrustStoreOpt,
-    TsaTrustStoreOpt,
-    UntrustedOpt,
-    build_verify_options,
-)
+from dsig.cli._trust_options import TrustArgs, trust_options
 
 if TYPE_CHECKING:
     from dsig.net import AuditRecord, ForwardEvent, ForwardTarget, SendResult
@@ -167,6 +149,11 @@ class DuplicateChoice(enum.StrEnum):
 
 
 @serve_app.callback()
+@trust_options(
+    "require", "format_old", "integrity_only", "trust_store", "untrusted", "crl", "ocsp",
+    "revocation", "online", "at", "tsa_trust_store", "allow_weak", "strict",
+    "require_coverage", "policy_file", "timestamp_failures_warn",
+)  # fmt: skip
 def serve(
     ctx: typer.Context,
     store: Annotated[
@@ -248,22 +235,8 @@ def serve(
     ] = ClientCertChoice.required,
     tls_key_password_file: TlsKeyPasswordFileOpt = None,
     tls_key_password_env: TlsKeyPasswordEnvOpt = None,
-    require: RequireOpt = None,
-    format_old: FormatOldOpt = False,
-    integrity_only: IntegrityOnlyOpt = False,
-    trust_store: TrustStoreOpt = None,
-    untrusted: UntrustedOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    at: AtOpt = None,
-    tsa_trust_store: TsaTrustStoreOpt = None,
-    allow_weak: AllowWeakOpt = None,
-    strict: StrictOpt = False,
-    require_coverage: RequireCoverageOpt = None,
-    policy_file: PolicyFileOpt = None,
-    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
+    *,
+    trust: TrustArgs,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
     ] = 60.0,
@@ -367,15 +340,9 @@ def serve(
     from dsig.net import NetError, ReceiveServer, ServerConfig
     from pki import PolicyEvaluator
 
-    options = build_verify_options(
-        require=require, format_old=format_old, integrity_only=integrity_only,
-        trust_store=trust_store, untrusted=untrusted, crl=crl, ocsp=ocsp,
-        revocation=revocation, online=online, at=at, allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
-        evaluator=lambda policy: PolicyEvaluator(policy, ttl=trust_cache, max_entries=1024),
-        policy_file=policy_file,
-        timestamp_failures_warn=timestamp_failures_warn,
-    )  # fmt: skip
+    options = trust.verify_options(
+        lambda policy: PolicyEvaluator(policy, ttl=trust_cache, max_entries=1024)
+    )
     config = ServerConfig(
         store=store, quarantine=quarantine, verify=options, ae_title=ae_title, host=host,
         port=port, reject_invalid=reject_invalid, audit_log=audit_log,
@@ -405,7 +372,7 @@ def serve(
     stow_server = start_stow(server, stow_address, upstream)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if options.trust is None and not integrity_only:
+        if options.trust is None and not trust.integrity_only:
             _say(
                 "dsig serve: warning: no --trust-store: signed objects cannot be trusted and "
                 "will be quarantined as INDETERMINATE (or use --integrity-only)",
