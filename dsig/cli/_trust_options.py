@@ -9,21 +9,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import functools
-import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dsig.cli._common import fail
+from dsig.cli._groups import R, option_group
 
 if TYPE_CHECKING:
     from dsig import VerifyOptions
     from pki import TrustEvaluator, TrustPolicy
-
-R = TypeVar("R")
 
 
 class RequireChoice(enum.StrEnum):
@@ -388,35 +385,6 @@ ALL_TRUST_OPTIONS = tuple(_DECLARED)
 
 
 def trust_options(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare the shared options ``names`` on a typer command in place of its keyword
-    parameter ``trust``, which receives their values as one :class:`TrustArgs`: one
-    declaration for every command that verifies, instead of a copy of twenty parameters."""
-
-    def declare(command: Callable[..., R]) -> Callable[..., R]:
-        signature = inspect.signature(command, eval_str=True)
-        params = list(signature.parameters.values())
-        at = [p.name for p in params].index("trust")
-        added = [
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=_DECLARED[name][1],
-                annotation=_DECLARED[name][0],
-            )
-            for name in names
-        ]  # fmt: skip
-
-        @functools.wraps(command)
-        def run(*args: object, **kwargs: object) -> R:
-            given = {name: kwargs.pop(name) for name in names if name in kwargs}
-            return command(*args, trust=TrustArgs.of(given), **kwargs)
-
-        kept = [*params[:at], *params[at + 1 :]]
-        run.__annotations__ = {p.name: p.annotation for p in [*kept, *added]}
-        run.__annotations__["return"] = signature.return_annotation
-        kinds = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params[at + 1 :]]
-        run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[*params[:at], *added, *kinds]
-        )
-        del run.__wrapped__  # typer must see the declared signature, not the command's
-        return run
-
-    return declare
+    """Declare the shared options ``names`` on a command in place of its keyword-only
+    parameter ``trust``, which receives their values as one :class:`TrustArgs`."""
+    return option_group("trust", TrustArgs, _DECLARED, names)

@@ -34,20 +34,7 @@ from dsig.cli._sign_options import (
 )
 from dsig.cli._trust_options import TrustArgs, trust_options
 from dsig.cli.batch import default_jobs
-from dsig.cli.timestamp import (
-    TsaOpt,
-    TsaPasswordEnvOpt,
-    TsaPasswordFileOpt,
-    TsaRetriesOpt,
-    TsaTimeoutOpt,
-    TsaUserOpt,
-    TsCertReqOpt,
-    TsHashChoice,
-    TsHashOpt,
-    TsNonceOpt,
-    TsPolicyOpt,
-    sign_timestamping,
-)
+from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_group
 
 if TYPE_CHECKING:
     from dsig.manifest import CreatedManifest, ManifestVerification
@@ -72,6 +59,7 @@ StudyPaths = Annotated[
 
 
 @manifest_app.command()
+@tsa_options_group()
 def create(
     paths: StudyPaths,
     output: Annotated[
@@ -99,15 +87,8 @@ def create(
     pin_file: PinFileOpt = None,
     pin_env: PinEnvOpt = None,
     tsa: TsaOpt = None,
-    ts_hash: TsHashOpt = TsHashChoice.sha256,
-    ts_nonce: TsNonceOpt = True,
-    ts_cert_req: TsCertReqOpt = True,
-    ts_policy: TsPolicyOpt = None,
-    tsa_timeout: TsaTimeoutOpt = 10.0,
-    tsa_retries: TsaRetriesOpt = 1,
-    tsa_user: TsaUserOpt = None,
-    tsa_password_env: TsaPasswordEnvOpt = None,
-    tsa_password_file: TsaPasswordFileOpt = None,
+    *,
+    ts: TsaArgs,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -130,12 +111,7 @@ def create(
     if not remote_out and Path(output).is_dir():
         raise fail(f"output {output} is a directory", 2)
     _check_local(paths)
-    stamping = sign_timestamping(
-        jobs=1, tsa=tsa, query_out=None, uid_out=None, ts_hash=ts_hash, ts_nonce=ts_nonce,
-        ts_cert_req=ts_cert_req, ts_policy=ts_policy, tsa_timeout=tsa_timeout,
-        tsa_retries=tsa_retries, tsa_user=tsa_user, tsa_password_env=tsa_password_env,
-        tsa_password_file=tsa_password_file,
-    )  # fmt: skip
+    stamping = sign_timestamping(jobs=1, tsa=tsa, query_out=None, uid_out=None, ts=ts)
     secret, may_prompt = read_secret(
         file=password_file or pin_file,
         env=password_env or pin_env,

@@ -37,20 +37,7 @@ from dsig.cli._sign_options import (
     SignPolicyFileOpt,
 )
 from dsig.cli.batch import default_jobs
-from dsig.cli.timestamp import (
-    TsaOpt,
-    TsaPasswordEnvOpt,
-    TsaPasswordFileOpt,
-    TsaRetriesOpt,
-    TsaTimeoutOpt,
-    TsaUserOpt,
-    TsCertReqOpt,
-    TsHashChoice,
-    TsHashOpt,
-    TsNonceOpt,
-    TsPolicyOpt,
-    sign_timestamping,
-)
+from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_group
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -82,6 +69,7 @@ class FormatChoice(enum.StrEnum):
     old = "old"
 
 
+@tsa_options_group()
 def sign(
     paths: Annotated[
         list[Path], typer.Argument(help="INPUT OUTPUT, or inputs with --out-dir / --in-place")
@@ -140,15 +128,8 @@ def sign(
     timestamp_uid_file: Annotated[
         Path | None, typer.Option(help="with --timestamp-query: also a dcmsign UID file")
     ] = None,
-    ts_hash: TsHashOpt = TsHashChoice.sha256,
-    ts_nonce: TsNonceOpt = True,
-    ts_cert_req: TsCertReqOpt = True,
-    ts_policy: TsPolicyOpt = None,
-    tsa_timeout: TsaTimeoutOpt = 10.0,
-    tsa_retries: TsaRetriesOpt = 1,
-    tsa_user: TsaUserOpt = None,
-    tsa_password_env: TsaPasswordEnvOpt = None,
-    tsa_password_file: TsaPasswordFileOpt = None,
+    *,
+    ts: TsaArgs,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -194,11 +175,8 @@ def sign(
         if target is not None:
             guard_output(target, inputs=[p for job in jobs for p in job], force=force, what=option)
     stamping = sign_timestamping(
-        jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file,
-        ts_hash=ts_hash, ts_nonce=ts_nonce, ts_cert_req=ts_cert_req, ts_policy=ts_policy,
-        tsa_timeout=tsa_timeout, tsa_retries=tsa_retries, tsa_user=tsa_user,
-        tsa_password_env=tsa_password_env, tsa_password_file=tsa_password_file,
-    )  # fmt: skip
+        jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file, ts=ts
+    )
     secret, may_prompt = read_secret(
         file=password_file or pin_file,
         env=password_env or pin_env,
