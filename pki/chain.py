@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import itertools
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
@@ -30,6 +31,9 @@ from pki.revocation import (
 )
 from pki.signer_rules import SignerRules, signer_findings
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 if TYPE_CHECKING:  # the real import is lazy (see aevaluate_chain)
     from pki._certvalidator import Outcome
 
@@ -41,7 +45,7 @@ _RANK = {
 }
 
 
-def evaluate_chain(
+async def aevaluate_chain(
     leaf: CertificateInput,
     policy: TrustPolicy,
     *,
@@ -60,35 +64,10 @@ def evaluate_chain(
     after it then pass with a ``REVOKED_AFTER_MOMENT`` note saying so. ``allowance``: the
     HTTP requests left to the verification this evaluation is part of (online only).
 
-    Synchronous façade over :func:`aevaluate_chain`; it cannot run inside an event loop.
+    :func:`evaluate_chain` is the same, synchronous (it cannot run inside an event loop).
     Raises :class:`~pki.errors.TrustConfigError` for a naive ``at``, and its
     :class:`~pki.errors.CertificateLoadError` when ``leaf`` is not a certificate.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        in_loop = False
-    else:
-        in_loop = True
-    if in_loop:
-        raise PkiError("evaluate_chain() cannot run inside an event loop: await aevaluate_chain()")
-    evaluation = aevaluate_chain(
-        leaf, policy, at=at, extra_certs=extra_certs, certified_time=certified_time,
-        allowance=allowance,
-    )  # fmt: skip
-    return asyncio.run(evaluation)
-
-
-async def aevaluate_chain(
-    leaf: CertificateInput,
-    policy: TrustPolicy,
-    *,
-    at: dt.datetime,
-    extra_certs: Sequence[x509.Certificate] = (),
-    certified_time: bool = False,
-    allowance: FetchAllowance | None = None,
-) -> TrustResult:
-    """Async variant of :func:`evaluate_chain` (same arguments, same result)."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise TrustConfigError(f"validation moment {at.isoformat()} has no time zone")
     at = at.astimezone(dt.UTC)
@@ -170,6 +149,28 @@ async def aevaluate_chain(
         policies=outcome.policies if indication is TrustIndication.VALID else (),
     )
 
+
+
+def _synchronous(coroutine: Callable[P, Coroutine[object, object, R]]) -> Callable[P, R]:
+    """The synchronous façade of an ``a...`` coroutine function: same arguments, same
+    result; it refuses to run inside an event loop (asyncio.run would fail there)."""
+    name = coroutine.__name__.removeprefix("a")
+
+    @functools.wraps(coroutine)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine(*args, **kwargs))
+        raise PkiError(f"{name}() cannot run inside an event loop: await {coroutine.__name__}()")
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = f"Synchronous :func:`{coroutine.__name__}` (same arguments, same result)."
+    return run
+
+
+#: Validate a certificate (see :func:`aevaluate_chain`), outside an event loop.
+evaluate_chain = _synchronous(aevaluate_chain)
 
 def _without_future_revinfo(policy: TrustPolicy, findings: list[TrustFinding]) -> TrustPolicy:
     """``policy`` without the supplied CRLs / OCSP responses dated in the future, each one
