@@ -150,7 +150,6 @@ async def aevaluate_chain(
     )
 
 
-
 def _synchronous(coroutine: Callable[P, Coroutine[object, object, R]]) -> Callable[P, R]:
     """The synchronous façade of an ``a...`` coroutine function: same arguments, same
     result; it refuses to run inside an event loop (asyncio.run would fail there)."""
@@ -171,6 +170,7 @@ def _synchronous(coroutine: Callable[P, Coroutine[object, object, R]]) -> Callab
 
 #: Validate a certificate (see :func:`aevaluate_chain`), outside an event loop.
 evaluate_chain = _synchronous(aevaluate_chain)
+
 
 def _without_future_revinfo(policy: TrustPolicy, findings: list[TrustFinding]) -> TrustPolicy:
     """``policy`` without the supplied CRLs / OCSP responses dated in the future, each one
