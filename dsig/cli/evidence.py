@@ -175,9 +175,7 @@ def verify(
     """Check a record: exit 0 proven, 1 broken, 3 not provable."""
     from dsig.evidence import verify_file_evidence
 
-    moment = parse_moment(at) if at else None
-    if moment is not None and not isinstance(moment, dt.datetime):
-        raise fail("--at takes an ISO-8601 moment", 2)
+    moment = _iso_moment(at)
     policy = _policy(tsa_trust_store, crl, ocsp, revocation, False)
     from dsig.archive import readable, staged
 
@@ -293,9 +291,7 @@ def status(
     """Records due for renewal: exit 0 none, 3 some due, 1 overdue or unreadable."""
     from dsig.evidence import status_evidence
 
-    moment = parse_moment(at) if at else None
-    if moment is not None and not isinstance(moment, dt.datetime):
-        raise fail("--at takes an ISO-8601 moment", 2)
+    moment = _iso_moment(at)
     from dsig.archive import staged
 
     try:
@@ -312,3 +308,11 @@ def status(
     actions = {r.action for r in rows}
     code = 1 if actions & {"overdue", "broken"} else 3 if actions & {"timestamp", "rehash"} else 0
     raise typer.Exit(code)
+
+
+def _iso_moment(at: str | None) -> dt.datetime | None:
+    """``--at`` of the evidence commands: an ISO-8601 moment only (usage error otherwise)."""
+    moment = parse_moment(at) if at else None
+    if moment is not None and not isinstance(moment, dt.datetime):
+        raise fail("--at takes an ISO-8601 moment", 2)
+    return moment

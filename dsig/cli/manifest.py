@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret, read_secret
+from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
@@ -74,7 +75,7 @@ def create(
     study: Annotated[
         str | None, typer.Option("--study", help="the Study Instance UID, when several are found")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    force: ForceOpt = False,
     allow_weak: Annotated[
         list[str] | None,
         typer.Option("--allow-weak", help="sign even with this weak algorithm; repeatable"),

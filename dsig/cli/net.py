@@ -59,6 +59,11 @@ if TYPE_CHECKING:
 _echo_lock = threading.Lock()
 
 
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
+]
+
+
 def _say(message: str, *, err: bool = False) -> None:
     """One log line; peer-supplied values (AE titles, UIDs, signer names, server messages)
     may hold control characters, so the line is escaped as ``dsig verify``'s are."""
@@ -284,9 +289,7 @@ def serve(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="no line per received object")
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
-    ] = False,
+    verbose: VerboseOpt = False,
     stow: StowOpt = None,
     upstream: UpstreamOpt = None,
 ) -> None:
@@ -491,9 +494,7 @@ def send(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="print only problems and the summary")
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
-    ] = False,
+    verbose: VerboseOpt = False,
     force_certificate: ForceCertificateOpt = False,
     policy_file: SignPolicyFileOpt = None,
     tls: Annotated[

@@ -20,6 +20,7 @@ from dsig.cli._common import (
     prompt_secret,
     read_secret,
 )
+from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
@@ -113,7 +114,7 @@ def sign(
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="descend into directories")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    force: ForceOpt = False,
     allow_weak: Annotated[
         list[str] | None,
         typer.Option(

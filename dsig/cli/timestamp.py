@@ -17,6 +17,7 @@ import typer
 
 from dsig.cli._common import fail, guard_output, input_output, operational_errors
 from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._output_options import ForceOpt, InPlaceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 
 if TYPE_CHECKING:
@@ -209,10 +210,8 @@ def insert(
     replace: Annotated[
         bool, typer.Option("--replace", help="replace an existing timestamp")
     ] = False,
-    in_place: Annotated[
-        bool, typer.Option("--in-place", help="replace the input (atomically)")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    in_place: InPlaceOpt = False,
+    force: ForceOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -273,10 +272,8 @@ def add(
     replace: Annotated[bool, typer.Option("--replace", help="replace existing timestamps")] = False,
     *,
     ts: TsaArgs,
-    in_place: Annotated[
-        bool, typer.Option("--in-place", help="replace the input (atomically)")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    in_place: InPlaceOpt = False,
+    force: ForceOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:

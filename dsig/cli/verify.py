@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dsig.cli._common import fail, guard_output, input_output, operational_errors, with_flag
+from dsig.cli._output_options import ForceOpt, InPlaceOpt
 from dsig.cli._params import DsigCommand
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._trust_options import ALL_TRUST_OPTIONS, TrustArgs, trust_options
@@ -285,10 +286,8 @@ def remove(
     paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT (or INPUT with --in-place)")],
     uid: Annotated[str | None, typer.Option(help="remove the signature with this UID")] = None,
     all_: Annotated[bool, typer.Option("--all", help="remove every signature")] = False,
-    in_place: Annotated[
-        bool, typer.Option("--in-place", help="replace the input (atomically)")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    in_place: InPlaceOpt = False,
+    force: ForceOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
