@@ -29,7 +29,7 @@ from pki.revocation import (
     revocation_message,
     split_future_dated,
 )
-from pki.signer_rules import SignerRules, signer_findings
+from pki.signer_rules import SignerRules, signer_findings, validity_findings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -126,7 +126,11 @@ async def aevaluate_chain(
     )
     if chain and chain[-1] in policy.trust_roots:
         seen = {f.code for f in findings}
-        local.extend(f for f in _anchor_validity(chain[-1], at, policy) if f.code not in seen)
+        local.extend(
+            f
+            for f in validity_findings(chain[-1], at, policy.time_tolerance, role="trust anchor")
+            if f.code not in seen
+        )
     if chain and indication is TrustIndication.VALID:
         local.extend(_crl_supplement(chain, policy, at, outcome.crls, certified_time))
         local.extend(_offline_soft_fail_notes(chain, policy))
@@ -236,28 +240,6 @@ def _leaf_key(leaf: x509.Certificate, policy: TrustPolicy) -> list[TrustFinding]
             f"{describe(leaf)}: {kind} key of {key.key_size} bits (policy needs >= {floor})",
         )
     ]
-
-
-def _anchor_validity(
-    anchor: x509.Certificate, at: dt.datetime, policy: TrustPolicy
-) -> list[TrustFinding]:
-    tol = policy.time_tolerance
-    if at > anchor.not_valid_after_utc + tol:
-        return [
-            TrustFinding(
-                "CERT_EXPIRED",
-                f"trust anchor {describe(anchor)} expired {anchor.not_valid_after_utc.isoformat()}",
-            )
-        ]
-    if at < anchor.not_valid_before_utc - tol:
-        return [
-            TrustFinding(
-                "CERT_NOT_YET_VALID",
-                f"trust anchor {describe(anchor)} is valid only from "
-                f"{anchor.not_valid_before_utc.isoformat()}",
-            )
-        ]
-    return []
 
 
 def _offline_soft_fail_notes(

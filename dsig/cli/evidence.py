@@ -5,7 +5,6 @@ due, 3 renewal due, 1 overdue or unreadable records; 2 usage, 4 operational erro
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +14,7 @@ import typer
 from dsig.cli._common import fail, operational_errors
 from dsig.cli._trust_options import CrlOpt, OcspOpt, OnlineOpt, RevocationOpt, parse_moment
 from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
+from dsig.cli.timestamp import TsHashChoice as HashChoice  # --hash / --rehash: the same three
 
 if TYPE_CHECKING:
     from dsig.evidence import CreateSummary, StampSettings
@@ -26,14 +26,6 @@ evidence_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="RFC 4998 evidence records: long-term proof of existence for archived studies.",
 )
-
-
-class HashChoice(enum.StrEnum):
-    """--hash / --rehash values."""
-
-    sha256 = "sha256"
-    sha384 = "sha384"
-    sha512 = "sha512"
 
 
 TsaTrustOpt = Annotated[
