@@ -18,20 +18,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret, read_secret
+from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret
 from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
+    KeyOpt,
     MacChoice,
     MacOpt,
-    NoPasswordOpt,
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PinEnvOpt,
-    PinFileOpt,
     ProfileChoice,
     ProfileOpt,
+    SecretArgs,
+    secret_options,
 )
 from dsig.cli._trust_options import TrustArgs, trust_options
 from dsig.cli.batch import default_jobs
@@ -61,14 +59,13 @@ StudyPaths = Annotated[
 
 @manifest_app.command()
 @tsa_options_group()
+@secret_options()
 def create(
     paths: StudyPaths,
     output: Annotated[
         str, typer.Option("--output", "-o", help="the manifest file to write (or a URL)")
     ],
-    key: Annotated[
-        str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
-    ],
+    key: KeyOpt,
     cert: CertOpt = None,
     mac: MacOpt = MacChoice.sha256,
     profile: ProfileOpt = ProfileChoice.none,
@@ -82,13 +79,9 @@ def create(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
     jobs: JobsOpt = None,
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    no_password: NoPasswordOpt = False,
-    pin_file: PinFileOpt = None,
-    pin_env: PinEnvOpt = None,
-    tsa: TsaOpt = None,
     *,
+    secrets: SecretArgs,
+    tsa: TsaOpt = None,
     ts: TsaArgs,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
@@ -113,12 +106,7 @@ def create(
         raise fail(f"output {output} is a directory", 2)
     _check_local(paths)
     stamping = sign_timestamping(jobs=1, tsa=tsa, query_out=None, uid_out=None, ts=ts)
-    secret, may_prompt = read_secret(
-        file=password_file or pin_file,
-        env=password_env or pin_env,
-        none=no_password,
-        what="PIN" if key.startswith("pkcs11:") else "password",
-    )
+    secret, may_prompt = secrets.read(key)
     try:
         provider = open_key_provider(
             key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt

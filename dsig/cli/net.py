@@ -23,7 +23,6 @@ from dsig.cli._common import (
     no_prompt,
     operational_errors,
     prompt_secret,
-    read_secret,
 )
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
@@ -31,15 +30,12 @@ from dsig.cli._sign_options import (
     ForceCertificateOpt,
     MacChoice,
     MacOpt,
-    NoPasswordOpt,
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PinEnvOpt,
-    PinFileOpt,
     ProfileChoice,
     ProfileOpt,
     PurposeOpt,
+    SecretArgs,
     SignPolicyFileOpt,
+    secret_options,
 )
 from dsig.cli._stow_options import StowOpt, UpstreamOpt, check_stow_options, start_stow
 from dsig.cli._tls_options import (
@@ -463,6 +459,7 @@ def _print_record(record: AuditRecord) -> None:
     )
 
 
+@secret_options()
 def send(
     host: Annotated[str, typer.Argument(help="peer host name or address")],
     port: Annotated[int, typer.Argument(help="peer TCP port")],
@@ -482,11 +479,8 @@ def send(
     mac: MacOpt = MacChoice.sha256,
     profile: ProfileOpt = ProfileChoice.none,
     purpose: PurposeOpt = None,
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    no_password: NoPasswordOpt = False,
-    pin_file: PinFileOpt = None,
-    pin_env: PinEnvOpt = None,
+    *,
+    secrets: SecretArgs,
     associations: Annotated[int, typer.Option(help="parallel associations")] = 1,
     timeout: Annotated[
         float, typer.Option(help="seconds for connecting, negotiating and each response")
@@ -556,12 +550,7 @@ def send(
             from dsig import Profile, SignOptions
             from tokens import HashAlgorithm, open_key_provider
 
-            secret, may_prompt = read_secret(
-                file=password_file or pin_file,
-                env=password_env or pin_env,
-                none=no_password,
-                what="PIN" if key.startswith("pkcs11:") else "password",
-            )
+            secret, may_prompt = secrets.read(key)
             sign_options = SignOptions(
                 mac=HashAlgorithm.from_name(mac.value),
                 profile=Profile(profile.value),

@@ -18,24 +18,21 @@ from dsig.cli._common import (
     in_place_target,
     no_prompt,
     prompt_secret,
-    read_secret,
 )
 from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
     ForceCertificateOpt,
+    KeyOpt,
     MacChoice,
     MacOpt,
-    NoPasswordOpt,
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PinEnvOpt,
-    PinFileOpt,
     ProfileChoice,
     ProfileOpt,
     PurposeOpt,
+    SecretArgs,
     SignPolicyFileOpt,
+    secret_options,
 )
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_group
@@ -71,13 +68,12 @@ class FormatChoice(enum.StrEnum):
 
 
 @tsa_options_group()
+@secret_options()
 def sign(
     paths: Annotated[
         list[Path], typer.Argument(help="INPUT OUTPUT, or inputs with --out-dir / --in-place")
     ],
-    key: Annotated[
-        str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
-    ],
+    key: KeyOpt,
     cert: CertOpt = None,
     mac: MacOpt = MacChoice.sha256,
     profile: ProfileOpt = ProfileChoice.none,
@@ -100,11 +96,8 @@ def sign(
         FormatChoice, typer.Option("--format", help="new, or DCMTK pre-3.5.4 'old'")
     ] = FormatChoice.new,
     dump: Annotated[Path | None, typer.Option(help="write the MAC byte stream here")] = None,
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    no_password: NoPasswordOpt = False,
-    pin_file: PinFileOpt = None,
-    pin_env: PinEnvOpt = None,
+    *,
+    secrets: SecretArgs,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="replace each input (atomically)")
     ] = False,
@@ -129,7 +122,6 @@ def sign(
     timestamp_uid_file: Annotated[
         Path | None, typer.Option(help="with --timestamp-query: also a dcmsign UID file")
     ] = None,
-    *,
     ts: TsaArgs,
     workers: Annotated[
         int | None,
@@ -178,12 +170,7 @@ def sign(
     stamping = sign_timestamping(
         jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file, ts=ts
     )
-    secret, may_prompt = read_secret(
-        file=password_file or pin_file,
-        env=password_env or pin_env,
-        none=no_password,
-        what="PIN" if key.startswith("pkcs11:") else "password",
-    )
+    secret, may_prompt = secrets.read(key)
     try:
         _run(
             jobs,
