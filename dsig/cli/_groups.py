@@ -19,11 +19,16 @@ Declared = Mapping[str, tuple[object, object]]
 
 
 def option_group(
-    target: str, group: Callable[..., Any], declared: Declared, names: Sequence[str]
+    target: str,
+    group: Callable[..., Any],
+    declared: Declared,
+    names: Sequence[str],
+    after: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Declare the options ``names`` (from ``declared``) on a typer command where its
     keyword-only parameter ``target`` stands; the command receives ``group(**values)``
-    there. Options keep their names, help, defaults and place in ``--help``."""
+    there. ``after`` moves the options from one of ``names`` on to behind a parameter of the
+    command (``{"strict": "recursive"}``), so that ``--help`` keeps a command's own order."""
 
     def declare(command: Callable[..., R]) -> Callable[..., R]:
         signature = inspect.signature(command, eval_str=True)
@@ -43,7 +48,7 @@ def option_group(
             return command(*args, **{target: group(**given)}, **kwargs)
 
         rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params[at + 1 :]]
-        shown = [*params[:at], *added, *rest]
+        shown = [*params[:at], *_placed(added, rest, after or {})]
         run.__annotations__ = {p.name: p.annotation for p in shown}
         run.__annotations__["return"] = signature.return_annotation
         run.__signature__ = signature.replace(parameters=shown)  # type: ignore[attr-defined]
@@ -51,3 +56,22 @@ def option_group(
         return run
 
     return declare
+
+
+def _placed(
+    added: list[inspect.Parameter], rest: list[inspect.Parameter], after: Mapping[str, str]
+) -> list[inspect.Parameter]:
+    """``added`` then ``rest``, with each run of ``added`` that starts at a key of ``after``
+    moved behind the parameter of ``rest`` it names."""
+    runs: list[list[inspect.Parameter]] = [[]]
+    for p in added:
+        if p.name in after:
+            runs.append([])
+        runs[-1].append(p)
+    behind = {after[run[0].name]: run for run in runs[1:]}
+    out = list(runs[0])
+    for p in rest:
+        out += [p, *behind.pop(p.name, [])]
+    if behind:
+        raise ValueError(f"option_group: no parameter {', '.join(behind)} to place options after")
+    return out

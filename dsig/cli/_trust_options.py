@@ -370,7 +370,10 @@ _DECLARED: dict[str, tuple[object, object]] = {
 ALL_TRUST_OPTIONS = tuple(_DECLARED)
 
 
-def trust_options(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+def trust_options(
+    *names: str, after: Mapping[str, str] | None = None
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Declare the shared options ``names`` on a command in place of its keyword-only
-    parameter ``trust``, which receives their values as one :class:`TrustArgs`."""
-    return option_group("trust", TrustArgs, _DECLARED, names)
+    parameter ``trust``, which receives their values as one :class:`TrustArgs` (``after``:
+    see :func:`~dsig.cli._groups.option_group`)."""
+    return option_group("trust", TrustArgs, _DECLARED, names, after)

@@ -175,6 +175,7 @@ def create(
 @trust_options(
     "format_old", "integrity_only", "trust_store", "untrusted", "crl", "ocsp", "revocation",
     "online", "at", "tsa_trust_store", "allow_weak", "strict", "policy_file",
+    after={"policy_file": "jobs"},
 )  # fmt: skip
 def verify(
     manifest: Annotated[str, typer.Argument(help="the manifest file (or a URL)")],

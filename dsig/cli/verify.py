@@ -52,7 +52,7 @@ def _resume_file(args: list[str]) -> list[str]:
     return args
 
 
-@trust_options(*ALL_TRUST_OPTIONS)
+@trust_options(*ALL_TRUST_OPTIONS, after={"strict": "recursive", "policy_file": "sha256"})
 def verify(
     paths: Annotated[
         list[str],

@@ -102,3 +102,32 @@ def test_commands_offer_their_shared_options_in_order() -> None:
     assert _run_of(_options("timestamp", "query"), _TSA) == _TSA[:4]
     for words in (("sign",), ("manifest", "create"), ("send",)):
         assert _run_of(_options(*words), _SECRETS) == _SECRETS, words
+
+
+def test_after_keeps_a_commands_own_order() -> None:
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    @option_group("pair", _Pair, _DECLARED, ("alpha", "beta"), after={"beta": "middle"})
+    def run(
+        *,
+        pair: _Pair,
+        middle: Annotated[int, typer.Option("--middle")] = 0,
+        last: Annotated[int, typer.Option("--last")] = 0,
+    ) -> None:
+        typer.echo(f"{pair} {middle} {last}")
+
+    command = typer.main.get_command(app)
+    assert [p.name for p in command.params] == ["alpha", "middle", "beta", "last"]
+    r = CliRunner().invoke(app, ["--beta", "x", "--middle", "2"])
+    assert r.output.strip() == "_Pair(alpha=1, beta='x') 2 0"
+
+
+def test_verify_lists_its_options_as_before() -> None:
+    options = _options("verify")
+    assert options.index("--allow-weak") + 1 == options.index("--recursive")
+    assert options.index("--recursive") + 1 == options.index("--strict")
+    assert options.index("--sha256") + 1 == options.index("--policy-file")
+    manifest = _options("manifest", "verify")
+    assert manifest.index("--strict") + 1 == manifest.index("--jobs")
+    assert manifest.index("--jobs") + 1 == manifest.index("--policy-file")
