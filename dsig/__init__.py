@@ -77,7 +77,17 @@ if TYPE_CHECKING:
         jsonl_summary_line,
         verify_schema,
     )
-    from dsig.results import FileResult, Finding, FindingCode, Indication, Phase, SignatureResult
+    from dsig.results import (
+        FileResult,
+        Finding,
+        FindingCode,
+        Indication,
+        Phase,
+        PurposeReport,
+        SignatureResult,
+        TimestampReport,
+        TokenDetails,
+    )
     from dsig.safe_text import printable
     from dsig.signature.model import (
         CERTIFIED_TIMESTAMP,
@@ -165,7 +175,10 @@ _MODULES = {
         "FindingCode",
         "Indication",
         "Phase",
+        "PurposeReport",
         "SignatureResult",
+        "TimestampReport",
+        "TokenDetails",
     ],
     "dsig.signature.model": [
         "CERTIFIED_TIMESTAMP",
@@ -220,6 +233,7 @@ __all__ = [
     "Phase",
     "Profile",
     "ProfileError",
+    "PurposeReport",
     "QueryOptions",
     "ReadOptions",
     "SignOptions",
@@ -233,6 +247,8 @@ __all__ = [
     "TagError",
     "Tally",
     "TimestampError",
+    "TimestampReport",
+    "TokenDetails",
     "ToolkitError",
     "TsaCredentials",
     "TsaOptions",

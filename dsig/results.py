@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pki.codes import FindingCode as FindingCode
 from pki.codes import Phase as Phase
 from pki.codes import meanings
 from pki.results import NOT_CHECKED, TrustIndication, TrustResult
 from pki.results import Indication as Indication  # the one verdict enum, defined in pki
+
+if TYPE_CHECKING:  # dsig.evidence is a layer above the results
+    from dsig.evidence.hook import EvidenceReport
 
 _R = TypeVar("_R")
 
@@ -76,6 +80,77 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class PurposeReport:
+    """The Digital Signature Purpose Code of a signature, as stored (empty when absent)."""
+
+    code: str
+    scheme: str
+    meaning: str
+
+    @property
+    def number(self) -> int | None:
+        """The code as a number (PS3.16 CID 7007 codes are digits), else None."""
+        return int(self.code) if self.code.isdigit() else None
+
+    def to_json(self) -> dict[str, str]:
+        """JSON form (the ``purpose`` object)."""
+        return {"code": self.code, "scheme": self.scheme, "meaning": self.meaning}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDetails:
+    """What a decoded timestamp token states besides its time, TSA and hash."""
+
+    policy: str
+    serial: int
+    accuracy_seconds: float | None = None
+    tsa_name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The additive fields of the ``timestamp`` object (absent ones left out)."""
+        out: dict[str, Any] = {"policy": self.policy, "serial": self.serial}
+        if self.accuracy_seconds is not None:
+            out["accuracy_seconds"] = self.accuracy_seconds
+        if self.tsa_name:
+            out["tsa_name"] = self.tsa_name
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampReport:
+    """A signature's certified timestamp as checked: the ``timestamp`` object of the JSON
+    report, plus the certified time when valid. ``token`` is None when it did not decode."""
+
+    indication: Indication  # VALID / INVALID / INDETERMINATE
+    time: dt.datetime | None
+    tsa: str | None
+    hash_algorithm: str | None
+    findings: tuple[Finding, ...] = ()
+    token: TokenDetails | None = None
+    tsa_trust: TrustResult | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Usable as a certified moment."""
+        return self.indication is Indication.VALID and self.time is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (``indication``, ``time``, ``tsa``, ``hash_algorithm``, ``findings``...)."""
+        out: dict[str, Any] = {
+            "indication": self.indication.value,
+            "time": self.time.isoformat() if self.time else None,
+            "tsa": self.tsa,
+            "hash_algorithm": self.hash_algorithm,
+            "findings": [f.to_json() for f in self.findings],
+        }
+        if self.token is not None:
+            out.update(self.token.to_json())
+        if self.tsa_trust is not None:
+            out["tsa_trust"] = self.tsa_trust.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class SignatureResult:
     """Everything found out about one signature (frozen: the verifier builds it once)."""
 
@@ -86,10 +161,10 @@ class SignatureResult:
     mac_transfer_syntax: str | None = None
     datetime: str | None = None
     signer: str | None = None
-    purpose: dict[str, str] | None = None
+    purpose: PurposeReport | None = None
     integrity: Indication = Indication.INDETERMINATE
     trust: TrustResult = NOT_CHECKED
-    timestamp: dict[str, Any] | None = None
+    timestamp: TimestampReport | None = None
     profiles: tuple[str, ...] = ()
     signed_tags: tuple[str, ...] = ()
     unsigned_tags: tuple[str, ...] = ()
@@ -124,10 +199,10 @@ class SignatureResult:
             "mac_transfer_syntax": self.mac_transfer_syntax,
             "datetime": self.datetime,
             "signer": self.signer,
-            "purpose": self.purpose,
+            "purpose": self.purpose.to_json() if self.purpose is not None else None,
             "integrity": self.integrity.value,
             "trust": self.trust.to_json(),
-            "timestamp": self.timestamp,
+            "timestamp": self.timestamp.to_json() if self.timestamp is not None else None,
             "profiles": list(self.profiles),
             "signed_tags": list(self.signed_tags),
             "unsigned_tags": list(self.unsigned_tags),
@@ -138,26 +213,44 @@ class SignatureResult:
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """Which object a file holds, for audit reports: its UIDs, the patient, the file's hash."""
+    """Which object a file holds, for audit reports: its UIDs, the patient, the file's hash.
+
+    Read with the data set the verifier judged (never re-read by another parser), so a
+    storage node names and files an object by what was verified. Only the first four fields
+    are in the JSON form; the others serve the storage node and the Orthanc service.
+    """
 
     sop_instance_uid: str | None = None
     study_instance_uid: str | None = None
     patient_id: str | None = None
     #: Hex SHA-256 of the file as read (``VerifyOptions.file_sha256``), else None.
     sha256: str | None = None
+    sop_class_uid: str | None = None
+    series_instance_uid: str | None = None
+    #: Patient ID decoded in the data set's Specific Character Set (as Orthanc hashes it).
+    patient_id_text: str | None = None
+    #: Media Storage SOP Class and Instance UIDs of the File Meta (None without one).
+    meta_sop_class_uid: str | None = None
+    meta_sop_instance_uid: str | None = None
 
     @classmethod
     def of(cls, ds: Any) -> FileIdentity:
         """From a data set read by :func:`dsig.encoding.reader.read_dicom` (stored text,
         unconverted)."""
-        from dsig.encoding.values import raw_text
+        from dsig.encoding.values import decoded_text, raw_text
 
         sha = getattr(ds, "dsig_file_sha256", None)
+        meta = getattr(ds, "file_meta", None)
         return cls(
-            raw_text(ds, 0x00080018),
-            raw_text(ds, 0x0020000D),
-            raw_text(ds, 0x00100020),
-            sha if isinstance(sha, str) else None,
+            sop_instance_uid=raw_text(ds, 0x00080018),
+            study_instance_uid=raw_text(ds, 0x0020000D),
+            patient_id=raw_text(ds, 0x00100020),
+            sha256=sha if isinstance(sha, str) else None,
+            sop_class_uid=raw_text(ds, 0x00080016),
+            series_instance_uid=raw_text(ds, 0x0020000E),
+            patient_id_text=decoded_text(ds, 0x00100020, "LO"),
+            meta_sop_class_uid=raw_text(meta, 0x00020002) if meta is not None else None,
+            meta_sop_instance_uid=raw_text(meta, 0x00020003) if meta is not None else None,
         )
 
     def to_json(self) -> dict[str, str | None]:
@@ -184,7 +277,7 @@ class FileResult:
     trailing_bytes: int = 0
     #: ``dsig verify --evidence``: the file's evidence record as checked (status, proven
     #: time, renewals, findings, record path); None without ``--evidence``.
-    evidence: dict[str, Any] | None = None
+    evidence: EvidenceReport | None = None
     identity: FileIdentity = FileIdentity()
 
     @property
@@ -211,7 +304,7 @@ class FileResult:
             "uncovered": list(self.uncovered),
             "trailing_bytes": self.trailing_bytes,
             "signatures": [s.to_json() for s in self.signatures],
-            **({"evidence": self.evidence} if self.evidence is not None else {}),
+            **({"evidence": self.evidence.to_json()} if self.evidence is not None else {}),
             **self.identity.to_json(),
         }
 
@@ -237,10 +330,10 @@ class _SignatureDraft:
     mac_transfer_syntax: str | None = None
     datetime: str | None = None
     signer: str | None = None
-    purpose: dict[str, str] | None = None
+    purpose: PurposeReport | None = None
     integrity: Indication = Indication.INDETERMINATE
     trust: TrustResult = NOT_CHECKED
-    timestamp: dict[str, Any] | None = None
+    timestamp: TimestampReport | None = None
     profiles: list[str] = field(default_factory=list)
     signed_tags: list[str] = field(default_factory=list)
     unsigned_tags: list[str] = field(default_factory=list)
@@ -262,7 +355,7 @@ class _FileDraft:
     findings: list[Finding] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)
     trailing_bytes: int = 0
-    evidence: dict[str, Any] | None = None
+    evidence: EvidenceReport | None = None
 
     def freeze(self) -> FileResult:
         """The finished result."""

@@ -365,12 +365,19 @@ class FindingCode(enum.StrEnum):
         "RENEWAL_LATE",
         Phase.EVIDENCE,
         "a renewal came after the previous timestamp lost its value (the proven time moves to the"
-        " renewal)",
+        " renewal once the earlier timestamps' algorithms are no longer secure)",
     )
     RENEWAL_OVERDUE = (
         "RENEWAL_OVERDUE",
         Phase.EVIDENCE,
         "the last timestamp's algorithms are no longer secure at the moment",
+    )
+    RENEWAL_DUE = (
+        "RENEWAL_DUE",
+        Phase.EVIDENCE,
+        "the last timestamp lost its value (a TSA certificate expired) and was not renewed: still"
+        " proven with the kept validation data while its algorithms stay secure; a renewal keeps"
+        " that time until they end and proves existence from the renewal on after (warning)",
     )
     SIGNATURE_REQUIRED = (
         "SIGNATURE_REQUIRED",
@@ -406,7 +413,8 @@ class FindingCode(enum.StrEnum):
     REQUEST_UID_MISMATCH = (
         "REQUEST_UID_MISMATCH",
         Phase.INPUT,
-        "dsig serve: the object's SOP UIDs differ from the C-STORE request's",
+        "dsig serve: the object's SOP UIDs, as verified, differ from the C-STORE request's (the "
+        "Orthanc verifier: the File Meta's), or it has no SOP Instance UID",
     )
     DUPLICATE_DIFFERS = (
         "DUPLICATE_DIFFERS",

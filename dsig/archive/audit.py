@@ -19,14 +19,15 @@ if TYPE_CHECKING:
     from dsig.operations.verifier import VerifyOptions
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """What to verify. ``listed``: the local files, when every path is local (then the total
-    is known); None for a lazy listing. ``done``: paths already recorded (``--resume``)."""
+    """What to verify (frozen: narrowed by copying). ``listed``: the local files, when every
+    path is local (then the total is known); None for a lazy listing. ``done``: paths already
+    recorded (``--resume``)."""
 
-    paths: Sequence[str]
+    paths: tuple[str, ...]
     recursive: bool
-    listed: list[Candidate] | None
+    listed: tuple[Candidate, ...] | None
     done: Container[str] = field(default_factory=frozenset)
 
     @property
@@ -47,12 +48,14 @@ class Plan:
         own = {os.path.realpath(p) for p in outputs if p is not None}
         if self.listed is None or not own:
             return self
-        kept = [c for c in self.listed if os.path.realpath(c.path) not in own]
+        kept = tuple(c for c in self.listed if os.path.realpath(c.path) not in own)
         return Plan(self.paths, self.recursive, kept, self.done)
 
     def skipping(self, done: Container[str]) -> Plan:
         """The plan without the paths already recorded."""
-        listed = None if self.listed is None else [c for c in self.listed if c.path not in done]
+        listed = (
+            None if self.listed is None else tuple(c for c in self.listed if c.path not in done)
+        )
         return Plan(self.paths, self.recursive, listed, done)
 
     def candidates(self) -> Iterator[Candidate]:
@@ -68,9 +71,10 @@ def plan(paths: Sequence[str], recursive: bool) -> Plan:
     from dsig.operations.batch import discover
 
     if any(is_remote(p) for p in paths):
-        return Plan(paths, recursive, None)
+        return Plan(tuple(paths), recursive, None)
     try:
-        return Plan(paths, recursive, discover([local_path(p) for p in paths], recursive))
+        found = discover([local_path(p) for p in paths], recursive)
+        return Plan(tuple(paths), recursive, tuple(found))
     except ValueError as e:  # a directory without --recursive (exit 4, as it always was)
         raise SourceError(str(e)) from None
 

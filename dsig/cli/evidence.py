@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -290,7 +290,7 @@ def renew(
     raise typer.Exit(1 if summary.failed else 0)
 
 
-def _upload_renewed(scratch: Path, url: str, names: list[str]) -> None:
+def _upload_renewed(scratch: Path, url: str, names: Collection[str]) -> None:
     """Each renewed record replaces its object (one PUT each: old or new, never part)."""
     from dsig.archive import upload
     from dsig.evidence import EvidenceError

@@ -209,15 +209,16 @@ def _print_human(result: FileResult) -> None:
         )
         _echo(
             f"    MAC {sig.mac_algorithm}, signed {sig.datetime}, by {sig.signer}"
-            + (f", purpose {sig.purpose['code']} {sig.purpose['meaning']}" if sig.purpose else "")
+            + (f", purpose {sig.purpose.code} {sig.purpose.meaning}" if sig.purpose else "")
         )
         _echo(
             f"    covers {len(sig.signed_tags)} elements, {len(sig.unsigned_tags)} present "
             f"elements not covered; profiles: {', '.join(sig.profiles) or 'none'}"
         )
-        if sig.timestamp:
+        if sig.timestamp is not None:
             ts = sig.timestamp
-            _echo(f"    timestamp {ts.get('indication')}: {ts.get('time')} by {ts.get('tsa')}")
+            when = ts.time.isoformat() if ts.time else None
+            _echo(f"    timestamp {ts.indication.value}: {when} by {ts.tsa}")
         if sig.trust.revocation:
             _echo(f"    revocation: {sig.trust.revocation_line()}")
         lines = [(f.code, with_flag(f.message, f)) for f in sig.findings]
@@ -226,10 +227,11 @@ def _print_human(result: FileResult) -> None:
             _echo(f"    {code}: {message}")
     for finding in result.findings:
         _echo(f"  {finding.code}: {with_flag(finding.message, finding)}")
-    proof = result.evidence
-    if proof is not None and proof.get("status") == "PROVEN":
-        _echo(f"  evidence: PROVEN, the file existed at {proof['proven_time']} "
-              f"({len(proof['renewals'])} timestamp(s), record {proof['record']})")  # fmt: skip
+    proof = result.evidence.result if result.evidence is not None else None
+    if proof is not None and result.evidence is not None and proof.status.value == "PROVEN":
+        when = proof.proven_time.isoformat() if proof.proven_time else None
+        _echo(f"  evidence: PROVEN, the file existed at {when} "
+              f"({len(proof.stamps)} timestamp(s), record {result.evidence.record})")  # fmt: skip
     from dsig import partial_coverage
 
     partial = partial_coverage(result)

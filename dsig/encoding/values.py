@@ -409,3 +409,23 @@ def raw_text(ds: Dataset, tag: int) -> str | None:
     if value is None:
         return ""
     return str(value).rstrip("\x00 ")
+
+
+def decoded_text(ds: Dataset, tag: int, vr: str) -> str | None:
+    """A string element of a top-level data set decoded in its Specific Character Set
+    (trailing padding removed), without pydicom's warnings and not converted in place;
+    undecodable bytes read as U+FFFD."""
+    if tag not in ds:
+        return None
+    value = stored(ds, tag).value
+    if isinstance(value, bytes | bytearray):
+        from dsig.encoding.charsets import decode_text, python_encodings  # lazy: rarely needed
+
+        # the level's own Specific Character Set, looked up without pydicom's warnings (a
+        # plain pydicom data set's ``_character_set`` would warn); the verifier notes them
+        charset = stored(ds, 0x00080005).value if 0x00080005 in ds else None
+        encodings = python_encodings(charset)[0]
+        return decode_text(bytes(value), encodings, vr)[0].rstrip("\x00 ")
+    if value is None:
+        return ""
+    return str(value).rstrip("\x00 ")

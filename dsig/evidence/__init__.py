@@ -15,6 +15,7 @@ The RFC 4998 layers (:mod:`~dsig.evidence.asn1`, :mod:`~dsig.evidence.hashtree`,
 from __future__ import annotations
 
 from dsig.evidence.algorithms import DEFAULT_LIFETIMES, SOURCES, AlgorithmLifetimes
+from dsig.evidence.hook import EvidenceReport
 from dsig.evidence.record import Record, RecordError, parse
 from dsig.evidence.stamping import EvidenceError, StampSettings
 from dsig.evidence.store import (
@@ -32,6 +33,7 @@ from dsig.evidence.verify import (
     EVIDENCE_FINDING_CODES,
     EvidenceResult,
     EvidenceStatus,
+    StampResult,
     verify_evidence,
 )
 
@@ -42,11 +44,13 @@ __all__ = [
     "AlgorithmLifetimes",
     "CreateSummary",
     "EvidenceError",
+    "EvidenceReport",
     "EvidenceResult",
     "EvidenceStatus",
     "Record",
     "RecordError",
     "RenewSummary",
+    "StampResult",
     "StampSettings",
     "StatusRow",
     "ValidationData",

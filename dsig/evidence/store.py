@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from dsig.evidence import naming, record
@@ -29,7 +30,14 @@ from dsig.evidence.stamping import (
     stamp_leaves,
 )
 from dsig.evidence.validation import ValidationData
-from dsig.evidence.verify import EvidenceResult, EvidenceStatus, verify_evidence
+from dsig.evidence.verify import (
+    EvidenceResult,
+    EvidenceStatus,
+    algorithms_end,
+    overdue_reason,
+    renewal_due,
+    verify_evidence,
+)
 from dsig.timestamp import check_token
 from pki.policy import TrustPolicy
 
@@ -80,12 +88,12 @@ def _write_all(items: Iterable[tuple[Path, bytes]]) -> None:
     replace_files(items)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CreateSummary:
-    """What ``create`` did."""
+    """What ``create`` did (frozen; ``records`` is a read-only mapping)."""
 
     out_dir: Path
-    records: dict[str, Path]
+    records: Mapping[str, Path]
     time: dt.datetime
     tsa: str
     tsa_requests: int
@@ -132,9 +140,8 @@ def create_evidence(
             yield out_dir / name, der
 
     _write_all(written())
-    return CreateSummary(
-        out_dir, {n: out_dir / n for n in names}, stamped.time, stamped.tsa, 1, sum(sizes)
-    )
+    made = MappingProxyType({n: out_dir / n for n in names})
+    return CreateSummary(out_dir, made, stamped.time, stamped.tsa, 1, sum(sizes))
 
 
 def record_files(directory: Path) -> list[Path]:
@@ -162,9 +169,31 @@ def stamp_time(rec: Record) -> dt.datetime | None:
     return info.gen_time if info else None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RenewSummary:
-    """What ``renew`` did: renewed, skipped (with why), failed (with why)."""
+    """What ``renew`` did: renewed, skipped (with why), failed (with why); frozen, the
+    mappings read-only."""
+
+    renewed: tuple[str, ...]
+    skipped: Mapping[str, str]
+    failed: Mapping[str, str]
+    tsa_requests: int
+    time: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "renewed": list(self.renewed),
+            "skipped": dict(self.skipped),
+            "failed": dict(self.failed),
+            "tsa_requests": self.tsa_requests,
+            "time": self.time.isoformat() if self.time else None,
+        }
+
+
+@dataclass
+class _RenewDraft:
+    """A :class:`RenewSummary` being filled in by :func:`renew_evidence`."""
 
     renewed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -172,15 +201,14 @@ class RenewSummary:
     tsa_requests: int = 0
     time: dt.datetime | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "renewed": self.renewed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "tsa_requests": self.tsa_requests,
-            "time": self.time.isoformat() if self.time else None,
-        }
+    def freeze(self) -> RenewSummary:
+        return RenewSummary(
+            tuple(self.renewed),
+            MappingProxyType(dict(self.skipped)),
+            MappingProxyType(dict(self.failed)),
+            self.tsa_requests,
+            self.time,
+        )
 
 
 @dataclass(frozen=True)
@@ -212,7 +240,7 @@ def renew_evidence(
     record and keeps its leaf, the second re-reads each (one at a time) to extend it, and
     leaves alone one that changed in between.
     """
-    summary = RenewSummary()
+    summary = _RenewDraft()
     now = clock()
     todo: list[_Renewal] = []
     found: dict[str, Path] | None = None
@@ -251,7 +279,7 @@ def renew_evidence(
             group, leaf = record.timestamp_renewal_leaf(rec)
         todo.append(_Renewal(name, group, leaf, hashlib.sha256(der).digest(), when))
     if not todo:
-        return summary
+        return summary.freeze()
     groups: dict[str, list[int]] = {}
     for i, item in enumerate(todo):
         groups.setdefault(item.group, []).append(i)
@@ -270,7 +298,7 @@ def renew_evidence(
         why = (f"TIME_ORDER: the TSA's time {early.isoformat()} precedes the last timestamp "
                f"{newest.isoformat()} of the records renewed: nothing written")  # fmt: skip
         summary.failed.update(dict.fromkeys((t.name for t in todo), why))
-        return summary
+        return summary.freeze()
 
     def renewed() -> Iterator[tuple[Path, bytes]]:  # one record in memory at a time
         for item, tree in zip(todo, trees, strict=True):
@@ -293,7 +321,7 @@ def renew_evidence(
 
     _write_all(renewed())
     summary.time = max(s.time for s in stamps.values())
-    return summary
+    return summary.freeze()
 
 
 def _hash_data(path: Path, name: str) -> bytes:
@@ -357,9 +385,9 @@ def _refusal(result: EvidenceResult, trust: TrustPolicy | None) -> str | None:
     return None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StatusRow:
-    """One record in ``dsig evidence status``."""
+    """One record in ``dsig evidence status`` (frozen)."""
 
     name: str
     action: str  # none | timestamp | rehash | overdue | broken
@@ -386,7 +414,9 @@ def status_of(
     within: dt.timedelta,
     lifetimes: AlgorithmLifetimes = DEFAULT_LIFETIMES,
 ) -> StatusRow:
-    """Whether ``rec`` needs renewal before ``at + within``, which kind, and by when."""
+    """Whether ``rec`` needs renewal before ``at + within``, which kind, and by when. A
+    deadline already past is said as ``verify`` says it (RENEWAL_OVERDUE's or RENEWAL_DUE's
+    message): both come from :mod:`dsig.evidence.verify`."""
     info = check_token(rec.last.token, b"", extra_certs=rec.validation.x509_certificates()).info
     if info is None or info.signer is None:
         return StatusRow(
@@ -394,26 +424,32 @@ def status_of(
         )
     hash_end = lifetimes.hash_end(rec.last.hash_algorithm)
     key_end = lifetimes.certificate_key_end(info.signer)
-    chain = [c for c in rec.validation.x509_certificates() if c.subject == info.signer.issuer]
-    cert_end = earliest(info.signer.not_valid_after_utc, *(c.not_valid_after_utc for c in chain))
+    issuers = [c for c in rec.validation.x509_certificates() if c.subject == info.signer.issuer]
+    chain = [info.signer, *issuers]
+    cert_end = earliest(*(c.not_valid_after_utc for c in chain))
     deadline = earliest(hash_end, key_end, cert_end)
     row = StatusRow(name, "none", info.gen_time, deadline)
     if deadline is None or deadline > at + within:
         return row
+    overdue = overdue_reason(rec.last, info.signer, lifetimes, at)
+    if overdue is not None:  # verify: NOT_PROVABLE (RENEWAL_OVERDUE)
+        hash_over = hash_end is not None and hash_end < at
+        action = "rehash" if hash_over else "overdue"
+        return replace(row, action=action, deadline=hash_end if hash_over else key_end,
+                       reason=overdue)  # fmt: skip
+    expired = next((c for c in chain if c.not_valid_after_utc == cert_end), None)
+    if cert_end is not None and cert_end < at and expired is not None:  # verify: RENEWAL_DUE
+        why = renewal_due(expired, info.signer, algorithms_end(rec.last, info.signer, lifetimes))
+        return replace(row, action="overdue", deadline=cert_end, reason=why)
     if hash_end is not None and hash_end <= at + within:
-        row.action, row.deadline = "rehash", hash_end
-        row.reason = f"{rec.last.hash_algorithm} is secure until {hash_end.date()}"
-    elif key_end is not None and key_end == deadline:
+        why = f"{rec.last.hash_algorithm} is secure until {hash_end.date()}"
+        return replace(row, action="rehash", deadline=hash_end, reason=why)
+    if key_end is not None and key_end == deadline:
         family, bits = key_kind(info.signer)
-        row.action = "timestamp"
-        row.reason = f"the TSA's {family}-{bits} key is secure until {key_end.date()}"
-    else:
-        row.action = "timestamp"
-        row.reason = f"the TSA certificate expires {deadline.isoformat()}"
-    if deadline < at:
-        row.reason += " (overdue: renewal now proves existence only from now on)"
-        row.action = "overdue" if row.action == "timestamp" else row.action
-    return row
+        why = f"the TSA's {family}-{bits} key is secure until {key_end.date()}"
+        return replace(row, action="timestamp", reason=why)
+    why = f"the TSA certificate expires {deadline.isoformat()}"
+    return replace(row, action="timestamp", reason=why)
 
 
 def status_evidence(

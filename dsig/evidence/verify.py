@@ -5,7 +5,10 @@ with the previous sequence) is a leaf of its reduced hash tree, the tree climbs 
 token's imprint, the token verifies, and its TSA chain validates at the token's own time
 with the kept validation data. Each renewal must come before the previous timestamp lost its
 value (TSA certificate expired, TSA key or hash past its lifetime); the last timestamp's
-algorithms must still be secure at the verification moment.
+algorithms must still be secure at the verification moment. A last timestamp whose TSA
+certificate has expired, never renewed, still proves with the kept validation data (RFC 4998
+§5.2 asks for renewal before then, since a later compromise of the TSA key would no longer be
+published): PROVEN, with the warning RENEWAL_DUE.
 
 Outcome: PROVEN (the data existed at ``proven_time``), BROKEN (the data, the tree or a token
 changed), NOT_PROVABLE (no TSA trust, untrusted TSA, missing validation data, renewal overdue).
@@ -48,9 +51,9 @@ class EvidenceStatus(enum.Enum):
 EVIDENCE_FINDING_CODES: dict[str, str] = meanings(Phase.EVIDENCE)  # a view of pki.codes.FindingCode
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StampResult:
-    """One ArchiveTimeStamp as checked."""
+    """One ArchiveTimeStamp as checked (frozen)."""
 
     chain: int
     index: int
@@ -77,14 +80,14 @@ class StampResult:
         return out
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class EvidenceResult:
-    """What ``dsig evidence verify`` reports."""
+    """What ``dsig evidence verify`` reports (frozen)."""
 
     status: EvidenceStatus
     proven_time: dt.datetime | None = None
-    stamps: list[StampResult] = field(default_factory=list)
-    findings: list[tuple[str, str]] = field(default_factory=list)
+    stamps: tuple[StampResult, ...] = ()
+    findings: tuple[tuple[str, str], ...] = ()  # (code, message)
     checked_at: dt.datetime | None = None
 
     @property
@@ -101,6 +104,39 @@ class EvidenceResult:
             "renewals": [s.to_json() for s in self.stamps],
             "findings": [{"code": c, "message": m} for c, m in self.findings],
         }
+
+
+# Drafts: the mutable forms verification fills in, frozen once complete.
+
+
+@dataclass
+class _StampDraft:
+    chain: int
+    index: int
+    kind: str
+    hash_algorithm: str
+    time: dt.datetime | None = None
+    tsa: str | None = None
+    valid_until: dt.datetime | None = None
+    trust: TrustResult | None = None
+
+    def freeze(self) -> StampResult:
+        return StampResult(**vars(self))
+
+
+@dataclass
+class _EvidenceDraft:
+    status: EvidenceStatus
+    proven_time: dt.datetime | None = None
+    stamps: list[_StampDraft] = field(default_factory=list)
+    findings: list[tuple[str, str]] = field(default_factory=list)
+    checked_at: dt.datetime | None = None
+
+    def freeze(self) -> EvidenceResult:
+        stamps = tuple(s.freeze() for s in self.stamps)
+        return EvidenceResult(
+            self.status, self.proven_time, stamps, tuple(self.findings), self.checked_at
+        )
 
 
 def _now() -> dt.datetime:
@@ -123,7 +159,17 @@ def verify_evidence(
     result NOT_PROVABLE at best. ``at``: the verification moment (default ``clock()``).
     """
     moment = at or clock()
-    result = EvidenceResult(EvidenceStatus.PROVEN, checked_at=moment)
+    return _verify(data_hash, record_der, tsa_trust, moment, lifetimes).freeze()
+
+
+def _verify(
+    data_hash: Callable[[str], bytes],
+    record_der: bytes | Record,
+    tsa_trust: TrustPolicy | None,
+    moment: dt.datetime,
+    lifetimes: AlgorithmLifetimes,
+) -> _EvidenceDraft:
+    result = _EvidenceDraft(EvidenceStatus.PROVEN, checked_at=moment)
     try:
         rec = record_der if isinstance(record_der, Record) else parse(record_der)
     except RecordError as e:
@@ -136,12 +182,14 @@ def verify_evidence(
     kept = rec.validation.x509_certificates()
     hashes: dict[str, bytes] = {}
     start = 0  # first stamp of the unbroken run of timely renewals
-    previous: StampResult | None = None
+    previous: _StampDraft | None = None
+    previous_stamp: Stamp | None = None
+    previous_signer: x509.Certificate | None = None
     index = 0
     for k, chain in enumerate(rec.chains):
         for i, stamp in enumerate(chain):
             kind = "initial" if index == 0 else ("timestamp-renewal" if i else "hash-tree-renewal")
-            sr = StampResult(k, i, kind, stamp.hash_algorithm)
+            sr = _StampDraft(k, i, kind, stamp.hash_algorithm)
             result.stamps.append(sr)
             if i == 0:
                 name = stamp.hash_algorithm
@@ -158,19 +206,32 @@ def verify_evidence(
             if info is None:
                 return result
             sr.time, sr.tsa = info.gen_time, _tsa_name(info)
-            if previous is not None and previous.time is not None:
+            if previous is not None and previous_stamp is not None and previous.time is not None:
                 if info.gen_time < previous.time:
                     return _broken(result, "TIME_ORDER", f"timestamp {index} predates {index - 1}")
                 if previous.valid_until is not None and info.gen_time > previous.valid_until:
+                    # The earlier run still proves its time on its own while its algorithms
+                    # stay secure (as an unrenewed record does): a late renewal must never
+                    # prove less than no renewal. Once they have ended, the proof starts here.
+                    secure_until = algorithms_end(previous_stamp, previous_signer, lifetimes)
+                    ended = secure_until is not None and secure_until <= moment
+                    consequence = (
+                        "existence is proven from this renewal on"
+                        if ended
+                        else "the earlier timestamps still prove the earlier time on their own"
+                        + (f" until {secure_until.isoformat()}" if secure_until else "")
+                        + ", while their algorithms stay secure"
+                    )
                     result.findings.append(
                         (
                             "RENEWAL_LATE",
                             f"timestamp {index} ({info.gen_time.isoformat()}) came after "
                             f"timestamp {index - 1} lost its value "
-                            f"({previous.valid_until.isoformat()})",
+                            f"({previous.valid_until.isoformat()}): {consequence}",
                         )
                     )
-                    start = index
+                    if ended:
+                        start = index
             if policy is None:
                 _unprovable(result, "TSA_NOT_CHECKED", "no TSA trust store given")
             elif info.signer is not None:
@@ -180,19 +241,56 @@ def verify_evidence(
                 list(sr.trust.chain) if sr.trust and sr.trust.chain else [info.signer]
             )
             sr.valid_until = _valid_until(stamp, info, chain_certs, lifetimes)
-            previous = sr
+            previous, previous_stamp, previous_signer = sr, stamp, chain_certs[0]
             index += 1
     if result.status is EvidenceStatus.BROKEN:
         return result
-    overdue = _overdue(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
+    overdue = overdue_reason(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
     if overdue is not None:
         _unprovable(result, "RENEWAL_OVERDUE", overdue)
     if result.status is EvidenceStatus.PROVEN:
         result.proven_time = result.stamps[start].time
+        due = _due(result.stamps[-1], rec.last, lifetimes, moment)
+        if due is not None:
+            result.findings.append(("RENEWAL_DUE", due))
     return result
 
 
-def _signer(sr: StampResult, rec: Record) -> x509.Certificate | None:
+def _due(
+    sr: _StampDraft, stamp: Stamp, lifetimes: AlgorithmLifetimes, at: dt.datetime
+) -> str | None:
+    """RENEWAL_DUE's message when the (trusted, not overdue) last stamp lost its value by a
+    certificate expiry before ``at``, else None."""
+    if sr.valid_until is None or sr.valid_until >= at or sr.trust is None or not sr.trust.chain:
+        return None
+    chain = list(sr.trust.chain)
+    expired = next((c for c in chain if c.not_valid_after_utc == sr.valid_until), None)
+    if expired is None:  # the algorithms' end, which overdue_reason reports
+        return None
+    return renewal_due(expired, chain[0], algorithms_end(stamp, chain[0], lifetimes))
+
+
+def renewal_due(
+    expired: x509.Certificate, signer: x509.Certificate, secure_until: dt.datetime | None
+) -> str:
+    """Why a record whose last timestamp's TSA chain has expired, unrenewed, still proves, and
+    what a renewal does now: verify's RENEWAL_DUE and ``status``'s reason, one wording."""
+    what = (
+        "its TSA certificate"
+        if expired == signer
+        else f"the certificate {expired.subject.rfc4514_string()} of its TSA chain"
+    )
+    until = f"until {secure_until.date().isoformat()}" if secure_until else "no end announced"
+    return (
+        f"the last timestamp lost its value at {expired.not_valid_after_utc.isoformat()}, when "
+        f"{what} expired, and was not renewed before: the record still proves existence at its "
+        f"proven time with the kept validation data while the timestamp's algorithms stay "
+        f"secure ({until}); renew it before those algorithms end: a renewal keeps that proven "
+        "time while they stay secure, and carries the proof on from the renewal after they end"
+    )
+
+
+def _signer(sr: _StampDraft, rec: Record) -> x509.Certificate | None:
     if sr.trust is not None and sr.trust.chain:
         return sr.trust.chain[0]
     check = check_token(rec.last.token, b"", extra_certs=rec.validation.x509_certificates())
@@ -203,7 +301,7 @@ def _check_stamp(
     stamp: Stamp,
     leaf: bytes,
     kept: list[x509.Certificate],
-    result: EvidenceResult,
+    result: _EvidenceDraft,
     kind: str,
     k: int,
     i: int,
@@ -255,7 +353,7 @@ def _evaluate(policy: TrustPolicy, info: TokenInfo) -> TrustResult:
     return evaluate_chain(info.signer, policy, at=info.gen_time, extra_certs=info.certificates)
 
 
-def _judge_trust(result: EvidenceResult, trust: TrustResult, index: int) -> None:
+def _judge_trust(result: _EvidenceDraft, trust: TrustResult, index: int) -> None:
     if trust.indication is TrustIndication.VALID:
         return
     first = next((f for f in trust.findings if not f.note), None)
@@ -266,7 +364,10 @@ def _judge_trust(result: EvidenceResult, trust: TrustResult, index: int) -> None
         _unprovable(result, "TSA_UNTRUSTED", f"timestamp {index}: {why}")
 
 
-def _overdue(
+_LATE = "a renewal now proves existence only from the renewal on"
+
+
+def overdue_reason(
     stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes, at: dt.datetime
 ) -> str | None:
     """Why the last stamp no longer proves anything at ``at`` (None: it still does), naming
@@ -274,17 +375,19 @@ def _overdue(
     hash_end = lifetimes.hash_end(stamp.hash_algorithm)
     if hash_end is not None and at > hash_end:
         return (f"the last hash tree's {stamp.hash_algorithm} was secure until "
-                f"{hash_end.isoformat()}: a hash-tree renewal was due before that")  # fmt: skip
+                f"{hash_end.isoformat()}: a hash-tree renewal was due before that; "
+                f"{_LATE}")  # fmt: skip
     key_end = lifetimes.certificate_key_end(signer) if signer is not None else None
     if key_end is not None and at > key_end:
         assert signer is not None
         family, bits = key_kind(signer)
         return (f"the last TSA's {family}-{bits} key was secure until {key_end.isoformat()}: "
-                "a timestamp renewal by a TSA with a stronger key was due before that")  # fmt: skip
+                "a timestamp renewal by a TSA with a stronger key was due before that; "
+                f"{_LATE}")  # fmt: skip
     return None
 
 
-def _algorithms_end(
+def algorithms_end(
     stamp: Stamp, signer: x509.Certificate | None, lifetimes: AlgorithmLifetimes
 ) -> dt.datetime | None:
     """Until when a stamp's hash tree and TSA signature key stay secure."""
@@ -301,21 +404,21 @@ def _valid_until(
     """When a stamp must have been renewed: its algorithms' end, or the first expiry of its
     TSA chain (validation data for it would not be published any more)."""
     expiries = [c.not_valid_after_utc for c in chain if c is not None]
-    return earliest(_algorithms_end(stamp, info.signer, lifetimes), *expiries)
+    return earliest(algorithms_end(stamp, info.signer, lifetimes), *expiries)
 
 
 def _tsa_name(info: TokenInfo) -> str | None:
     return info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
 
 
-def _broken(result: EvidenceResult, code: str, message: str) -> EvidenceResult:
+def _broken(result: _EvidenceDraft, code: str, message: str) -> _EvidenceDraft:
     result.status = EvidenceStatus.BROKEN
     result.proven_time = None
     result.findings.append((code, message))
     return result
 
 
-def _unprovable(result: EvidenceResult, code: str, message: str) -> None:
+def _unprovable(result: _EvidenceDraft, code: str, message: str) -> None:
     if result.status is EvidenceStatus.PROVEN:
         result.status = EvidenceStatus.NOT_PROVABLE
     result.findings.append((code, message))

@@ -4,12 +4,11 @@ revocation, timestamp; read from the verifier's :class:`~pki.results.TrustResult
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from cryptography import x509
 
 from dsig.explain.model import Step, StepStatus
-from dsig.results import SignatureResult
+from dsig.results import Indication, SignatureResult, TimestampReport
 from pki.results import TrustFinding, TrustIndication
 
 #: Which trust step each trust finding belongs to.
@@ -39,8 +38,8 @@ TRUST_ORDER = (
 
 def moment_reason(sig: SignatureResult, at: str | dt.datetime) -> str:
     """Why trust was judged at the moment it was."""
-    ts = sig.timestamp or {}
-    stamped = ts.get("indication") == "VALID" and ts.get("time")
+    ts = sig.timestamp
+    stamped = ts is not None and ts.valid
     if isinstance(at, dt.datetime):
         return "the validation moment given"
     if at == "now":
@@ -54,7 +53,7 @@ def moment_reason(sig: SignatureResult, at: str | dt.datetime) -> str:
             "the certified time of the signature's valid timestamp: it proves the signature "
             "existed then, so later expiry or revocation does not count"
         )
-    if ts:
+    if ts is not None:
         return "now: the signature's timestamp is not valid, so it proves no earlier moment"
     return "now: no certified timestamp proves an earlier moment (a claimed DateTime is no proof)"
 
@@ -163,20 +162,19 @@ def trust_steps(
     return steps
 
 
-def timestamp_step(ts: dict[str, Any] | None) -> Step | None:
+def timestamp_step(ts: TimestampReport | None) -> Step | None:
     """The certified timestamp, when the signature has one."""
-    if not ts:
+    if ts is None:
         return None
-    indication = ts.get("indication")
-    status = StepStatus.PASSED if indication == "VALID" else StepStatus.FAILED
-    details = tuple(f"{f['code']}: {f['message']}" for f in ts.get("findings", []))
-    tsa_trust = ts.get("tsa_trust")
-    if isinstance(tsa_trust, dict):
-        details += (f"TSA certificate trust: {tsa_trust.get('indication')}",)
+    indication = ts.indication.value
+    status = StepStatus.PASSED if ts.indication is Indication.VALID else StepStatus.FAILED
+    details = tuple(f"{f.code.value}: {f.message}" for f in ts.findings)
+    if ts.tsa_trust is not None:
+        details += (f"TSA certificate trust: {ts.tsa_trust.indication.value}",)
+    when = ts.time.isoformat() if ts.time else None
     return Step(
         "timestamp",
         status,
-        f"{indication}: certified time {ts.get('time')} by {ts.get('tsa')} "
-        f"({ts.get('hash_algorithm')} over the Signature)",
+        f"{indication}: certified time {when} by {ts.tsa} ({ts.hash_algorithm} over the Signature)",
         details,
     )

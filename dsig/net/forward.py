@@ -72,10 +72,10 @@ class ForwardTarget:
         return safe_component(str(self).replace(":", "_"))
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ForwardEvent:
     """A delivery ("forwarded"), a refusal ("forward-refused") or a failed attempt
-    ("forward-retry"), for the log (the first two are also audited)."""
+    ("forward-retry"), for the log (the first two are also audited); frozen."""
 
     action: str
     target: str

@@ -49,7 +49,8 @@ class Verdict:
     #: ``FileResult.to_json()`` (the quarantine report).
     report: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    #: PatientID, StudyInstanceUID and SeriesInstanceUID of the data set (for the layout).
+    #: PatientID, StudyInstanceUID, SeriesInstanceUID (the folder layout) and SOPInstanceUID
+    #: (with them, the Orthanc ID) of the data set as verified; empty when it was not read.
     ids: dict[str, str] = field(default_factory=dict)
 
 

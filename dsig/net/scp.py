@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
@@ -95,10 +94,6 @@ STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(
 )
 
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
-_SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
-#: Data-set attributes the folder layout is made of (read with the request-UID check).
-_LAYOUT_TAGS = {"PatientID": 0x00100020, "StudyInstanceUID": 0x0020000D,
-                "SeriesInstanceUID": 0x0020000E}  # fmt: skip
 
 _IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE = (
     "1.2.840.10008.1.2",
@@ -211,9 +206,10 @@ class ServerConfig:
         return self.forward_queue if self.forward_queue is not None else self.store / QUEUE_DIR
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One received object: who sent what, the verdict, where it went, what was answered."""
+    """One received object: who sent what, the verdict, where it went, what was answered
+    (frozen; ``signatures`` are the audit line's JSON summaries)."""
 
     time: str
     calling_ae: str
@@ -233,8 +229,8 @@ class AuditRecord:
     path: str | None = None
     report: str | None = None
     error: str | None = None
-    signatures: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
+    signatures: tuple[dict[str, Any], ...] = ()
+    findings: tuple[str, ...] = ()
     seconds: float = 0.0
     #: SHA-256 of the bytes stored (the whole file), and of transfer syntax + data set.
     sha256: str | None = None
@@ -262,10 +258,47 @@ class AuditRecord:
             "version": self.version,
             "report": self.report,
             "error": self.error,
-            "signatures": self.signatures,
-            "findings": self.findings,
+            "signatures": list(self.signatures),
+            "findings": list(self.findings),
             "seconds": round(self.seconds, 4),
         }
+
+
+@dataclass
+class _AuditDraft:
+    """An :class:`AuditRecord` being filled in while the object is received and kept."""
+
+    time: str
+    calling_ae: str
+    called_ae: str
+    peer: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    size: int
+    indication: str
+    action: str
+    status: int
+    path: str | None = None
+    report: str | None = None
+    error: str | None = None
+    signatures: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    sha256: str | None = None
+    content_sha256: str | None = None
+    version: int | None = None
+
+    def freeze(self) -> AuditRecord:
+        """The finished record."""
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in vars(self).items()
+        }
+        return AuditRecord(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The audit-log line of the record as it stands."""
+        return self.freeze().to_json()
 
 
 def file_meta_bytes(
@@ -300,7 +333,7 @@ def _peer(assoc: Any) -> str:
         return ""
 
 
-def _bare_record(event: Event) -> AuditRecord:
+def _bare_record(event: Event) -> _AuditDraft:
     """What is known of a request before looking at its data set (never raises)."""
     request = event.request
     requestor = event.assoc.requestor
@@ -308,7 +341,7 @@ def _bare_record(event: Event) -> AuditRecord:
         transfer_syntax = str(event.context.transfer_syntax)
     except Exception:
         transfer_syntax = ""
-    return AuditRecord(
+    return _AuditDraft(
         time=_now(),
         calling_ae=str(requestor.ae_title or "").strip(),
         called_ae=_called_ae(event),
@@ -359,8 +392,13 @@ def refusal(result: FileResult) -> tuple[int, str]:
     return status, text[:64]
 
 
-def verify_task(options: VerifyOptions) -> Task:
-    """The verification a worker runs: ``dsig verify``'s, plus the request-UID check."""
+def verify_task(options: VerifyOptions, *, meta_request: bool = False) -> Task:
+    """The verification a worker runs: ``dsig verify``'s, plus the request-UID check.
+
+    ``meta_request``: the File Meta's Media Storage SOP Class and Instance UIDs are the
+    request (a file received whole, as by the Orthanc service); the task's own UID arguments
+    are then ignored.
+    """
 
     def task(spool: Path, sop_class: str, sop_instance: str) -> Verdict:
         try:
@@ -369,7 +407,11 @@ def verify_task(options: VerifyOptions) -> Task:
             result = FileResult(str(spool), error=f"internal error: {type(e).__name__}: {e}")
         ids: dict[str, str] = {}
         if result.error is None:
-            result, ids = _check_request_uids(spool, sop_class, sop_instance, result)
+            if meta_request:
+                meta = result.identity
+                sop_class = meta.meta_sop_class_uid or ""
+                sop_instance = meta.meta_sop_instance_uid or ""
+            result, ids = _check_request_uids(sop_class, sop_instance, result)
         ok = accepted(result)
         status, comment = (STATUS_SUCCESS, "") if ok else refusal(result)
         return Verdict(
@@ -388,12 +430,17 @@ def verify_task(options: VerifyOptions) -> Task:
 
 
 def verifier_pool(
-    options: VerifyOptions, workers: int, verify_timeout: float, worker_memory_mib: int
+    options: VerifyOptions,
+    workers: int,
+    verify_timeout: float,
+    worker_memory_mib: int,
+    *,
+    meta_request: bool = False,
 ) -> VerifierPool:
     """The pool of :func:`verify_task` workers (each bounded by ``verify_timeout`` seconds and
     ``worker_memory_mib`` MiB, 0: unbounded) of a storage node or verifier service."""
     return VerifierPool(
-        verify_task(options),
+        verify_task(options, meta_request=meta_request),
         size=workers,
         timeout=verify_timeout,
         wait=verify_timeout,
@@ -635,12 +682,12 @@ class ReceiveServer:
             sop_class=sop_class, sop_instance=sop_instance, transfer_syntax=ts, source_ae=source_ae
         )
 
-    def _connection_record(self, conn: Connection, action: str, reason: str) -> AuditRecord:
+    def _connection_record(self, conn: Connection, action: str, reason: str) -> _AuditDraft:
         assoc = conn.assoc
         calling = ""
         with contextlib.suppress(Exception):
             calling = str(assoc.requestor.ae_title or "").strip()
-        return AuditRecord(
+        return _AuditDraft(
             time=_now(), calling_ae=calling, called_ae="", peer=_peer(assoc), sop_class_uid="",
             sop_instance_uid="", transfer_syntax="", size=0, indication="NOT_VERIFIED",
             action=action, status=STATUS_OUT_OF_RESOURCES, error=reason,
@@ -657,17 +704,17 @@ class ReceiveServer:
     def _on_kill(self, conn: Connection, reason: str) -> None:
         self._report(self._connection_record(conn, "aborted", reason))
 
-    def _report(self, record: AuditRecord) -> None:
+    def _report(self, record: _AuditDraft) -> None:
         with contextlib.suppress(OSError):
             self._audit.append(record.to_json())
         self._counted(record)
 
-    def _counted(self, record: AuditRecord) -> None:
+    def _counted(self, record: _AuditDraft) -> None:
         with self._lock:
             self.counts[record.action] += 1
         if self.on_record is not None:
             with contextlib.suppress(Exception):
-                self.on_record(record)
+                self.on_record(record.freeze())
 
     # -- event handlers ---------------------------------------------------------------------
 
@@ -720,7 +767,7 @@ class ReceiveServer:
         return self.admit(spool, record, started)
 
     def admit(
-        self, spool: Spool, record: AuditRecord, started: float, *, reject: bool | None = None
+        self, spool: Spool, record: _AuditDraft, started: float, *, reject: bool | None = None
     ) -> Dataset:
         """Verify a finished spool, audit, keep it (store or quarantine), count; the response
         status. ``reject`` (default: the configuration's ``reject_invalid``) answers objects
@@ -772,7 +819,7 @@ class ReceiveServer:
                     return _status_dataset(record.status, "cannot store the object")
         return self._answer(record, comment, started)
 
-    def _spool_from_event(self, event: Event, record: AuditRecord) -> Spool:
+    def _spool_from_event(self, event: Event, record: _AuditDraft) -> Spool:
         spool = Spool.create(
             self._staging,
             self._head(record.sop_class_uid, record.sop_instance_uid, record.transfer_syntax,
@@ -787,11 +834,11 @@ class ReceiveServer:
             raise
         return spool
 
-    def _plan(self, record: AuditRecord, spool: Spool, ok: bool, ids: dict[str, str]) -> _Plan:
+    def _plan(self, record: _AuditDraft, spool: Spool, ok: bool, ids: dict[str, str]) -> _Plan:
         """The target name: the store (unless a duplicate policy says otherwise) for objects
         that passed, a new quarantine name otherwise. Called under the store lock."""
         stem = record.sop_instance_uid
-        if not (_UID_RE.match(stem) and len(stem) <= 64):
+        if not (_UID_RE.fullmatch(stem) and len(stem) <= 64):  # fullmatch: "$" admits a "\n"
             stem = "unnamed-" + uuid.uuid4().hex[:16]
         if ok:
             flat = self.config.layout == "flat"
@@ -814,7 +861,7 @@ class ReceiveServer:
         path = _free_version(self.config.quarantine, stem)
         return _Plan(path, report=path.with_suffix(".json"))
 
-    def _keep(self, spool: Spool, plan: _Plan, record: AuditRecord, verdict: Verdict) -> None:
+    def _keep(self, spool: Spool, plan: _Plan, record: _AuditDraft, verdict: Verdict) -> None:
         """Report (quarantine), forwarding queue entry, UID claim, then the object itself:
         whatever is in the store is also in the queue."""
         mode = self.config.file_mode
@@ -831,7 +878,7 @@ class ReceiveServer:
             link_new(spool.path, plan.claim, mode)
         place(spool.path, plan.path, mode)
 
-    def _report_failure(self, record: AuditRecord, started: float) -> None:
+    def _report_failure(self, record: _AuditDraft, started: float) -> None:
         """The object named by an audit line just written could not be placed: say so in a
         second line (the first stays: the log is append-only)."""
         record.seconds = time.perf_counter() - started
@@ -839,7 +886,7 @@ class ReceiveServer:
             self._audit.append(record.to_json())
         self._counted(record)
 
-    def _finish(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+    def _finish(self, record: _AuditDraft, comment: str | None, started: float) -> Dataset:
         """Audit a request that was not verified or kept, count, report; the response."""
         record.seconds = time.perf_counter() - started
         try:
@@ -848,7 +895,7 @@ class ReceiveServer:
             record.error = record.error or f"audit log: {e.strerror or e}"
         return self._answer(record, comment, started)
 
-    def _answer(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+    def _answer(self, record: _AuditDraft, comment: str | None, started: float) -> Dataset:
         record.seconds = record.seconds or time.perf_counter() - started
         self._counted(record)
         return _status_dataset(record.status, comment)
@@ -872,37 +919,29 @@ def _free_version(directory: Path, stem: str) -> Path:
 
 
 def _check_request_uids(
-    spool: Path, sop_class: str, sop_instance: str, result: FileResult
+    sop_class: str, sop_instance: str, result: FileResult
 ) -> tuple[FileResult, dict[str, str]]:
     """The stored file is named after the request's SOP Instance UID: a data set that names
-    another instance (or class) must not pass, or it could replace another object's file.
-    Returns the result (with UID_MISMATCH when they differ) and the data set's layout IDs
-    (see ``_LAYOUT_TAGS``)."""
-    ds: Dataset
-    try:
-        ds = pydicom.dcmread(
-            spool,
-            stop_before_pixels=True,
-            specific_tags=[_SOP_CLASS, _SOP_INSTANCE, *_LAYOUT_TAGS.values()],
-        )
-    except Exception:  # unreadable now: the verifier read it, so this should not happen
-        ds = Dataset()
-    found = (str(ds.get("SOPClassUID", "") or ""), str(ds.get("SOPInstanceUID", "") or ""))
-    if found != (sop_class, sop_instance):
+    another instance (or class), or none, must not pass, or it could replace another object's
+    file. The data set's UIDs are those of the verified read (``result.identity``): a second
+    parse could read other bytes (pydicom switches VR when a polyglot invites it). Returns the
+    result (with UID_MISMATCH when they differ) and the data set's IDs for the folder layout
+    and the Orthanc ID (PatientID, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID)."""
+    ident = result.identity
+    found = (ident.sop_class_uid or "", ident.sop_instance_uid or "")
+    if not found[1] or found != (sop_class, sop_instance):
         mismatch = Finding(
             UID_MISMATCH,
-            f"the data set is {found[0] or '-'} / {found[1] or '-'} but the C-STORE request "
+            f"the data set is {found[0] or '-'} / {found[1] or '-'} but the request "
             f"named {sop_class or '-'} / {sop_instance or '-'}",
         )
         result = dataclasses.replace(result, findings=(*result.findings, mismatch))
-    return result, {name: _text(ds, name) for name in _LAYOUT_TAGS}
-
-
-def _text(ds: Dataset, name: str) -> str:
-    try:
-        return str(ds.get(name, "") or "")
-    except Exception:  # a malformed value: the layout falls back to UNKNOWN
-        return ""
+    return result, {
+        "PatientID": ident.patient_id_text or "",
+        "StudyInstanceUID": ident.study_instance_uid or "",
+        "SeriesInstanceUID": ident.series_instance_uid or "",
+        "SOPInstanceUID": found[1],
+    }
 
 
 def _no_delay(event: Event) -> None:

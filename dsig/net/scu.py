@@ -20,7 +20,7 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,9 +76,9 @@ class SendOptions:
     read: ReadOptions = DEFAULT_READ
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SendResult:
-    """The outcome for one input file."""
+    """The outcome for one input file (frozen)."""
 
     path: Path
     #: "stored", "warning" (stored with a warning status), "refused" (failure status, or no
@@ -372,28 +372,31 @@ class _Sender:
 
     def _send_one(self, assoc: Association, item: _Item) -> tuple[SendResult, bool]:
         """The result, and whether the association is unusable afterwards."""
-        result = SendResult(item.path, "error", sop_instance_uid=item.sop_instance)
+        signed: list[str] = []  # the UID of the signature made for the copy sent, if any
+
+        def result(outcome: str = "error", message: str = "") -> SendResult:
+            uid = signed[-1] if signed else None
+            return SendResult(item.path, outcome, None, message, item.sop_instance, uid)
+
         try:
-            with self._prepared(item, result) as path:
+            with self._prepared(item, signed) as path:
                 status = assoc.send_c_store(path)
         except (DsigError, ProfileError, TokenError) as e:
-            result.message = str(e)
-            return result, False
+            return result(message=str(e)), False
         except ValueError as e:  # pynetdicom: no accepted presentation context
-            result.outcome = "refused"
-            result.message = f"the peer accepted no context for it ({e})".replace("\n", " ")
-            return result, False
+            why = f"the peer accepted no context for it ({e})".replace("\n", " ")
+            return result("refused", why), False
         except (OSError, RuntimeError, AttributeError) as e:
-            result.message = f"cannot send: {e}"
-            return result, True
-        result = _interpret(status, result)
+            return result(message=f"cannot send: {e}"), True
+        answered = _interpret(status, result())
         # No status: DIMSE timeout or abort. pynetdicom would spin forever in the next
         # send_c_store on an association whose reactor has stopped, so never reuse it.
-        return result, result.status is None
+        return answered, answered.status is None
 
     @contextlib.contextmanager
-    def _prepared(self, item: _Item, result: SendResult) -> Iterator[Path]:
-        """The file to send: the input itself, or a signed / completed copy."""
+    def _prepared(self, item: _Item, signed: list[str]) -> Iterator[Path]:
+        """The file to send: the input itself, or a signed / completed copy (the UID of the
+        signature made for it is appended to ``signed``)."""
         # pynetdicom reads only a file with the preamble and DICM (a meta without them is a
         # file for dcmsign and dsig): such a file is re-written like a bare data set
         preamble = _has_preamble(item.path)
@@ -418,7 +421,7 @@ class _Sender:
                 info = sign_dataset(
                     ds, self.provider, self.options.sign, target_encoding(ds, "same", None)
                 )
-            result.signature_uid = info.uid
+            signed.append(info.uid)
         encoding = target_encoding(ds, "same", None)
         try:
             with out.open("wb") as fp:
@@ -464,18 +467,14 @@ def _no_delay(assoc: Association) -> None:
 
 def _interpret(status: Dataset, result: SendResult) -> SendResult:
     if "Status" not in status:
-        result.message = "no response (timeout or the association was aborted)"
-        return result
+        return replace(result, message="no response (timeout or the association was aborted)")
     code = int(status.Status)
-    result.status = code
     comment = str(status.get("ErrorComment", "") or "")
     if code == 0:
-        result.outcome = "stored"
-    elif code in _WARNINGS:
-        result.outcome, result.message = "warning", comment
-    else:
-        result.outcome, result.message = "refused", comment
-    return result
+        return replace(result, status=code, outcome="stored")
+    if code in _WARNINGS:
+        return replace(result, status=code, outcome="warning", message=comment)
+    return replace(result, status=code, outcome="refused", message=comment)
 
 
 __all__ = [

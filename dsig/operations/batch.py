@@ -179,7 +179,7 @@ def frozen_now(options: VerifyOptions) -> VerifyOptions:
 
 
 def run(
-    candidates: list[Candidate],
+    candidates: Sequence[Candidate],
     options: VerifyOptions,
     *,
     jobs: int,
@@ -286,7 +286,10 @@ class Tally:
     """Counts for the summary; with ``keep_records`` (the HTML and CSV reports) or
     ``keep_skipped`` (``--json``) also the per-file records and skipped paths those outputs
     list, spooled to disk (:class:`dsig.operations.audit_spool.AuditSpool`): memory does not grow
-    with the number of files. :meth:`close` deletes the spool."""
+    with the number of files. :meth:`close` deletes the spool.
+
+    Mutable on purpose: a running accumulator that :meth:`add` updates as outcomes stream in
+    (it owns the spool file), not a result; the verdicts it counts are frozen."""
 
     files: Counter[str] = field(default_factory=Counter)
     signatures: int = 0

@@ -29,7 +29,9 @@ from dsig.results import (
     FileResult,
     Finding,
     Indication,
+    PurposeReport,
     SignatureResult,
+    TimestampReport,
     _FileDraft,
     _SignatureDraft,
 )
@@ -495,12 +497,8 @@ def _verify_integrity(
             res.timestamp = check_signature_timestamp(item, res, options)
         except Exception as e:  # an undecodable token part must not stop the verification
             message = " ".join(f"undecodable token part: {type(e).__name__}: {e}".split())
-            res.timestamp = {
-                "indication": "INVALID", "time": None, "tsa": None, "hash_algorithm": None,
-                "findings": [
-                    {"code": "TIMESTAMP_MALFORMED", "message": message, "severity": "error"}
-                ],
-            }  # fmt: skip
+            malformed = (Finding("TIMESTAMP_MALFORMED", message),)
+            res.timestamp = TimestampReport(Indication.INVALID, None, None, None, malformed)
             from dsig.timestamp.dicom import timestamp_failure
 
             timestamp_failure(res, options, "INVALID", message)
@@ -541,7 +539,7 @@ def _verify_integrity(
             top_level=not ref.path,
             scheme=scheme,
             mac=mac,
-            purpose=_purpose_code(res.purpose),
+            purpose=res.purpose.number if res.purpose is not None else None,
             mac_transfer_syntax=mac_ts,
         )
     if res.integrity is Indication.VALID or not options.integrity_only:
@@ -760,24 +758,18 @@ def _trust(cert: x509.Certificate, res: _SignatureDraft, options: VerifyOptions)
     return options.trust.evaluate(cert, at=at)
 
 
-def _purpose(item: Dataset) -> dict[str, str] | None:
+def _purpose(item: Dataset) -> PurposeReport | None:
     if PURPOSE_SEQUENCE not in item:
         return None
     items = sequence_datasets(item, PURPOSE_SEQUENCE)
     if not items:
         return None
     code = items[0]
-    return {
-        "code": raw_text(code, 0x00080100) or "",
-        "scheme": raw_text(code, 0x00080102) or "",
-        "meaning": raw_text(code, 0x00080104) or "",
-    }
-
-
-def _purpose_code(purpose: dict[str, str] | None) -> int | None:
-    if not purpose or not purpose["code"].isdigit():
-        return None
-    return int(purpose["code"])
+    return PurposeReport(
+        raw_text(code, 0x00080100) or "",
+        raw_text(code, 0x00080102) or "",
+        raw_text(code, 0x00080104) or "",
+    )
 
 
 def dump_mac_stream(

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socketserver
 import struct
 import tempfile
@@ -29,8 +30,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pydicom
 
 from dsig.net import NetError
 from dsig.net.audit import AuditLog, AuditLogError
@@ -45,9 +44,11 @@ from dsig.net.storage import DEFAULT_FILE_MODE, make_directory, write_new
 from dsig.operations.verifier import VerifyOptions
 
 _LENGTH = struct.Struct(">I")
+_UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 #: Largest JSON header of a request.
 MAX_HEADER = 1 << 16
-_IDENTITY_TAGS = (0x00100020, 0x0020000D, 0x0020000E, 0x00080018)
+#: The identifiers Orthanc names an instance by, in ``Verdict.ids``.
+_IDENTITY = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,10 @@ class VerifierService:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self._pool = verifier_pool(
-            config.verify, config.workers, config.verify_timeout, config.worker_memory_mib
-        )
+        self._pool = verifier_pool(  # the File Meta's UIDs are the request the data set matches
+            config.verify, config.workers, config.verify_timeout, config.worker_memory_mib,
+            meta_request=True,
+        )  # fmt: skip
         self._audit = AuditLog(config.audit_log) if config.audit_log else None
         self._spool_dir: tempfile.TemporaryDirectory[str] | None = None
         self._server: socketserver.ThreadingUnixStreamServer | None = None
@@ -158,8 +160,10 @@ class VerifierService:
         ``orthanc_id``, ``sha256`` and ``report`` (``dsig verify --json``'s record)."""
         started = time.perf_counter()
         sha256 = hashlib.sha256(data).hexdigest()
-        ids, meta_class, meta_instance = _identity(data)
-        verdict = self._verify(data, meta_class, meta_instance)
+        # the identity is the verified read's, taken in the worker (within its time and
+        # memory bounds): none when the object could not be read or verified
+        verdict = self._verify(data)
+        patient, study, series, sop = (verdict.ids.get(k, "") for k in _IDENTITY)
         passed = (
             verdict.indication in self.config.accept if self.config.accept else verdict.accepted
         )
@@ -174,24 +178,24 @@ class VerifierService:
             "comment": comment,
             "findings": verdict.findings,
             "signatures": verdict.signatures,
-            "sop_instance_uid": ids[3],
-            "orthanc_id": orthanc_instance_id(*ids) if ids[3] else None,
+            "sop_instance_uid": sop,
+            "orthanc_id": orthanc_instance_id(patient, study, series, sop) if sop else None,
             "sha256": sha256,
             "report": verdict.report,
             "error": verdict.error,
         }
         quarantined = None
         if not passed and self.config.quarantine is not None:
-            quarantined = self._quarantine(data, ids[3], answer)
+            quarantined = self._quarantine(data, sop, answer)
         self._log(answer, header, quarantined, time.perf_counter() - started, len(data))
         return answer
 
-    def _verify(self, data: bytes, sop_class: str, sop_instance: str) -> Verdict:
+    def _verify(self, data: bytes) -> Verdict:
         assert self._spool_dir is not None
         path = Path(self._spool_dir.name) / f"{uuid.uuid4().hex}.dcm"
         try:
             path.write_bytes(data)
-            return self._pool.verify(path, sop_class, sop_instance)
+            return self._pool.verify(path, "", "")  # the request: the file's own meta
         except (OSError, PoolBusyError) as e:
             reason = f"not verified: {getattr(e, 'strerror', None) or e}"
             return Verdict("ERROR", False, STATUS_OUT_OF_RESOURCES, reason[:64], error=reason)
@@ -200,7 +204,9 @@ class VerifierService:
 
     def _quarantine(self, data: bytes, sop_instance: str, answer: dict[str, Any]) -> str | None:
         assert self.config.quarantine is not None
-        stem = f"{sop_instance or 'unnamed'}.{uuid.uuid4().hex[:12]}"
+        # the data set's UID names the file only when it is a UID ("../x" would leave the folder)
+        named = _UID_RE.fullmatch(sop_instance) and len(sop_instance) <= 64
+        stem = f"{sop_instance if named else 'unnamed'}.{uuid.uuid4().hex[:12]}"
         target = self.config.quarantine / f"{stem}.dcm"
         try:
             write_new(target, data, DEFAULT_FILE_MODE)
@@ -240,20 +246,6 @@ class VerifierService:
         }
         with contextlib.suppress(OSError):  # the log serializes appends itself
             self._audit.append(entry)
-
-
-def _identity(data: bytes) -> tuple[tuple[str, str, str, str], str, str]:
-    """(PatientID, Study, Series, SOP Instance UID) of the data set, and the SOP Class and
-    Instance UID of the File Meta: the "request" the data set must agree with."""
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
-                             specific_tags=list(_IDENTITY_TAGS))  # fmt: skip
-    except Exception:  # unreadable: the verifier says why
-        return ("", "", "", ""), "", ""
-    p, st, se, sop = (str(ds[tag].value) if tag in ds else "" for tag in _IDENTITY_TAGS)
-    meta = ds.file_meta
-    return ((p, st, se, sop), str(meta.get("MediaStorageSOPClassUID", "")),
-            str(meta.get("MediaStorageSOPInstanceUID", "")))  # fmt: skip
 
 
 def _read_frame(fp: io.BufferedIOBase, limit: int) -> bytes | None:

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from pydicom.dataset import Dataset
 
 from dsig.encoding.values import raw_text
 from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
-from dsig.results import Finding, Indication, SignatureResult, _FileDraft, _SignatureDraft
+from dsig.results import (
+    Finding,
+    Indication,
+    SignatureResult,
+    TimestampReport,
+    TokenDetails,
+    _FileDraft,
+    _SignatureDraft,
+)
 from dsig.signature.model import (
     CERTIFIED_TIMESTAMP,
     TIMESTAMP_TYPE,
@@ -83,36 +90,8 @@ def insert_token(item: Dataset, token: bytes) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TimestampResult:
-    """The ``timestamp`` object of the JSON report, plus the certified time when valid."""
-
-    indication: str  # VALID / INVALID / INDETERMINATE
-    time: dt.datetime | None
-    tsa: str | None
-    hash_algorithm: str | None
-    findings: tuple[tuple[str, str, str], ...]  # (code, message, severity)
-    details: dict[str, Any] = field(default_factory=dict)
-    tsa_trust: TrustResult | None = None
-
-    @property
-    def valid(self) -> bool:
-        """Usable as a certified moment."""
-        return self.indication == "VALID" and self.time is not None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form (``indication``, ``time``, ``tsa``, ``hash_algorithm``, ``findings``...)."""
-        out: dict[str, Any] = {
-            "indication": self.indication,
-            "time": self.time.isoformat() if self.time else None,
-            "tsa": self.tsa,
-            "hash_algorithm": self.hash_algorithm,
-            "findings": [{"code": c, "message": m, "severity": s} for c, m, s in self.findings],
-        }
-        out.update(self.details)
-        if self.tsa_trust is not None:
-            out["tsa_trust"] = self.tsa_trust.to_json()
-        return out
+#: The former name of :class:`~dsig.results.TimestampReport`, kept for callers.
+TimestampResult = TimestampReport
 
 
 def verify_item_timestamp(
@@ -143,20 +122,17 @@ def verify_item_timestamp(
         token = token_from_reply(strip_der_pad(stored))
     except (DsigError, DicomFormatError) as e:
         findings.append(("TIMESTAMP_MALFORMED", str(e), "error"))
-        return TimestampResult("INVALID", None, None, None, tuple(findings))
+        return TimestampReport(Indication.INVALID, None, None, None, _findings(findings))
     check = check_token(token, data, extra_certs=_trust_certs(trust))
     info = check.info
     for code, message in check.problems:
         findings.append((code, message, "error"))
     if info is None:
-        return TimestampResult("INVALID", None, None, None, tuple(findings))
+        return TimestampReport(Indication.INVALID, None, None, None, _findings(findings))
     findings.extend(weak_findings(info, strict=strict, allow_weak=allow_weak))
     tsa = info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
-    details: dict[str, Any] = {"policy": info.policy, "serial": info.serial}
-    if info.accuracy is not None:
-        details["accuracy_seconds"] = info.accuracy.total_seconds()
-    if info.tsa_name:
-        details["tsa_name"] = info.tsa_name
+    accuracy = info.accuracy.total_seconds() if info.accuracy is not None else None
+    details = TokenDetails(info.policy, info.serial, accuracy, info.tsa_name)
     if signing_time is not None:
         slack = MAX_CLOCK_SKEW + (info.accuracy or dt.timedelta())
         if info.gen_time + slack < signing_time:
@@ -171,15 +147,16 @@ def verify_item_timestamp(
     errors = {c for c, _m, s in findings if s == "error"}
     if errors:
         # Without the TSA certificate nothing is proven either way: INDETERMINATE.
-        verdict = "INDETERMINATE" if errors == {"TIMESTAMP_TSA_CERT_MISSING"} else "INVALID"
-        return TimestampResult(
-            verdict, info.gen_time, tsa, info.hash_algorithm, tuple(findings), details
+        only_missing = errors == {"TIMESTAMP_TSA_CERT_MISSING"}
+        verdict = Indication.INDETERMINATE if only_missing else Indication.INVALID
+        return TimestampReport(
+            verdict, info.gen_time, tsa, info.hash_algorithm, _findings(findings), details
         )
     tsa_trust: TrustResult | None = None
-    indication = "VALID"
+    indication = Indication.VALID
     if trust is None or info.signer is None:
         if trust_required:
-            indication = "INDETERMINATE"
+            indication = Indication.INDETERMINATE
             findings.append(
                 (
                     "TIMESTAMP_TSA_NOT_CHECKED",
@@ -190,16 +167,20 @@ def verify_item_timestamp(
     else:
         tsa_trust = trust.evaluate(info.signer, at=at, extra_certs=info.certificates)
         if tsa_trust.indication is TrustIndication.INVALID:
-            indication = "INVALID"
+            indication = Indication.INVALID
         elif tsa_trust.indication is not TrustIndication.VALID:
-            indication = "INDETERMINATE"
+            indication = Indication.INDETERMINATE
         if tsa_trust.indication is not TrustIndication.VALID:
             first = next((f for f in tsa_trust.findings if not f.note), None)
             reason = f"{first.code}: {first.message}" if first else tsa_trust.indication.value
             findings.append(("TIMESTAMP_TSA_UNTRUSTED", f"TSA chain: {reason}", "error"))
-    return TimestampResult(
-        indication, info.gen_time, tsa, info.hash_algorithm, tuple(findings), details, tsa_trust
+    return TimestampReport(
+        indication, info.gen_time, tsa, info.hash_algorithm, _findings(findings), details, tsa_trust
     )
+
+
+def _findings(found: Iterable[tuple[str, str, str]]) -> tuple[Finding, ...]:
+    return tuple(Finding(code, message, severity) for code, message, severity in found)
 
 
 def _trust_certs(trust: TrustEvaluator | None) -> tuple[x509.Certificate, ...]:
@@ -240,8 +221,8 @@ def signatures_to_stamp(
 
 def check_signature_timestamp(
     item: Dataset, res: _SignatureDraft, options: VerifyOptions
-) -> dict[str, Any]:
-    """Verify the timestamp of one signature for ``dsig verify``; returns the JSON object.
+) -> TimestampReport:
+    """Verify the timestamp of one signature for ``dsig verify``.
 
     The TSA chain is validated with ``options.tsa_trust`` (default: ``options.trust``) at the
     explicit ``--at`` datetime if one was given, else now. A present timestamp counts: one
@@ -264,13 +245,13 @@ def check_signature_timestamp(
         strict=options.strict,
         allow_weak=options.allow_weak,
     )
-    for code, message, severity in result.findings:
-        if code == "WEAK_ALGORITHM" and severity == "warning":
-            res.findings.append(Finding(code, f"certified timestamp: {message}", "warning"))
-    first = next((m for _c, m, s in result.findings if s == "error"), "")
-    if result.indication == "INVALID" or first:  # not for a merely unchecked TSA (no trust)
+    for f in result.findings:
+        if f.code == "WEAK_ALGORITHM" and f.severity == "warning":
+            res.findings.append(Finding(f.code, f"certified timestamp: {f.message}", "warning"))
+    first = next((f.message for f in result.findings if f.severity == "error"), "")
+    if result.indication is Indication.INVALID or first:  # not for a merely unchecked TSA
         timestamp_failure(res, options, result.indication, first)
-    return result.to_json()
+    return result
 
 
 def timestamp_failure(
@@ -295,9 +276,7 @@ def timestamp_failure(
 def certified_moment(res: SignatureResult | _SignatureDraft) -> dt.datetime | None:
     """The certified time of a signature whose timestamp verified as VALID, else None."""
     ts = res.timestamp
-    if not ts or ts.get("indication") != "VALID" or not ts.get("time"):
-        return None
-    return dt.datetime.fromisoformat(str(ts["time"]))
+    return ts.time if ts is not None and ts.valid else None
 
 
 def trust_at_timestamp(

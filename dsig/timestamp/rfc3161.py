@@ -254,17 +254,28 @@ class TokenInfo:
     signature_hashes: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class TokenCheck:
-    """Result of :func:`check_token`: the info (when decodable) and problems found."""
+    """Result of :func:`check_token`: the info (when decodable) and problems found (frozen)."""
 
     info: TokenInfo | None = None
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
+    problems: tuple[tuple[str, str], ...] = ()  # (code, message)
 
     @property
     def ok(self) -> bool:
         """No problem found."""
         return self.info is not None and not self.problems
+
+
+@dataclass
+class _TokenDraft:
+    """A :class:`TokenCheck` being filled in by :func:`check_token`."""
+
+    info: TokenInfo | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def freeze(self) -> TokenCheck:
+        return TokenCheck(self.info, tuple(self.problems))
 
 
 def _certs(signed: cms.SignedData) -> list[x509.Certificate]:
@@ -344,7 +355,7 @@ def check_token(
     signer certificate); the signature; the TSA EKU (critical, only timeStamping); the time
     against the TSA certificate's validity.
     """
-    out = TokenCheck()
+    out = _TokenDraft()
     try:
         info = cms.ContentInfo.load(strip_der_pad(token), strict=True)
         if info["content_type"].native != "signed_data":
@@ -376,7 +387,7 @@ def check_token(
         )
     except Exception as e:  # see below: any parse failure means "not a token"
         out.problems.append(("TIMESTAMP_MALFORMED", f"not an RFC 3161 token: {first_line(e)}"))
-        return out
+        return out.freeze()
 
     try:
         expected = data if prehashed else _digest(parsed.hash_algorithm, data)
@@ -403,7 +414,7 @@ def check_token(
                     "and was not supplied",
                 )
             )
-            return out
+            return out.freeze()
         out.info = dataclasses.replace(
             parsed, signer=signer, signature_hashes=_signature_hashes(signer_info)
         )
@@ -413,7 +424,7 @@ def check_token(
         # asn1crypto and cryptography parse lazily, and a corrupt certificate or attribute
         # surfaces as any of a dozen exception types: all mean "malformed", none may escape.
         out.problems.append(("TIMESTAMP_MALFORMED", f"undecodable token part: {first_line(e)}"))
-    return out
+    return out.freeze()
 
 
 def _check_signer_info(
@@ -586,7 +597,7 @@ def check_reply(
     result = check_token(token, data, extra_certs=extra_certs, prehashed=prehashed)
     problems = result.problems
     if allow_missing_cert:
-        problems = [p for p in problems if p[0] != "TIMESTAMP_TSA_CERT_MISSING"]
+        problems = tuple(p for p in problems if p[0] != "TIMESTAMP_TSA_CERT_MISSING")
     if result.info is None or problems:
         raise TimestampError("bad timestamp reply: " + problems[0][1])
     info = result.info

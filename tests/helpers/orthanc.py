@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -72,6 +74,22 @@ class Orthanc:
 
     def log(self) -> str:
         return (self.directory / "orthanc.log").read_text(errors="replace")
+
+
+def dsig_command(directory: Path) -> str:
+    """An executable for the plugin's "Command" that runs the dsig of the tree under test (the
+    installed ``dsig`` script may import another checkout's, e.g. from a git worktree)."""
+    from tests.helpers.net import REPO
+
+    script = directory / "dsig"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
+        "export PYTHONPATH\n"
+        f'exec {shlex.quote(sys.executable)} -m dsig "$@"\n'
+    )
+    script.chmod(0o700)
+    return str(script)
 
 
 @contextlib.contextmanager
@@ -149,6 +167,8 @@ class Objects:
     stranger: Path  # signed by a signer from an unrelated PKI (another SOP Instance UID)
     unsigned: Path
     trust: Path
+    key: Path  # the trusted signer's, for objects a test builds
+    cert: Path
 
 
 def make_objects(root: Path) -> Objects:
@@ -164,4 +184,4 @@ def make_objects(root: Path) -> Objects:
                         pki.stranger_cert)  # fmt: skip
     tampered = net.tamper(signed[4], root / "tampered.dcm")
     unsigned = net.small_object(root / "unsigned.dcm", index=9)
-    return Objects(signed[:4], tampered, stranger, unsigned, pki.trust)
+    return Objects(signed[:4], tampered, stranger, unsigned, pki.trust, pki.key, pki.cert)

@@ -135,3 +135,19 @@ def basic_dataset(
                                                          implicit=implicit, big=big)
         for t in sorted(elems)
     )  # fmt: skip
+
+
+def vr_switch_polyglot(implicit_body: bytes, hidden: bytes) -> bytes:
+    """Data set bytes that read as ``implicit_body`` in implicit VR (what a meta header saying
+    implicit VR LE demands, and what DCMTK and dsig read) and as the explicit VR data set
+    ``hidden`` in explicit VR (what pydicom switches to, with a warning, when the first element
+    looks explicit). The first element, explicit (0006,0010) SH "ABCD", has an implicit length
+    field ("SH" + 4: 280,659 bytes) that swallows ``hidden`` and the head of an explicit
+    padding element, whose value swallows ``implicit_body``."""
+    first = element(0x00060010, "SH", b"ABCD")
+    swallowed = struct.unpack_from("<I", first, 4)[0]
+    zeros = swallowed - 4 - len(hidden) - 12
+    if zeros < 0:
+        raise ValueError("the hidden data set must be under 280,640 bytes")
+    pad_header = element(0xFFFCFFFC, "OB", b"", length=zeros + len(implicit_body))
+    return first + hidden + pad_header + bytes(zeros) + implicit_body

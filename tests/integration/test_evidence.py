@@ -211,14 +211,14 @@ def test_renewals_idempotent_and_years_later(
         before = {p.name: p.read_bytes() for p in out.iterdir()}
         # just created: not old enough for a timestamp renewal, nothing requested
         first = renew_evidence(out, settings)
-        assert first.renewed == [] and tsa.hits == 1
+        assert first.renewed == () and tsa.hits == 1
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
         renewed = renew_evidence(out, settings, min_age=dt.timedelta(0))
         assert len(renewed.renewed) == len(SAMPLES) and tsa.hits == 2
         rehashed = renew_evidence(out, settings, rehash="sha512", data=[study])
         assert len(rehashed.renewed) == len(SAMPLES) and tsa.hits == 3
         again = renew_evidence(out, settings, rehash="sha512", data=[study])
-        assert again.renewed == [] and tsa.hits == 3
+        assert again.renewed == () and tsa.hits == 3
     name, data = next(iter(_uid_files(study).items()))
     er = _Er.load((out / name).read_bytes())
     chains = er["archiveTimeStampSequence"]
@@ -262,7 +262,7 @@ def test_renew_checks_every_record_first(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     untrusted = StampSettings([tsa.url], trust=TrustPolicy(trust_roots=(tsa_pki.other_root.cert,)))
     refused = renew_evidence(out, untrusted, min_age=dt.timedelta(0))
-    assert refused.renewed == [] and tsa.hits == 1
+    assert refused.renewed == () and tsa.hits == 1
     codes = {n: why.split(":", 1)[0] for n, why in refused.failed.items()}
     assert codes == {
         names[0]: "TREE_MISMATCH",

@@ -3,13 +3,15 @@ fetched with ``online`` is kept in the record and proves the TSA was not revoked
 the CRL server is gone; a TSA revoked before its timestamp breaks the record; a renewal made
 after the previous TSA certificate expired moves the proven time to it; a renewal that does
 not cover the previous timestamp breaks the record; a TSA whose clock is behind the record's
-last timestamp is refused by ``renew`` (the records keep their proof)."""
+last timestamp is refused by ``renew`` (the records keep their proof); a record never renewed
+past its TSA certificate's expiry is still proven, with the warning RENEWAL_DUE."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from dsig.evidence import (
     StampSettings,
     create_evidence,
     renew_evidence,
+    status_evidence,
     verify_evidence,
     verify_file_evidence,
 )
@@ -47,7 +50,7 @@ def _tsa(tp: TimestampPki, cn: str, now: dt.datetime, **kwargs: object) -> Issue
                  key_usage={"digital_signature", "non_repudiation"}, **kwargs)  # type: ignore[arg-type]  # fmt: skip
 
 
-def _codes(findings: list[tuple[str, str]]) -> list[str]:
+def _codes(findings: Sequence[tuple[str, str]]) -> list[str]:
     return [code for code, _message in findings]
 
 
@@ -112,7 +115,12 @@ def test_late_and_foreign_renewals(tmp_path: Path) -> None:
     assert ders <= set(kept.validation.certificates)
     r = verify_file_evidence(data, tmp_path / "ev", tsa_trust=trust, at=late + DAY)
     assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
-    assert r.proven_time == late  # no longer the first timestamp's time
+    # the first timestamp's algorithms are still secure: it still proves its own time (a late
+    # renewal never proves less than no renewal, which is PROVEN at start with RENEWAL_DUE)
+    assert r.proven_time == start
+    assert "still prove the earlier time on their own" in r.findings[0][1]
+    unrenewed = verify_file_evidence(data, tmp_path / "other", tsa_trust=trust, at=late + DAY)
+    assert unrenewed.proven_time == start and _codes(unrenewed.findings) == ["RENEWAL_DUE"]
     # the renewal of one record spliced onto the record of another run covers nothing of it
     renewed = parse(next((tmp_path / "ev").glob("1.3.6.1.4.1.5962.1.1.1.1.1.*")).read_bytes())
     foreign = parse(next((tmp_path / "other").iterdir()).read_bytes())
@@ -134,7 +142,7 @@ def test_renew_refuses_a_tsa_time_before_the_last_timestamp(tmp_path: Path) -> N
     with tp.server(clock=lambda: start - DAY) as tsa:  # a TSA whose clock is a day behind
         summary = renew_evidence(out, StampSettings([tsa.url], trust=trust),
                                  min_age=dt.timedelta(0))  # fmt: skip
-    assert summary.renewed == [] and set(summary.failed) == set(before)
+    assert summary.renewed == () and set(summary.failed) == set(before)
     assert all(why.startswith("TIME_ORDER") for why in summary.failed.values()), summary.failed
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     r = verify_file_evidence(study / "CT_small.dcm", out, tsa_trust=trust)
@@ -213,9 +221,10 @@ def test_hash_tree_renewal_must_come_before_the_hash_weakened(tmp_path: Path) ->
     r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
     assert r.status is EvidenceStatus.PROVEN and _codes(r.findings) == ["RENEWAL_LATE"]
     assert r.proven_time == rehashed
+    assert "existence is proven from this renewal on" in r.findings[0][1]
     assert r.stamps[0].valid_until == start + 5 * DAY
     r = verify_file_evidence(data, out, tsa_trust=trust, at=at, lifetimes=table(start + 20 * DAY))
-    assert r.status is EvidenceStatus.PROVEN and r.findings == [] and r.proven_time == start
+    assert r.status is EvidenceStatus.PROVEN and r.findings == () and r.proven_time == start
     # and once sha256 has ended, a record never rehashed proves nothing
     single = tmp_path / "single"
     with tp.server(clock=lambda: start) as tsa:
@@ -266,7 +275,75 @@ def test_renew_leaves_alone_a_record_changed_while_it_ran(tmp_path: Path) -> Non
     with tp.server(clock=clock) as tsa:
         summary = renew_evidence(out, StampSettings([tsa.url], trust=trust),
                                  min_age=dt.timedelta(0))  # fmt: skip
-    assert summary.renewed == [second.name] and tsa.hits == 1
+    assert summary.renewed == (second.name,) and tsa.hits == 1
     assert summary.failed == {first.name: "changed while being renewed: left as it is now"}
     assert first.read_bytes() == replacement
     assert len(parse(second.read_bytes()).stamps) == 2
+
+
+def test_unrenewed_record_past_its_tsa_certificate_is_proven_with_renewal_due(
+    tmp_path: Path,
+) -> None:
+    """A record never renewed, checked after its TSA certificate expired (clock injected):
+    still PROVEN at its first time with the kept validation data, with the warning
+    RENEWAL_DUE saying when it lost its value and that a renewal now proves only from then on;
+    ``status`` gives the same words; ``evidence verify`` and ``dsig verify --evidence`` show it
+    (exit 0); before the expiry there is no such finding."""
+    from tests.integration.test_evidence import _dsig
+    from tests.integration.test_trust_model import dsig_cli, sign_file
+
+    tp = TimestampPki(tmp_path / "pki")
+    trust = TrustPolicy(trust_roots=(tp.root.cert,))
+    start = tp.now.replace(microsecond=0)
+    # a signer still valid then: ``dsig verify --at`` judges signatures at that moment
+    signer, _key, _cert = tp.signer("long-lived signer", not_after=start + 5 * 365 * DAY)
+    study = tmp_path / "study"
+    study.mkdir()
+    signed = sign_file(signer, study / "signed.dcm", at=start - DAY)
+    out = tmp_path / "ev"
+    with tp.server(clock=lambda: start) as tsa:
+        create_evidence([signed], out, StampSettings([tsa.url], trust=trust))
+    expiry = tp.tsa.cert.not_valid_after_utc
+    later = expiry + 30 * DAY
+    assert later < dt.datetime(2030, 12, 31, tzinfo=dt.UTC)  # RSA-2048 still secure
+
+    r = verify_file_evidence(signed, out, tsa_trust=trust, at=expiry - DAY)
+    assert r.status is EvidenceStatus.PROVEN and r.findings == () and r.proven_time == start
+    r = verify_file_evidence(signed, out, tsa_trust=trust, at=later)
+    assert r.status is EvidenceStatus.PROVEN and r.proven_time == start, r.findings
+    assert _codes(r.findings) == ["RENEWAL_DUE"]
+    due = r.findings[0][1]
+    assert f"lost its value at {expiry.isoformat()}, when its TSA certificate expired" in due
+    assert "secure (until 2030-12-31)" in due and "renew it before those algorithms end" in due
+    assert "keeps that proven time" in due and "--" not in due  # names no CLI flag
+
+    (row,) = status_evidence(out, at=later)
+    assert row.action == "overdue" and row.deadline == expiry and row.reason == due
+    # once the TSA's RSA-2048 has ended too: unprovable, and again status says it alike
+    ended = dt.datetime(2031, 6, 1, tzinfo=dt.UTC)
+    r = verify_file_evidence(signed, out, tsa_trust=trust, at=ended)
+    assert r.status is EvidenceStatus.NOT_PROVABLE and _codes(r.findings) == ["RENEWAL_OVERDUE"]
+    (row,) = status_evidence(out, at=ended)
+    assert row.action == "overdue" and row.reason == r.findings[0][1]
+    assert "only from the renewal on" in row.reason
+
+    root = ("--tsa-trust-store", tp.root_pem)
+    cli = _dsig("evidence", "verify", signed, "--evidence", out, *root, "--at", later.isoformat(),
+                "--json")  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert json.loads(cli.stdout)["findings"] == [{"code": "RENEWAL_DUE", "message": due}]
+    human = _dsig("evidence", "verify", signed, "--evidence", out, *root, "--at", later.isoformat())
+    assert human.returncode == 0 and f"RENEWAL_DUE: {due}" in human.stdout, human.stdout
+
+    trust_args = ("--trust-store", tp.root_pem, "--untrusted", tp.inter_pem, *root)
+    v = dsig_cli("verify", signed, "--json", *trust_args, "--evidence", out, "--at", later)
+    assert v.exit_code == 0, v.output
+    file = json.loads(v.stdout)["files"][0]
+    assert file["evidence"]["status"] == "PROVEN"
+    assert [f["code"] for f in file["evidence"]["findings"]] == ["RENEWAL_DUE"]
+    (warning,) = [f for f in file["findings"] if f["code"] == "RENEWAL_DUE"]
+    assert warning["severity"] == "warning" and due in warning["message"]
+    assert file["signatures"][0]["trust"]["indication"] == "VALID"
+    v = dsig_cli("verify", signed, *trust_args, "--evidence", out, "--at", later)
+    assert v.exit_code == 0 and "RENEWAL_DUE: evidence record" in v.stdout, v.output
+    assert "evidence: PROVEN" in v.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
 from dsig.cli.verify import verify_options_from_args
 from dsig.orthanc.service import ServiceConfig, VerifierService
@@ -25,6 +25,7 @@ from tests.helpers import net
 from tests.helpers.orthanc import (
     Objects,
     Orthanc,
+    dsig_command,
     make_objects,
     multipart_related,
     orthanc_available,
@@ -53,7 +54,7 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory, objects: Objects) -> Itera
         "PythonScript": proc.stdout.strip(),
         "UserMetadata": {"DsigVerdict": 4242},
         "Dsig": {
-            "Command": str(Path(sys.executable).with_name("dsig")),
+            "Command": dsig_command(directory),
             "Arguments": ["--trust-store", str(trust), "--require", "signature"],
             "Quarantine": str(directory / "quarantine"),
             "AuditLog": str(directory / "dsig-audit.jsonl"),
@@ -152,6 +153,41 @@ def test_status_report_metadata_and_audit(orthanc: Orthanc, objects: Objects) ->
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_a_polyglot_is_named_as_orthanc_reads_it(
+    orthanc: Orthanc, objects: Objects, tmp_path: Path
+) -> None:
+    """Issue 13: a data set that reads as signed object A in the implicit VR its meta names
+    (as Orthanc reads it) and as B in explicit VR (as pydicom would re-read it). The verdict
+    names A with Orthanc's own ID; the same bytes under a meta naming B are refused."""
+    from tests.helpers.rawdicom import IMPLICIT_LE, basic_dataset, meta, part10, vr_switch_polyglot
+
+    a, b = str(generate_uid()), str(generate_uid())
+    plain = tmp_path / "plain.dcm"
+    plain.write_bytes(part10(meta(IMPLICIT_LE, a), basic_dataset(a, implicit=True)))
+    signed = net.sign(plain, tmp_path / "signed.dcm", objects.key, objects.cert)
+    hidden = basic_dataset(b, patient="Hidden^Patient")
+    body = vr_switch_polyglot(net.dataset_bytes(signed), hidden)
+    audit = orthanc.directory / "dsig-audit.jsonl"
+    before = len(audit.read_text().splitlines()) if audit.exists() else 0
+    orthanc.post("/instances", part10(meta(IMPLICIT_LE, b), body), "application/dicom")
+    assert not {a, b} & _stored_uids(orthanc)
+    status, _ = orthanc.post("/instances", part10(meta(IMPLICIT_LE, a), body), "application/dicom")
+    assert status == 200
+    found = orthanc.post("/tools/lookup", a.encode(), "text/plain")[1]
+    instance_id = next(r["ID"] for r in json.loads(found) if r["Type"] == "Instance")
+    tags = orthanc.get(f"/instances/{instance_id}/tags?simplify")
+    assert (tags["SOPInstanceUID"], tags["PatientName"]) == (a, "Doe^Jane")
+    report = orthanc.get(f"/dsig/instances/{instance_id}")
+    assert report["passed"] and report["indication"] == "VALID", report
+    assert (report["orthanc_id"], report["sop_instance_uid"]) == (instance_id, a), report
+    lines = [json.loads(x) for x in audit.read_text().splitlines()[before:]]
+    assert [(x["action"], x["sop_instance_uid"], x["orthanc_id"]) for x in lines] == [
+        ("refused", a, instance_id), ("accepted", a, instance_id),
+    ], lines  # fmt: skip
+    assert "REQUEST_UID_MISMATCH" in lines[0]["findings"]
+    assert "Expected implicit VR" not in orthanc.log()  # no second parse, no pydicom warning
+
+
 def test_plugin_fails_closed_when_the_verifier_cannot_start(
     tmp_path: Path, objects: Objects
 ) -> None:
@@ -159,7 +195,7 @@ def test_plugin_fails_closed_when_the_verifier_cannot_start(
         "Plugins": ["/usr/share/orthanc/plugins/libOrthancPython.so"],
         "PythonScript": net.run_dsig("orthanc", "plugin-path").stdout.strip(),
         "Dsig": {
-            "Command": str(Path(sys.executable).with_name("dsig")),
+            "Command": dsig_command(tmp_path),
             "Arguments": ["--no-such-option"],
         },
     }

@@ -246,8 +246,8 @@ def test_a_ring_of_look_alikes_in_a_timestamp_token_stays_cheap(
         assert result.error is None, result.error
         (sig,) = result.signatures
         assert sig.integrity is Indication.VALID and sig.timestamp is not None
-        tsa_trust = sig.timestamp["tsa_trust"]
-        assert tsa_trust["indication"] == "VALID", tsa_trust
-        codes = [f["code"] for f in tsa_trust["findings"]]
+        tsa_trust = sig.timestamp.tsa_trust
+        assert tsa_trust is not None and tsa_trust.indication == "VALID", tsa_trust
+        codes = [f.code for f in tsa_trust.findings]
         assert ("OFFERED_CERTS_LIMITED" in codes) is limited, codes
         assert elapsed < 1.0, elapsed

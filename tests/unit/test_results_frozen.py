@@ -4,15 +4,51 @@ plugin) cannot change a verdict after the verifier made it, and sequences are tu
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
 import pickle
+from pathlib import Path
 
+import pydicom
 import pytest
+from asn1crypto import cms, tsp
+from typer.testing import CliRunner
 
-from dsig import FileResult, Finding, SignatureResult, sign_file, verify_file
+from dsig import (
+    FileResult,
+    Finding,
+    PurposeReport,
+    SignatureResult,
+    Tally,
+    TimestampReport,
+    TokenDetails,
+    VerifyOptions,
+    sign_file,
+    verify_file,
+)
+from dsig.archive.audit import Plan, plan
+from dsig.cli import app
+from dsig.evidence import (
+    CreateSummary,
+    EvidenceReport,
+    EvidenceResult,
+    EvidenceStatus,
+    RenewSummary,
+    StampResult,
+    StampSettings,
+    StatusRow,
+    create_evidence,
+    renew_evidence,
+    status_evidence,
+)
+from dsig.net import AuditRecord, ForwardEvent, SendResult
+from dsig.net.scp import _AuditDraft
 from dsig.operations.batch import outcome_of
 from dsig.results import FileIdentity
+from dsig.timestamp.rfc3161 import TokenCheck, check_token
 from pki import RevocationCheck, TrustFinding, TrustPolicy, TrustResult, load_certificates
 from tests.conftest import CorePki, sample
+from tests.helpers.tsa import TimestampPki
 from tokens import open_key_provider
 
 
@@ -83,3 +119,177 @@ def test_a_result_is_changed_only_by_copying(verified: FileResult) -> None:
     moved = dataclasses.replace(verified, path="elsewhere.dcm")
     assert moved.path == "elsewhere.dcm" and verified.path != "elsewhere.dcm"
     assert moved.signatures is verified.signatures
+
+
+# --- typed reports inside the results, and the other public result types ---------------------
+
+
+@pytest.fixture(scope="module")
+def stamped(tmp_path_factory: pytest.TempPathFactory) -> Stamped:
+    """A file signed with purpose 1 and a certified timestamp from a real TSA on 127.0.0.1,
+    its evidence record (library calls: their summaries are results too), and its verdict."""
+    tmp = tmp_path_factory.mktemp("frozen-ts")
+    tpki = TimestampPki(tmp / "pki")
+    out, records = tmp / "signed.dcm", tmp / "evidence"
+    tsa_trust = TrustPolicy(trust_roots=(tpki.root.cert,))
+    with tpki.server() as tsa:
+        signed = CliRunner().invoke(
+            app,
+            ["sign", str(sample("CT_small.dcm")), str(out), "--key", str(tpki.rsa_key),
+             "--cert", str(tpki.rsa_cert), "--no-password", "--purpose", "1", "--tsa", tsa.url],
+            catch_exceptions=False,
+        )  # fmt: skip
+        assert signed.exit_code == 0, signed.output
+        settings = StampSettings([tsa.url], trust=tsa_trust)
+        created = create_evidence([out], records, settings)
+        renewed = renew_evidence(records, settings, min_age=dt.timedelta(0))
+    policy = TrustPolicy(trust_roots=(tpki.root.cert,), intermediates=(tpki.intermediate.cert,))
+    result = verify_file(out, trust=policy, options=VerifyOptions(evidence=records))
+    missing = verify_file(out, trust=policy, options=VerifyOptions(evidence=tmp))
+    return Stamped(tpki, out, result, missing, created, renewed, status_evidence(records))
+
+
+@dataclasses.dataclass(frozen=True)
+class Stamped:
+    tpki: TimestampPki
+    path: Path
+    result: FileResult
+    missing: FileResult
+    created: CreateSummary
+    renewed: RenewSummary
+    status: list[StatusRow]
+
+
+def _token(path: Path) -> tsp.TSTInfo:
+    """The TSTInfo of the file's Certified Timestamp, decoded here with asn1crypto alone."""
+    item = pydicom.dcmread(path).DigitalSignaturesSequence[0]
+    info = cms.ContentInfo.load(bytes(item[0x04000310].value).rstrip(b"\0"))
+    tst: tsp.TSTInfo = info["content"]["encap_content_info"]["content"].parsed
+    return tst
+
+
+def test_timestamp_report_gives_the_former_dict(stamped: Stamped) -> None:
+    sig = stamped.result.signatures[0]
+    ts = sig.timestamp
+    assert isinstance(ts, TimestampReport) and isinstance(ts.token, TokenDetails)
+    assert ts.valid and ts.tsa_trust is not None and ts.findings == ()
+    tst, tsa = _token(stamped.path), stamped.tpki.tsa.cert.subject.rfc4514_string()
+    accuracy = tst["accuracy"]
+    # The dict the verifier stored before (same keys, same order), built from the token.
+    former = {
+        "indication": "VALID",
+        "time": tst["gen_time"].native.astimezone(dt.UTC).isoformat(),
+        "tsa": tsa,
+        "hash_algorithm": "sha256",
+        "findings": [],
+        "policy": tst["policy"].dotted,
+        "serial": int(tst["serial_number"].native),
+        "accuracy_seconds": float(accuracy["seconds"].native or 0)
+        + (accuracy["millis"].native or 0) / 1000
+        + (accuracy["micros"].native or 0) / 1e6,
+        "tsa_name": tsa,
+        "tsa_trust": ts.tsa_trust.to_json(),
+    }
+    assert list(ts.to_json().items()) == list(former.items())
+    assert sig.to_json()["timestamp"] == former
+    assert ts.time == dt.datetime.fromisoformat(str(former["time"]))  # a datetime, not text
+
+
+def test_purpose_report_gives_the_former_dict(stamped: Stamped) -> None:
+    sig = stamped.result.signatures[0]
+    code = pydicom.dcmread(stamped.path).DigitalSignaturesSequence[0][0x04000401][0]
+    former = {"code": "1", "scheme": code.CodingSchemeDesignator, "meaning": code.CodeMeaning}
+    assert isinstance(sig.purpose, PurposeReport) and sig.purpose.number == 1
+    assert list(sig.purpose.to_json().items()) == list(former.items())
+    assert sig.to_json()["purpose"] == former and former["meaning"] == "Author's Signature"
+
+
+def test_evidence_report_gives_the_former_dict(stamped: Stamped) -> None:
+    report = stamped.result.evidence
+    assert isinstance(report, EvidenceReport) and isinstance(report.result, EvidenceResult)
+    assert report.status == "PROVEN" and report.result.status is EvidenceStatus.PROVEN
+    record = stamped.created.records[next(iter(stamped.created.records))]
+    former = {"record": str(record), **report.result.to_json()}
+    assert list(report.to_json().items()) == list(former.items())
+    assert stamped.result.to_json()["evidence"] == former
+    assert [r["kind"] for r in former["renewals"]] == ["initial", "timestamp-renewal"]
+    gone = stamped.missing.evidence
+    assert gone is not None and gone.result is None and gone.status == "MISSING"
+    assert gone.to_json() == {"status": "MISSING", "record": None, "message": gone.message}
+    assert gone.message and "no evidence record" in gone.message
+
+
+def _received() -> AuditRecord:
+    """An audit record as the storage node hands it to ``on_record``: built while the object
+    is received, frozen when complete."""
+    draft = _AuditDraft("2026-12-04T20:00:00+00:00", "SCU", "DSIG", "127.0.0.1:4242", "1.2",
+                        "1.2.3", "1.2.840.10008.1.2.1", 10, "VALID", "stored", 0)  # fmt: skip
+    draft.findings.append("UNSIGNABLE_CONTENT")
+    draft.signatures.append({"indication": "VALID"})
+    record = draft.freeze()
+    assert record.to_json() == draft.to_json() and record.to_json()["findings"] == [
+        "UNSIGNABLE_CONTENT"
+    ]
+    return record
+
+
+def _public_results(stamped: Stamped) -> list[object]:
+    sig = stamped.result.signatures[0]
+    evidence = stamped.result.evidence
+    assert sig.timestamp is not None and sig.purpose is not None and evidence is not None
+    assert evidence.result is not None
+    listing = plan([str(stamped.path)], False)
+    return [
+        sig.timestamp,
+        sig.timestamp.token,
+        sig.purpose,
+        evidence,
+        evidence.result,
+        *evidence.result.stamps,
+        stamped.created,
+        stamped.renewed,
+        *stamped.status,
+        check_token(b"not a token", b""),
+        listing,
+        listing.skipping(frozenset({str(stamped.path)})),
+        SendResult(stamped.path, "stored", 0),
+        _received(),
+        ForwardEvent("forwarded", "STORE@127.0.0.1:11112", "1.2.3", 0),
+    ]
+
+
+def test_every_public_result_type_is_frozen_and_slotted(stamped: Stamped) -> None:
+    objects = _public_results(stamped)
+    want = {TimestampReport, TokenDetails, PurposeReport, EvidenceReport, EvidenceResult,
+            StampResult, CreateSummary, RenewSummary, StatusRow, TokenCheck, Plan, SendResult,
+            ForwardEvent, AuditRecord}  # fmt: skip
+    assert want <= {type(o) for o in objects}
+    for obj in objects:
+        assert dataclasses.is_dataclass(obj) and not hasattr(obj, "__dict__"), type(obj)
+        for f in dataclasses.fields(obj):
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(obj, f.name, getattr(obj, f.name))
+
+
+def test_their_sequences_are_tuples_and_mappings_read_only(stamped: Stamped) -> None:
+    objects = _public_results(stamped)
+    for obj in objects:
+        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+            value = getattr(obj, f.name)
+            assert not isinstance(value, list | dict | set), (type(obj).__name__, f.name)
+    created, renewed = stamped.created, stamped.renewed
+    assert len(renewed.renewed) == 1 and not renewed.failed and not renewed.skipped
+    with pytest.raises(TypeError):
+        created.records["x"] = stamped.path  # type: ignore[index]
+    with pytest.raises(TypeError):
+        renewed.failed["x"] = "changed"  # type: ignore[index]
+    assert json.loads(json.dumps(renewed.to_json()))["renewed"] == list(renewed.renewed)
+    assert check_token(b"not a token", b"").problems[0][0] == "TIMESTAMP_MALFORMED"
+
+
+def test_a_running_tally_stays_an_accumulator(verified: FileResult) -> None:
+    """Tally is mutable by design (documented): it counts outcomes as a run streams them."""
+    tally = Tally()
+    tally.add(outcome_of(verified, None))
+    tally.add(outcome_of(verified, None))
+    assert tally.files[verified.indication.value] == 2 and tally.signatures == 2

@@ -15,7 +15,7 @@ def test_log_line_says_revocation_and_escapes_peer_values(
         time="2026-01-01T00:00:00.000+00:00", calling_ae="EVIL\nVALID", called_ae="DSIG",
         peer="127.0.0.1:4242", sop_class_uid="1.2", sop_instance_uid="1.2.3\x1b[2J",
         transfer_syntax="1.2.840.10008.1.2.1", size=10, indication="VALID", action="stored",
-        status=0, signatures=[{"indication": "VALID", "revocation": "CN=leaf: good (crl given)"}],
+        status=0, signatures=({"indication": "VALID", "revocation": "CN=leaf: good (crl given)"},),
     )  # fmt: skip
     _print_record(record)
     out = capsys.readouterr().out

@@ -296,7 +296,7 @@ def test_verify_item_untrusted_tsa(tpki: TimestampPki) -> None:
         at=dt.datetime.now(dt.UTC),
     )
     assert res.indication == "INVALID"
-    assert [c for c, _m, _s in res.findings] == ["TIMESTAMP_TSA_UNTRUSTED"]
+    assert [f.code for f in res.findings] == ["TIMESTAMP_TSA_UNTRUSTED"]
 
 
 def test_verify_item_without_trust(tpki: TimestampPki) -> None:
@@ -450,7 +450,9 @@ def test_timestamp_before_claimed_signing_time_warns(tpki: TimestampPki) -> None
         signing_time=gen + dt.timedelta(hours=1),
     )
     assert res.valid
-    assert [(c, s) for c, _m, s in res.findings] == [("TIMESTAMP_BEFORE_SIGNING_TIME", "warning")]
+    assert [(f.code, f.severity) for f in res.findings] == [
+        ("TIMESTAMP_BEFORE_SIGNING_TIME", "warning")
+    ]
 
 
 def test_client_credentials_in_url(tpki: TimestampPki) -> None:
