@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import itertools
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
@@ -28,7 +29,10 @@ from pki.revocation import (
     revocation_message,
     split_future_dated,
 )
-from pki.signer_rules import SignerRules, signer_findings
+from pki.signer_rules import SignerRules, signer_findings, validity_findings
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 if TYPE_CHECKING:  # the real import is lazy (see aevaluate_chain)
     from pki._certvalidator import Outcome
@@ -41,7 +45,7 @@ _RANK = {
 }
 
 
-def evaluate_chain(
+async def aevaluate_chain(
     leaf: CertificateInput,
     policy: TrustPolicy,
     *,
@@ -60,35 +64,10 @@ def evaluate_chain(
     after it then pass with a ``REVOKED_AFTER_MOMENT`` note saying so. ``allowance``: the
     HTTP requests left to the verification this evaluation is part of (online only).
 
-    Synchronous façade over :func:`aevaluate_chain`; it cannot run inside an event loop.
+    :func:`evaluate_chain` is the same, synchronous (it cannot run inside an event loop).
     Raises :class:`~pki.errors.TrustConfigError` for a naive ``at``, and its
     :class:`~pki.errors.CertificateLoadError` when ``leaf`` is not a certificate.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        in_loop = False
-    else:
-        in_loop = True
-    if in_loop:
-        raise PkiError("evaluate_chain() cannot run inside an event loop: await aevaluate_chain()")
-    evaluation = aevaluate_chain(
-        leaf, policy, at=at, extra_certs=extra_certs, certified_time=certified_time,
-        allowance=allowance,
-    )  # fmt: skip
-    return asyncio.run(evaluation)
-
-
-async def aevaluate_chain(
-    leaf: CertificateInput,
-    policy: TrustPolicy,
-    *,
-    at: dt.datetime,
-    extra_certs: Sequence[x509.Certificate] = (),
-    certified_time: bool = False,
-    allowance: FetchAllowance | None = None,
-) -> TrustResult:
-    """Async variant of :func:`evaluate_chain` (same arguments, same result)."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise TrustConfigError(f"validation moment {at.isoformat()} has no time zone")
     at = at.astimezone(dt.UTC)
@@ -147,7 +126,11 @@ async def aevaluate_chain(
     )
     if chain and chain[-1] in policy.trust_roots:
         seen = {f.code for f in findings}
-        local.extend(f for f in _anchor_validity(chain[-1], at, policy) if f.code not in seen)
+        local.extend(
+            f
+            for f in validity_findings(chain[-1], at, policy.time_tolerance, role="trust anchor")
+            if f.code not in seen
+        )
     if chain and indication is TrustIndication.VALID:
         local.extend(_crl_supplement(chain, policy, at, outcome.crls, certified_time))
         local.extend(_offline_soft_fail_notes(chain, policy))
@@ -169,6 +152,28 @@ async def aevaluate_chain(
         revocation=checks,
         policies=outcome.policies if indication is TrustIndication.VALID else (),
     )
+
+
+def _synchronous(coroutine: Callable[P, Coroutine[object, object, R]]) -> Callable[P, R]:
+    """The synchronous façade of an ``a...`` coroutine function: same arguments, same
+    result; it refuses to run inside an event loop (asyncio.run would fail there)."""
+    name = coroutine.__name__.removeprefix("a")
+
+    @functools.wraps(coroutine)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine(*args, **kwargs))
+        raise PkiError(f"{name}() cannot run inside an event loop: await {coroutine.__name__}()")
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = f"Synchronous :func:`{coroutine.__name__}` (same arguments, same result)."
+    return run
+
+
+#: Validate a certificate (see :func:`aevaluate_chain`), outside an event loop.
+evaluate_chain = _synchronous(aevaluate_chain)
 
 
 def _without_future_revinfo(policy: TrustPolicy, findings: list[TrustFinding]) -> TrustPolicy:
@@ -235,28 +240,6 @@ def _leaf_key(leaf: x509.Certificate, policy: TrustPolicy) -> list[TrustFinding]
             f"{describe(leaf)}: {kind} key of {key.key_size} bits (policy needs >= {floor})",
         )
     ]
-
-
-def _anchor_validity(
-    anchor: x509.Certificate, at: dt.datetime, policy: TrustPolicy
-) -> list[TrustFinding]:
-    tol = policy.time_tolerance
-    if at > anchor.not_valid_after_utc + tol:
-        return [
-            TrustFinding(
-                "CERT_EXPIRED",
-                f"trust anchor {describe(anchor)} expired {anchor.not_valid_after_utc.isoformat()}",
-            )
-        ]
-    if at < anchor.not_valid_before_utc - tol:
-        return [
-            TrustFinding(
-                "CERT_NOT_YET_VALID",
-                f"trust anchor {describe(anchor)} is valid only from "
-                f"{anchor.not_valid_before_utc.isoformat()}",
-            )
-        ]
-    return []
 
 
 def _offline_soft_fail_notes(

@@ -58,21 +58,19 @@ def _check(
     crls: Sequence[bytes],
     ocsps: Sequence[bytes],
 ) -> RevocationCheck:
-    def when(revoked_at: dt.datetime) -> str:
-        return "revoked" if revoked_at <= at + policy.time_tolerance else "revoked-later"
+    def revoked_check(source: str, revoked_at: dt.datetime, reason: str | None) -> RevocationCheck:
+        later = revoked_at > at + policy.time_tolerance
+        return dataclasses.replace(
+            base, status="revoked-later" if later else "revoked", source=source,
+            revoked_at=revoked_at, reason=reason,
+        )  # fmt: skip
 
     status = ocsp_status(cert, issuer, ocsps)
     if status is not None:
         source = "ocsp " + ("supplied" if status.response in policy.ocsp_responses else "fetched")
         revoked = status.revoked
         if revoked is not None:
-            return dataclasses.replace(
-                base,
-                status=when(revoked.revoked_at),
-                source=source,
-                revoked_at=revoked.revoked_at,
-                reason=revoked.reason,
-            )
+            return revoked_check(source, revoked.revoked_at, revoked.reason)
         return dataclasses.replace(
             base, status="unknown" if status.unknown else "good", source=source
         )
@@ -80,13 +78,7 @@ def _check(
     if der is not None:
         source = "crl " + ("supplied" if der in policy.crls else "fetched")
         if entry is not None:
-            return dataclasses.replace(
-                base,
-                status=when(entry.revoked_at),
-                source=source,
-                revoked_at=entry.revoked_at,
-                reason=entry.reason,
-            )
+            return revoked_check(source, entry.revoked_at, entry.reason)
         return dataclasses.replace(base, status="good", source=source)
     if not declares_revinfo(cert):
         return dataclasses.replace(

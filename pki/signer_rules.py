@@ -101,21 +101,24 @@ def signer_findings(leaf: x509.Certificate, rules: SignerRules) -> list[TrustFin
 
 
 def validity_findings(
-    cert: x509.Certificate, at: dt.datetime, tolerance: dt.timedelta = dt.timedelta(0)
+    cert: x509.Certificate,
+    at: dt.datetime,
+    tolerance: dt.timedelta = dt.timedelta(0),
+    *,
+    role: str = "",
 ) -> list[TrustFinding]:
-    """CERT_EXPIRED / CERT_NOT_YET_VALID for ``cert`` at ``at``."""
+    """CERT_EXPIRED / CERT_NOT_YET_VALID for ``cert`` at ``at``; ``role`` ("trust anchor")
+    starts the message."""
+    who = f"{role} {describe(cert)}" if role else describe(cert)
     if at > cert.not_valid_after_utc + tolerance:
         return [
-            TrustFinding(
-                "CERT_EXPIRED",
-                f"{describe(cert)} expired {cert.not_valid_after_utc.isoformat()}",
-            )
+            TrustFinding("CERT_EXPIRED", f"{who} expired {cert.not_valid_after_utc.isoformat()}")
         ]
     if at < cert.not_valid_before_utc - tolerance:
         return [
             TrustFinding(
                 "CERT_NOT_YET_VALID",
-                f"{describe(cert)} is valid only from {cert.not_valid_before_utc.isoformat()}",
+                f"{who} is valid only from {cert.not_valid_before_utc.isoformat()}",
             )
         ]
     return []

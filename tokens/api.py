@@ -46,6 +46,25 @@ class ClosesOnExit:
         self.close()
 
 
+class CertifiedKey(ClosesOnExit):
+    """What every key provider holds alike: the signer certificate and the certificates that
+    came with the key (providers subclass this and set both in ``__init__``)."""
+
+    _certificate: x509.Certificate
+    _chain: tuple[x509.Certificate, ...]
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The signer certificate (for a token: from the token unless one was given)."""
+        return self._certificate
+
+    @property
+    def chain(self) -> Sequence[x509.Certificate]:
+        """Issuer certificates known with the key (a PKCS#12 file's, the token's or the given
+        file's), leaf excluded."""
+        return self._chain
+
+
 @runtime_checkable
 class KeyProvider(Protocol):
     """A private key that signs digests, with the signer certificate that goes into the object."""

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tokens.api import ClosesOnExit, SecretPrompt, SignatureScheme
+from tokens.api import CertifiedKey, SecretPrompt, SignatureScheme
 from tokens.certificates import certificates_in, load_certificate_file
 from tokens.digest import Digest, prehashed
 from tokens.errors import (
@@ -35,7 +35,7 @@ def _is_encrypted(data: bytes) -> bool:
     return b"ENCRYPTED" in data[:200] or b"Proc-Type: 4,ENCRYPTED" in data
 
 
-class FileKeyProvider(ClosesOnExit):
+class FileKeyProvider(CertifiedKey):
     """A private key held in memory, loaded from files.
 
     Args:
@@ -117,16 +117,6 @@ class FileKeyProvider(ClosesOnExit):
         else:
             raise KeyLoadError(f"{path}: the PKCS#12 file holds no certificate", option="cert")
         return cls(key, leaf, chain)
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        """The signer certificate."""
-        return self._certificate
-
-    @property
-    def chain(self) -> Sequence[x509.Certificate]:
-        """Intermediates that came with the key."""
-        return self._chain
 
     @property
     def scheme(self) -> SignatureScheme:

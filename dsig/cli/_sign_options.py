@@ -3,11 +3,15 @@ one declaration each, so the same key, MAC, profile and secret options mean the 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from dsig.cli._groups import Declared, R, option_group
 
 
 class MacChoice(enum.StrEnum):
@@ -55,3 +59,43 @@ SignPolicyFileOpt = Annotated[
     Path | None,
     typer.Option("--policy-file", help="trust policy file: its signer rules (key usage, EKUs)"),
 ]
+KeyOpt = Annotated[
+    str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretArgs:
+    """The values of the key password / token PIN options (see :func:`secret_options`)."""
+
+    password_file: Path | None = None
+    password_env: str | None = None
+    no_password: bool = False
+    pin_file: Path | None = None
+    pin_env: str | None = None
+
+    def read(self, key: str) -> tuple[bytes | None, bool]:
+        """(secret, may_prompt) for ``key``: a PIN for a pkcs11: URI, else a password."""
+        from dsig.cli._common import read_secret
+
+        return read_secret(
+            file=self.password_file or self.pin_file,
+            env=self.password_env or self.pin_env,
+            none=self.no_password,
+            what="PIN" if key.startswith("pkcs11:") else "password",
+        )
+
+
+_SECRET_DECLARED: Declared = {
+    "password_file": (PasswordFileOpt, None),
+    "password_env": (PasswordEnvOpt, None),
+    "no_password": (NoPasswordOpt, False),
+    "pin_file": (PinFileOpt, None),
+    "pin_env": (PinEnvOpt, None),
+}
+
+
+def secret_options() -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Declare --password-file/--password-env/--no-password/--pin-file/--pin-env on a command
+    in place of its keyword-only parameter ``secrets``, which receives a :class:`SecretArgs`."""
+    return option_group("secrets", SecretArgs, _SECRET_DECLARED, tuple(_SECRET_DECLARED))

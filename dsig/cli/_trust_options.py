@@ -6,15 +6,17 @@ the other.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dsig.cli._common import fail
+from dsig.cli._groups import R, option_group
 
 if TYPE_CHECKING:
     from dsig import VerifyOptions
@@ -221,94 +223,157 @@ def policy_footer(options: VerifyOptions) -> str:
 
 
 def build_verify_options(
-    *,
-    require: list[RequireChoice] | None,
-    format_old: bool,
-    integrity_only: bool,
-    trust_store: list[Path] | None,
-    untrusted: list[Path] | None,
-    crl: list[Path] | None,
-    ocsp: list[Path] | None,
-    revocation: RevocationChoice | None,
-    online: bool,
-    at: str | None,
-    allow_weak: list[str] | None,
-    tsa_trust_store: list[Path] | None = None,
-    strict: bool = False,
-    require_coverage: CoverageChoice | None = None,
-    evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None,
-    policy_file: Path | None = None,
-    policies: list[str] | None = None,
-    require_explicit_policy: bool = False,
-    inhibit_policy_mapping: bool = False,
-    inhibit_any_policy: bool = False,
-    timestamp_failures_warn: bool = False,
+    *, evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None, **values: Any
 ) -> VerifyOptions:
-    """VerifyOptions from the shared options, as ``dsig verify`` builds them.
-
-    ``evaluator`` turns a loaded policy into an evaluator, for signers and for timestamp
-    authorities alike (default :class:`pki.PolicyEvaluator`). Usage errors exit 2; unreadable
-    trust material exits 4 with one line.
-    """
-    from dsig import VerifyOptions
-    from dsig.cli._common import operational_errors
-
-    if integrity_only:
-        given = [
-            name
-            for name, value in (
-                ("--trust-store", trust_store), ("--untrusted", untrusted), ("--crl", crl),
-                ("--ocsp", ocsp), ("--revocation", revocation), ("--online", online),
-                ("--at", at), ("--tsa-trust-store", tsa_trust_store),
-                ("--policy-file", policy_file), ("--policy", policies),
-                ("--require-explicit-policy", require_explicit_policy),
-                ("--inhibit-policy-mapping", inhibit_policy_mapping),
-                ("--inhibit-any-policy", inhibit_any_policy),
-            )
-            if value
-        ]  # fmt: skip
-        if given:
-            raise fail(
-                f"--integrity-only declines trust checks, but {', '.join(given)} asks for "
-                "them: drop one or the other",
-                2,
-            )
-    moment = parse_moment(at)
-    make = evaluator or _policy_evaluator
-    policy = load_trust_policy(
-        policy_file=policy_file, trust_store=trust_store, untrusted=untrusted, crl=crl,
-        ocsp=ocsp, revocation=revocation, online=online, allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store, policies=policies,
-        require_explicit_policy=require_explicit_policy,
-        inhibit_policy_mapping=inhibit_policy_mapping, inhibit_any_policy=inhibit_any_policy,
-    )  # fmt: skip
-    trust = make(policy) if policy is not None else None
-    tsa_trust: TrustEvaluator | None = None
-    try:
-        if policy is not None:
-            tsa_trust = make(policy.for_timestamp_authority())
-        elif tsa_trust_store:
-            tsa_only = load_trust_policy(
-                policy_file=None, trust_store=tsa_trust_store, allow_weak=allow_weak
-            )
-            tsa_trust = make(tsa_only.for_timestamp_authority()) if tsa_only else None
-        return VerifyOptions(
-            tsa_trust=tsa_trust,
-            trust=trust,
-            integrity_only=integrity_only,
-            old_format=format_old,
-            at=moment,
-            require=[r.value for r in require or []],
-            strict=strict,
-            allow_weak=tuple(allow_weak or ()),
-            require_coverage=require_coverage.value if require_coverage else None,
-            timestamp_failures_warn=timestamp_failures_warn,
-        )
-    except operational_errors() as e:
-        raise fail(e) from None
+    """VerifyOptions from the shared options by name (``policies`` for ``--policy``), as
+    ``dsig verify`` builds them: :meth:`TrustArgs.verify_options`."""
+    if "policies" in values:
+        values["policy"] = values.pop("policies")
+    return TrustArgs(**values).verify_options(evaluator)
 
 
 def _policy_evaluator(policy: TrustPolicy) -> TrustEvaluator:
     import pki
 
     return pki.PolicyEvaluator(policy)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustArgs:
+    """The values of the shared verification options a command declares (see
+    :func:`trust_options`); an option the command does not offer keeps its default."""
+
+    require: list[RequireChoice] | None = None
+    format_old: bool = False
+    integrity_only: bool = False
+    trust_store: list[Path] | None = None
+    untrusted: list[Path] | None = None
+    crl: list[Path] | None = None
+    ocsp: list[Path] | None = None
+    revocation: RevocationChoice | None = None
+    online: bool = False
+    at: str | None = None
+    tsa_trust_store: list[Path] | None = None
+    allow_weak: list[str] | None = None
+    strict: bool = False
+    require_coverage: CoverageChoice | None = None
+    timestamp_failures_warn: bool = False
+    policy_file: Path | None = None
+    policy: list[str] | None = None
+    require_explicit_policy: bool = False
+    inhibit_policy_mapping: bool = False
+    inhibit_any_policy: bool = False
+
+    @classmethod
+    def of(cls, params: Mapping[str, object]) -> TrustArgs:
+        """The options found by name in parsed parameters (``ctx.params``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in params.items() if k in names})  # type: ignore[arg-type]
+
+    def trust_policy(self) -> TrustPolicy | None:
+        """:func:`load_trust_policy` of these values."""
+        return load_trust_policy(
+            policy_file=self.policy_file, trust_store=self.trust_store, untrusted=self.untrusted,
+            crl=self.crl, ocsp=self.ocsp, revocation=self.revocation, online=self.online,
+            allow_weak=self.allow_weak, tsa_trust_store=self.tsa_trust_store,
+            policies=self.policy, require_explicit_policy=self.require_explicit_policy,
+            inhibit_policy_mapping=self.inhibit_policy_mapping,
+            inhibit_any_policy=self.inhibit_any_policy,
+        )  # fmt: skip
+
+    def verify_options(
+        self, evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None
+    ) -> VerifyOptions:
+        """VerifyOptions from these values, as ``dsig verify`` builds them.
+
+        ``evaluator`` turns a loaded policy into an evaluator, for signers and for timestamp
+        authorities alike (default :class:`pki.PolicyEvaluator`). Usage errors exit 2;
+        unreadable trust material exits 4 with one line.
+        """
+        from dsig import VerifyOptions
+        from dsig.cli._common import operational_errors
+
+        if self.integrity_only:
+            given = [
+                name
+                for name, value in (
+                    ("--trust-store", self.trust_store), ("--untrusted", self.untrusted),
+                    ("--crl", self.crl), ("--ocsp", self.ocsp),
+                    ("--revocation", self.revocation), ("--online", self.online),
+                    ("--at", self.at), ("--tsa-trust-store", self.tsa_trust_store),
+                    ("--policy-file", self.policy_file), ("--policy", self.policy),
+                    ("--require-explicit-policy", self.require_explicit_policy),
+                    ("--inhibit-policy-mapping", self.inhibit_policy_mapping),
+                    ("--inhibit-any-policy", self.inhibit_any_policy),
+                )
+                if value
+            ]  # fmt: skip
+            if given:
+                raise fail(
+                    f"--integrity-only declines trust checks, but {', '.join(given)} asks for "
+                    "them: drop one or the other",
+                    2,
+                )
+        moment = parse_moment(self.at)
+        make = evaluator or _policy_evaluator
+        policy = self.trust_policy()
+        trust = make(policy) if policy is not None else None
+        tsa_trust: TrustEvaluator | None = None
+        try:
+            if policy is not None:
+                tsa_trust = make(policy.for_timestamp_authority())
+            elif self.tsa_trust_store:
+                tsa_only = load_trust_policy(
+                    policy_file=None, trust_store=self.tsa_trust_store, allow_weak=self.allow_weak
+                )
+                tsa_trust = make(tsa_only.for_timestamp_authority()) if tsa_only else None
+            return VerifyOptions(
+                tsa_trust=tsa_trust,
+                trust=trust,
+                integrity_only=self.integrity_only,
+                old_format=self.format_old,
+                at=moment,
+                require=[r.value for r in self.require or []],
+                strict=self.strict,
+                allow_weak=tuple(self.allow_weak or ()),
+                require_coverage=self.require_coverage.value if self.require_coverage else None,
+                timestamp_failures_warn=self.timestamp_failures_warn,
+            )
+        except operational_errors() as e:
+            raise fail(e) from None
+
+
+#: Each shared option's declaration and default, in the order commands list them.
+_DECLARED: dict[str, tuple[object, object]] = {
+    "require": (RequireOpt, None),
+    "format_old": (FormatOldOpt, False),
+    "integrity_only": (IntegrityOnlyOpt, False),
+    "trust_store": (TrustStoreOpt, None),
+    "untrusted": (UntrustedOpt, None),
+    "crl": (CrlOpt, None),
+    "ocsp": (OcspOpt, None),
+    "revocation": (RevocationOpt, None),
+    "online": (OnlineOpt, False),
+    "at": (AtOpt, None),
+    "tsa_trust_store": (TsaTrustStoreOpt, None),
+    "allow_weak": (AllowWeakOpt, None),
+    "strict": (StrictOpt, False),
+    "require_coverage": (RequireCoverageOpt, None),
+    "timestamp_failures_warn": (TimestampFailuresWarnOpt, False),
+    "policy_file": (PolicyFileOpt, None),
+    "policy": (CertPolicyOpt, None),
+    "require_explicit_policy": (RequireExplicitPolicyOpt, False),
+    "inhibit_policy_mapping": (InhibitPolicyMappingOpt, False),
+    "inhibit_any_policy": (InhibitAnyPolicyOpt, False),
+}
+#: Every shared option: what ``dsig verify`` and ``dsig explain`` offer.
+ALL_TRUST_OPTIONS = tuple(_DECLARED)
+
+
+def trust_options(
+    *names: str, after: Mapping[str, str] | None = None
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Declare the shared options ``names`` on a command in place of its keyword-only
+    parameter ``trust``, which receives their values as one :class:`TrustArgs` (``after``:
+    see :func:`~dsig.cli._groups.option_group`)."""
+    return option_group("trust", TrustArgs, _DECLARED, names, after)

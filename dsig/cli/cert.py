@@ -17,21 +17,7 @@ from dsig.cli._common import (
     operational_errors,
     with_flag,
 )
-from dsig.cli._trust_options import (
-    AllowWeakOpt,
-    CertPolicyOpt,
-    CrlOpt,
-    InhibitAnyPolicyOpt,
-    InhibitPolicyMappingOpt,
-    OcspOpt,
-    OnlineOpt,
-    PolicyFileOpt,
-    RequireExplicitPolicyOpt,
-    RevocationOpt,
-    TrustStoreOpt,
-    UntrustedOpt,
-    load_trust_policy,
-)
+from dsig.cli._trust_options import TrustArgs, trust_options
 
 if TYPE_CHECKING:
     from pki import TrustPolicy, TrustResult
@@ -42,22 +28,17 @@ cert_app = typer.Typer(
 
 
 @cert_app.command("check")
+@trust_options(
+    "trust_store", "untrusted", "crl", "ocsp", "revocation", "online", "allow_weak",
+    "policy_file", "policy", "require_explicit_policy", "inhibit_policy_mapping",
+    "inhibit_any_policy",
+)  # fmt: skip
 def check(
     certificate: Annotated[
         Path, typer.Argument(help="signer certificate (PEM/DER; further certificates: untrusted)")
     ],
-    trust_store: TrustStoreOpt = None,
-    untrusted: UntrustedOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    allow_weak: AllowWeakOpt = None,
-    policy_file: PolicyFileOpt = None,
-    policy: CertPolicyOpt = None,
-    require_explicit_policy: RequireExplicitPolicyOpt = False,
-    inhibit_policy_mapping: InhibitPolicyMappingOpt = False,
-    inhibit_any_policy: InhibitAnyPolicyOpt = False,
+    *,
+    trust: TrustArgs,
     at: Annotated[
         str | None, typer.Option(help="validation moment: now (default) or ISO-8601")
     ] = None,
@@ -71,12 +52,7 @@ def check(
     import pki
 
     moment = _moment(at)
-    trust_policy = load_trust_policy(
-        policy_file=policy_file, trust_store=trust_store, untrusted=untrusted, crl=crl,
-        ocsp=ocsp, revocation=revocation, online=online, allow_weak=allow_weak,
-        policies=policy, require_explicit_policy=require_explicit_policy,
-        inhibit_policy_mapping=inhibit_policy_mapping, inhibit_any_policy=inhibit_any_policy,
-    )  # fmt: skip
+    trust_policy = trust.trust_policy()
     try:
         certs = pki.load_certificates(certificate, what="certificate")
         leaf, extra = certs[0], certs[1:]

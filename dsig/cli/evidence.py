@@ -4,18 +4,27 @@ due, 3 renewal due, 1 overdue or unreadable records; 2 usage, 4 operational erro
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import enum
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dsig.cli._common import fail, operational_errors
-from dsig.cli._trust_options import CrlOpt, OcspOpt, OnlineOpt, RevocationOpt, parse_moment
+from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._trust_options import (
+    CrlOpt,
+    OcspOpt,
+    OnlineOpt,
+    RevocationChoice,
+    RevocationOpt,
+    parse_moment,
+)
 from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
+from dsig.cli.timestamp import TsHashChoice as HashChoice  # --hash / --rehash: the same three
 
 if TYPE_CHECKING:
     from dsig.evidence import CreateSummary, StampSettings
@@ -29,18 +38,44 @@ evidence_app = typer.Typer(
 )
 
 
-class HashChoice(enum.StrEnum):
-    """--hash / --rehash values."""
-
-    sha256 = "sha256"
-    sha384 = "sha384"
-    sha512 = "sha512"
-
-
 TsaTrustOpt = Annotated[
     list[Path] | None, typer.Option("--tsa-trust-store", help="trust anchors for the TSAs")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@dataclasses.dataclass(frozen=True)
+class StampArgs:
+    """The TSA trust and transport options of the evidence commands."""
+
+    tsa_trust_store: list[Path] | None = None
+    crl: list[Path] | None = None
+    ocsp: list[Path] | None = None
+    revocation: RevocationChoice | None = None
+    online: bool = False
+    tsa_timeout: float = 10.0
+    tsa_retries: int = 1
+
+    def policy(self) -> TrustPolicy | None:
+        """The TSA trust policy (None without --tsa-trust-store)."""
+        return _policy(self.tsa_trust_store, self.crl, self.ocsp, self.revocation, self.online)
+
+
+_STAMP_DECLARED: Declared = {
+    "tsa_trust_store": (TsaTrustOpt, None),
+    "crl": (CrlOpt, None),
+    "ocsp": (OcspOpt, None),
+    "revocation": (RevocationOpt, None),
+    "online": (OnlineOpt, False),
+    "tsa_timeout": (TsaTimeoutOpt, 10.0),
+    "tsa_retries": (TsaRetriesOpt, 1),
+}
+_STAMP_OPTIONS = tuple(_STAMP_DECLARED)
+
+
+def stamp_options(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Declare these TSA options on an evidence command in place of its ``stamp``."""
+    return option_group("stamp", StampArgs, _STAMP_DECLARED, names)
 
 
 def _policy(
@@ -86,6 +121,7 @@ def _settings(
 
 
 @evidence_app.command()
+@stamp_options(*_STAMP_OPTIONS)
 def create(
     inputs: Annotated[
         list[str], typer.Argument(help="study directory or files (or URLs: s3://bucket/prefix)")
@@ -97,21 +133,16 @@ def create(
     hash_: Annotated[
         HashChoice, typer.Option("--hash", help="hash-tree algorithm")
     ] = HashChoice.sha256,
-    tsa_trust_store: TsaTrustOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    tsa_timeout: TsaTimeoutOpt = 10.0,
-    tsa_retries: TsaRetriesOpt = 1,
+    *,
+    stamp: StampArgs,
     force: Annotated[bool, typer.Option("--force", help="replace existing records")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """One record per file (<SOP Instance UID>.ers), all under one RFC 3161 timestamp."""
     from dsig.evidence import create_evidence
 
-    policy = _policy(tsa_trust_store, crl, ocsp, revocation, online)
-    settings = _settings(tsa, policy, online, tsa_timeout, tsa_retries)
+    policy = stamp.policy()
+    settings = _settings(tsa, policy, stamp.online, stamp.tsa_timeout, stamp.tsa_retries)
     from dsig.archive import is_remote, staged
 
     try:
@@ -161,25 +192,22 @@ def _create_remote(
 
 
 @evidence_app.command()
+@stamp_options(*_STAMP_OPTIONS[:4])
 def verify(
     file: Annotated[str, typer.Argument(help="the data file (a path or a URL: s3://...)")],
     evidence: Annotated[
         str, typer.Option("--evidence", help="its record, or their directory (or a URL)")
     ],
-    tsa_trust_store: TsaTrustOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
+    *,
+    stamp: StampArgs,
     at: Annotated[str | None, typer.Option("--at", help="verification moment (ISO-8601)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a record: exit 0 proven, 1 broken, 3 not provable."""
     from dsig.evidence import verify_file_evidence
 
-    moment = parse_moment(at) if at else None
-    if moment is not None and not isinstance(moment, dt.datetime):
-        raise fail("--at takes an ISO-8601 moment", 2)
-    policy = _policy(tsa_trust_store, crl, ocsp, revocation, False)
+    moment = _iso_moment(at)
+    policy = stamp.policy()
     from dsig.archive import readable, staged
 
     try:
@@ -203,6 +231,7 @@ def verify(
 
 
 @evidence_app.command()
+@stamp_options(*_STAMP_OPTIONS)
 def renew(
     directory: Annotated[
         str, typer.Argument(help="directory of .ers records (or a URL: s3://bucket/prefix)")
@@ -218,13 +247,8 @@ def renew(
     min_age: Annotated[
         float, typer.Option("--min-age", min=0, help="skip records renewed fewer days ago")
     ] = 1.0,
-    tsa_trust_store: TsaTrustOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    tsa_timeout: TsaTimeoutOpt = 10.0,
-    tsa_retries: TsaRetriesOpt = 1,
+    *,
+    stamp: StampArgs,
     json_out: JsonOpt = False,
 ) -> None:
     """Timestamp renewal of every record (or hash-tree renewal with --rehash ALG --data DIR)."""
@@ -241,8 +265,8 @@ def renew(
             "URLs (or local paths) do atomically; renew a local copy and copy it back",
             2,
         )
-    policy = _policy(tsa_trust_store, crl, ocsp, revocation, online)
-    settings = _settings(tsa, policy, online, tsa_timeout, tsa_retries)
+    policy = stamp.policy()
+    settings = _settings(tsa, policy, stamp.online, stamp.tsa_timeout, stamp.tsa_retries)
     try:
         with staged([directory]) as records, staged(data or []) as files:
             summary = renew_evidence(
@@ -294,9 +318,7 @@ def status(
     """Records due for renewal: exit 0 none, 3 some due, 1 overdue or unreadable."""
     from dsig.evidence import status_evidence
 
-    moment = parse_moment(at) if at else None
-    if moment is not None and not isinstance(moment, dt.datetime):
-        raise fail("--at takes an ISO-8601 moment", 2)
+    moment = _iso_moment(at)
     from dsig.archive import staged
 
     try:
@@ -313,3 +335,11 @@ def status(
     actions = {r.action for r in rows}
     code = 1 if actions & {"overdue", "broken"} else 3 if actions & {"timestamp", "rehash"} else 0
     raise typer.Exit(code)
+
+
+def _iso_moment(at: str | None) -> dt.datetime | None:
+    """``--at`` of the evidence commands: an ISO-8601 moment only (usage error otherwise)."""
+    moment = parse_moment(at) if at else None
+    if moment is not None and not isinstance(moment, dt.datetime):
+        raise fail("--at takes an ISO-8601 moment", 2)
+    return moment

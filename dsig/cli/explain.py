@@ -11,34 +11,13 @@ import typer
 
 from dsig.cli._common import fail, guard_output, operational_errors
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
-from dsig.cli._trust_options import (
-    AllowWeakOpt,
-    AtOpt,
-    CertPolicyOpt,
-    CrlOpt,
-    FormatOldOpt,
-    InhibitAnyPolicyOpt,
-    InhibitPolicyMappingOpt,
-    IntegrityOnlyOpt,
-    OcspOpt,
-    OnlineOpt,
-    PolicyFileOpt,
-    RequireCoverageOpt,
-    RequireExplicitPolicyOpt,
-    RequireOpt,
-    RevocationOpt,
-    StrictOpt,
-    TimestampFailuresWarnOpt,
-    TrustStoreOpt,
-    TsaTrustStoreOpt,
-    UntrustedOpt,
-    build_verify_options,
-)
+from dsig.cli._trust_options import ALL_TRUST_OPTIONS, TrustArgs, trust_options
 
 if TYPE_CHECKING:
     from dsig.explain import Explanation
 
 
+@trust_options(*ALL_TRUST_OPTIONS)
 def explain(
     path: Annotated[Path, typer.Argument(help="DICOM file")],
     signature: Annotated[
@@ -52,26 +31,8 @@ def explain(
         Path | None,
         typer.Option(help="an earlier copy of the file: name the elements changed since"),
     ] = None,
-    require: RequireOpt = None,
-    format_old: FormatOldOpt = False,
-    integrity_only: IntegrityOnlyOpt = False,
-    trust_store: TrustStoreOpt = None,
-    untrusted: UntrustedOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    at: AtOpt = None,
-    tsa_trust_store: TsaTrustStoreOpt = None,
-    allow_weak: AllowWeakOpt = None,
-    strict: StrictOpt = False,
-    require_coverage: RequireCoverageOpt = None,
-    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
-    policy_file: PolicyFileOpt = None,
-    policy: CertPolicyOpt = None,
-    require_explicit_policy: RequireExplicitPolicyOpt = False,
-    inhibit_policy_mapping: InhibitPolicyMappingOpt = False,
-    inhibit_any_policy: InhibitAnyPolicyOpt = False,
+    *,
+    trust: TrustArgs,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -80,15 +41,7 @@ def explain(
 
     Same options and exit codes as dsig verify (0 valid, 1 invalid, 3 indeterminate, 4 error).
     """
-    options = build_verify_options(
-        require=require, format_old=format_old, integrity_only=integrity_only,
-        trust_store=trust_store, untrusted=untrusted, crl=crl, ocsp=ocsp,
-        revocation=revocation, online=online, at=at, allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
-        policy_file=policy_file, policies=policy, require_explicit_policy=require_explicit_policy,
-        inhibit_policy_mapping=inhibit_policy_mapping, inhibit_any_policy=inhibit_any_policy,
-        timestamp_failures_warn=timestamp_failures_warn,
-    )  # fmt: skip
+    options = trust.verify_options()
     options = dataclasses.replace(options, read=read_options(read, read_xfer))
     inputs = [path] + ([reference] if reference else [])
     if html is not None:

@@ -18,51 +18,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret, read_secret
+from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret
+from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
+    KeyOpt,
     MacChoice,
     MacOpt,
-    NoPasswordOpt,
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PinEnvOpt,
-    PinFileOpt,
     ProfileChoice,
     ProfileOpt,
+    SecretArgs,
+    secret_options,
 )
-from dsig.cli._trust_options import (
-    AllowWeakOpt,
-    AtOpt,
-    CrlOpt,
-    FormatOldOpt,
-    IntegrityOnlyOpt,
-    OcspOpt,
-    OnlineOpt,
-    PolicyFileOpt,
-    RevocationOpt,
-    StrictOpt,
-    TrustStoreOpt,
-    TsaTrustStoreOpt,
-    UntrustedOpt,
-    build_verify_options,
-)
+from dsig.cli._trust_options import TrustArgs, trust_options
 from dsig.cli.batch import default_jobs
-from dsig.cli.timestamp import (
-    TsaOpt,
-    TsaPasswordEnvOpt,
-    TsaPasswordFileOpt,
-    TsaRetriesOpt,
-    TsaTimeoutOpt,
-    TsaUserOpt,
-    TsCertReqOpt,
-    TsHashChoice,
-    TsHashOpt,
-    TsNonceOpt,
-    TsPolicyOpt,
-    sign_timestamping,
-)
+from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_group
 
 if TYPE_CHECKING:
     from dsig.manifest import CreatedManifest, ManifestVerification
@@ -87,42 +58,31 @@ StudyPaths = Annotated[
 
 
 @manifest_app.command()
+@tsa_options_group()
+@secret_options()
 def create(
     paths: StudyPaths,
     output: Annotated[
         str, typer.Option("--output", "-o", help="the manifest file to write (or a URL)")
     ],
-    key: Annotated[
-        str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
-    ],
+    key: KeyOpt,
     cert: CertOpt = None,
     mac: MacOpt = MacChoice.sha256,
     profile: ProfileOpt = ProfileChoice.none,
     study: Annotated[
         str | None, typer.Option("--study", help="the Study Instance UID, when several are found")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    force: ForceOpt = False,
     allow_weak: Annotated[
         list[str] | None,
         typer.Option("--allow-weak", help="sign even with this weak algorithm; repeatable"),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
     jobs: JobsOpt = None,
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    no_password: NoPasswordOpt = False,
-    pin_file: PinFileOpt = None,
-    pin_env: PinEnvOpt = None,
+    *,
+    secrets: SecretArgs,
     tsa: TsaOpt = None,
-    ts_hash: TsHashOpt = TsHashChoice.sha256,
-    ts_nonce: TsNonceOpt = True,
-    ts_cert_req: TsCertReqOpt = True,
-    ts_policy: TsPolicyOpt = None,
-    tsa_timeout: TsaTimeoutOpt = 10.0,
-    tsa_retries: TsaRetriesOpt = 1,
-    tsa_user: TsaUserOpt = None,
-    tsa_password_env: TsaPasswordEnvOpt = None,
-    tsa_password_file: TsaPasswordFileOpt = None,
+    ts: TsaArgs,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -145,18 +105,8 @@ def create(
     if not remote_out and Path(output).is_dir():
         raise fail(f"output {output} is a directory", 2)
     _check_local(paths)
-    stamping = sign_timestamping(
-        jobs=1, tsa=tsa, query_out=None, uid_out=None, ts_hash=ts_hash, ts_nonce=ts_nonce,
-        ts_cert_req=ts_cert_req, ts_policy=ts_policy, tsa_timeout=tsa_timeout,
-        tsa_retries=tsa_retries, tsa_user=tsa_user, tsa_password_env=tsa_password_env,
-        tsa_password_file=tsa_password_file,
-    )  # fmt: skip
-    secret, may_prompt = read_secret(
-        file=password_file or pin_file,
-        env=password_env or pin_env,
-        none=no_password,
-        what="PIN" if key.startswith("pkcs11:") else "password",
-    )
+    stamping = sign_timestamping(jobs=1, tsa=tsa, query_out=None, uid_out=None, ts=ts)
+    secret, may_prompt = secrets.read(key)
     try:
         provider = open_key_provider(
             key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
@@ -222,6 +172,11 @@ def create(
 
 
 @manifest_app.command()
+@trust_options(
+    "format_old", "integrity_only", "trust_store", "untrusted", "crl", "ocsp", "revocation",
+    "online", "at", "tsa_trust_store", "allow_weak", "strict", "policy_file",
+    after={"policy_file": "jobs"},
+)  # fmt: skip
 def verify(
     manifest: Annotated[str, typer.Argument(help="the manifest file (or a URL)")],
     paths: StudyPaths,
@@ -232,20 +187,9 @@ def verify(
             "--allow-extra", help="instances the manifest does not list do not fail (still shown)"
         ),
     ] = False,
-    format_old: FormatOldOpt = False,
-    integrity_only: IntegrityOnlyOpt = False,
-    trust_store: TrustStoreOpt = None,
-    untrusted: UntrustedOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    at: AtOpt = None,
-    tsa_trust_store: TsaTrustStoreOpt = None,
-    allow_weak: AllowWeakOpt = None,
-    strict: StrictOpt = False,
+    *,
+    trust: TrustArgs,
     jobs: JobsOpt = None,
-    policy_file: PolicyFileOpt = None,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -254,22 +198,7 @@ def verify(
     1 modified/missing/extra or invalid manifest; 3 indeterminate; 4 error."""
     from dsig.manifest import verify_manifest
 
-    options = build_verify_options(
-        require=None,
-        format_old=format_old,
-        integrity_only=integrity_only,
-        trust_store=trust_store,
-        untrusted=untrusted,
-        crl=crl,
-        ocsp=ocsp,
-        revocation=revocation,
-        online=online,
-        at=at,
-        allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store,
-        strict=strict,
-        policy_file=policy_file,
-    )
+    options = trust.verify_options()
     from dsig.archive import staged
 
     options = dataclasses.replace(options, read=read_options(read, read_xfer))
@@ -285,7 +214,7 @@ def verify(
             else:
                 buf = io.StringIO()
                 with contextlib.redirect_stdout(buf):
-                    _print_human(result, integrity_only=integrity_only)
+                    _print_human(result, integrity_only=trust.integrity_only)
                 typer.echo(inputs.shown(buf.getvalue()), nl=False)  # URLs, not scratch paths
     except operational_errors() as e:
         raise fail(e) from None

@@ -23,7 +23,6 @@ from dsig.cli._common import (
     no_prompt,
     operational_errors,
     prompt_secret,
-    read_secret,
 )
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
@@ -31,15 +30,12 @@ from dsig.cli._sign_options import (
     ForceCertificateOpt,
     MacChoice,
     MacOpt,
-    NoPasswordOpt,
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PinEnvOpt,
-    PinFileOpt,
     ProfileChoice,
     ProfileOpt,
     PurposeOpt,
+    SecretArgs,
     SignPolicyFileOpt,
+    secret_options,
 )
 from dsig.cli._stow_options import StowOpt, UpstreamOpt, check_stow_options, start_stow
 from dsig.cli._tls_options import (
@@ -51,30 +47,17 @@ from dsig.cli._tls_options import (
     TlsKeyPasswordFileOpt,
     tls_config,
 )
-from dsig.cli._trust_options import (
-    AllowWeakOpt,
-    AtOpt,
-    CrlOpt,
-    FormatOldOpt,
-    IntegrityOnlyOpt,
-    OcspOpt,
-    OnlineOpt,
-    PolicyFileOpt,
-    RequireCoverageOpt,
-    RequireOpt,
-    RevocationOpt,
-    StrictOpt,
-    TimestampFailuresWarnOpt,
-    TrustStoreOpt,
-    TsaTrustStoreOpt,
-    UntrustedOpt,
-    build_verify_options,
-)
+from dsig.cli._trust_options import TrustArgs, trust_options
 
 if TYPE_CHECKING:
     from dsig.net import AuditRecord, ForwardEvent, ForwardTarget, SendResult
 
 _echo_lock = threading.Lock()
+
+
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
+]
 
 
 def _say(message: str, *, err: bool = False) -> None:
@@ -167,6 +150,11 @@ class DuplicateChoice(enum.StrEnum):
 
 
 @serve_app.callback()
+@trust_options(
+    "require", "format_old", "integrity_only", "trust_store", "untrusted", "crl", "ocsp",
+    "revocation", "online", "at", "tsa_trust_store", "allow_weak", "strict",
+    "require_coverage", "policy_file", "timestamp_failures_warn",
+)  # fmt: skip
 def serve(
     ctx: typer.Context,
     store: Annotated[
@@ -248,22 +236,8 @@ def serve(
     ] = ClientCertChoice.required,
     tls_key_password_file: TlsKeyPasswordFileOpt = None,
     tls_key_password_env: TlsKeyPasswordEnvOpt = None,
-    require: RequireOpt = None,
-    format_old: FormatOldOpt = False,
-    integrity_only: IntegrityOnlyOpt = False,
-    trust_store: TrustStoreOpt = None,
-    untrusted: UntrustedOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    at: AtOpt = None,
-    tsa_trust_store: TsaTrustStoreOpt = None,
-    allow_weak: AllowWeakOpt = None,
-    strict: StrictOpt = False,
-    require_coverage: RequireCoverageOpt = None,
-    policy_file: PolicyFileOpt = None,
-    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
+    *,
+    trust: TrustArgs,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
     ] = 60.0,
@@ -311,9 +285,7 @@ def serve(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="no line per received object")
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
-    ] = False,
+    verbose: VerboseOpt = False,
     stow: StowOpt = None,
     upstream: UpstreamOpt = None,
 ) -> None:
@@ -367,15 +339,9 @@ def serve(
     from dsig.net import NetError, ReceiveServer, ServerConfig
     from pki import PolicyEvaluator
 
-    options = build_verify_options(
-        require=require, format_old=format_old, integrity_only=integrity_only,
-        trust_store=trust_store, untrusted=untrusted, crl=crl, ocsp=ocsp,
-        revocation=revocation, online=online, at=at, allow_weak=allow_weak,
-        tsa_trust_store=tsa_trust_store, strict=strict, require_coverage=require_coverage,
-        evaluator=lambda policy: PolicyEvaluator(policy, ttl=trust_cache, max_entries=1024),
-        policy_file=policy_file,
-        timestamp_failures_warn=timestamp_failures_warn,
-    )  # fmt: skip
+    options = trust.verify_options(
+        lambda policy: PolicyEvaluator(policy, ttl=trust_cache, max_entries=1024)
+    )
     config = ServerConfig(
         store=store, quarantine=quarantine, verify=options, ae_title=ae_title, host=host,
         port=port, reject_invalid=reject_invalid, audit_log=audit_log,
@@ -405,7 +371,7 @@ def serve(
     stow_server = start_stow(server, stow_address, upstream)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if options.trust is None and not integrity_only:
+        if options.trust is None and not trust.integrity_only:
             _say(
                 "dsig serve: warning: no --trust-store: signed objects cannot be trusted and "
                 "will be quarantined as INDETERMINATE (or use --integrity-only)",
@@ -493,6 +459,7 @@ def _print_record(record: AuditRecord) -> None:
     )
 
 
+@secret_options()
 def send(
     host: Annotated[str, typer.Argument(help="peer host name or address")],
     port: Annotated[int, typer.Argument(help="peer TCP port")],
@@ -512,11 +479,8 @@ def send(
     mac: MacOpt = MacChoice.sha256,
     profile: ProfileOpt = ProfileChoice.none,
     purpose: PurposeOpt = None,
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    no_password: NoPasswordOpt = False,
-    pin_file: PinFileOpt = None,
-    pin_env: PinEnvOpt = None,
+    *,
+    secrets: SecretArgs,
     associations: Annotated[int, typer.Option(help="parallel associations")] = 1,
     timeout: Annotated[
         float, typer.Option(help="seconds for connecting, negotiating and each response")
@@ -524,9 +488,7 @@ def send(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="print only problems and the summary")
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="log pynetdicom's association events")
-    ] = False,
+    verbose: VerboseOpt = False,
     force_certificate: ForceCertificateOpt = False,
     policy_file: SignPolicyFileOpt = None,
     tls: Annotated[
@@ -588,12 +550,7 @@ def send(
             from dsig import Profile, SignOptions
             from tokens import HashAlgorithm, open_key_provider
 
-            secret, may_prompt = read_secret(
-                file=password_file or pin_file,
-                env=password_env or pin_env,
-                none=no_password,
-                what="PIN" if key.startswith("pkcs11:") else "password",
-            )
+            secret, may_prompt = secrets.read(key)
             sign_options = SignOptions(
                 mac=HashAlgorithm.from_name(mac.value),
                 profile=Profile(profile.value),

@@ -18,39 +18,24 @@ from dsig.cli._common import (
     in_place_target,
     no_prompt,
     prompt_secret,
-    read_secret,
 )
+from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import (
     CertOpt,
     ForceCertificateOpt,
+    KeyOpt,
     MacChoice,
     MacOpt,
-    NoPasswordOpt,
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PinEnvOpt,
-    PinFileOpt,
     ProfileChoice,
     ProfileOpt,
     PurposeOpt,
+    SecretArgs,
     SignPolicyFileOpt,
+    secret_options,
 )
 from dsig.cli.batch import default_jobs
-from dsig.cli.timestamp import (
-    TsaOpt,
-    TsaPasswordEnvOpt,
-    TsaPasswordFileOpt,
-    TsaRetriesOpt,
-    TsaTimeoutOpt,
-    TsaUserOpt,
-    TsCertReqOpt,
-    TsHashChoice,
-    TsHashOpt,
-    TsNonceOpt,
-    TsPolicyOpt,
-    sign_timestamping,
-)
+from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_group
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -82,13 +67,13 @@ class FormatChoice(enum.StrEnum):
     old = "old"
 
 
+@tsa_options_group()
+@secret_options()
 def sign(
     paths: Annotated[
         list[Path], typer.Argument(help="INPUT OUTPUT, or inputs with --out-dir / --in-place")
     ],
-    key: Annotated[
-        str, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
-    ],
+    key: KeyOpt,
     cert: CertOpt = None,
     mac: MacOpt = MacChoice.sha256,
     profile: ProfileOpt = ProfileChoice.none,
@@ -111,11 +96,8 @@ def sign(
         FormatChoice, typer.Option("--format", help="new, or DCMTK pre-3.5.4 'old'")
     ] = FormatChoice.new,
     dump: Annotated[Path | None, typer.Option(help="write the MAC byte stream here")] = None,
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    no_password: NoPasswordOpt = False,
-    pin_file: PinFileOpt = None,
-    pin_env: PinEnvOpt = None,
+    *,
+    secrets: SecretArgs,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="replace each input (atomically)")
     ] = False,
@@ -125,7 +107,7 @@ def sign(
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="descend into directories")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    force: ForceOpt = False,
     allow_weak: Annotated[
         list[str] | None,
         typer.Option(
@@ -140,15 +122,7 @@ def sign(
     timestamp_uid_file: Annotated[
         Path | None, typer.Option(help="with --timestamp-query: also a dcmsign UID file")
     ] = None,
-    ts_hash: TsHashOpt = TsHashChoice.sha256,
-    ts_nonce: TsNonceOpt = True,
-    ts_cert_req: TsCertReqOpt = True,
-    ts_policy: TsPolicyOpt = None,
-    tsa_timeout: TsaTimeoutOpt = 10.0,
-    tsa_retries: TsaRetriesOpt = 1,
-    tsa_user: TsaUserOpt = None,
-    tsa_password_env: TsaPasswordEnvOpt = None,
-    tsa_password_file: TsaPasswordFileOpt = None,
+    ts: TsaArgs,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -194,17 +168,9 @@ def sign(
         if target is not None:
             guard_output(target, inputs=[p for job in jobs for p in job], force=force, what=option)
     stamping = sign_timestamping(
-        jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file,
-        ts_hash=ts_hash, ts_nonce=ts_nonce, ts_cert_req=ts_cert_req, ts_policy=ts_policy,
-        tsa_timeout=tsa_timeout, tsa_retries=tsa_retries, tsa_user=tsa_user,
-        tsa_password_env=tsa_password_env, tsa_password_file=tsa_password_file,
-    )  # fmt: skip
-    secret, may_prompt = read_secret(
-        file=password_file or pin_file,
-        env=password_env or pin_env,
-        none=no_password,
-        what="PIN" if key.startswith("pkcs11:") else "password",
+        jobs=len(jobs), tsa=tsa, query_out=timestamp_query, uid_out=timestamp_uid_file, ts=ts
     )
+    secret, may_prompt = secrets.read(key)
     try:
         _run(
             jobs,

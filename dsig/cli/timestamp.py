@@ -7,14 +7,17 @@ Online: ``add`` asks TSAs over HTTP. ``dsig sign`` reuses :class:`SignTimestampi
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dsig.cli._common import fail, guard_output, input_output, operational_errors
+from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._output_options import ForceOpt, InPlaceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 
 if TYPE_CHECKING:
@@ -67,27 +70,62 @@ TsaPasswordFileOpt = Annotated[
 ]
 
 
-def query_options(
-    ts_hash: TsHashChoice, nonce: bool, cert_req: bool, policy: str | None
-) -> QueryOptions:
-    """Build :class:`~dsig.timestamp.QueryOptions` (raises TimestampError on a bad OID)."""
-    from dsig import QueryOptions
+@dataclasses.dataclass(frozen=True)
+class TsaArgs:
+    """The values of the shared query and TSA options (see :func:`tsa_options_group`)."""
 
-    return QueryOptions(ts_hash.value, nonce=nonce, cert_req=cert_req, policy=policy)
+    ts_hash: TsHashChoice = TsHashChoice.sha256
+    ts_nonce: bool = True
+    ts_cert_req: bool = True
+    ts_policy: str | None = None
+    tsa_timeout: float = 10.0
+    tsa_retries: int = 1
+    tsa_user: str | None = None
+    tsa_password_env: str | None = None
+    tsa_password_file: Path | None = None
+
+    def query(self) -> QueryOptions:
+        """The query options (raises TimestampError on a bad OID)."""
+        from dsig import QueryOptions
+
+        return QueryOptions(
+            self.ts_hash.value, nonce=self.ts_nonce, cert_req=self.ts_cert_req,
+            policy=self.ts_policy,
+        )  # fmt: skip
+
+    def transport(self) -> TsaOptions:
+        """The TSA transport options, with credentials from env/file."""
+        from dsig import TsaCredentials, TsaOptions
+
+        creds = TsaCredentials.load(
+            self.tsa_user, password_env=self.tsa_password_env,
+            password_file=self.tsa_password_file,
+        )  # fmt: skip
+        return TsaOptions(timeout=self.tsa_timeout, retries=self.tsa_retries, credentials=creds)
 
 
-def tsa_options(
-    timeout: float,
-    retries: int,
-    user: str | None,
-    password_env: str | None,
-    password_file: Path | None,
-) -> TsaOptions:
-    """Build :class:`~dsig.timestamp.tsa_client.TsaOptions` with credentials from env/file."""
-    from dsig import TsaCredentials, TsaOptions
+_TSA_DECLARED: Declared = {
+    "ts_hash": (TsHashOpt, TsHashChoice.sha256),
+    "ts_nonce": (TsNonceOpt, True),
+    "ts_cert_req": (TsCertReqOpt, True),
+    "ts_policy": (TsPolicyOpt, None),
+    "tsa_timeout": (TsaTimeoutOpt, 10.0),
+    "tsa_retries": (TsaRetriesOpt, 1),
+    "tsa_user": (TsaUserOpt, None),
+    "tsa_password_env": (TsaPasswordEnvOpt, None),
+    "tsa_password_file": (TsaPasswordFileOpt, None),
+}
 
-    creds = TsaCredentials.load(user, password_env=password_env, password_file=password_file)
-    return TsaOptions(timeout=timeout, retries=retries, credentials=creds)
+
+#: The query options alone (``dsig timestamp query`` sends nothing).
+QUERY_OPTIONS = ("ts_hash", "ts_nonce", "ts_cert_req", "ts_policy")
+
+
+def tsa_options_group(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Declare the query and TSA options ``names`` (default all: --ts-hash ...
+    --tsa-password-file) on a command in place of its keyword-only parameter ``ts``, which
+    receives them as one :class:`TsaArgs`."""
+    return option_group("ts", TsaArgs, _TSA_DECLARED, names or tuple(_TSA_DECLARED))
 
 
 def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
@@ -110,6 +148,7 @@ def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:
 
 
 @timestamp_app.command("query")
+@tsa_options_group(*QUERY_OPTIONS)
 def query(
     path: Annotated[Path, typer.Argument(help="signed DICOM file")],
     out: Annotated[Path, typer.Option("--out", "-o", help="write the RFC 3161 query (.tsq) here")],
@@ -120,10 +159,8 @@ def query(
         Path | None,
         typer.Option("--uid-file-out", help="also write a dcmsign UID file (for dcmsign +t)"),
     ] = None,
-    ts_hash: TsHashOpt = TsHashChoice.sha256,
-    ts_nonce: TsNonceOpt = True,
-    ts_cert_req: TsCertReqOpt = True,
-    ts_policy: TsPolicyOpt = None,
+    *,
+    ts: TsaArgs,
     force: Annotated[bool, typer.Option("--force", help="overwrite existing outputs")] = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
@@ -138,7 +175,7 @@ def query(
     try:
         ds = read_dicom(path, read=read_options(read, read_xfer))
         chosen = _resolve_uid(ds, uid, None)
-        options = query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy)
+        options = ts.query()
         q = build_query(timestamped_bytes(find_signature(ds, chosen).item), options)
         with atomic_output(out) as fp:
             fp.write(q.der)
@@ -173,10 +210,8 @@ def insert(
     replace: Annotated[
         bool, typer.Option("--replace", help="replace an existing timestamp")
     ] = False,
-    in_place: Annotated[
-        bool, typer.Option("--in-place", help="replace the input (atomically)")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    in_place: InPlaceOpt = False,
+    force: ForceOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -226,6 +261,7 @@ def insert(
 
 
 @timestamp_app.command("add")
+@tsa_options_group()
 def add(
     paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT (or INPUT with --in-place)")],
     tsa: TsaOpt = None,
@@ -234,19 +270,10 @@ def add(
         bool, typer.Option("--all", help="every signature without a timestamp")
     ] = False,
     replace: Annotated[bool, typer.Option("--replace", help="replace existing timestamps")] = False,
-    ts_hash: TsHashOpt = TsHashChoice.sha256,
-    ts_nonce: TsNonceOpt = True,
-    ts_cert_req: TsCertReqOpt = True,
-    ts_policy: TsPolicyOpt = None,
-    tsa_timeout: TsaTimeoutOpt = 10.0,
-    tsa_retries: TsaRetriesOpt = 1,
-    tsa_user: TsaUserOpt = None,
-    tsa_password_env: TsaPasswordEnvOpt = None,
-    tsa_password_file: TsaPasswordFileOpt = None,
-    in_place: Annotated[
-        bool, typer.Option("--in-place", help="replace the input (atomically)")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    *,
+    ts: TsaArgs,
+    in_place: InPlaceOpt = False,
+    force: ForceOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -261,10 +288,8 @@ def add(
     src, dst = input_output(paths, in_place=in_place, force=force)
     lines = []
     try:
-        q_options = query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy)
-        t_options = tsa_options(
-            tsa_timeout, tsa_retries, tsa_user, tsa_password_env, tsa_password_file
-        )
+        q_options = ts.query()
+        t_options = ts.transport()
         ds = read_dicom(src, read=read_options(read, read_xfer))
         refs = signatures_to_stamp(ds, None if all_ else uid, replace=replace)
         for ref in refs:
@@ -298,20 +323,7 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def sign_timestamping(
-    *,
-    jobs: int,
-    tsa: list[str] | None,
-    query_out: Path | None,
-    uid_out: Path | None,
-    ts_hash: TsHashChoice,
-    ts_nonce: bool,
-    ts_cert_req: bool,
-    ts_policy: str | None,
-    tsa_timeout: float,
-    tsa_retries: int,
-    tsa_user: str | None,
-    tsa_password_env: str | None,
-    tsa_password_file: Path | None,
+    *, jobs: int, tsa: list[str] | None, query_out: Path | None, uid_out: Path | None, ts: TsaArgs
 ) -> SignTimestamping | None:
     """``dsig sign``'s timestamp options -> a :class:`SignTimestamping` (None if unused)."""
     if not tsa and query_out is None:
@@ -326,14 +338,9 @@ def sign_timestamping(
         from dsig import SignTimestamping
 
         return SignTimestamping(
-            urls=tuple(tsa or ()),
-            query=query_options(ts_hash, ts_nonce, ts_cert_req, ts_policy),
-            tsa=tsa_options(
-                tsa_timeout, tsa_retries, tsa_user, tsa_password_env, tsa_password_file
-            ),
-            query_out=query_out,
+            urls=tuple(tsa or ()), query=ts.query(), tsa=ts.transport(), query_out=query_out,
             uid_out=uid_out,
-        )
+        )  # fmt: skip
     except operational_errors() as e:
         raise fail(e) from None
 

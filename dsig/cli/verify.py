@@ -11,31 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dsig.cli._common import fail, guard_output, input_output, operational_errors, with_flag
+from dsig.cli._output_options import ForceOpt, InPlaceOpt
 from dsig.cli._params import DsigCommand
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
-from dsig.cli._trust_options import (
-    AllowWeakOpt,
-    AtOpt,
-    CertPolicyOpt,
-    CrlOpt,
-    FormatOldOpt,
-    InhibitAnyPolicyOpt,
-    InhibitPolicyMappingOpt,
-    IntegrityOnlyOpt,
-    OcspOpt,
-    OnlineOpt,
-    PolicyFileOpt,
-    RequireCoverageOpt,
-    RequireExplicitPolicyOpt,
-    RequireOpt,
-    RevocationOpt,
-    StrictOpt,
-    TimestampFailuresWarnOpt,
-    TrustStoreOpt,
-    TsaTrustStoreOpt,
-    UntrustedOpt,
-    build_verify_options,
-)
+from dsig.cli._trust_options import ALL_TRUST_OPTIONS, TrustArgs, trust_options
 
 if TYPE_CHECKING:
     from dsig import FileResult, VerifyOptions
@@ -73,6 +52,7 @@ def _resume_file(args: list[str]) -> list[str]:
     return args
 
 
+@trust_options(*ALL_TRUST_OPTIONS, after={"strict": "recursive", "policy_file": "sha256"})
 def verify(
     paths: Annotated[
         list[str],
@@ -81,24 +61,11 @@ def verify(
         ),
     ],
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
-    require: RequireOpt = None,
-    format_old: FormatOldOpt = False,
-    integrity_only: IntegrityOnlyOpt = False,
-    trust_store: TrustStoreOpt = None,
-    untrusted: UntrustedOpt = None,
-    crl: CrlOpt = None,
-    ocsp: OcspOpt = None,
-    revocation: RevocationOpt = None,
-    online: OnlineOpt = False,
-    at: AtOpt = None,
-    tsa_trust_store: TsaTrustStoreOpt = None,
-    allow_weak: AllowWeakOpt = None,
+    *,
+    trust: TrustArgs,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="descend into directories")
     ] = False,
-    strict: StrictOpt = False,
-    require_coverage: RequireCoverageOpt = None,
-    timestamp_failures_warn: TimestampFailuresWarnOpt = False,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="worker processes (default: number of cores)"),
@@ -140,11 +107,6 @@ def verify(
             "--sha256", help="hash each file (sha256 in --json/--jsonl; on with --report/--csv)"
         ),
     ] = False,
-    policy_file: PolicyFileOpt = None,
-    policy: CertPolicyOpt = None,
-    require_explicit_policy: RequireExplicitPolicyOpt = False,
-    inhibit_policy_mapping: InhibitPolicyMappingOpt = False,
-    inhibit_any_policy: InhibitAnyPolicyOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
     force: Annotated[
@@ -168,7 +130,7 @@ def verify(
     --timestamp-failures-warn. --report and --csv never replace an input, nor an existing
     file without --force.
     """
-    options = verify_options(locals())
+    options = verify_options({**locals(), **dataclasses.asdict(trust)})
     if json_out and jsonl:
         raise fail("--json and --jsonl exclude each other", 2)
     from dsig.cli.batch import Distribution, run_verify
@@ -190,25 +152,12 @@ def verify(
     )
 
 
-#: ``dsig verify``'s parameters that shape its VerifyOptions (the others choose the output).
-_TRUST_PARAMS = (
-    "require", "format_old", "integrity_only", "trust_store", "untrusted", "crl", "ocsp",
-    "revocation", "online", "at", "allow_weak", "tsa_trust_store", "strict", "require_coverage",
-    "policy_file", "require_explicit_policy", "inhibit_policy_mapping", "inhibit_any_policy",
-    "timestamp_failures_warn",
-)  # fmt: skip
-
-
 def verify_options(
     params: dict[str, Any], evaluator: Callable[[TrustPolicy], TrustEvaluator] | None = None
 ) -> VerifyOptions:
     """The VerifyOptions ``dsig verify`` builds from its parsed parameters (by name), so that
     other front ends taking "the options of dsig verify" verify exactly alike."""
-    options = build_verify_options(
-        **{name: params[name] for name in _TRUST_PARAMS},
-        policies=params["policy"],
-        evaluator=evaluator,
-    )
+    options = TrustArgs.of(params).verify_options(evaluator)
     options = dataclasses.replace(
         options,
         read=read_options(params["read"], params["read_xfer"]),
@@ -339,10 +288,8 @@ def remove(
     paths: Annotated[list[Path], typer.Argument(help="INPUT OUTPUT (or INPUT with --in-place)")],
     uid: Annotated[str | None, typer.Option(help="remove the signature with this UID")] = None,
     all_: Annotated[bool, typer.Option("--all", help="remove every signature")] = False,
-    in_place: Annotated[
-        bool, typer.Option("--in-place", help="replace the input (atomically)")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing output")] = False,
+    in_place: InPlaceOpt = False,
+    force: ForceOpt = False,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:

@@ -3,6 +3,7 @@ it does not keep (stream entries, digests, trust steps, the deciding step)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,7 +93,10 @@ def explain_dataset(
         if not pairs:
             raise SignatureNotFoundError(f"no signature with UID {options.signature}")
     ref_digests = _reference_digests(reference, options) if reference is not None else None
-    sigs = [_explain_guarded(ref, sig, result, options, ref_digests) for ref, sig in pairs]
+    sigs = [
+        _guarded(functools.partial(_explain_one, ref, sig, result, options, ref_digests), sig)
+        for ref, sig in pairs
+    ]
     covered = {t for s in result.signatures if not s.location for t in s.signed_tags}
     undecodable: list[str] = []
     tree = (
@@ -143,16 +147,13 @@ def _or_note(make: Callable[[], Sequence[T]], note: Sequence[T] | None = None) -
         return note if note is not None else [f"cannot be taken apart: {e}"]  # type: ignore[list-item]
 
 
-def _explain_guarded(
-    ref: SignatureRef,
-    sig: SignatureResult,
-    result: FileResult,
-    options: ExplainOptions,
-    ref_digests: dict[str, dict[str, str]] | None,
+def _guarded(
+    explain: Callable[[], SignatureExplanation], sig: SignatureResult
 ) -> SignatureExplanation:
-    """The verifier's verdict stands even when the signature cannot be taken apart."""
+    """``explain()``; the verifier's verdict stands even when the signature cannot be taken
+    apart."""
     try:
-        return _explain_one(ref, sig, result, options, ref_digests)
+        return explain()
     except DsigError as e:
         findings = tuple(f"{f.code}: {f.message}" for f in sig.findings)
         ok = sig.integrity is Indication.VALID

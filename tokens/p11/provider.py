@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-from tokens.api import ClosesOnExit, SecretPrompt, SignatureScheme
+from tokens.api import CertifiedKey, SecretPrompt, SignatureScheme
 from tokens.digest import Digest, HashAlgorithm
 from tokens.errors import (
     BackendUnavailableError,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import pkcs11 as _p11
 
 
-class Pkcs11KeyProvider(ClosesOnExit):
+class Pkcs11KeyProvider(CertifiedKey):
     """A private key on a PKCS#11 token, with its certificate. Implements ``KeyProvider``.
 
     Open with :func:`open_pkcs11_provider`. One provider holds one logged-in session for its
@@ -86,16 +86,6 @@ class Pkcs11KeyProvider(ClosesOnExit):
             f"<Pkcs11KeyProvider token={self.token_label!r} key={self.key_label!r} "
             f"scheme={self._scheme.value} {state}>"
         )
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        """The signer certificate (from the token unless one was given)."""
-        return self._certificate
-
-    @property
-    def chain(self) -> Sequence[x509.Certificate]:
-        """Issuer certificates found on the token or in the given file, leaf excluded."""
-        return self._chain
 
     @property
     def scheme(self) -> SignatureScheme:
