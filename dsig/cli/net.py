@@ -39,13 +39,10 @@ from dsig.cli._sign_options import (
 )
 from dsig.cli._stow_options import StowOpt, UpstreamOpt, check_stow_options, start_stow
 from dsig.cli._tls_options import (
-    ClientCertChoice,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsKeyOpt,
-    TlsKeyPasswordEnvOpt,
-    TlsKeyPasswordFileOpt,
-    tls_config,
+    CLIENT_TLS_OPTIONS,
+    SERVER_TLS_OPTIONS,
+    TlsArgs,
+    tls_options,
 )
 from dsig.cli._trust_options import TrustArgs, trust_options
 
@@ -155,6 +152,7 @@ class DuplicateChoice(enum.StrEnum):
     "revocation", "online", "at", "tsa_trust_store", "allow_weak", "strict",
     "require_coverage", "policy_file", "timestamp_failures_warn",
 )  # fmt: skip
+@tls_options(SERVER_TLS_OPTIONS)
 def serve(
     ctx: typer.Context,
     store: Annotated[
@@ -224,19 +222,8 @@ def serve(
             "against --tls-ca)",
         ),
     ] = False,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_ca: TlsCaOpt = None,
-    tls_client_cert: Annotated[
-        ClientCertChoice,
-        typer.Option(
-            help="client certificates (checked against --tls-ca): required, optional "
-            "(checked when offered) or none"
-        ),
-    ] = ClientCertChoice.required,
-    tls_key_password_file: TlsKeyPasswordFileOpt = None,
-    tls_key_password_env: TlsKeyPasswordEnvOpt = None,
     *,
+    dicom_tls: TlsArgs,
     trust: TrustArgs,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
@@ -327,14 +314,7 @@ def serve(
     targets = _targets(forward)
     if forward_tls and not forward:
         raise fail("--forward-tls needs --forward", 2)
-    tls = None
-    if tls_cert is not None or tls_key is not None:
-        tls = tls_config(
-            cert=tls_cert, key=tls_key, ca=tls_ca, password_file=tls_key_password_file,
-            password_env=tls_key_password_env, client_cert=tls_client_cert.value,
-        )  # fmt: skip
-    elif tls_ca is not None or forward_tls:
-        raise fail("DICOM TLS needs --tls-cert and --tls-key", 2)
+    tls = dicom_tls.config(server=True, forward_tls=forward_tls)
     _quiet_pynetdicom(verbose)
     from dsig.net import NetError, ReceiveServer, ServerConfig
     from pki import PolicyEvaluator
@@ -460,6 +440,7 @@ def _print_record(record: AuditRecord) -> None:
 
 
 @secret_options()
+@tls_options(CLIENT_TLS_OPTIONS)
 def send(
     host: Annotated[str, typer.Argument(help="peer host name or address")],
     port: Annotated[int, typer.Argument(help="peer TCP port")],
@@ -491,22 +472,7 @@ def send(
     verbose: VerboseOpt = False,
     force_certificate: ForceCertificateOpt = False,
     policy_file: SignPolicyFileOpt = None,
-    tls: Annotated[
-        bool,
-        typer.Option("--tls", help="DICOM TLS (implied by --tls-cert or --tls-ca)"),
-    ] = False,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_ca: TlsCaOpt = None,
-    tls_key_password_file: TlsKeyPasswordFileOpt = None,
-    tls_key_password_env: TlsKeyPasswordEnvOpt = None,
-    tls_no_hostname_check: Annotated[
-        bool,
-        typer.Option(
-            "--tls-no-hostname-check",
-            help="accept a server certificate (chained to --tls-ca) that does not name HOST",
-        ),
-    ] = False,
+    dicom_tls: TlsArgs,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -533,12 +499,7 @@ def send(
     files = [p for p, _rel in expand_inputs(paths, recursive)]
     if not files:
         raise fail("nothing to send", 2)
-    tls_settings = None
-    if tls or tls_cert is not None or tls_key is not None or tls_ca is not None:
-        tls_settings = tls_config(
-            cert=tls_cert, key=tls_key, ca=tls_ca, password_file=tls_key_password_file,
-            password_env=tls_key_password_env, check_hostname=not tls_no_hostname_check,
-        )  # fmt: skip
+    tls_settings = dicom_tls.config(server=False)
     _quiet_pynetdicom(verbose)
     from dsig.net import NetError, SendOptions, client_context, send_files
 
