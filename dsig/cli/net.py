@@ -17,26 +17,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import (
-    expand_inputs,
-    fail,
-    no_prompt,
-    operational_errors,
-    prompt_secret,
-)
+from dsig.cli._common import expand_inputs, fail, operational_errors
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
-from dsig.cli._sign_options import (
-    CertOpt,
-    ForceCertificateOpt,
-    MacChoice,
-    MacOpt,
-    ProfileChoice,
-    ProfileOpt,
-    PurposeOpt,
-    SecretArgs,
-    SignPolicyFileOpt,
-    secret_options,
-)
+from dsig.cli._sign_options import SecretArgs, SignerArgs, secret_options, signer_options
 from dsig.cli._stow_options import StowOpt, UpstreamOpt, check_stow_options, start_stow
 from dsig.cli._tls_options import (
     CLIENT_TLS_OPTIONS,
@@ -441,6 +424,7 @@ def _print_record(record: AuditRecord) -> None:
 
 @secret_options()
 @tls_options(CLIENT_TLS_OPTIONS)
+@signer_options(after={"force_certificate": "verbose"})
 def send(
     host: Annotated[str, typer.Argument(help="peer host name or address")],
     port: Annotated[int, typer.Argument(help="peer TCP port")],
@@ -456,11 +440,8 @@ def send(
     key: Annotated[
         str | None, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
     ] = None,
-    cert: CertOpt = None,
-    mac: MacOpt = MacChoice.sha256,
-    profile: ProfileOpt = ProfileChoice.none,
-    purpose: PurposeOpt = None,
     *,
+    signing: SignerArgs,
     secrets: SecretArgs,
     associations: Annotated[int, typer.Option(help="parallel associations")] = 1,
     timeout: Annotated[
@@ -470,8 +451,6 @@ def send(
         bool, typer.Option("--quiet", "-q", help="print only problems and the summary")
     ] = False,
     verbose: VerboseOpt = False,
-    force_certificate: ForceCertificateOpt = False,
-    policy_file: SignPolicyFileOpt = None,
     dicom_tls: TlsArgs,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
@@ -508,24 +487,9 @@ def send(
     errors: tuple[type[Exception], ...] = (NetError, *operational_errors())
     try:
         if sign and key:
-            from dsig import Profile, SignOptions
-            from tokens import HashAlgorithm, open_key_provider
-
-            secret, may_prompt = secrets.read(key)
-            sign_options = SignOptions(
-                mac=HashAlgorithm.from_name(mac.value),
-                profile=Profile(profile.value),
-                purpose=purpose,
-            )
-            provider = open_key_provider(
-                key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
-            )
-            if not force_certificate:  # the same refusal as dsig sign, before any association
-                import datetime as dt
-
-                from dsig import check_signer, signer_rules
-
-                check_signer(provider, at=dt.datetime.now(dt.UTC), rules=signer_rules(policy_file))
+            sign_options = signing.sign_options()
+            provider = signing.open_provider(key, *secrets.read(key))
+            signing.check_certificate(provider)  # as dsig sign does, before any association
         tls_context = client_context(tls_settings) if tls_settings is not None else None
         options = SendOptions(
             host=host, port=port, calling_ae=ae_title, called_ae=called_ae,

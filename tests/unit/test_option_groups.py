@@ -131,3 +131,19 @@ def test_verify_lists_its_options_as_before() -> None:
     manifest = _options("manifest", "verify")
     assert manifest.index("--strict") + 1 == manifest.index("--jobs")
     assert manifest.index("--jobs") + 1 == manifest.index("--policy-file")
+
+
+_SIGNER = ["--cert", "--mac", "--profile", "--purpose", "--force-certificate", "--policy-file"]
+
+
+def test_signing_commands_list_the_signer_options_as_before() -> None:
+    for words in (("sign",), ("send",)):
+        assert _run_of(_options(*words), _SIGNER) == _SIGNER, words
+    assert _run_of(_options("manifest", "create"), _SIGNER) == _SIGNER[:3]
+    sign = _options("sign")
+    assert sign[sign.index("--key") + 1 : sign.index("--key") + 4] == _SIGNER[:3]
+    assert sign.index("--item") + 1 == sign.index("--purpose")
+    assert sign.index("--jobs") + 1 == sign.index("--force-certificate")
+    send = _options("send")
+    assert send.index("--profile") + 1 == send.index("--purpose")
+    assert send.index("--verbose") + 1 == send.index("--force-certificate")
