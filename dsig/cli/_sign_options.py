@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._groups import Declared, group_options
 
 if TYPE_CHECKING:
     from dsig import Profile, SignOptions
@@ -100,10 +100,10 @@ _SECRET_DECLARED: Declared = {
 }
 
 
-def secret_options() -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare --password-file/--password-env/--no-password/--pin-file/--pin-env on a command
-    in place of its keyword-only parameter ``secrets``, which receives a :class:`SecretArgs`."""
-    return option_group("secrets", SecretArgs, _SECRET_DECLARED, tuple(_SECRET_DECLARED))
+#: ``@secret_options()``: declare --password-file/--password-env/--no-password/--pin-file/
+#: --pin-env on a command in place of its keyword-only parameter ``secrets``, which receives a
+#: :class:`SecretArgs`.
+secret_options = group_options("secrets", SecretArgs, _SECRET_DECLARED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,12 +190,7 @@ _SIGNER_DECLARED: Declared = {
 ALL_SIGNER_OPTIONS = tuple(_SIGNER_DECLARED)
 
 
-def signer_options(
-    *names: str, after: Mapping[str, str] | None = None
-) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare the signer options ``names`` (all without names) on a command in place of its
-    keyword-only parameter ``signing``, which receives a :class:`SignerArgs` (``after``: see
-    :func:`~dsig.cli._groups.option_group`)."""
-    return option_group(
-        "signing", SignerArgs, _SIGNER_DECLARED, names or tuple(_SIGNER_DECLARED), after
-    )
+#: ``@signer_options(*names, after=...)``: declare the signer options ``names`` (all when
+#: none are named) on a command in place of its keyword-only parameter ``signing``, which
+#: receives a :class:`SignerArgs`.
+signer_options = group_options("signing", SignerArgs, _SIGNER_DECLARED)

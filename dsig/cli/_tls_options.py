@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dsig.cli._common import fail, prompt_secret, read_secret
-from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._groups import Declared, group_options
 
 if TYPE_CHECKING:
     from dsig.net import TlsConfig
@@ -139,10 +138,9 @@ CLIENT_TLS_OPTIONS = (
 )  # fmt: skip
 
 
-def tls_options(names: tuple[str, ...]) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare the TLS options ``names`` on a command in place of its keyword-only parameter
-    ``dicom_tls``, which receives their values as one :class:`TlsArgs`."""
-    return option_group("dicom_tls", TlsArgs, _DECLARED, names)
+#: ``@tls_options(*names)``: declare the TLS options ``names`` on a command in place of its
+#: keyword-only parameter ``dicom_tls``, which receives one :class:`TlsArgs`.
+tls_options = group_options("dicom_tls", TlsArgs, _DECLARED)
 
 
 __all__ = ["CLIENT_TLS_OPTIONS", "SERVER_TLS_OPTIONS", "ClientCertChoice", "TlsArgs", "tls_options"]

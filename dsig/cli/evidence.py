@@ -7,14 +7,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dsig.cli._common import fail, operational_errors
-from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._groups import Declared, group_options
 from dsig.cli._trust_options import (
     CrlOpt,
     OcspOpt,
@@ -73,9 +73,9 @@ _STAMP_DECLARED: Declared = {
 _STAMP_OPTIONS = tuple(_STAMP_DECLARED)
 
 
-def stamp_options(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare these TSA options on an evidence command in place of its ``stamp``."""
-    return option_group("stamp", StampArgs, _STAMP_DECLARED, names)
+#: ``@stamp_options(*names)``: declare these TSA options on an evidence command in place of
+#: its ``stamp``, which receives one :class:`StampArgs`.
+stamp_options = group_options("stamp", StampArgs, _STAMP_DECLARED)
 
 
 def _policy(

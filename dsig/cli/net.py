@@ -135,7 +135,7 @@ class DuplicateChoice(enum.StrEnum):
     "revocation", "online", "at", "tsa_trust_store", "allow_weak", "strict",
     "require_coverage", "policy_file", "timestamp_failures_warn",
 )  # fmt: skip
-@tls_options(SERVER_TLS_OPTIONS)
+@tls_options(*SERVER_TLS_OPTIONS)
 def serve(
     ctx: typer.Context,
     store: Annotated[
@@ -423,7 +423,7 @@ def _print_record(record: AuditRecord) -> None:
 
 
 @secret_options()
-@tls_options(CLIENT_TLS_OPTIONS)
+@tls_options(*CLIENT_TLS_OPTIONS)
 @signer_options(after={"force_certificate": "verbose"})
 def send(
     host: Annotated[str, typer.Argument(help="peer host name or address")],

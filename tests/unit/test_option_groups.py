@@ -4,6 +4,7 @@ and each command still offers exactly its own options, with the same names and h
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from dsig.cli import _full_app
-from dsig.cli._groups import option_group
+from dsig.cli._groups import group_options, option_group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,3 +148,20 @@ def test_signing_commands_list_the_signer_options_as_before() -> None:
     send = _options("send")
     assert send.index("--profile") + 1 == send.index("--purpose")
     assert send.index("--verbose") + 1 == send.index("--force-certificate")
+
+
+def test_group_options_declares_all_or_the_named() -> None:
+    pair_options = group_options("pair", _Pair, _DECLARED)
+
+    def names(decorate: Callable[[Callable[..., None]], Callable[..., None]]) -> list[str]:
+        app = typer.Typer(add_completion=False)
+
+        @app.command()
+        @decorate
+        def run(*, pair: _Pair) -> None:
+            typer.echo(str(pair))
+
+        return [p.name or "" for p in typer.main.get_command(app).params]
+
+    assert names(pair_options()) == ["alpha", "beta"]
+    assert names(pair_options("beta")) == ["beta"]
