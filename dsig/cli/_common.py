@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,6 +21,15 @@ _FLAGS = {
     "old_format": "--format-old",
     "revocation_material": "--crl/--ocsp, --online or --revocation soft-fail|off",
 }
+
+
+def command_group(name: str, help: str, **settings: Any) -> typer.Typer:
+    """A sub-command group of ``dsig`` (``dsig NAME COMMAND``): its usage without a command,
+    and -h for --help also when the group is run on its own (as tests do)."""
+    return typer.Typer(
+        name=name, help=help, no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]}, **settings,
+    )  # fmt: skip
 
 
 def cli_flag(option: str, value: str | None = None) -> str:

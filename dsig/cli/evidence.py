@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, operational_errors
+from dsig.cli._common import command_group, fail, operational_errors
 from dsig.cli._groups import Declared, group_options
 from dsig.cli._trust_options import (
     CrlOpt,
@@ -30,11 +30,8 @@ if TYPE_CHECKING:
     from dsig.evidence import CreateSummary, StampSettings
     from pki import TrustPolicy
 
-evidence_app = typer.Typer(
-    name="evidence",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="RFC 4998 evidence records: long-term proof of existence for archived studies.",
+evidence_app = command_group(
+    "evidence", "RFC 4998 evidence records: long-term proof of existence for archived studies."
 )
 
 

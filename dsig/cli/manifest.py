@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, operational_errors
+from dsig.cli._common import command_group, fail, operational_errors
 from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 from dsig.cli._sign_options import KeyOpt, SecretArgs, SignerArgs, secret_options, signer_options
@@ -29,10 +29,8 @@ from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_g
 if TYPE_CHECKING:
     from dsig.manifest import CreatedManifest, ManifestVerification
 
-manifest_app = typer.Typer(
-    name="manifest",
-    help="Sign a whole study with one signature, and prove it complete and unchanged.",
-    no_args_is_help=True,
+manifest_app = command_group(
+    "manifest", "Sign a whole study with one signature, and prove it complete and unchanged."
 )
 
 JobsOpt = Annotated[

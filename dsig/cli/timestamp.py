@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, guard_output, input_output, operational_errors
+from dsig.cli._common import command_group, fail, guard_output, input_output, operational_errors
 from dsig.cli._groups import Declared, group_options
 from dsig.cli._output_options import ForceOpt, InPlaceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
@@ -26,11 +26,9 @@ if TYPE_CHECKING:
 
     from dsig import QueryOptions, SignTimestamping, TsaOptions
 
-timestamp_app = typer.Typer(
-    name="timestamp",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="RFC 3161 certified timestamps: offline query/insert (dcmsign-compatible), online add.",
+timestamp_app = command_group(
+    "timestamp",
+    "RFC 3161 certified timestamps: offline query/insert (dcmsign-compatible), online add.",
 )
 
 

@@ -165,3 +165,17 @@ def test_group_options_declares_all_or_the_named() -> None:
 
     assert names(pair_options()) == ["alpha", "beta"]
     assert names(pair_options("beta")) == ["beta"]
+
+
+def test_every_command_group_has_the_same_settings() -> None:
+    """dsig.cli._common.command_group: each group shows its usage without a command and
+    takes -h for --help, also when run on its own."""
+    from dsig.cli import _GROUPS, _load
+
+    for name, (module, attribute) in _GROUPS.items():
+        if name == "serve":  # a command with sub-commands: runs without one
+            continue
+        group = _load(module, attribute)
+        r = CliRunner().invoke(group, ["-h"])
+        assert r.exit_code == 0 and "Usage:" in r.output, name
+        assert CliRunner().invoke(group, []).exit_code == 2, name
