@@ -21,6 +21,7 @@ from dsig.cli._trust_options import (
     OnlineOpt,
     RevocationChoice,
     RevocationOpt,
+    load_trust_policy,
     parse_moment,
 )
 from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
@@ -79,25 +80,17 @@ def _policy(
     stores: list[Path] | None,
     crl: list[Path] | None,
     ocsp: list[Path] | None,
-    revocation: object | None,
+    revocation: RevocationChoice | None,
     online: bool,
 ) -> TrustPolicy | None:
     if not stores:
         if crl or ocsp or revocation:
             raise fail("--crl/--ocsp/--revocation need --tsa-trust-store", 2)
         return None
-    import pki
-
-    try:
-        return pki.build_policy(
-            trust_stores=stores,
-            crls=crl or (),
-            ocsp_responses=ocsp or (),
-            revocation=getattr(revocation, "value", None),
-            online=online,
-        )
-    except operational_errors() as e:
-        raise fail(e) from None
+    return load_trust_policy(
+        policy_file=None, trust_store=stores, crl=crl, ocsp=ocsp, revocation=revocation,
+        online=online,
+    )  # fmt: skip
 
 
 def _settings(
