@@ -186,10 +186,6 @@ _SIGNER_DECLARED: Declared = {
     "policy_file": (SignPolicyFileOpt, None),
 }
 
-#: Every signer option: what ``dsig sign`` and ``dsig send`` offer.
-ALL_SIGNER_OPTIONS = tuple(_SIGNER_DECLARED)
-
-
 #: ``@signer_options(*names, after=...)``: declare the signer options ``names`` (all when
 #: none are named) on a command in place of its keyword-only parameter ``signing``, which
 #: receives a :class:`SignerArgs`.
