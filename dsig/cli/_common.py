@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,6 +21,15 @@ _FLAGS = {
     "old_format": "--format-old",
     "revocation_material": "--crl/--ocsp, --online or --revocation soft-fail|off",
 }
+
+
+def command_group(name: str, help: str, **settings: Any) -> typer.Typer:
+    """A sub-command group of ``dsig`` (``dsig NAME COMMAND``): its usage without a command,
+    and -h for --help also when the group is run on its own (as tests do)."""
+    return typer.Typer(
+        name=name, help=help, no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]}, **settings,
+    )  # fmt: skip
 
 
 def cli_flag(option: str, value: str | None = None) -> str:
@@ -108,33 +119,36 @@ def _directory_in(paths: list[Path]) -> Path:
     return next(p for p in paths if p.is_dir())
 
 
-def guard_output(
-    path: Path,
-    *,
-    inputs: Iterable[Path] = (),
-    force: bool = False,
-    what: str = "output",
-    parent_must_exist: bool = True,
-) -> None:
-    """:func:`dsig.files.outputs.check_output_path` with CLI exits: 2 refused, 4 unwritable."""
-    from dsig import OutputError, OutputRefusedError, check_output_path
+@contextlib.contextmanager
+def _output_exits() -> Iterator[None]:
+    """The library's output refusals as CLI exits: 2 refused as given, 4 unwritable."""
+    from dsig import OutputError, OutputRefusedError
 
     try:
-        check_output_path(
-            path, inputs=inputs, force=force, what=what, parent_must_exist=parent_must_exist
-        )
+        yield
     except OutputRefusedError as e:
         raise fail(e, EXIT_USAGE) from None
     except OutputError as e:
         raise fail(e) from None
 
 
+def guard_output(path: Path, *, inputs: Iterable[Path], force: bool, what: str) -> None:
+    """:func:`dsig.check_output_path` for the output of option ``what``, with CLI exits."""
+    from dsig import check_output_path
+
+    with _output_exits():
+        check_output_path(path, inputs=inputs, force=force, what=what)
+
+
 def check_output(src: Path, dst: Path, *, force: bool) -> None:
     """Refuse an output that is the input (use --in-place), exists (use --force), or is a
     directory or device; its directory may still be created (``--out-dir``)."""
+    from dsig import check_output_path
+
     if dst.exists() and dst.resolve() == src.resolve():
         raise fail(f"output {dst} is the input: use --in-place to replace it", EXIT_USAGE)
-    guard_output(dst, inputs=[src], force=force, parent_must_exist=False)
+    with _output_exits():
+        check_output_path(dst, inputs=[src], force=force, parent_must_exist=False)
 
 
 def in_place_target(path: Path) -> Path:

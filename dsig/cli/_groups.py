@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 R = TypeVar("R")
 
@@ -56,6 +56,28 @@ def option_group(
         return run
 
     return declare
+
+
+class GroupOptions(Protocol):
+    """``options(*names, after=...)``: the decorator that declares the options ``names`` of
+    one group (all of them when none are named); see :func:`group_options`."""
+
+    def __call__(
+        self, *names: str, after: Mapping[str, str] | None = None
+    ) -> Callable[[Callable[..., R]], Callable[..., R]]: ...
+
+
+def group_options(target: str, group: Callable[..., Any], declared: Declared) -> GroupOptions:
+    """The decorator factory of one option group: ``options(*names, after=...)`` declares
+    the options ``names`` of ``declared`` (all when none are named) in place of the keyword-only
+    parameter ``target``, which receives ``group(**values)`` (see :func:`option_group`)."""
+
+    def options(
+        *names: str, after: Mapping[str, str] | None = None
+    ) -> Callable[[Callable[..., R]], Callable[..., R]]:
+        return option_group(target, group, declared, names or tuple(declared), after)
+
+    return options
 
 
 def _placed(

@@ -1,17 +1,22 @@
-"""Signing options shared by the commands that sign (``dsig sign``, ``dsig send --sign``):
-one declaration each, so the same key, MAC, profile and secret options mean the same thing."""
+"""Signing options shared by the commands that sign (``dsig sign``, ``dsig send --sign``,
+``dsig manifest create``): one declaration each, so the same certificate, MAC, profile and
+secret options mean the same thing, and one conversion of them to the library's values."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._groups import Declared, group_options
+
+if TYPE_CHECKING:
+    from dsig import Profile, SignOptions
+    from tokens import HashAlgorithm, KeyProvider
 
 
 class MacChoice(enum.StrEnum):
@@ -95,7 +100,93 @@ _SECRET_DECLARED: Declared = {
 }
 
 
-def secret_options() -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare --password-file/--password-env/--no-password/--pin-file/--pin-env on a command
-    in place of its keyword-only parameter ``secrets``, which receives a :class:`SecretArgs`."""
-    return option_group("secrets", SecretArgs, _SECRET_DECLARED, tuple(_SECRET_DECLARED))
+#: ``@secret_options()``: declare --password-file/--password-env/--no-password/--pin-file/
+#: --pin-env on a command in place of its keyword-only parameter ``secrets``, which receives a
+#: :class:`SecretArgs`.
+secret_options = group_options("secrets", SecretArgs, _SECRET_DECLARED)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignerArgs:
+    """The values of the signer options a command declares (see :func:`signer_options`); an
+    option the command does not offer keeps its default."""
+
+    cert: Path | None = None
+    mac: MacChoice = MacChoice.sha256
+    profile: ProfileChoice = ProfileChoice.none
+    purpose: int | None = None
+    force_certificate: bool = False
+    policy_file: Path | None = None
+
+    def algorithm(self) -> HashAlgorithm:
+        """The MAC algorithm."""
+        from tokens import HashAlgorithm
+
+        return HashAlgorithm.from_name(self.mac.value)
+
+    def signature_profile(self) -> Profile:
+        """The signature profile enforced at creation."""
+        from dsig import Profile
+
+        return Profile(self.profile.value)
+
+    def sign_options(
+        self,
+        *,
+        tags: Sequence[int] | None = None,
+        old_format: bool = False,
+        allow_weak: Sequence[str] = (),
+    ) -> SignOptions:
+        """The library's signing options from these values and the command's own."""
+        from dsig import SignOptions
+
+        return SignOptions(
+            mac=self.algorithm(), profile=self.signature_profile(), tags=tags,
+            purpose=self.purpose, old_format=old_format, allow_weak=tuple(allow_weak),
+        )  # fmt: skip
+
+    def open_provider(
+        self,
+        key: str,
+        secret: bytes | None,
+        may_prompt: bool,
+        *,
+        notice: Callable[[str], None] | None = None,
+        allow_pin_in_uri: bool = False,
+    ) -> KeyProvider:
+        """The key ``key`` (with ``--cert``), its secret as :meth:`SecretArgs.read` gave it: a
+        prompt only when one may be shown, else one line saying how to pass it."""
+        from dsig.cli._common import no_prompt, prompt_secret
+        from tokens import open_key_provider
+
+        return open_key_provider(
+            key, cert=self.cert, password=secret,
+            secrets=prompt_secret if may_prompt else no_prompt, notice=notice,
+            allow_pin_in_uri=allow_pin_in_uri,
+        )  # fmt: skip
+
+    def check_certificate(self, provider: KeyProvider) -> None:
+        """Refuse a certificate whose signatures can never verify (expired, key usage, EKU...,
+        by the signer rules of ``--policy-file``), unless ``--force-certificate``."""
+        if self.force_certificate:
+            return
+        import datetime as dt
+
+        from dsig import check_signer, signer_rules
+
+        check_signer(provider, at=dt.datetime.now(dt.UTC), rules=signer_rules(self.policy_file))
+
+
+_SIGNER_DECLARED: Declared = {
+    "cert": (CertOpt, None),
+    "mac": (MacOpt, MacChoice.sha256),
+    "profile": (ProfileOpt, ProfileChoice.none),
+    "purpose": (PurposeOpt, None),
+    "force_certificate": (ForceCertificateOpt, False),
+    "policy_file": (SignPolicyFileOpt, None),
+}
+
+#: ``@signer_options(*names, after=...)``: declare the signer options ``names`` (all when
+#: none are named) on a command in place of its keyword-only parameter ``signing``, which
+#: receives a :class:`SignerArgs`.
+signer_options = group_options("signing", SignerArgs, _SIGNER_DECLARED)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dsig.cli._common import fail
-from dsig.cli._groups import R, option_group
+from dsig.cli._groups import group_options
 
 if TYPE_CHECKING:
     from dsig import VerifyOptions
@@ -370,10 +370,6 @@ _DECLARED: dict[str, tuple[object, object]] = {
 ALL_TRUST_OPTIONS = tuple(_DECLARED)
 
 
-def trust_options(
-    *names: str, after: Mapping[str, str] | None = None
-) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare the shared options ``names`` on a command in place of its keyword-only
-    parameter ``trust``, which receives their values as one :class:`TrustArgs` (``after``:
-    see :func:`~dsig.cli._groups.option_group`)."""
-    return option_group("trust", TrustArgs, _DECLARED, names, after)
+#: ``@trust_options(*names, after=...)``: declare the shared options ``names`` on a command
+#: in place of its keyword-only parameter ``trust``, which receives one :class:`TrustArgs`.
+trust_options = group_options("trust", TrustArgs, _DECLARED)

@@ -13,6 +13,7 @@ from dsig.cli._common import (
     EXIT_INDETERMINATE,
     EXIT_INVALID,
     EXIT_OK,
+    command_group,
     fail,
     operational_errors,
     with_flag,
@@ -22,9 +23,7 @@ from dsig.cli._trust_options import TrustArgs, trust_options
 if TYPE_CHECKING:
     from pki import TrustPolicy, TrustResult
 
-cert_app = typer.Typer(
-    name="cert", no_args_is_help=True, help="Certificate checks (the signer alone)."
-)
+cert_app = command_group("cert", "Certificate checks (the signer alone).")
 
 
 @cert_app.command("check")

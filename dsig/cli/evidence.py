@@ -7,20 +7,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, operational_errors
-from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._common import command_group, fail, operational_errors
+from dsig.cli._groups import Declared, group_options
 from dsig.cli._trust_options import (
     CrlOpt,
     OcspOpt,
     OnlineOpt,
     RevocationChoice,
     RevocationOpt,
+    load_trust_policy,
     parse_moment,
 )
 from dsig.cli.timestamp import TsaOpt, TsaRetriesOpt, TsaTimeoutOpt
@@ -30,11 +31,8 @@ if TYPE_CHECKING:
     from dsig.evidence import CreateSummary, StampSettings
     from pki import TrustPolicy
 
-evidence_app = typer.Typer(
-    name="evidence",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="RFC 4998 evidence records: long-term proof of existence for archived studies.",
+evidence_app = command_group(
+    "evidence", "RFC 4998 evidence records: long-term proof of existence for archived studies."
 )
 
 
@@ -73,34 +71,26 @@ _STAMP_DECLARED: Declared = {
 _STAMP_OPTIONS = tuple(_STAMP_DECLARED)
 
 
-def stamp_options(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare these TSA options on an evidence command in place of its ``stamp``."""
-    return option_group("stamp", StampArgs, _STAMP_DECLARED, names)
+#: ``@stamp_options(*names)``: declare these TSA options on an evidence command in place of
+#: its ``stamp``, which receives one :class:`StampArgs`.
+stamp_options = group_options("stamp", StampArgs, _STAMP_DECLARED)
 
 
 def _policy(
     stores: list[Path] | None,
     crl: list[Path] | None,
     ocsp: list[Path] | None,
-    revocation: object | None,
+    revocation: RevocationChoice | None,
     online: bool,
 ) -> TrustPolicy | None:
     if not stores:
         if crl or ocsp or revocation:
             raise fail("--crl/--ocsp/--revocation need --tsa-trust-store", 2)
         return None
-    import pki
-
-    try:
-        return pki.build_policy(
-            trust_stores=stores,
-            crls=crl or (),
-            ocsp_responses=ocsp or (),
-            revocation=getattr(revocation, "value", None),
-            online=online,
-        )
-    except operational_errors() as e:
-        raise fail(e) from None
+    return load_trust_policy(
+        policy_file=None, trust_store=stores, crl=crl, ocsp=ocsp, revocation=revocation,
+        online=online,
+    )  # fmt: skip
 
 
 def _settings(

@@ -18,19 +18,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, no_prompt, operational_errors, prompt_secret
+from dsig.cli._common import command_group, fail, operational_errors
 from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
-from dsig.cli._sign_options import (
-    CertOpt,
-    KeyOpt,
-    MacChoice,
-    MacOpt,
-    ProfileChoice,
-    ProfileOpt,
-    SecretArgs,
-    secret_options,
-)
+from dsig.cli._sign_options import KeyOpt, SecretArgs, SignerArgs, secret_options, signer_options
 from dsig.cli._trust_options import TrustArgs, trust_options
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_group
@@ -38,10 +29,8 @@ from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_g
 if TYPE_CHECKING:
     from dsig.manifest import CreatedManifest, ManifestVerification
 
-manifest_app = typer.Typer(
-    name="manifest",
-    help="Sign a whole study with one signature, and prove it complete and unchanged.",
-    no_args_is_help=True,
+manifest_app = command_group(
+    "manifest", "Sign a whole study with one signature, and prove it complete and unchanged."
 )
 
 JobsOpt = Annotated[
@@ -60,15 +49,15 @@ StudyPaths = Annotated[
 @manifest_app.command()
 @tsa_options_group()
 @secret_options()
+@signer_options("cert", "mac", "profile")
 def create(
     paths: StudyPaths,
     output: Annotated[
         str, typer.Option("--output", "-o", help="the manifest file to write (or a URL)")
     ],
     key: KeyOpt,
-    cert: CertOpt = None,
-    mac: MacOpt = MacChoice.sha256,
-    profile: ProfileOpt = ProfileChoice.none,
+    *,
+    signing: SignerArgs,
     study: Annotated[
         str | None, typer.Option("--study", help="the Study Instance UID, when several are found")
     ] = None,
@@ -79,7 +68,6 @@ def create(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
     jobs: JobsOpt = None,
-    *,
     secrets: SecretArgs,
     tsa: TsaOpt = None,
     ts: TsaArgs,
@@ -89,10 +77,8 @@ def create(
     """Reference every instance of one study (with the MAC of its content) in a signed Key
     Object Selection Document. Exit 0 written, 2 usage (several studies, output exists),
     4 error (unreadable instance, key, TSA)."""
-    from dsig import Profile
     from dsig.archive import is_remote, object_exists, staged
     from dsig.manifest import CreateOptions, StudySelectionError, create_manifest
-    from tokens import HashAlgorithm, open_key_provider
 
     reading = read_options(read, read_xfer)
     remote_out = is_remote(output)
@@ -108,13 +94,11 @@ def create(
     stamping = sign_timestamping(jobs=1, tsa=tsa, query_out=None, uid_out=None, ts=ts)
     secret, may_prompt = secrets.read(key)
     try:
-        provider = open_key_provider(
-            key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
-        )
+        provider = signing.open_provider(key, secret, may_prompt)
         try:
             options = CreateOptions(
-                mac=HashAlgorithm.from_name(mac.value),
-                profile=Profile(profile.value),
+                mac=signing.algorithm(),
+                profile=signing.signature_profile(),
                 study_uid=study,
                 allow_weak=tuple(allow_weak or ()),
                 exclude=() if remote_out else (Path(output),),

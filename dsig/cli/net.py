@@ -17,35 +17,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import (
-    expand_inputs,
-    fail,
-    no_prompt,
-    operational_errors,
-    prompt_secret,
-)
+from dsig.cli._common import expand_inputs, fail, operational_errors
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
-from dsig.cli._sign_options import (
-    CertOpt,
-    ForceCertificateOpt,
-    MacChoice,
-    MacOpt,
-    ProfileChoice,
-    ProfileOpt,
-    PurposeOpt,
-    SecretArgs,
-    SignPolicyFileOpt,
-    secret_options,
-)
+from dsig.cli._sign_options import SecretArgs, SignerArgs, secret_options, signer_options
 from dsig.cli._stow_options import StowOpt, UpstreamOpt, check_stow_options, start_stow
 from dsig.cli._tls_options import (
-    ClientCertChoice,
-    TlsCaOpt,
-    TlsCertOpt,
-    TlsKeyOpt,
-    TlsKeyPasswordEnvOpt,
-    TlsKeyPasswordFileOpt,
-    tls_config,
+    CLIENT_TLS_OPTIONS,
+    SERVER_TLS_OPTIONS,
+    TlsArgs,
+    tls_options,
 )
 from dsig.cli._trust_options import TrustArgs, trust_options
 
@@ -155,6 +135,7 @@ class DuplicateChoice(enum.StrEnum):
     "revocation", "online", "at", "tsa_trust_store", "allow_weak", "strict",
     "require_coverage", "policy_file", "timestamp_failures_warn",
 )  # fmt: skip
+@tls_options(*SERVER_TLS_OPTIONS)
 def serve(
     ctx: typer.Context,
     store: Annotated[
@@ -224,19 +205,8 @@ def serve(
             "against --tls-ca)",
         ),
     ] = False,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_ca: TlsCaOpt = None,
-    tls_client_cert: Annotated[
-        ClientCertChoice,
-        typer.Option(
-            help="client certificates (checked against --tls-ca): required, optional "
-            "(checked when offered) or none"
-        ),
-    ] = ClientCertChoice.required,
-    tls_key_password_file: TlsKeyPasswordFileOpt = None,
-    tls_key_password_env: TlsKeyPasswordEnvOpt = None,
     *,
+    dicom_tls: TlsArgs,
     trust: TrustArgs,
     trust_cache: Annotated[
         float, typer.Option(help="seconds a signer's trust verdict is reused (0: never)")
@@ -327,14 +297,7 @@ def serve(
     targets = _targets(forward)
     if forward_tls and not forward:
         raise fail("--forward-tls needs --forward", 2)
-    tls = None
-    if tls_cert is not None or tls_key is not None:
-        tls = tls_config(
-            cert=tls_cert, key=tls_key, ca=tls_ca, password_file=tls_key_password_file,
-            password_env=tls_key_password_env, client_cert=tls_client_cert.value,
-        )  # fmt: skip
-    elif tls_ca is not None or forward_tls:
-        raise fail("DICOM TLS needs --tls-cert and --tls-key", 2)
+    tls = dicom_tls.config(server=True, forward_tls=forward_tls)
     _quiet_pynetdicom(verbose)
     from dsig.net import NetError, ReceiveServer, ServerConfig
     from pki import PolicyEvaluator
@@ -460,6 +423,8 @@ def _print_record(record: AuditRecord) -> None:
 
 
 @secret_options()
+@tls_options(*CLIENT_TLS_OPTIONS)
+@signer_options(after={"force_certificate": "verbose"})
 def send(
     host: Annotated[str, typer.Argument(help="peer host name or address")],
     port: Annotated[int, typer.Argument(help="peer TCP port")],
@@ -475,11 +440,8 @@ def send(
     key: Annotated[
         str | None, typer.Option("--key", help="key file (PEM/DER/PKCS#8/PKCS#12) or pkcs11: URI")
     ] = None,
-    cert: CertOpt = None,
-    mac: MacOpt = MacChoice.sha256,
-    profile: ProfileOpt = ProfileChoice.none,
-    purpose: PurposeOpt = None,
     *,
+    signing: SignerArgs,
     secrets: SecretArgs,
     associations: Annotated[int, typer.Option(help="parallel associations")] = 1,
     timeout: Annotated[
@@ -489,24 +451,7 @@ def send(
         bool, typer.Option("--quiet", "-q", help="print only problems and the summary")
     ] = False,
     verbose: VerboseOpt = False,
-    force_certificate: ForceCertificateOpt = False,
-    policy_file: SignPolicyFileOpt = None,
-    tls: Annotated[
-        bool,
-        typer.Option("--tls", help="DICOM TLS (implied by --tls-cert or --tls-ca)"),
-    ] = False,
-    tls_cert: TlsCertOpt = None,
-    tls_key: TlsKeyOpt = None,
-    tls_ca: TlsCaOpt = None,
-    tls_key_password_file: TlsKeyPasswordFileOpt = None,
-    tls_key_password_env: TlsKeyPasswordEnvOpt = None,
-    tls_no_hostname_check: Annotated[
-        bool,
-        typer.Option(
-            "--tls-no-hostname-check",
-            help="accept a server certificate (chained to --tls-ca) that does not name HOST",
-        ),
-    ] = False,
+    dicom_tls: TlsArgs,
     read: ReadOpt = ReadChoice.auto,
     read_xfer: ReadXferOpt = ReadXferChoice.auto,
 ) -> None:
@@ -533,12 +478,7 @@ def send(
     files = [p for p, _rel in expand_inputs(paths, recursive)]
     if not files:
         raise fail("nothing to send", 2)
-    tls_settings = None
-    if tls or tls_cert is not None or tls_key is not None or tls_ca is not None:
-        tls_settings = tls_config(
-            cert=tls_cert, key=tls_key, ca=tls_ca, password_file=tls_key_password_file,
-            password_env=tls_key_password_env, check_hostname=not tls_no_hostname_check,
-        )  # fmt: skip
+    tls_settings = dicom_tls.config(server=False)
     _quiet_pynetdicom(verbose)
     from dsig.net import NetError, SendOptions, client_context, send_files
 
@@ -547,24 +487,9 @@ def send(
     errors: tuple[type[Exception], ...] = (NetError, *operational_errors())
     try:
         if sign and key:
-            from dsig import Profile, SignOptions
-            from tokens import HashAlgorithm, open_key_provider
-
-            secret, may_prompt = secrets.read(key)
-            sign_options = SignOptions(
-                mac=HashAlgorithm.from_name(mac.value),
-                profile=Profile(profile.value),
-                purpose=purpose,
-            )
-            provider = open_key_provider(
-                key, cert=cert, password=secret, secrets=prompt_secret if may_prompt else no_prompt
-            )
-            if not force_certificate:  # the same refusal as dsig sign, before any association
-                import datetime as dt
-
-                from dsig import check_signer, signer_rules
-
-                check_signer(provider, at=dt.datetime.now(dt.UTC), rules=signer_rules(policy_file))
+            sign_options = signing.sign_options()
+            provider = signing.open_provider(key, *secrets.read(key))
+            signing.check_certificate(provider)  # as dsig sign does, before any association
         tls_context = client_context(tls_settings) if tls_settings is not None else None
         options = SendOptions(
             host=host, port=port, calling_ae=ae_title, called_ae=called_ae,

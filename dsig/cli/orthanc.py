@@ -13,11 +13,9 @@ from typing import Annotated
 
 import typer
 
-from dsig.cli._common import fail, operational_errors
+from dsig.cli._common import command_group, fail, operational_errors
 
-orthanc_app = typer.Typer(
-    help="Verify signatures inside Orthanc (its Python plugin).", no_args_is_help=True
-)
+orthanc_app = command_group("orthanc", "Verify signatures inside Orthanc (its Python plugin).")
 
 
 @orthanc_app.command("plugin-path")

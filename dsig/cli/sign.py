@@ -10,30 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import (
-    check_output,
-    expand_inputs,
-    fail,
-    guard_output,
-    in_place_target,
-    no_prompt,
-    prompt_secret,
-)
+from dsig.cli._common import check_output, expand_inputs, fail, guard_output, in_place_target
 from dsig.cli._output_options import ForceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
-from dsig.cli._sign_options import (
-    CertOpt,
-    ForceCertificateOpt,
-    KeyOpt,
-    MacChoice,
-    MacOpt,
-    ProfileChoice,
-    ProfileOpt,
-    PurposeOpt,
-    SecretArgs,
-    SignPolicyFileOpt,
-    secret_options,
-)
+from dsig.cli._sign_options import KeyOpt, SecretArgs, SignerArgs, secret_options, signer_options
 from dsig.cli.batch import default_jobs
 from dsig.cli.timestamp import TsaArgs, TsaOpt, sign_timestamping, tsa_options_group
 
@@ -41,7 +21,6 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from dsig import ItemPath, ReadOptions, SignedFile, SignOptions, SignTimestamping
-    from tokens import KeyProvider
 
 
 class XferChoice(enum.StrEnum):
@@ -69,14 +48,14 @@ class FormatChoice(enum.StrEnum):
 
 @tsa_options_group()
 @secret_options()
+@signer_options(after={"purpose": "item", "force_certificate": "workers"})
 def sign(
     paths: Annotated[
         list[Path], typer.Argument(help="INPUT OUTPUT, or inputs with --out-dir / --in-place")
     ],
     key: KeyOpt,
-    cert: CertOpt = None,
-    mac: MacOpt = MacChoice.sha256,
-    profile: ProfileOpt = ProfileChoice.none,
+    *,
+    signing: SignerArgs,
     tag: Annotated[
         list[str] | None,
         typer.Option("--tag", help="sign only this tag (keyword or gggg,eeee); repeatable"),
@@ -85,7 +64,6 @@ def sign(
     item: Annotated[
         str | None, typer.Option(help="sign inside this item, e.g. ContentSequence[1]")
     ] = None,
-    purpose: PurposeOpt = None,
     write_xfer: Annotated[
         XferChoice, typer.Option(help="output transfer syntax")
     ] = XferChoice.same,
@@ -96,7 +74,6 @@ def sign(
         FormatChoice, typer.Option("--format", help="new, or DCMTK pre-3.5.4 'old'")
     ] = FormatChoice.new,
     dump: Annotated[Path | None, typer.Option(help="write the MAC byte stream here")] = None,
-    *,
     secrets: SecretArgs,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="replace each input (atomically)")
@@ -132,8 +109,6 @@ def sign(
             help="worker processes for several inputs with a key file (default: cores)",
         ),
     ] = None,
-    force_certificate: ForceCertificateOpt = False,
-    policy_file: SignPolicyFileOpt = None,
     yes: Annotated[
         bool,
         typer.Option(
@@ -175,15 +150,12 @@ def sign(
         _run(
             jobs,
             key=key,
-            cert=cert,
+            signing=signing,
             secret=secret,
             may_prompt=may_prompt,
-            mac=mac,
-            profile=profile,
             tags=tag or [],
             tag_file=tag_file,
             item=item,
-            purpose=purpose,
             write_xfer=write_xfer,
             lengths=lengths,
             old=format is FormatChoice.old,
@@ -191,7 +163,6 @@ def sign(
             stamping=stamping,
             allow_weak=allow_weak or [],
             workers=workers,
-            certificate_check=None if force_certificate else policy_file or True,
             confirm=not yes and sys.stdin.isatty(),
             as_json=as_json,
             allow_pin_in_uri=allow_pin_in_uri,
@@ -220,16 +191,6 @@ def _plan(
     return jobs
 
 
-def _check_certificate(provider: KeyProvider, policy_file: Path | bool) -> None:
-    """Refuse (exit 4, nothing written) a certificate whose signatures can never verify."""
-    import datetime as dt
-
-    from dsig import check_signer, signer_rules
-
-    rules = signer_rules(policy_file if isinstance(policy_file, Path) else None)
-    check_signer(provider, at=dt.datetime.now(dt.UTC), rules=rules)
-
-
 def _check_dump_target(dump: Path, job: tuple[Path, Path], *, force: bool) -> None:
     """--dump must not replace the input or the signed output, nor an existing file."""
     for other in job:
@@ -242,15 +203,12 @@ def _run(
     jobs: list[tuple[Path, Path]],
     *,
     key: str,
-    cert: Path | None,
+    signing: SignerArgs,
     secret: bytes | None,
     may_prompt: bool,
-    mac: MacChoice,
-    profile: ProfileChoice,
     tags: list[str],
     tag_file: Path | None,
     item: str | None,
-    purpose: int | None,
     write_xfer: XferChoice,
     lengths: LengthChoice | None,
     old: bool,
@@ -258,7 +216,6 @@ def _run(
     stamping: SignTimestamping | None = None,
     allow_weak: list[str] | None = None,
     workers: int | None = None,
-    certificate_check: Path | bool | None = True,
     confirm: bool = False,
     as_json: bool = False,
     allow_pin_in_uri: bool = False,
@@ -266,16 +223,13 @@ def _run(
 ) -> None:
     from dsig import (
         FileSigning,
-        Profile,
         ReadOptions,
-        SignOptions,
         check_algorithm_policy,
         parse_location,
         parse_tag,
         parse_tag_file,
         sign_files,
     )
-    from tokens import HashAlgorithm, open_key_provider
 
     tag_list: list[int] | None = None
     if tags or tag_file is not None:
@@ -283,41 +237,26 @@ def _run(
         if tag_file is not None:
             tag_list += parse_tag_file(tag_file)
     location = parse_location(item or "")
-    preview_options = SignOptions(
-        mac=HashAlgorithm.from_name(mac.value),
-        profile=Profile(profile.value),
-        tags=tag_list,
-        purpose=purpose,
-    )
+    preview_options = signing.sign_options(tags=tag_list)
     on_token = key.startswith("pkcs11:")
     if confirm and on_token:
         # Before the PIN: the physician sees what she signs before she authorises it.
-        _confirm(jobs, preview_options, location, _signer_preview(key, cert))
-    provider = open_key_provider(
+        _confirm(jobs, preview_options, location, _signer_preview(key, signing.cert))
+    provider = signing.open_provider(
         key,
-        cert=cert,
-        password=secret,
-        secrets=prompt_secret if may_prompt else no_prompt,
+        secret,
+        may_prompt,
         notice=lambda note: typer.echo(f"dsig: {note}", err=True),
         allow_pin_in_uri=allow_pin_in_uri,
     )
     try:
         if confirm and not on_token:
             _confirm(jobs, preview_options, location, provider.certificate)
-        mac_algorithm = HashAlgorithm.from_name(mac.value)
         # Refused before any input is read: a weak MAC or key fails the whole run at once.
-        check_algorithm_policy(mac_algorithm, provider.certificate, allow_weak or ())
-        if certificate_check is not None:  # None: --force-certificate
-            _check_certificate(provider, certificate_check)
+        check_algorithm_policy(signing.algorithm(), provider.certificate, allow_weak or ())
+        signing.check_certificate(provider)  # exit 4, nothing written
         options = FileSigning(
-            sign=SignOptions(
-                mac=mac_algorithm,
-                profile=Profile(profile.value),
-                tags=tag_list,
-                purpose=purpose,
-                old_format=old,
-                allow_weak=tuple(allow_weak or ()),
-            ),
+            sign=signing.sign_options(tags=tag_list, old_format=old, allow_weak=allow_weak or ()),
             location=location,
             write_xfer=write_xfer.value,
             lengths=lengths.value if lengths else None,

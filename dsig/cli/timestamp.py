@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import fail, guard_output, input_output, operational_errors
-from dsig.cli._groups import Declared, R, option_group
+from dsig.cli._common import command_group, fail, guard_output, input_output, operational_errors
+from dsig.cli._groups import Declared, group_options
 from dsig.cli._output_options import ForceOpt, InPlaceOpt
 from dsig.cli._read_options import ReadChoice, ReadOpt, ReadXferChoice, ReadXferOpt, read_options
 
@@ -26,11 +26,9 @@ if TYPE_CHECKING:
 
     from dsig import QueryOptions, SignTimestamping, TsaOptions
 
-timestamp_app = typer.Typer(
-    name="timestamp",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    help="RFC 3161 certified timestamps: offline query/insert (dcmsign-compatible), online add.",
+timestamp_app = command_group(
+    "timestamp",
+    "RFC 3161 certified timestamps: offline query/insert (dcmsign-compatible), online add.",
 )
 
 
@@ -121,11 +119,10 @@ _TSA_DECLARED: Declared = {
 QUERY_OPTIONS = ("ts_hash", "ts_nonce", "ts_cert_req", "ts_policy")
 
 
-def tsa_options_group(*names: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Declare the query and TSA options ``names`` (default all: --ts-hash ...
-    --tsa-password-file) on a command in place of its keyword-only parameter ``ts``, which
-    receives them as one :class:`TsaArgs`."""
-    return option_group("ts", TsaArgs, _TSA_DECLARED, names or tuple(_TSA_DECLARED))
+#: ``@tsa_options_group(*names)``: declare the query and TSA options ``names`` (default all:
+#: --ts-hash ... --tsa-password-file) on a command in place of its keyword-only parameter
+#: ``ts``, which receives them as one :class:`TsaArgs`.
+tsa_options_group = group_options("ts", TsaArgs, _TSA_DECLARED)
 
 
 def _resolve_uid(ds: Dataset, uid: str | None, uid_file: Path | None) -> str:

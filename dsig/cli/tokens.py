@@ -12,18 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dsig.cli._common import EXIT_OPERATIONAL, fail, with_flag
+from dsig.cli._common import EXIT_OPERATIONAL, command_group, fail, with_flag
 from tokens import TokenError
 
 if TYPE_CHECKING:
     from tokens.pkcs11 import ProbeReport, TokenInfo
 
-tokens_app = typer.Typer(
-    name="tokens",
-    help="List PKCS#11 tokens with their keys, certificates and key URIs; probe a key.",
-    no_args_is_help=True,
+tokens_app = command_group(
+    "tokens",
+    "List PKCS#11 tokens with their keys, certificates and key URIs; probe a key.",
     pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 

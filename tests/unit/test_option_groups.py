@@ -4,6 +4,7 @@ and each command still offers exactly its own options, with the same names and h
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from dsig.cli import _full_app
-from dsig.cli._groups import option_group
+from dsig.cli._groups import group_options, option_group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,3 +132,50 @@ def test_verify_lists_its_options_as_before() -> None:
     manifest = _options("manifest", "verify")
     assert manifest.index("--strict") + 1 == manifest.index("--jobs")
     assert manifest.index("--jobs") + 1 == manifest.index("--policy-file")
+
+
+_SIGNER = ["--cert", "--mac", "--profile", "--purpose", "--force-certificate", "--policy-file"]
+
+
+def test_signing_commands_list_the_signer_options_as_before() -> None:
+    for words in (("sign",), ("send",)):
+        assert _run_of(_options(*words), _SIGNER) == _SIGNER, words
+    assert _run_of(_options("manifest", "create"), _SIGNER) == _SIGNER[:3]
+    sign = _options("sign")
+    assert sign[sign.index("--key") + 1 : sign.index("--key") + 4] == _SIGNER[:3]
+    assert sign.index("--item") + 1 == sign.index("--purpose")
+    assert sign.index("--jobs") + 1 == sign.index("--force-certificate")
+    send = _options("send")
+    assert send.index("--profile") + 1 == send.index("--purpose")
+    assert send.index("--verbose") + 1 == send.index("--force-certificate")
+
+
+def test_group_options_declares_all_or_the_named() -> None:
+    pair_options = group_options("pair", _Pair, _DECLARED)
+
+    def names(decorate: Callable[[Callable[..., None]], Callable[..., None]]) -> list[str]:
+        app = typer.Typer(add_completion=False)
+
+        @app.command()
+        @decorate
+        def run(*, pair: _Pair) -> None:
+            typer.echo(str(pair))
+
+        return [p.name or "" for p in typer.main.get_command(app).params]
+
+    assert names(pair_options()) == ["alpha", "beta"]
+    assert names(pair_options("beta")) == ["beta"]
+
+
+def test_every_command_group_has_the_same_settings() -> None:
+    """dsig.cli._common.command_group: each group shows its usage without a command and
+    takes -h for --help, also when run on its own."""
+    from dsig.cli import _GROUPS, _load
+
+    for name, (module, attribute) in _GROUPS.items():
+        if name == "serve":  # a command with sub-commands: runs without one
+            continue
+        group = _load(module, attribute)
+        r = CliRunner().invoke(group, ["-h"])
+        assert r.exit_code == 0 and "Usage:" in r.output, name
+        assert CliRunner().invoke(group, []).exit_code == 2, name
