@@ -261,15 +261,29 @@ def test_worker_killed_mid_run_loses_no_file(
     assert sorted(seen) == sorted(f"{PREFIX}/{name}" for name in local_run)
 
 
-def test_without_the_extra_one_line_error(tmp_path: Path) -> None:
-    """s3:// and --cluster without fsspec/distributed installed: one line, exit 4."""
-    hide = "import sys; sys.modules['fsspec'] = sys.modules['distributed'] = None; "
-    for args in (["s3://b/p", "-r"], [str(tmp_path), "-r", "--cluster", "local:1"]):
+def test_without_the_extra_one_line_error(archive: Path, tmp_path: Path) -> None:
+    """s3:// and --cluster without fsspec/distributed installed: one line, exit 4; a local
+    audit (forked workers, journal, --resume, report, CSV) needs none of the extra."""
+    hidden = ("fsspec", "s3fs", "distributed", "dask", "botocore", "aiobotocore")
+    hide = f"import sys; sys.modules.update(dict.fromkeys({hidden!r})); "
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
         code = f"{hide}from dsig.cli import main; sys.argv = ['dsig', 'verify', *{args!r}]; main()"
-        r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                           text=True, timeout=60, check=False)  # fmt: skip
+        return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+
+    for args in (["s3://b/p", "-r"], [str(tmp_path), "-r", "--cluster", "local:1"]):
+        r = verify(*args)
         assert r.returncode == 4, r.stderr
         assert r.stderr.count("\n") == 1 and "dsig[archive]" in r.stderr
+    out = tmp_path / "audit.jsonl"
+    local = [str(archive), "-r", "-j", "2", "--integrity-only", "--jsonl", str(out)]
+    r = verify(*local, "--report", str(tmp_path / "audit.html"), "--csv", str(tmp_path / "a.csv"))
+    assert r.returncode == 1, r.stderr
+    r = verify(*local, "--resume")
+    assert r.returncode == 1, r.stderr
+    records, summary = journal(out)
+    assert len(records) == 27 and (summary["files"], summary["invalid"]) == (26, 2)
 
 
 def test_progress_on_a_terminal_shows_rate_eta_and_verdicts(
