@@ -153,6 +153,7 @@ def test_local_dask_cluster_gives_the_same_verdicts(
     assert verdicts(records, PREFIX) == local_run
     assert summary["files"] == 26 and summary["skipped"] == 1
     assert f"{PREFIX}/study0/img03.dcm" in html.read_text()
+    assert "Resumed audit" not in html.read_text()
 
 
 class DaskProcesses:
@@ -239,6 +240,9 @@ def test_done_when_scheduler_run_and_resume_after_sigkill(
     assert verdicts(records, PREFIX) == local_run
     assert (summary["files"], summary["skipped"], summary["invalid"]) == (26, 1, 2)
     assert html.read_text().count(f"{PREFIX}/") >= 26  # the report covers the whole audit
+    # ... and says which part an earlier run verified (before the start it states).
+    earlier = killed_at.count(b"\n")
+    assert f"Resumed audit: {earlier} of the files below" in html.read_text()
 
 
 def test_worker_killed_mid_run_loses_no_file(
