@@ -59,8 +59,10 @@ def write_audit_outputs(
     options: VerifyOptions,
     *,
     started: str,
+    resumed: int = 0,
 ) -> None:
-    """Write the requested outputs; an unwritable one is one line and exit 4."""
+    """Write the requested outputs; an unwritable one is one line and exit 4. ``resumed``:
+    files read back from a resumed journal (the report says so)."""
     from dsig import DsigError
     from dsig.cli._common import utc_now
 
@@ -74,7 +76,8 @@ def write_audit_outputs(
             raise fail(f"--csv: {e}") from None
     if report is not None:
         try:
-            _write_html(report, tally, summary, code, options, started=started, ended=ended)
+            _write_html(report, tally, summary, code, options, started=started, ended=ended,
+                        resumed=resumed)  # fmt: skip
         except DsigError as e:
             raise fail(f"--report: {e}") from None
 
@@ -88,6 +91,7 @@ def _write_html(
     *,
     started: str,
     ended: str,
+    resumed: int,
 ) -> None:
     from dsig import atomic_output
     from dsig.cli._trust_options import policy_footer, policy_statement
@@ -106,6 +110,7 @@ def _write_html(
         policy=policy_footer(options),
         statement=policy_statement(options),
         settings=verifier_settings(options),
+        resumed=resumed,
     )
     with atomic_output(path) as fp:
         for line in lines:  # streamed: the document is never held whole in memory

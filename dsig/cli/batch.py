@@ -130,9 +130,11 @@ def _audit(work: Plan, options: VerifyOptions, tally: Tally, paths: Sequence[str
     report, csv_out, render, distribution = run.report, run.csv_out, run.render, run.distribution
     started = run.started
     journal: Journal | None = None
+    resumed = 0
     try:
         if journal_path is not None and resume:
             journal, done = Journal.resume(journal_path, lambda r: tally.add(outcome_of_record(r)))
+            resumed = len(done)
             work = work.skipping(done)
         elif journal_path is not None:
             journal = Journal.create(journal_path)
@@ -197,7 +199,8 @@ def _audit(work: Plan, options: VerifyOptions, tally: Tally, paths: Sequence[str
         _emit(policy_footer(options))
     from dsig.cli._audit_outputs import write_audit_outputs
 
-    write_audit_outputs(report, csv_out, tally, summary, code, options, started=started)
+    write_audit_outputs(report, csv_out, tally, summary, code, options, started=started,
+                        resumed=resumed)  # fmt: skip
     return code
 
 

@@ -171,12 +171,14 @@ def render_lines(
     policy: str = "",
     statement: Mapping[str, object] | None = None,
     settings: Mapping[str, str] | None = None,
+    resumed: int = 0,
 ) -> Iterator[str]:
     """The HTML document, a line at a time. ``records`` and ``skipped`` are iterated more
     than once (an on-disk spool re-reads them: nothing is held whole); ``ordered``: records
     come already in report order (failures first, then path), else they are sorted here.
     ``statement``: dsig version and trust policy (``policy_statement``); ``policy``: its
-    one-line form; ``settings``: :func:`verifier_settings`."""
+    one-line form; ``settings``: :func:`verifier_settings`; ``resumed``: files a resumed
+    journal recorded from earlier runs (verified before ``started``)."""
     if not ordered:
         records = sorted(records, key=lambda r: (severity(str(r.get("indication"))), r.get("path")))
     verdict, css = {
@@ -197,6 +199,10 @@ def render_lines(
         f"<h1>{_e(title)}</h1>",
         f'<div class="meta">dsig {_e(version)} &middot; started {_e(started)} &middot; '
         f"ended {_e(ended)}</div>",
+        f'<div class="meta">Resumed audit: {_e(resumed)} of the files below were verified by '
+        "an earlier run (before the start above) and read back from its journal</div>"
+        if resumed
+        else "",
         f'<div class="meta">Command: <span class="path">{_e(command)}</span></div>'
         if command
         else "",

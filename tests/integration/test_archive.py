@@ -153,6 +153,7 @@ def test_local_dask_cluster_gives_the_same_verdicts(
     assert verdicts(records, PREFIX) == local_run
     assert summary["files"] == 26 and summary["skipped"] == 1
     assert f"{PREFIX}/study0/img03.dcm" in html.read_text()
+    assert "Resumed audit" not in html.read_text()
 
 
 class DaskProcesses:
@@ -239,6 +240,9 @@ def test_done_when_scheduler_run_and_resume_after_sigkill(
     assert verdicts(records, PREFIX) == local_run
     assert (summary["files"], summary["skipped"], summary["invalid"]) == (26, 1, 2)
     assert html.read_text().count(f"{PREFIX}/") >= 26  # the report covers the whole audit
+    # ... and says which part an earlier run verified (before the start it states).
+    earlier = killed_at.count(b"\n")
+    assert f"Resumed audit: {earlier} of the files below" in html.read_text()
 
 
 def test_worker_killed_mid_run_loses_no_file(
@@ -261,34 +265,53 @@ def test_worker_killed_mid_run_loses_no_file(
     assert sorted(seen) == sorted(f"{PREFIX}/{name}" for name in local_run)
 
 
-def test_without_the_extra_one_line_error(tmp_path: Path) -> None:
-    """s3:// and --cluster without fsspec/distributed installed: one line, exit 4."""
-    hide = "import sys; sys.modules['fsspec'] = sys.modules['distributed'] = None; "
-    for args in (["s3://b/p", "-r"], [str(tmp_path), "-r", "--cluster", "local:1"]):
+def test_without_the_extra_one_line_error(archive: Path, tmp_path: Path) -> None:
+    """s3:// and --cluster without fsspec/distributed installed: one line, exit 4; a local
+    audit (forked workers, journal, --resume, report, CSV) needs none of the extra."""
+    hidden = ("fsspec", "s3fs", "distributed", "dask", "botocore", "aiobotocore")
+    hide = f"import sys; sys.modules.update(dict.fromkeys({hidden!r})); "
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
         code = f"{hide}from dsig.cli import main; sys.argv = ['dsig', 'verify', *{args!r}]; main()"
-        r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                           text=True, timeout=60, check=False)  # fmt: skip
+        return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+
+    for args in (["s3://b/p", "-r"], [str(tmp_path), "-r", "--cluster", "local:1"]):
+        r = verify(*args)
         assert r.returncode == 4, r.stderr
         assert r.stderr.count("\n") == 1 and "dsig[archive]" in r.stderr
+    out = tmp_path / "audit.jsonl"
+    local = [str(archive), "-r", "-j", "2", "--integrity-only", "--jsonl", str(out)]
+    r = verify(*local, "--report", str(tmp_path / "audit.html"), "--csv", str(tmp_path / "a.csv"))
+    assert r.returncode == 1, r.stderr
+    r = verify(*local, "--resume")
+    assert r.returncode == 1, r.stderr
+    records, summary = journal(out)
+    assert len(records) == 27 and (summary["files"], summary["invalid"]) == (26, 2)
 
 
 def test_progress_on_a_terminal_shows_rate_eta_and_verdicts(
     core_pki: CorePki, s3: dict[str, str], archive: Path, tmp_path: Path
 ) -> None:
-    """ETA only when the total is known (a local tree), not for a lazily listed prefix."""
+    """ETA only when the total is known (a local tree), not for a lazily listed prefix; the
+    same bar for a Dask run (files/s and the counts by verdict as results come back)."""
     from tests.helpers.terminal import Terminal
 
     env = {**os.environ, **s3, "COLUMNS": "200"}
-    for source, eta in ((str(archive), True), (PREFIX, False)):
-        out = tmp_path / f"{eta}.jsonl"
-        term = Terminal(dsig_cmd("verify", source, "-r", "-j", "1", "--jsonl", out,
+    runs = ((str(archive), ["-j", "1"], True), (PREFIX, ["-j", "1"], False),
+            (str(archive), ["--cluster", "local:1"], True))  # fmt: skip
+    for n, (source, runner, eta) in enumerate(runs):
+        out = tmp_path / f"{n}.jsonl"
+        term = Terminal(dsig_cmd("verify", source, "-r", *runner, "--jsonl", out,
                                  *map(str, trust(core_pki))), env=env, cwd=str(REPO))  # fmt: skip
         try:
             assert term.wait(120) == 1
         finally:
             term.close()
-        assert "verifying" in term.output and re.search(r"\bVALID \d+", term.output)
-        assert ("ETA" in term.output) == eta
+        assert "verifying" in term.output, (runner, term.output)
+        assert re.search(r"\bINVALID 2 UNSIGNED 2 VALID 22 SKIPPED 1\b", term.output), runner
+        assert re.search(r"\d files/s", term.output), runner
+        assert ("ETA" in term.output) == eta, runner
 
 
 def test_option_conflicts_are_usage_errors(archive: Path) -> None:
@@ -598,3 +621,55 @@ def test_evidence_renew_replaces_records_in_s3(
     r = dsig("evidence", "renew", "memory://renew-ev", *base)
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "atomically" in r.output
     assert server.hits == hits
+
+
+def test_an_audit_reads_the_listing_as_it_verifies(
+    s3_server: CountingMotoServer, s3: dict[str, str], tmp_path: Path
+) -> None:
+    """``dsig verify PREFIX -r -j 2`` asks for the second ListObjectsV2 page only once most of
+    the first page's objects were read: the listing is consumed by the workers' window, never
+    drained into memory first (the CLI end of a 10-million-object prefix)."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.pipe({f"{BUCKET}/paged/{i:05d}.txt": b"not DICOM" for i in range(1_001)})
+    traffic = s3_server.traffic
+    traffic.clear()
+    out = tmp_path / "audit.jsonl"
+    r = dsig("verify", f"s3://{BUCKET}/paged", "-r", "-j", 2, "--integrity-only", "--jsonl", out)
+    assert r.exit_code == 0, r.output
+    assert journal(out)[1]["skipped"] == 1_001
+    with traffic.lock:
+        served = list(traffic.served)
+    pages = [n for n, s in enumerate(served) if s.method == "GET" and s.path == f"/{BUCKET}"
+             and "list-type=2" in s.query and "max-keys=1&" not in s.query + "&"]  # fmt: skip
+    assert len(pages) == 2, pages
+    objects = [n for n, s in enumerate(served) if s.method == "GET"
+               and s.path.startswith(f"/{BUCKET}/paged/")]  # fmt: skip
+    assert len(objects) == 1_001
+    read_before_page_2 = sum(1 for n in objects if n < pages[1])
+    # At most jobs x WINDOW batches of 8 paths (64) are ahead of what was read.
+    assert 1_000 - 2 * 4 * 8 - 8 <= read_before_page_2 < 1_000, read_before_page_2
+
+
+def test_credentials_and_endpoint_from_an_aws_profile(
+    core_pki: CorePki, s3: dict[str, str], tmp_path: Path
+) -> None:
+    """No AWS variable but AWS_PROFILE: the endpoint, region and keys come from the profile's
+    config and credentials files, as the AWS SDK reads them (nothing on the command line)."""
+    config, creds = tmp_path / "config", tmp_path / "credentials"
+    config.write_text(f"[profile audit]\nendpoint_url = {s3['AWS_ENDPOINT_URL']}\n"
+                      "region = us-east-1\n")  # fmt: skip
+    creds.write_text("[audit]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(creds),
+               AWS_PROFILE="audit")  # fmt: skip
+    cmd = dsig_cmd("verify", f"{PREFIX}/study0/img00.dcm", *map(str, trust(core_pki)))
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                       check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"VALID         {PREFIX}/study0/img00.dcm")
+    env["AWS_PROFILE"] = "missing"
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                       check=False)  # fmt: skip
+    assert r.returncode == 4 and r.stderr.count("\n") == 1 and "missing" in r.stderr, r.stderr

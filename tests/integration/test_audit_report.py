@@ -240,3 +240,29 @@ def test_report_script_sorts_in_chromium(audit: Path) -> None:
     dom = chromium("--dump-dom", page.as_uri(), cwd=audit).stdout
     order = html.unescape(re.search(r'data-order="([^"]*)"', dom).group(1)).split("|")  # type: ignore[union-attr]
     assert len(order) == 6 and order == sorted(order)  # three clicks: ascending
+
+
+def test_report_and_csv_state_a_signature_purpose_and_its_timestamp(tmp_path: Path) -> None:
+    """A signature with a purpose (CID 7007) and a certified timestamp from a TSA: both are in
+    the report and the CSV as code and meaning, indication, time and TSA (not "(none)")."""
+    from tests.helpers.tsa import TimestampPki
+
+    tpki = TimestampPki(tmp_path / "pki")
+    src = write_small_image(tmp_path / "img.dcm", seed=3)
+    signed = tmp_path / "signed.dcm"
+    with tpki.server() as tsa:
+        r = runner.invoke(app, ["sign", str(src), str(signed), "--key", str(tpki.rsa_key),
+                                "--cert", str(tpki.rsa_cert), "--no-password", "--purpose", "1",
+                                "--tsa", tsa.url])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    report, table = tmp_path / "audit.html", tmp_path / "audit.csv"
+    r = runner.invoke(app, ["verify", str(signed), "--trust-store", str(tpki.root_pem),
+                            "--untrusted", str(tpki.inter_pem), "--report", str(report),
+                            "--csv", str(table)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    row = next(csv.DictReader(io.StringIO(table.read_text(encoding="utf-8"), newline="")))
+    assert row["purpose"].startswith("1 ") and "Author" in row["purpose"], row["purpose"]
+    assert row["timestamp"].startswith("VALID") and "dsig TSA" in row["timestamp"], row
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", row["timestamp"])
+    doc = html.unescape((report).read_text())
+    assert f"purpose {row['purpose']};" in doc and f"timestamp {row['timestamp']}" in doc
