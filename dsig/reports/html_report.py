@@ -138,7 +138,9 @@ def verifier_settings(options: VerifyOptions) -> dict[str, str]:
         "Weak algorithms (MD5/SHA-1 MAC, keys < 2048 bits)": (
             "fail the signature (strict)" if options.strict else "warning only"
         ),
-        "Weak algorithms allowed": ", ".join(options.allow_weak) or "none",
+        "Weak MAC / signer-key algorithms allowed (strict)": (
+            ", ".join(options.allow_weak) or "none"
+        ),
         "Required profiles": ", ".join(options.require) or "none",
         "Required coverage": options.require_coverage or "none",
         "Validation moment": at.isoformat() if not isinstance(at, str) else at,
@@ -281,8 +283,8 @@ def _policy_section(policy: object, settings: Mapping[str, str]) -> str:
                  f"{algorithms.get('min_rsa_bits')} / {algorithms.get('min_dsa_bits')}"),
             ]  # fmt: skip
         rows += [
-            ("Weak algorithms allowed by the policy", ", ".join(policy.get("allow_weak") or [])
-             or "none"),
+            ("Weak algorithms the trust policy allows",
+             ", ".join(policy.get("allow_weak") or []) or "none"),
             ("Key usage (one of)", ", ".join(policy.get("key_usage") or []) or "any"),
             ("Signing EKU (one of, when present)", ", ".join(policy.get("signing_eku") or [])
              or "any"),
