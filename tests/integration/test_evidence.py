@@ -240,7 +240,10 @@ def test_renewals_idempotent_and_years_later(
     assert len(overdue) == 1 and "rsa-2048 key was secure until 2030-12-31" in overdue[0]
     assert "--" not in overdue[0]  # a library message names no CLI flag
     rows = status_evidence(out, at=later, within=dt.timedelta(days=180))
-    assert {row.action for row in rows} == {"overdue"}
+    # PROVEN with RENEWAL_DUE (the last TSA certificate expired): due, not overdue
+    assert {row.action for row in rows} == {"timestamp"}
+    rows = status_evidence(out, at=dt.datetime(2036, 1, 1, tzinfo=dt.UTC))
+    assert {row.action for row in rows} == {"overdue"}  # verify: NOT_PROVABLE, as above
     rows = status_evidence(out, at=start, within=dt.timedelta(days=30))
     assert {row.action for row in rows} == {"none"}
 
@@ -308,8 +311,11 @@ def test_cli(study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path)
     assert r.returncode == 0 and f"renewed {len(SAMPLES)}" in r.stdout, r.stdout + r.stderr
     r = _dsig("evidence", "status", out, "--json")
     assert r.returncode == 0 and '"action": "none"' in r.stdout
+    # the TSA certificate has expired, RSA-2048 holds until 2030-12-31: due, still proven
     r = _dsig("evidence", "status", out, "--at", "2030-12-01T00:00:00Z")
-    assert r.returncode == 1 and "overdue" in r.stdout
+    assert r.returncode == 3 and r.stdout.startswith("timestamp "), r.stdout
+    r = _dsig("evidence", "status", out, "--at", "2031-01-02T00:00:00Z")
+    assert r.returncode == 1 and r.stdout.startswith("overdue "), r.stdout
     r = _dsig("evidence", "verify", tmp_path / "missing", "--evidence", out)
     assert r.returncode == 4 and "Traceback" not in r.stderr
 
