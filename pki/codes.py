@@ -132,6 +132,13 @@ class FindingCode(enum.StrEnum):
         "content no signature can cover (VR UN, group < 0008, padding, bytes after the data set) "
         "(warning)",
     )
+    VALUE_TRAILING_BYTES = (
+        "VALUE_TRAILING_BYTES",
+        Phase.INPUT,
+        "Certificate of Signer, Signature or Certified Timestamp holds bytes after its encoded "
+        "value (beyond an odd length's pad byte): outside the MAC and every signature, they are "
+        "ignored (warning; fails coverage of all elements)",
+    )
     ITEM_SIGNATURES_ONLY = (
         "ITEM_SIGNATURES_ONLY",
         Phase.PROFILE,

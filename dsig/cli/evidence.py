@@ -1,6 +1,7 @@
 """``dsig evidence create|verify|renew|status``: RFC 4998 evidence records (thin layer over
 :mod:`dsig.evidence`). Exit codes: verify 0 proven, 1 broken, 3 not provable; status 0 nothing
-due, 3 renewal due, 1 overdue or unreadable records; 2 usage, 4 operational errors."""
+due, 3 renewal due (every record still proven, RENEWAL_DUE included), 1 a record verify would
+not prove now (overdue, unreadable); 2 usage, 4 operational errors."""
 
 from __future__ import annotations
 

@@ -19,3 +19,17 @@ def strip_der_pad(value: bytes) -> bytes:
             return value
         total = 2 + n + int.from_bytes(value[2 : 2 + n], "big")
     return value[:total] if total <= len(value) else value
+
+
+def der_surplus(value: bytes) -> int:
+    """Bytes stored after the DER value at the start of ``value``, the one 0x00 pad byte of an
+    odd-length value excepted (0 when the length cannot be read: the parser decides then).
+
+    Signature attributes outside the MAC (Certificate of Signer, Certified Timestamp) are cut
+    at their DER length, so bytes after it would ride along unsigned.
+    """
+    der = strip_der_pad(value)
+    surplus = len(value) - len(der)
+    if surplus == 1 and len(der) % 2 and value[-1] == 0:
+        return 0
+    return surplus

@@ -17,21 +17,30 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
 def sop_instance_uid(path: Path) -> str | None:
-    """SOP Instance UID (0008,0018) of a DICOM Part 10 file, else None (never raises)."""
+    """SOP Instance UID (0008,0018) of a DICOM Part 10 file as ``dsig verify`` reports it,
+    else None (never raises for bad input).
+
+    Read with dsig's own reader and :class:`~dsig.results.FileIdentity`, as the verifier and
+    the storage node do: another parser (pydicom switches VR on a polyglot) may see another
+    data set, and so another UID, than the one verified. The File Meta's Media Storage SOP
+    Instance UID stands in when the data set has none.
+    """
     try:
         with open(path, "rb") as fp:
             head = fp.read(132)
-        if len(head) < 132 or head[128:132] != b"DICM":
-            return None
-        import pydicom
-
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[(0x0008, 0x0018)])
-        uid = str(
-            ds.get("SOPInstanceUID", "") or ds.file_meta.get("MediaStorageSOPInstanceUID", "")
-        )
-    except Exception:  # pydicom raises many types on odd files: the file is just "not DICOM"
+    except OSError:
         return None
-    uid = uid.strip("\x00 ")
+    if len(head) < 132 or head[128:132] != b"DICM":
+        return None
+    from dsig.encoding.reader import read_dicom
+    from dsig.errors import DsigError
+    from dsig.results import FileIdentity
+
+    try:
+        identity = FileIdentity.of(read_dicom(path))
+    except DsigError:  # not readable as DICOM (malformed, over a limit): named by its path
+        return None
+    uid = (identity.sop_instance_uid or identity.meta_sop_instance_uid or "").strip("\x00 ")
     return uid if len(uid) <= 64 and _UID.match(uid) else None
 
 

@@ -387,7 +387,12 @@ def _refusal(result: EvidenceResult, trust: TrustPolicy | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class StatusRow:
-    """One record in ``dsig evidence status`` (frozen)."""
+    """One record in ``dsig evidence status`` (frozen).
+
+    ``action`` is the renewal due (``timestamp``, ``rehash``: the record still proves, as
+    ``evidence verify`` says, RENEWAL_DUE included) or, when verify would not prove it now,
+    ``overdue`` (RENEWAL_OVERDUE) or ``broken`` (the last timestamp or the record unreadable).
+    """
 
     name: str
     action: str  # none | timestamp | rehash | overdue | broken
@@ -432,16 +437,19 @@ def status_of(
     if deadline is None or deadline > at + within:
         return row
     overdue = overdue_reason(rec.last, info.signer, lifetimes, at)
-    if overdue is not None:  # verify: NOT_PROVABLE (RENEWAL_OVERDUE)
+    if overdue is not None:  # verify: NOT_PROVABLE (RENEWAL_OVERDUE); reason: which renewal
         hash_over = hash_end is not None and hash_end < at
-        action = "rehash" if hash_over else "overdue"
-        return replace(row, action=action, deadline=hash_end if hash_over else key_end,
+        return replace(row, action="overdue", deadline=hash_end if hash_over else key_end,
                        reason=overdue)  # fmt: skip
     expired = next((c for c in chain if c.not_valid_after_utc == cert_end), None)
-    if cert_end is not None and cert_end < at and expired is not None:  # verify: RENEWAL_DUE
+    hash_due = hash_end is not None and hash_end <= at + within
+    if cert_end is not None and cert_end < at and expired is not None:
+        # verify: PROVEN with RENEWAL_DUE, so due (exit 3), not overdue: "overdue" and
+        # "broken" (exit 1) are kept for records verify would not prove
         why = renewal_due(expired, info.signer, algorithms_end(rec.last, info.signer, lifetimes))
-        return replace(row, action="overdue", deadline=cert_end, reason=why)
-    if hash_end is not None and hash_end <= at + within:
+        action = "rehash" if hash_due else "timestamp"
+        return replace(row, action=action, deadline=cert_end, reason=why)
+    if hash_end is not None and hash_due:
         why = f"{rec.last.hash_algorithm} is secure until {hash_end.date()}"
         return replace(row, action="rehash", deadline=hash_end, reason=why)
     if key_end is not None and key_end == deadline:

@@ -232,7 +232,7 @@ def _file_record(path: Path, explicit: bool, options: CreateOptions) -> _Record:
     found = examine(path, explicit, options.read)
     where = str(path)
     if found.error is not None:
-        return _Record(where, error=found.error)
+        return _Record(where, error=f"{where}: {found.error}")
     if found.dataset is None:
         return _Record(where, skipped=found.skipped or "")
     ds = found.dataset

@@ -100,17 +100,24 @@ class ManifestVerification:
     def indication(self) -> Indication:
         """VALID only when the manifest is VALID and every instance ok, none missing, none
         extra (unless ``allow_extra``)."""
-        result = self.manifest_indication
-        for check in self.instances:
-            if check.status in (Status.MODIFIED, Status.MISSING) or (
-                check.status is Status.EXTRA and not self.allow_extra
-            ):
-                result = worst(result, Indication.INVALID)
-            elif check.status is Status.INDETERMINATE:
-                result = worst(result, Indication.INDETERMINATE)
-            elif check.status is Status.UNREADABLE and result is not Indication.INVALID:
-                result = Indication.ERROR
-        return result
+        manifest = self.manifest_indication
+        # an instance not found may be in a file that could not be read: an error (exit 4),
+        # as verify's for that file, not a proven absence
+        unsure = self.count(Status.UNREADABLE) > 0
+        statuses = {c.status for c in self.instances}
+        if (
+            Status.MODIFIED in statuses
+            or (Status.MISSING in statuses and not unsure)
+            or (Status.EXTRA in statuses and not self.allow_extra)
+        ):
+            return Indication.INVALID
+        if manifest in (Indication.INVALID, Indication.ERROR):
+            return manifest
+        if unsure:  # whatever else was found: ERROR outranks INDETERMINATE, as in verify
+            return Indication.ERROR
+        if Status.INDETERMINATE in statuses:
+            return worst(manifest, Indication.INDETERMINATE)
+        return manifest
 
     @property
     def exit_code(self) -> int:
@@ -242,14 +249,15 @@ def _check_files(
         checks.append(outcome)
         if outcome.status not in (Status.EXTRA, Status.UNREADABLE) and outcome.sop_instance_uid:
             seen.add(outcome.sop_instance_uid)
+    unreadable = sum(1 for c in checks if c.status is Status.UNREADABLE)
+    why = "listed in the manifest, found in no file given" + (
+        f" (it may be in the {unreadable} unreadable file(s))" if unreadable else ""
+    )
     for ref in manifest.references:
         if ref.sop_instance_uid not in seen:
             checks.append(
-                InstanceCheck(
-                    Status.MISSING, ref.sop_instance_uid, None, ref.series_uid,
-                    "listed in the manifest, found in no file given",
-                )
-            )  # fmt: skip
+                InstanceCheck(Status.MISSING, ref.sop_instance_uid, None, ref.series_uid, why)
+            )
     return tuple(checks), tuple(skipped)
 
 
@@ -276,7 +284,7 @@ def _check_file(
     try:
         status, reason = check_instance(ds, ref)
     except DsigError as e:  # malformed beyond what reading found (signature attributes...)
-        return InstanceCheck(Status.UNREADABLE, uid, where, series, f"{where}: {e}")
+        return InstanceCheck(Status.UNREADABLE, uid, where, series, str(e))
     return InstanceCheck(status, uid, where, series, reason)
 
 

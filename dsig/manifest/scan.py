@@ -72,11 +72,11 @@ def examine(path: Path, explicit: bool = True, read: ReadOptions = DEFAULT_READ)
     try:
         ds = read_dicom(path, read=read)
     except LimitExceededError as e:
-        return Found(path, error=str(e))
+        return Found(path, error=_unprefixed(str(e), path))
     except DicomFormatError as e:
-        if not prefixed:
-            return Found(path, skipped=f"not a DICOM file ({e})")
-        return Found(path, error=str(e))
+        if not prefixed and not _dicom_by_default(path, read):
+            return Found(path, skipped=f"not a DICOM file ({_unprefixed(str(e), path)})")
+        return Found(path, error=_unprefixed(str(e), path))
     if DICOMDIR_SOP_CLASS in (raw_text(ds, 0x00080016), raw_text(ds.file_meta, 0x00020002)):
         return Found(path, skipped="a DICOMDIR, not an instance")
     missing = [
@@ -90,8 +90,29 @@ def examine(path: Path, explicit: bool = True, read: ReadOptions = DEFAULT_READ)
         if not raw_text(ds, tag)
     ]
     if missing:
-        return Found(path, error=f"{path}: no {', '.join(missing)}: not an instance of a study")
+        return Found(path, error=f"no {', '.join(missing)}: not an instance of a study")
     return Found(path, dataset=ds)
+
+
+def _dicom_by_default(path: Path, read: ReadOptions) -> bool:
+    """Whether a file ``read`` refuses is DICOM all the same, as the verifier's walk decides
+    (it parses, preamble or not, read the default way): then it is an unreadable instance
+    (a bare data set under read mode file), not a file to skip."""
+    if read == DEFAULT_READ:
+        return False
+    try:
+        read_dicom(path)
+    except LimitExceededError:
+        return True
+    except DicomFormatError:
+        return False
+    return True
+
+
+def _unprefixed(message: str, path: Path) -> str:
+    """``message`` without the reader's leading ``path: ``: the report names the file once."""
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
 
 
 def map_files(

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from dsig.encoding.blob import Blob, blob_of, source_blob
+from dsig.encoding.der import der_surplus
 from dsig.encoding.limits import DEFAULT_LIMITS, ParseLimits, check_verification_work
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import Layout, read_dicom
@@ -37,6 +38,7 @@ from dsig.results import (
 )
 from dsig.signature.mac_stream import Sink, StreamOptions, UnsignableElementError, write_mac_stream
 from dsig.signature.model import (
+    CERTIFICATE_OF_SIGNER,
     CERTIFIED_TIMESTAMP,
     DATA_ELEMENTS_SIGNED,
     MAC_ALGORITHM,
@@ -49,6 +51,7 @@ from dsig.signature.model import (
     find_signatures,
     mac_parameters,
     parse_dicom_datetime,
+    raw_bytes,
     raw_tags,
     raw_ushort,
     sequence_datasets,
@@ -326,6 +329,14 @@ def _check_coverage(
                     "the end of the data set are covered by no signature",
                 )
             )
+        for sig in result.signatures:  # unsigned bytes stored in signature attributes
+            for f in (f for f in sig.findings if f.code == "VALUE_TRAILING_BYTES"):
+                result.findings.append(
+                    Finding(
+                        "COVERAGE_INCOMPLETE",
+                        f"coverage of all elements required: signature {sig.uid}: {f.message}",
+                    )
+                )
     else:
         names = [r for r in require if r in _COVERAGE_PROFILES]
         if not names:
@@ -490,6 +501,7 @@ def _verify_integrity(
         raise DicomFormatError(
             f"Certificate of Signer cannot be decoded ({type(e).__name__}: {e})"
         ) from None
+    _note_value_surplus(item, cert, signature, res)
     if CERTIFIED_TIMESTAMP in item:
         from dsig.timestamp.dicom import check_signature_timestamp  # lazy: asn1crypto tsp
 
@@ -546,6 +558,38 @@ def _verify_integrity(
         res.trust = _trust(cert, res, options)
     if outside_validity is not None:
         _judge_signing_time(res, outside_validity, options)
+
+
+def _note_value_surplus(
+    item: Dataset, cert: x509.Certificate, signature: bytes, res: _SignatureDraft
+) -> None:
+    """VALUE_TRAILING_BYTES (a warning, as for bytes after the data set): the MAC excludes
+    Certificate of Signer, Signature and Certified Timestamp, and each is read only up to its
+    encoded length, so bytes stored after it are covered by nothing and would ride along."""
+    surplus = {"Certificate of Signer": der_surplus(raw_bytes(item, CERTIFICATE_OF_SIGNER) or b"")}
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):  # k bytes, padded to an even length when k is odd
+        k = (key.key_size + 7) // 8
+        extra = max(0, len(signature) - k)
+        surplus["Signature"] = 0 if extra == 1 and k % 2 and signature[-1] == 0 else extra
+    else:
+        surplus["Signature"] = der_surplus(signature)
+    if CERTIFIED_TIMESTAMP in item:
+        try:
+            token = raw_bytes(item, CERTIFIED_TIMESTAMP) or b""
+        except DicomFormatError:  # not binary: the timestamp check says TIMESTAMP_MALFORMED
+            token = b""
+        surplus["Certified Timestamp"] = der_surplus(token)
+    for name, count in surplus.items():
+        if count:
+            res.findings.append(
+                Finding(
+                    "VALUE_TRAILING_BYTES",
+                    f"{name} holds {count} byte(s) after its encoded value: covered by no MAC "
+                    "or signature, they are ignored",
+                    "warning",
+                )
+            )
 
 
 def _mac(

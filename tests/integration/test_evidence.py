@@ -240,7 +240,10 @@ def test_renewals_idempotent_and_years_later(
     assert len(overdue) == 1 and "rsa-2048 key was secure until 2030-12-31" in overdue[0]
     assert "--" not in overdue[0]  # a library message names no CLI flag
     rows = status_evidence(out, at=later, within=dt.timedelta(days=180))
-    assert {row.action for row in rows} == {"overdue"}
+    # PROVEN with RENEWAL_DUE (the last TSA certificate expired): due, not overdue
+    assert {row.action for row in rows} == {"timestamp"}
+    rows = status_evidence(out, at=dt.datetime(2036, 1, 1, tzinfo=dt.UTC))
+    assert {row.action for row in rows} == {"overdue"}  # verify: NOT_PROVABLE, as above
     rows = status_evidence(out, at=start, within=dt.timedelta(days=30))
     assert {row.action for row in rows} == {"none"}
 
@@ -308,8 +311,11 @@ def test_cli(study: Path, tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path)
     assert r.returncode == 0 and f"renewed {len(SAMPLES)}" in r.stdout, r.stdout + r.stderr
     r = _dsig("evidence", "status", out, "--json")
     assert r.returncode == 0 and '"action": "none"' in r.stdout
+    # the TSA certificate has expired, RSA-2048 holds until 2030-12-31: due, still proven
     r = _dsig("evidence", "status", out, "--at", "2030-12-01T00:00:00Z")
-    assert r.returncode == 1 and "overdue" in r.stdout
+    assert r.returncode == 3 and r.stdout.startswith("timestamp "), r.stdout
+    r = _dsig("evidence", "status", out, "--at", "2031-01-02T00:00:00Z")
+    assert r.returncode == 1 and r.stdout.startswith("overdue "), r.stdout
     r = _dsig("evidence", "verify", tmp_path / "missing", "--evidence", out)
     assert r.returncode == 4 and "Traceback" not in r.stderr
 
@@ -428,3 +434,45 @@ def test_bouncy_castle_interop(
     changed.write_bytes(chosen[0].read_bytes() + b"\0\0")
     result = verify_file_evidence(changed, tmp_path / "bc0.ers", tsa_trust=trust)
     assert result.status is EvidenceStatus.BROKEN
+
+
+def test_a_polyglot_record_is_named_as_verify_reads_it(
+    tsa: TsaServer, tsa_pki: TimestampPki, tmp_path: Path
+) -> None:
+    """A polyglot whose meta says implicit VR: dsig's reader (and so ``dsig verify``) sees the
+    data set hidden in the padding, pydicom the explicit-VR one around it. The record is named
+    after the UID verify reports, and create and verify agree on it."""
+    import json
+    import struct
+
+    import pydicom
+
+    from dsig.encoding.reader import read_dicom
+    from dsig.evidence.naming import sop_instance_uid
+    from dsig.results import FileIdentity
+    from tests.helpers.rawdicom import IMPLICIT_LE, basic_dataset, element, meta, part10
+
+    outer = basic_dataset("1.2.3.4.300")
+    first = element(0x00060010, "SH", b"ABCD")  # read implicit, its length swallows the rest
+    swallow = struct.unpack_from("<I", first, 4)[0]
+    hidden = basic_dataset("9.9.9.300", implicit=True, patient="Hidden^Patient")
+    pad = element(0xFFFCFFFC, "OB", b"\x00" * (swallow - 4 - len(outer) - 12) + hidden)
+    study = tmp_path / "study"
+    study.mkdir()
+    poly = study / "poly.dcm"
+    poly.write_bytes(part10(meta(IMPLICIT_LE, "1.2.3.4.300"), first + outer + pad))
+    with pytest.warns(UserWarning, match="Expected implicit VR, but found explicit VR"):
+        seen = pydicom.dcmread(poly)  # what the former naming read: pydicom switches VR
+    assert str(seen.SOPInstanceUID) == "1.2.3.4.300"
+    assert FileIdentity.of(read_dicom(poly)).sop_instance_uid == "9.9.9.300"
+    assert sop_instance_uid(poly) == "9.9.9.300"
+    verified = _dsig("verify", "--integrity-only", "--json", poly)
+    assert json.loads(verified.stdout)["files"][0]["sop_instance_uid"] == "9.9.9.300"
+
+    out = tmp_path / "ev"
+    create_evidence([study], out, StampSettings([tsa.url], trust=_trust(tsa_pki)))
+    assert [p.name for p in out.iterdir()] == ["9.9.9.300.ers"]
+    r = _dsig("evidence", "verify", poly, "--evidence", out, "--tsa-trust-store",
+              tsa_pki.root_pem, "--json")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["status"] == "PROVEN"  # found under that name: the only one

@@ -232,6 +232,10 @@ def test_hash_tree_renewal_must_come_before_the_hash_weakened(tmp_path: Path) ->
     r = verify_file_evidence(data, single, tsa_trust=trust, at=at, lifetimes=table(start + 5 * DAY))
     assert r.status is EvidenceStatus.NOT_PROVABLE and _codes(r.findings) == ["RENEWAL_OVERDUE"]
     assert "hash-tree renewal was due" in r.findings[0][1]
+    # status says it alike: overdue (exit 1), no longer "rehash" (a due renewal, exit 3)
+    (row,) = status_evidence(single, at=at, lifetimes=table(start + 5 * DAY))
+    assert (row.action, row.reason) == ("overdue", r.findings[0][1])
+    assert row.deadline == start + 5 * DAY
 
 
 def test_readme_lifetimes_table_is_the_code_table() -> None:
@@ -318,7 +322,7 @@ def test_unrenewed_record_past_its_tsa_certificate_is_proven_with_renewal_due(
     assert "keeps that proven time" in due and "--" not in due  # names no CLI flag
 
     (row,) = status_evidence(out, at=later)
-    assert row.action == "overdue" and row.deadline == expiry and row.reason == due
+    assert row.action == "timestamp" and row.deadline == expiry and row.reason == due
     # once the TSA's RSA-2048 has ended too: unprovable, and again status says it alike
     ended = dt.datetime(2031, 6, 1, tzinfo=dt.UTC)
     r = verify_file_evidence(signed, out, tsa_trust=trust, at=ended)
@@ -334,6 +338,16 @@ def test_unrenewed_record_past_its_tsa_certificate_is_proven_with_renewal_due(
     assert json.loads(cli.stdout)["findings"] == [{"code": "RENEWAL_DUE", "message": due}]
     human = _dsig("evidence", "verify", signed, "--evidence", out, *root, "--at", later.isoformat())
     assert human.returncode == 0 and f"RENEWAL_DUE: {due}" in human.stdout, human.stdout
+    # status follows verify: proven with RENEWAL_DUE is due (3), unprovable is overdue (1)
+    status = _dsig("evidence", "status", out, "--at", later.isoformat(), "--json")
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert [(r["action"], r["reason"]) for r in json.loads(status.stdout)] == [("timestamp", due)]
+    status = _dsig("evidence", "status", out, "--at", later.isoformat())
+    assert status.returncode == 3 and status.stdout.startswith("timestamp "), status.stdout
+    gone = _dsig("evidence", "verify", signed, "--evidence", out, *root, "--at", ended.isoformat())
+    assert gone.returncode == 3 and "RENEWAL_OVERDUE" in gone.stdout, gone.stdout
+    status = _dsig("evidence", "status", out, "--at", ended.isoformat())
+    assert status.returncode == 1 and status.stdout.startswith("overdue "), status.stdout
 
     trust_args = ("--trust-store", tp.root_pem, "--untrusted", tp.inter_pem, *root)
     v = dsig_cli("verify", signed, "--json", *trust_args, "--evidence", out, "--at", later)

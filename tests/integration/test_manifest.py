@@ -647,3 +647,48 @@ def test_read_options_reach_the_instances(core_pki: CorePki, tmp_path: Path) -> 
     assert r.exit_code != 0 and json.loads(r.stdout)["summary"]["ok"] == 0
     forced = dsig("manifest", "verify", out, study, *trust, "--read-xfer", "implicit")
     assert forced.exit_code == 2 and "(use --read dataset)" in forced.output
+
+
+def test_read_file_refuses_a_bare_instance_as_verify_does(
+    core_pki: CorePki, tmp_path: Path
+) -> None:
+    """--read file (dcmsign's +fo) on a study holding a bare data set (no Part 10 meta):
+    manifest verify says it as dsig verify does, in one line, with verify's exit code."""
+    study = tmp_path / "study"
+    study.mkdir()
+    uids = [f"1.2.826.0.1.3680043.9.7433.31.{n}" for n in (1, 2)]
+    for n, uid in enumerate(uids, 1):
+        data = part10(meta(EXPLICIT_LE, uid), basic_dataset(uid))
+        (study / f"{n}.dcm").write_bytes(data.replace(b"31.2.1\x00", b"31.1.1\x00"))
+    out = tmp_path / "m.dcm"
+    key_args = ["--key", core_pki.rsa_key, "--cert", core_pki.rsa_cert, "--no-password"]
+    assert dsig("manifest", "create", study, "-o", out, *key_args).exit_code == 0
+    bare = study / "2.dcm"
+    whole = bare.read_bytes()
+    bare.write_bytes(whole[132 + 12 + int.from_bytes(whole[140:144], "little") :])
+    trust = trust_args(core_pki)
+    # dsig verify: ERROR, exit 4, named directly or found by a walk (not skipped)
+    v = dsig("verify", "--read", "file", "--integrity-only", "-r", "--json", study)
+    walked = {Path(f["path"]).name: f for f in json.loads(v.stdout)["files"]}
+    assert v.exit_code == 4 and walked["2.dcm"]["indication"] == "ERROR", v.output
+    reason = "read mode file: no file meta header (not a DICOM file)"
+    assert walked["2.dcm"]["error"].endswith(reason)
+    r = dsig("manifest", "verify", out, study, *trust, "--read", "file", "--json")
+    report = json.loads(r.stdout)
+    assert r.exit_code == 4 and report["indication"] == "ERROR", r.output
+    assert report["skipped"] == []
+    (unreadable,) = [i for i in report["instances"] if i["status"] == "unreadable"]
+    assert unreadable["path"] == str(bare) and unreadable["reason"] == reason
+    (missing,) = [i for i in report["instances"] if i["status"] == "missing"]
+    assert missing["sop_instance_uid"] == uids[1] and "unreadable" in missing["reason"]
+    human = dsig("manifest", "verify", out, study, *trust, "--read", "file")
+    assert human.exit_code == 4, human.output
+    lines = [line for line in human.output.splitlines() if str(bare) in line]
+    assert lines == [f"unreadable    ? {bare}: {reason}"], human.output  # the path once
+    assert human.output.splitlines()[-1] == "ERROR: 1 ok, 1 missing, 1 unreadable"
+    # read the default way, the bare data set is the instance: complete again
+    assert dsig("manifest", "verify", out, study, *trust).exit_code == 0
+    # a changed instance besides still fails: INVALID (exit 1) outranks the error
+    first = study / "1.dcm"
+    first.write_bytes(first.read_bytes().replace(b"Doe^Jane", b"Doe^John"))
+    assert dsig("manifest", "verify", out, study, *trust, "--read", "file").exit_code == 1
