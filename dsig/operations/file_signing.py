@@ -271,7 +271,7 @@ def _sign_streaming(
             stop.set()  # the output is dropped: no need to finish the copy
             raise
         finally:
-            worker.join()
+            _join(worker, stop)
         if failed:
             raise failed[0]
         info = pending.finish(key, digest)
@@ -282,3 +282,14 @@ def _sign_streaming(
             fp.truncate()
             write_dataset_file(ds, fp, encoding)
     return info
+
+
+def _join(worker: threading.Thread, stop: threading.Event) -> None:
+    """Wait for the copying thread: the output's descriptor must stay open until it ends (an
+    interrupt while waiting stops it within one chunk, and still waits)."""
+    try:
+        worker.join()
+    except BaseException:
+        stop.set()
+        worker.join()
+        raise
