@@ -14,6 +14,7 @@ import os
 import stat
 import struct
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from dsig.encoding.values import (
     swaps,
     to_big_endian,
 )
-from dsig.errors import OutputError
+from dsig.errors import DicomFormatError, OutputError
 
 _ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
 _ITEM_DELIM = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
@@ -244,8 +245,20 @@ class DatasetEncoder:
         return bool(current)
 
 
-def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
-    """Preamble, file meta (group length recomputed) and the data set in ``encoding``."""
+def write_dataset_file(
+    ds: Dataset,
+    fp: BinaryIO,
+    encoding: Encoding,
+    *,
+    copier: Copier | None = None,
+    find: bytes | None = None,
+) -> list[int]:
+    """Preamble, file meta (group length recomputed) and the data set in ``encoding``.
+
+    ``copier``: takes the large values instead of the kernel copier (:class:`LaterCopies`).
+    ``find``: returns the offsets in the output where these bytes start within an encoded
+    chunk (values handed to the copier are not searched); [] without ``find``.
+    """
     meta = FileMetaDataset(ds.file_meta) if hasattr(ds, "file_meta") else FileMetaDataset()
     meta.TransferSyntaxUID = UID(encoding.transfer_syntax)
     for required in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID"):
@@ -263,7 +276,12 @@ def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
     fp.write(preamble[:128].ljust(128, b"\x00"))
     fp.write(b"DICM")
     write_file_meta_info(fp, meta, enforce_standard=complete)  # type: ignore[arg-type]
-    chunks = DatasetEncoder(encoding, None if encoding.deflated else _kernel_copier(fp)).dataset(ds)
+    if encoding.deflated:
+        copier = None
+    elif copier is None:
+        copier = _kernel_copier(fp)
+    chunks = DatasetEncoder(encoding, copier).dataset(ds)
+    found: list[int] = []
     if encoding.deflated:
         deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
         for chunk in chunks:
@@ -273,9 +291,126 @@ def write_dataset_file(ds: Dataset, fp: BinaryIO, encoding: Encoding) -> None:
         # The deflated stream must have even length (PS3.5 A.5).
         if (fp.tell() % 2) == 1:
             fp.write(b"\x00")
+    elif find:
+        for chunk in chunks:
+            at = chunk.find(find)
+            while at >= 0:
+                found.append(fp.tell() + at)
+                at = chunk.find(find, at + 1)
+            fp.write(chunk)
     else:
         for chunk in chunks:
             fp.write(chunk)
+    return found
+
+
+class LaterCopies:
+    """A :data:`Copier` that copies nothing yet: it notes where each value goes (the encoder
+    writes on after it, leaving a hole) and :meth:`run` fills the holes in later, beside
+    other work (the signer hashes the same values meanwhile). Close it (a context manager):
+    it holds a descriptor of each source file."""
+
+    #: copy_file_range calls of this size, each followed by a start of its writeback, so
+    #: that the disk writes while the rest is copied and the final fsync has little left.
+    CHUNK = 8 << 20
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._sources: dict[tuple[int, int], int] = {}
+        #: (source fd, source offset, length, output offset) of each value.
+        self.copies: list[tuple[int, int, int, int]] = []
+
+    def __call__(self, src_fd: int, offset: int, length: int) -> int:
+        self._out.flush()
+        start = self._out.tell()
+        st = os.fstat(src_fd)
+        fd = self._sources.get((st.st_dev, st.st_ino))
+        if fd is None:  # the encoder closes its file after each value: keep our own
+            fd = self._sources[(st.st_dev, st.st_ino)] = os.dup(src_fd)
+        self.copies.append((fd, offset, length, start))
+        self._out.seek(start + length)
+        return length
+
+    @property
+    def total(self) -> int:
+        """Bytes the copies hold."""
+        return sum(copy[2] for copy in self.copies)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Copy every value into its place (the output's buffer must have been flushed);
+        returns early once ``stop`` is set. Raises OSError (the output's) and
+        DicomFormatError (a source shorter than its values)."""
+        out_fd = self._out.fileno()
+        writeback = _writeback_starter()
+        for src_fd, offset, length, start in self.copies:
+            done = 0
+            while done < length:
+                if stop is not None and stop.is_set():
+                    return
+                n = _copy_range(src_fd, out_fd, offset + done, start + done,
+                                min(self.CHUNK, length - done))  # fmt: skip
+                if n == 0:
+                    raise DicomFormatError(
+                        f"truncated: {length - done} bytes missing at byte {offset + done} "
+                        "(did the file change while it was read?)"
+                    )
+                writeback(out_fd, start + done, n)
+                done += n
+
+    def close(self) -> None:
+        """Close the source descriptors."""
+        for fd in self._sources.values():
+            os.close(fd)
+        self._sources.clear()
+
+    def __enter__(self) -> LaterCopies:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _copy_range(src_fd: int, out_fd: int, offset: int, out_offset: int, length: int) -> int:
+    """Up to ``length`` bytes from ``src_fd`` at ``offset`` to ``out_fd`` at ``out_offset``:
+    in the kernel when it can, else read and written; 0 at the source's end."""
+    copy_file_range = getattr(os, "copy_file_range", None)
+    if copy_file_range is not None:
+        try:
+            n = copy_file_range(src_fd, out_fd, length, offset, out_offset)
+        except OSError as e:
+            if e.errno not in _NO_KERNEL_COPY:
+                raise
+        else:
+            if n > 0:
+                return int(n)
+    data = os.pread(src_fd, length, offset)  # 0 from copy_file_range: the end, or no support
+    if data:
+        os.pwrite(out_fd, data, out_offset)
+    return len(data)
+
+
+#: copy_file_range cannot copy between these files (another filesystem, no support...).
+_NO_KERNEL_COPY = frozenset(
+    {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.ETXTBSY}
+)
+
+
+def _writeback_starter() -> Callable[[int, int, int], None]:
+    """Starts the writeback of a range just written, without waiting for it (Linux
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; elsewhere nothing: the fsync does it all)."""
+    try:
+        import ctypes
+
+        sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd, offset, length: None
+    sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    sync_file_range.restype = ctypes.c_int
+
+    def start(fd: int, offset: int, length: int) -> None:
+        sync_file_range(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; failing is harmless
+
+    return start
 
 
 def _copy(fp: io.FileIO, offset: int, length: int, copier: Copier | None) -> Iterator[bytes]:

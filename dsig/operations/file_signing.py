@@ -12,17 +12,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.tags import ROOT, ItemPath, tag_str
-from dsig.encoding.writer import Encoding, atomic_output, save, sync_filesystem, target_encoding
+from dsig.encoding.values import UNDEFINED, is_deferred
+from dsig.encoding.writer import (
+    Encoding,
+    LaterCopies,
+    atomic_output,
+    save,
+    sync_filesystem,
+    target_encoding,
+    write_dataset_file,
+)
 from dsig.files.outputs import check_output_path, in_place_target
 from dsig.operations.signer import (
     SignedInfo,
@@ -30,6 +41,8 @@ from dsig.operations.signer import (
     add_signature,
     check_algorithm_policy,
     mac_transfer_syntax_for,
+    prepare_signature,
+    signature_length,
 )
 from tokens.api import KeyProvider
 from tokens.faults import ToolkitError
@@ -174,6 +187,11 @@ def _sign_one(
 ) -> SignedFile:
     ds = read_dicom(src, read=options.read)
     encoding = target_encoding(ds, options.write_xfer, options.lengths)
+    signature_size = _streamable(ds, key, options, encoding)
+    if signature_size is not None:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        info = _sign_streaming(ds, dst, key, options, encoding, signature_size, durable=durable)
+        return SignedFile(src, dst, info, options.sign.mac.value, _signer(key))
     info = sign_dataset(
         ds, key, options.sign, encoding, location=options.location, dump=options.dump
     )
@@ -181,5 +199,97 @@ def _sign_one(
     note = options.timestamp(ds, info.uid) if options.timestamp is not None else ""
     dst.parent.mkdir(parents=True, exist_ok=True)
     save(ds, dst, encoding, durable=durable)
-    signer = key.certificate.subject.rfc4514_string()
-    return SignedFile(src, dst, info, options.sign.mac.value, signer, note)
+    return SignedFile(src, dst, info, options.sign.mac.value, _signer(key), note)
+
+
+def _signer(key: KeyProvider) -> str:
+    return key.certificate.subject.rfc4514_string()
+
+
+#: Files whose values left in the source add up to this much are written while their MAC is
+#: hashed (:func:`_sign_streaming`); smaller ones are hashed, then written.
+STREAM_MIN = 16 << 20
+
+
+def _streamable(
+    ds: Dataset, key: KeyProvider, options: FileSigning, encoding: Encoding
+) -> int | None:
+    """The Signature's length when ``ds`` can be written while it is hashed: large values
+    left in the file, a signature whose length is known before it is made (no timestamp
+    added to the item afterwards, no dump file, not deflated); else None."""
+    if options.timestamp is not None or options.dump is not None or encoding.deflated:
+        return None
+    left = [e for e in ds._dict.values() if isinstance(e, RawDataElement) and is_deferred(e)]
+    # encapsulated: as long as its items say (not known before they are walked)
+    encapsulated = any(e.length == UNDEFINED for e in left)
+    deferred = sum(e.length for e in left if e.length != UNDEFINED)
+    if deferred < STREAM_MIN and not encapsulated:
+        return None
+    return signature_length(key)
+
+
+def _sign_streaming(
+    ds: Dataset,
+    dst: Path,
+    key: KeyProvider,
+    options: FileSigning,
+    encoding: Encoding,
+    signature_size: int,
+    *,
+    durable: bool,
+) -> SignedInfo:
+    """Sign and write ``ds`` with the large values copied while the MAC is hashed: the items
+    go in with a placeholder Signature of the known length, the file is laid out around the
+    values, a second thread copies them (in the kernel, starting their writeback) while this
+    one hashes the same values; the Signature is then written over the placeholder, and the
+    file fsynced and renamed as :func:`save` does. The bytes are those :func:`save` writes
+    after :func:`sign_dataset`; if the Signature's length turns out different, the file is
+    written again that way."""
+    sign = options.sign
+    if sign.mac_transfer_syntax is None:
+        syntax = mac_transfer_syntax_for(encoding.transfer_syntax)
+        sign = dataclasses.replace(sign, mac_transfer_syntax=syntax)
+    placeholder = os.urandom(signature_size)  # found once in the encoded output, nowhere else
+    pending = prepare_signature(ds, key, sign, location=options.location, placeholder=placeholder)
+    with atomic_output(dst, durable=durable) as fp, LaterCopies(fp) as copies:
+        found = write_dataset_file(ds, fp, encoding, copier=copies, find=placeholder)
+        fp.flush()
+        failed: list[BaseException] = []
+        stop = threading.Event()
+
+        def copy() -> None:
+            try:
+                copies.run(stop)
+            except BaseException as e:  # raised in this thread below
+                failed.append(e)
+
+        worker = threading.Thread(target=copy, name="dsig-copy-values", daemon=True)
+        worker.start()
+        try:
+            digest = pending.mac_digest()
+        except BaseException:
+            stop.set()  # the output is dropped: no need to finish the copy
+            raise
+        finally:
+            _join(worker, stop)
+        if failed:
+            raise failed[0]
+        info = pending.finish(key, digest)
+        if len(found) == 1 and len(info.signature) == len(placeholder):
+            os.pwrite(fp.fileno(), info.signature, found[0])
+        else:  # not laid out as expected: the whole file again, as save() writes it
+            fp.seek(0)
+            fp.truncate()
+            write_dataset_file(ds, fp, encoding)
+    return info
+
+
+def _join(worker: threading.Thread, stop: threading.Event) -> None:
+    """Wait for the copying thread: the output's descriptor must stay open until it ends (an
+    interrupt while waiting stops it within one chunk, and still waits)."""
+    try:
+        worker.join()
+    except BaseException:
+        stop.set()
+        worker.join()
+        raise

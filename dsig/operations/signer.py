@@ -38,7 +38,7 @@ from dsig.signature.profiles import Profile, check_creation, tags_to_sign
 from dsig.signature.purposes import purpose_item
 from pki.errors import TrustConfigError
 from pki.policy import AlgorithmRule
-from tokens.api import KeyProvider
+from tokens.api import KeyProvider, SignatureScheme
 from tokens.digest import Digest, HashAlgorithm
 
 
@@ -53,6 +53,9 @@ class SignOptions:
     old_format: bool = False
     #: Digital Signature DateTime; None = now, in local time with its UTC offset.
     at: dt.datetime | None = None
+    #: Digital Signature UID; None = a new one. Given only to reproduce a signature byte for
+    #: byte (a UID must be unique to one signature).
+    uid: str | None = None
     #: MAC Calculation Transfer Syntax UID; None = derived from the file's transfer syntax.
     mac_transfer_syntax: str | None = None
     #: Extra sinks that receive the MAC stream (``--dump``).
@@ -158,6 +161,26 @@ def add_signature(
     The MAC ID is unused anywhere in the instance (PS3.3 wants it unique per SOP Instance;
     DCMTK allocates per level). Raises SigningError, ProfileError, TagError, LocationError.
     """
+    pending = prepare_signature(ds, key, options, location=location, clock=clock)
+    return pending.finish(key, pending.mac_digest())
+
+
+def prepare_signature(
+    ds: Dataset,
+    key: KeyProvider,
+    options: SignOptions = SignOptions(),
+    *,
+    location: ItemPath = ROOT,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now().astimezone(),
+    placeholder: bytes | None = None,
+) -> PendingSignature:
+    """:func:`add_signature` in steps: checks, chooses the tags and builds the signature
+    item; :meth:`PendingSignature.mac_digest` hashes, :meth:`PendingSignature.finish` signs.
+
+    ``placeholder``: the items go into ``ds`` now, with these bytes as the Signature, so
+    that the file can be written while its MAC is hashed (``finish`` puts the real value in;
+    the caller patches the file). Without one, ``finish`` adds the items.
+    """
     check_algorithm_policy(options.mac, key.certificate, options.allow_weak)
     level, ancestors = resolve_location(ds, location)
     top_level = not location
@@ -179,7 +202,7 @@ def add_signature(
 
     item = Dataset()
     item.add_new(MAC_ID_NUMBER, "US", mac_id)
-    uid = generate_uid()
+    uid = options.uid or generate_uid()
     item.add_new(0x04000100, "UI", uid)
     item.add_new(0x04000105, "DT", format_dicom_datetime(options.at or clock()))
     item.add_new(0x04000110, "CS", "X509_1993_SIG")
@@ -187,30 +210,82 @@ def add_signature(
         item.add_new(0x04000401, "SQ", DicomSequence([purpose_item(purpose)]))
     item.add_new(0x04000115, "OB", key.certificate.public_bytes(Encoding.DER))
 
-    hasher = options.mac.new()
-    lengths: list[int] = []
-    write_mac_stream(
-        level,
-        tags,
-        item,
-        [hasher.update, *options.dump_sinks, lambda b: lengths.append(len(b))],
-        ancestors=ancestors,
-        options=StreamOptions(old_format=options.old_format),
-    )
-    signature = key.sign_digest(Digest(options.mac, hasher.digest()))
-    item.add_new(0x04000120, "OB", signature)
-
     params = Dataset()
     params.add_new(MAC_ID_NUMBER, "US", mac_id)
     params.add_new(MAC_TRANSFER_SYNTAX, "UI", mac_ts)
     params.add_new(MAC_ALGORITHM, "CS", options.mac.value)
     params.add_new(DATA_ELEMENTS_SIGNED, "AT", tags)
-    _append_item(level, MAC_PARAMETERS_SEQUENCE, params)
-    _append_item(level, DIGITAL_SIGNATURES_SEQUENCE, item)
-    return SignedInfo(
-        uid, mac_id, format_location(location), tuple(tags), sum(lengths), signature,
-        tuple(normalized),
+    pending = PendingSignature(
+        level, ancestors, tags, item, params, uid, mac_id, format_location(location),
+        tuple(normalized), options,
     )  # fmt: skip
+    if placeholder is not None:
+        # The MAC stream leaves the Signature out and reads only the chosen tags and the
+        # item's own elements, so the items may be in the level while it is hashed.
+        pending.add_items(placeholder)
+    return pending
+
+
+@dataclass
+class PendingSignature:
+    """A signature being made: its item is built, its MAC not yet hashed or not yet signed."""
+
+    level: Dataset
+    ancestors: tuple[Dataset, ...]
+    tags: list[int]
+    item: Dataset
+    params: Dataset
+    uid: str
+    mac_id: int
+    location: str
+    normalized: tuple[str, ...]
+    options: SignOptions
+    stream_length: int = 0
+    added: bool = False
+
+    def mac_digest(self) -> Digest:
+        """Hash the MAC stream (and feed the dump sinks)."""
+        hasher = self.options.mac.new()
+        lengths: list[int] = []
+        write_mac_stream(
+            self.level,
+            self.tags,
+            self.item,
+            [hasher.update, *self.options.dump_sinks, lambda b: lengths.append(len(b))],
+            ancestors=self.ancestors,
+            options=StreamOptions(old_format=self.options.old_format),
+        )
+        self.stream_length = sum(lengths)
+        return Digest(self.options.mac, hasher.digest())
+
+    def finish(self, key: KeyProvider, digest: Digest) -> SignedInfo:
+        """Sign ``digest`` with ``key`` and put the Signature into the item (adding the items
+        to the level unless a placeholder did)."""
+        signature = key.sign_digest(digest)
+        if self.added:
+            self.item[0x04000120].value = signature
+        else:
+            self.add_items(signature)
+        return SignedInfo(
+            self.uid, self.mac_id, self.location, tuple(self.tags), self.stream_length,
+            signature, self.normalized,
+        )  # fmt: skip
+
+    def add_items(self, signature: bytes) -> None:
+        """The item with ``signature`` and its MAC Parameters item, into the level."""
+        self.item.add_new(0x04000120, "OB", signature)
+        _append_item(self.level, MAC_PARAMETERS_SEQUENCE, self.params)
+        _append_item(self.level, DIGITAL_SIGNATURES_SEQUENCE, self.item)
+        self.added = True
+
+
+def signature_length(key: KeyProvider) -> int | None:
+    """The length every Signature value of ``key`` has, when its scheme fixes one (RSA: the
+    modulus length), from the certificate; None when it varies (ECDSA's DER encoding)."""
+    if key.scheme is not SignatureScheme.RSA_PKCS1V15:
+        return None
+    public = key.certificate.public_key()
+    return (public.key_size + 7) // 8 if isinstance(public, rsa.RSAPublicKey) else None
 
 
 def check_algorithm_policy(
