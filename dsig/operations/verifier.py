@@ -24,6 +24,7 @@ from dsig.encoding.tags import format_location, tag_str
 from dsig.encoding.values import UNDEFINED, raw_text, read_range, stored
 from dsig.encoding.walk import Walks
 from dsig.errors import DicomFormatError, DsigError, OptionsError
+from dsig.operations.inspect import Claims
 from dsig.results import (
     FileIdentity,
     FileResult,
@@ -36,20 +37,11 @@ from dsig.results import (
 )
 from dsig.signature.mac_stream import Sink, StreamOptions, UnsignableElementError, write_mac_stream
 from dsig.signature.model import (
-    CERTIFIED_TIMESTAMP,
-    DATA_ELEMENTS_SIGNED,
-    MAC_ALGORITHM,
-    MAC_ID_NUMBER,
-    MAC_TRANSFER_SYNTAX,
     PURPOSE_SEQUENCE,
-    SIGNATURE_DATETIME,
     SignatureRef,
     find_signature,
     find_signatures,
-    mac_parameters,
     parse_dicom_datetime,
-    raw_tags,
-    raw_ushort,
     sequence_datasets,
     signature_value,
     signer_certificate,
@@ -469,21 +461,22 @@ def _verify_integrity(
     (MALFORMED_SIGNATURE) keeps in the report what was read before it."""
     try:
         level = ref.level
-        mac_id = raw_ushort(item, MAC_ID_NUMBER)
+        claims = Claims(ref)
+        mac_id = claims.mac_id
         res = dataclasses.replace(
-            res, mac_id=mac_id, datetime=raw_text(item, SIGNATURE_DATETIME), purpose=_purpose(item)
+            res, mac_id=mac_id, datetime=claims.datetime, purpose=_purpose(item)
         )
         if mac_id is None:
             raise DicomFormatError("the signature item has no MAC ID Number (0400,0005)")
-        params = mac_parameters(level, mac_id)
-        if params is None:
+        if claims.params is None:
             raise DicomFormatError(f"no MAC Parameters item with MAC ID {mac_id} at the same level")
-        signed = raw_tags(params, DATA_ELEMENTS_SIGNED)
+        res = dataclasses.replace(
+            res, mac_algorithm=claims.mac_algorithm, mac_transfer_syntax=claims.mac_transfer_syntax
+        )
+        signed = claims.signed  # missing: MALFORMED_SIGNATURE, the algorithm still reported
         signed_set = set(signed)
         res = dataclasses.replace(
             res,
-            mac_algorithm=raw_text(params, MAC_ALGORITHM),
-            mac_transfer_syntax=raw_text(params, MAC_TRANSFER_SYNTAX),
             signed_tags=tuple(tag_str(t) for t in signed),
             unsigned_tags=tuple(
                 tag_str(t) for t in uncovered_tags(level, signed_set, padding=False)
@@ -500,7 +493,7 @@ def _verify_integrity(
             raise DicomFormatError(
                 f"Certificate of Signer cannot be decoded ({type(e).__name__}: {e})"
             ) from None
-        if CERTIFIED_TIMESTAMP in item:
+        if claims.timestamped:
             res = _with_timestamp(item, res, options)
         try:
             mac = HashAlgorithm.from_name(res.mac_algorithm or "")
@@ -794,15 +787,13 @@ def dump_mac_stream(
 ) -> None:
     """Write the exact stream that verification recomputes for signature ``uid``."""
     ref = find_signature(ds, uid)
-    item = ref.item
-    mac_id = raw_ushort(item, MAC_ID_NUMBER)
-    params = mac_parameters(ref.level, mac_id) if mac_id is not None else None
-    if params is None:
+    claims = Claims(ref)
+    if claims.params is None:
         raise DicomFormatError(f"signature {uid} has no MAC Parameters item")
     write_mac_stream(
         ref.level,
-        raw_tags(params, DATA_ELEMENTS_SIGNED),
-        item,
+        claims.signed,
+        claims.item,
         sinks,
         ancestors=ref.ancestors,
         options=StreamOptions(old_format=old_format),
