@@ -36,9 +36,9 @@ class Claims:
     resolves per level) and what that item names. A malformed value raises
     :class:`~dsig.errors.DicomFormatError` when it is read."""
 
-    def __init__(self, ref: SignatureRef) -> None:
+    def __init__(self, ref: SignatureRef, item: Dataset | None = None) -> None:
         self.ref = ref
-        self.item = ref.item
+        self.item = ref.item if item is None else item  # the caller's, when it has it
 
     @functools.cached_property
     def mac_id(self) -> int | None:

@@ -261,7 +261,6 @@ def _with_uncovered(ds: Dataset, result: FileResult, walks: Walks, hiding: bool)
     for sig in _covering(result):
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     missing = uncovered_tags(ds, covered)
-    result = dataclasses.replace(result, uncovered=tuple(tag_str(t) for t in missing))
     walk = walks.of(ds)
     unsignable = [t for t in missing if not walk.signable(t) and (hiding or not _is_padding(t))]
     parts = []
@@ -272,9 +271,9 @@ def _with_uncovered(ds: Dataset, result: FileResult, walks: Walks, hiding: bool)
         )
     if result.trailing_bytes:
         parts.append(f"{result.trailing_bytes} byte(s) after the end of the data set")
-    if parts:
-        return with_findings(result, Finding("UNSIGNABLE_CONTENT", "; ".join(parts), "warning"))
-    return result
+    found = [Finding("UNSIGNABLE_CONTENT", "; ".join(parts), "warning")] if parts else []
+    uncovered = tuple(tag_str(t) for t in missing)
+    return dataclasses.replace(result, uncovered=uncovered, findings=(*result.findings, *found))
 
 
 #: (0040,A040) Value Type, (0040,A043) Concept Name Code Sequence, (0040,A730) Content Sequence.
@@ -461,7 +460,7 @@ def _verify_integrity(
     (MALFORMED_SIGNATURE) keeps in the report what was read before it."""
     try:
         level = ref.level
-        claims = Claims(ref)
+        claims = Claims(ref, item)
         mac_id = claims.mac_id
         res = dataclasses.replace(
             res, mac_id=mac_id, datetime=claims.datetime, purpose=_purpose(item)
@@ -518,27 +517,38 @@ def _verify_integrity(
         if not ok:
             res = _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message,
                                     walks)  # fmt: skip
-        else:
-            res = dataclasses.replace(res, integrity=Indication.VALID)
         res = with_findings(res, *_weakness(mac, cert, options))
         moment = parse_dicom_datetime(res.datetime or "")
         if moment is None:
             message = f"bad Digital Signature DateTime {res.datetime!r}"
             res = with_findings(res, Finding("MALFORMED_SIGNATURE", message, "warning"))
         outside_validity = _outside_validity(moment, cert) if moment is not None else None
+        profiles = res.profiles
         if scheme is not None:
-            profiles = satisfied_profiles(
-                level,
-                signed_tags=signed_set,
-                top_level=not ref.path,
-                scheme=scheme,
-                mac=mac,
-                purpose=res.purpose.number if res.purpose is not None else None,
-                mac_transfer_syntax=mac_ts,
+            profiles = tuple(
+                satisfied_profiles(
+                    level,
+                    signed_tags=signed_set,
+                    top_level=not ref.path,
+                    scheme=scheme,
+                    mac=mac,
+                    purpose=res.purpose.number if res.purpose is not None else None,
+                    mac_transfer_syntax=mac_ts,
+                )
             )
-            res = dataclasses.replace(res, profiles=tuple(profiles))
-        if res.integrity is Indication.VALID or not options.integrity_only:
-            res = _with_trust(cert, res, options)
+        # one copy for the outcome (a fault above is MALFORMED_SIGNATURE, whatever it set)
+        integrity = Indication.VALID if ok else res.integrity
+        trust = res.trust
+        notes: list[Finding] = []
+        if integrity is Indication.VALID or not options.integrity_only:
+            trust, notes = _trust(cert, res, options)
+        res = dataclasses.replace(
+            res,
+            integrity=integrity,
+            profiles=profiles,
+            trust=trust,
+            findings=(*res.findings, *notes),
+        )
         if outside_validity is not None:
             res = _judge_signing_time(res, outside_validity, options)
         return res
@@ -715,14 +725,6 @@ def _judge_signing_time(
         findings=(*res.trust.findings, TrustFinding(code, message)),
     )
     return dataclasses.replace(res, trust=trust)
-
-
-def _with_trust(
-    cert: x509.Certificate, res: SignatureResult, options: VerifyOptions
-) -> SignatureResult:
-    """``res`` with the signer validated at the moment ``options.at`` names."""
-    trust, notes = _trust(cert, res, options)
-    return with_findings(dataclasses.replace(res, trust=trust), *notes)
 
 
 def _trust(
