@@ -151,7 +151,8 @@ class TimestampReport:
 
 @dataclass(frozen=True, slots=True)
 class SignatureResult:
-    """Everything found out about one signature (frozen: the verifier builds it once)."""
+    """Everything found out about one signature (frozen: the verifier builds it by copying,
+    callers only ever see it complete)."""
 
     uid: str
     location: str
