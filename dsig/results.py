@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pki.codes import FindingCode as FindingCode
@@ -15,8 +16,6 @@ from pki.results import Indication as Indication  # the one verdict enum, define
 
 if TYPE_CHECKING:  # dsig.evidence is a layer above the results
     from dsig.evidence.hook import EvidenceReport
-
-_R = TypeVar("_R")
 
 _RANK = {Indication.VALID: 0, Indication.INDETERMINATE: 1, Indication.INVALID: 2}
 
@@ -152,7 +151,8 @@ class TimestampReport:
 
 @dataclass(frozen=True, slots=True)
 class SignatureResult:
-    """Everything found out about one signature (frozen: the verifier builds it once)."""
+    """Everything found out about one signature (frozen: the verifier builds it by copying,
+    callers only ever see it complete)."""
 
     uid: str
     location: str
@@ -309,57 +309,13 @@ class FileResult:
         }
 
 
-# Drafts: the mutable forms the verifier fills in place, frozen once complete (lists
-# become tuples). Private to dsig: callers only ever see the frozen results.
+_Noted = TypeVar("_Noted", SignatureResult, FileResult)
 
 
-def _frozen(result_type: type[_R], draft: object) -> _R:
-    values = vars(draft).items()  # a draft's fields are those of its result
-    return result_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in values})
-
-
-@dataclass
-class _SignatureDraft:
-    """A :class:`SignatureResult` being filled in."""
-
-    uid: str
-    location: str
-    trust_required: bool = True
-    mac_id: int | None = None
-    mac_algorithm: str | None = None
-    mac_transfer_syntax: str | None = None
-    datetime: str | None = None
-    signer: str | None = None
-    purpose: PurposeReport | None = None
-    integrity: Indication = Indication.INDETERMINATE
-    trust: TrustResult = NOT_CHECKED
-    timestamp: TimestampReport | None = None
-    profiles: list[str] = field(default_factory=list)
-    signed_tags: list[str] = field(default_factory=list)
-    unsigned_tags: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-
-    def freeze(self) -> SignatureResult:
-        """The finished result."""
-        return _frozen(SignatureResult, self)
-
-
-@dataclass
-class _FileDraft:
-    """A :class:`FileResult` being filled in."""
-
-    path: str
-    identity: FileIdentity = FileIdentity()
-    signatures: list[SignatureResult] = field(default_factory=list)
-    error: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    uncovered: list[str] = field(default_factory=list)
-    trailing_bytes: int = 0
-    evidence: EvidenceReport | None = None
-
-    def freeze(self) -> FileResult:
-        """The finished result."""
-        return _frozen(FileResult, self)
+def with_findings(result: _Noted, *found: Finding) -> _Noted:
+    """``result`` with ``found`` added after its findings. The verifier builds each result
+    as the frozen type itself, step by step by copying: the field list lives here once."""
+    return dataclasses.replace(result, findings=(*result.findings, *found)) if found else result
 
 
 def exit_code(files: Iterable[FileResult]) -> int:

@@ -34,44 +34,7 @@ if TYPE_CHECKING:  # imported on first use: `import pki` (and pki.results, which
     from pki.revocation import load_crls, load_ocsp_responses
     from pki.signer_rules import SignerRules, check_signing_certificate
 
-_EXPORTS = {
-    "CertificateInput": "pki.cert_input",
-    "fingerprint": "pki.certs",
-    "FindingCode": "pki.codes",
-    "Phase": "pki.codes",
-    "Indication": "pki.results",
-    "load_certificates": "pki.certs",
-    "aevaluate_chain": "pki.chain",
-    "evaluate_chain": "pki.chain",
-    "at_claimed_time": "pki.moment",
-    "check_certificate": "pki.check",
-    "CertificateLoadError": "pki.errors",
-    "PkiError": "pki.errors",
-    "TrustConfigError": "pki.errors",
-    "PolicyEvaluator": "pki.evaluator",
-    "build_evaluator": "pki.evaluator",
-    "build_policy": "pki.evaluator",
-    "policy_from_settings": "pki.evaluator",
-    "PolicySettings": "pki.policy_file",
-    "load_policy_file": "pki.policy_file",
-    "RevocationCheck": "pki.results",
-    "SignerRules": "pki.signer_rules",
-    "check_signing_certificate": "pki.signer_rules",
-    "AlgorithmRule": "pki.policy",
-    "RevocationMode": "pki.policy",
-    "TrustPolicy": "pki.policy",
-    "FINDING_CODES": "pki.results",
-    "NOT_CHECKED": "pki.results",
-    "TrustEvaluator": "pki.results",
-    "TrustFinding": "pki.results",
-    "TrustIndication": "pki.results",
-    "TrustResult": "pki.results",
-    "load_crls": "pki.revocation",
-    "load_ocsp_responses": "pki.revocation",
-}
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__ = lazy_exports(__name__)
 
 
 __all__ = [

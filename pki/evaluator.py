@@ -36,7 +36,27 @@ from pki.revocation import load_crls, load_ocsp_responses
 _CacheKey = tuple[str, frozenset[str], bool]
 
 
-class PolicyEvaluator:
+class _Evaluates:
+    """The :class:`TrustEvaluator` method, written once for an evaluator and for its views
+    bound to one verification's allowance of HTTP requests."""
+
+    def _scope(self) -> tuple[PolicyEvaluator, FetchAllowance | None]:
+        raise NotImplementedError
+
+    def evaluate(
+        self,
+        leaf: CertificateInput,
+        *,
+        at: dt.datetime,
+        extra_certs: Sequence[x509.Certificate] = (),
+        certified_time: bool = False,
+    ) -> TrustResult:
+        """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing results."""
+        owner, allowance = self._scope()
+        return owner._evaluate(leaf, at, extra_certs, certified_time, allowance)
+
+
+class PolicyEvaluator(_Evaluates):
     """The caching :class:`TrustEvaluator` over one policy (thread-safe, fork-safe).
 
     By default (``ttl=None``) a result is reused for the same certificate, extra certificates
@@ -68,16 +88,8 @@ class PolicyEvaluator:
             self, state["policy"], ttl=state["ttl"], max_entries=state["max_entries"]
         )
 
-    def evaluate(
-        self,
-        leaf: CertificateInput,
-        *,
-        at: dt.datetime,
-        extra_certs: Sequence[x509.Certificate] = (),
-        certified_time: bool = False,
-    ) -> TrustResult:
-        """Validate ``leaf`` at ``at`` (see :func:`pki.evaluate_chain`), reusing results."""
-        return self._evaluate(leaf, at, extra_certs, certified_time, None)
+    def _scope(self) -> tuple[PolicyEvaluator, FetchAllowance | None]:
+        return self, None
 
     def within(self, allowance: FetchAllowance) -> TrustEvaluator:
         """This evaluator for one verification: online, every evaluation it makes draws its
@@ -129,22 +141,15 @@ class PolicyEvaluator:
         return 0 <= (at - computed_at).total_seconds() < self.ttl
 
 
-class _Scoped:
-    """A :class:`PolicyEvaluator` bound to one verification's :class:`FetchAllowance`."""
+class _Scoped(_Evaluates):
+    """A :class:`PolicyEvaluator` bound to one verification's :class:`FetchAllowance` (its
+    evaluations draw their HTTP requests from it; the cache is the owner's)."""
 
     def __init__(self, owner: PolicyEvaluator, allowance: FetchAllowance) -> None:
         self.owner, self.allowance = owner, allowance
 
-    def evaluate(
-        self,
-        leaf: CertificateInput,
-        *,
-        at: dt.datetime,
-        extra_certs: Sequence[x509.Certificate] = (),
-        certified_time: bool = False,
-    ) -> TrustResult:
-        """:meth:`PolicyEvaluator.evaluate`, within the allowance."""
-        return self.owner._evaluate(leaf, at, extra_certs, certified_time, self.allowance)
+    def _scope(self) -> tuple[PolicyEvaluator, FetchAllowance | None]:
+        return self.owner, self.allowance
 
 
 def build_policy(

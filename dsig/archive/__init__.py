@@ -15,15 +15,7 @@ if TYPE_CHECKING:
     from dsig.archive.sources import SourceUsageError, is_remote, local_path, readable
     from dsig.archive.staging import object_exists, replaces_atomically, staged, upload
 
-_MODULES = {
-    "dsig.archive.audit": ("Plan", "outcomes", "plan"),
-    "dsig.archive.journal": ("Journal", "outcome_of_record", "record_of"),
-    "dsig.archive.sources": ("SourceUsageError", "is_remote", "local_path", "readable"),
-    "dsig.archive.staging": ("object_exists", "replaces_atomically", "staged", "upload"),
-}
-__getattr__ = lazy_exports(
-    __name__, {name: module for module, names in _MODULES.items() for name in names}
-)
+__getattr__ = lazy_exports(__name__)
 
 __all__ = [
     "Journal",

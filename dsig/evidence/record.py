@@ -166,8 +166,7 @@ def new_record(
     validation: ValidationData,
 ) -> bytes:
     """A first record: one chain of one ArchiveTimeStamp."""
-    ats = archive_time_stamp(hash_algorithm, reduced, token)
-    return build([tlv(0x30, ats)], validation, [hash_algorithm])
+    return _with_chain([], validation, [], hash_algorithm, reduced, token)
 
 
 def timestamp_renewal_leaf(record: Record) -> tuple[str, bytes]:
@@ -204,9 +203,21 @@ def renew_hash_tree(
     validation: ValidationData,
 ) -> bytes:
     """The record with a new ArchiveTimeStampChain (hash ``name``) appended."""
+    merged = record.validation.merge(validation)
+    return _with_chain(record.chain_ders, merged, record.digest_algorithms, name, reduced, token)
+
+
+def _with_chain(
+    chains: Sequence[bytes],
+    validation: ValidationData,
+    digest_algorithms: Sequence[str],
+    name: str,
+    reduced: Sequence[Sequence[bytes]],
+    token: bytes,
+) -> bytes:
+    """A record of ``chains`` and a new chain of one ArchiveTimeStamp (hash ``name``)."""
     ats = archive_time_stamp(name, reduced, token)
-    chains = [*record.chain_ders, tlv(0x30, ats)]
-    return build(chains, record.validation.merge(validation), [*record.digest_algorithms, name])
+    return build([*chains, tlv(0x30, ats)], validation, [*digest_algorithms, name])
 
 
 def _contents(der: bytes) -> bytes:

@@ -35,25 +35,7 @@ class NetError(DsigError, BadEnvironmentError):
     """A network or storage-node problem (cannot listen, connect, associate, write): exit 4."""
 
 
-_LAZY = {
-    "SCP_APPLICATION_INFO": "dsig.net.scp",
-    "AuditRecord": "dsig.net.scp",
-    "ReceiveServer": "dsig.net.scp",
-    "ServerConfig": "dsig.net.scp",
-    "SendOptions": "dsig.net.scu",
-    "SendResult": "dsig.net.scu",
-    "send_files": "dsig.net.scu",
-    "check_audit_log": "dsig.net.audit",
-    "ForwardEvent": "dsig.net.forward",
-    "ForwardTarget": "dsig.net.forward",
-    "StowServer": "dsig.net.stow",
-    "TLS_PROFILE": "dsig.net.tls",
-    "TlsConfig": "dsig.net.tls",
-    "client_context": "dsig.net.tls",
-}
-
-
-__getattr__ = lazy_exports(__name__, _LAZY)
+__getattr__ = lazy_exports(__name__)
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 LAYOUTS = ("flat", "patient-study-series")
@@ -35,7 +36,7 @@ def safe_component(value: str) -> str:
     return f"{safe[: _MAX - 13]}-{digest}"
 
 
-def object_directory(root: Path, layout: str, ids: dict[str, str]) -> Path:
+def object_directory(root: Path, layout: str, ids: Mapping[str, str]) -> Path:
     """The directory under ``root`` for an object with these data-set ``ids`` (PatientID,
     StudyInstanceUID, SeriesInstanceUID)."""
     if layout == "flat":

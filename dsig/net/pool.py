@@ -23,9 +23,10 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from dsig.errors import DsigError
@@ -34,9 +35,10 @@ from tokens.faults import BadEnvironmentError
 _LENGTH = struct.Struct(">I")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Verdict:
-    """What the server needs of one verification (plain data: it crosses a process boundary)."""
+    """What the server needs of one verification (plain data: it crosses a process boundary;
+    frozen, its mappings read-only)."""
 
     indication: str
     #: ``dsig verify`` would exit 0 for it.
@@ -44,14 +46,23 @@ class Verdict:
     #: Failure status and Error Comment for ``--reject-invalid``.
     status: int
     comment: str
-    signatures: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
+    signatures: tuple[dict[str, Any], ...] = ()
+    findings: tuple[str, ...] = ()
     #: ``FileResult.to_json()`` (the quarantine report).
-    report: dict[str, Any] = field(default_factory=dict)
+    report: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
     #: PatientID, StudyInstanceUID, SeriesInstanceUID (the folder layout) and SOPInstanceUID
     #: (with them, the Orthanc ID) of the data set as verified; empty when it was not read.
-    ids: dict[str, str] = field(default_factory=dict)
+    ids: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a read-only copy: the caller's dict stays the caller's
+        object.__setattr__(self, "report", MappingProxyType(dict(self.report)))
+        object.__setattr__(self, "ids", MappingProxyType(dict(self.ids)))
+
+    def __reduce__(self) -> tuple[type[Verdict], tuple[Any, ...]]:
+        # a read-only mapping does not pickle: the worker sends plain dicts, rewrapped here
+        values = (getattr(self, f.name) for f in fields(self))
+        return Verdict, tuple(dict(v) if isinstance(v, Mapping) else v for v in values)
 
 
 #: (spool path, request SOP Class UID, request SOP Instance UID) -> Verdict, run in a worker.
@@ -159,7 +170,7 @@ class VerifierPool:
                 if took >= self.timeout
                 else "the verifier process failed (out of memory?)"
             )
-            verdict = Verdict("ERROR", False, 0, reason, error=reason, findings=["VERIFY_ABORTED"])
+            verdict = Verdict("ERROR", False, 0, reason, error=reason, findings=("VERIFY_ABORTED",))
             worker = self._replacement()
         with self._lock:
             if self._closed:
@@ -200,7 +211,7 @@ def _worker_main(sock: socket.socket, task: Task, memory: int | None) -> None:  
             verdict = task(Path(path), sop_class, sop_instance)
         except MemoryError:
             verdict = Verdict("ERROR", False, 0, "out of memory", error="verification ran out "
-                              "of memory", findings=["VERIFY_ABORTED"])  # fmt: skip
+                              "of memory", findings=("VERIFY_ABORTED",))  # fmt: skip
         _send(sock, verdict)
 
 

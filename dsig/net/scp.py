@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ from dsig.net.storage import (
 )
 from dsig.net.tls import TlsConfig, client_context, server_context
 from dsig.operations.verifier import VerifyOptions, verify_file
-from dsig.results import FileResult, Finding, Indication, SignatureResult, exit_code
+from dsig.results import FileResult, Finding, Indication, SignatureResult, exit_code, with_findings
 
 #: Service-class application information the SCP returns in SOP Class Extended Negotiation:
 #: Level 2 storage SCP, Digital Signature support Level 2, no element coercion (PS3.4 B.3.1).
@@ -209,7 +209,8 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One received object: who sent what, the verdict, where it went, what was answered
-    (frozen; ``signatures`` are the audit line's JSON summaries)."""
+    (frozen; ``signatures`` are the audit line's JSON summaries). The node builds it while
+    the object is received and kept, by copying (:func:`dataclasses.replace`)."""
 
     time: str
     calling_ae: str
@@ -264,43 +265,6 @@ class AuditRecord:
         }
 
 
-@dataclass
-class _AuditDraft:
-    """An :class:`AuditRecord` being filled in while the object is received and kept."""
-
-    time: str
-    calling_ae: str
-    called_ae: str
-    peer: str
-    sop_class_uid: str
-    sop_instance_uid: str
-    transfer_syntax: str
-    size: int
-    indication: str
-    action: str
-    status: int
-    path: str | None = None
-    report: str | None = None
-    error: str | None = None
-    signatures: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    sha256: str | None = None
-    content_sha256: str | None = None
-    version: int | None = None
-
-    def freeze(self) -> AuditRecord:
-        """The finished record."""
-        values: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in vars(self).items()
-        }
-        return AuditRecord(**values)
-
-    def to_json(self) -> dict[str, Any]:
-        """The audit-log line of the record as it stands."""
-        return self.freeze().to_json()
-
-
 def file_meta_bytes(
     *, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
 ) -> bytes:
@@ -333,7 +297,7 @@ def _peer(assoc: Any) -> str:
         return ""
 
 
-def _bare_record(event: Event) -> _AuditDraft:
+def _bare_record(event: Event) -> AuditRecord:
     """What is known of a request before looking at its data set (never raises)."""
     request = event.request
     requestor = event.assoc.requestor
@@ -341,7 +305,7 @@ def _bare_record(event: Event) -> _AuditDraft:
         transfer_syntax = str(event.context.transfer_syntax)
     except Exception:
         transfer_syntax = ""
-    return _AuditDraft(
+    return AuditRecord(
         time=_now(),
         calling_ae=str(requestor.ae_title or "").strip(),
         called_ae=_called_ae(event),
@@ -419,7 +383,7 @@ def verify_task(options: VerifyOptions, *, meta_request: bool = False) -> Task:
             accepted=ok,
             status=status,
             comment=comment,
-            signatures=[_signature_summary(s) for s in result.signatures],
+            signatures=tuple(_signature_summary(s) for s in result.signatures),
             findings=_finding_codes(result),
             report=result.to_json(),
             error=result.error,
@@ -471,6 +435,10 @@ class _Plan:
     claim: Path | None = None
     #: A stored object to put in the forwarding queue.
     forward: bool = False
+    #: keep-both: the version number of the new copy (the first one has none).
+    version: int | None = None
+    #: Passed, but another object holds the UID (reject policy): quarantined instead.
+    refused: bool = False
 
 
 class ReceiveServer:
@@ -682,12 +650,12 @@ class ReceiveServer:
             sop_class=sop_class, sop_instance=sop_instance, transfer_syntax=ts, source_ae=source_ae
         )
 
-    def _connection_record(self, conn: Connection, action: str, reason: str) -> _AuditDraft:
+    def _connection_record(self, conn: Connection, action: str, reason: str) -> AuditRecord:
         assoc = conn.assoc
         calling = ""
         with contextlib.suppress(Exception):
             calling = str(assoc.requestor.ae_title or "").strip()
-        return _AuditDraft(
+        return AuditRecord(
             time=_now(), calling_ae=calling, called_ae="", peer=_peer(assoc), sop_class_uid="",
             sop_instance_uid="", transfer_syntax="", size=0, indication="NOT_VERIFIED",
             action=action, status=STATUS_OUT_OF_RESOURCES, error=reason,
@@ -697,24 +665,29 @@ class ReceiveServer:
         """An object not received whole (too big, connection ended): audited, never kept."""
         record = self._connection_record(conn, "dropped", reason)
         if spool is not None:
-            record.sop_class_uid, record.sop_instance_uid = spool.sop_class, spool.sop_instance
-            record.transfer_syntax, record.size = spool.transfer_syntax, spool.size
+            record = dataclasses.replace(
+                record,
+                sop_class_uid=spool.sop_class,
+                sop_instance_uid=spool.sop_instance,
+                transfer_syntax=spool.transfer_syntax,
+                size=spool.size,
+            )
         self._report(record)
 
     def _on_kill(self, conn: Connection, reason: str) -> None:
         self._report(self._connection_record(conn, "aborted", reason))
 
-    def _report(self, record: _AuditDraft) -> None:
+    def _report(self, record: AuditRecord) -> None:
         with contextlib.suppress(OSError):
             self._audit.append(record.to_json())
         self._counted(record)
 
-    def _counted(self, record: _AuditDraft) -> None:
+    def _counted(self, record: AuditRecord) -> None:
         with self._lock:
             self.counts[record.action] += 1
         if self.on_record is not None:
             with contextlib.suppress(Exception):
-                self.on_record(record.freeze())
+                self.on_record(record)
 
     # -- event handlers ---------------------------------------------------------------------
 
@@ -734,15 +707,15 @@ class ReceiveServer:
                 self._in_flight += 1
         try:
             if stopping:
-                record = _bare_record(event)
-                record.error = "server shutting down"
+                record = dataclasses.replace(_bare_record(event), error="server shutting down")
                 return self._finish(record, record.error, started)
             try:
                 return self._handle(event, spool, started)
             except Exception as e:  # never let an object be acknowledged by accident
-                record = _bare_record(event)
-                record.status = STATUS_PROCESSING_FAILURE
-                record.error = f"internal error: {type(e).__name__}: {e}"
+                error = f"internal error: {type(e).__name__}: {e}"
+                record = dataclasses.replace(
+                    _bare_record(event), status=STATUS_PROCESSING_FAILURE, error=error
+                )
                 return self._finish(record, f"internal error: {type(e).__name__}", started)
             finally:
                 with self._idle:
@@ -762,12 +735,12 @@ class ReceiveServer:
                 spool = self._spool_from_event(event, record)
             spool.finish()
         except OSError as e:
-            record.error = f"cannot store: {e.strerror or e}"
+            record = dataclasses.replace(record, error=f"cannot store: {e.strerror or e}")
             return self._finish(record, comment, started)
         return self.admit(spool, record, started)
 
     def admit(
-        self, spool: Spool, record: _AuditDraft, started: float, *, reject: bool | None = None
+        self, spool: Spool, record: AuditRecord, started: float, *, reject: bool | None = None
     ) -> Dataset:
         """Verify a finished spool, audit, keep it (store or quarantine), count; the response
         status. ``reject`` (default: the configuration's ``reject_invalid``) answers objects
@@ -775,51 +748,68 @@ class ReceiveServer:
         comment: str | None = "cannot store the object"
         if reject is None:
             reject = self.config.reject_invalid
-        record.size, record.sha256, record.content_sha256 = spool.size, spool.sha256, spool.content
+        record = dataclasses.replace(
+            record, size=spool.size, sha256=spool.sha256, content_sha256=spool.content
+        )
         try:
             verdict = self._pool.verify(spool.path, record.sop_class_uid, record.sop_instance_uid)
         except PoolBusyError as e:
-            record.error = str(e)
-            return self._finish(record, "busy: try again later", started)
-        if not verdict.accepted and verdict.status == STATUS_SUCCESS:  # stopped, crashed
-            verdict.status = STATUS_INDETERMINATE
-        record.indication = verdict.indication
-        record.signatures, record.findings = verdict.signatures, verdict.findings
-        if verdict.error:
-            record.error = verdict.error.replace(str(spool.path), spool.path.name)
-        record.action, record.status, comment = "quarantined", STATUS_SUCCESS, None
+            return self._finish(
+                dataclasses.replace(record, error=str(e)), "busy: try again later", started
+            )
+        status = verdict.status
+        if not verdict.accepted and status == STATUS_SUCCESS:  # stopped, crashed
+            status = STATUS_INDETERMINATE
+        error = verdict.error.replace(str(spool.path), spool.path.name) if verdict.error else None
+        action, code, comment = "quarantined", STATUS_SUCCESS, None
         if not verdict.accepted and reject:
-            record.action, record.status, comment = "refused", verdict.status, verdict.comment
+            action, code, comment = "refused", status, verdict.comment
         if verdict.accepted:
-            record.action = "stored"
+            action = "stored"
+        record = dataclasses.replace(
+            record,
+            indication=verdict.indication,
+            signatures=verdict.signatures,
+            findings=verdict.findings,
+            error=error or record.error,
+            action=action,
+            status=code,
+        )
         with self._store_lock:  # decide the name, audit, place: one object at a time
             plan = self._plan(record, spool, verdict.accepted, verdict.ids)
+            if plan.refused:
+                findings = (*record.findings, DUPLICATE_FINDING)
+                record = dataclasses.replace(record, action="refused", findings=findings)
             if plan.duplicate:
-                record.action, record.status, comment = "duplicate", STATUS_SUCCESS, None
+                record, comment = (
+                    dataclasses.replace(record, action="duplicate", status=STATUS_SUCCESS),
+                    None,
+                )
             elif verdict.accepted and record.action != "stored":  # reject policy
-                record.status, comment = STATUS_DUPLICATE, "duplicate SOP instance, other bytes"
-            record.path = str(plan.path)
-            record.report = str(plan.report) if plan.report else None
-            record.seconds = time.perf_counter() - started
+                record = dataclasses.replace(record, status=STATUS_DUPLICATE)
+                comment = "duplicate SOP instance, other bytes"
+            record = dataclasses.replace(
+                record,
+                path=str(plan.path),
+                report=str(plan.report) if plan.report else None,
+                version=plan.version,
+                seconds=time.perf_counter() - started,
+            )
             try:
                 self._audit.append(record.to_json())
             except OSError as e:  # not durable: not kept, not acknowledged
-                record.action, record.status = "failed", STATUS_OUT_OF_RESOURCES
-                record.path = record.report = None
-                record.error = f"audit log: {e.strerror or e}"
+                record = _not_kept(record, f"audit log: {e.strerror or e}")
                 return self._answer(record, "cannot write the audit log", started)
             if not plan.duplicate:
                 try:
                     self._keep(spool, plan, record, verdict)
                 except OSError as e:
-                    record.action, record.status = "failed", STATUS_OUT_OF_RESOURCES
-                    record.path = record.report = None
-                    record.error = f"cannot store: {e.strerror or e}"
+                    record = _not_kept(record, f"cannot store: {e.strerror or e}")
                     self._report_failure(record, started)
                     return _status_dataset(record.status, "cannot store the object")
         return self._answer(record, comment, started)
 
-    def _spool_from_event(self, event: Event, record: _AuditDraft) -> Spool:
+    def _spool_from_event(self, event: Event, record: AuditRecord) -> Spool:
         spool = Spool.create(
             self._staging,
             self._head(record.sop_class_uid, record.sop_instance_uid, record.transfer_syntax,
@@ -834,7 +824,7 @@ class ReceiveServer:
             raise
         return spool
 
-    def _plan(self, record: _AuditDraft, spool: Spool, ok: bool, ids: dict[str, str]) -> _Plan:
+    def _plan(self, record: AuditRecord, spool: Spool, ok: bool, ids: Mapping[str, str]) -> _Plan:
         """The target name: the store (unless a duplicate policy says otherwise) for objects
         that passed, a new quarantine name otherwise. Called under the store lock."""
         stem = record.sop_instance_uid
@@ -850,18 +840,16 @@ class ReceiveServer:
             claim: Path | None = None
             if not versions or self.config.duplicates == "keep-both":
                 claim = _free_version(index, stem)
-                record.version = len(versions) or None
             if claim is not None:
+                version, forward = len(versions) or None, bool(self._queue)
                 if flat:
-                    return _Plan(claim, forward=bool(self._queue))
+                    return _Plan(claim, forward=forward, version=version)
                 directory = object_directory(self.config.store, self.config.layout, ids)
-                return _Plan(directory / claim.name, claim=claim, forward=bool(self._queue))
-            record.action = "refused"
-            record.findings = [*record.findings, DUPLICATE_FINDING]
+                return _Plan(directory / claim.name, claim=claim, forward=forward, version=version)
         path = _free_version(self.config.quarantine, stem)
-        return _Plan(path, report=path.with_suffix(".json"))
+        return _Plan(path, report=path.with_suffix(".json"), refused=ok)
 
-    def _keep(self, spool: Spool, plan: _Plan, record: _AuditDraft, verdict: Verdict) -> None:
+    def _keep(self, spool: Spool, plan: _Plan, record: AuditRecord, verdict: Verdict) -> None:
         """Report (quarantine), forwarding queue entry, UID claim, then the object itself:
         whatever is in the store is also in the queue."""
         mode = self.config.file_mode
@@ -878,27 +866,39 @@ class ReceiveServer:
             link_new(spool.path, plan.claim, mode)
         place(spool.path, plan.path, mode)
 
-    def _report_failure(self, record: _AuditDraft, started: float) -> None:
+    def _report_failure(self, record: AuditRecord, started: float) -> None:
         """The object named by an audit line just written could not be placed: say so in a
         second line (the first stays: the log is append-only)."""
-        record.seconds = time.perf_counter() - started
+        record = dataclasses.replace(record, seconds=time.perf_counter() - started)
         with contextlib.suppress(OSError):
             self._audit.append(record.to_json())
         self._counted(record)
 
-    def _finish(self, record: _AuditDraft, comment: str | None, started: float) -> Dataset:
+    def _finish(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
         """Audit a request that was not verified or kept, count, report; the response."""
-        record.seconds = time.perf_counter() - started
+        record = dataclasses.replace(record, seconds=time.perf_counter() - started)
         try:
             self._audit.append(record.to_json())
         except OSError as e:
-            record.error = record.error or f"audit log: {e.strerror or e}"
+            record = dataclasses.replace(
+                record, error=record.error or f"audit log: {e.strerror or e}"
+            )
         return self._answer(record, comment, started)
 
-    def _answer(self, record: _AuditDraft, comment: str | None, started: float) -> Dataset:
-        record.seconds = record.seconds or time.perf_counter() - started
+    def _answer(self, record: AuditRecord, comment: str | None, started: float) -> Dataset:
+        record = dataclasses.replace(
+            record, seconds=record.seconds or time.perf_counter() - started
+        )
         self._counted(record)
         return _status_dataset(record.status, comment)
+
+
+def _not_kept(record: AuditRecord, error: str) -> AuditRecord:
+    """The record of an object that was verified but could not be kept durably."""
+    return dataclasses.replace(
+        record, action="failed", status=STATUS_OUT_OF_RESOURCES, path=None, report=None,
+        error=error,
+    )  # fmt: skip
 
 
 def _versions(directory: Path, stem: str) -> list[Path]:
@@ -935,7 +935,7 @@ def _check_request_uids(
             f"the data set is {found[0] or '-'} / {found[1] or '-'} but the request "
             f"named {sop_class or '-'} / {sop_instance or '-'}",
         )
-        result = dataclasses.replace(result, findings=(*result.findings, mismatch))
+        result = with_findings(result, mismatch)
     return result, {
         "PatientID": ident.patient_id_text or "",
         "StudyInstanceUID": ident.study_instance_uid or "",
@@ -970,12 +970,12 @@ def _signature_summary(sig: SignatureResult) -> dict[str, Any]:
     }
 
 
-def _finding_codes(result: FileResult) -> list[str]:
+def _finding_codes(result: FileResult) -> tuple[str, ...]:
     codes = [f.code for f in result.findings]
     for sig in result.signatures:
         codes += [f.code for f in sig.findings]
         codes += [f.code for f in sig.trust.findings]
-    return list(dict.fromkeys(codes))
+    return tuple(dict.fromkeys(codes))
 
 
 def _remove_stale_temporaries(directory: Path) -> None:

@@ -19,9 +19,10 @@ import socket
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
@@ -90,13 +91,14 @@ class SendResult:
     signature_uid: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SendSummary:
-    """All results, in input order, and what the peer said about signature support."""
+    """All results, in input order, and what the peer said about signature support (frozen,
+    built once every file is sent)."""
 
-    results: list[SendResult] = field(default_factory=list)
-    #: "SOP class UID: description" of the peer's extended negotiation answers.
-    peer_support: dict[str, str] = field(default_factory=dict)
+    results: tuple[SendResult, ...] = ()
+    #: "SOP class UID: description" of the peer's extended negotiation answers (read-only).
+    peer_support: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def exit_code(self) -> int:
@@ -219,7 +221,6 @@ def send_files(
         raise NetError("signing needs a key provider")
     if options.associations < 1:
         raise NetError("the number of associations must be at least 1")
-    summary = SendSummary()
     results: list[SendResult | None] = [None] * len(files)
     report_lock = threading.Lock()
 
@@ -238,7 +239,7 @@ def send_files(
             continue
         items.append(_Item(index, path, sop_class, sop_instance, ts, has_meta, rewrite))
 
-    sender = _Sender(options, provider, report, summary)
+    sender = _Sender(options, provider, report)
     groups = _groups(items, options.associations)
     with _chunked_sending():
         with tempfile.TemporaryDirectory(prefix="dsig-send-") as tmp:
@@ -252,8 +253,8 @@ def send_files(
                     t.start()
                 for t in threads:
                     t.join()
-    summary.results = [r for r in results if r is not None]
-    return summary
+    done = tuple(r for r in results if r is not None)
+    return SendSummary(done, MappingProxyType(dict(sender.peer_support)))
 
 
 _chunked_lock = threading.Lock()
@@ -286,12 +287,12 @@ class _Sender:
         options: SendOptions,
         provider: KeyProvider | None,
         report: Callable[[int, SendResult], None],
-        summary: SendSummary,
     ) -> None:
         self.options = options
         self.provider = provider
         self.report = report
-        self.summary = summary
+        #: What the peers said about signature support, per SOP class UID (every association).
+        self.peer_support: dict[str, str] = {}
         self.tmp = Path(tempfile.gettempdir())
         self._sign_lock = threading.Lock()
 
@@ -359,7 +360,7 @@ class _Sender:
         if assoc.is_established:
             _no_delay(assoc)
             for uid, info in assoc.acceptor.sop_class_extended.items():
-                self.summary.peer_support[str(uid)] = describe_support(info)
+                self.peer_support[str(uid)] = describe_support(info)
             return assoc
         where = f"{opts.host}:{opts.port}"
         if catcher.messages:

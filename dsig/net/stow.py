@@ -35,7 +35,7 @@ import pydicom
 
 from dsig.net import NetError
 from dsig.net.intake import Spool
-from dsig.net.scp import STAGING_DIR, STATUS_OUT_OF_RESOURCES, ReceiveServer, _AuditDraft
+from dsig.net.scp import STAGING_DIR, STATUS_OUT_OF_RESOURCES, AuditRecord, ReceiveServer
 
 #: PS3.18 / PS3.4 failure reason for a part that is not a DICOM file.
 STATUS_CANNOT_UNDERSTAND = 0xC000
@@ -134,7 +134,7 @@ class StowServer:
         if head is None:
             return PartOutcome("", "", STATUS_CANNOT_UNDERSTAND)
         offset, sop_class, sop_instance, ts = head
-        record = _AuditDraft(
+        record = AuditRecord(
             time=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             calling_ae="STOW-RS", called_ae="", peer=peer, sop_class_uid=sop_class,
             sop_instance_uid=sop_instance, transfer_syntax=ts, size=0,

@@ -25,6 +25,7 @@ from dsig.encoding.tags import format_location, tag_str
 from dsig.encoding.values import UNDEFINED, raw_text, read_range, stored
 from dsig.encoding.walk import Walks
 from dsig.errors import DicomFormatError, DsigError, OptionsError
+from dsig.operations.inspect import Claims
 from dsig.results import (
     FileIdentity,
     FileResult,
@@ -33,27 +34,18 @@ from dsig.results import (
     PurposeReport,
     SignatureResult,
     TimestampReport,
-    _FileDraft,
-    _SignatureDraft,
+    with_findings,
 )
 from dsig.signature.mac_stream import Sink, StreamOptions, UnsignableElementError, write_mac_stream
 from dsig.signature.model import (
     CERTIFICATE_OF_SIGNER,
     CERTIFIED_TIMESTAMP,
-    DATA_ELEMENTS_SIGNED,
-    MAC_ALGORITHM,
-    MAC_ID_NUMBER,
-    MAC_TRANSFER_SYNTAX,
     PURPOSE_SEQUENCE,
-    SIGNATURE_DATETIME,
     SignatureRef,
     find_signature,
     find_signatures,
-    mac_parameters,
     parse_dicom_datetime,
     raw_bytes,
-    raw_tags,
-    raw_ushort,
     sequence_datasets,
     signature_value,
     signer_certificate,
@@ -145,16 +137,15 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
             path, options.limits, read=options.read, file_sha256=options.file_sha256, walks=walks
         )
         if options.evidence is None or isinstance(path, Blob):
-            return _verify_dataset(ds, options, name, walks).freeze()
+            return _verify_dataset(ds, options, name, walks)
         from dsig.evidence.hook import check_evidence
 
         at = options.at if isinstance(options.at, dt.datetime) else None
         proof = check_evidence(path, options.evidence, options.tsa_trust or options.trust, at)
         with_proof = dataclasses.replace(options, proven_at=proof.proven_time)
         result = _verify_dataset(ds, with_proof, name, walks)
-        result.evidence = proof.report
-        result.findings.extend([proof.finding] if proof.finding else [])
-        return result.freeze()
+        result = with_findings(result, *([proof.finding] if proof.finding else []))
+        return dataclasses.replace(result, evidence=proof.report)
     except DsigError as e:
         return FileResult(name, error=str(e))
     except Exception as e:
@@ -164,7 +155,7 @@ def verify_file(path: Path | Blob, options: VerifyOptions = VerifyOptions()) -> 
 
 def verify_dataset(ds: Dataset, options: VerifyOptions, *, path: str = "") -> FileResult:
     """Verify every signature in ``ds`` (main level and nested items)."""
-    return _verify_dataset(ds, _one_verification(options), path, Walks()).freeze()
+    return _verify_dataset(ds, _one_verification(options), path, Walks())
 
 
 def _one_verification(options: VerifyOptions) -> VerifyOptions:
@@ -186,33 +177,36 @@ def _one_verification(options: VerifyOptions) -> VerifyOptions:
     return dataclasses.replace(options, trust=trust, tsa_trust=tsa_trust)
 
 
-def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks) -> _FileDraft:
-    result = _FileDraft(path, identity=FileIdentity.of(ds))
+def _verify_dataset(ds: Dataset, options: VerifyOptions, path: str, walks: Walks) -> FileResult:
+    identity = FileIdentity.of(ds)
     layout = getattr(ds, "dsig_layout", None)  # set by read_dicom
-    result.trailing_bytes = layout.trailing_bytes if isinstance(layout, Layout) else 0
-    for note in getattr(ds, "_dsig_charset_notes", ()):  # set by read_dicom
-        result.findings.append(Finding("CHARACTER_SET_CORRECTED", note, "info"))
+    notes = getattr(ds, "_dsig_charset_notes", ())  # set by read_dicom
     refs = find_signatures(ds, options.limits, walks=walks)
     weighted = getattr(ds, "dsig_weighted_elements", None)  # set by read_dicom
     if isinstance(weighted, int):
         size = getattr(ds, "dsig_input_bytes", None)  # set by read_dicom
         check_verification_work(len(refs), weighted, options.limits, size)
-    for ref in refs:
-        result.signatures.append(_verify_one(ref, options, walks))
-    _note_item_only(result)
-    _check_requirements(result, options)
+    result = FileResult(
+        path,
+        signatures=tuple(_verify_one(ref, options, walks) for ref in refs),
+        findings=tuple(Finding("CHARACTER_SET_CORRECTED", note, "info") for note in notes),
+        trailing_bytes=layout.trailing_bytes if isinstance(layout, Layout) else 0,
+        identity=identity,
+    )
+    result = with_findings(result, *_item_only(result), *_requirements(result, options))
     # padding is read only when something will report or judge it
     hiding = bool(result.signatures or options.require_coverage) and _padding_holds_content(ds)
     if result.signatures:
-        _report_uncovered(ds, result, walks, hiding)
+        result = _with_uncovered(ds, result, walks, hiding)
     if options.require_coverage is not None:
-        _check_coverage(ds, result, options.require_coverage, options.require, hiding)
+        mode = options.require_coverage
+        result = with_findings(result, *_coverage(ds, result, mode, options.require, hiding))
     if raw_text(ds, 0x00080016) == "1.2.840.10008.5.1.4.1.1.88.59":  # KOS: a study manifest?
         from dsig.manifest.model import manifest_note
 
         note = manifest_note(ds)
         if note:
-            result.findings.append(Finding("STUDY_MANIFEST", note, "info"))
+            result = with_findings(result, Finding("STUDY_MANIFEST", note, "info"))
     return result
 
 
@@ -262,7 +256,7 @@ def _padding_holds_content(ds: Dataset) -> bool:
     return bool(value)
 
 
-def _report_uncovered(ds: Dataset, result: _FileDraft, walks: Walks, hiding: bool) -> None:
+def _with_uncovered(ds: Dataset, result: FileResult, walks: Walks, hiding: bool) -> FileResult:
     """List what no valid main-level signature covers; UNSIGNABLE_CONTENT (a warning) names
     what a viewer may show but no signature can ever cover: VR UN, sequences holding UN,
     groups below 0008, bytes after the data set, trailing padding that is not all zeros
@@ -271,7 +265,6 @@ def _report_uncovered(ds: Dataset, result: _FileDraft, walks: Walks, hiding: boo
     for sig in _covering(result):
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     missing = uncovered_tags(ds, covered)
-    result.uncovered = [tag_str(t) for t in missing]
     walk = walks.of(ds)
     unsignable = [t for t in missing if not walk.signable(t) and (hiding or not _is_padding(t))]
     parts = []
@@ -282,8 +275,9 @@ def _report_uncovered(ds: Dataset, result: _FileDraft, walks: Walks, hiding: boo
         )
     if result.trailing_bytes:
         parts.append(f"{result.trailing_bytes} byte(s) after the end of the data set")
-    if parts:
-        result.findings.append(Finding("UNSIGNABLE_CONTENT", "; ".join(parts), "warning"))
+    found = [Finding("UNSIGNABLE_CONTENT", "; ".join(parts), "warning")] if parts else []
+    uncovered = tuple(tag_str(t) for t in missing)
+    return dataclasses.replace(result, uncovered=uncovered, findings=(*result.findings, *found))
 
 
 #: (0040,A040) Value Type, (0040,A043) Concept Name Code Sequence, (0040,A730) Content Sequence.
@@ -291,7 +285,7 @@ _SR_MARKERS = (0x0040A040, 0x0040A043, 0x0040A730)
 _COVERAGE_PROFILES = frozenset({"base", "creator", "authorization", "sr", "sr-verification"})
 
 
-def _covering(result: FileResult | _FileDraft) -> list[SignatureResult]:
+def _covering(result: FileResult) -> list[SignatureResult]:
     """Main-level signatures that count for coverage: intact and not failed otherwise."""
     return [
         s
@@ -306,9 +300,9 @@ def _parse_tag_str(text: str) -> int:
     return int(text[1:5], 16) << 16 | int(text[6:10], 16)
 
 
-def _check_coverage(
-    ds: Dataset, result: _FileDraft, mode: str, require: Sequence[str], hiding: bool
-) -> None:
+def _coverage(
+    ds: Dataset, result: FileResult, mode: str, require: Sequence[str], hiding: bool
+) -> list[Finding]:
     """COVERAGE_INCOMPLETE (file level) when a demanded element has no valid signature over it.
 
     Protects against signature wrapping: content added or left outside Data Elements Signed
@@ -318,11 +312,12 @@ def _check_coverage(
     for sig in _covering(result):
         covered.update(_parse_tag_str(t) for t in sig.signed_tags)
     present = {int(t) for t in ds.keys()}
+    found: list[Finding] = []
     if mode == "all":
         demanded = set(uncovered_tags(ds, set(), padding=hiding))
         what = "element(s) present"
-        if getattr(result, "trailing_bytes", 0):
-            result.findings.append(
+        if result.trailing_bytes:
+            found.append(
                 Finding(
                     "COVERAGE_INCOMPLETE",
                     f"coverage of all elements required: {result.trailing_bytes} byte(s) after "
@@ -331,7 +326,7 @@ def _check_coverage(
             )
         for sig in result.signatures:  # unsigned bytes stored in signature attributes
             for f in (f for f in sig.findings if f.code == "VALUE_TRAILING_BYTES"):
-                result.findings.append(
+                found.append(
                     Finding(
                         "COVERAGE_INCOMPLETE",
                         f"coverage of all elements required: signature {sig.uid}: {f.message}",
@@ -346,33 +341,34 @@ def _check_coverage(
             try:
                 demanded |= {int(t) for t in tags_to_sign(Profile(name), ds, top_level=True)}
             except ProfileError as e:
-                result.findings.append(
-                    Finding("COVERAGE_INCOMPLETE", f"profile coverage required: {e}")
-                )
-                return
+                return [Finding("COVERAGE_INCOMPLETE", f"profile coverage required: {e}")]
         demanded &= present
         what = "element(s) required by the " + "/".join(names) + " profile"
     missing = sorted(demanded - covered)
     if missing:
         shown = ", ".join(tag_str(t) for t in missing)
-        more = ""
-        result.findings.append(
+        found.append(
             Finding(
                 "COVERAGE_INCOMPLETE",
                 f"coverage required ({mode}): {len(missing)} {what} are covered by no valid "
-                f"signature: {shown}{more}",
+                f"signature: {shown}",
             )
         )
+    return found
 
 
-def partial_coverage(result: FileResult) -> str | None:
-    """A warning when valid signatures leave present top-level elements unsigned, else None."""
-    valid = [
+def _intact(result: FileResult) -> list[SignatureResult]:
+    """Signatures whose MAC matched and that nothing else failed."""
+    return [
         s
         for s in result.signatures
         if s.integrity is Indication.VALID and s.indication is not Indication.INVALID
     ]
-    if not valid:
+
+
+def partial_coverage(result: FileResult) -> str | None:
+    """A warning when valid signatures leave present top-level elements unsigned, else None."""
+    if not _intact(result):
         return None
     main = _covering(result)
     if not main:
@@ -392,33 +388,32 @@ def partial_coverage(result: FileResult) -> str | None:
 ITEM_SIGNATURES_ONLY = "ITEM_SIGNATURES_ONLY"
 
 
-def _note_item_only(result: _FileDraft) -> None:
+def _item_only(result: FileResult) -> list[Finding]:
     """ITEM_SIGNATURES_ONLY when intact signatures exist but none over the main data set: an
     item signature says nothing about the patient, the study or the rest of the object."""
-    valid = [
-        s
-        for s in result.signatures
-        if s.integrity is Indication.VALID and s.indication is not Indication.INVALID
-    ]
-    if valid and not _covering(result):
-        where = ", ".join(sorted({s.location for s in valid}))
-        result.findings.append(
-            Finding(
-                ITEM_SIGNATURES_ONLY,
-                f"valid signatures cover only sequence items ({where}), not the main data set: "
-                "nothing outside those items is signed",
-                "warning",
-            )
+    valid = _intact(result)
+    if not valid or _covering(result):
+        return []
+    where = ", ".join(sorted({s.location for s in valid}))
+    return [
+        Finding(
+            ITEM_SIGNATURES_ONLY,
+            f"valid signatures cover only sequence items ({where}), not the main data set: "
+            "nothing outside those items is signed",
+            "warning",
         )
+    ]
 
 
-def _check_requirements(result: _FileDraft, options: VerifyOptions) -> None:
+def _requirements(result: FileResult, options: VerifyOptions) -> list[Finding]:
+    """What ``options.require`` demands and no signature that counts gives."""
     candidates = [s for s in result.signatures if s.indication is not Indication.INVALID]
+    found: list[Finding] = []
     for requirement in options.require:
         if requirement == "signature":
             if not any(not s.location for s in candidates):
                 items = " (only item signatures: an item-signature requirement accepts those)"
-                result.findings.append(
+                found.append(
                     Finding(
                         "SIGNATURE_REQUIRED",
                         "no valid signature of the main data set, but one is required"
@@ -429,7 +424,7 @@ def _check_requirements(result: _FileDraft, options: VerifyOptions) -> None:
                 )
         elif requirement == "item-signature":
             if not candidates:
-                result.findings.append(
+                found.append(
                     Finding(
                         "SIGNATURE_REQUIRED",
                         "no valid signature (of the main data set or of an item), but one is "
@@ -439,130 +434,155 @@ def _check_requirements(result: _FileDraft, options: VerifyOptions) -> None:
         elif requirement == "timestamp":
             from dsig.timestamp.dicom import check_timestamp_requirement
 
-            check_timestamp_requirement(result)
+            found.extend(check_timestamp_requirement(result))
         elif not any(requirement in s.profiles for s in candidates):
-            result.findings.append(
+            found.append(
                 Finding(
                     "PROFILE_NOT_MET",
                     f"no valid signature satisfies the required '{requirement}' profile",
                 )
             )
+    return found
 
 
 def _verify_one(ref: SignatureRef, options: VerifyOptions, walks: Walks) -> SignatureResult:
-    item = ref.item
-    res = _SignatureDraft(
+    res = SignatureResult(
         uid=ref.uid,
         location=format_location(ref.path),
         trust_required=not options.integrity_only,
     )
-    try:
-        _verify_integrity(ref, item, res, options, walks)
-    except DicomFormatError as e:
-        res.integrity = Indication.INVALID
-        res.findings.append(Finding("MALFORMED_SIGNATURE", str(e)))
-    return res.freeze()
+    return _verify_integrity(ref, ref.item, res, options, walks)
 
 
 def _fail(
-    res: _SignatureDraft, code: str, message: str, indication: Indication, option: str | None = None
-) -> None:
-    res.integrity = indication
-    res.findings.append(Finding(code, message, option=option))
+    res: SignatureResult,
+    code: str,
+    message: str,
+    indication: Indication,
+    option: str | None = None,
+) -> SignatureResult:
+    found = Finding(code, message, option=option)
+    return dataclasses.replace(res, integrity=indication, findings=(*res.findings, found))
 
 
 def _verify_integrity(
-    ref: SignatureRef, item: Dataset, res: _SignatureDraft, options: VerifyOptions, walks: Walks
-) -> None:
-    level = ref.level
-    mac_id = raw_ushort(item, MAC_ID_NUMBER)
-    res.mac_id = mac_id
-    res.datetime = raw_text(item, SIGNATURE_DATETIME)
-    res.purpose = _purpose(item)
-    if mac_id is None:
-        raise DicomFormatError("the signature item has no MAC ID Number (0400,0005)")
-    params = mac_parameters(level, mac_id)
-    if params is None:
-        raise DicomFormatError(f"no MAC Parameters item with MAC ID {mac_id} at the same level")
-    res.mac_algorithm = raw_text(params, MAC_ALGORITHM)
-    res.mac_transfer_syntax = raw_text(params, MAC_TRANSFER_SYNTAX)
-    signed = raw_tags(params, DATA_ELEMENTS_SIGNED)
-    res.signed_tags = [tag_str(t) for t in signed]
-    signed_set = set(signed)
-    res.unsigned_tags = [tag_str(t) for t in uncovered_tags(level, signed_set, padding=False)]
-    cert, signature = signer_certificate(item)
-    try:  # cryptography parses names and keys lazily: hostile certificates fail here
-        res.signer = cert.subject.rfc4514_string()
-        cert.public_key()
-    except UnsupportedAlgorithm as e:
-        _fail(res, "UNSUPPORTED_ALGORITHM", f"signer certificate: {e}", Indication.INDETERMINATE)
-        return
-    except Exception as e:  # ValueError, KeyError (unknown string type), ...
-        raise DicomFormatError(
-            f"Certificate of Signer cannot be decoded ({type(e).__name__}: {e})"
-        ) from None
-    _note_value_surplus(item, cert, signature, res)
-    if CERTIFIED_TIMESTAMP in item:
-        from dsig.timestamp.dicom import check_signature_timestamp  # lazy: asn1crypto tsp
-
-        try:
-            res.timestamp = check_signature_timestamp(item, res, options)
-        except Exception as e:  # an undecodable token part must not stop the verification
-            message = " ".join(f"undecodable token part: {type(e).__name__}: {e}".split())
-            malformed = (Finding("TIMESTAMP_MALFORMED", message),)
-            res.timestamp = TimestampReport(Indication.INVALID, None, None, None, malformed)
-            from dsig.timestamp.dicom import timestamp_failure
-
-            timestamp_failure(res, options, "INVALID", message)
-
+    ref: SignatureRef, item: Dataset, res: SignatureResult, options: VerifyOptions, walks: Walks
+) -> SignatureResult:
+    """``res`` with all that was found out; built by copying, so that a malformed part
+    (MALFORMED_SIGNATURE) keeps in the report what was read before it."""
     try:
-        mac = HashAlgorithm.from_name(res.mac_algorithm or "")
-    except UnsupportedAlgorithmError:
-        _fail(res, "UNSUPPORTED_ALGORITHM", f"unknown MAC algorithm {res.mac_algorithm!r}",
-              Indication.INDETERMINATE)  # fmt: skip
-        return
-    mac_ts = res.mac_transfer_syntax or ""
-    if mac_ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian):
-        raise DicomFormatError(f"MAC Calculation Transfer Syntax {mac_ts} is not explicit VR LE")
-
-    try:
-        digest = _mac(ref, signed, item, mac, old_format=options.old_format, walks=walks)
-    except UnsignableElementError as e:
-        _fail(res, "NOT_SIGNABLE", str(e), Indication.INVALID)
-        return
-    except UnsupportedAlgorithmError as e:
-        _fail(res, "UNSUPPORTED_ALGORITHM", str(e), Indication.INDETERMINATE)
-        return
-
-    ok, scheme, message = _check_crypto(cert, signature, mac, digest)
-    if ok is None:
-        _fail(res, "UNSUPPORTED_ALGORITHM", message, Indication.INDETERMINATE)
-        return
-    if not ok:
-        _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message, walks)
-    else:
-        res.integrity = Indication.VALID
-    _weakness(res, mac, cert, options)
-    outside_validity = _signing_time_outside_validity(res, cert)
-    if scheme is not None:
-        res.profiles = satisfied_profiles(
-            level,
-            signed_tags=signed_set,
-            top_level=not ref.path,
-            scheme=scheme,
-            mac=mac,
-            purpose=res.purpose.number if res.purpose is not None else None,
-            mac_transfer_syntax=mac_ts,
+        level = ref.level
+        claims = Claims(ref, item)
+        mac_id = claims.mac_id
+        res = dataclasses.replace(
+            res, mac_id=mac_id, datetime=claims.datetime, purpose=_purpose(item)
         )
-    if res.integrity is Indication.VALID or not options.integrity_only:
-        res.trust = _trust(cert, res, options)
-    if outside_validity is not None:
-        _judge_signing_time(res, outside_validity, options)
+        if mac_id is None:
+            raise DicomFormatError("the signature item has no MAC ID Number (0400,0005)")
+        if claims.params is None:
+            raise DicomFormatError(f"no MAC Parameters item with MAC ID {mac_id} at the same level")
+        res = dataclasses.replace(
+            res, mac_algorithm=claims.mac_algorithm, mac_transfer_syntax=claims.mac_transfer_syntax
+        )
+        signed = claims.signed  # missing: MALFORMED_SIGNATURE, the algorithm still reported
+        signed_set = set(signed)
+        res = dataclasses.replace(
+            res,
+            signed_tags=tuple(tag_str(t) for t in signed),
+            unsigned_tags=tuple(
+                tag_str(t) for t in uncovered_tags(level, signed_set, padding=False)
+            ),
+        )
+        cert, signature = signer_certificate(item)
+        try:  # cryptography parses names and keys lazily: hostile certificates fail here
+            res = dataclasses.replace(res, signer=cert.subject.rfc4514_string())
+            cert.public_key()
+        except UnsupportedAlgorithm as e:
+            message = f"signer certificate: {e}"
+            return _fail(res, "UNSUPPORTED_ALGORITHM", message, Indication.INDETERMINATE)
+        except Exception as e:  # ValueError, KeyError (unknown string type), ...
+            raise DicomFormatError(
+                f"Certificate of Signer cannot be decoded ({type(e).__name__}: {e})"
+            ) from None
+        res = with_findings(res, *_value_surplus(item, cert, signature))
+        if claims.timestamped:
+            res = _with_timestamp(item, res, options)
+        try:
+            mac = HashAlgorithm.from_name(res.mac_algorithm or "")
+        except UnsupportedAlgorithmError:
+            message = f"unknown MAC algorithm {res.mac_algorithm!r}"
+            return _fail(res, "UNSUPPORTED_ALGORITHM", message, Indication.INDETERMINATE)
+        mac_ts = res.mac_transfer_syntax or ""
+        if mac_ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian):
+            raise DicomFormatError(
+                f"MAC Calculation Transfer Syntax {mac_ts} is not explicit VR LE"
+            )
+        try:
+            digest = _mac(ref, signed, item, mac, old_format=options.old_format, walks=walks)
+        except UnsignableElementError as e:
+            return _fail(res, "NOT_SIGNABLE", str(e), Indication.INVALID)
+        except UnsupportedAlgorithmError as e:
+            return _fail(res, "UNSUPPORTED_ALGORITHM", str(e), Indication.INDETERMINATE)
+
+        ok, scheme, message = _check_crypto(cert, signature, mac, digest)
+        if ok is None:
+            return _fail(res, "UNSUPPORTED_ALGORITHM", message, Indication.INDETERMINATE)
+        if not ok:
+            res = _explain_mismatch(ref, signed, item, mac, cert, signature, res, options, message,
+                                    walks)  # fmt: skip
+        res = with_findings(res, *_weakness(mac, cert, options))
+        moment = parse_dicom_datetime(res.datetime or "")
+        if moment is None:
+            message = f"bad Digital Signature DateTime {res.datetime!r}"
+            res = with_findings(res, Finding("MALFORMED_SIGNATURE", message, "warning"))
+        outside_validity = _outside_validity(moment, cert) if moment is not None else None
+        profiles = res.profiles
+        if scheme is not None:
+            profiles = tuple(
+                satisfied_profiles(
+                    level,
+                    signed_tags=signed_set,
+                    top_level=not ref.path,
+                    scheme=scheme,
+                    mac=mac,
+                    purpose=res.purpose.number if res.purpose is not None else None,
+                    mac_transfer_syntax=mac_ts,
+                )
+            )
+        # one copy for the outcome (a fault above is MALFORMED_SIGNATURE, whatever it set)
+        integrity = Indication.VALID if ok else res.integrity
+        trust = res.trust
+        notes: list[Finding] = []
+        if integrity is Indication.VALID or not options.integrity_only:
+            trust, notes = _trust(cert, res, options)
+        res = dataclasses.replace(
+            res,
+            integrity=integrity,
+            profiles=profiles,
+            trust=trust,
+            findings=(*res.findings, *notes),
+        )
+        if outside_validity is not None:
+            res = _judge_signing_time(res, outside_validity, options)
+        return res
+    except DicomFormatError as e:
+        return _fail(res, "MALFORMED_SIGNATURE", str(e), Indication.INVALID)
 
 
-def _note_value_surplus(
-    item: Dataset, cert: x509.Certificate, signature: bytes, res: _SignatureDraft
-) -> None:
+def _with_timestamp(item: Dataset, res: SignatureResult, options: VerifyOptions) -> SignatureResult:
+    from dsig.timestamp.dicom import check_signature_timestamp, timestamp_failure  # lazy: tsp
+
+    try:
+        return check_signature_timestamp(item, res, options)
+    except Exception as e:  # an undecodable token part must not stop the verification
+        message = " ".join(f"undecodable token part: {type(e).__name__}: {e}".split())
+        malformed = (Finding("TIMESTAMP_MALFORMED", message),)
+        report = TimestampReport(Indication.INVALID, None, None, None, malformed)
+        failure = timestamp_failure(options, "INVALID", message)
+        return dataclasses.replace(res, timestamp=report, findings=(*res.findings, failure))
+
+
+def _value_surplus(item: Dataset, cert: x509.Certificate, signature: bytes) -> tuple[Finding, ...]:
     """VALUE_TRAILING_BYTES (a warning, as for bytes after the data set): the MAC excludes
     Certificate of Signer, Signature and Certified Timestamp, and each is read only up to its
     encoded length, so bytes stored after it are covered by nothing and would ride along."""
@@ -580,16 +600,16 @@ def _note_value_surplus(
         except DicomFormatError:  # not binary: the timestamp check says TIMESTAMP_MALFORMED
             token = b""
         surplus["Certified Timestamp"] = der_surplus(token)
-    for name, count in surplus.items():
-        if count:
-            res.findings.append(
-                Finding(
-                    "VALUE_TRAILING_BYTES",
-                    f"{name} holds {count} byte(s) after its encoded value: covered by no MAC "
-                    "or signature, they are ignored",
-                    "warning",
-                )
-            )
+    return tuple(
+        Finding(
+            "VALUE_TRAILING_BYTES",
+            f"{name} holds {count} byte(s) after its encoded value: covered by no MAC "
+            "or signature, they are ignored",
+            "warning",
+        )
+        for name, count in surplus.items()
+        if count
+    )
 
 
 def _mac(
@@ -621,33 +641,30 @@ def _explain_mismatch(
     mac: HashAlgorithm,
     cert: x509.Certificate,
     signature: bytes,
-    res: _SignatureDraft,
+    res: SignatureResult,
     options: VerifyOptions,
     message: str,
     walks: Walks,
-) -> None:
+) -> SignatureResult:
     """Say why the MAC does not match: a missing element, transcoded pixels, the legacy
     DCMTK format, or changed content."""
     present = set(ref.level.keys())
     missing = [t for t in signed if t not in present]
     if missing:
-        _fail(res, "SIGNED_ELEMENT_MISSING",
-              "signed element(s) absent: " + ", ".join(tag_str(t) for t in missing),
-              Indication.INVALID)  # fmt: skip
-        return
+        return _fail(res, "SIGNED_ELEMENT_MISSING",
+                     "signed element(s) absent: " + ", ".join(tag_str(t) for t in missing),
+                     Indication.INVALID)  # fmt: skip
     if _pixel_encoding_changed(ref.level, signed, res.mac_transfer_syntax or ""):
-        _fail(res, "PIXEL_ENCODING_CHANGED",
-              "pixel data was compressed or decompressed since signing; the MAC cannot be "
-              "recomputed", Indication.INDETERMINATE)  # fmt: skip
-        return
+        return _fail(res, "PIXEL_ENCODING_CHANGED",
+                     "pixel data was compressed or decompressed since signing; the MAC cannot "
+                     "be recomputed", Indication.INDETERMINATE)  # fmt: skip
     if not options.old_format and _has_encapsulated(ref.level, signed):
         legacy = _mac(ref, signed, item, mac, old_format=True, walks=walks)
         if _check_crypto(cert, signature, mac, legacy)[0]:
-            _fail(res, "LEGACY_FORMAT",
-                  "valid only in the pre-3.5.4 DCMTK format: verify in that format",
-                  Indication.INVALID, option="old_format")  # fmt: skip
-            return
-    _fail(res, "MAC_MISMATCH", message, Indication.INVALID)
+            return _fail(res, "LEGACY_FORMAT",
+                         "valid only in the pre-3.5.4 DCMTK format: verify in that format",
+                         Indication.INVALID, option="old_format")  # fmt: skip
+    return _fail(res, "MAC_MISMATCH", message, Indication.INVALID)
 
 
 def _has_encapsulated(level: Dataset, signed: list[int]) -> bool:
@@ -703,14 +720,12 @@ def check_signature_value(
     return _check_crypto(cert, signature, mac, digest)[0]
 
 
-def _weakness(
-    res: _SignatureDraft, mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions
-) -> None:
+def _weakness(mac: HashAlgorithm, cert: x509.Certificate, options: VerifyOptions) -> list[Finding]:
     """WEAK_ALGORITHM: a warning, or under ``strict`` an error unless ``allow_weak`` names it."""
     key = cert.public_key()
     small_key = isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < 2048
     if not (mac.weak or small_key):
-        return
+        return []
     from pki.policy import AlgorithmRule, weak_refused  # lazy: only for weak algorithms
 
     rule = AlgorithmRule.from_names(options.allow_weak)
@@ -722,50 +737,46 @@ def _weakness(
     if short is not None:
         bits, name, allowed = short
         weak.append((f"signer key is only {bits} bits", name, allowed))
-    for message, name, allowed in weak:
-        if options.strict and not allowed:
-            refused = weak_refused(message, name)
-            res.findings.append(Finding("WEAK_ALGORITHM", refused, option="allow_weak", value=name))
-        else:
-            res.findings.append(Finding("WEAK_ALGORITHM", message, "warning"))
+    return [
+        Finding("WEAK_ALGORITHM", weak_refused(message, name), option="allow_weak", value=name)
+        if options.strict and not allowed
+        else Finding("WEAK_ALGORITHM", message, "warning")
+        for message, name, allowed in weak
+    ]
 
 
-def _signing_time_outside_validity(res: _SignatureDraft, cert: x509.Certificate) -> str | None:
+def _outside_validity(moment: dt.datetime, cert: x509.Certificate) -> str | None:
     """Why the claimed signing time lies outside the certificate validity, else None."""
-    moment = parse_dicom_datetime(res.datetime or "")
-    if moment is None:
-        res.findings.append(
-            Finding(
-                "MALFORMED_SIGNATURE", f"bad Digital Signature DateTime {res.datetime!r}", "warning"
-            )
-        )
-        return None
     if cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
         return None
     validity = f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}"
     return f"signed at {moment.isoformat()}, outside the certificate validity ({validity})"
 
 
-def _judge_signing_time(res: _SignatureDraft, message: str, options: VerifyOptions) -> None:
+def _judge_signing_time(
+    res: SignatureResult, message: str, options: VerifyOptions
+) -> SignatureResult:
     """SIGNING_TIME_OUTSIDE_VALIDITY is about the certificate, so a trust finding (the bytes
     are intact): trust INVALID, or only a warning when trust was declined (--integrity-only)."""
     code = "SIGNING_TIME_OUTSIDE_VALIDITY"
     if options.integrity_only:
-        res.findings.append(
-            Finding(code, f"{message} (a trust finding, not judged: integrity only)", "warning")
-        )  # fmt: skip
-        return
-    res.trust = dataclasses.replace(
+        note = f"{message} (a trust finding, not judged: integrity only)"
+        return with_findings(res, Finding(code, note, "warning"))
+    trust = dataclasses.replace(
         res.trust,
         indication=TrustIndication.INVALID,
         findings=(*res.trust.findings, TrustFinding(code, message)),
     )
+    return dataclasses.replace(res, trust=trust)
 
 
-def _trust(cert: x509.Certificate, res: _SignatureDraft, options: VerifyOptions) -> TrustResult:
+def _trust(
+    cert: x509.Certificate, res: SignatureResult, options: VerifyOptions
+) -> tuple[TrustResult, list[Finding]]:
     if options.trust is None:
-        return NOT_CHECKED
+        return NOT_CHECKED, []
     at: dt.datetime | None
+    notes: list[Finding] = []
     if isinstance(options.at, dt.datetime):
         at = options.at
     elif options.at in ("auto", "timestamp"):
@@ -779,9 +790,9 @@ def _trust(cert: x509.Certificate, res: _SignatureDraft, options: VerifyOptions)
         if moment is not None:
             from dsig.timestamp import trust_at_timestamp
 
-            return trust_at_timestamp(options.trust, cert, moment)
+            return trust_at_timestamp(options.trust, cert, moment), []
         if options.at == "timestamp":
-            res.findings.append(
+            notes.append(
                 Finding("TIMESTAMP_MOMENT_UNAVAILABLE",
                         "validation at the timestamp asked for: no valid certified timestamp, "
                         "validated now", "warning")
@@ -795,11 +806,11 @@ def _trust(cert: x509.Certificate, res: _SignatureDraft, options: VerifyOptions)
 
             certified = certified_moment(res)
             proven = trust_at_timestamp(options.trust, cert, certified) if certified else None
-            return at_claimed_time(options.trust.evaluate(cert, at=claimed), claimed, proven)
+            return at_claimed_time(options.trust.evaluate(cert, at=claimed), claimed, proven), []
         at = options.clock()
     else:
         at = options.clock()
-    return options.trust.evaluate(cert, at=at)
+    return options.trust.evaluate(cert, at=at), notes
 
 
 def _purpose(item: Dataset) -> PurposeReport | None:
@@ -821,15 +832,13 @@ def dump_mac_stream(
 ) -> None:
     """Write the exact stream that verification recomputes for signature ``uid``."""
     ref = find_signature(ds, uid)
-    item = ref.item
-    mac_id = raw_ushort(item, MAC_ID_NUMBER)
-    params = mac_parameters(ref.level, mac_id) if mac_id is not None else None
-    if params is None:
+    claims = Claims(ref)
+    if claims.params is None:
         raise DicomFormatError(f"signature {uid} has no MAC Parameters item")
     write_mac_stream(
         ref.level,
-        raw_tags(params, DATA_ELEMENTS_SIGNED),
-        item,
+        claims.signed,
+        claims.item,
         sinks,
         ancestors=ref.ancestors,
         options=StreamOptions(old_format=old_format),

@@ -11,9 +11,6 @@ from pki._lazy import lazy_exports
 if TYPE_CHECKING:
     from dsig.orthanc.service import ServiceConfig, VerifierService, plugin_path
 
-__getattr__ = lazy_exports(
-    __name__,
-    {name: "dsig.orthanc.service" for name in ("ServiceConfig", "VerifierService", "plugin_path")},
-)
+__getattr__ = lazy_exports(__name__)
 
 __all__ = ["ServiceConfig", "VerifierService", "plugin_path"]

@@ -176,12 +176,12 @@ class VerifierService:
             "status": status,
             "indication": verdict.indication,
             "comment": comment,
-            "findings": verdict.findings,
-            "signatures": verdict.signatures,
+            "findings": list(verdict.findings),
+            "signatures": list(verdict.signatures),
             "sop_instance_uid": sop,
             "orthanc_id": orthanc_instance_id(patient, study, series, sop) if sop else None,
             "sha256": sha256,
-            "report": verdict.report,
+            "report": dict(verdict.report),
             "error": verdict.error,
         }
         quarantined = None

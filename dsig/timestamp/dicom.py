@@ -11,6 +11,7 @@ chain goes through :mod:`pki`. No pyHanko.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -21,13 +22,12 @@ from pydicom.dataset import Dataset
 from dsig.encoding.values import raw_text
 from dsig.errors import DicomFormatError, DsigError, SignatureNotFoundError
 from dsig.results import (
+    FileResult,
     Finding,
     Indication,
     SignatureResult,
     TimestampReport,
     TokenDetails,
-    _FileDraft,
-    _SignatureDraft,
 )
 from dsig.signature.model import (
     CERTIFIED_TIMESTAMP,
@@ -220,9 +220,9 @@ def signatures_to_stamp(
 
 
 def check_signature_timestamp(
-    item: Dataset, res: _SignatureDraft, options: VerifyOptions
-) -> TimestampReport:
-    """Verify the timestamp of one signature for ``dsig verify``.
+    item: Dataset, res: SignatureResult, options: VerifyOptions
+) -> SignatureResult:
+    """``res`` with the timestamp of its signature verified (``timestamp``, and findings).
 
     The TSA chain is validated with ``options.tsa_trust`` (default: ``options.trust``) at the
     explicit ``--at`` datetime if one was given, else now. A present timestamp counts: one
@@ -245,19 +245,19 @@ def check_signature_timestamp(
         strict=options.strict,
         allow_weak=options.allow_weak,
     )
-    for f in result.findings:
-        if f.code == "WEAK_ALGORITHM" and f.severity == "warning":
-            res.findings.append(Finding(f.code, f"certified timestamp: {f.message}", "warning"))
+    found = [
+        Finding(f.code, f"certified timestamp: {f.message}", "warning")
+        for f in result.findings
+        if f.code == "WEAK_ALGORITHM" and f.severity == "warning"
+    ]
     first = next((f.message for f in result.findings if f.severity == "error"), "")
     if result.indication is Indication.INVALID or first:  # not for a merely unchecked TSA
-        timestamp_failure(res, options, result.indication, first)
-    return result
+        found.append(timestamp_failure(options, result.indication, first))
+    return dataclasses.replace(res, timestamp=result, findings=(*res.findings, *found))
 
 
-def timestamp_failure(
-    res: _SignatureDraft, options: VerifyOptions, indication: str, reason: str
-) -> None:
-    """Record a present timestamp that did not verify: TIMESTAMP_INVALID (INVALID) or
+def timestamp_failure(options: VerifyOptions, indication: str, reason: str) -> Finding:
+    """The finding of a present timestamp that did not verify: TIMESTAMP_INVALID (INVALID) or
     TIMESTAMP_INDETERMINATE, errors that decide the signature unless
     ``options.timestamp_failures_warn`` makes them warnings."""
     if indication == "INVALID":
@@ -266,14 +266,11 @@ def timestamp_failure(
         code, text = "TIMESTAMP_INDETERMINATE", "the certified timestamp could not be checked"
     message = f"{text}: {reason}" if reason else text
     if options.timestamp_failures_warn:
-        res.findings.append(
-            Finding(code, f"{message} (counted as a warning, as asked)", "warning")
-        )  # fmt: skip
-    else:
-        res.findings.append(Finding(code, message))
+        return Finding(code, f"{message} (counted as a warning, as asked)", "warning")
+    return Finding(code, message)
 
 
-def certified_moment(res: SignatureResult | _SignatureDraft) -> dt.datetime | None:
+def certified_moment(res: SignatureResult) -> dt.datetime | None:
     """The certified time of a signature whose timestamp verified as VALID, else None."""
     ts = res.timestamp
     return ts.time if ts is not None and ts.valid else None
@@ -286,11 +283,10 @@ def trust_at_timestamp(
     return trust.evaluate(cert, at=moment, certified_time=True)
 
 
-def check_timestamp_requirement(result: _FileDraft) -> None:
-    """``--require timestamp``: some non-invalid signature must carry a VALID timestamp."""
+def check_timestamp_requirement(result: FileResult) -> list[Finding]:
+    """``--require timestamp``: some non-invalid signature must carry a VALID timestamp
+    (the finding when none does)."""
     for sig in result.signatures:
         if sig.indication is not Indication.INVALID and certified_moment(sig) is not None:
-            return
-    result.findings.append(
-        Finding("TIMESTAMP_REQUIRED", "no valid signature carries a valid certified timestamp")
-    )
+            return []
+    return [Finding("TIMESTAMP_REQUIRED", "no valid signature carries a valid certified timestamp")]

@@ -25,6 +25,7 @@ from dsig import (
     verify_files,
 )
 from pki import TrustPolicy, load_certificates
+from pki._lazy import exported as lazy_exported
 from tests.conftest import CorePki, sample
 from tests.unit.test_cli_public_imports import PUBLIC_PLACES
 from tokens import open_key_provider
@@ -42,7 +43,7 @@ def test_every_public_name_imports_from_its_package(name: str) -> None:
     module = importlib.import_module(name)
     exported = getattr(module, "__all__")  # noqa: B009
     assert exported and exported == sorted(set(exported), key=exported.index)  # no duplicates
-    for source in set(getattr(module, "_EXPORTS", getattr(module, "_LAZY", {})).values()):
+    for source in set(lazy_exported(name).values()):
         importlib.import_module(source)  # a submodule must not shadow a public name
     for public in exported:
         value = getattr(module, public)

@@ -26,6 +26,7 @@ NOT_CODES = {
     "SR_VERIFICATION_REQUIRED", "SR_VERIFICATION_REQUIRED_IF_PRESENT",  # profile rules
     "CMS_TSP", "X509_1993_SIG", "ISO_IR",  # DICOM values
     "DSIG_DEBUG",  # environment
+    "TYPE_CHECKING",  # the guard whose imports pki._lazy reads
     "NOT_CHECKED", "NOT_PROVABLE", "NOT_VERIFIED",  # indications and statuses
     "DICOM_PROTOCOL", "REST_API",  # Orthanc names
 }  # fmt: skip

@@ -42,7 +42,8 @@ from dsig.evidence import (
     status_evidence,
 )
 from dsig.net import AuditRecord, ForwardEvent, SendResult
-from dsig.net.scp import _AuditDraft
+from dsig.net.pool import Verdict
+from dsig.net.scu import SendSummary
 from dsig.operations.batch import outcome_of
 from dsig.results import FileIdentity
 from dsig.timestamp.rfc3161 import TokenCheck, check_token
@@ -221,16 +222,34 @@ def test_evidence_report_gives_the_former_dict(stamped: Stamped) -> None:
 
 def _received() -> AuditRecord:
     """An audit record as the storage node hands it to ``on_record``: built while the object
-    is received, frozen when complete."""
-    draft = _AuditDraft("2026-12-04T20:00:00+00:00", "SCU", "DSIG", "127.0.0.1:4242", "1.2",
-                        "1.2.3", "1.2.840.10008.1.2.1", 10, "VALID", "stored", 0)  # fmt: skip
-    draft.findings.append("UNSIGNABLE_CONTENT")
-    draft.signatures.append({"indication": "VALID"})
-    record = draft.freeze()
-    assert record.to_json() == draft.to_json() and record.to_json()["findings"] == [
-        "UNSIGNABLE_CONTENT"
-    ]
+    is received, by copying."""
+    bare = AuditRecord("2026-12-04T20:00:00+00:00", "SCU", "DSIG", "127.0.0.1:4242", "1.2",
+                       "1.2.3", "1.2.840.10008.1.2.1", 10, "NOT_VERIFIED", "failed", 0)  # fmt: skip
+    record = dataclasses.replace(
+        bare,
+        indication="VALID",
+        action="stored",
+        findings=("UNSIGNABLE_CONTENT",),
+        signatures=({"indication": "VALID"},),
+    )
+    assert bare.action == "failed" and bare.findings == ()
+    line = record.to_json()
+    assert line["findings"] == ["UNSIGNABLE_CONTENT"] and line["action"] == "stored"
+    assert line["signatures"] == [{"indication": "VALID"}]
     return record
+
+
+def _verdict() -> Verdict:
+    """A storage node's verdict: frozen, and still a plain value across a worker's pipe."""
+    ids = {"SOPInstanceUID": "1.2.3"}
+    summary = ({"indication": "VALID"},)
+    verdict = Verdict("VALID", True, 0, "", summary, ("MAC_MISMATCH",), {"path": "a"}, None, ids)
+    ids["SOPInstanceUID"] = "changed"  # the verdict holds its own copy
+    assert verdict.ids == {"SOPInstanceUID": "1.2.3"}
+    assert pickle.loads(pickle.dumps(verdict)) == verdict
+    with pytest.raises(TypeError):
+        verdict.report["path"] = "b"  # type: ignore[index]
+    return verdict
 
 
 def _public_results(stamped: Stamped) -> list[object]:
@@ -254,6 +273,8 @@ def _public_results(stamped: Stamped) -> list[object]:
         listing.skipping(frozenset({str(stamped.path)})),
         SendResult(stamped.path, "stored", 0),
         _received(),
+        _verdict(),
+        SendSummary((SendResult(stamped.path, "stored", 0),)),
         ForwardEvent("forwarded", "STORE@127.0.0.1:11112", "1.2.3", 0),
     ]
 
@@ -262,7 +283,7 @@ def test_every_public_result_type_is_frozen_and_slotted(stamped: Stamped) -> Non
     objects = _public_results(stamped)
     want = {TimestampReport, TokenDetails, PurposeReport, EvidenceReport, EvidenceResult,
             StampResult, CreateSummary, RenewSummary, StatusRow, TokenCheck, Plan, SendResult,
-            ForwardEvent, AuditRecord}  # fmt: skip
+            ForwardEvent, AuditRecord, Verdict, SendSummary}  # fmt: skip
     assert want <= {type(o) for o in objects}
     for obj in objects:
         assert dataclasses.is_dataclass(obj) and not hasattr(obj, "__dict__"), type(obj)

@@ -58,7 +58,7 @@ def test_a_verification_past_its_deadline_is_killed_and_replaced(pool: VerifierP
     verdict = pool.verify(Path("unused"), "", "30")
     took = time.monotonic() - started
     assert 3 <= took < 6, took
-    assert not verdict.accepted and verdict.findings == ["VERIFY_ABORTED"]
+    assert not verdict.accepted and verdict.findings == ("VERIFY_ABORTED",)
     assert verdict.error == "verification took over 3 s and was stopped"
     assert pool.killed == 1
     with ThreadPoolExecutor(2) as threads:  # two workers again, one of them new

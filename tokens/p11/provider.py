@@ -33,6 +33,7 @@ from tokens.p11.select import (
     _obj_label,
     _select_key,
     _select_token,
+    object_query,
     open_modules,
 )
 from tokens.p11.session import PinSupplier, _acquire_session, _release_session, _Shared
@@ -220,11 +221,7 @@ def token_certificate(uri: str) -> x509.Certificate | None:
     parsed = parse_pkcs11_uri(uri)
     found = find_token(parsed)
     p11 = _import_pkcs11()
-    query: dict[Any, Any] = {p11.Attribute.CLASS: p11.ObjectClass.CERTIFICATE}
-    if parsed.object is not None:
-        query[p11.Attribute.LABEL] = parsed.object
-    if parsed.id is not None:
-        query[p11.Attribute.ID] = parsed.id
+    query = object_query(parsed, "CERTIFICATE")
     try:
         with found.token.open() as session:
             values = [bytes(o[p11.Attribute.VALUE]) for o in session.get_objects(query)]

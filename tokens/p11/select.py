@@ -140,14 +140,9 @@ def _select_token(
 def _shows_object(uri: Pkcs11Uri, token: _p11.Token) -> bool:
     """True when a public object with the URI's label/id is visible without login."""
     p11 = _import_pkcs11()
-    query: dict[Any, Any] = {}
-    if uri.object is not None:
-        query[p11.Attribute.LABEL] = uri.object
-    if uri.id is not None:
-        query[p11.Attribute.ID] = uri.id
     try:
         with token.open() as session:
-            return any(True for _ in session.get_objects(query))
+            return any(True for _ in session.get_objects(object_query(uri)))
     except p11.PKCS11Error:
         return False
 
@@ -167,22 +162,38 @@ def _token_criteria(uri: Pkcs11Uri) -> str:
     return " ".join(parts) or "the URI"
 
 
-def _obj_label(obj: _p11.Object) -> str | None:
+def _attribute(obj: _p11.Object, name: str) -> Any:
+    """The object's attribute ``name`` (a ``pkcs11.Attribute`` member), None when the token
+    does not give it."""
     p11 = _import_pkcs11()
     try:
-        value = obj[p11.Attribute.LABEL]
+        return obj[p11.Attribute[name]]
     except p11.PKCS11Error:
         return None
+
+
+def _obj_label(obj: _p11.Object) -> str | None:
+    value = _attribute(obj, "LABEL")
     return value if isinstance(value, str) and value else None
 
 
 def _obj_id(obj: _p11.Object) -> bytes | None:
-    p11 = _import_pkcs11()
-    try:
-        value = obj[p11.Attribute.ID]
-    except p11.PKCS11Error:
-        return None
+    value = _attribute(obj, "ID")
     return bytes(value) if value else None
+
+
+def object_query(uri: Pkcs11Uri, object_class: str | None = None) -> dict[Any, Any]:
+    """The search template for the objects that ``uri``'s object (label) and id name, of
+    ``object_class`` (a ``pkcs11.ObjectClass`` member) if given."""
+    p11 = _import_pkcs11()
+    query: dict[Any, Any] = {}
+    if object_class is not None:
+        query[p11.Attribute.CLASS] = p11.ObjectClass[object_class]
+    if uri.object is not None:
+        query[p11.Attribute.LABEL] = uri.object
+    if uri.id is not None:
+        query[p11.Attribute.ID] = uri.id
+    return query
 
 
 def _key_desc(obj: _p11.Object) -> str:
@@ -197,13 +208,8 @@ def _select_key(uri: Pkcs11Uri, session: _p11.Session, token: _p11.Token) -> _p1
             f"the key URI must name a private key: use type=private, not type={uri.type} "
             "(the private key has the same id/object as its certificate)"
         )
-    query: dict[Any, Any] = {p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY}
-    if uri.object is not None:
-        query[p11.Attribute.LABEL] = uri.object
-    if uri.id is not None:
-        query[p11.Attribute.ID] = uri.id
     try:
-        found = list(session.get_objects(query))
+        found = list(session.get_objects(object_query(uri, "PRIVATE_KEY")))
     except p11.PKCS11Error as e:
         raise KeyNotFoundError(f"cannot search token '{token.label}': {_describe(e)}") from None
     if len(found) == 1:
