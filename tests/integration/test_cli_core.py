@@ -308,6 +308,41 @@ def test_key_certificate_mismatch(core_pki: CorePki, tmp_path: Path) -> None:
     assert r.exit_code == 4 and "does not match" in r.stderr
 
 
+def test_an_inconsistent_rsa_key_does_not_sign(core_pki: CorePki, tmp_path: Path) -> None:
+    # Key files load without OpenSSL's slow consistency check: a key whose public part matches
+    # the certificate but whose private exponent is wrong must still never sign.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    good = serialization.load_pem_private_key(Path(core_pki.rsa_key).read_bytes(), None)
+    assert isinstance(good, rsa.RSAPrivateKey)
+    n = good.private_numbers()
+    d = n.d ^ 2  # no longer the inverse of e
+    broken = rsa.RSAPrivateNumbers(
+        n.p, n.q, d, d % (n.p - 1), d % (n.q - 1), n.iqmp, n.public_numbers
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    key = tmp_path / "broken.key.pem"
+    key.write_bytes(
+        broken.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    r = dsig("sign", sample("CT_small.dcm"), tmp_path / "o.dcm", "--key", key,
+             "--cert", core_pki.rsa_cert, "--no-password")  # fmt: skip
+    assert r.exit_code == 4, r.output
+    assert r.stderr.count("\n") == 1 and "inconsistent" in r.stderr
+    assert not (tmp_path / "o.dcm").exists()
+    # the provider itself refuses, whoever calls it (the CLI's probe signature is not needed)
+    import tokens
+    from tokens.files import FileKeyProvider
+
+    provider = FileKeyProvider.from_files(key, Path(core_pki.rsa_cert))
+    with pytest.raises(tokens.KeyLoadError, match="inconsistent"):
+        provider.sign_digest(tokens.Digest(tokens.HashAlgorithm.SHA256, bytes(32)))
+
+
 def test_not_dicom_and_truncated_are_errors(core_pki: CorePki, tmp_path: Path) -> None:
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"hello world, not dicom at all" * 10)
