@@ -106,14 +106,23 @@ def _main(
 def main() -> None:
     """Console-script entry point: no traceback ever reaches the user (DSIG_DEBUG=1 shows it)."""
     from dsig.cli._hardening import disable_core_dumps
-    from dsig.cli._startup import defer_modules, end_quickly, is_process_entry, quiet_pydicom
+    from dsig.cli._startup import (
+        defer_modules,
+        end_quickly,
+        is_process_entry,
+        pause_gc_for_a_few_files,
+        quiet_pydicom,
+    )
     from dsig.cli._stdio import StdoutFailure, end_for, guard_stdio
 
+    argv = sys.argv[1:]
     disable_core_dumps()  # before any secret is read
+    entry = is_process_entry(main)  # not a host program calling main()
+    if entry:
+        pause_gc_for_a_few_files(argv)
     defer_modules()
     quiet_pydicom()
     guard_stdio()
-    argv = sys.argv[1:]
     try:
         try:
             _app_for(argv)()
@@ -122,7 +131,7 @@ def main() -> None:
     except StdoutFailure as failure:
         sys.exit(end_for(failure))
     except SystemExit as end:
-        if argv[:1] == ["verify"] and is_process_entry(main):  # per-file hooks pay the exit
+        if entry and argv[:1] == ["verify"]:  # per-file hooks pay the exit
             end_quickly(end.code)
         raise
     except KeyboardInterrupt:
