@@ -114,14 +114,14 @@ def pause_gc_for_a_few_files(argv: list[str]) -> None:
     """No cyclic garbage collection for ``dsig verify`` of a few files (what a per-file hook
     runs): the collector would only walk the objects the imports create, about 3 % of such a
     run; a few files' cyclic garbage (if any) lives until the process ends a moment later.
-    Left on for anything that may be many files: a directory or URL (--recursive), or a long
-    argument list."""
+    Left on for anything that may be many files: --recursive (verify walks a directory only
+    with it), a URL, or a long argument list."""
     if argv[:1] != ["verify"] or len(argv) > _SHORT_RUN_ARGS + 1:
         return
     for arg in argv[1:]:
         if arg.startswith("-") and not arg.startswith("--") and "r" in arg:
             return  # -r, or -r among combined short flags
-        if arg == "--recursive" or "://" in arg or (not arg.startswith("-") and os.path.isdir(arg)):
+        if arg == "--recursive" or "://" in arg:
             return
     import gc
 

@@ -82,6 +82,8 @@ def test_verify_ends_without_teardown_after_atexit_with_its_exit_code(tmp_path: 
     ok = _run(_ENTRY, "verify", "--integrity-only", ct)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("UNSIGNED") and ok.stdout.endswith("atexit ran gc off\n")
+    with_store = _run(_ENTRY, "verify", "--trust-store", str(tmp_path), "--integrity-only", ct)
+    assert with_store.stdout.endswith("atexit ran gc off\n"), with_store.stderr
     assert "teardown ran" not in ok.stdout
     missing = _run(_ENTRY, "verify", "--integrity-only", str(tmp_path / "absent.dcm"))
     assert missing.returncode == 4 and "atexit ran" in missing.stdout, missing.stderr
@@ -102,9 +104,11 @@ def test_other_commands_and_hosted_calls_exit_normally() -> None:
 
 
 def test_gc_stays_on_for_what_may_be_many_files(tmp_path: Path) -> None:
-    """The collector is paused only for a verify of a few named files."""
+    """The collector is paused only for a verify of a few named files (a trust store may be
+    a directory)."""
     (tmp_path / "a.dcm").write_bytes(sample("CT_small.dcm").read_bytes())
-    for args in (["-r", str(tmp_path)], ["--recursive", str(tmp_path)], [str(tmp_path)],
+    for args in (["-r", str(tmp_path)], ["--recursive", str(tmp_path)], ["-jr2", str(tmp_path)],
+                 [f"file://{tmp_path}/a.dcm"],
                  ["--integrity-only", *[str(tmp_path / "a.dcm")] * 13]):  # fmt: skip
         run = _run(_ENTRY, "verify", *args)
         assert "atexit ran gc on" in run.stdout, (args, run.stdout, run.stderr)
