@@ -106,21 +106,33 @@ def _main(
 def main() -> None:
     """Console-script entry point: no traceback ever reaches the user (DSIG_DEBUG=1 shows it)."""
     from dsig.cli._hardening import disable_core_dumps
-    from dsig.cli._startup import defer_modules, quiet_pydicom
+    from dsig.cli._startup import (
+        defer_modules,
+        end_quickly,
+        is_process_entry,
+        pause_gc_for_a_few_files,
+        quiet_pydicom,
+    )
     from dsig.cli._stdio import StdoutFailure, end_for, guard_stdio
 
+    argv = sys.argv[1:]
     disable_core_dumps()  # before any secret is read
+    entry = is_process_entry(main)  # not a host program calling main()
+    if entry:
+        pause_gc_for_a_few_files(argv)
     defer_modules()
     quiet_pydicom()
     guard_stdio()
     try:
         try:
-            _app_for(sys.argv[1:])()
+            _app_for(argv)()
         finally:
             sys.stdout.flush()  # a failing final flush is reported like any other write
     except StdoutFailure as failure:
         sys.exit(end_for(failure))
-    except SystemExit:
+    except SystemExit as end:
+        if entry and argv[:1] == ["verify"]:  # per-file hooks pay the exit
+            end_quickly(end.code)
         raise
     except KeyboardInterrupt:
         typer.echo("dsig: interrupted", err=True)
