@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -180,6 +180,10 @@ class RenewSummary:
     tsa_requests: int
     time: dt.datetime | None
 
+    def __post_init__(self) -> None:  # read-only copies: the caller's dicts stay the caller's
+        object.__setattr__(self, "skipped", MappingProxyType(dict(self.skipped)))
+        object.__setattr__(self, "failed", MappingProxyType(dict(self.failed)))
+
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         return {
@@ -189,26 +193,6 @@ class RenewSummary:
             "tsa_requests": self.tsa_requests,
             "time": self.time.isoformat() if self.time else None,
         }
-
-
-@dataclass
-class _RenewDraft:
-    """A :class:`RenewSummary` being filled in by :func:`renew_evidence`."""
-
-    renewed: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-    tsa_requests: int = 0
-    time: dt.datetime | None = None
-
-    def freeze(self) -> RenewSummary:
-        return RenewSummary(
-            tuple(self.renewed),
-            MappingProxyType(dict(self.skipped)),
-            MappingProxyType(dict(self.failed)),
-            self.tsa_requests,
-            self.time,
-        )
 
 
 @dataclass(frozen=True)
@@ -240,7 +224,10 @@ def renew_evidence(
     record and keeps its leaf, the second re-reads each (one at a time) to extend it, and
     leaves alone one that changed in between.
     """
-    summary = _RenewDraft()
+    # what the summary accumulates (RenewSummary copies them, read-only)
+    renewed_names: list[str] = []
+    skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
     now = clock()
     todo: list[_Renewal] = []
     found: dict[str, Path] | None = None
@@ -251,27 +238,27 @@ def renew_evidence(
         try:
             der, rec = read_record(path)
         except RecordError as e:
-            summary.failed[name] = str(e)
+            failed[name] = str(e)
             continue
         token = rec.last.token
         when = times[token] if token in times else times.setdefault(token, stamp_time(rec))
         file = None
         if rehash is not None:
             if rec.last.hash_algorithm == rehash:
-                summary.skipped[name] = f"its last hash tree already uses {rehash}"
+                skipped[name] = f"its last hash tree already uses {rehash}"
                 continue
             if found is None:
                 found = name_files(discover(data, exclude=directory)) if data else {}
             if name not in found:
-                summary.failed[name] = "no data file for it among the data given"
+                failed[name] = "no data file for it among the data given"
                 continue
             file = found[name]
         elif when is not None and now - when < min_age:
-            summary.skipped[name] = f"renewed at {when.isoformat()}, under the minimum age"
+            skipped[name] = f"renewed at {when.isoformat()}, under the minimum age"
             continue
         problem = _precheck(rec, file, settings.trust, now, checked)
         if problem is not None:
-            summary.failed[name] = problem
+            failed[name] = problem
             continue
         if rehash is not None and file is not None:
             group, leaf = rehash, record.rehash_leaf(rec, rehash, _hash_data(file, rehash))
@@ -279,7 +266,7 @@ def renew_evidence(
             group, leaf = record.timestamp_renewal_leaf(rec)
         todo.append(_Renewal(name, group, leaf, hashlib.sha256(der).digest(), when))
     if not todo:
-        return summary.freeze()
+        return RenewSummary((), skipped, failed, 0, None)
     groups: dict[str, list[int]] = {}
     for i, item in enumerate(todo):
         groups.setdefault(item.group, []).append(i)
@@ -289,7 +276,6 @@ def renew_evidence(
         stamps[group], reduced = stamp_leaves([todo[i].leaf for i in indexes], group, settings)
         for i, tree in zip(indexes, reduced, strict=True):
             trees[i] = tree
-    summary.tsa_requests = len(stamps)
     # A TSA whose clock is behind a record's last timestamp would make it BROKEN
     # (TIME_ORDER): nothing is written, the records keep the proof they have.
     newest = max((t.last_time for t in todo if t.last_time is not None), default=None)
@@ -297,8 +283,8 @@ def renew_evidence(
     if newest is not None and early < newest:
         why = (f"TIME_ORDER: the TSA's time {early.isoformat()} precedes the last timestamp "
                f"{newest.isoformat()} of the records renewed: nothing written")  # fmt: skip
-        summary.failed.update(dict.fromkeys((t.name for t in todo), why))
-        return summary.freeze()
+        failed.update(dict.fromkeys((t.name for t in todo), why))
+        return RenewSummary((), skipped, failed, len(stamps), None)
 
     def renewed() -> Iterator[tuple[Path, bytes]]:  # one record in memory at a time
         for item, tree in zip(todo, trees, strict=True):
@@ -306,22 +292,22 @@ def renew_evidence(
             try:
                 der, rec = read_record(path)
             except RecordError as e:
-                summary.failed[item.name] = str(e)
+                failed[item.name] = str(e)
                 continue
             if hashlib.sha256(der).digest() != item.fingerprint:
-                summary.failed[item.name] = "changed while being renewed: left as it is now"
+                failed[item.name] = "changed while being renewed: left as it is now"
                 continue
             stamped = stamps[item.group]
             if rehash is not None:
                 new = record.renew_hash_tree(rec, rehash, tree, stamped.token, stamped.validation)
             else:
                 new = record.renew_timestamp(rec, tree, stamped.token, stamped.validation)
-            summary.renewed.append(item.name)
+            renewed_names.append(item.name)
             yield path, new
 
     _write_all(renewed())
-    summary.time = max(s.time for s in stamps.values())
-    return summary.freeze()
+    time = max(s.time for s in stamps.values())
+    return RenewSummary(tuple(renewed_names), skipped, failed, len(stamps), time)
 
 
 def _hash_data(path: Path, name: str) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography import x509
@@ -106,39 +106,6 @@ class EvidenceResult:
         }
 
 
-# Drafts: the mutable forms verification fills in, frozen once complete.
-
-
-@dataclass
-class _StampDraft:
-    chain: int
-    index: int
-    kind: str
-    hash_algorithm: str
-    time: dt.datetime | None = None
-    tsa: str | None = None
-    valid_until: dt.datetime | None = None
-    trust: TrustResult | None = None
-
-    def freeze(self) -> StampResult:
-        return StampResult(**vars(self))
-
-
-@dataclass
-class _EvidenceDraft:
-    status: EvidenceStatus
-    proven_time: dt.datetime | None = None
-    stamps: list[_StampDraft] = field(default_factory=list)
-    findings: list[tuple[str, str]] = field(default_factory=list)
-    checked_at: dt.datetime | None = None
-
-    def freeze(self) -> EvidenceResult:
-        stamps = tuple(s.freeze() for s in self.stamps)
-        return EvidenceResult(
-            self.status, self.proven_time, stamps, tuple(self.findings), self.checked_at
-        )
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -158,8 +125,9 @@ def verify_evidence(
     ``tsa_trust``: anchors (and optional revocation settings) for the TSAs; None makes the
     result NOT_PROVABLE at best. ``at``: the verification moment (default ``clock()``).
     """
-    moment = at or clock()
-    return _verify(data_hash, record_der, tsa_trust, moment, lifetimes).freeze()
+    stamps: list[StampResult] = []
+    result = _verify(data_hash, record_der, tsa_trust, at or clock(), lifetimes, stamps)
+    return replace(result, stamps=tuple(stamps))
 
 
 def _verify(
@@ -168,8 +136,11 @@ def _verify(
     tsa_trust: TrustPolicy | None,
     moment: dt.datetime,
     lifetimes: AlgorithmLifetimes,
-) -> _EvidenceDraft:
-    result = _EvidenceDraft(EvidenceStatus.PROVEN, checked_at=moment)
+    stamps: list[StampResult],
+) -> EvidenceResult:
+    """The result without its stamps: those go to ``stamps`` as they are checked (each
+    replaced as it is completed), so that a result that stops early shows where."""
+    result = EvidenceResult(EvidenceStatus.PROVEN, checked_at=moment)
     try:
         rec = record_der if isinstance(record_der, Record) else parse(record_der)
     except RecordError as e:
@@ -182,15 +153,15 @@ def _verify(
     kept = rec.validation.x509_certificates()
     hashes: dict[str, bytes] = {}
     start = 0  # first stamp of the unbroken run of timely renewals
-    previous: _StampDraft | None = None
+    previous: StampResult | None = None
     previous_stamp: Stamp | None = None
     previous_signer: x509.Certificate | None = None
     index = 0
     for k, chain in enumerate(rec.chains):
         for i, stamp in enumerate(chain):
             kind = "initial" if index == 0 else ("timestamp-renewal" if i else "hash-tree-renewal")
-            sr = _StampDraft(k, i, kind, stamp.hash_algorithm)
-            result.stamps.append(sr)
+            sr = StampResult(k, i, kind, stamp.hash_algorithm)
+            stamps.append(sr)
             if i == 0:
                 name = stamp.hash_algorithm
                 if name not in hashes:
@@ -202,10 +173,10 @@ def _verify(
                 return _broken(result, "HASH_MISMATCH", f"chain {k} mixes hash algorithms")
             else:
                 leaf = hashtree.digest(stamp.hash_algorithm, chain[i - 1].token)
-            info = _check_stamp(stamp, leaf, kept, result, kind, k, i)
+            result, info = _check_stamp(stamp, leaf, kept, result, kind, k, i)
             if info is None:
                 return result
-            sr.time, sr.tsa = info.gen_time, _tsa_name(info)
+            stamps[-1] = sr = replace(sr, time=info.gen_time, tsa=_tsa_name(info))
             if previous is not None and previous_stamp is not None and previous.time is not None:
                 if info.gen_time < previous.time:
                     return _broken(result, "TIME_ORDER", f"timestamp {index} predates {index - 1}")
@@ -222,42 +193,43 @@ def _verify(
                         + (f" until {secure_until.isoformat()}" if secure_until else "")
                         + ", while their algorithms stay secure"
                     )
-                    result.findings.append(
-                        (
-                            "RENEWAL_LATE",
-                            f"timestamp {index} ({info.gen_time.isoformat()}) came after "
-                            f"timestamp {index - 1} lost its value "
-                            f"({previous.valid_until.isoformat()}): {consequence}",
-                        )
+                    result = _noted(
+                        result,
+                        "RENEWAL_LATE",
+                        f"timestamp {index} ({info.gen_time.isoformat()}) came after "
+                        f"timestamp {index - 1} lost its value "
+                        f"({previous.valid_until.isoformat()}): {consequence}",
                     )
                     if ended:
                         start = index
+            trust = None
             if policy is None:
-                _unprovable(result, "TSA_NOT_CHECKED", "no TSA trust store given")
+                result = _unprovable(result, "TSA_NOT_CHECKED", "no TSA trust store given")
             elif info.signer is not None:
-                sr.trust = _evaluate(policy, info)
-                _judge_trust(result, sr.trust, index)
+                trust = _evaluate(policy, info)
+                result = _judge_trust(result, trust, index)
             chain_certs: list[x509.Certificate | None] = (
-                list(sr.trust.chain) if sr.trust and sr.trust.chain else [info.signer]
+                list(trust.chain) if trust and trust.chain else [info.signer]
             )
-            sr.valid_until = _valid_until(stamp, info, chain_certs, lifetimes)
+            valid_until = _valid_until(stamp, info, chain_certs, lifetimes)
+            stamps[-1] = sr = replace(sr, trust=trust, valid_until=valid_until)
             previous, previous_stamp, previous_signer = sr, stamp, chain_certs[0]
             index += 1
     if result.status is EvidenceStatus.BROKEN:
         return result
-    overdue = overdue_reason(rec.last, _signer(result.stamps[-1], rec), lifetimes, moment)
+    overdue = overdue_reason(rec.last, _signer(stamps[-1], rec), lifetimes, moment)
     if overdue is not None:
-        _unprovable(result, "RENEWAL_OVERDUE", overdue)
+        result = _unprovable(result, "RENEWAL_OVERDUE", overdue)
     if result.status is EvidenceStatus.PROVEN:
-        result.proven_time = result.stamps[start].time
-        due = _due(result.stamps[-1], rec.last, lifetimes, moment)
+        result = replace(result, proven_time=stamps[start].time)
+        due = _due(stamps[-1], rec.last, lifetimes, moment)
         if due is not None:
-            result.findings.append(("RENEWAL_DUE", due))
+            result = _noted(result, "RENEWAL_DUE", due)
     return result
 
 
 def _due(
-    sr: _StampDraft, stamp: Stamp, lifetimes: AlgorithmLifetimes, at: dt.datetime
+    sr: StampResult, stamp: Stamp, lifetimes: AlgorithmLifetimes, at: dt.datetime
 ) -> str | None:
     """RENEWAL_DUE's message when the (trusted, not overdue) last stamp lost its value by a
     certificate expiry before ``at``, else None."""
@@ -290,7 +262,7 @@ def renewal_due(
     )
 
 
-def _signer(sr: _StampDraft, rec: Record) -> x509.Certificate | None:
+def _signer(sr: StampResult, rec: Record) -> x509.Certificate | None:
     if sr.trust is not None and sr.trust.chain:
         return sr.trust.chain[0]
     check = check_token(rec.last.token, b"", extra_certs=rec.validation.x509_certificates())
@@ -301,11 +273,12 @@ def _check_stamp(
     stamp: Stamp,
     leaf: bytes,
     kept: list[x509.Certificate],
-    result: _EvidenceDraft,
+    result: EvidenceResult,
     kind: str,
     k: int,
     i: int,
-) -> TokenInfo | None:
+) -> tuple[EvidenceResult, TokenInfo | None]:
+    """``result`` with the stamp's findings, and its token's details (None: it stops)."""
     where = f"chain {k}, timestamp {i}"
     not_covered = "DATA_NOT_COVERED" if kind == "initial" else "RENEWAL_NOT_COVERED"
     if stamp.reduced is None:
@@ -313,37 +286,29 @@ def _check_stamp(
     else:
         if leaf not in stamp.reduced[0]:
             what = "the data's hash" if kind == "initial" else "the renewed hash"
-            _broken(result, not_covered, f"{where}: {what} is not in the reduced hash tree")
-            return None
+            missing = f"{where}: {what} is not in the reduced hash tree"
+            return _broken(result, not_covered, missing), None
         try:
             root = hashtree.root_of(stamp.hash_algorithm, stamp.reduced)
         except hashtree.HashTreeError as e:
-            _broken(result, "TREE_MISMATCH", f"{where}: {e}")
-            return None
+            return _broken(result, "TREE_MISMATCH", f"{where}: {e}"), None
     check = check_token(stamp.token, root, extra_certs=kept, prehashed=True)
     info = check.info
     for code, message in check.problems:
         if code == "TIMESTAMP_IMPRINT_MISMATCH":
             if stamp.reduced is None:
-                _broken(result, not_covered, f"{where}: the timestamp does not cover this hash")
+                why = (not_covered, f"{where}: the timestamp does not cover this hash")
             else:
-                _broken(result, "TREE_MISMATCH", f"{where}: the tree root is not the imprint")
-            return None
+                why = ("TREE_MISMATCH", f"{where}: the tree root is not the imprint")
+            return _broken(result, *why), None
         if code == "TIMESTAMP_TSA_CERT_MISSING":
-            _unprovable(result, "TSA_CERT_MISSING", f"{where}: {message}")
+            result = _unprovable(result, "TSA_CERT_MISSING", f"{where}: {message}")
             continue
-        _broken(result, "TOKEN_INVALID", f"{where}: {message}")
-        return None
-    if info is None:
-        return None
-    if info.hash_algorithm != stamp.hash_algorithm:
-        _broken(
-            result,
-            "HASH_MISMATCH",
-            f"{where}: the imprint is {info.hash_algorithm}, the chain {stamp.hash_algorithm}",
-        )
-        return None
-    return info
+        return _broken(result, "TOKEN_INVALID", f"{where}: {message}"), None
+    if info is not None and info.hash_algorithm != stamp.hash_algorithm:
+        mixed = f"{where}: the imprint is {info.hash_algorithm}, the chain {stamp.hash_algorithm}"
+        return _broken(result, "HASH_MISMATCH", mixed), None
+    return result, info
 
 
 def _evaluate(policy: TrustPolicy, info: TokenInfo) -> TrustResult:
@@ -353,15 +318,14 @@ def _evaluate(policy: TrustPolicy, info: TokenInfo) -> TrustResult:
     return evaluate_chain(info.signer, policy, at=info.gen_time, extra_certs=info.certificates)
 
 
-def _judge_trust(result: _EvidenceDraft, trust: TrustResult, index: int) -> None:
+def _judge_trust(result: EvidenceResult, trust: TrustResult, index: int) -> EvidenceResult:
     if trust.indication is TrustIndication.VALID:
-        return
+        return result
     first = next((f for f in trust.findings if not f.note), None)
     why = f"{first.code}: {first.message}" if first else trust.indication.value
     if first is not None and first.code == "CERT_REVOKED":
-        _broken(result, "TSA_REVOKED", f"timestamp {index}: {why}")
-    else:
-        _unprovable(result, "TSA_UNTRUSTED", f"timestamp {index}: {why}")
+        return _broken(result, "TSA_REVOKED", f"timestamp {index}: {why}")
+    return _unprovable(result, "TSA_UNTRUSTED", f"timestamp {index}: {why}")
 
 
 _LATE = "a renewal now proves existence only from the renewal on"
@@ -411,14 +375,19 @@ def _tsa_name(info: TokenInfo) -> str | None:
     return info.signer.subject.rfc4514_string() if info.signer else info.tsa_name
 
 
-def _broken(result: _EvidenceDraft, code: str, message: str) -> _EvidenceDraft:
-    result.status = EvidenceStatus.BROKEN
-    result.proven_time = None
-    result.findings.append((code, message))
-    return result
+# The verdict is built as the frozen result itself, by copying: its fields are listed once.
 
 
-def _unprovable(result: _EvidenceDraft, code: str, message: str) -> None:
+def _noted(result: EvidenceResult, code: str, message: str) -> EvidenceResult:
+    return replace(result, findings=(*result.findings, (code, message)))
+
+
+def _broken(result: EvidenceResult, code: str, message: str) -> EvidenceResult:
+    return replace(_noted(result, code, message), status=EvidenceStatus.BROKEN, proven_time=None)
+
+
+def _unprovable(result: EvidenceResult, code: str, message: str) -> EvidenceResult:
+    noted = _noted(result, code, message)
     if result.status is EvidenceStatus.PROVEN:
-        result.status = EvidenceStatus.NOT_PROVABLE
-    result.findings.append((code, message))
+        return replace(noted, status=EvidenceStatus.NOT_PROVABLE)
+    return noted

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from asn1crypto import algos, cms, core, tsp  # tsp registers TSTInfo/ESS attributes in cms
@@ -267,17 +267,6 @@ class TokenCheck:
         return self.info is not None and not self.problems
 
 
-@dataclass
-class _TokenDraft:
-    """A :class:`TokenCheck` being filled in by :func:`check_token`."""
-
-    info: TokenInfo | None = None
-    problems: list[tuple[str, str]] = field(default_factory=list)
-
-    def freeze(self) -> TokenCheck:
-        return TokenCheck(self.info, tuple(self.problems))
-
-
 def _certs(signed: cms.SignedData) -> list[x509.Certificate]:
     out: list[x509.Certificate] = []
     for choice in signed["certificates"] or []:
@@ -355,7 +344,7 @@ def check_token(
     signer certificate); the signature; the TSA EKU (critical, only timeStamping); the time
     against the TSA certificate's validity.
     """
-    out = _TokenDraft()
+    problems: list[tuple[str, str]] = []  # accumulated; TokenCheck is built on return
     try:
         info = cms.ContentInfo.load(strip_der_pad(token), strict=True)
         if info["content_type"].native != "signed_data":
@@ -386,45 +375,45 @@ def check_token(
             certificates=tuple(certs),
         )
     except Exception as e:  # see below: any parse failure means "not a token"
-        out.problems.append(("TIMESTAMP_MALFORMED", f"not an RFC 3161 token: {first_line(e)}"))
-        return out.freeze()
+        problems.append(("TIMESTAMP_MALFORMED", f"not an RFC 3161 token: {first_line(e)}"))
+        return TokenCheck(None, tuple(problems))
 
     try:
         expected = data if prehashed else _digest(parsed.hash_algorithm, data)
     except TimestampError as e:
-        out.problems.append(("TIMESTAMP_MALFORMED", str(e)))
+        problems.append(("TIMESTAMP_MALFORMED", str(e)))
         expected = b""
     if expected and expected != parsed.digest:
-        out.problems.append(
+        problems.append(
             (
                 "TIMESTAMP_IMPRINT_MISMATCH",
                 f"the {parsed.hash_algorithm} imprint is not the hash of this signature's value",
             )
         )
 
-    out.info = parsed
+    checked = parsed
     try:
         sid = signer_info["sid"]
         signer = next((c for c in (*certs, *extra_certs) if _matches_sid(c, sid)), None)
         if signer is None:
-            out.problems.append(
+            problems.append(
                 (
                     "TIMESTAMP_TSA_CERT_MISSING",
                     "the TSA certificate is not in the token (certReq was false?) "
                     "and was not supplied",
                 )
             )
-            return out.freeze()
-        out.info = dataclasses.replace(
+            return TokenCheck(checked, tuple(problems))
+        checked = dataclasses.replace(
             parsed, signer=signer, signature_hashes=_signature_hashes(signer_info)
         )
-        out.problems.extend(_check_signer_info(signer_info, econtent, signer))
-        out.problems.extend(_check_tsa_cert(signer, parsed.gen_time))
+        problems.extend(_check_signer_info(signer_info, econtent, signer))
+        problems.extend(_check_tsa_cert(signer, parsed.gen_time))
     except Exception as e:
         # asn1crypto and cryptography parse lazily, and a corrupt certificate or attribute
         # surfaces as any of a dozen exception types: all mean "malformed", none may escape.
-        out.problems.append(("TIMESTAMP_MALFORMED", f"undecodable token part: {first_line(e)}"))
-    return out.freeze()
+        problems.append(("TIMESTAMP_MALFORMED", f"undecodable token part: {first_line(e)}"))
+    return TokenCheck(checked, tuple(problems))
 
 
 def _check_signer_info(

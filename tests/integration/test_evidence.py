@@ -186,6 +186,8 @@ def test_tamper_file_tree_token_and_untrusted(
     (tmp_path / "tree.ers").write_bytes(bad_tree)
     r = verify_file_evidence(data, tmp_path / "tree.ers", tsa_trust=trust)
     assert r.status is EvidenceStatus.BROKEN and r.findings[0][0] == "TREE_MISMATCH"
+    # the result shows where it stopped: the stamp as far as it was checked (no time)
+    assert [(s.kind, s.time, s.trust) for s in r.stamps] == [("initial", None, None)]
     # the token's signature changes
     token = ats["timeStamp"].dump()
     signature = bytes(ats["timeStamp"]["content"]["signer_infos"][0]["signature"].native)

@@ -3,10 +3,12 @@ plugin) cannot change a verdict after the verifier made it, and sequences are tu
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -314,3 +316,85 @@ def test_a_running_tally_stays_an_accumulator(verified: FileResult) -> None:
     tally.add(outcome_of(verified, None))
     tally.add(outcome_of(verified, None))
     assert tally.files[verified.indication.value] == 2 and tally.signatures == 2
+
+
+# --- no mutable drafts repeating a frozen type's fields --------------------------------------
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _dataclasses_in(source: str, where: str) -> Iterator[tuple[str, bool, frozenset[str]]]:
+    """(where:name, frozen, field names) of each dataclass a module defines, read statically."""
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for deco in node.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            name = ast.unparse(call.func if call else deco)
+            if name not in ("dataclass", "dataclasses.dataclass"):
+                continue
+            frozen = any(
+                k.arg == "frozen" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in (call.keywords if call else [])
+            )
+            names = frozenset(
+                s.target.id
+                for s in node.body
+                if isinstance(s, ast.AnnAssign)
+                and isinstance(s.target, ast.Name)
+                and "ClassVar" not in ast.unparse(s.annotation)
+            )
+            yield f"{where}:{node.name}", frozen, names
+
+
+def _drafts(modules: dict[str, str]) -> list[tuple[str, str]]:
+    """(mutable class, frozen class) pairs where the mutable one repeats every field of the
+    frozen one: a draft filled in and then frozen, the field list kept twice."""
+    found = [c for where, source in modules.items() for c in _dataclasses_in(source, where)]
+    frozen = [(name, names) for name, is_frozen, names in found if is_frozen and len(names) > 1]
+    return [
+        (name, other)
+        for name, is_frozen, names in found
+        if not is_frozen
+        for other, other_names in frozen
+        if other_names <= names
+    ]
+
+
+def test_no_mutable_draft_repeats_a_frozen_types_fields() -> None:
+    """Results are built as the frozen type itself (``dataclasses.replace``), or from the
+    values a loop genuinely accumulates, never through a mutable copy of its field list."""
+    old_style = """
+@dataclass(frozen=True, slots=True)
+class RenewSummary:
+    renewed: tuple[str, ...]
+    failed: Mapping[str, str]
+    kind: ClassVar[str] = "renew"
+
+@dataclass
+class _RenewDraft:
+    renewed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+"""
+    assert _drafts({"old.py": old_style}) == [("old.py:_RenewDraft", "old.py:RenewSummary")]
+    modules = {
+        str(path.relative_to(_ROOT)): path.read_text(encoding="utf-8")
+        for package in ("dsig", "pki", "tokens")
+        for path in sorted((_ROOT / package).rglob("*.py"))
+    }
+    assert len(modules) > 100
+    assert _drafts(modules) == []
+    assert not [n for w, s in modules.items() for n, _, _ in _dataclasses_in(s, w) if
+                n.endswith("Draft")]  # fmt: skip
+
+
+def test_a_renew_summary_holds_read_only_copies_of_its_mappings() -> None:
+    skipped, failed = {"a.ers": "under the minimum age"}, {"b.ers": "TREE_MISMATCH: x"}
+    summary = RenewSummary(("c.ers",), skipped, failed, 1, None)
+    skipped.clear()
+    failed["d.ers"] = "later"
+    assert summary.skipped == {"a.ers": "under the minimum age"}
+    assert summary.failed == {"b.ers": "TREE_MISMATCH: x"}
+    with pytest.raises(TypeError):
+        summary.failed["x"] = "changed"  # type: ignore[index]
+    assert dataclasses.replace(summary, tsa_requests=2).failed == summary.failed
