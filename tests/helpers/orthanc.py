@@ -8,6 +8,7 @@ import json
 import shlex
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -185,3 +186,17 @@ def make_objects(root: Path) -> Objects:
     tampered = net.tamper(signed[4], root / "tampered.dcm")
     unsigned = net.small_object(root / "unsigned.dcm", index=9)
     return Objects(signed[:4], tampered, stranger, unsigned, pki.trust, pki.key, pki.cert)
+
+
+def ask_verifier(sock_path: Path, data: bytes, timeout: float = 120) -> dict[str, Any]:
+    """One request to ``dsig orthanc verifier``'s socket, framed as the plugin frames it."""
+    length = struct.Struct(">I")
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(timeout)
+        conn.connect(str(sock_path))
+        header = json.dumps({"origin": "TEST"}).encode()
+        conn.sendall(length.pack(len(header)) + header + length.pack(len(data)) + data)
+        with conn.makefile("rb") as answer:
+            (size,) = length.unpack(answer.read(4))
+            result: dict[str, Any] = json.loads(answer.read(size))
+            return result

@@ -8,12 +8,9 @@ REST API and DICOMweb STOW-RS upload over HTTP, and the REST API tells what was 
 from __future__ import annotations
 
 import json
-import socket
-import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pydicom
 import pytest
@@ -25,6 +22,7 @@ from tests.helpers import net
 from tests.helpers.orthanc import (
     Objects,
     Orthanc,
+    ask_verifier,
     dsig_command,
     make_objects,
     multipart_related,
@@ -207,19 +205,6 @@ def test_plugin_fails_closed_when_the_verifier_cannot_start(
         assert "did not start (exit 2)" in state["error"]
 
 
-def _ask(sock_path: Path, data: bytes) -> dict[str, Any]:
-    """One request to the verifier service, as the plugin sends it."""
-    length = struct.Struct(">I")
-    with socket.socket(socket.AF_UNIX) as conn:
-        conn.connect(str(sock_path))
-        header = json.dumps({"origin": "TEST"}).encode()
-        conn.sendall(length.pack(len(header)) + header + length.pack(len(data)) + data)
-        with conn.makefile("rb") as answer:
-            (size,) = length.unpack(answer.read(4))
-            result: dict[str, Any] = json.loads(answer.read(size))
-            return result
-
-
 def test_verifier_service_from_python(tmp_path: Path, objects: Objects) -> None:
     trust = objects.trust
     config = ServiceConfig(
@@ -233,10 +218,10 @@ def test_verifier_service_from_python(tmp_path: Path, objects: Objects) -> None:
     service = VerifierService(config)
     service.start()
     try:
-        valid = _ask(config.socket, objects.signed[0].read_bytes())
-        tampered = _ask(config.socket, objects.tampered.read_bytes())
-        stranger = _ask(config.socket, objects.stranger.read_bytes())
-        unsigned = _ask(config.socket, objects.unsigned.read_bytes())
+        valid = ask_verifier(config.socket, objects.signed[0].read_bytes())
+        tampered = ask_verifier(config.socket, objects.tampered.read_bytes())
+        stranger = ask_verifier(config.socket, objects.stranger.read_bytes())
+        unsigned = ask_verifier(config.socket, objects.unsigned.read_bytes())
     finally:
         service.stop()
     assert valid["passed"] and valid["indication"] == "VALID" and valid["status"] == 0

@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,8 +22,9 @@ import pydicom
 import pytest
 
 from dsig.net.layout import safe_component
-from dsig.orthanc.service import orthanc_instance_id
+from dsig.orthanc.service import ServiceConfig, VerifierService, orthanc_instance_id
 from tests.helpers import net
+from tests.helpers.orthanc import ask_verifier
 from tests.helpers.rawdicom import IMPLICIT_LE, basic_dataset, meta, part10, vr_switch_polyglot
 
 SIGNED_UID, HIDDEN_UID = "1.2.826.0.1.3680043.9.7433.13.1", "1.2.826.0.1.3680043.9.7433.13.2"
@@ -111,18 +110,14 @@ def test_serve_files_the_polyglot_under_the_verified_uid(poly: Poly, tmp_path: P
     _quiet(server.log())
 
 
-def _ask(sock_path: Path, data: bytes) -> dict[str, Any]:
-    """One request to the verifier service, as the Orthanc plugin sends it."""
-    length = struct.Struct(">I")
-    with socket.socket(socket.AF_UNIX) as conn:
-        conn.settimeout(120)
-        conn.connect(str(sock_path))
-        header = json.dumps({"origin": "TEST"}).encode()
-        conn.sendall(length.pack(len(header)) + header + length.pack(len(data)) + data)
-        with conn.makefile("rb") as answer:
-            (size,) = length.unpack(answer.read(4))
-            result: dict[str, Any] = json.loads(answer.read(size))
-            return result
+def _served(config: ServiceConfig, *requests: bytes) -> list[dict[str, Any]]:
+    """The answers of an in-process verifier service started for these requests."""
+    service = VerifierService(config)
+    service.start()
+    try:
+        return [ask_verifier(config.socket, data) for data in requests]
+    finally:
+        service.stop()
 
 
 def test_orthanc_verifier_identifies_the_verified_data_set(poly: Poly, tmp_path: Path) -> None:
@@ -140,9 +135,9 @@ def test_orthanc_verifier_identifies_the_verified_data_set(poly: Poly, tmp_path:
             assert proc.poll() is None, log_path.read_text()
             time.sleep(0.05)
         assert "ready" in log_path.read_text(), log_path.read_text()
-        same = _ask(sock, poly.file(tmp_path, SIGNED_UID).read_bytes())
-        other = _ask(sock, poly.file(tmp_path, HIDDEN_UID).read_bytes())
-        plain = _ask(sock, poly.signed.read_bytes())
+        same = ask_verifier(sock, poly.file(tmp_path, SIGNED_UID).read_bytes())
+        other = ask_verifier(sock, poly.file(tmp_path, HIDDEN_UID).read_bytes())
+        plain = ask_verifier(sock, poly.signed.read_bytes())
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -167,18 +162,12 @@ def test_orthanc_verifier_identifies_the_verified_data_set(poly: Poly, tmp_path:
 def test_orthanc_verifier_gives_no_identity_to_an_unreadable_object(tmp_path: Path) -> None:
     """Not read: refused, with no UID or Orthanc ID taken from another parse."""
     from dsig.cli.verify import verify_options_from_args
-    from dsig.orthanc.service import ServiceConfig, VerifierService
 
     config = ServiceConfig(socket=tmp_path / "v.sock", verify=verify_options_from_args([]),
                            workers=1, quarantine=tmp_path / "q")  # fmt: skip
     # explicit VR meta over an implicit VR data set: MALFORMED for dsig, read by pydicom
     liar = part10(meta("1.2.840.10008.1.2.1", SIGNED_UID), basic_dataset(SIGNED_UID, implicit=True))
-    service = VerifierService(config)
-    service.start()
-    try:
-        answer = _ask(config.socket, liar)
-    finally:
-        service.stop()
+    (answer,) = _served(config, liar)
     assert not answer["passed"] and answer["indication"] == "ERROR", answer
     assert answer["status"] == 0xC213, answer
     assert (answer["sop_instance_uid"], answer["orthanc_id"]) == ("", None), answer
@@ -188,19 +177,13 @@ def test_orthanc_verifier_gives_no_identity_to_an_unreadable_object(tmp_path: Pa
 def test_orthanc_verifier_quarantines_a_path_like_uid_inside_its_folder(tmp_path: Path) -> None:
     """The data set's SOP Instance UID names the quarantined file only when it is a UID."""
     from dsig.cli.verify import verify_options_from_args
-    from dsig.orthanc.service import ServiceConfig, VerifierService
 
     quarantine = tmp_path / "deep" / "q"
     config = ServiceConfig(socket=tmp_path / "v.sock", workers=1, quarantine=quarantine,
                            verify=verify_options_from_args(["--require", "signature"]))  # fmt: skip
     evil = "../../escaped"
     data = part10(meta("1.2.840.10008.1.2.1", evil), basic_dataset(evil))
-    service = VerifierService(config)
-    service.start()
-    try:
-        answer = _ask(config.socket, data)
-    finally:
-        service.stop()
+    (answer,) = _served(config, data)
     assert not answer["passed"] and answer["sop_instance_uid"] == evil, answer
     assert [p for p in tmp_path.rglob("*escaped*")] == []
     assert [p.name.split(".")[0] for p in quarantine.glob("*.dcm")] == ["unnamed"]
@@ -210,18 +193,12 @@ def test_orthanc_verifier_refuses_an_object_without_sop_instance_uid(tmp_path: P
     """An empty SOP Instance UID in both the data set and the File Meta "agree", but such an
     object cannot be identified: REQUEST_UID_MISMATCH, even where an unsigned one passes."""
     from dsig.cli.verify import verify_options_from_args
-    from dsig.orthanc.service import ServiceConfig, VerifierService
 
     config = ServiceConfig(socket=tmp_path / "v.sock", workers=1,
                            verify=verify_options_from_args([]))  # fmt: skip
     nameless = part10(meta("1.2.840.10008.1.2.1", ""), basic_dataset(""))
     named = part10(meta("1.2.840.10008.1.2.1", SIGNED_UID), basic_dataset(SIGNED_UID))
-    service = VerifierService(config)
-    service.start()
-    try:
-        refused, passed = _ask(config.socket, nameless), _ask(config.socket, named)
-    finally:
-        service.stop()
+    refused, passed = _served(config, nameless, named)
     assert not refused["passed"] and refused["status"] == 0xA900, refused
     assert "REQUEST_UID_MISMATCH" in refused["findings"] and refused["orthanc_id"] is None
     assert passed["passed"] and passed["indication"] == "UNSIGNED", passed
