@@ -62,6 +62,11 @@ def is_deferred(elem: RawDataElement | DataElement) -> bool:
     return isinstance(elem, RawDataElement) and elem.value is None and elem.length != 0
 
 
+def deferred_values(ds: Dataset) -> list[RawDataElement]:
+    """The elements of ``ds`` (this level only) whose values are still in the file."""
+    return [e for e in ds._dict.values() if isinstance(e, RawDataElement) and is_deferred(e)]
+
+
 def source_path(levels: Sequence[Dataset]) -> str:
     """The file a deferred value lives in: ``filename`` of the root (the last level given)."""
     for ds in reversed(levels):

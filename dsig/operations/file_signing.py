@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dsig.encoding.read_options import DEFAULT_READ, ReadOptions
 from dsig.encoding.reader import read_dicom
 from dsig.encoding.tags import ROOT, ItemPath, tag_str
-from dsig.encoding.values import UNDEFINED, is_deferred
+from dsig.encoding.values import UNDEFINED, deferred_values
 from dsig.encoding.writer import (
     Encoding,
     LaterCopies,
@@ -219,7 +218,7 @@ def _streamable(
     added to the item afterwards, no dump file, not deflated); else None."""
     if options.timestamp is not None or options.dump is not None or encoding.deflated:
         return None
-    left = [e for e in ds._dict.values() if isinstance(e, RawDataElement) and is_deferred(e)]
+    left = deferred_values(ds)
     # encapsulated: as long as its items say (not known before they are walked)
     encapsulated = any(e.length == UNDEFINED for e in left)
     deferred = sum(e.length for e in left if e.length != UNDEFINED)
